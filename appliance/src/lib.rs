@@ -1,0 +1,1 @@
+//! Ferrocount's instrument.

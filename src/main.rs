@@ -1,0 +1,27 @@
+//! `ferrocount`: the appliance's command line.
+//!
+//! Wiring only: argument parsing lives here, and each subcommand's work lives in its own module
+//! (`src/<command>.rs`) that calls into `nmr-core`, `appliance` and `web-ui`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferrocount",
+    version,
+    about = "Point-of-care micro-NMR counter of circulating tumour cells"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {}
+}
