@@ -1,0 +1,112 @@
+//! Opening the database: connection options, the pool, migrations, transactions, backups.
+//!
+//! The options are chosen for an instrument that may lose power at any moment: WAL journal,
+//! `synchronous=FULL` (a commit is on disk before it returns), foreign keys enforced, a busy
+//! timeout so that the web face and the acquisition engine wait for each other instead of failing,
+//! and a small pool (SQLite has one writer however many connections there are).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use super::error::{SqlxResultExt, StoreError};
+
+/// The database file's name inside the data directory.
+pub const DATABASE_FILE: &str = "ferrocount.db";
+
+/// How long a connection waits for another writer before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections in the pool: enough for the web face and the engine, few enough for one writer.
+pub const MAX_CONNECTIONS: u32 = 4;
+
+/// The connection options every appliance connection uses.
+pub fn connect_options(database_file: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(database_file)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT)
+}
+
+/// Opens (creating if needed) the database file and applies pending migrations.
+pub async fn open_file(database_file: &Path) -> Result<SqlitePool, StoreError> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .connect_with(connect_options(database_file))
+        .await
+        .map_err(|source| StoreError::Open {
+            path: database_file.to_path_buf(),
+            source,
+        })?;
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// The database file inside a data directory, creating the directory if needed.
+pub fn database_file_in(data_dir: &Path) -> Result<PathBuf, StoreError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    Ok(data_dir.join(DATABASE_FILE))
+}
+
+/// Applies the migrations in the repository's `migrations/` folder (embedded at build time).
+pub async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    sqlx::migrate!("../migrations").run(pool).await?;
+    Ok(())
+}
+
+/// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`).
+///
+/// A deferred transaction that reads and then writes can fail with `SQLITE_BUSY_SNAPSHOT` when
+/// another connection wrote in between, which the busy timeout does not retry; taking the lock up
+/// front makes writers queue instead, and it keeps the audit chain's read-last-then-append atomic.
+pub(crate) async fn begin_write(
+    pool: &SqlitePool,
+) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    pool.begin_with("BEGIN IMMEDIATE")
+        .await
+        .context("starting a write transaction")
+}
+
+/// Writes a consistent copy of the database to `target` with `VACUUM INTO`, which reads one
+/// snapshot, so writers may go on meanwhile. Refuses to overwrite an existing file.
+pub async fn backup_into(pool: &SqlitePool, target: &Path) -> Result<(), StoreError> {
+    if target.exists() {
+        return Err(StoreError::Backup {
+            path: target.to_path_buf(),
+            reason: "the file exists already".into(),
+        });
+    }
+    let Some(target_text) = target.to_str() else {
+        return Err(StoreError::Backup {
+            path: target.to_path_buf(),
+            reason: "the path is not valid UTF-8".into(),
+        });
+    };
+    sqlx::query("VACUUM INTO ?")
+        .bind(target_text)
+        .execute(pool)
+        .await
+        .map_err(|source| StoreError::Backup {
+            path: target.to_path_buf(),
+            reason: source.to_string(),
+        })?;
+    Ok(())
+}
+
+/// Runs `PRAGMA integrity_check`; an intact database answers exactly `["ok"]`.
+pub async fn integrity_check(pool: &SqlitePool) -> Result<Vec<String>, StoreError> {
+    sqlx::query_scalar::<_, String>("PRAGMA integrity_check")
+        .fetch_all(pool)
+        .await
+        .context("checking database integrity")
+}
