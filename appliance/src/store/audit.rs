@@ -410,3 +410,223 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+    use sqlx::SqlitePool;
+
+    use super::*;
+
+    fn event(n: u32) -> AuditEntry {
+        AuditEntry::new("test.event", "thing")
+            .id(n)
+            .reason(format!("reason {n}"))
+            .detail(serde_json::json!({ "n": n }))
+    }
+
+    async fn store_with_events(pool: SqlitePool, n: u32) -> Store {
+        let store = Store::from_pool(pool);
+        let actor = Actor::User {
+            id: UserId(7),
+            username: "alice".into(),
+        };
+        for i in 1..=n {
+            store.record_event(&actor, event(i)).await.unwrap();
+        }
+        store
+    }
+
+    /// The documented encoding, written again here from the module docs, independently of
+    /// `ChainedFields`.
+    fn documented_hash(fields: &[Option<&str>]) -> String {
+        let mut bytes = b"ferrocount-audit-v1".to_vec();
+        for field in fields {
+            match field {
+                None => bytes.push(0),
+                Some(text) => {
+                    bytes.push(1);
+                    bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                    bytes.extend_from_slice(text.as_bytes());
+                }
+            }
+        }
+        Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn rows_are_chained_by_the_documented_hash(pool: SqlitePool) {
+        let store = store_with_events(pool, 3).await;
+        let rows = store
+            .audit_entries(&AuditQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 3);
+        let mut prev = GENESIS_HASH.to_owned();
+        for row in rows.iter().rev() {
+            let at = row.at.to_rfc3339();
+            let id = row.id.to_string();
+            let expected = documented_hash(&[
+                Some(&id),
+                Some(&at),
+                Some("7"),
+                Some("user:7:alice"),
+                Some("test.event"),
+                Some("thing"),
+                row.entity_id.as_deref(),
+                row.reason.as_deref(),
+                Some(&row.detail.value().to_string()),
+                Some(&prev),
+            ]);
+            assert_eq!(row.prev_hash, prev);
+            assert_eq!(row.hash, expected, "row {}", row.id);
+            prev.clone_from(&row.hash);
+        }
+        assert_eq!(
+            store.verify_audit_chain().await.unwrap(),
+            AuditVerification::Intact {
+                rows: 3,
+                head_hash: Some(prev)
+            }
+        );
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn an_empty_trail_is_intact(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        assert_eq!(
+            store.verify_audit_chain().await.unwrap(),
+            AuditVerification::Intact {
+                rows: 0,
+                head_hash: None
+            }
+        );
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn triggers_refuse_update_and_delete(pool: SqlitePool) {
+        let store = store_with_events(pool.clone(), 2).await;
+        let update = sqlx::query("UPDATE audit_log SET reason = 'nothing happened' WHERE id = 1")
+            .execute(&pool)
+            .await;
+        let delete = sqlx::query("DELETE FROM audit_log WHERE id = 2")
+            .execute(&pool)
+            .await;
+        for outcome in [update, delete] {
+            let message = outcome.unwrap_err().to_string();
+            assert!(message.contains("append-only"), "{message}");
+        }
+        assert!(matches!(
+            store.verify_audit_chain().await.unwrap(),
+            AuditVerification::Intact { rows: 2, .. }
+        ));
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn an_altered_row_is_named(pool: SqlitePool) {
+        let store = store_with_events(pool.clone(), 5).await;
+        sqlx::query("DROP TRIGGER audit_log_no_update")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE audit_log SET reason = 'nothing happened' WHERE id = 3")
+            .execute(&pool)
+            .await
+            .unwrap();
+        match store.verify_audit_chain().await.unwrap() {
+            AuditVerification::Broken(ChainBreak { row, problem }) => {
+                assert_eq!(row, AuditId(3));
+                assert!(problem.contains("altered"), "{problem}");
+            }
+            intact => panic!("tampering went unnoticed: {intact:?}"),
+        }
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_row_rewritten_with_a_fresh_hash_breaks_the_next_link(pool: SqlitePool) {
+        let store = store_with_events(pool.clone(), 4).await;
+        sqlx::query("DROP TRIGGER audit_log_no_update")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // The forger changes row 2 and gives it a self-consistent hash, but row 3 still points
+        // at the old one.
+        let row = store
+            .audit_entries(&AuditQuery {
+                entity_id: Some("2".into()),
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap()
+            .remove(0);
+        let at = row.at.to_rfc3339();
+        let forged_hash = documented_hash(&[
+            Some("2"),
+            Some(&at),
+            Some("7"),
+            Some("user:7:alice"),
+            Some("test.event"),
+            Some("thing"),
+            Some("2"),
+            Some("forged"),
+            Some(&row.detail.value().to_string()),
+            Some(&row.prev_hash),
+        ]);
+        sqlx::query("UPDATE audit_log SET reason = 'forged', hash = ? WHERE id = 2")
+            .bind(&forged_hash)
+            .execute(&pool)
+            .await
+            .unwrap();
+        match store.verify_audit_chain().await.unwrap() {
+            AuditVerification::Broken(ChainBreak { row, problem }) => {
+                assert_eq!(row, AuditId(3));
+                assert!(problem.contains("previous row"), "{problem}");
+            }
+            intact => panic!("forgery went unnoticed: {intact:?}"),
+        }
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_deleted_row_is_noticed_at_the_next(pool: SqlitePool) {
+        let store = store_with_events(pool.clone(), 4).await;
+        sqlx::query("DROP TRIGGER audit_log_no_delete")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM audit_log WHERE id = 2")
+            .execute(&pool)
+            .await
+            .unwrap();
+        match store.verify_audit_chain().await.unwrap() {
+            AuditVerification::Broken(ChainBreak { row, .. }) => assert_eq!(row, AuditId(3)),
+            intact => panic!("deletion went unnoticed: {intact:?}"),
+        }
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn entries_can_be_filtered_and_paged(pool: SqlitePool) {
+        let store = store_with_events(pool, 5).await;
+        let page = store
+            .audit_entries(&AuditQuery {
+                entity: Some("thing".into()),
+                before: Some(AuditId(4)),
+                limit: 2,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        let ids: Vec<_> = page.iter().map(|r| r.id.0).collect();
+        assert_eq!(ids, [3, 2]);
+        let none = store
+            .audit_entries(&AuditQuery {
+                entity: Some("user".into()),
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
+}

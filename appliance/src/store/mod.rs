@@ -36,6 +36,8 @@ pub mod qc;
 pub mod results;
 pub mod runs;
 pub mod samples;
+#[cfg(test)]
+pub(crate) mod test_fixtures;
 mod timestamp;
 pub mod train_codec;
 pub mod users;

@@ -194,6 +194,41 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_fixtures::count;
+    use sqlx::SqlitePool;
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn an_mrn_is_registered_once(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let mrn = Mrn::parse("ab-1001").unwrap();
+        let patient = store.add_patient(&Actor::Appliance, &mrn).await.unwrap();
+        let again = store
+            .add_patient(&Actor::Appliance, &Mrn::parse("AB-1001").unwrap())
+            .await;
+        assert!(
+            matches!(again, Err(StoreError::Duplicate { ref key, .. }) if key == "AB-1001"),
+            "{again:?}"
+        );
+        assert_eq!(count(&pool, "patients").await, 1);
+        assert_eq!(store.patient_by_mrn(&mrn).await.unwrap(), Some(patient.clone()));
+        assert_eq!(store.patient(patient.id).await.unwrap(), patient);
+        let same = store.patient_by_mrn_or_add(&Actor::Appliance, &mrn).await.unwrap();
+        assert_eq!(same.id, patient.id);
+        assert_eq!(
+            store.patients_with_mrn_prefix("ab-", 10).await.unwrap(),
+            vec![patient]
+        );
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn unknown_patients_are_not_found(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let missing = store.patient(PatientId(42)).await;
+        assert!(matches!(missing, Err(StoreError::NotFound { entity: "patient", .. })));
+        let mrn = Mrn::parse("9999").unwrap();
+        assert_eq!(store.patient_by_mrn(&mrn).await.unwrap(), None);
+    }
+
 
     #[test]
     fn mrns_are_trimmed_and_uppercased() {

@@ -452,6 +452,114 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::audit::AuditQuery;
+    use crate::store::test_fixtures::{running_run, sample};
+    use sqlx::SqlitePool;
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_run_moves_only_along_the_state_machine(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let (operator, _, run) = running_run(&store, "R-1").await;
+        let actor = operator.actor();
+        assert_eq!(run.state, RunState::Running);
+        assert!(run.started_at.is_some());
+        assert_eq!(run.finished_at, None);
+        let skip = store
+            .set_run_state(&actor, run.id, RunState::Released, None)
+            .await;
+        assert!(matches!(skip, Err(StoreError::Conflict(_))), "{skip:?}");
+        let waiting = store
+            .set_run_state(&actor, run.id, RunState::AwaitingTube, None)
+            .await
+            .unwrap();
+        assert_eq!(waiting.started_at, run.started_at);
+        let no_cause = store
+            .set_run_state(&actor, run.id, RunState::Failed, Some("  "))
+            .await;
+        assert!(matches!(no_cause, Err(StoreError::Invalid { field: "cause", .. })));
+        let failed = store
+            .set_run_state(&actor, run.id, RunState::Failed, Some("magnet temperature unstable"))
+            .await
+            .unwrap();
+        assert_eq!(failed.failure_cause.as_deref(), Some("magnet temperature unstable"));
+        assert!(failed.finished_at.is_some());
+        let after = store
+            .set_run_state(&actor, run.id, RunState::Running, None)
+            .await;
+        assert!(matches!(after, Err(StoreError::Conflict(_))));
+        let trail = store
+            .audit_entries(&AuditQuery {
+                entity: Some("run".into()),
+                entity_id: Some(run.id.to_string()),
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        let actions: Vec<_> = trail.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["run.state", "run.state", "run.state", "run.create"]);
+        assert_eq!(trail[0].reason.as_deref(), Some("magnet temperature unstable"));
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn unknown_samples_runs_and_operators_are_refused(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let new = |sample_id, operator_id| NewRun {
+            sample_id,
+            operator_id,
+            reagent_lot: None,
+            simulated: true,
+        };
+        let no_sample = store.create_run(&Actor::Appliance, &new(SampleId(3), None)).await;
+        assert!(matches!(no_sample, Err(StoreError::NotFound { entity: "sample", .. })));
+        let s = sample(&store, &Actor::Appliance, "R-2").await;
+        let no_operator = store
+            .create_run(&Actor::Appliance, &new(s.id, Some(UserId(9))))
+            .await;
+        assert!(matches!(no_operator, Err(StoreError::NotFound { entity: "operator", .. })));
+        let no_run = store
+            .set_run_state(&Actor::Appliance, RunId(8), RunState::Running, None)
+            .await;
+        assert!(matches!(no_run, Err(StoreError::NotFound { entity: "run", .. })));
+        let no_calibration = store
+            .set_run_calibration(&Actor::Appliance, RunId(8), CalibrationId(1))
+            .await;
+        assert!(matches!(no_calibration, Err(StoreError::NotFound { .. })));
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn runs_in_flight_are_interrupted_at_start_up(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let (operator, sample, running) = running_run(&store, "R-3").await;
+        let actor = operator.actor();
+        let new = NewRun {
+            sample_id: sample.id,
+            operator_id: Some(operator.id),
+            reagent_lot: None,
+            simulated: true,
+        };
+        let queued = store.create_run(&actor, &new).await.unwrap();
+        let cancelled = store.create_run(&actor, &new).await.unwrap();
+        store
+            .set_run_state(&actor, cancelled.id, RunState::Cancelled, Some("wrong patient"))
+            .await
+            .unwrap();
+        let marked = store
+            .interrupt_runs_in_flight("found in flight at start-up")
+            .await
+            .unwrap();
+        assert_eq!(marked, [running.id, queued.id]);
+        for id in marked {
+            let run = store.run(id).await.unwrap();
+            assert_eq!(run.state, RunState::Interrupted);
+            assert_eq!(run.failure_cause.as_deref(), Some("found in flight at start-up"));
+        }
+        assert_eq!(store.run(cancelled.id).await.unwrap().state, RunState::Cancelled);
+        let left = store.runs_in_states(&RunState::IN_FLIGHT).await.unwrap();
+        assert!(left.is_empty());
+        assert_eq!(store.recent_runs(10).await.unwrap().len(), 3);
+        assert!(store.interrupt_runs_in_flight("again").await.unwrap().is_empty());
+    }
+
 
     #[test]
     fn state_names_round_trip() {

@@ -326,6 +326,68 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::patients::Mrn;
+    use crate::store::test_fixtures::{count, sample};
+    use sqlx::SqlitePool;
+
+    fn tube(kind: &str, label: &str) -> NewTube {
+        NewTube {
+            kind: TubeKind::parse(kind).unwrap(),
+            label: TubeLabel::parse(label).unwrap(),
+        }
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_sample_keeps_its_tubes(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let stored = sample(&store, &Actor::Appliance, "MRN-1").await;
+        assert_eq!(stored.blood_ml, 7.5);
+        assert_eq!(stored.indication.as_deref(), Some("breast"));
+        assert_eq!(stored.drawn_at.to_rfc3339(), "2026-11-20T08:30:00Z");
+        assert_eq!(stored.tubes.len(), 2);
+        assert!(stored.tubes[0].kind.is_control());
+        assert_eq!(stored.tube(&TubeKind::quad()).unwrap().label.as_str(), "MRN-1-Q");
+        assert_eq!(store.sample(stored.id).await.unwrap(), stored);
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn bad_samples_are_refused_whole(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let patient = store
+            .add_patient(&Actor::Appliance, &Mrn::parse("MRN-2").unwrap())
+            .await
+            .unwrap();
+        let new = |patient_id, tubes| NewSample {
+            patient_id,
+            drawn_at: Timestamp::now(),
+            blood: BloodVolume::from_ml(7.5).unwrap(),
+            indication: None,
+            tubes,
+        };
+        let no_control = store
+            .add_sample(&Actor::Appliance, &new(patient.id, vec![tube("quad", "Q1")]))
+            .await;
+        assert!(matches!(no_control, Err(StoreError::Invalid { field: "tubes", .. })));
+        let same_label = store
+            .add_sample(
+                &Actor::Appliance,
+                &new(patient.id, vec![tube("control", "T1"), tube("quad", "T1")]),
+            )
+            .await;
+        assert!(matches!(same_label, Err(StoreError::Duplicate { .. })), "{same_label:?}");
+        let nobody = store
+            .add_sample(
+                &Actor::Appliance,
+                &new(PatientId(77), vec![tube("control", "T1"), tube("quad", "T2")]),
+            )
+            .await;
+        assert!(matches!(nobody, Err(StoreError::NotFound { entity: "patient", .. })));
+        assert_eq!(count(&pool, "samples").await, 0);
+        assert_eq!(count(&pool, "sample_tubes").await, 0);
+        let missing = store.sample(SampleId(5)).await;
+        assert!(matches!(missing, Err(StoreError::NotFound { entity: "sample", .. })));
+    }
+
 
     #[test]
     fn blood_volumes_outside_the_range_are_refused() {

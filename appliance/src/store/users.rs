@@ -785,3 +785,167 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::SqlitePool;
+
+    use super::*;
+    use crate::store::test_fixtures::{PASSWORD, count, user};
+
+    #[test]
+    fn names_roles_and_passwords_are_parsed() {
+        assert_eq!(Username::parse(" Alice ").unwrap().as_str(), "alice");
+        for bad in ["", "1abc", "a b", "é", &"a".repeat(65)] {
+            assert!(Username::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!("lab-admin".parse::<Role>().unwrap(), Role::LabAdmin);
+        assert!("admin".parse::<Role>().is_err());
+        assert!(NewPassword::parse("short").is_err());
+        assert!(NewPassword::parse("           ").is_err());
+        assert!(!format!("{:?}", NewPassword::parse(PASSWORD).unwrap()).contains("horse"));
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn passwords_are_stored_as_argon2id_and_checked(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let alice = user(&store, "alice", Role::Clinician).await;
+        let stored: String = sqlx::query_scalar("SELECT password_hash FROM users")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(stored.starts_with("$argon2id$"), "{stored}");
+        assert!(!stored.contains(PASSWORD));
+        assert_eq!(
+            store.authenticate("ALICE", PASSWORD).await.unwrap(),
+            Some(alice.clone())
+        );
+        assert_eq!(store.authenticate("alice", "wrong password").await.unwrap(), None);
+        assert_eq!(store.authenticate("nobody", PASSWORD).await.unwrap(), None);
+        assert_eq!(store.authenticate("", PASSWORD).await.unwrap(), None);
+        assert_eq!(alice.display_name, "alice (printed)");
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_user_name_is_taken_once(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        user(&store, "alice", Role::Operator).await;
+        let again = store
+            .add_user(
+                &Actor::Appliance,
+                NewUser {
+                    username: Username::parse("Alice").unwrap(),
+                    display_name: String::new(),
+                    role: Role::LabAdmin,
+                    password: NewPassword::parse(PASSWORD).unwrap(),
+                },
+            )
+            .await;
+        assert!(matches!(again, Err(StoreError::Duplicate { entity: "user", .. })), "{again:?}");
+        assert_eq!(count(&pool, "users").await, 1);
+        // The refused attempt left no audit entry either.
+        assert_eq!(count(&pool, "audit_log").await, 1);
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_new_password_replaces_the_old_and_closes_sessions(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let alice = user(&store, "alice", Role::Operator).await;
+        let idle = time::Duration::minutes(15);
+        let (cookie, _) = store.create_session(&alice, idle).await.unwrap();
+        let name = Username::parse("alice").unwrap();
+        store
+            .set_password(&alice.actor(), &name, NewPassword::parse("another long one").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(store.authenticate("alice", PASSWORD).await.unwrap(), None);
+        assert!(store.authenticate("alice", "another long one").await.unwrap().is_some());
+        assert_eq!(store.session_user(&cookie, idle).await.unwrap(), None);
+        let unknown = store
+            .set_password(
+                &alice.actor(),
+                &Username::parse("bob").unwrap(),
+                NewPassword::parse(PASSWORD).unwrap(),
+            )
+            .await;
+        assert!(matches!(unknown, Err(StoreError::NotFound { .. })), "{unknown:?}");
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_disabled_user_loses_every_way_in(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let alice = user(&store, "alice", Role::Operator).await;
+        let idle = time::Duration::minutes(15);
+        let (cookie, _) = store.create_session(&alice, idle).await.unwrap();
+        let (token, _) = store
+            .create_api_token(&alice.actor(), alice.id, "dashboard")
+            .await
+            .unwrap();
+        let name = Username::parse("alice").unwrap();
+        store
+            .disable_user(&Actor::Appliance, &name, "left the lab")
+            .await
+            .unwrap();
+        assert_eq!(store.authenticate("alice", PASSWORD).await.unwrap(), None);
+        assert_eq!(store.session_user(&cookie, idle).await.unwrap(), None);
+        assert_eq!(store.api_token_user(&token).await.unwrap(), None);
+        assert!(store.user(alice.id).await.unwrap().disabled);
+        let reason: Option<String> =
+            sqlx::query_scalar("SELECT reason FROM audit_log WHERE action = 'user.disable'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(reason.as_deref(), Some("left the lab"));
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn sessions_open_slide_and_close(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let alice = user(&store, "alice", Role::Clinician).await;
+        let idle = time::Duration::minutes(15);
+        let (cookie, session) = store.create_session(&alice, idle).await.unwrap();
+        let stored: String = sqlx::query_scalar("SELECT token_hash FROM sessions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_ne!(stored, cookie, "only the hash of the cookie is stored");
+        let (who, seen) = store.session_user(&cookie, idle).await.unwrap().unwrap();
+        assert_eq!(who.id, alice.id);
+        assert!(seen.expires_at >= session.expires_at);
+        assert_eq!(store.session_user("not a cookie", idle).await.unwrap(), None);
+        store.revoke_session(&cookie).await.unwrap();
+        assert_eq!(store.session_user(&cookie, idle).await.unwrap(), None);
+        // An idle session lapses: opened with a timeout already past.
+        let (stale, _) = store
+            .create_session(&alice, time::Duration::seconds(-1))
+            .await
+            .unwrap();
+        assert_eq!(store.session_user(&stale, idle).await.unwrap(), None);
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn api_tokens_are_shown_once_and_stored_hashed(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let admin = user(&store, "root", Role::LabAdmin).await;
+        let (secret, token) = store
+            .create_api_token(&admin.actor(), admin.id, "LIS export")
+            .await
+            .unwrap();
+        assert!(secret.starts_with(API_TOKEN_PREFIX));
+        assert!(secret.starts_with(&token.prefix));
+        let stored: String = sqlx::query_scalar("SELECT token_hash FROM api_tokens")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(!stored.contains(&secret[API_TOKEN_PREFIX.len()..]));
+        assert_eq!(store.api_token_user(&secret).await.unwrap().map(|u| u.id), Some(admin.id));
+        assert!(store.api_tokens(admin.id).await.unwrap()[0].last_used_at.is_some());
+        store.revoke_api_token(&admin.actor(), token.id).await.unwrap();
+        assert_eq!(store.api_token_user(&secret).await.unwrap(), None);
+        let missing = store.revoke_api_token(&admin.actor(), ApiTokenId(99)).await;
+        assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
+        let for_nobody = store.create_api_token(&admin.actor(), UserId(99), "x").await;
+        assert!(matches!(for_nobody, Err(StoreError::NotFound { .. })), "{for_nobody:?}");
+        assert_eq!(store.user_count().await.unwrap(), 1);
+    }
+}
