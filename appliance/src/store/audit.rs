@@ -460,10 +460,7 @@ mod tests {
     #[sqlx::test(migrations = "../migrations")]
     async fn rows_are_chained_by_the_documented_hash(pool: SqlitePool) {
         let store = store_with_events(pool, 3).await;
-        let rows = store
-            .audit_entries(&AuditQuery::default())
-            .await
-            .unwrap();
+        let rows = store.audit_entries(&AuditQuery::default()).await.unwrap();
         assert_eq!(rows.len(), 3);
         let mut prev = GENESIS_HASH.to_owned();
         for row in rows.iter().rev() {

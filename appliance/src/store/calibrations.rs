@@ -337,3 +337,98 @@ impl Store {
         .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_fixtures::count;
+    use sqlx::SqlitePool;
+
+    fn new(lot: &str, slope: f64) -> NewCalibration {
+        NewCalibration {
+            reagent_lot: ReagentLot::parse(lot).unwrap(),
+            te_us: 4000,
+            content: CalibrationContent::toml(&format!("slope_per_s_per_cell = {slope}\n"))
+                .unwrap(),
+            note: Some("dilution series".into()),
+        }
+    }
+
+    #[test]
+    fn content_must_parse() {
+        assert!(CalibrationContent::toml("slope = [").is_err());
+        assert!(CalibrationContent::json("[1, 2]").is_err());
+        assert!(CalibrationContent::json("{\"slope\": 0.1}").is_ok());
+        assert!(ReagentLot::parse("LOT 1").is_err());
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn one_calibration_is_active_per_lot_and_echo_time(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let lot = ReagentLot::parse("LOT-A1").unwrap();
+        assert_eq!(store.active_calibration(&lot, 4000).await.unwrap(), None);
+        let first = store
+            .add_calibration(&Actor::Appliance, &new("LOT-A1", 0.01), true)
+            .await
+            .unwrap();
+        assert!(first.active);
+        assert_eq!(first.content.text, "slope_per_s_per_cell = 0.01\n");
+        let second = store
+            .add_calibration(&Actor::Appliance, &new("LOT-A1", 0.02), false)
+            .await
+            .unwrap();
+        assert!(!second.active);
+        let other_lot = store
+            .add_calibration(&Actor::Appliance, &new("LOT-B2", 0.03), true)
+            .await
+            .unwrap();
+        store
+            .activate_calibration(&Actor::Appliance, second.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .active_calibration(&lot, 4000)
+                .await
+                .unwrap()
+                .map(|c| c.id),
+            Some(second.id)
+        );
+        assert!(!store.calibration(first.id).await.unwrap().active);
+        assert!(store.calibration(other_lot.id).await.unwrap().active);
+        assert_eq!(store.active_calibration(&lot, 2000).await.unwrap(), None);
+        // The index itself refuses a second active row.
+        let twice = sqlx::query("UPDATE calibrations SET active = 1 WHERE id = ?")
+            .bind(first.id.0)
+            .execute(&pool)
+            .await;
+        assert!(twice.is_err());
+        assert_eq!(store.calibrations().await.unwrap().len(), 3);
+        let activations: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'calibration.activate'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(activations, 3);
+        assert_eq!(count(&pool, "calibrations").await, 3);
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn unknown_calibrations_are_not_found(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let missing = store
+            .activate_calibration(&Actor::Appliance, CalibrationId(3))
+            .await;
+        assert!(
+            matches!(missing, Err(StoreError::NotFound { .. })),
+            "{missing:?}"
+        );
+        let mut zero_te = new("LOT-A1", 0.01);
+        zero_te.te_us = 0;
+        let refused = store
+            .add_calibration(&Actor::Appliance, &zero_te, true)
+            .await;
+        assert!(matches!(refused, Err(StoreError::Invalid { .. })));
+    }
+}

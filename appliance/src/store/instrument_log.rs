@@ -191,3 +191,49 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::SqlitePool;
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn entries_are_kept_and_filtered(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let tune = NewLogEntry {
+            freq_hz: Some(21_302_117.0),
+            temp_c: Some(30.1),
+            detail: JsonReport::from_value(serde_json::json!({ "steps": 14 })),
+            ..NewLogEntry::message(LogKind::Tune, "tuned to 21.302117 MHz")
+        };
+        store.log_instrument(&tune).await.unwrap();
+        store
+            .log_instrument(&NewLogEntry::message(
+                LogKind::Error,
+                "board did not answer",
+            ))
+            .await
+            .unwrap();
+        let all = store.instrument_log(None, 10).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].kind, LogKind::Error);
+        let tunes = store.instrument_log(Some(LogKind::Tune), 10).await.unwrap();
+        assert_eq!(tunes.len(), 1);
+        assert_eq!(tunes[0].freq_hz, Some(21_302_117.0));
+        assert_eq!(tunes[0].detail, tune.detail);
+        let orphan = NewLogEntry {
+            run_id: Some(RunId(12)),
+            ..NewLogEntry::message(LogKind::Event, "x")
+        };
+        let orphan = store.log_instrument(&orphan).await;
+        assert!(
+            matches!(orphan, Err(StoreError::NotFound { entity: "run", .. })),
+            "{orphan:?}"
+        );
+        let infinite = NewLogEntry {
+            temp_c: Some(f64::INFINITY),
+            ..NewLogEntry::message(LogKind::Temperature, "x")
+        };
+        assert!(store.log_instrument(&infinite).await.is_err());
+    }
+}

@@ -30,7 +30,7 @@ mod error;
 mod ids;
 pub mod instrument_log;
 mod json_report;
-// pub mod measurements;
+pub mod measurements;
 pub mod patients;
 pub mod qc;
 pub mod results;

@@ -210,9 +210,15 @@ mod tests {
             "{again:?}"
         );
         assert_eq!(count(&pool, "patients").await, 1);
-        assert_eq!(store.patient_by_mrn(&mrn).await.unwrap(), Some(patient.clone()));
+        assert_eq!(
+            store.patient_by_mrn(&mrn).await.unwrap(),
+            Some(patient.clone())
+        );
         assert_eq!(store.patient(patient.id).await.unwrap(), patient);
-        let same = store.patient_by_mrn_or_add(&Actor::Appliance, &mrn).await.unwrap();
+        let same = store
+            .patient_by_mrn_or_add(&Actor::Appliance, &mrn)
+            .await
+            .unwrap();
         assert_eq!(same.id, patient.id);
         assert_eq!(
             store.patients_with_mrn_prefix("ab-", 10).await.unwrap(),
@@ -224,11 +230,16 @@ mod tests {
     async fn unknown_patients_are_not_found(pool: SqlitePool) {
         let store = Store::from_pool(pool);
         let missing = store.patient(PatientId(42)).await;
-        assert!(matches!(missing, Err(StoreError::NotFound { entity: "patient", .. })));
+        assert!(matches!(
+            missing,
+            Err(StoreError::NotFound {
+                entity: "patient",
+                ..
+            })
+        ));
         let mrn = Mrn::parse("9999").unwrap();
         assert_eq!(store.patient_by_mrn(&mrn).await.unwrap(), None);
     }
-
 
     #[test]
     fn mrns_are_trimmed_and_uppercased() {

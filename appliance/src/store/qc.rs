@@ -570,3 +570,133 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::SqlitePool;
+
+    fn date(text: &str) -> time::Date {
+        time::Date::parse(
+            text,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .unwrap()
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn qc_values_are_recorded_against_the_current_target(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let actor = Actor::Appliance;
+        let material = store
+            .add_qc_material(
+                &actor,
+                "T2 phantom 100 ms",
+                QcMaterialKind::Phantom,
+                "t2_ms",
+            )
+            .await
+            .unwrap();
+        let duplicate = store
+            .add_qc_material(
+                &actor,
+                "T2 phantom 100 ms",
+                QcMaterialKind::Phantom,
+                "t2_ms",
+            )
+            .await;
+        assert!(
+            matches!(duplicate, Err(StoreError::Duplicate { .. })),
+            "{duplicate:?}"
+        );
+        let lot = store
+            .add_qc_lot(&actor, material.id, "PH-2026-07", date("2027-07-31"))
+            .await
+            .unwrap();
+        assert_eq!(store.qc_lots(material.id).await.unwrap(), vec![lot.clone()]);
+        let few = store
+            .set_qc_target(
+                &actor,
+                lot.id,
+                100.0,
+                2.0,
+                TargetSource::Established,
+                Some(12),
+            )
+            .await;
+        assert!(matches!(few, Err(StoreError::Invalid { .. })), "{few:?}");
+        let bad_sd = store
+            .set_qc_target(&actor, lot.id, 100.0, 0.0, TargetSource::Manufacturer, None)
+            .await;
+        assert!(matches!(bad_sd, Err(StoreError::Invalid { .. })));
+        store
+            .set_qc_target(&actor, lot.id, 101.0, 2.5, TargetSource::Manufacturer, None)
+            .await
+            .unwrap();
+        let target = store
+            .set_qc_target(
+                &actor,
+                lot.id,
+                100.0,
+                2.0,
+                TargetSource::Established,
+                Some(20),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.current_qc_target(lot.id).await.unwrap(),
+            Some(target.clone())
+        );
+        let new = |value, status, at: &str| NewQcResult {
+            lot_id: lot.id,
+            value,
+            status,
+            violations: JsonReport::empty_list(),
+            measurement_id: None,
+            measured_at: Timestamp::parse(at).unwrap(),
+            comment: None,
+        };
+        store
+            .record_qc_result(&actor, &new(100.5, QcStatus::Pass, "2026-11-20T07:00:00Z"))
+            .await
+            .unwrap();
+        let warning = store
+            .record_qc_result(
+                &actor,
+                &new(104.5, QcStatus::Warning, "2026-11-21T07:00:00Z"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(warning.target_id, Some(target.id));
+        let since = store
+            .qc_results(lot.id, Timestamp::parse("2026-11-21T00:00:00Z").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(since, vec![warning]);
+        let nan = store
+            .record_qc_result(
+                &actor,
+                &new(f64::NAN, QcStatus::Pass, "2026-11-22T07:00:00Z"),
+            )
+            .await;
+        assert!(matches!(nan, Err(StoreError::Invalid { .. })));
+        let mut unknown = new(100.0, QcStatus::Pass, "2026-11-22T07:00:00Z");
+        unknown.lot_id = QcLotId(77);
+        let unknown = store.record_qc_result(&actor, &unknown).await;
+        assert!(matches!(unknown, Err(StoreError::NotFound { .. })));
+        let mut no_measurement = new(100.0, QcStatus::Pass, "2026-11-22T07:00:00Z");
+        no_measurement.measurement_id = Some(MeasurementId(5));
+        let no_measurement = store.record_qc_result(&actor, &no_measurement).await;
+        assert!(
+            matches!(no_measurement, Err(StoreError::NotFound { .. })),
+            "{no_measurement:?}"
+        );
+        let edit = sqlx::query("UPDATE qc_results SET value = 100")
+            .execute(&pool)
+            .await
+            .unwrap_err();
+        assert!(edit.to_string().contains("UPDATE refused"));
+        assert_eq!(store.qc_materials().await.unwrap(), vec![material]);
+    }
+}

@@ -631,6 +631,169 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_fixtures::{count, running_run, user};
+    use crate::store::users::Role;
+    use sqlx::SqlitePool;
+
+    fn summary(per_7_5ml: f64) -> ResultSummary {
+        ResultSummary::new(
+            per_7_5ml,
+            [per_7_5ml * 0.5, per_7_5ml * 2.0 + 1.0],
+            ResultCategory::Quantified,
+            Some(ResultCall::Unfavorable),
+        )
+        .unwrap()
+    }
+
+    fn report(per_7_5ml: f64) -> JsonReport {
+        JsonReport::from_value(serde_json::json!({ "per_7_5ml": per_7_5ml, "cells": 3.1 }))
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_result_is_corrected_by_a_new_version_never_in_place(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let (operator, sample, run) = running_run(&store, "RES-1").await;
+        let actor = operator.actor();
+        let first = store
+            .record_result(&actor, run.id, &summary(6.0), &report(6.0))
+            .await
+            .unwrap();
+        assert_eq!(first.version, 1);
+        assert_eq!(first.reason, None);
+        assert_eq!(
+            store.run(run.id).await.unwrap().state,
+            RunState::AwaitingRelease
+        );
+        let twice = store
+            .record_result(&actor, run.id, &summary(6.0), &report(6.0))
+            .await;
+        assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
+
+        let reason = CorrectionReason::parse("blood volume was 5.0 mL, not 7.5 mL").unwrap();
+        let second = store
+            .correct_result(&actor, run.id, &summary(9.0), &report(9.0), &reason)
+            .await
+            .unwrap();
+        assert_eq!(second.version, 2);
+        assert_eq!(second.reason.as_deref(), Some(reason.as_str()));
+        let versions = store.result_versions(run.id).await.unwrap();
+        assert_eq!(versions.len(), 2);
+        assert_eq!(versions[0], first, "version 1 is untouched");
+        assert_eq!(store.current_result(run.id).await.unwrap(), Some(second));
+
+        // The database itself refuses an in-place change and a reasonless version.
+        let update = sqlx::query("UPDATE results SET per_7_5ml = 1.0")
+            .execute(&pool)
+            .await
+            .unwrap_err();
+        assert!(update.to_string().contains("UPDATE refused"), "{update}");
+        let reasonless = sqlx::query(
+            "INSERT INTO results (run_id, version, per_7_5ml, per_7_5ml_ci95_low,
+                                  per_7_5ml_ci95_high, category, report_json, created_at)
+             VALUES (?, 3, 1, 0, 2, 'quantified', '{}', '2026-11-24T00:00:00Z')",
+        )
+        .bind(run.id.0)
+        .execute(&pool)
+        .await
+        .unwrap_err();
+        assert!(reasonless.to_string().contains("CHECK"), "{reasonless}");
+        assert_eq!(count(&pool, "results").await, 2);
+
+        let trend = store.patient_trend(sample.patient_id).await.unwrap();
+        assert_eq!(trend.len(), 1);
+        assert_eq!(trend[0].per_7_5ml, 9.0);
+        assert_eq!(trend[0].version, 2);
+        assert!(!trend[0].released);
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn corrections_need_a_result(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let (operator, _, run) = running_run(&store, "RES-2").await;
+        let reason = CorrectionReason::parse("typo").unwrap();
+        let none = store
+            .correct_result(
+                &operator.actor(),
+                run.id,
+                &summary(1.0),
+                &report(1.0),
+                &reason,
+            )
+            .await;
+        assert!(matches!(none, Err(StoreError::Conflict(_))), "{none:?}");
+        let no_run = store
+            .correct_result(
+                &operator.actor(),
+                RunId(404),
+                &summary(1.0),
+                &report(1.0),
+                &reason,
+            )
+            .await;
+        assert!(matches!(
+            no_run,
+            Err(StoreError::NotFound { entity: "run", .. })
+        ));
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn release_is_a_signature_by_an_entitled_user(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let (operator, sample, run) = running_run(&store, "RES-3").await;
+        let clinician = user(&store, "dr-who", Role::Clinician).await;
+        let early = store
+            .sign_result(&clinician, run.id, SignatureMeaning::Release)
+            .await;
+        assert!(matches!(early, Err(StoreError::Conflict(_))), "{early:?}");
+        store
+            .record_result(&operator.actor(), run.id, &summary(4.0), &report(4.0))
+            .await
+            .unwrap();
+        let by_operator = store
+            .sign_result(&operator, run.id, SignatureMeaning::Release)
+            .await;
+        assert!(
+            matches!(by_operator, Err(StoreError::NotPermitted(_))),
+            "{by_operator:?}"
+        );
+        let review = store
+            .sign_result(&operator, run.id, SignatureMeaning::Review)
+            .await
+            .unwrap();
+        assert_eq!(review.meaning, SignatureMeaning::Review);
+        let signature = store
+            .sign_result(&clinician, run.id, SignatureMeaning::Release)
+            .await
+            .unwrap();
+        assert_eq!(signature.printed_name, "dr-who (printed)");
+        assert_eq!(store.run(run.id).await.unwrap().state, RunState::Released);
+        let current = store.current_result(run.id).await.unwrap().unwrap();
+        assert_eq!(current.signatures, vec![review, signature.clone()]);
+        assert!(store.patient_trend(sample.patient_id).await.unwrap()[0].released);
+
+        // A correction after release needs a new signature.
+        let reason = CorrectionReason::parse("wrong calibration lot").unwrap();
+        let corrected = store
+            .correct_result(
+                &clinician.actor(),
+                run.id,
+                &summary(5.0),
+                &report(5.0),
+                &reason,
+            )
+            .await
+            .unwrap();
+        assert!(corrected.signatures.is_empty());
+        assert_eq!(
+            store.run(run.id).await.unwrap().state,
+            RunState::AwaitingRelease
+        );
+        let delete = sqlx::query("DELETE FROM result_signatures")
+            .execute(&pool)
+            .await
+            .unwrap_err();
+        assert!(delete.to_string().contains("DELETE refused"), "{delete}");
+    }
 
     #[test]
     fn summaries_must_be_inside_their_interval() {

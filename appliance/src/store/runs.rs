@@ -476,12 +476,23 @@ mod tests {
         let no_cause = store
             .set_run_state(&actor, run.id, RunState::Failed, Some("  "))
             .await;
-        assert!(matches!(no_cause, Err(StoreError::Invalid { field: "cause", .. })));
+        assert!(matches!(
+            no_cause,
+            Err(StoreError::Invalid { field: "cause", .. })
+        ));
         let failed = store
-            .set_run_state(&actor, run.id, RunState::Failed, Some("magnet temperature unstable"))
+            .set_run_state(
+                &actor,
+                run.id,
+                RunState::Failed,
+                Some("magnet temperature unstable"),
+            )
             .await
             .unwrap();
-        assert_eq!(failed.failure_cause.as_deref(), Some("magnet temperature unstable"));
+        assert_eq!(
+            failed.failure_cause.as_deref(),
+            Some("magnet temperature unstable")
+        );
         assert!(failed.finished_at.is_some());
         let after = store
             .set_run_state(&actor, run.id, RunState::Running, None)
@@ -496,8 +507,14 @@ mod tests {
             .await
             .unwrap();
         let actions: Vec<_> = trail.iter().map(|e| e.action.as_str()).collect();
-        assert_eq!(actions, ["run.state", "run.state", "run.state", "run.create"]);
-        assert_eq!(trail[0].reason.as_deref(), Some("magnet temperature unstable"));
+        assert_eq!(
+            actions,
+            ["run.state", "run.state", "run.state", "run.create"]
+        );
+        assert_eq!(
+            trail[0].reason.as_deref(),
+            Some("magnet temperature unstable")
+        );
     }
 
     #[sqlx::test(migrations = "../migrations")]
@@ -509,17 +526,34 @@ mod tests {
             reagent_lot: None,
             simulated: true,
         };
-        let no_sample = store.create_run(&Actor::Appliance, &new(SampleId(3), None)).await;
-        assert!(matches!(no_sample, Err(StoreError::NotFound { entity: "sample", .. })));
+        let no_sample = store
+            .create_run(&Actor::Appliance, &new(SampleId(3), None))
+            .await;
+        assert!(matches!(
+            no_sample,
+            Err(StoreError::NotFound {
+                entity: "sample",
+                ..
+            })
+        ));
         let s = sample(&store, &Actor::Appliance, "R-2").await;
         let no_operator = store
             .create_run(&Actor::Appliance, &new(s.id, Some(UserId(9))))
             .await;
-        assert!(matches!(no_operator, Err(StoreError::NotFound { entity: "operator", .. })));
+        assert!(matches!(
+            no_operator,
+            Err(StoreError::NotFound {
+                entity: "operator",
+                ..
+            })
+        ));
         let no_run = store
             .set_run_state(&Actor::Appliance, RunId(8), RunState::Running, None)
             .await;
-        assert!(matches!(no_run, Err(StoreError::NotFound { entity: "run", .. })));
+        assert!(matches!(
+            no_run,
+            Err(StoreError::NotFound { entity: "run", .. })
+        ));
         let no_calibration = store
             .set_run_calibration(&Actor::Appliance, RunId(8), CalibrationId(1))
             .await;
@@ -540,7 +574,12 @@ mod tests {
         let queued = store.create_run(&actor, &new).await.unwrap();
         let cancelled = store.create_run(&actor, &new).await.unwrap();
         store
-            .set_run_state(&actor, cancelled.id, RunState::Cancelled, Some("wrong patient"))
+            .set_run_state(
+                &actor,
+                cancelled.id,
+                RunState::Cancelled,
+                Some("wrong patient"),
+            )
             .await
             .unwrap();
         let marked = store
@@ -551,15 +590,26 @@ mod tests {
         for id in marked {
             let run = store.run(id).await.unwrap();
             assert_eq!(run.state, RunState::Interrupted);
-            assert_eq!(run.failure_cause.as_deref(), Some("found in flight at start-up"));
+            assert_eq!(
+                run.failure_cause.as_deref(),
+                Some("found in flight at start-up")
+            );
         }
-        assert_eq!(store.run(cancelled.id).await.unwrap().state, RunState::Cancelled);
+        assert_eq!(
+            store.run(cancelled.id).await.unwrap().state,
+            RunState::Cancelled
+        );
         let left = store.runs_in_states(&RunState::IN_FLIGHT).await.unwrap();
         assert!(left.is_empty());
         assert_eq!(store.recent_runs(10).await.unwrap().len(), 3);
-        assert!(store.interrupt_runs_in_flight("again").await.unwrap().is_empty());
+        assert!(
+            store
+                .interrupt_runs_in_flight("again")
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
-
 
     #[test]
     fn state_names_round_trip() {

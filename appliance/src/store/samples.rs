@@ -346,7 +346,10 @@ mod tests {
         assert_eq!(stored.drawn_at.to_rfc3339(), "2026-11-20T08:30:00Z");
         assert_eq!(stored.tubes.len(), 2);
         assert!(stored.tubes[0].kind.is_control());
-        assert_eq!(stored.tube(&TubeKind::quad()).unwrap().label.as_str(), "MRN-1-Q");
+        assert_eq!(
+            stored.tube(&TubeKind::quad()).unwrap().label.as_str(),
+            "MRN-1-Q"
+        );
         assert_eq!(store.sample(stored.id).await.unwrap(), stored);
     }
 
@@ -365,29 +368,52 @@ mod tests {
             tubes,
         };
         let no_control = store
-            .add_sample(&Actor::Appliance, &new(patient.id, vec![tube("quad", "Q1")]))
+            .add_sample(
+                &Actor::Appliance,
+                &new(patient.id, vec![tube("quad", "Q1")]),
+            )
             .await;
-        assert!(matches!(no_control, Err(StoreError::Invalid { field: "tubes", .. })));
+        assert!(matches!(
+            no_control,
+            Err(StoreError::Invalid { field: "tubes", .. })
+        ));
         let same_label = store
             .add_sample(
                 &Actor::Appliance,
                 &new(patient.id, vec![tube("control", "T1"), tube("quad", "T1")]),
             )
             .await;
-        assert!(matches!(same_label, Err(StoreError::Duplicate { .. })), "{same_label:?}");
+        assert!(
+            matches!(same_label, Err(StoreError::Duplicate { .. })),
+            "{same_label:?}"
+        );
         let nobody = store
             .add_sample(
                 &Actor::Appliance,
-                &new(PatientId(77), vec![tube("control", "T1"), tube("quad", "T2")]),
+                &new(
+                    PatientId(77),
+                    vec![tube("control", "T1"), tube("quad", "T2")],
+                ),
             )
             .await;
-        assert!(matches!(nobody, Err(StoreError::NotFound { entity: "patient", .. })));
+        assert!(matches!(
+            nobody,
+            Err(StoreError::NotFound {
+                entity: "patient",
+                ..
+            })
+        ));
         assert_eq!(count(&pool, "samples").await, 0);
         assert_eq!(count(&pool, "sample_tubes").await, 0);
         let missing = store.sample(SampleId(5)).await;
-        assert!(matches!(missing, Err(StoreError::NotFound { entity: "sample", .. })));
+        assert!(matches!(
+            missing,
+            Err(StoreError::NotFound {
+                entity: "sample",
+                ..
+            })
+        ));
     }
-
 
     #[test]
     fn blood_volumes_outside_the_range_are_refused() {

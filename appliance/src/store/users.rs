@@ -820,7 +820,10 @@ mod tests {
             store.authenticate("ALICE", PASSWORD).await.unwrap(),
             Some(alice.clone())
         );
-        assert_eq!(store.authenticate("alice", "wrong password").await.unwrap(), None);
+        assert_eq!(
+            store.authenticate("alice", "wrong password").await.unwrap(),
+            None
+        );
         assert_eq!(store.authenticate("nobody", PASSWORD).await.unwrap(), None);
         assert_eq!(store.authenticate("", PASSWORD).await.unwrap(), None);
         assert_eq!(alice.display_name, "alice (printed)");
@@ -841,7 +844,10 @@ mod tests {
                 },
             )
             .await;
-        assert!(matches!(again, Err(StoreError::Duplicate { entity: "user", .. })), "{again:?}");
+        assert!(
+            matches!(again, Err(StoreError::Duplicate { entity: "user", .. })),
+            "{again:?}"
+        );
         assert_eq!(count(&pool, "users").await, 1);
         // The refused attempt left no audit entry either.
         assert_eq!(count(&pool, "audit_log").await, 1);
@@ -855,11 +861,21 @@ mod tests {
         let (cookie, _) = store.create_session(&alice, idle).await.unwrap();
         let name = Username::parse("alice").unwrap();
         store
-            .set_password(&alice.actor(), &name, NewPassword::parse("another long one").unwrap())
+            .set_password(
+                &alice.actor(),
+                &name,
+                NewPassword::parse("another long one").unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(store.authenticate("alice", PASSWORD).await.unwrap(), None);
-        assert!(store.authenticate("alice", "another long one").await.unwrap().is_some());
+        assert!(
+            store
+                .authenticate("alice", "another long one")
+                .await
+                .unwrap()
+                .is_some()
+        );
         assert_eq!(store.session_user(&cookie, idle).await.unwrap(), None);
         let unknown = store
             .set_password(
@@ -868,7 +884,10 @@ mod tests {
                 NewPassword::parse(PASSWORD).unwrap(),
             )
             .await;
-        assert!(matches!(unknown, Err(StoreError::NotFound { .. })), "{unknown:?}");
+        assert!(
+            matches!(unknown, Err(StoreError::NotFound { .. })),
+            "{unknown:?}"
+        );
     }
 
     #[sqlx::test(migrations = "../migrations")]
@@ -912,7 +931,10 @@ mod tests {
         let (who, seen) = store.session_user(&cookie, idle).await.unwrap().unwrap();
         assert_eq!(who.id, alice.id);
         assert!(seen.expires_at >= session.expires_at);
-        assert_eq!(store.session_user("not a cookie", idle).await.unwrap(), None);
+        assert_eq!(
+            store.session_user("not a cookie", idle).await.unwrap(),
+            None
+        );
         store.revoke_session(&cookie).await.unwrap();
         assert_eq!(store.session_user(&cookie, idle).await.unwrap(), None);
         // An idle session lapses: opened with a timeout already past.
@@ -938,14 +960,32 @@ mod tests {
             .await
             .unwrap();
         assert!(!stored.contains(&secret[API_TOKEN_PREFIX.len()..]));
-        assert_eq!(store.api_token_user(&secret).await.unwrap().map(|u| u.id), Some(admin.id));
-        assert!(store.api_tokens(admin.id).await.unwrap()[0].last_used_at.is_some());
-        store.revoke_api_token(&admin.actor(), token.id).await.unwrap();
+        assert_eq!(
+            store.api_token_user(&secret).await.unwrap().map(|u| u.id),
+            Some(admin.id)
+        );
+        assert!(
+            store.api_tokens(admin.id).await.unwrap()[0]
+                .last_used_at
+                .is_some()
+        );
+        store
+            .revoke_api_token(&admin.actor(), token.id)
+            .await
+            .unwrap();
         assert_eq!(store.api_token_user(&secret).await.unwrap(), None);
         let missing = store.revoke_api_token(&admin.actor(), ApiTokenId(99)).await;
-        assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
-        let for_nobody = store.create_api_token(&admin.actor(), UserId(99), "x").await;
-        assert!(matches!(for_nobody, Err(StoreError::NotFound { .. })), "{for_nobody:?}");
+        assert!(
+            matches!(missing, Err(StoreError::NotFound { .. })),
+            "{missing:?}"
+        );
+        let for_nobody = store
+            .create_api_token(&admin.actor(), UserId(99), "x")
+            .await;
+        assert!(
+            matches!(for_nobody, Err(StoreError::NotFound { .. })),
+            "{for_nobody:?}"
+        );
         assert_eq!(store.user_count().await.unwrap(), 1);
     }
 }
