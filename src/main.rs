@@ -7,6 +7,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
+mod backup;
+mod data_dir;
+mod user;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ferrocount",
@@ -19,9 +24,20 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Manage users: add, set a password, disable.
+    User(user::UserArgs),
+    /// Check the audit trail's hash chain.
+    Audit(audit::AuditArgs),
+    /// Write a consistent copy of the database to PATH (safe while the appliance runs).
+    Backup(backup::BackupArgs),
+}
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::User(args) => user::run(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Backup(args) => backup::run(args),
+    }
 }

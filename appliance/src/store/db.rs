@@ -103,6 +103,31 @@ pub async fn backup_into(pool: &SqlitePool, target: &Path) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Opens a database file read-only (no migration, no journal change) and runs
+/// `PRAGMA integrity_check` on it: for checking a backup without touching it.
+pub async fn check_file_integrity(database_file: &Path) -> Result<Vec<String>, StoreError> {
+    if !database_file.is_file() {
+        return Err(StoreError::Open {
+            path: database_file.to_path_buf(),
+            source: sqlx::Error::Configuration("no such file".into()),
+        });
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(database_file)
+        .read_only(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .map_err(|source| StoreError::Open {
+            path: database_file.to_path_buf(),
+            source,
+        })?;
+    let answer = integrity_check(&pool).await;
+    pool.close().await;
+    answer
+}
+
 /// Runs `PRAGMA integrity_check`; an intact database answers exactly `["ok"]`.
 pub async fn integrity_check(pool: &SqlitePool) -> Result<Vec<String>, StoreError> {
     sqlx::query_scalar::<_, String>("PRAGMA integrity_check")
