@@ -46,9 +46,30 @@ impl Timestamp {
         self.0
     }
 
-    /// This instant moved by `duration`.
+    /// This instant moved by `duration`, held within years 1 to 9999 (RFC 3339's range).
     pub fn plus(&self, duration: time::Duration) -> Self {
-        Self::from_datetime(self.0 + duration)
+        let limit = |year: i32, end: bool| {
+            let date = time::Date::from_calendar_date(year, time::Month::January, 1)
+                .expect("1 January of years 1 and 9999 exists");
+            let date = if end {
+                time::Date::from_calendar_date(year, time::Month::December, 31)
+                    .expect("31 December of year 9999 exists")
+            } else {
+                date
+            };
+            date.with_hms(0, 0, 0)
+                .expect("midnight exists")
+                .assume_utc()
+        };
+        let moved = self
+            .0
+            .checked_add(duration)
+            .unwrap_or(if duration.is_negative() {
+                limit(1, false)
+            } else {
+                limit(9999, true)
+            });
+        Self::from_datetime(moved.clamp(limit(1, false), limit(9999, true)))
     }
 }
 
@@ -109,6 +130,24 @@ mod tests {
         assert_eq!(
             Timestamp::parse(&now.to_rfc3339()).expect("own output parses"),
             now
+        );
+    }
+
+    #[test]
+    fn huge_moves_stay_within_rfc_3339() {
+        let now = Timestamp::now();
+        assert_eq!(
+            now.plus(time::Duration::MAX).to_rfc3339(),
+            "9999-12-31T00:00:00Z"
+        );
+        assert_eq!(
+            now.plus(time::Duration::MIN).to_rfc3339(),
+            "0001-01-01T00:00:00Z"
+        );
+        let later = now.plus(time::Duration::minutes(15));
+        assert_eq!(
+            later.datetime() - now.datetime(),
+            time::Duration::minutes(15)
         );
     }
 
