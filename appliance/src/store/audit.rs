@@ -491,6 +491,33 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_keep_one_unbroken_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for i in 0..25 {
+                        store
+                            .record_event(&Actor::Appliance, event(w * 100 + i))
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        assert!(matches!(
+            store.verify_audit_chain().await.unwrap(),
+            AuditVerification::Intact { rows: 200, .. }
+        ));
+        store.close().await;
+    }
+
     #[sqlx::test(migrations = "../migrations")]
     async fn an_empty_trail_is_intact(pool: SqlitePool) {
         let store = Store::from_pool(pool);
