@@ -11,3 +11,5 @@
 pub mod frontend;
 #[cfg(feature = "hw-linux")]
 pub mod linux;
+pub mod procedures;
+pub mod sim_board;

@@ -102,6 +102,12 @@ pub enum Error<E> {
         /// The board's sequencer error code.
         code: u8,
     },
+    /// The caller's poll hook aborted a wait (e.g. a temperature guard); the board was left running.
+    #[error("aborted: {reason}")]
+    Aborted {
+        /// Why.
+        reason: String,
+    },
     /// A running sequence did not finish within its time budget.
     #[error("sequence still running after {waited_us} µs (expected {expected_us} µs)")]
     SequenceTimeout {

@@ -586,7 +586,7 @@ where
         ns: u64,
         spec: RegisterSpec,
     ) -> Result<u32, Error<SPI::Error>> {
-        if ns % registers::TICK_NS != 0 {
+        if !ns.is_multiple_of(registers::TICK_NS) {
             return Err(Error::InvalidArgument {
                 name,
                 value: ns.to_string(),
