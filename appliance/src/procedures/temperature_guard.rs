@@ -30,8 +30,9 @@ mod tests {
     #[test]
     fn limit_is_symmetric_and_inclusive() {
         let guard = TemperatureGuard { max_drift_c: 0.1 };
-        assert!(guard.within_limit(25.0, 25.1));
-        assert!(guard.within_limit(25.0, 24.9));
+        assert!(guard.within_limit(25.0, 25.099));
+        assert!(guard.within_limit(25.0, 24.901));
+        assert!(guard.within_limit(25.0, 25.0));
         assert!(!guard.within_limit(25.0, 25.11));
         assert!(!guard.within_limit(25.0, 24.89));
     }

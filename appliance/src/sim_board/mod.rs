@@ -210,6 +210,11 @@ impl SimBoard {
         self.config.magnet.larmor_hz(temp)
     }
 
+    /// Sequences started (START commands executed, replays not counted).
+    pub fn sequences_started(&self) -> u32 {
+        self.starts
+    }
+
     /// SPI transactions seen so far.
     pub fn transactions(&self) -> u64 {
         self.transactions
