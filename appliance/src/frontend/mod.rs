@@ -693,10 +693,10 @@ where
                         total_polls += 1;
                         empty_polls += 1;
                         last_was_corrupt = false;
+                        self.delay.delay_us(self.timing.poll_interval_us);
                         if empty_polls >= self.timing.response_polls {
                             break;
                         }
-                        self.delay.delay_us(self.timing.poll_interval_us);
                     }
                     // Corrupted on the way back: the board keeps serving the answer, read it again.
                     Err(_) => {
