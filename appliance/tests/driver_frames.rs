@@ -93,8 +93,9 @@ fn each_operation_puts_the_documented_frames_on_the_bus() {
     type Op = fn(
         &mut Frontend<Mock<u8>, appliance::frontend::NoPin, appliance::frontend::NoPin, NoopDelay>,
     );
-    // (name, operation, command byte, request payload, response payload, bytes the host reads)
-    let table: Vec<(&str, Op, u8, Vec<u8>, Vec<u8>, usize)> = vec![
+    /// (name, operation, command byte, request payload, response payload, payload bytes the host reads)
+    type Case = (&'static str, Op, u8, Vec<u8>, Vec<u8>, usize);
+    let table: Vec<Case> = vec![
         (
             "set frequency 20 MHz: FTW = 2^32/5 = 0x33333333",
             |fe| {
