@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod board;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ferrocount",
@@ -19,9 +21,14 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Talk to the NMR front end (simulated unless --spi): info, tune, nutation, cpmg.
+    Board(board::BoardArgs),
+}
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Board(args) => board::run(args),
+    }
 }

@@ -404,6 +404,7 @@ fn a_silent_board_times_out_after_exactly_the_documented_number_of_polls() {
         response_polls: 5,
         poll_interval_us: 100,
         corrupt_rereads: 2,
+        fifo_burst_echoes: 64,
     };
     let mut expectations = Vec::new();
     for _ in 0..timing.max_attempts {

@@ -87,6 +87,7 @@ fn cpmg_settings() -> CpmgSettings {
 /// Tunes, then runs a CPMG; returns the measurement and the link counters.
 fn tuned_cpmg(
     config: SimBoardConfig,
+    settings: &CpmgSettings,
 ) -> Result<
     (
         procedures::CpmgMeasurement,
@@ -96,7 +97,7 @@ fn tuned_cpmg(
 > {
     let mut frontend = connect(config);
     procedures::tune(&mut frontend, &TuneSettings::default())?;
-    let measurement = procedures::measure_cpmg(&mut frontend, &cpmg_settings())?;
+    let measurement = procedures::measure_cpmg(&mut frontend, settings)?;
     Ok((measurement, frontend.counters()))
 }
 
@@ -108,7 +109,7 @@ fn cpmg_recovers_the_tube_t2_within_the_fit_uncertainty() {
             tube: VirtualTube::mono(t2_s),
             ..SimBoardConfig::default()
         };
-        let (measurement, _) = tuned_cpmg(config).expect("cpmg");
+        let (measurement, _) = tuned_cpmg(config, &cpmg_settings()).expect("cpmg");
         let acquisition = measurement.train.acquisition();
         assert_eq!((acquisition.te_s, acquisition.scans), (Some(1e-3), Some(4)));
         assert!(measurement.report.magnet_temp_after_c.is_finite());
@@ -141,15 +142,32 @@ fn with_bus_bit_flips_measurements_complete_with_identical_echoes() {
         },
         ..clean.clone()
     };
-    let (reference, clean_link) = tuned_cpmg(clean).expect("fault-free run");
-    let (flipped, noisy_link) = tuned_cpmg(noisy).expect("run with bit flips completes");
-    assert_eq!(clean_link.corrupt_responses + clean_link.request_nacks, 0);
-    assert!(
-        noisy_link.corrupt_responses + noisy_link.request_nacks > 0,
-        "faults were injected: {noisy_link:?}"
-    );
-    assert_eq!(reference.train, flipped.train);
-    assert_eq!(reference.report.frequency_hz, flipped.report.frequency_hz);
+    // 2000 echoes: 16 kB of FIFO data, about 13 flipped bits expected on the way back.
+    let settings = CpmgSettings {
+        echoes: 2000,
+        tr_ms: 3000,
+        ..cpmg_settings()
+    };
+    for seed in 400..403 {
+        let clean = SimBoardConfig {
+            seed,
+            ..clean.clone()
+        };
+        let noisy = SimBoardConfig {
+            seed,
+            ..noisy.clone()
+        };
+        let (reference, clean_link) = tuned_cpmg(clean, &settings).expect("fault-free run");
+        let (flipped, noisy_link) =
+            tuned_cpmg(noisy, &settings).expect("run with bit flips completes");
+        assert_eq!(clean_link.corrupt_responses + clean_link.request_nacks, 0);
+        assert!(
+            noisy_link.corrupt_responses + noisy_link.request_nacks > 5,
+            "faults were injected: {noisy_link:?}"
+        );
+        assert_eq!(reference.train, flipped.train);
+        assert_eq!(reference.report.frequency_hz, flipped.report.frequency_hz);
+    }
 }
 
 #[test]
