@@ -55,9 +55,14 @@ fn tune_finds_f0_within_50_hz_from_18_to_32_celsius() {
 
 #[test]
 fn nutation_finds_the_90_degree_pulse_within_2_percent_across_temperatures() {
-    for (k, (temp_c, p90_s)) in [(18.0, 10e-6), (25.0, 12.7e-6), (32.0, 8.3e-6)]
-        .into_iter()
-        .enumerate()
+    for (k, (temp_c, p90_s)) in [
+        (18.0, 7e-6),
+        (21.5, 10e-6),
+        (25.0, 12.7e-6),
+        (32.0, 15.4e-6),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let mut config = config_at(temp_c, 200 + k as u64);
         config.coil.p90_s = p90_s;

@@ -151,7 +151,7 @@ where
         return Err(no_result("empty coarse sweep"));
     }
     let coarse_raw = sweep(frontend, settings, (first..=last).step_by(step as usize))?;
-    // Reference phase: the strongest point is near 90°, where the phase is best defined.
+    // Reference phase: the strongest point is near 90° or 270°, where the phase is best defined.
     let strongest = coarse_raw
         .iter()
         .max_by(|a, b| {
@@ -160,13 +160,18 @@ where
                 .total_cmp(&f64::from(b.1).hypot(f64::from(b.2)))
         })
         .ok_or_else(|| no_result("no points"))?;
-    let phase = f64::from(strongest.2).atan2(f64::from(strongest.1));
-    let coarse = project(&coarse_raw, phase);
-    let strongest_index = coarse
+    let mut phase = f64::from(strongest.2).atan2(f64::from(strongest.1));
+    // Orient it so that the short pulses (flip angles below 180°) give a positive signal.
+    let short_sum: f64 = project(&coarse_raw[..coarse_raw.len().min(3)], phase)
         .iter()
-        .position(|p| p.pulse_ns == strongest.0)
-        .unwrap_or(0);
-    let crossing = coarse[strongest_index..]
+        .map(|p| p.projected)
+        .sum();
+    if short_sum < 0.0 {
+        phase += std::f64::consts::PI;
+    }
+    let coarse = project(&coarse_raw, phase);
+    // The signal is positive from 0° to 180°: its first falling zero is 180°.
+    let crossing = coarse
         .windows(2)
         .find(|w| w[0].projected > 0.0 && w[1].projected <= 0.0)
         .ok_or_else(|| no_result("no 180° zero crossing in the coarse sweep; widen it"))?;
