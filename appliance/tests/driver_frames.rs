@@ -431,3 +431,42 @@ fn a_silent_board_times_out_after_exactly_the_documented_number_of_polls() {
     assert_eq!(frontend.counters().transactions, 18);
     spi.done();
 }
+
+#[test]
+fn with_a_data_ready_line_the_status_is_read_only_once_the_line_is_high() {
+    use embedded_hal_mock::eh1::digital::{Mock as PinMock, State, Transaction as PinTransaction};
+    let mut data_ready = PinMock::new(&[
+        PinTransaction::get(State::Low),
+        PinTransaction::get(State::Low),
+        PinTransaction::get(State::High),
+    ]);
+    let done = vec![2, 0, 4, 0, 1, 0, 1, 0, 0, 0]; // done, 4 echoes, 1 scan
+    let expectations = exchange(1, 0x07, &[], &done, 10);
+    let mut spi = Mock::new(&expectations);
+    let mut frontend = Frontend::new(spi.clone(), NoopDelay).with_data_ready(data_ready.clone());
+    let mut polls = 0;
+    let status = frontend
+        .wait_for_sequence(10_000, |_| {
+            polls += 1;
+            Ok(())
+        })
+        .expect("done");
+    assert_eq!((status.fifo_level, polls), (4, 2));
+    spi.done();
+    data_ready.done();
+}
+
+#[test]
+fn a_hardware_reset_pulses_the_line_low_then_reconnects() {
+    use embedded_hal_mock::eh1::digital::{Mock as PinMock, State, Transaction as PinTransaction};
+    let mut reset = PinMock::new(&[
+        PinTransaction::set(State::Low),
+        PinTransaction::set(State::High),
+    ]);
+    let expectations = exchange(1, 0x01, &[], &identity_block(1, 0), 20);
+    let mut spi = Mock::new(&expectations);
+    let mut frontend = Frontend::new(spi.clone(), NoopDelay).with_reset_line(reset.clone());
+    frontend.hardware_reset().expect("reset and identify");
+    spi.done();
+    reset.done();
+}

@@ -666,3 +666,88 @@ impl SpiDevice for SimBoard {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange(board: &mut SimBoard, frame: &[u8], read_len: usize) -> Vec<u8> {
+        let mut answer = vec![0u8; read_len];
+        let Ok(()) = board.write(frame);
+        let Ok(()) = board.read(&mut answer);
+        answer
+    }
+
+    #[test]
+    fn a_repeated_sequence_number_is_answered_from_the_replay_cache_not_executed() {
+        let mut board = SimBoard::new(SimBoardConfig::default(), SimClock::instant());
+        let program = PulseProgram::nutation_step(10_000, 10_000).expect("valid");
+        exchange(
+            &mut board,
+            &Request::new(1, Command::WriteProgram, program.encode()).encode(),
+            7,
+        );
+        let start = Request::new(2, Command::Start, Vec::new()).encode();
+        let first = exchange(&mut board, &start, 7);
+        let again = exchange(&mut board, &start, 7);
+        assert_eq!(first, again);
+        assert_eq!(
+            Response::decode(&first).map(|r| r.status),
+            Ok(BoardStatus::Ok as u8)
+        );
+        assert_eq!(board.sequences_started(), 1);
+        // A new number runs it again (and the board is busy now).
+        let busy = exchange(
+            &mut board,
+            &Request::new(3, Command::Start, Vec::new()).encode(),
+            7,
+        );
+        assert_eq!(
+            Response::decode(&busy).map(|r| r.status),
+            Ok(BoardStatus::Busy as u8)
+        );
+    }
+
+    #[test]
+    fn an_unreadable_request_is_answered_bad_crc_and_reads_are_idle_before_any_request() {
+        let mut board = SimBoard::new(SimBoardConfig::default(), SimClock::instant());
+        let mut idle = [0xAAu8; 4];
+        let Ok(()) = board.read(&mut idle);
+        assert_eq!(idle, [0; 4]);
+        let mut frame = Request::new(9, Command::Status, Vec::new()).encode();
+        frame[0] ^= 0x10;
+        let answer = exchange(&mut board, &frame, 7);
+        assert_eq!(
+            Response::decode(&answer).map(|r| r.status),
+            Ok(BoardStatus::BadCrc as u8)
+        );
+    }
+
+    #[test]
+    fn bit_flips_hit_at_the_configured_rate() {
+        let config = SimBoardConfig {
+            faults: Faults {
+                bit_flip_probability: 1e-3,
+                ..Faults::default()
+            },
+            ..SimBoardConfig::default()
+        };
+        let mut board = SimBoard::new(config, SimClock::instant());
+        let mut bytes = vec![0u8; 100_000];
+        board.corrupt(&mut bytes);
+        let flipped: u32 = bytes.iter().map(|b| b.count_ones()).sum();
+        // 800 000 bits at 1e-3: 800 expected, SD 28.
+        assert!(
+            (flipped as f64 - 800.0).abs() < 5.0 * 28.3,
+            "{flipped} flips"
+        );
+    }
+
+    #[test]
+    fn instant_clock_moves_only_when_told() {
+        let clock = SimClock::instant();
+        assert_eq!(clock.now_ns(), 0);
+        embedded_hal::delay::DelayNs::delay_ms(&mut clock.delay(), 3);
+        assert_eq!(clock.now_ns(), 3_000_000);
+    }
+}
