@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use appliance::frontend::Frontend;
 use appliance::procedures::{self, CpmgSettings, NutationSettings, TuneSettings};
-use appliance::sim_board::{Faults, SimBoard, SimBoardConfig, SimClock, VirtualTube};
+use appliance::sim_board::{ClockMode, Faults, SimBoard, SimBoardConfig, SimClock, VirtualTube};
 use clap::{Args, Subcommand};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::{InputPin, OutputPin};
@@ -38,6 +38,9 @@ pub struct BoardArgs {
     /// Simulated board: T2 of the virtual tube, ms.
     #[arg(long, global = true, default_value_t = 100.0)]
     t2_ms: f64,
+    /// Simulated board: run in scaled wall-clock time (1 = real time) instead of instantly.
+    #[arg(long, global = true, value_name = "FACTOR")]
+    speedup: Option<f64>,
     /// Simulated board: magnet temperature, °C.
     #[arg(long, global = true, default_value_t = 25.0)]
     magnet_temp_c: f64,
@@ -110,7 +113,17 @@ pub fn run(args: BoardArgs) -> anyhow::Result<ExitCode> {
         ..SimBoardConfig::default()
     };
     config.magnet.temp_c = args.magnet_temp_c;
-    let clock = SimClock::instant();
+    let clock = match args.speedup {
+        None => SimClock::instant(),
+        Some(speedup) if speedup.is_finite() && speedup > 0.0 => {
+            SimClock::new(ClockMode::Scaled { speedup })
+        }
+        Some(speedup) => {
+            return Err(anyhow!(
+                "--speedup must be a positive factor, got {speedup}"
+            ));
+        }
+    };
     let frontend = Frontend::new(SimBoard::new(config, clock.clone()), clock.delay());
     run_on(frontend, &args)
 }
