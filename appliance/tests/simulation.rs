@@ -330,3 +330,45 @@ fn identify_reports_a_simulated_board() {
     assert!((report.magnet_temp_c - 25.05).abs() < 0.01);
     assert!(serde_json::to_string(&report).is_ok());
 }
+
+#[test]
+fn cpmg_settings_that_cannot_run_are_refused_before_the_board_sees_them() {
+    let mut frontend = connect(SimBoardConfig::default());
+    let too_long = CpmgSettings {
+        echoes: 3000,
+        tr_ms: 3000,
+        ..cpmg_settings()
+    };
+    let error =
+        procedures::measure_cpmg(&mut frontend, &too_long).expect_err("train longer than TR");
+    assert!(
+        matches!(
+            error,
+            ProcedureError::Frontend(Error::InvalidArgument { name: "tr_ms", .. })
+        ),
+        "{error}"
+    );
+    let fractional_ns = CpmgSettings {
+        te_us: 1000.0005,
+        ..cpmg_settings()
+    };
+    assert!(procedures::measure_cpmg(&mut frontend, &fractional_ns).is_err());
+    // 1100.01 µs is not exactly representable in binary but is a whole 1 100 010 ns: it passes the
+    // nanosecond check and is then refused by the pulse program (not a multiple of 20 ns).
+    let decimal = CpmgSettings {
+        te_us: 1100.01,
+        ..cpmg_settings()
+    };
+    let error = procedures::measure_cpmg(&mut frontend, &decimal)
+        .map(|_| ())
+        .expect_err("TE/2 is not whole ticks");
+    assert!(
+        matches!(error, ProcedureError::Frontend(Error::Program(_))),
+        "{error}"
+    );
+    let fine = CpmgSettings {
+        te_us: 1100.02,
+        ..cpmg_settings()
+    };
+    assert!(procedures::measure_cpmg(&mut frontend, &fine).is_ok());
+}

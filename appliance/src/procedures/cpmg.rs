@@ -94,8 +94,10 @@ where
     RST: OutputPin,
     D: DelayNs,
 {
+    // TE is given in µs as a decimal; accept it when it is a whole number of nanoseconds up to the
+    // binary representation error of the decimal (1e-6 ns), refuse it otherwise.
     let te_ns_f = settings.te_us * 1000.0;
-    if !(te_ns_f.is_finite() && te_ns_f > 0.0 && te_ns_f.fract() == 0.0) {
+    if !(te_ns_f.is_finite() && te_ns_f > 0.0 && (te_ns_f - te_ns_f.round()).abs() < 1e-6) {
         return Err(Error::InvalidArgument {
             name: "te_us",
             value: settings.te_us.to_string(),
@@ -103,7 +105,7 @@ where
         }
         .into());
     }
-    let te_ns = te_ns_f as u64;
+    let te_ns = te_ns_f.round() as u64;
     let timing = CpmgTiming {
         te_ns,
         echoes: settings.echoes,
@@ -120,6 +122,15 @@ where
             value: settings.tr_ms.to_string(),
             allowed: "1 ..= 60000".to_owned(),
         })?;
+    let train_us = (u64::from(settings.echoes) + 1) * te_ns / 1000;
+    if train_us >= u64::from(tr_us) {
+        return Err(Error::InvalidArgument {
+            name: "tr_ms",
+            value: settings.tr_ms.to_string(),
+            allowed: format!("longer than the echo train ((echoes + 1) × TE = {train_us} µs)"),
+        }
+        .into());
+    }
     frontend.set_rx_gain_db(settings.rx_gain_db)?;
     let frequency_hz = frontend.frequency_hz()?;
     let magnet_temp_before_c = frontend.magnet_temp_c()?;
