@@ -99,10 +99,20 @@ impl ExpSumFit {
 }
 
 /// Solves the linear amplitudes for fixed rates: returns (amplitudes, offset, rss, thin Q).
-fn linear_solve(times_s: &[f64], y: &DVector<f64>, rates: &[f64]) -> Option<(Vec<f64>, f64, f64, DMatrix<f64>)> {
+fn linear_solve(
+    times_s: &[f64],
+    y: &DVector<f64>,
+    rates: &[f64],
+) -> Option<(Vec<f64>, f64, f64, DMatrix<f64>)> {
     let m = times_s.len();
     let k = rates.len();
-    let phi = DMatrix::from_fn(m, k + 1, |i, col| if col == k { 1.0 } else { (-rates[col] * times_s[i]).exp() });
+    let phi = DMatrix::from_fn(m, k + 1, |i, col| {
+        if col == k {
+            1.0
+        } else {
+            (-rates[col] * times_s[i]).exp()
+        }
+    });
     let qr = phi.qr();
     let r = qr.r();
     // Rank check: a vanishing diagonal of R means two columns have merged.
@@ -130,7 +140,12 @@ fn linear_solve(times_s: &[f64], y: &DVector<f64>, rates: &[f64]) -> Option<(Vec
 fn phi_times(times_s: &[f64], rates: &[f64], coef: &DVector<f64>) -> DVector<f64> {
     let k = rates.len();
     DVector::from_fn(times_s.len(), |i, _| {
-        rates.iter().enumerate().map(|(c, r)| coef[c] * (-r * times_s[i]).exp()).sum::<f64>() + coef[k]
+        rates
+            .iter()
+            .enumerate()
+            .map(|(c, r)| coef[c] * (-r * times_s[i]).exp())
+            .sum::<f64>()
+            + coef[k]
     })
 }
 
@@ -138,12 +153,20 @@ fn phi_times(times_s: &[f64], rates: &[f64], coef: &DVector<f64>) -> DVector<f64
 ///
 /// Returns `None` only when no rate tuple gives a well-posed linear subproblem (e.g. fewer points
 /// than parameters).
-pub(crate) fn fit_exp_sum(times_s: &[f64], y: &[f64], components: usize, bounds: RateBounds) -> Option<ExpSumFit> {
+pub(crate) fn fit_exp_sum(
+    times_s: &[f64],
+    y: &[f64],
+    components: usize,
+    bounds: RateBounds,
+) -> Option<ExpSumFit> {
     let m = times_s.len();
     if components == 0 || m < 2 * components + 2 || times_s.len() != y.len() {
         return None;
     }
-    if !(bounds.min_per_s > 0.0 && bounds.max_per_s > bounds.min_per_s && bounds.max_per_s.is_finite()) {
+    if !(bounds.min_per_s > 0.0
+        && bounds.max_per_s > bounds.min_per_s
+        && bounds.max_per_s.is_finite())
+    {
         return None;
     }
     let yv = DVector::from_column_slice(y);
@@ -160,21 +183,34 @@ pub(crate) fn fit_exp_sum(times_s: &[f64], y: &[f64], components: usize, bounds:
 }
 
 /// Best rate tuples on a log grid, ranked by RSS, preferring tuples with positive amplitudes.
-fn grid_seeds(times_s: &[f64], y: &DVector<f64>, components: usize, bounds: RateBounds, keep: usize) -> Vec<Vec<f64>> {
+fn grid_seeds(
+    times_s: &[f64],
+    y: &DVector<f64>,
+    components: usize,
+    bounds: RateBounds,
+    keep: usize,
+) -> Vec<Vec<f64>> {
     const GRID: usize = 40;
     let (lo, hi) = (bounds.min_per_s.ln(), bounds.max_per_s.ln());
-    let rates: Vec<f64> = (0..GRID).map(|i| (lo + (hi - lo) * (i as f64 + 0.5) / GRID as f64).exp()).collect();
+    let rates: Vec<f64> = (0..GRID)
+        .map(|i| (lo + (hi - lo) * (i as f64 + 0.5) / GRID as f64).exp())
+        .collect();
     let m = times_s.len();
     // Basis vectors, their Gram products with each other, with 1 and with y.
-    let basis: Vec<Vec<f64>> = rates.iter().map(|r| times_s.iter().map(|t| (-r * t).exp()).collect()).collect();
+    let basis: Vec<Vec<f64>> = rates
+        .iter()
+        .map(|r| times_s.iter().map(|t| (-r * t).exp()).collect())
+        .collect();
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(u, v)| u * v).sum::<f64>();
     let ones_dot: Vec<f64> = basis.iter().map(|b| b.iter().sum()).collect();
     let y_dot: Vec<f64> = basis.iter().map(|b| dot(b, y.as_slice())).collect();
     let y_sum: f64 = y.iter().sum();
     let yy = y.norm_squared();
+    // Single components need only the diagonal.
     let mut gram = vec![vec![0.0; GRID]; GRID];
     for a in 0..GRID {
-        for b in a..GRID {
+        let last = if components == 1 { a } else { GRID - 1 };
+        for b in a..=last {
             let v = dot(&basis[a], &basis[b]);
             gram[a][b] = v;
             gram[b][a] = v;
@@ -196,7 +232,9 @@ fn grid_seeds(times_s: &[f64], y: &DVector<f64>, components: usize, bounds: Rate
         }
         normal[(k, k)] = m as f64;
         rhs[k] = y_sum;
-        let Some(chol) = normal.cholesky() else { return };
+        let Some(chol) = normal.cholesky() else {
+            return;
+        };
         let coef = chol.solve(&rhs);
         let rss = yy - coef.dot(&rhs);
         if rss.is_finite() {
@@ -216,16 +254,28 @@ fn grid_seeds(times_s: &[f64], y: &DVector<f64>, components: usize, bounds: Rate
         }
     }
     scored.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.total_cmp(&y.1)));
-    scored.into_iter().take(keep).map(|(_, _, idx)| idx.iter().map(|&i| rates[i]).collect()).collect()
+    scored
+        .into_iter()
+        .take(keep)
+        .map(|(_, _, idx)| idx.iter().map(|&i| rates[i]).collect())
+        .collect()
 }
 
 /// Levenberg–Marquardt on θ = ln(rates) with the Kaufman variable-projection Jacobian.
-fn levenberg_marquardt(times_s: &[f64], y: &DVector<f64>, seed: &[f64], bounds: RateBounds) -> Option<ExpSumFit> {
+fn levenberg_marquardt(
+    times_s: &[f64],
+    y: &DVector<f64>,
+    seed: &[f64],
+    bounds: RateBounds,
+) -> Option<ExpSumFit> {
     const MAX_ITERATIONS: u32 = 200;
     let k = seed.len();
     let m = times_s.len();
     let (theta_lo, theta_hi) = (bounds.min_per_s.ln(), bounds.max_per_s.ln());
-    let mut theta: Vec<f64> = seed.iter().map(|r| r.ln().clamp(theta_lo, theta_hi)).collect();
+    let mut theta: Vec<f64> = seed
+        .iter()
+        .map(|r| r.ln().clamp(theta_lo, theta_hi))
+        .collect();
     let rates_of = |th: &[f64]| th.iter().map(|v| v.exp()).collect::<Vec<f64>>();
     let (mut amps, mut offset, mut rss, mut q) = linear_solve(times_s, y, &rates_of(&theta))?;
     let mut mu = 1e-3;
@@ -244,7 +294,9 @@ fn levenberg_marquardt(times_s: &[f64], y: &DVector<f64>, seed: &[f64], bounds: 
             c
         };
         let residual = y - phi_times(times_s, &rates, &coef_fit);
-        let mut jac = DMatrix::from_fn(m, k, |i, c| amps[c] * rates[c] * times_s[i] * (-rates[c] * times_s[i]).exp());
+        let mut jac = DMatrix::from_fn(m, k, |i, c| {
+            amps[c] * rates[c] * times_s[i] * (-rates[c] * times_s[i]).exp()
+        });
         let proj = &q * q.tr_mul(&jac);
         jac -= proj;
         // residual ρ = y − model; dρ/dθ = −(−J) … sign: model derivative is −a r t e^{−rt}, so
@@ -252,7 +304,8 @@ fn levenberg_marquardt(times_s: &[f64], y: &DVector<f64>, seed: &[f64], bounds: 
         let jtj = jac.tr_mul(&jac);
         let jtr = jac.tr_mul(&residual);
         let gradient_scale = jtr.amax();
-        if gradient_scale <= 1e-12 * (rss + f64::MIN_POSITIVE).sqrt() * jtj.diagonal().amax().sqrt() {
+        if gradient_scale <= 1e-12 * (rss + f64::MIN_POSITIVE).sqrt() * jtj.diagonal().amax().sqrt()
+        {
             converged = true;
             break;
         }
@@ -267,11 +320,19 @@ fn levenberg_marquardt(times_s: &[f64], y: &DVector<f64>, seed: &[f64], bounds: 
                 continue;
             };
             let step = chol.solve(&(-&jtr));
-            let trial: Vec<f64> = theta.iter().zip(step.iter()).map(|(t, s)| (t + s).clamp(theta_lo, theta_hi)).collect();
+            let trial: Vec<f64> = theta
+                .iter()
+                .zip(step.iter())
+                .map(|(t, s)| (t + s).clamp(theta_lo, theta_hi))
+                .collect();
             match linear_solve(times_s, y, &rates_of(&trial)) {
                 Some((ta, toff, trss, tq)) if trss < rss => {
                     let relative_gain = (rss - trss) / rss.max(f64::MIN_POSITIVE);
-                    let step_size = theta.iter().zip(&trial).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+                    let step_size = theta
+                        .iter()
+                        .zip(&trial)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f64::max);
                     theta = trial;
                     amps = ta;
                     offset = toff;
@@ -299,7 +360,9 @@ fn levenberg_marquardt(times_s: &[f64], y: &DVector<f64>, seed: &[f64], bounds: 
             break;
         }
     }
-    let at_bound = theta.iter().any(|t| (t - theta_lo).abs() < 1e-9 || (t - theta_hi).abs() < 1e-9);
+    let at_bound = theta
+        .iter()
+        .any(|t| (t - theta_lo).abs() < 1e-9 || (t - theta_hi).abs() < 1e-9);
     let mut pairs: Vec<(f64, f64)> = rates_of(&theta).into_iter().zip(amps).collect();
     pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
     Some(ExpSumFit {
@@ -321,7 +384,10 @@ mod tests {
         (1..=n).map(|i| i as f64 * te_s).collect()
     }
 
-    const BOUNDS: RateBounds = RateBounds { min_per_s: 0.1, max_per_s: 5000.0 };
+    const BOUNDS: RateBounds = RateBounds {
+        min_per_s: 0.1,
+        max_per_s: 5000.0,
+    };
 
     #[test]
     fn noiseless_mono_is_exact() {
@@ -337,7 +403,10 @@ mod tests {
     #[test]
     fn noiseless_bi_is_exact() {
         let t = times(0.5e-3, 2000);
-        let y: Vec<f64> = t.iter().map(|t| 40.0 * (-t / 0.02).exp() + 60.0 * (-t / 0.15).exp() - 1.0).collect();
+        let y: Vec<f64> = t
+            .iter()
+            .map(|t| 40.0 * (-t / 0.02).exp() + 60.0 * (-t / 0.15).exp() - 1.0)
+            .collect();
         let fit = fit_exp_sum(&t, &y, 2, BOUNDS).expect("well posed");
         assert!(fit.converged, "{fit:?}");
         assert!((1.0 / fit.rates_per_s[0] - 0.02).abs() < 1e-7, "{fit:?}");

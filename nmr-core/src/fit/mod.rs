@@ -1,7 +1,10 @@
 //! T2 fitting (temporary module root on branch `spectrum`; replaced by main's on merge).
 
+pub mod bi;
 mod exp_sum;
 mod nnls;
+mod screen;
+pub mod spectrum;
 
 /// Temporary stand-in for main's `FitError` until the merge.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

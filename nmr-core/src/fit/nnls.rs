@@ -53,7 +53,11 @@ pub(crate) fn nnls_gram(h: &DMatrix<f64>, g: &DVector<f64>) -> Result<NnlsSoluti
     let mut x = DVector::<f64>::zeros(n);
     let mut passive = vec![false; n];
     if n == 0 {
-        return Ok(NnlsSolution { x, passive: Vec::new(), converged: true });
+        return Ok(NnlsSolution {
+            x,
+            passive: Vec::new(),
+            converged: true,
+        });
     }
     // Dual-feasibility tolerance, on the scale of the gradient g − Hx.
     let scale = g.amax().max(h.amax()) * (n as f64);
@@ -88,7 +92,10 @@ pub(crate) fn nnls_gram(h: &DMatrix<f64>, g: &DVector<f64>) -> Result<NnlsSoluti
                 break;
             }
             if first_inner {
-                let k_new = set.iter().position(|&j| j == j_new).expect("j_new was just made passive");
+                let k_new = set
+                    .iter()
+                    .position(|&j| j == j_new)
+                    .expect("j_new was just made passive");
                 if s_p[k_new] <= 0.0 {
                     // Rounding: the entering variable cannot increase. Undo and block it.
                     passive[j_new] = false;
@@ -131,17 +138,29 @@ pub(crate) fn nnls_gram(h: &DMatrix<f64>, g: &DVector<f64>) -> Result<NnlsSoluti
         }
     }
     let passive_list = (0..n).filter(|&j| x[j] > 0.0).collect();
-    Ok(NnlsSolution { x, passive: passive_list, converged })
+    Ok(NnlsSolution {
+        x,
+        passive: passive_list,
+        converged,
+    })
 }
 
 /// Solves `H_PP s = g_P` for the passive set `set` by Cholesky.
-fn solve_passive(h: &DMatrix<f64>, g: &DVector<f64>, set: &[usize]) -> Result<DVector<f64>, NnlsError> {
+fn solve_passive(
+    h: &DMatrix<f64>,
+    g: &DVector<f64>,
+    set: &[usize],
+) -> Result<DVector<f64>, NnlsError> {
     let p = set.len();
     let h_pp = DMatrix::from_fn(p, p, |r, c| h[(set[r], set[c])]);
     let g_p = DVector::from_fn(p, |r, _| g[set[r]]);
     let chol = h_pp.cholesky().ok_or(NnlsError::Singular)?;
     let s = chol.solve(&g_p);
-    if s.iter().all(|v| v.is_finite()) { Ok(s) } else { Err(NnlsError::Singular) }
+    if s.iter().all(|v| v.is_finite()) {
+        Ok(s)
+    } else {
+        Err(NnlsError::Singular)
+    }
 }
 
 #[cfg(test)]
@@ -169,7 +188,9 @@ mod tests {
             let cols: Vec<usize> = (0..n).filter(|j| mask & (1 << j) != 0).collect();
             let sub = DMatrix::from_fn(a.nrows(), cols.len(), |r, c| a[(r, cols[c])]);
             let svd = sub.clone().svd(true, true);
-            let Ok(xs) = svd.solve(b, 1e-12) else { continue };
+            let Ok(xs) = svd.solve(b, 1e-12) else {
+                continue;
+            };
             if xs.iter().all(|&v| v >= 0.0) {
                 let mut x = DVector::zeros(n);
                 for (k, &j) in cols.iter().enumerate() {
@@ -188,7 +209,8 @@ mod tests {
             let n = 1 + trial % 7;
             let m = n + rng.random_range(0..6);
             let (a, b) = random_problem(&mut rng, m, n);
-            let sol = nnls_gram(&a.tr_mul(&a), &a.tr_mul(&b)).expect("full column rank with probability one");
+            let sol = nnls_gram(&a.tr_mul(&a), &a.tr_mul(&b))
+                .expect("full column rank with probability one");
             assert!(sol.converged, "trial {trial} did not converge");
             let got = objective(&a, &b, &sol.x);
             let want = brute_force(&a, &b);
@@ -213,10 +235,18 @@ mod tests {
                 assert!(sol.x[j] >= 0.0, "primal feasibility");
                 assert!(w[j] <= 1e-9 * scale, "dual feasibility: w[{j}] = {}", w[j]);
                 if sol.x[j] > 0.0 {
-                    assert!(w[j].abs() <= 1e-9 * scale, "complementarity: x={} w={}", sol.x[j], w[j]);
+                    assert!(
+                        w[j].abs() <= 1e-9 * scale,
+                        "complementarity: x={} w={}",
+                        sol.x[j],
+                        w[j]
+                    );
                 }
             }
-            assert_eq!(sol.passive, (0..n).filter(|&j| sol.x[j] > 0.0).collect::<Vec<_>>());
+            assert_eq!(
+                sol.passive,
+                (0..n).filter(|&j| sol.x[j] > 0.0).collect::<Vec<_>>()
+            );
         }
     }
 
