@@ -28,6 +28,17 @@ pub(crate) struct RateBounds {
     pub max_per_s: f64,
 }
 
+impl RateBounds {
+    /// Bounds for a train: T2 from a quarter of the echo spacing to 20 × the last echo time. A
+    /// rate that ends on a bound marks the fit as not converged.
+    pub fn for_train(echo_spacing_s: f64, t_last_s: f64) -> Self {
+        Self {
+            min_per_s: 1.0 / (20.0 * t_last_s),
+            max_per_s: 4.0 / echo_spacing_s,
+        }
+    }
+}
+
 /// A converged (or abandoned) exponential-sum fit.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ExpSumFit {

@@ -38,7 +38,8 @@ use serde::{Deserialize, Serialize};
 
 use super::FitError;
 use super::nnls::nnls_gram;
-use super::screen::screen_mono;
+use super::{FitInput, FitOptions, fit_mono};
+use crate::EchoTrain;
 
 /// How the regularisation weight α is chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,8 +47,9 @@ use super::screen::screen_mono;
 pub enum AlphaChoice {
     /// Generalised cross-validation (Golub, Heath & Wahba 1979): minimise RSS/(m − 1 − df)².
     Gcv,
-    /// Morozov's discrepancy principle: the largest α whose RSS stays within (m − 1)·σ², σ being
-    /// the train's noise SD (from the quadrature channel). Falls back to GCV when σ is unknown.
+    /// Morozov's discrepancy principle: the largest α whose RSS stays within (m − 1)·σ² plus two
+    /// SDs of its χ² spread, σ being the train's noise SD (from the quadrature channel). Falls back
+    /// to GCV when σ is unknown.
     Discrepancy,
     /// A fixed α, in the units of the objective `‖K f + c − y‖² + α‖f‖²` (kernel entries ≤ 1).
     Fixed(f64),
@@ -307,6 +309,60 @@ impl CompressedProblem {
     }
 }
 
+/// The T2 distribution of a train.
+///
+/// The train is phased; with the default options every echo is used (see [`SpectrumOptions`]).
+/// The mono fit is the gate: a train it refuses (no signal, T2 far beyond the window, decay within
+/// two echoes) is refused here with the same error.
+///
+/// # Errors
+/// [`FitError::TooFewEchoes`] below [`MIN_SPECTRUM_ECHOES`], [`FitError::InvalidOptions`] for an
+/// unusable bin range or α, and whatever [`fit_mono`] refuses.
+///
+/// # Example
+/// ```
+/// use nmr_core::{CpmgSimulation, fit::{SpectrumOptions, fit_spectrum}};
+/// let mut sim = CpmgSimulation::mono(100.0, 0.080, 0.001, 1000);
+/// sim.noise_sd = 0.2;
+/// let spectrum = fit_spectrum(&sim.simulate(3), &SpectrumOptions::default())?;
+/// assert_eq!(spectrum.peaks.len(), 1);
+/// assert!((spectrum.t2_logmean_ms / 80.0 - 1.0).abs() < 0.03);
+/// # Ok::<(), nmr_core::fit::FitError>(())
+/// ```
+///
+/// ## Reference
+/// Venkataramanan, Song & Hürlimann (2002); Golub, Heath & Wahba (1979); Lawson & Hanson (1974):
+/// see the module docs.
+pub fn fit_spectrum(train: &EchoTrain, options: &SpectrumOptions) -> Result<T2Spectrum, FitError> {
+    let fit_options = FitOptions {
+        drop_first_echo: options.drop_first_echo,
+        residuals: false,
+    };
+    let input = FitInput::new(train, &fit_options);
+    let used = input.times_s.len();
+    if used < MIN_SPECTRUM_ECHOES {
+        return Err(FitError::TooFewEchoes {
+            used,
+            needed: MIN_SPECTRUM_ECHOES,
+        });
+    }
+    fit_mono(train, &fit_options)?;
+    invert(
+        &input.times_s,
+        &input.signal,
+        Some(input.noise_sd),
+        input.echo_spacing_s,
+        options,
+    )
+}
+
+fn unsolvable(what: &str) -> FitError {
+    FitError::NotIdentifiable {
+        what: "the T2 distribution",
+        detail: format!("the regularised NNLS failed for {what} (a singular passive-set system)"),
+    }
+}
+
 /// Inverts echoes already selected and phased (`times_s`, `y` real channel), with the given noise
 /// SD (for χ² only; `None` if unknown).
 pub(crate) fn invert(
@@ -323,13 +379,18 @@ pub(crate) fn invert(
             needed: MIN_SPECTRUM_ECHOES,
         });
     }
-    screen_mono(times_s, y, echo_spacing_s)?;
     let t_last = times_s[m - 1];
     let t2_min_s = options.t2_min_ms.map_or(echo_spacing_s, |v| v / 1e3);
     let t2_max_s = options.t2_max_ms.map_or(2.0 * t_last, |v| v / 1e3);
     let n = options.bins;
     if n < 2 || !(t2_min_s > 0.0 && t2_max_s > t2_min_s && t2_max_s.is_finite()) {
-        return Err(FitError::NoSignal); // TODO-merge: InvalidOptions
+        return Err(FitError::InvalidOptions {
+            detail: format!(
+                "T2 bins: {n} from {:.4} ms to {:.4} ms (need ≥ 2 bins and 0 < min < max)",
+                t2_min_s * 1e3,
+                t2_max_s * 1e3
+            ),
+        });
     }
     let bins_s: Vec<f64> = (0..n)
         .map(|j| (t2_min_s.ln() + (t2_max_s / t2_min_s).ln() * j as f64 / (n - 1) as f64).exp())
@@ -354,21 +415,31 @@ pub(crate) fn invert(
 
     let (alpha, solution, method) = match options.alpha {
         AlphaChoice::Fixed(alpha) => {
-            let sol = problem.solve(alpha).ok_or(FitError::NoSignal)?;
+            if !(alpha > 0.0 && alpha.is_finite()) {
+                return Err(FitError::InvalidOptions {
+                    detail: format!("fixed α must be positive and finite, got {alpha}"),
+                });
+            }
+            let sol = problem
+                .solve(alpha)
+                .ok_or_else(|| unsolvable("the fixed α"))?;
             (alpha, sol, AlphaMethod::Fixed)
         }
         AlphaChoice::Gcv => {
-            let (alpha, sol) = gcv_search(&problem, dof_available).ok_or(FitError::NoSignal)?;
+            let (alpha, sol) = gcv_search(&problem, dof_available)
+                .ok_or_else(|| unsolvable("every α of the GCV search"))?;
             (alpha, sol, AlphaMethod::Gcv)
         }
         AlphaChoice::Discrepancy => match noise_sd.filter(|s| *s > 0.0 && s.is_finite()) {
             Some(sd) => {
-                let (alpha, sol) = discrepancy_search(&problem, dof_available * sd * sd)
-                    .ok_or(FitError::NoSignal)?;
+                let (alpha, sol) =
+                    discrepancy_search(&problem, discrepancy_target(dof_available, sd))
+                        .ok_or_else(|| unsolvable("every α of the discrepancy search"))?;
                 (alpha, sol, AlphaMethod::Discrepancy)
             }
             None => {
-                let (alpha, sol) = gcv_search(&problem, dof_available).ok_or(FitError::NoSignal)?;
+                let (alpha, sol) = gcv_search(&problem, dof_available)
+                    .ok_or_else(|| unsolvable("every α of the GCV search"))?;
                 (alpha, sol, AlphaMethod::Gcv)
             }
         },
@@ -376,7 +447,10 @@ pub(crate) fn invert(
     let f = solution.f;
     let total: f64 = f.sum();
     if !(total > 0.0) {
-        return Err(FitError::NoSignal);
+        return Err(FitError::NotIdentifiable {
+            what: "the T2 distribution",
+            detail: format!("the regularised solution is all zero (α = {alpha:.3e})"),
+        });
     }
     let offset = if with_baseline {
         (products.sum_y - products.kt1.dot(&f)) / mf
@@ -441,6 +515,12 @@ fn compress(
         largest_eigenvalue: largest,
         kept: kept.len(),
     }
+}
+
+/// Morozov's bound on the residual: the noise level (m − 1)σ² plus two standard deviations of its
+/// χ² spread, so that an above-average noise draw still leaves room to regularise.
+fn discrepancy_target(dof_available: f64, noise_sd: f64) -> f64 {
+    dof_available * noise_sd * noise_sd * (1.0 + 2.0 * (2.0 / dof_available.max(1.0)).sqrt())
 }
 
 /// Bisects log α for RSS(α) = `target_rss` (RSS grows with α); the α range is the GCV one.
@@ -785,23 +865,132 @@ mod tests {
         assert!((smooth.t2_logmean_ms / 50.0 - 1.0).abs() < 0.1);
     }
 
+    fn simulated(
+        te_s: f64,
+        echoes: usize,
+        components: &[(f64, f64)],
+        noise_sd: f64,
+        seed: u64,
+    ) -> EchoTrain {
+        let simulation = crate::CpmgSimulation {
+            components: components
+                .iter()
+                .map(|&(amplitude, t2_s)| crate::Component { amplitude, t2_s })
+                .collect(),
+            offset: 0.0,
+            noise_sd,
+            phase_rad: -1.1,
+            te_s,
+            echoes,
+            magnitude: false,
+        };
+        simulation.simulate(seed)
+    }
+
     #[test]
     fn refuses_what_it_cannot_invert() {
-        let (t, y) = train(1e-3, 500, &[], 0.0, 1.0, 9);
+        let options = SpectrumOptions::default();
+        let noise = simulated(1e-3, 500, &[], 1.0, 9);
+        let result = fit_spectrum(&noise, &options);
+        assert!(
+            matches!(result, Err(FitError::NoSignal { .. })),
+            "{result:?}"
+        );
+        let short = simulated(1e-3, 7, &[(100.0, 0.003)], 0.1, 9);
+        let result = fit_spectrum(&short, &options);
+        assert!(
+            matches!(result, Err(FitError::TooFewEchoes { used: 7, .. })),
+            "{result:?}"
+        );
+        let flat = simulated(1e-3, 500, &[(100.0, 100.0)], 0.1, 9);
+        let result = fit_spectrum(&flat, &options);
+        // fit_mono (the gate) says one of these two, depending on the draw.
+        assert!(
+            matches!(
+                result,
+                Err(FitError::T2BeyondWindow { .. } | FitError::NotIdentifiable { .. })
+            ),
+            "{result:?}"
+        );
+        let fast = simulated(1e-3, 200, &[(1e5, 0.4e-3)], 0.1, 9);
+        let result = fit_spectrum(&fast, &options);
+        assert!(
+            matches!(result, Err(FitError::T2BelowEchoSpacing { .. })),
+            "{result:?}"
+        );
+        let inverted = SpectrumOptions {
+            t2_min_ms: Some(10.0),
+            t2_max_ms: Some(1.0),
+            ..SpectrumOptions::default()
+        };
+        let clear = simulated(1e-3, 500, &[(100.0, 0.05)], 0.1, 9);
         assert!(matches!(
-            invert(&t, &y, Some(1.0), 1e-3, &SpectrumOptions::default()),
-            Err(FitError::NoSignal | FitError::T2BeyondWindow)
+            fit_spectrum(&clear, &inverted),
+            Err(FitError::InvalidOptions { .. })
         ));
-        let (t, y) = train(1e-3, 7, &[(100.0, 0.003)], 0.0, 0.1, 9);
+        let bad_alpha = SpectrumOptions {
+            alpha: AlphaChoice::Fixed(-1.0),
+            ..SpectrumOptions::default()
+        };
         assert!(matches!(
-            invert(&t, &y, Some(0.1), 1e-3, &SpectrumOptions::default()),
-            Err(FitError::TooFewEchoes { used: 7, .. })
+            fit_spectrum(&clear, &bad_alpha),
+            Err(FitError::InvalidOptions { .. })
         ));
-        let (t, y) = train(1e-3, 500, &[(100.0, 100.0)], 0.0, 0.1, 9);
-        assert!(matches!(
-            invert(&t, &y, Some(0.1), 1e-3, &SpectrumOptions::default()),
-            Err(FitError::T2BeyondWindow)
-        ));
+    }
+
+    #[test]
+    fn simulated_trains_give_the_simulators_t2s() {
+        let mono = simulated(0.5e-3, 2000, &[(100.0, 0.080)], 0.2, 31);
+        let spectrum = fit_spectrum(&mono, &SpectrumOptions::default()).expect("clear signal");
+        assert_eq!(spectrum.peaks.len(), 1, "{:?}", spectrum.peaks);
+        assert!(
+            (spectrum.t2_logmean_ms / 80.0 - 1.0).abs() < 0.03,
+            "{}",
+            spectrum.t2_logmean_ms
+        );
+        let bi = simulated(0.5e-3, 2000, &[(40.0, 0.020), (60.0, 0.150)], 0.2, 32);
+        let spectrum = fit_spectrum(&bi, &SpectrumOptions::default()).expect("clear signal");
+        let major: Vec<&SpectrumPeak> = spectrum
+            .peaks
+            .iter()
+            .filter(|p| p.fraction > 0.05)
+            .collect();
+        assert_eq!(major.len(), 2, "{:?}", spectrum.peaks);
+        assert!(
+            (major[0].t2_logmean_ms / 20.0 - 1.0).abs() < 0.15,
+            "{:?}",
+            major[0]
+        );
+        assert!(
+            (major[1].t2_logmean_ms / 150.0 - 1.0).abs() < 0.15,
+            "{:?}",
+            major[1]
+        );
+    }
+
+    #[test]
+    fn discrepancy_principle_meets_the_noise_level() {
+        let (t, y) = train(1e-3, 1000, &[(100.0, 0.05)], 0.0, 0.2, 12);
+        let options = SpectrumOptions {
+            alpha: AlphaChoice::Discrepancy,
+            ..SpectrumOptions::default()
+        };
+        let spectrum = invert(&t, &y, Some(0.2), 1e-3, &options).expect("clear signal");
+        if spectrum.alpha_method == AlphaMethod::Discrepancy && spectrum.alpha > 1e-9 {
+            // The chosen α keeps the RSS within (m − 1)σ² (unless the least-regularised fit already
+            // exceeds it, the fallback excluded above); the NNLS active set makes RSS(α) jump, so
+            // it cannot be pinned exactly.
+            let target = discrepancy_target(t.len() as f64 - 1.0, 0.2);
+            let rss = spectrum.residual_norm.powi(2);
+            assert!(
+                rss <= target * (1.0 + 1e-9) && rss > 0.9 * target,
+                "rss {rss}, target {target}"
+            );
+        }
+        assert_eq!(spectrum.alpha_method, AlphaMethod::Discrepancy);
+        assert!((spectrum.t2_logmean_ms / 50.0 - 1.0).abs() < 0.05);
+        let unknown = invert(&t, &y, None, 1e-3, &options).expect("clear signal");
+        assert_eq!(unknown.alpha_method, AlphaMethod::Gcv);
     }
 
     #[test]
