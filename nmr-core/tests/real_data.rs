@@ -14,7 +14,9 @@ use nmr_core::io::parse_echo_train;
 
 /// Reads `shared/data/external/<name>` next to the repository, failing with a clear message.
 fn external_train(name: &str) -> EchoTrain {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/external").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/external")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "real-data file {} is missing ({e}); the tests expect the repository cloned with shared/ beside it",
@@ -49,7 +51,10 @@ fn bunter_log_mean_matches_the_vendor() {
 #[test]
 fn bunter_t2_at_99_percent_matches_the_vendor_with_its_bin_range() {
     let train = external_train("geospec_CPMG_bunter.txt");
-    let options = SpectrumOptions { t2_max_ms: Some(500.0), ..SpectrumOptions::default() };
+    let options = SpectrumOptions {
+        t2_max_ms: Some(500.0),
+        ..SpectrumOptions::default()
+    };
     let spectrum = fit_spectrum(&train, &options).expect("a clear decay");
     let vendor_ms = 89.125;
     assert!(

@@ -43,6 +43,18 @@ pub(crate) enum NnlsError {
 /// `H` must be symmetric positive definite on every subset of columns the algorithm visits (true
 /// when `A` has full column rank, and always true for a Tikhonov-augmented system with α > 0).
 pub(crate) fn nnls_gram(h: &DMatrix<f64>, g: &DVector<f64>) -> Result<NnlsSolution, NnlsError> {
+    nnls_gram_warm(h, g, &[])
+}
+
+/// [`nnls_gram`] started from a guess of the passive set (e.g. the solution of a neighbouring
+/// problem). The guess is pruned until its least-squares solution is strictly positive, which is a
+/// valid Lawson–Hanson state, so the answer is the same as from a cold start; only the number of
+/// iterations changes.
+pub(crate) fn nnls_gram_warm(
+    h: &DMatrix<f64>,
+    g: &DVector<f64>,
+    initial_passive: &[usize],
+) -> Result<NnlsSolution, NnlsError> {
     let n = g.len();
     if h.nrows() != n || h.ncols() != n {
         return Err(NnlsError::Shape);
@@ -67,6 +79,28 @@ pub(crate) fn nnls_gram(h: &DMatrix<f64>, g: &DVector<f64>) -> Result<NnlsSoluti
     // Variables that just failed to enter (their subproblem value came out ≤ 0 by rounding):
     // excluded until the next successful step, which breaks the classic Lawson–Hanson cycle.
     let mut blocked = vec![false; n];
+
+    let mut set: Vec<usize> = initial_passive.iter().copied().filter(|&j| j < n).collect();
+    set.sort_unstable();
+    set.dedup();
+    while !set.is_empty() {
+        let Ok(s_p) = solve_passive(h, g, &set) else {
+            break; // a singular guess: start cold
+        };
+        if s_p.iter().all(|&v| v > 0.0) {
+            for (k, &j) in set.iter().enumerate() {
+                x[j] = s_p[k];
+                passive[j] = true;
+            }
+            break;
+        }
+        set = set
+            .iter()
+            .zip(s_p.iter())
+            .filter(|(_, v)| **v > 0.0)
+            .map(|(j, _)| *j)
+            .collect();
+    }
 
     for _ in 0..max_outer {
         let w = g - h * &x;
@@ -258,6 +292,25 @@ mod tests {
         let b = &a * &truth;
         let sol = nnls_gram(&a.tr_mul(&a), &a.tr_mul(&b)).expect("full column rank");
         assert!((sol.x - truth).amax() < 1e-9);
+    }
+
+    #[test]
+    fn warm_starts_reach_the_cold_start_solution() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for trial in 0..100 {
+            let n = 3 + trial % 30;
+            let (a, b) = random_problem(&mut rng, n + 5, n);
+            let (h, g) = (a.tr_mul(&a), a.tr_mul(&b));
+            let cold = nnls_gram(&h, &g).expect("full column rank");
+            let guess: Vec<usize> = (0..n).filter(|_| rng.random_bool(0.5)).collect();
+            let warm = nnls_gram_warm(&h, &g, &guess).expect("full column rank");
+            let (oc, ow) = (objective(&a, &b, &cold.x), objective(&a, &b, &warm.x));
+            assert!(
+                (oc - ow).abs() <= 1e-9 * (1.0 + oc),
+                "trial {trial}: cold {oc} warm {ow}"
+            );
+            assert!(warm.converged);
+        }
     }
 
     #[test]

@@ -37,7 +37,7 @@ use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
 use super::FitError;
-use super::nnls::nnls_gram;
+use super::nnls::nnls_gram_warm;
 use super::{FitInput, FitOptions, fit_mono};
 use crate::EchoTrain;
 
@@ -268,6 +268,7 @@ fn kernel_products(times_s: &[f64], y: &[f64], rates_per_s: &[f64]) -> KernelPro
 #[derive(Clone, Debug)]
 struct RegularisedSolution {
     f: DVector<f64>,
+    passive: Vec<usize>,
     rss: f64,
     df: f64,
 }
@@ -287,13 +288,14 @@ struct CompressedProblem {
 }
 
 impl CompressedProblem {
-    fn solve(&self, alpha: f64) -> Option<RegularisedSolution> {
+    /// Solves for one α; `warm` is a guess of the passive set (from a neighbouring α).
+    fn solve(&self, alpha: f64, warm: &[usize]) -> Option<RegularisedSolution> {
         let n = self.g.len();
         let mut h_alpha = self.h.clone();
         for d in 0..n {
             h_alpha[(d, d)] += alpha;
         }
-        let sol = nnls_gram(&h_alpha, &self.g).ok()?;
+        let sol = nnls_gram_warm(&h_alpha, &self.g, warm).ok()?;
         let f = sol.x;
         let rss = (f.dot(&(&self.gram * &f)) - 2.0 * f.dot(&self.b) + self.yy).max(0.0);
         // Effective parameters: tr(H_PP (H_PP + α I)⁻¹) = p − α tr((H_PP + α I)⁻¹).
@@ -305,7 +307,12 @@ impl CompressedProblem {
             let inverse = block.cholesky()?.inverse();
             (p as f64 - alpha * inverse.trace()).clamp(0.0, p as f64)
         };
-        Some(RegularisedSolution { f, rss, df })
+        Some(RegularisedSolution {
+            f,
+            passive: sol.passive,
+            rss,
+            df,
+        })
     }
 }
 
@@ -421,7 +428,7 @@ pub(crate) fn invert(
                 });
             }
             let sol = problem
-                .solve(alpha)
+                .solve(alpha, &[])
                 .ok_or_else(|| unsolvable("the fixed α"))?;
             (alpha, sol, AlphaMethod::Fixed)
         }
@@ -523,76 +530,80 @@ fn discrepancy_target(dof_available: f64, noise_sd: f64) -> f64 {
     dof_available * noise_sd * noise_sd * (1.0 + 2.0 * (2.0 / dof_available.max(1.0)).sqrt())
 }
 
-/// Bisects log α for RSS(α) = `target_rss` (RSS grows with α); the α range is the GCV one.
+/// The log-α search range, relative to the largest eigenvalue of the centred Gram matrix: from
+/// practically unregularised to smoothing every kept component away.
+fn log_alpha_range(problem: &CompressedProblem) -> Option<(f64, f64)> {
+    let scale = problem.largest_eigenvalue;
+    (scale > 0.0 && scale.is_finite()).then(|| ((1e-12 * scale).ln(), (10.0 * scale).ln()))
+}
+
+/// Bisects log α for RSS(α) = `target_rss` (RSS grows with α) over the GCV range, warm-starting
+/// each solve from the last accepted passive set.
 fn discrepancy_search(
     problem: &CompressedProblem,
     target_rss: f64,
 ) -> Option<(f64, RegularisedSolution)> {
-    let scale = problem.largest_eigenvalue;
-    if !(scale > 0.0 && scale.is_finite()) {
-        return None;
-    }
-    let (mut lo, mut hi) = ((1e-12 * scale).ln(), (10.0 * scale).ln());
-    let at_lo = problem.solve(lo.exp())?;
+    let (mut lo, mut hi) = log_alpha_range(problem)?;
+    let at_lo = problem.solve(lo.exp(), &[])?;
     if at_lo.rss >= target_rss {
         // Even the least regularised fit misses the noise level: σ is underestimated.
         return Some((lo.exp(), at_lo));
     }
     let mut best = (lo, at_lo);
-    for _ in 0..40 {
+    while hi - lo > 1e-2 {
         let mid = 0.5 * (lo + hi);
-        match problem.solve(mid.exp()) {
+        match problem.solve(mid.exp(), &best.1.passive) {
             Some(sol) if sol.rss <= target_rss => {
                 lo = mid;
                 best = (mid, sol);
             }
             _ => hi = mid,
         }
-        if hi - lo < 1e-3 {
-            break;
-        }
     }
     Some((best.0.exp(), best.1))
 }
 
-/// Minimises GCV(α) = RSS / (m − df)² over α ∈ [1e-12, 10] × λ_max: a 40-point log grid, then
-/// golden-section search in log α around the best grid point.
+/// Minimises GCV(α) = RSS / (m − df)² (df: effective parameters, m: echoes less the baseline) over
+/// the α range: a 25-point log grid (half a decade apart) walked from strong to weak regularisation
+/// with warm starts, then golden-section search in log α between the best point's neighbours.
 fn gcv_search(
     problem: &CompressedProblem,
     dof_available: f64,
 ) -> Option<(f64, RegularisedSolution)> {
-    const GRID: usize = 40;
-    let scale = problem.largest_eigenvalue;
-    if !(scale > 0.0 && scale.is_finite()) {
-        return None;
-    }
-    let (lo, hi) = ((1e-12 * scale).ln(), (10.0 * scale).ln());
-    let gcv = |log_alpha: f64| -> Option<(f64, RegularisedSolution)> {
-        let sol = problem.solve(log_alpha.exp())?;
+    const GRID: usize = 25;
+    const GOLDEN_STEPS: usize = 12;
+    let (lo, hi) = log_alpha_range(problem)?;
+    let gcv = |log_alpha: f64, warm: &[usize]| -> Option<(f64, RegularisedSolution)> {
+        let sol = problem.solve(log_alpha.exp(), warm)?;
         let denominator = dof_available - sol.df;
         if denominator <= 0.0 {
             return None;
         }
         Some((sol.rss / (denominator * denominator), sol))
     };
-    let grid: Vec<f64> = (0..GRID)
-        .map(|k| lo + (hi - lo) * k as f64 / (GRID - 1) as f64)
-        .collect();
-    let scores: Vec<Option<f64>> = grid.iter().map(|&la| gcv(la).map(|(s, _)| s)).collect();
-    let best = (0..GRID)
-        .filter(|&k| scores[k].is_some())
-        .min_by(|&a, &b| {
-            scores[a]
-                .unwrap_or(f64::INFINITY)
-                .total_cmp(&scores[b].unwrap_or(f64::INFINITY))
-        })?;
-    let (mut a, mut b) = (grid[best.saturating_sub(1)], grid[(best + 1).min(GRID - 1)]);
-    let score = |la: f64| gcv(la).map_or(f64::INFINITY, |(s, _)| s);
+    let mut best: Option<(usize, f64, RegularisedSolution)> = None;
+    let mut warm: Vec<usize> = Vec::new();
+    let grid = |k: usize| hi - (hi - lo) * k as f64 / (GRID - 1) as f64;
+    for k in 0..GRID {
+        if let Some((score, sol)) = gcv(grid(k), &warm) {
+            warm.clone_from(&sol.passive);
+            if best.as_ref().is_none_or(|b| score < b.1) {
+                best = Some((k, score, sol));
+            }
+        }
+    }
+    let (k_best, score_best, sol_best) = best?;
+    let warm = sol_best.passive.clone();
+    let (mut a, mut b) = (
+        grid((k_best + 1).min(GRID - 1)),
+        grid(k_best.saturating_sub(1)),
+    );
+    let score = |la: f64| gcv(la, &warm).map_or(f64::INFINITY, |(s, _)| s);
     let ratio = 0.5 * (5f64.sqrt() - 1.0);
     let mut c = b - ratio * (b - a);
     let mut d = a + ratio * (b - a);
     let (mut fc, mut fd) = (score(c), score(d));
-    for _ in 0..20 {
+    for _ in 0..GOLDEN_STEPS {
         if fc <= fd {
             b = d;
             d = c;
@@ -608,13 +619,10 @@ fn gcv_search(
         }
     }
     let refined = if fc <= fd { c } else { d };
-    let candidate = gcv(refined);
-    let grid_best = gcv(grid[best])?;
-    let chosen = match candidate {
-        Some((s, sol)) if s <= grid_best.0 => (refined, sol),
-        _ => (grid[best], grid_best.1),
-    };
-    Some((chosen.0.exp(), chosen.1))
+    match gcv(refined, &warm) {
+        Some((s, sol)) if s <= score_best => Some((refined.exp(), sol)),
+        _ => Some((grid(k_best).exp(), sol_best)),
+    }
 }
 
 /// T2 below which `fraction` of the amplitude lies, interpolated linearly in log T2 between the
