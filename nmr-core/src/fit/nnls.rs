@@ -42,15 +42,11 @@ pub(crate) enum NnlsError {
 ///
 /// `H` must be symmetric positive definite on every subset of columns the algorithm visits (true
 /// when `A` has full column rank, and always true for a Tikhonov-augmented system with α > 0).
-pub(crate) fn nnls_gram(h: &DMatrix<f64>, g: &DVector<f64>) -> Result<NnlsSolution, NnlsError> {
-    nnls_gram_warm(h, g, &[])
-}
-
-/// [`nnls_gram`] started from a guess of the passive set (e.g. the solution of a neighbouring
-/// problem). The guess is pruned until its least-squares solution is strictly positive, which is a
+/// `initial_passive` is a guess of the passive set (e.g. the solution of a neighbouring problem;
+/// `&[]` for a cold start). The guess is pruned until its least-squares solution is strictly positive, which is a
 /// valid Lawson–Hanson state, so the answer is the same as from a cold start; only the number of
 /// iterations changes.
-pub(crate) fn nnls_gram_warm(
+pub(crate) fn nnls_gram(
     h: &DMatrix<f64>,
     g: &DVector<f64>,
     initial_passive: &[usize],
@@ -243,7 +239,7 @@ mod tests {
             let n = 1 + trial % 7;
             let m = n + rng.random_range(0..6);
             let (a, b) = random_problem(&mut rng, m, n);
-            let sol = nnls_gram(&a.tr_mul(&a), &a.tr_mul(&b))
+            let sol = nnls_gram(&a.tr_mul(&a), &a.tr_mul(&b), &[])
                 .expect("full column rank with probability one");
             assert!(sol.converged, "trial {trial} did not converge");
             let got = objective(&a, &b, &sol.x);
@@ -262,7 +258,7 @@ mod tests {
             let n = 5 + trial % 40;
             let m = n + 10;
             let (a, b) = random_problem(&mut rng, m, n);
-            let sol = nnls_gram(&a.tr_mul(&a), &a.tr_mul(&b)).expect("full column rank");
+            let sol = nnls_gram(&a.tr_mul(&a), &a.tr_mul(&b), &[]).expect("full column rank");
             let w = a.tr_mul(&(&b - &a * &sol.x)); // negative gradient
             let scale = a.tr_mul(&b).amax().max(1.0);
             for j in 0..n {
@@ -290,7 +286,7 @@ mod tests {
         let (a, _) = random_problem(&mut rng, 30, 10);
         let truth = DVector::from_fn(10, |j, _| if j % 3 == 0 { 0.0 } else { j as f64 });
         let b = &a * &truth;
-        let sol = nnls_gram(&a.tr_mul(&a), &a.tr_mul(&b)).expect("full column rank");
+        let sol = nnls_gram(&a.tr_mul(&a), &a.tr_mul(&b), &[]).expect("full column rank");
         assert!((sol.x - truth).amax() < 1e-9);
     }
 
@@ -301,9 +297,9 @@ mod tests {
             let n = 3 + trial % 30;
             let (a, b) = random_problem(&mut rng, n + 5, n);
             let (h, g) = (a.tr_mul(&a), a.tr_mul(&b));
-            let cold = nnls_gram(&h, &g).expect("full column rank");
+            let cold = nnls_gram(&h, &g, &[]).expect("full column rank");
             let guess: Vec<usize> = (0..n).filter(|_| rng.random_bool(0.5)).collect();
-            let warm = nnls_gram_warm(&h, &g, &guess).expect("full column rank");
+            let warm = nnls_gram(&h, &g, &guess).expect("full column rank");
             let (oc, ow) = (objective(&a, &b, &cold.x), objective(&a, &b, &warm.x));
             assert!(
                 (oc - ow).abs() <= 1e-9 * (1.0 + oc),
@@ -317,7 +313,7 @@ mod tests {
     fn all_negative_correlation_gives_zero() {
         let h = DMatrix::identity(3, 3);
         let g = DVector::from_vec(vec![-1.0, -2.0, -0.5]);
-        let sol = nnls_gram(&h, &g).expect("identity is positive definite");
+        let sol = nnls_gram(&h, &g, &[]).expect("identity is positive definite");
         assert_eq!(sol.x, DVector::zeros(3));
         assert!(sol.passive.is_empty());
     }
@@ -325,13 +321,16 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         let h = DMatrix::identity(2, 2);
-        assert_eq!(nnls_gram(&h, &DVector::zeros(3)), Err(NnlsError::Shape));
+        assert_eq!(
+            nnls_gram(&h, &DVector::zeros(3), &[]),
+            Err(NnlsError::Shape)
+        );
         let g = DVector::from_vec(vec![f64::NAN, 1.0]);
-        assert_eq!(nnls_gram(&h, &g), Err(NnlsError::NotFinite));
+        assert_eq!(nnls_gram(&h, &g, &[]), Err(NnlsError::NotFinite));
         let singular = DMatrix::from_row_slice(2, 2, &[1.0, 1.0, 1.0, 1.0]);
         let g = DVector::from_vec(vec![1.0, 1.0]);
         // Both columns identical: the second entering variable makes H_PP singular or is blocked.
-        match nnls_gram(&singular, &g) {
+        match nnls_gram(&singular, &g, &[]) {
             Ok(sol) => assert!(((&singular * &sol.x)[0] - 1.0).abs() < 1e-9),
             Err(e) => assert_eq!(e, NnlsError::Singular),
         }

@@ -37,7 +37,7 @@ use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
 use super::FitError;
-use super::nnls::nnls_gram_warm;
+use super::nnls::nnls_gram;
 use super::{FitInput, FitOptions, fit_mono};
 use crate::EchoTrain;
 
@@ -295,7 +295,7 @@ impl CompressedProblem {
         for d in 0..n {
             h_alpha[(d, d)] += alpha;
         }
-        let sol = nnls_gram_warm(&h_alpha, &self.g, warm).ok()?;
+        let sol = nnls_gram(&h_alpha, &self.g, warm).ok()?;
         let f = sol.x;
         let rss = (f.dot(&(&self.gram * &f)) - 2.0 * f.dot(&self.b) + self.yy).max(0.0);
         // Effective parameters: tr(H_PP (H_PP + α I)⁻¹) = p − α tr((H_PP + α I)⁻¹).
