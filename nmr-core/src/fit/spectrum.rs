@@ -174,6 +174,11 @@ pub struct T2Spectrum {
     pub singular_values_kept: usize,
 }
 
+/// Most bins an inversion accepts (the Gram matrix is bins × bins).
+pub const MAX_BINS: usize = 1000;
+/// Shortest bin T2 accepted, in seconds (1 ns): keeps every kernel rate finite.
+const MIN_BIN_T2_S: f64 = 1e-9;
+
 /// Fewest echoes an inversion accepts.
 pub const MIN_SPECTRUM_ECHOES: usize = 8;
 
@@ -390,10 +395,11 @@ pub(crate) fn invert(
     let t2_min_s = options.t2_min_ms.map_or(echo_spacing_s, |v| v / 1e3);
     let t2_max_s = options.t2_max_ms.map_or(2.0 * t_last, |v| v / 1e3);
     let n = options.bins;
-    if n < 2 || !(t2_min_s > 0.0 && t2_max_s > t2_min_s && t2_max_s.is_finite()) {
+    let usable_range = t2_min_s >= MIN_BIN_T2_S && t2_max_s > t2_min_s && t2_max_s.is_finite();
+    if !(2..=MAX_BINS).contains(&n) || !usable_range {
         return Err(FitError::InvalidOptions {
             detail: format!(
-                "T2 bins: {n} from {:.4} ms to {:.4} ms (need ≥ 2 bins and 0 < min < max)",
+                "T2 bins: {n} from {:.4} ms to {:.4} ms (need 2..={MAX_BINS} bins and 1 ns ≤ min < max)",
                 t2_min_s * 1e3,
                 t2_max_s * 1e3
             ),
@@ -416,7 +422,19 @@ pub(crate) fn invert(
     } else {
         (products.gram.clone(), products.kty.clone(), products.sum_y2)
     };
-    let problem = compress(gram, b, yy, options.svd_relative_threshold);
+    if !(gram.iter().chain(b.iter()).all(|v| v.is_finite()) && yy.is_finite()) {
+        return Err(FitError::NotIdentifiable {
+            what: "the T2 distribution",
+            detail: "the kernel products overflowed".into(),
+        });
+    }
+    let threshold = options.svd_relative_threshold;
+    if !(threshold > 0.0 && threshold < 1.0) {
+        return Err(FitError::InvalidOptions {
+            detail: format!("svd_relative_threshold must lie in (0, 1), got {threshold}"),
+        });
+    }
+    let problem = compress(gram, b, yy, threshold);
     let baseline_dof = if with_baseline { 1.0 } else { 0.0 };
     let dof_available = mf - baseline_dof;
 
@@ -934,6 +952,30 @@ mod tests {
         let clear = simulated(1e-3, 500, &[(100.0, 0.05)], 0.1, 9);
         assert!(matches!(
             fit_spectrum(&clear, &inverted),
+            Err(FitError::InvalidOptions { .. })
+        ));
+        let no_bins = SpectrumOptions {
+            bins: 1,
+            ..SpectrumOptions::default()
+        };
+        assert!(matches!(
+            fit_spectrum(&clear, &no_bins),
+            Err(FitError::InvalidOptions { .. })
+        ));
+        let zero_min = SpectrumOptions {
+            t2_min_ms: Some(0.0),
+            ..SpectrumOptions::default()
+        };
+        assert!(matches!(
+            fit_spectrum(&clear, &zero_min),
+            Err(FitError::InvalidOptions { .. })
+        ));
+        let bad_threshold = SpectrumOptions {
+            svd_relative_threshold: f64::NAN,
+            ..SpectrumOptions::default()
+        };
+        assert!(matches!(
+            fit_spectrum(&clear, &bad_threshold),
             Err(FitError::InvalidOptions { .. })
         ));
         let bad_alpha = SpectrumOptions {
