@@ -19,6 +19,8 @@
 
 use nalgebra::{DMatrix, DVector};
 
+use super::echo_times::EchoTimes;
+
 /// Bounds and grid for the rate search, in 1/s.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct RateBounds {
@@ -109,24 +111,27 @@ impl ExpSumFit {
     }
 }
 
-/// Solves the linear amplitudes for fixed rates: returns (amplitudes, offset, rss, thin Q).
-fn linear_solve(
-    times_s: &[f64],
-    y: &DVector<f64>,
-    rates: &[f64],
-) -> Option<(Vec<f64>, f64, f64, DMatrix<f64>)> {
-    let m = times_s.len();
+/// The exact linear part for fixed rates: basis `Φ = [e^{−r_1 t}, …, 1]`, its least-squares
+/// coefficients, their RSS, and the thin Q of Φ (for the variable-projection Jacobian).
+struct LinearSolution {
+    phi: DMatrix<f64>,
+    amplitudes: Vec<f64>,
+    offset: f64,
+    rss: f64,
+    q: DMatrix<f64>,
+}
+
+/// Solves the linear amplitudes and offset for fixed rates by QR; `None` when two columns of Φ
+/// have merged (rank loss) or the solution is not finite.
+fn linear_solve(times: &EchoTimes<'_>, y: &DVector<f64>, rates: &[f64]) -> Option<LinearSolution> {
+    let m = y.len();
     let k = rates.len();
-    let phi = DMatrix::from_fn(m, k + 1, |i, col| {
-        if col == k {
-            1.0
-        } else {
-            (-rates[col] * times_s[i]).exp()
-        }
-    });
-    let qr = phi.qr();
+    let mut phi = DMatrix::from_element(m, k + 1, 1.0);
+    for (c, &r) in rates.iter().enumerate() {
+        times.decay_into(r, phi.column_mut(c).as_mut_slice());
+    }
+    let qr = phi.clone().qr();
     let r = qr.r();
-    // Rank check: a vanishing diagonal of R means two columns have merged.
     let r_max = r.diagonal().amax();
     if !(r_max > 0.0) || r.diagonal().iter().any(|d| d.abs() <= 1e-13 * r_max) {
         return None;
@@ -134,29 +139,17 @@ fn linear_solve(
     let q = qr.q();
     let qty = q.tr_mul(y);
     let coef = r.solve_upper_triangular(&qty)?;
-    let rss = (y.norm_squared() - qty.norm_squared()).max(0.0);
-    let rss = if rss > 1e-10 * y.norm_squared() {
-        rss
-    } else {
-        // Near-perfect fits: recompute directly to avoid cancellation.
-        let fitted = phi_times(times_s, rates, &coef);
-        (y - fitted).norm_squared()
-    };
     if !coef.iter().all(|v| v.is_finite()) {
         return None;
     }
-    Some((coef.rows(0, k).iter().copied().collect(), coef[k], rss, q))
-}
-
-fn phi_times(times_s: &[f64], rates: &[f64], coef: &DVector<f64>) -> DVector<f64> {
-    let k = rates.len();
-    DVector::from_fn(times_s.len(), |i, _| {
-        rates
-            .iter()
-            .enumerate()
-            .map(|(c, r)| coef[c] * (-r * times_s[i]).exp())
-            .sum::<f64>()
-            + coef[k]
+    // Direct residual: no cancellation for near-perfect fits.
+    let rss = (y - &phi * &coef).norm_squared();
+    Some(LinearSolution {
+        amplitudes: coef.rows(0, k).iter().copied().collect(),
+        offset: coef[k],
+        rss,
+        q,
+        phi,
     })
 }
 
@@ -181,10 +174,11 @@ pub(crate) fn fit_exp_sum(
         return None;
     }
     let yv = DVector::from_column_slice(y);
-    let seeds = grid_seeds(times_s, &yv, components, bounds, 3);
+    let times = EchoTimes::new(times_s);
+    let seeds = grid_seeds(&times, &yv, components, bounds, 3);
     let mut best: Option<ExpSumFit> = None;
     for seed in seeds {
-        if let Some(fit) = levenberg_marquardt(times_s, &yv, &seed, bounds)
+        if let Some(fit) = levenberg_marquardt(&times, &yv, &seed, bounds)
             && best.as_ref().is_none_or(|b| fit.rss < b.rss)
         {
             best = Some(fit);
@@ -195,7 +189,7 @@ pub(crate) fn fit_exp_sum(
 
 /// Best rate tuples on a log grid, ranked by RSS, preferring tuples with positive amplitudes.
 fn grid_seeds(
-    times_s: &[f64],
+    times: &EchoTimes<'_>,
     y: &DVector<f64>,
     components: usize,
     bounds: RateBounds,
@@ -206,12 +200,9 @@ fn grid_seeds(
     let rates: Vec<f64> = (0..GRID)
         .map(|i| (lo + (hi - lo) * (i as f64 + 0.5) / GRID as f64).exp())
         .collect();
-    let m = times_s.len();
+    let m = y.len();
     // Basis vectors, their Gram products with each other, with 1 and with y.
-    let basis: Vec<Vec<f64>> = rates
-        .iter()
-        .map(|r| times_s.iter().map(|t| (-r * t).exp()).collect())
-        .collect();
+    let basis: Vec<Vec<f64>> = rates.iter().map(|&r| times.decay(r)).collect();
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(u, v)| u * v).sum::<f64>();
     let ones_dot: Vec<f64> = basis.iter().map(|b| b.iter().sum()).collect();
     let y_dot: Vec<f64> = basis.iter().map(|b| dot(b, y.as_slice())).collect();
@@ -274,59 +265,54 @@ fn grid_seeds(
 
 /// Levenberg–Marquardt on θ = ln(rates) with the Kaufman variable-projection Jacobian.
 fn levenberg_marquardt(
-    times_s: &[f64],
+    times: &EchoTimes<'_>,
     y: &DVector<f64>,
     seed: &[f64],
     bounds: RateBounds,
 ) -> Option<ExpSumFit> {
     const MAX_ITERATIONS: u32 = 200;
     let k = seed.len();
-    let m = times_s.len();
+    let times_s = times.times_s();
     let (theta_lo, theta_hi) = (bounds.min_per_s.ln(), bounds.max_per_s.ln());
     let mut theta: Vec<f64> = seed
         .iter()
         .map(|r| r.ln().clamp(theta_lo, theta_hi))
         .collect();
     let rates_of = |th: &[f64]| th.iter().map(|v| v.exp()).collect::<Vec<f64>>();
-    let (mut amps, mut offset, mut rss, mut q) = linear_solve(times_s, y, &rates_of(&theta))?;
+    let mut current = linear_solve(times, y, &rates_of(&theta))?;
     let mut mu = 1e-3;
     let mut converged = false;
     let mut iterations = 0;
     while iterations < MAX_ITERATIONS {
         iterations += 1;
         let rates = rates_of(&theta);
-        // Residual and Kaufman Jacobian columns J_k = P⊥ (a_k r_k t e^{−r_k t}).
-        let coef_fit = {
-            let mut c = DVector::zeros(k + 1);
-            for (i, a) in amps.iter().enumerate() {
-                c[i] = *a;
-            }
-            c[k] = offset;
-            c
-        };
-        let residual = y - phi_times(times_s, &rates, &coef_fit);
-        let mut jac = DMatrix::from_fn(m, k, |i, c| {
-            amps[c] * rates[c] * times_s[i] * (-rates[c] * times_s[i]).exp()
+        // Residual ρ = y − Φc and the Kaufman Jacobian dρ/dθ_k ≈ P⊥(a_k r_k t e^{−r_k t}) (the model's
+        // derivative is −a_k r_k t e^{−r_k t}; ρ carries the opposite sign).
+        let mut coef = DVector::from_element(k + 1, current.offset);
+        for (c, a) in current.amplitudes.iter().enumerate() {
+            coef[c] = *a;
+        }
+        let residual = y - &current.phi * &coef;
+        let mut jac = DMatrix::from_fn(y.len(), k, |i, c| {
+            current.amplitudes[c] * rates[c] * times_s[i] * current.phi[(i, c)]
         });
-        let proj = &q * q.tr_mul(&jac);
-        jac -= proj;
-        // residual ρ = y − model; dρ/dθ = −(−J) … sign: model derivative is −a r t e^{−rt}, so
-        // dρ/dθ_k = +P⊥(a r t e^{−rt}) = jac.
+        let projection = &current.q * current.q.tr_mul(&jac);
+        jac -= projection;
         let jtj = jac.tr_mul(&jac);
         let jtr = jac.tr_mul(&residual);
-        let gradient_scale = jtr.amax();
-        if gradient_scale <= 1e-12 * (rss + f64::MIN_POSITIVE).sqrt() * jtj.diagonal().amax().sqrt()
-        {
+        let gradient_floor =
+            1e-12 * (current.rss + f64::MIN_POSITIVE).sqrt() * jtj.diagonal().amax().sqrt();
+        if jtr.amax() <= gradient_floor {
             converged = true;
             break;
         }
         let mut improved = false;
-        for _ in 0..30 {
-            let mut a = jtj.clone();
+        while mu <= 1e12 {
+            let mut damped = jtj.clone();
             for d in 0..k {
-                a[(d, d)] += mu * jtj[(d, d)].max(1e-30);
+                damped[(d, d)] += mu * jtj[(d, d)].max(1e-30);
             }
-            let Some(chol) = a.cholesky() else {
+            let Some(chol) = damped.cholesky() else {
                 mu *= 10.0;
                 continue;
             };
@@ -336,19 +322,17 @@ fn levenberg_marquardt(
                 .zip(step.iter())
                 .map(|(t, s)| (t + s).clamp(theta_lo, theta_hi))
                 .collect();
-            match linear_solve(times_s, y, &rates_of(&trial)) {
-                Some((ta, toff, trss, tq)) if trss < rss => {
-                    let relative_gain = (rss - trss) / rss.max(f64::MIN_POSITIVE);
+            match linear_solve(times, y, &rates_of(&trial)) {
+                Some(next) if next.rss < current.rss => {
+                    let relative_gain =
+                        (current.rss - next.rss) / current.rss.max(f64::MIN_POSITIVE);
                     let step_size = theta
                         .iter()
                         .zip(&trial)
                         .map(|(a, b)| (a - b).abs())
                         .fold(0.0, f64::max);
                     theta = trial;
-                    amps = ta;
-                    offset = toff;
-                    rss = trss;
-                    q = tq;
+                    current = next;
                     mu = (mu / 3.0).max(1e-12);
                     improved = true;
                     if relative_gain < 1e-12 || step_size < 1e-10 {
@@ -358,15 +342,9 @@ fn levenberg_marquardt(
                 }
                 _ => mu *= 4.0,
             }
-            if mu > 1e12 {
-                break;
-            }
         }
-        if converged {
-            break;
-        }
-        if !improved {
-            // No downhill step at any damping: a (local) minimum to working precision.
+        // No downhill step at any damping: a (local) minimum to working precision.
+        if converged || !improved {
             converged = true;
             break;
         }
@@ -374,13 +352,16 @@ fn levenberg_marquardt(
     let at_bound = theta
         .iter()
         .any(|t| (t - theta_lo).abs() < 1e-9 || (t - theta_hi).abs() < 1e-9);
-    let mut pairs: Vec<(f64, f64)> = rates_of(&theta).into_iter().zip(amps).collect();
+    let mut pairs: Vec<(f64, f64)> = rates_of(&theta)
+        .into_iter()
+        .zip(current.amplitudes)
+        .collect();
     pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
     Some(ExpSumFit {
         rates_per_s: pairs.iter().map(|p| p.0).collect(),
         amplitudes: pairs.iter().map(|p| p.1).collect(),
-        offset,
-        rss,
+        offset: current.offset,
+        rss: current.rss,
         converged: converged && !at_bound,
         iterations,
         at_bound,

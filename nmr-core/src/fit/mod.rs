@@ -16,6 +16,7 @@
 //! Not here: what the fits mean for a patient (see the assay), or where trains come from.
 
 pub mod bi;
+mod echo_times;
 mod error;
 mod exp_sum;
 mod mono;

@@ -37,6 +37,7 @@ use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
 use super::FitError;
+use super::echo_times;
 use super::nnls::nnls_gram;
 use super::{FitInput, FitOptions, fit_mono};
 use crate::EchoTrain;
@@ -200,20 +201,7 @@ const UNIFORM_RELATIVE_TOLERANCE: f64 = 1e-6;
 
 /// `Some((t_0, Δt))` when the times are uniformly spaced to within [`UNIFORM_RELATIVE_TOLERANCE`].
 fn uniform_spacing(times_s: &[f64]) -> Option<(f64, f64)> {
-    let m = times_s.len();
-    if m < 2 {
-        return None;
-    }
-    let t0 = times_s[0];
-    let dt = (times_s[m - 1] - t0) / (m - 1) as f64;
-    if !(dt > 0.0 && t0 > 0.0) {
-        return None;
-    }
-    let uniform = times_s
-        .iter()
-        .enumerate()
-        .all(|(i, &t)| (t - (t0 + i as f64 * dt)).abs() <= UNIFORM_RELATIVE_TOLERANCE * t);
-    uniform.then_some((t0, dt))
+    echo_times::uniform_spacing(times_s, UNIFORM_RELATIVE_TOLERANCE)
 }
 
 /// Below this a kernel entry no longer contributes to `Kᵀy` in double precision.
