@@ -83,3 +83,17 @@ fn minispec_gives_a_spectrum_and_a_bi_fit() {
     assert!(bi.comparison.p_value.is_finite());
     println!("minispec spectrum: {spectrum:?}\nminispec bi: {bi:?}");
 }
+
+/// The Bunter sandstone is a broad distribution, not two pools; the bi fit must still run on all
+/// 23,147 used echoes and give ordered, finite components with a verdict.
+#[test]
+fn bunter_bi_fit_runs_on_a_long_train() {
+    let train = external_train("geospec_CPMG_bunter.txt");
+    let bi = fit_bi(&train, &FitOptions::default()).expect("a clear decay");
+    assert_eq!(bi.echoes_used, 23_147);
+    assert!(bi.t2_fast_ms.is_finite() && bi.t2_slow_ms.is_finite());
+    assert!(bi.t2_fast_ms <= bi.t2_slow_ms);
+    assert!(bi.comparison.p_value.is_finite());
+    // The vendor's log-mean lies between the two components.
+    assert!(bi.t2_fast_ms < 12.777 && 12.777 < bi.t2_slow_ms, "{bi:?}");
+}
