@@ -1,1 +1,3 @@
 //! Ferrocount's science core.
+
+pub mod assay;
