@@ -1,3 +1,4 @@
 //! Ferrocount's science core.
 
 pub mod assay;
+pub mod qc;
