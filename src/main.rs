@@ -3,6 +3,10 @@
 //! Wiring only: argument parsing lives here, and each subcommand's work lives in its own module
 //! (`src/<command>.rs`) that calls into `nmr-core`, `appliance` and `web-ui`.
 
+mod calibrate;
+mod count;
+mod fitted_file;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -19,9 +23,17 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Build a calibration TOML from a spiked dilution series of echo-train files.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Count CTCs from a run's control and quad-marker echo trains with a calibration.
+    Count(count::CountArgs),
+}
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Calibrate(args) => calibrate::run(&args),
+        Command::Count(args) => count::run(&args),
+    }
 }

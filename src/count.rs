@@ -1,0 +1,275 @@
+//! `ferrocount count`: fits a run's control and quad-marker readings and reports the CTC count.
+//!
+//! Every file is fitted; the tubes' replicate R2 values give ΔR2; the calibration (which must be
+//! for the trains' echo time, and for `--lot` when given) turns it into cells, per mL and per
+//! 7.5 mL with 95 % intervals, a reporting category and, with `--indication`, a call against the
+//! configured cut-off. QC flags (per reading, temperature drift, replicate CV) are reported with
+//! the result; a flag of severity `hold` means the result must not be released.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use nmr_core::assay::{
+    Calibration, CallOutcome, CountEstimate, DeltaR2, Indications, TubeKind, TubeSummary,
+};
+use nmr_core::qc::{
+    MeasurementQcLimits, QcFlag, any_hold, check_measurement, check_replicate_cv,
+    check_temperature_drift, median_fill_amplitude,
+};
+use serde::Serialize;
+
+use crate::fitted_file::{FittedFile, common_te_ms};
+
+/// The default cut-offs, embedded from `config/indications.toml`.
+const DEFAULT_INDICATIONS: &str = include_str!("../config/indications.toml");
+
+/// Arguments of `ferrocount count`.
+#[derive(Debug, clap::Args)]
+pub struct CountArgs {
+    /// Echo-train files of the control tube's replicate readings.
+    #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
+    pub control: Vec<PathBuf>,
+    /// Echo-train files of the quad-marker (labelled) tube's replicate readings.
+    #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
+    pub labeled: Vec<PathBuf>,
+    /// The calibration TOML for this reagent lot and echo time.
+    #[arg(long, value_name = "CAL.toml")]
+    pub calibration: PathBuf,
+    /// Processed blood volume, mL.
+    #[arg(long, value_name = "V")]
+    pub blood_ml: f64,
+    /// Indication whose cut-off the call uses (breast, prostate, colorectal, …).
+    #[arg(long, value_name = "NAME")]
+    pub indication: Option<String>,
+    /// Reagent lot of the run; must match the calibration's.
+    #[arg(long, value_name = "L")]
+    pub lot: Option<String>,
+    /// A TOML file of cut-offs replacing the built-in ones.
+    #[arg(long, value_name = "FILE")]
+    pub indications: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The report, as printed with `--json`.
+#[derive(Debug, Serialize)]
+struct CountReport {
+    delta_r2_per_s: f64,
+    delta_r2_per_s_se: f64,
+    delta_r2_df: f64,
+    cells: f64,
+    cells_se: f64,
+    cells_ci95: [f64; 2],
+    blood_ml: f64,
+    per_ml: f64,
+    per_ml_ci95: [f64; 2],
+    per_7_5ml: f64,
+    per_7_5ml_ci95: [f64; 2],
+    category: &'static str,
+    call: Option<&'static str>,
+    indication: Option<String>,
+    cutoff_per_7_5ml: Option<f64>,
+    call_interval_spans_cutoff: Option<bool>,
+    qc_flags: Vec<QcFlag>,
+    qc_hold: bool,
+    lob_cells: f64,
+    lod_cells: f64,
+    loq_cells: f64,
+    calibration_lot: String,
+    te_ms: f64,
+    control: TubeSummary,
+    labeled: TubeSummary,
+}
+
+/// Runs the command.
+pub fn run(args: &CountArgs) -> anyhow::Result<ExitCode> {
+    if !(args.blood_ml.is_finite() && args.blood_ml > 0.0) {
+        bail!("--blood-ml must be a positive volume in mL, got {}", args.blood_ml);
+    }
+    let calibration_text = std::fs::read_to_string(&args.calibration)
+        .with_context(|| format!("cannot read calibration {}", args.calibration.display()))?;
+    let calibration = Calibration::from_toml(&calibration_text)
+        .with_context(|| format!("calibration {}", args.calibration.display()))?;
+    let indications = match &args.indications {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read indications file {}", path.display()))?;
+            Indications::from_toml(&text).with_context(|| format!("{}", path.display()))?
+        }
+        None => Indications::from_toml(DEFAULT_INDICATIONS)
+            .context("the built-in indications configuration")?,
+    };
+    if let Some(indication) = &args.indication {
+        indications.cutoff(indication)?;
+    }
+
+    let control = read_all(&args.control)?;
+    let labeled = read_all(&args.labeled)?;
+    let all: Vec<FittedFile> = control.iter().chain(&labeled).cloned().collect();
+    let te_ms = common_te_ms(&all)?;
+    calibration.check_applies(args.lot.as_deref(), te_ms)?;
+
+    let control_summary = summary(TubeKind::Control, &control)?;
+    let labeled_summary = summary(TubeKind::Quad, &labeled)?;
+    let qc_flags = qc_flags(&control, &labeled, &control_summary, &labeled_summary);
+    let delta = DeltaR2::between(&labeled_summary, &control_summary);
+    let count = CountEstimate::from_delta(&delta, &calibration, args.blood_ml)?;
+    let call = args
+        .indication
+        .as_deref()
+        .map(|indication| indications.call(indication, &count))
+        .transpose()?;
+
+    let report = report(
+        &delta,
+        &count,
+        call,
+        qc_flags,
+        &calibration,
+        te_ms,
+        control_summary,
+        labeled_summary,
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_all(paths: &[PathBuf]) -> anyhow::Result<Vec<FittedFile>> {
+    paths.iter().map(|p| FittedFile::read(p)).collect()
+}
+
+fn summary(kind: TubeKind, files: &[FittedFile]) -> anyhow::Result<TubeSummary> {
+    let replicates: Vec<_> = files.iter().map(FittedFile::replicate).collect();
+    Ok(TubeSummary::from_replicates(kind, &replicates)?)
+}
+
+fn qc_flags(
+    control: &[FittedFile],
+    labeled: &[FittedFile],
+    control_summary: &TubeSummary,
+    labeled_summary: &TubeSummary,
+) -> Vec<QcFlag> {
+    let limits = MeasurementQcLimits::default();
+    let inputs: Vec<_> = control
+        .iter()
+        .enumerate()
+        .map(|(i, f)| f.qc_input(&format!("control reading {}", i + 1)))
+        .chain(
+            labeled
+                .iter()
+                .enumerate()
+                .map(|(i, f)| f.qc_input(&format!("quad-marker reading {}", i + 1))),
+        )
+        .collect();
+    let expected_fill = median_fill_amplitude(&inputs);
+    let mut flags: Vec<QcFlag> = inputs
+        .iter()
+        .flat_map(|input| check_measurement(input, expected_fill, &limits))
+        .collect();
+    flags.extend(check_temperature_drift(&inputs, &limits));
+    for tube in [control_summary, labeled_summary] {
+        flags.extend(check_replicate_cv(&tube.kind.to_string(), tube.cv, &limits));
+    }
+    flags
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    delta: &DeltaR2,
+    count: &CountEstimate,
+    call: Option<CallOutcome>,
+    qc_flags: Vec<QcFlag>,
+    calibration: &Calibration,
+    te_ms: f64,
+    control: TubeSummary,
+    labeled: TubeSummary,
+) -> CountReport {
+    CountReport {
+        delta_r2_per_s: delta.delta_r2_per_s,
+        delta_r2_per_s_se: delta.se_per_s,
+        delta_r2_df: delta.df,
+        cells: count.cells,
+        cells_se: count.cells_se,
+        cells_ci95: count.cells_ci95,
+        blood_ml: count.blood_ml,
+        per_ml: count.per_ml,
+        per_ml_ci95: count.per_ml_ci95,
+        per_7_5ml: count.per_7_5ml,
+        per_7_5ml_ci95: count.per_7_5ml_ci95,
+        category: count.category.as_str(),
+        call: call.as_ref().map(|c| match c.call {
+            nmr_core::assay::Call::Favorable => "favorable",
+            nmr_core::assay::Call::Unfavorable => "unfavorable",
+        }),
+        indication: call.as_ref().map(|c| c.indication.clone()),
+        cutoff_per_7_5ml: call.as_ref().map(|c| c.cutoff_per_7_5ml),
+        call_interval_spans_cutoff: call.as_ref().map(|c| c.interval_spans_cutoff),
+        qc_hold: any_hold(&qc_flags),
+        qc_flags,
+        lob_cells: calibration.lob_cells,
+        lod_cells: calibration.lod_cells,
+        loq_cells: calibration.loq_cells,
+        calibration_lot: calibration.lot.clone(),
+        te_ms,
+        control,
+        labeled,
+    }
+}
+
+fn print_text(report: &CountReport) {
+    println!(
+        "ΔR2 = {:.4} ± {:.4} /s (control R2 {:.4} /s, CV {:.2} %; quad R2 {:.4} /s, CV {:.2} %)",
+        report.delta_r2_per_s,
+        report.delta_r2_per_s_se,
+        report.control.mean_r2_per_s,
+        report.control.cv * 100.0,
+        report.labeled.mean_r2_per_s,
+        report.labeled.cv * 100.0
+    );
+    println!(
+        "cells in sample: {:.1} (95 % CI {:.1}–{:.1}); {}",
+        report.cells,
+        report.cells_ci95[0],
+        report.cells_ci95[1],
+        report.category.replace('_', " ")
+    );
+    println!(
+        "per mL: {:.2} ({:.2}–{:.2}); per 7.5 mL: {:.1} ({:.1}–{:.1}) from {} mL of blood",
+        report.per_ml,
+        report.per_ml_ci95[0],
+        report.per_ml_ci95[1],
+        report.per_7_5ml,
+        report.per_7_5ml_ci95[0],
+        report.per_7_5ml_ci95[1],
+        report.blood_ml
+    );
+    if let (Some(call), Some(indication), Some(cutoff)) =
+        (report.call, &report.indication, report.cutoff_per_7_5ml)
+    {
+        let caveat = if report.call_interval_spans_cutoff == Some(true) {
+            " (the 95 % interval spans the cut-off)"
+        } else {
+            ""
+        };
+        println!("{indication}: {call} (cut-off ≥ {cutoff} per 7.5 mL){caveat}");
+    }
+    if report.qc_flags.is_empty() {
+        println!("QC: no flags");
+    } else {
+        for flag in &report.qc_flags {
+            println!(
+                "QC {:?} [{}] {}: {}",
+                flag.severity, flag.code, flag.subject, flag.message
+            );
+        }
+        if report.qc_hold {
+            println!("QC: result on HOLD, do not release");
+        }
+    }
+}
