@@ -1,0 +1,68 @@
+//! Fitting echo trains: the numbers every count stands on.
+//!
+//! Each fit takes an [`EchoTrain`](crate::EchoTrain), phases it, and returns a report (estimates,
+//! standard errors from the covariance, reduced χ², SNR, echoes used, residuals on request and a
+//! convergence flag) or a [`FitError`] that says why the data cannot give an answer. A fit never
+//! returns a silent nonsense number: a T2 the data cannot identify is an error, and a fit that did
+//! not converge says so in its report.
+//!
+//! - [`fit_mono`]: `A·exp(−t/T2) + C` by variable projection, seeded by a log-linear fit, with a
+//!   Rician noise-floor model for magnitude-only data.
+//!
+//! Not here: what the fits mean for a patient (see the assay), or where trains come from.
+
+mod error;
+mod mono;
+mod rician;
+
+pub use error::FitError;
+pub use mono::{MonoFit, fit_mono};
+pub use rician::rician_mean;
+
+use serde::{Deserialize, Serialize};
+
+/// Options shared by the fits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitOptions {
+    /// Leave out the first echo, whose amplitude imperfect refocusing biases (default: true).
+    pub drop_first_echo: bool,
+    /// Return the residuals of the echoes used (default: false).
+    pub residuals: bool,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        Self {
+            drop_first_echo: true,
+            residuals: false,
+        }
+    }
+}
+
+/// The echoes a fit uses: times and the phased signal, after dropping the first echo if asked.
+pub(crate) struct FitInput {
+    pub times_s: Vec<f64>,
+    pub signal: Vec<f64>,
+    pub noise_sd: f64,
+    pub phase_rad: f64,
+    pub echo_spacing_s: f64,
+    pub magnitude: bool,
+    /// The phased value of the echo left out, if one was.
+    pub dropped_echo: Option<f64>,
+}
+
+impl FitInput {
+    pub(crate) fn new(train: &crate::EchoTrain, options: &FitOptions) -> Self {
+        let phased = train.phase();
+        let skip = usize::from(options.drop_first_echo && train.len() > 1);
+        Self {
+            times_s: train.times_s()[skip..].to_vec(),
+            signal: phased.real[skip..].to_vec(),
+            noise_sd: phased.noise_sd,
+            phase_rad: phased.angle_rad,
+            echo_spacing_s: train.echo_spacing_s(),
+            magnitude: train.is_magnitude(),
+            dropped_echo: (skip == 1).then(|| phased.real[0]),
+        }
+    }
+}

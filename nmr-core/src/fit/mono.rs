@@ -1,0 +1,747 @@
+//! The mono-exponential fit with offset, `A·exp(−t/T2) + C`: the appliance's inner loop.
+//!
+//! The model is separable: for a given rate R = 1/T2 the amplitude A and offset C follow by linear
+//! least squares. The fit therefore searches R alone (variable projection, Kaufman's Gauss–Newton
+//! step with Levenberg–Marquardt damping), starting from a log-linear fit of the early echoes. Each
+//! step costs one pass over the echoes that accumulates a handful of sums; on uniformly spaced echoes
+//! the exponentials come from a running product, so no `exp` is evaluated per echo.
+//!
+//! Magnitude-only data are then refined against the Rician mean (see [`super::rician`]) with
+//! Levenberg–Marquardt, which removes the noise-floor bias.
+//!
+//! Standard errors come from the covariance `σ̂²·(JᵀJ)⁻¹` at the solution, with σ̂² the residual
+//! variance, so a model that does not describe the data widens its own error bars.
+//!
+//! ## Reference
+//! Golub GH, Pereyra V. The differentiation of pseudo-inverses and nonlinear least squares problems
+//! whose variables separate. SIAM J Numer Anal 1973;10:413–432. Kaufman L. A variable projection
+//! method for solving separable nonlinear least squares problems. BIT 1975;15:49–57.
+
+use serde::{Deserialize, Serialize};
+
+use super::rician::rician_mean;
+use super::{FitError, FitInput, FitOptions};
+use crate::EchoTrain;
+use crate::linalg::{invert3, solve3};
+
+/// Echoes the mono-exponential fit needs at least (three parameters and two degrees of freedom).
+pub const MIN_ECHOES: usize = 5;
+
+const MAX_ITERATIONS: u32 = 100;
+
+/// The report of a mono-exponential fit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MonoFit {
+    /// T2 in milliseconds.
+    pub t2_ms: f64,
+    /// Its standard error.
+    pub t2_ms_se: f64,
+    /// R2 = 1/T2 in s⁻¹.
+    pub r2_per_s: f64,
+    /// Its standard error.
+    pub r2_per_s_se: f64,
+    /// A: the decaying signal extrapolated to t = 0, in signal units.
+    pub amplitude: f64,
+    /// Its standard error.
+    pub amplitude_se: f64,
+    /// C: the constant baseline (0 for magnitude data, whose floor the Rician model explains).
+    pub offset: f64,
+    /// Its standard error.
+    pub offset_se: f64,
+    /// Residual variance over the independent noise estimate (≈ 1 when the model fits).
+    pub chi2_red: f64,
+    /// A over the noise SD per echo.
+    pub snr: f64,
+    /// Noise SD per echo and channel: estimated independently of the fit from the imaginary channel
+    /// for complex data, fitted as the Rician σ for magnitude data.
+    pub noise_sd: f64,
+    /// Echoes the fit used.
+    pub echoes_used: usize,
+    /// Whether the solver met its convergence criterion.
+    pub converged: bool,
+    /// Solver iterations.
+    pub iterations: u32,
+    /// Receiver phase removed by phasing, in radians.
+    pub phase_rad: f64,
+    /// Whether the Rician noise floor was modelled (magnitude data).
+    pub rician_corrected: bool,
+    /// Data minus model for each echo used, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub residuals: Option<Vec<f64>>,
+}
+
+/// Fits `A·exp(−t/T2) + C` to a train.
+///
+/// # Errors
+/// [`FitError`] when the data cannot identify T2: too few echoes, no signal above the noise, a T2 far
+/// beyond the acquisition window, or a signal gone within about two echoes.
+///
+/// # Example
+/// ```
+/// use nmr_core::{CpmgSimulation, fit::{FitOptions, fit_mono}};
+/// let mut sim = CpmgSimulation::mono(1.0, 0.080, 0.0005, 1000);
+/// sim.noise_sd = 0.01;
+/// let fit = fit_mono(&sim.simulate(7), &FitOptions::default())?;
+/// assert!((fit.t2_ms - 80.0).abs() < 4.0 * fit.t2_ms_se);
+/// # Ok::<(), nmr_core::fit::FitError>(())
+/// ```
+pub fn fit_mono(train: &EchoTrain, options: &FitOptions) -> Result<MonoFit, FitError> {
+    let input = FitInput::new(train, options);
+    let n = input.times_s.len();
+    if n < MIN_ECHOES {
+        return Err(FitError::TooFewEchoes {
+            used: n,
+            needed: MIN_ECHOES,
+        });
+    }
+    let problem = Problem::new(&input.times_s, &input.signal);
+    let seed = log_linear_seed(&input)?;
+    let mut solution = problem.solve_projected(seed);
+    if !solution.converged {
+        // A poor seed: restart from the best rate of a coarse grid.
+        let grid_seed = problem.best_rate_on_grid(input.echo_spacing_s);
+        let retry = problem.solve_projected(grid_seed);
+        if retry.chi2 < solution.chi2 || retry.converged {
+            solution = retry;
+        }
+    }
+    let mut rician_corrected = false;
+    if input.magnitude && input.noise_sd > 0.0 {
+        solution = problem.solve_rician(solution, input.noise_sd);
+        rician_corrected = true;
+    }
+    report(&input, &problem, solution, options, rician_corrected)
+}
+
+/// A log-linear fit of the early echoes, where the signal is well above the noise and any offset:
+/// the seed rate for the projected search.
+fn log_linear_seed(input: &FitInput) -> Result<f64, FitError> {
+    let (t, y) = (&input.times_s, &input.signal);
+    let head = y.len().min(4);
+    let start = y[..head].iter().sum::<f64>() / head as f64;
+    let threshold = (0.2 * start).max(3.0 * input.noise_sd);
+    let prefix = y.iter().position(|&v| v <= threshold).unwrap_or(y.len());
+    if prefix < 3 {
+        if start > 10.0 * input.noise_sd {
+            return Err(FitError::T2BelowEchoSpacing {
+                te_ms: input.echo_spacing_s * 1e3,
+                echoes_with_signal: prefix,
+            });
+        }
+        // No clear early signal: let the projected search start from a rate spanning the window.
+        return Ok(1.0 / window_s(t));
+    }
+    let stride = prefix.div_ceil(64);
+    let (mut sw, mut st, mut sl, mut stt, mut stl) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for i in (0..prefix).step_by(stride) {
+        // Var(ln y) ≈ σ²/y², so weight by y².
+        let w = y[i] * y[i];
+        let l = y[i].ln();
+        sw += w;
+        st += w * t[i];
+        sl += w * l;
+        stt += w * t[i] * t[i];
+        stl += w * t[i] * l;
+    }
+    let denom = sw * stt - st * st;
+    let slope = if denom > 0.0 {
+        (sw * stl - st * sl) / denom
+    } else {
+        0.0
+    };
+    let rate = -slope;
+    Ok(if rate.is_finite() && rate > 0.0 {
+        rate
+    } else {
+        1.0 / window_s(t)
+    })
+}
+
+/// Time of the last echo: how long the decay was watched.
+fn window_s(times_s: &[f64]) -> f64 {
+    times_s[times_s.len() - 1]
+}
+
+/// Where the fit ended.
+#[derive(Clone, Copy, Debug)]
+struct Solution {
+    amplitude: f64,
+    rate: f64,
+    offset: f64,
+    chi2: f64,
+    converged: bool,
+    iterations: u32,
+    /// For magnitude data: the fitted noise σ of the Rician model, which replaces the offset.
+    rician_sigma: Option<f64>,
+}
+
+/// The sums one pass over the echoes gives at a rate R (e = exp(−R·t)).
+#[derive(Clone, Copy, Debug, Default)]
+struct Sums {
+    e: f64,
+    ee: f64,
+    te: f64,
+    tee: f64,
+    ttee: f64,
+    ye: f64,
+    tye: f64,
+}
+
+/// The echoes to fit, with what every pass needs precomputed.
+struct Problem<'a> {
+    t: &'a [f64],
+    y: &'a [f64],
+    n: f64,
+    sum_y: f64,
+    sum_yy: f64,
+    /// `Some((t0, dt))` when the echoes are uniformly spaced.
+    uniform: Option<(f64, f64)>,
+}
+
+impl<'a> Problem<'a> {
+    fn new(t: &'a [f64], y: &'a [f64]) -> Self {
+        let n = t.len();
+        let dt = (t[n - 1] - t[0]) / (n - 1) as f64;
+        let tolerance = 1e-9 * t[n - 1].abs().max(dt);
+        let uniform = t
+            .iter()
+            .enumerate()
+            .all(|(i, &ti)| (ti - (t[0] + i as f64 * dt)).abs() <= tolerance)
+            .then_some((t[0], dt));
+        Self {
+            t,
+            y,
+            n: n as f64,
+            sum_y: y.iter().sum(),
+            sum_yy: y.iter().map(|v| v * v).sum(),
+            uniform,
+        }
+    }
+
+    /// One pass: the sums at rate `rate`.
+    fn sums(&self, rate: f64) -> Sums {
+        let mut s = Sums::default();
+        let mut accumulate = |t: f64, y: f64, e: f64| {
+            let ee = e * e;
+            s.e += e;
+            s.ee += ee;
+            s.te += t * e;
+            s.tee += t * ee;
+            s.ttee += t * t * ee;
+            s.ye += y * e;
+            s.tye += t * y * e;
+        };
+        match self.uniform {
+            Some((t0, dt)) => {
+                let q = (-rate * dt).exp();
+                let mut e = (-rate * t0).exp();
+                for (&t, &y) in self.t.iter().zip(self.y) {
+                    accumulate(t, y, e);
+                    e *= q;
+                }
+            }
+            None => {
+                for (&t, &y) in self.t.iter().zip(self.y) {
+                    accumulate(t, y, (-rate * t).exp());
+                }
+            }
+        }
+        s
+    }
+
+    /// The best amplitude and offset at this rate, and the χ² they leave.
+    fn project(&self, s: &Sums) -> Option<(f64, f64, f64)> {
+        let det = s.ee * self.n - s.e * s.e;
+        if !(det > 1e-13 * s.ee * self.n) {
+            return None;
+        }
+        let a = (s.ye * self.n - s.e * self.sum_y) / det;
+        let c = (s.ee * self.sum_y - s.e * s.ye) / det;
+        let chi2 = self.sum_yy - 2.0 * a * s.ye - 2.0 * c * self.sum_y
+            + a * a * s.ee
+            + 2.0 * a * c * s.e
+            + self.n * c * c;
+        Some((a, c, chi2.max(0.0)))
+    }
+
+    /// Variable projection over the rate, from `rate0`.
+    fn solve_projected(&self, rate0: f64) -> Solution {
+        let mut rate = rate0;
+        let mut sums = self.sums(rate);
+        let Some((mut a, mut c, mut chi2)) = self.project(&sums) else {
+            return Solution {
+                amplitude: f64::NAN,
+                rate,
+                offset: f64::NAN,
+                chi2: f64::INFINITY,
+                converged: false,
+                iterations: 0,
+                rician_sigma: None,
+            };
+        };
+        let mut lambda = 1e-3;
+        let mut converged = false;
+        let mut iterations = 0;
+        while iterations < MAX_ITERATIONS {
+            iterations += 1;
+            // Gradient of χ²/2 along R with A, C at their optimum, and the Schur complement of the
+            // Gauss–Newton matrix (the curvature left once A and C are projected out).
+            let g = -a * (sums.tye - a * sums.tee - c * sums.te);
+            let h_rr = a * a * sums.ttee;
+            let h_ra = -a * sums.tee;
+            let h_rc = -a * sums.te;
+            let det = sums.ee * self.n - sums.e * sums.e;
+            let schur = h_rr
+                - (h_ra * h_ra * self.n - 2.0 * h_ra * h_rc * sums.e + h_rc * h_rc * sums.ee) / det;
+            if !(schur > 0.0) || !g.is_finite() {
+                break;
+            }
+            let mut accepted = false;
+            while lambda < 1e12 {
+                let step = g / (schur + lambda * h_rr);
+                let mut trial = rate + step;
+                if !(trial > 0.0) {
+                    trial = rate / 10.0;
+                }
+                let trial_sums = self.sums(trial);
+                if let Some((ta, tc, tchi2)) = self.project(&trial_sums)
+                    && tchi2 <= chi2
+                {
+                    let small_step = (trial - rate).abs() <= 1e-10 * rate;
+                    let small_gain = chi2 - tchi2 <= 1e-15 * chi2.max(1e-300);
+                    (rate, sums, a, c, chi2) = (trial, trial_sums, ta, tc, tchi2);
+                    lambda = (lambda / 10.0).max(1e-12);
+                    accepted = true;
+                    converged = small_step || small_gain;
+                    break;
+                }
+                lambda *= 10.0;
+            }
+            if !accepted {
+                // No step along R lowers χ²: this is the minimum to working precision.
+                converged = lambda >= 1e12;
+                break;
+            }
+            if converged {
+                break;
+            }
+        }
+        Solution {
+            amplitude: a,
+            rate,
+            offset: c,
+            chi2,
+            converged,
+            iterations,
+            rician_sigma: None,
+        }
+    }
+
+    /// The rate on a coarse logarithmic grid (from a tenth of the window's rate to ten per echo
+    /// spacing) with the lowest projected χ².
+    fn best_rate_on_grid(&self, echo_spacing_s: f64) -> f64 {
+        let low = 0.1 / window_s(self.t);
+        let high = 10.0 / echo_spacing_s.max(1e-12);
+        let steps = 40;
+        (0..=steps)
+            .map(|k| low * (high / low).powf(k as f64 / steps as f64))
+            .filter_map(|r| self.project(&self.sums(r)).map(|(_, _, chi2)| (r, chi2)))
+            .min_by(|x, y| x.1.total_cmp(&y.1))
+            .map_or(1.0 / window_s(self.t), |(r, _)| r)
+    }
+
+    /// Levenberg–Marquardt on (A, R, σ) against the Rician mean of `A·exp(−R·t)`, from the Gaussian
+    /// solution and the noise estimate `sigma0`.
+    ///
+    /// The offset is left out: in magnitude data the floor is the noise's doing, and an offset
+    /// inside the magnitude is identified only through its square, which makes the pair degenerate.
+    fn solve_rician(&self, start: Solution, sigma0: f64) -> Solution {
+        let chi2_at = |p: [f64; 3]| -> f64 {
+            self.t
+                .iter()
+                .zip(self.y)
+                .map(|(&t, &y)| {
+                    let (m, _) = rician_mean(p[0] * (-p[1] * t).exp(), p[2]);
+                    (y - m) * (y - m)
+                })
+                .sum()
+        };
+        let mut p = [start.amplitude, start.rate, sigma0];
+        if !p.iter().all(|v| v.is_finite()) {
+            return start;
+        }
+        let mut chi2 = chi2_at(p);
+        let mut lambda = 1e-3;
+        let mut converged = false;
+        let mut iterations = start.iterations;
+        while iterations < start.iterations + MAX_ITERATIONS {
+            iterations += 1;
+            let (jtj, jtr) = self.rician_normal_equations(p);
+            let mut accepted = false;
+            while lambda < 1e12 {
+                let mut damped = jtj;
+                for (k, row) in damped.iter_mut().enumerate() {
+                    row[k] += lambda * jtj[k][k].max(1e-300);
+                }
+                let Some(step) = solve3(&damped, jtr) else {
+                    lambda *= 10.0;
+                    continue;
+                };
+                let trial = [p[0] + step[0], p[1] + step[1], p[2] + step[2]];
+                if trial[1] > 0.0 && trial[2] > 0.0 && trial[0].is_finite() {
+                    let trial_chi2 = chi2_at(trial);
+                    if trial_chi2 <= chi2 {
+                        // The Bessel approximations are smooth to ~1e-7: ask no more of a step.
+                        converged = (trial[1] - p[1]).abs() <= 1e-8 * p[1]
+                            || chi2 - trial_chi2 <= 1e-12 * chi2.max(1e-300);
+                        (p, chi2) = (trial, trial_chi2);
+                        lambda = (lambda / 10.0).max(1e-12);
+                        accepted = true;
+                        break;
+                    }
+                }
+                lambda *= 10.0;
+            }
+            if !accepted {
+                converged = lambda >= 1e12;
+                break;
+            }
+            if converged {
+                break;
+            }
+        }
+        Solution {
+            amplitude: p[0],
+            rate: p[1],
+            offset: 0.0,
+            chi2,
+            converged,
+            iterations,
+            rician_sigma: Some(p[2]),
+        }
+    }
+
+    /// JᵀJ and Jᵀr of the Rician model at (A, R, σ); `∂E/∂σ = (E − ν·∂E/∂ν)/σ` since E is
+    /// homogeneous of degree one in (ν, σ).
+    fn rician_normal_equations(&self, p: [f64; 3]) -> ([[f64; 3]; 3], [f64; 3]) {
+        let [a, r, sigma] = p;
+        let mut jtj = [[0.0; 3]; 3];
+        let mut jtr = [0.0; 3];
+        for (&t, &y) in self.t.iter().zip(self.y) {
+            let e = (-r * t).exp();
+            let nu = a * e;
+            let (m, slope) = rician_mean(nu, sigma);
+            let j = [slope * e, -slope * a * t * e, (m - nu * slope) / sigma];
+            for k in 0..3 {
+                jtr[k] += j[k] * (y - m);
+                for l in 0..3 {
+                    jtj[k][l] += j[k] * j[l];
+                }
+            }
+        }
+        (jtj, jtr)
+    }
+
+    /// JᵀJ of the model at the solution: in (A, R, C) for the Gaussian model, in (A, R, σ) for
+    /// the Rician one.
+    fn normal_matrix(&self, s: &Solution) -> [[f64; 3]; 3] {
+        if let Some(sigma) = s.rician_sigma {
+            return self.rician_normal_equations([s.amplitude, s.rate, sigma]).0;
+        }
+        let sums = self.sums(s.rate);
+        let a = s.amplitude;
+        [
+            [sums.ee, -a * sums.tee, sums.e],
+            [-a * sums.tee, a * a * sums.ttee, -a * sums.te],
+            [sums.e, -a * sums.te, self.n],
+        ]
+    }
+
+    /// The model's value at each echo.
+    fn model(&self, s: &Solution) -> Vec<f64> {
+        self.t
+            .iter()
+            .map(|&t| {
+                let v = s.amplitude * (-s.rate * t).exp() + s.offset;
+                s.rician_sigma.map_or(v, |sigma| rician_mean(v, sigma).0)
+            })
+            .collect()
+    }
+}
+
+/// Checks the solution for identifiability and builds the report.
+fn report(
+    input: &FitInput,
+    problem: &Problem<'_>,
+    solution: Solution,
+    options: &FitOptions,
+    rician_corrected: bool,
+) -> Result<MonoFit, FitError> {
+    let n = input.times_s.len();
+    let window_ms = window_s(&input.times_s) * 1e3;
+    let Solution {
+        amplitude,
+        rate,
+        offset,
+        ..
+    } = solution;
+    if !(amplitude.is_finite() && rate.is_finite() && offset.is_finite()) || rate <= 0.0 {
+        return Err(FitError::T2BeyondWindow {
+            t2_ms: if rate > 0.0 {
+                1e3 / rate
+            } else {
+                f64::INFINITY
+            },
+            window_ms,
+            relative_se: f64::INFINITY,
+        });
+    }
+    let model = problem.model(&solution);
+    let residuals: Vec<f64> = input
+        .signal
+        .iter()
+        .zip(&model)
+        .map(|(y, m)| y - m)
+        .collect();
+    let chi2: f64 = residuals.iter().map(|r| r * r).sum();
+    let dof = (n - 3) as f64;
+    let residual_variance = chi2 / dof;
+    let normal = problem.normal_matrix(&solution);
+    let Some(inverse) = invert3(&normal) else {
+        return Err(FitError::NotIdentifiable {
+            what: "T2",
+            detail: "amplitude, T2 and offset cannot be told apart (singular normal matrix)".into(),
+        });
+    };
+    let se = |k: usize| (residual_variance * inverse[k][k]).max(0.0).sqrt();
+    let (amplitude_se, rate_se) = (se(0), se(1));
+    // In the Rician model the third parameter is σ, and the offset is fixed at zero.
+    let offset_se = if solution.rician_sigma.is_some() {
+        0.0
+    } else {
+        se(2)
+    };
+    let noise_sd = solution.rician_sigma.unwrap_or(input.noise_sd);
+    let t2_ms = 1e3 / rate;
+    let t2_ms_se = 1e3 * rate_se / (rate * rate);
+    let relative_se = rate_se / rate;
+
+    let noise = residual_variance.sqrt().max(input.noise_sd);
+    // No decaying amplitude stands out from the noise (or it has the wrong sign). Say why: a level
+    // that is there but does not decay, a signal gone after the first echo, or no signal at all.
+    if !(amplitude > 3.0 * amplitude_se) {
+        let head = n.min(4);
+        let early = input.signal[..head].iter().sum::<f64>() / head as f64;
+        let floor = if input.magnitude {
+            noise * (std::f64::consts::PI / 2.0).sqrt()
+        } else {
+            0.0
+        };
+        return Err(if early - floor > 5.0 * noise {
+            FitError::T2BeyondWindow {
+                t2_ms,
+                window_ms,
+                relative_se,
+            }
+        } else if input.dropped_echo.is_some_and(|y| y > 10.0 * noise) {
+            FitError::T2BelowEchoSpacing {
+                te_ms: input.echo_spacing_s * 1e3,
+                echoes_with_signal: 1,
+            }
+        } else {
+            FitError::NoSignal {
+                amplitude,
+                amplitude_se,
+                noise_sd: input.noise_sd,
+            }
+        });
+    }
+    // Echoes whose expected decaying signal stands clear of the noise.
+    let echoes_with_signal = input
+        .times_s
+        .iter()
+        .take_while(|&&t| amplitude * (-rate * t).exp() > 3.0 * noise)
+        .count();
+    if echoes_with_signal < 3 && t2_ms < 3.0 * input.echo_spacing_s * 1e3 {
+        return Err(FitError::T2BelowEchoSpacing {
+            te_ms: input.echo_spacing_s * 1e3,
+            echoes_with_signal,
+        });
+    }
+    if t2_ms > window_ms && (relative_se > 0.5 || t2_ms > 20.0 * window_ms) {
+        return Err(FitError::T2BeyondWindow {
+            t2_ms,
+            window_ms,
+            relative_se,
+        });
+    }
+    if !(relative_se <= 1.0) {
+        return Err(FitError::NotIdentifiable {
+            what: "T2",
+            detail: format!("its relative standard error is {relative_se:.2}"),
+        });
+    }
+    let snr = if noise_sd > 0.0 {
+        amplitude / noise_sd
+    } else {
+        f64::INFINITY
+    };
+    // Against the Rician model's own variance for magnitude data, σ² otherwise.
+    let expected_variance = match solution.rician_sigma {
+        Some(sigma) => {
+            let total: f64 = model
+                .iter()
+                .zip(&input.times_s)
+                .map(|(m, t)| {
+                    let nu = amplitude * (-rate * t).exp();
+                    nu * nu + 2.0 * sigma * sigma - m * m
+                })
+                .sum();
+            total / n as f64
+        }
+        None => noise_sd * noise_sd,
+    };
+    let chi2_red = if expected_variance > 0.0 {
+        residual_variance / expected_variance
+    } else {
+        f64::NAN
+    };
+    Ok(MonoFit {
+        t2_ms,
+        t2_ms_se,
+        r2_per_s: rate,
+        r2_per_s_se: rate_se,
+        amplitude,
+        amplitude_se,
+        offset,
+        offset_se,
+        chi2_red,
+        snr,
+        noise_sd,
+        echoes_used: n,
+        converged: solution.converged,
+        iterations: solution.iterations,
+        phase_rad: input.phase_rad,
+        rician_corrected,
+        residuals: options.residuals.then_some(residuals),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::{Component, CpmgSimulation};
+
+    fn sim(t2_s: f64, te_s: f64, echoes: usize, noise_sd: f64) -> CpmgSimulation {
+        let mut s = CpmgSimulation::mono(1.0, t2_s, te_s, echoes);
+        s.noise_sd = noise_sd;
+        s
+    }
+
+    #[test]
+    fn noiseless_train_is_fitted_exactly() {
+        let mut s = sim(0.08, 0.0005, 1000, 0.0);
+        s.offset = 0.02;
+        s.phase_rad = 1.1;
+        let fit = fit_mono(&s.simulate(1), &FitOptions::default()).unwrap();
+        assert!((fit.t2_ms - 80.0).abs() < 1e-6, "{fit:?}");
+        assert!((fit.amplitude - 1.0).abs() < 1e-8);
+        assert!((fit.offset - 0.02).abs() < 1e-8);
+        assert!(fit.converged);
+        assert_eq!(fit.echoes_used, 999);
+    }
+
+    #[test]
+    fn irregular_times_take_the_general_path() {
+        let times: Vec<f64> = (1..=300).map(|k| 0.001 * (k as f64).powf(1.2)).collect();
+        let re: Vec<f64> = times
+            .iter()
+            .map(|t| 2.0 * (-t / 0.05).exp() + 0.1)
+            .collect();
+        let train = EchoTrain::complex(times, re, vec![0.0; 300]).unwrap();
+        let fit = fit_mono(&train, &FitOptions::default()).unwrap();
+        assert!((fit.t2_ms - 50.0).abs() < 1e-6, "{fit:?}");
+        assert!((fit.offset - 0.1).abs() < 1e-8);
+    }
+
+    #[test]
+    fn errors_name_what_the_data_cannot_give() {
+        let opts = FitOptions::default();
+        // Too few echoes.
+        let e = fit_mono(&sim(0.08, 0.001, 4, 0.01).simulate(1), &opts).unwrap_err();
+        assert_eq!(e, FitError::TooFewEchoes { used: 3, needed: 5 });
+        // Pure noise.
+        let mut noise = sim(0.08, 0.001, 500, 0.05);
+        noise.components[0].amplitude = 0.0;
+        for seed in 0..20 {
+            let e = fit_mono(&noise.simulate(seed), &opts).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    FitError::NoSignal { .. }
+                        | FitError::T2BeyondWindow { .. }
+                        | FitError::T2BelowEchoSpacing { .. }
+                        | FitError::NotIdentifiable { .. }
+                ),
+                "{e:?}"
+            );
+        }
+        // T2 a hundred times the window.
+        let e = fit_mono(&sim(50.0, 0.001, 500, 0.01).simulate(2), &opts).unwrap_err();
+        assert!(matches!(e, FitError::T2BeyondWindow { .. }), "{e:?}");
+        // T2 half an echo spacing: the first echo (dropped) holds 13 σ of signal, the next 1.8 σ.
+        let e = fit_mono(&sim(0.0005, 0.001, 500, 0.01).simulate(3), &opts).unwrap_err();
+        assert!(matches!(e, FitError::T2BelowEchoSpacing { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn residuals_on_request_sum_to_chi2() {
+        let opts = FitOptions {
+            residuals: true,
+            ..FitOptions::default()
+        };
+        let fit = fit_mono(&sim(0.08, 0.0005, 1000, 0.01).simulate(4), &opts).unwrap();
+        let r = fit.residuals.as_ref().unwrap();
+        assert_eq!(r.len(), fit.echoes_used);
+        let var = r.iter().map(|v| v * v).sum::<f64>() / (r.len() - 3) as f64;
+        assert!((var / (fit.noise_sd * fit.noise_sd) - fit.chi2_red).abs() < 1e-9);
+        assert!((fit.chi2_red - 1.0).abs() < 0.15, "{}", fit.chi2_red);
+    }
+
+    #[test]
+    fn magnitude_data_are_fitted_through_the_noise_floor() {
+        // SNR 20, decay far into the floor: a Gaussian fit would be biased; the Rician one is not.
+        let mut bias = 0.0;
+        let trials = 60;
+        for seed in 0..trials {
+            let mut s = sim(0.08, 0.0005, 1000, 0.05);
+            s.magnitude = true;
+            let fit = fit_mono(&s.simulate(seed), &FitOptions::default()).unwrap();
+            assert!(fit.rician_corrected);
+            bias += fit.t2_ms / 80.0 - 1.0;
+        }
+        bias /= trials as f64;
+        assert!(bias.abs() < 0.01, "mean relative bias {bias}");
+    }
+
+    #[test]
+    fn bi_exponential_data_still_give_a_flagged_but_honest_mono_fit() {
+        let s = CpmgSimulation {
+            components: vec![
+                Component {
+                    amplitude: 0.5,
+                    t2_s: 0.01,
+                },
+                Component {
+                    amplitude: 0.5,
+                    t2_s: 0.2,
+                },
+            ],
+            noise_sd: 0.002,
+            ..sim(0.1, 0.0005, 2000, 0.0)
+        };
+        let fit = fit_mono(&s.simulate(5), &FitOptions::default()).unwrap();
+        // The misfit shows in χ²_red, far above one.
+        assert!(fit.chi2_red > 5.0, "{}", fit.chi2_red);
+    }
+}
