@@ -143,7 +143,10 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
 fn spiked_samples(fitted: &[(SeriesRow, FittedFile)]) -> anyhow::Result<Vec<SpikedSample>> {
     let mut by_sample: BTreeMap<&str, Vec<&(SeriesRow, FittedFile)>> = BTreeMap::new();
     for entry in fitted {
-        by_sample.entry(entry.0.sample.as_str()).or_default().push(entry);
+        by_sample
+            .entry(entry.0.sample.as_str())
+            .or_default()
+            .push(entry);
     }
     let mut samples = Vec::with_capacity(by_sample.len());
     for (sample, rows) in by_sample {
@@ -154,8 +157,9 @@ fn spiked_samples(fitted: &[(SeriesRow, FittedFile)]) -> anyhow::Result<Vec<Spik
                 .map(|(_, file)| file.replicate())
                 .collect::<Vec<_>>()
         };
-        let control = TubeSummary::from_replicates(TubeKind::Control, &replicates(SeriesTube::Control))
-            .with_context(|| format!("sample `{sample}`"))?;
+        let control =
+            TubeSummary::from_replicates(TubeKind::Control, &replicates(SeriesTube::Control))
+                .with_context(|| format!("sample `{sample}`"))?;
         let quad = TubeSummary::from_replicates(TubeKind::Quad, &replicates(SeriesTube::Quad))
             .with_context(|| format!("sample `{sample}`"))?;
         samples.push(SpikedSample {
@@ -187,13 +191,18 @@ fn parse_series(text: &str, base: &Path) -> anyhow::Result<SeriesFile> {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if !header_seen {
             if fields != ["sample", "cells", "tube", "file"] {
-                bail!("line {line_no}: the header must be `sample,cells,tube,file`, found `{line}`");
+                bail!(
+                    "line {line_no}: the header must be `sample,cells,tube,file`, found `{line}`"
+                );
             }
             header_seen = true;
             continue;
         }
         let [sample, cells, tube, file] = fields[..] else {
-            bail!("line {line_no}: expected 4 fields (sample,cells,tube,file), found {}", fields.len());
+            bail!(
+                "line {line_no}: expected 4 fields (sample,cells,tube,file), found {}",
+                fields.len()
+            );
         };
         if sample.is_empty() || file.is_empty() {
             bail!("line {line_no}: the sample and file fields must not be empty");
@@ -202,7 +211,9 @@ fn parse_series(text: &str, base: &Path) -> anyhow::Result<SeriesFile> {
             .parse()
             .ok()
             .filter(|c: &f64| c.is_finite() && *c >= 0.0)
-            .with_context(|| format!("line {line_no}: cells `{cells}` is not a non-negative number"))?;
+            .with_context(|| {
+                format!("line {line_no}: cells `{cells}` is not a non-negative number")
+            })?;
         let tube = match tube.to_ascii_lowercase().as_str() {
             "control" => SeriesTube::Control,
             "quad" => SeriesTube::Quad,
@@ -211,10 +222,16 @@ fn parse_series(text: &str, base: &Path) -> anyhow::Result<SeriesFile> {
         if let Some(previous) = cells_of_sample.insert(sample.to_string(), cells)
             && previous != cells
         {
-            bail!("line {line_no}: sample `{sample}` is listed with {previous} and with {cells} cells");
+            bail!(
+                "line {line_no}: sample `{sample}` is listed with {previous} and with {cells} cells"
+            );
         }
         let path = PathBuf::from(file);
-        let file = if path.is_absolute() { path } else { base.join(path) };
+        let file = if path.is_absolute() {
+            path
+        } else {
+            base.join(path)
+        };
         rows.push(SeriesRow {
             sample: sample.to_string(),
             cells,
@@ -256,7 +273,10 @@ S1,0,quad,/abs/s1_q1.csv
         let parsed = parse_series(SERIES, Path::new("/data/series")).expect("valid");
         assert_eq!(parsed.lot.as_deref(), Some("LOT-7"));
         assert_eq!(parsed.rows.len(), 2);
-        assert_eq!(parsed.rows[0].file, PathBuf::from("/data/series/trains/s1_c1.csv"));
+        assert_eq!(
+            parsed.rows[0].file,
+            PathBuf::from("/data/series/trains/s1_c1.csv")
+        );
         assert_eq!(parsed.rows[1].file, PathBuf::from("/abs/s1_q1.csv"));
         assert_eq!(parsed.rows[1].tube, SeriesTube::Quad);
     }
@@ -266,10 +286,19 @@ S1,0,quad,/abs/s1_q1.csv
         let base = Path::new(".");
         for (text, needle) in [
             ("cells,tube,file\n", "header"),
-            ("sample,cells,tube,file\nS1,0,control\n", "expected 4 fields"),
-            ("sample,cells,tube,file\nS1,-1,control,a.csv\n", "non-negative"),
+            (
+                "sample,cells,tube,file\nS1,0,control\n",
+                "expected 4 fields",
+            ),
+            (
+                "sample,cells,tube,file\nS1,-1,control,a.csv\n",
+                "non-negative",
+            ),
             ("sample,cells,tube,file\nS1,0,cd45,a.csv\n", "neither"),
-            ("sample,cells,tube,file\nS1,0,control,a.csv\nS1,5,quad,b.csv\n", "listed with"),
+            (
+                "sample,cells,tube,file\nS1,0,control,a.csv\nS1,5,quad,b.csv\n",
+                "listed with",
+            ),
             ("sample,cells,tube,file\n", "no samples"),
         ] {
             let err = parse_series(text, base).expect_err(text).to_string();

@@ -86,7 +86,10 @@ struct CountReport {
 /// Runs the command.
 pub fn run(args: &CountArgs) -> anyhow::Result<ExitCode> {
     if !(args.blood_ml.is_finite() && args.blood_ml > 0.0) {
-        bail!("--blood-ml must be a positive volume in mL, got {}", args.blood_ml);
+        bail!(
+            "--blood-ml must be a positive volume in mL, got {}",
+            args.blood_ml
+        );
     }
     let calibration_text = std::fs::read_to_string(&args.calibration)
         .with_context(|| format!("cannot read calibration {}", args.calibration.display()))?;

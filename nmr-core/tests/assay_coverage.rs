@@ -3,7 +3,7 @@
 //!
 //! To stay fast, R2 replicate values are drawn directly from the fit's sampling distribution
 //! instead of simulating and fitting echo trains: each reading is
-//! R2 + N(0, σ_fit² + σ_extra²), where σ_fit = 0.12 % of R2 (about what `fit_mono` gives at TE
+//! R2 + N(0, σ_fit² + σ_extra²), where σ_fit = 0.14 % of R2 (about what `fit_mono` gives at TE
 //! 4 ms, 500 echoes and SNR ≈ 300 on T2 250–450 ms) is also reported as the reading's SE, and
 //! σ_extra = 0.006/s is reading-to-reading variability the fit cannot see (temperature,
 //! handling). The full echo-train → fit path is exercised by `assay_fit_path.rs` (the dilution
@@ -26,7 +26,7 @@ use rand_distr::{Distribution, Normal, Poisson};
 
 const INTERCEPT_PER_S: f64 = 0.05;
 const SLOPE_PER_S_PER_CELL: f64 = 0.004;
-const FIT_SE_FRACTION: f64 = 0.0012;
+const FIT_SE_FRACTION: f64 = 0.0014;
 const EXTRA_SD_PER_S: f64 = 0.006;
 const REPLICATES: usize = 3;
 const CREATED: &str = "2026-11-24T04:00:00Z";
