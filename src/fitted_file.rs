@@ -2,7 +2,8 @@
 //!
 //! Reads the file, parses it by content (`nmr_core::io::parse_echo_train`), fits a
 //! mono-exponential (`nmr_core::fit::fit_mono`, default options) and keeps what the assay and QC
-//! need: R2 and its SE, the echo time, the magnet temperature and the first-echo amplitude.
+//! need: R2 and its SE, the echo time, the magnet temperature, the first-echo amplitude and
+//! whether the decay prefers two exponentials (`nmr_core::qc::compare_mono_bi`).
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,7 @@ use anyhow::{Context, bail};
 use nmr_core::assay::Replicate;
 use nmr_core::fit::{FitOptions, MonoFit, fit_mono};
 use nmr_core::io::parse_echo_train;
-use nmr_core::qc::MeasurementQcInput;
+use nmr_core::qc::{BiexponentialOptions, MeasurementQcInput, compare_mono_bi};
 
 /// A fitted echo-train file.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub struct FittedFile {
     pub temp_c: Option<f64>,
     /// Fitted signal at the first echo, A·e^(−t₁/T2) + C.
     pub first_echo_amplitude: f64,
+    /// Whether the train prefers two exponentials (`None` when the comparison could not be made).
+    pub biexponential_preferred: Option<bool>,
 }
 
 impl FittedFile {
@@ -48,7 +51,14 @@ impl FittedFile {
         let first_time_s = train.times_s().first().copied().unwrap_or(0.0);
         let first_echo_amplitude =
             fit.amplitude * (-first_time_s * 1000.0 / fit.t2_ms).exp() + fit.offset;
+        let biexponential_preferred = compare_mono_bi(
+            train.times_s(),
+            &train.phase().real,
+            &BiexponentialOptions::default(),
+        )
+        .map(|check| check.preferred);
         Ok(FittedFile {
+            biexponential_preferred,
             path: path.to_path_buf(),
             temp_c: train.acquisition().temp_c,
             fit,
@@ -69,7 +79,7 @@ impl FittedFile {
             snr: self.fit.snr,
             first_echo_amplitude: self.first_echo_amplitude,
             converged: self.fit.converged,
-            biexponential_preferred: None,
+            biexponential_preferred: self.biexponential_preferred,
             temp_c: self.temp_c,
         }
     }

@@ -11,7 +11,7 @@ use nmr_core::Acquisition;
 use nmr_core::assay::Calibration;
 use nmr_core::assay::quantile::t95;
 use nmr_core::io::write_csv;
-use nmr_core::simulate::CpmgSimulation;
+use nmr_core::simulate::{Component, CpmgSimulation};
 use serde_json::Value;
 
 const INTERCEPT_PER_S: f64 = 0.05;
@@ -329,5 +329,41 @@ fn cutoffs_come_from_configuration() {
         stderr(&output).contains("breast, colorectal, prostate"),
         "{}",
         stderr(&output)
+    );
+}
+
+#[test]
+fn count_warns_when_a_reading_decays_with_two_components() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cal = hand_calibration(dir.path());
+    let (control, quad) = write_sample(dir.path(), "p", 10.0, 0.3, 10);
+    // The third control reading holds a clot: a quarter of the signal relaxes at T2 = 60 ms.
+    let mut simulation = CpmgSimulation::mono(1.0, 0.3, 0.004, 500);
+    simulation.components = vec![
+        Component {
+            amplitude: 0.75,
+            t2_s: 0.3,
+        },
+        Component {
+            amplitude: 0.25,
+            t2_s: 0.06,
+        },
+    ];
+    simulation.noise_sd = 1.0 / 300.0;
+    let train = simulation.simulate(31).with_acquisition(Acquisition {
+        te_s: Some(0.004),
+        temp_c: Some(25.0),
+        ..Acquisition::default()
+    });
+    std::fs::write(&control[2], write_csv(&train)).expect("write train");
+    let report = count_json(&["--blood-ml", "7.5"], &control, &quad, &cal);
+    let flags = report["qc_flags"].as_array().expect("flags array");
+    assert!(
+        flags.iter().any(|f| f["code"] == "biexponential_preferred"
+            && f["severity"] == "warn"
+            && f["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("control reading 3"))),
+        "{report}"
     );
 }
