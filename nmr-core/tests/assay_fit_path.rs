@@ -7,13 +7,14 @@
 
 use nmr_core::assay::quantile::t95;
 use nmr_core::assay::{
-    Calibration, CalibrationOptions, CountEstimate, DeltaR2, Replicate, SpikedSample, TubeKind,
-    TubeSummary,
+    Calibration, CalibrationOptions, CountCategory, CountEstimate, DeltaR2, Replicate,
+    SpikedSample, TubeKind, TubeSummary,
 };
 use nmr_core::fit::{FitOptions, fit_mono};
 use nmr_core::simulate::CpmgSimulation;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::Poisson;
 use rand_distr::{Distribution, Normal};
 
 const INTERCEPT_PER_S: f64 = 0.05;
@@ -48,6 +49,33 @@ fn measure(rng: &mut ChaCha8Rng, cells: f64) -> DeltaR2 {
     let control = TubeSummary::from_replicates(TubeKind::Control, &control).expect("control");
     let quad = TubeSummary::from_replicates(TubeKind::Quad, &quad).expect("quad");
     DeltaR2::between(&quad, &control)
+}
+
+/// A dilution series of `blanks` blank samples and 3 samples at each of six levels.
+fn calibrate(rng: &mut ChaCha8Rng, blanks: usize) -> Calibration {
+    let mut series = Vec::new();
+    for _ in 0..blanks {
+        series.push(SpikedSample {
+            cells: 0.0,
+            delta: measure(rng, 0.0),
+        });
+    }
+    for level in [2.0, 5.0, 10.0, 25.0, 50.0, 100.0] {
+        for _ in 0..3 {
+            series.push(SpikedSample {
+                cells: level,
+                delta: measure(rng, level),
+            });
+        }
+    }
+    Calibration::from_series(
+        "SIM-LOT",
+        TE_S * 1000.0,
+        "2026-11-24T04:00:00Z",
+        &series,
+        &CalibrationOptions::default(),
+    )
+    .expect("the simulated series calibrates")
 }
 
 /// A dilution series through simulated trains and fits gives a calibration whose 95 % slope and
@@ -142,4 +170,64 @@ fn fit_precision_matches_the_coverage_study_model() {
             sd / r2
         );
     }
+}
+
+/// The coverage study of `assay_coverage.rs` again, but every reading a simulated train and a
+/// `fit_mono` fit: 2,000 samples (30 % without cells, else 0.05–8 cells/mL in 2, 4 or 7.5 mL),
+/// a fresh calibration (20 blanks, 6 levels × 3) for every 20 samples. About 35,000 fits.
+#[test]
+fn coverage_through_fitted_trains() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11_24);
+    let samples = 2_000;
+    let (mut cells_covered, mut per_ml_covered, mut zero, mut zero_not_detected) = (0, 0, 0, 0);
+    let mut calibration = calibrate(&mut rng, 20);
+    for index in 0..samples {
+        if index % 20 == 19 {
+            calibration = calibrate(&mut rng, 20);
+        }
+        let concentration_per_ml = if rng.random_bool(0.3) {
+            0.0
+        } else {
+            rng.random_range(0.05..8.0)
+        };
+        let blood_ml = [2.0, 4.0, 7.5][rng.random_range(0..3)];
+        let cells: f64 = if concentration_per_ml > 0.0 {
+            Poisson::new(concentration_per_ml * blood_ml)
+                .expect("positive mean")
+                .sample(&mut rng)
+        } else {
+            0.0
+        };
+        let count = CountEstimate::from_delta(&measure(&mut rng, cells), &calibration, blood_ml)
+            .expect("count");
+        if count.cells_ci95[0] <= cells && cells <= count.cells_ci95[1] {
+            cells_covered += 1;
+        }
+        if count.per_ml_ci95[0] <= concentration_per_ml
+            && concentration_per_ml <= count.per_ml_ci95[1]
+        {
+            per_ml_covered += 1;
+        }
+        if cells == 0.0 {
+            zero += 1;
+            if count.category == CountCategory::NotDetected {
+                zero_not_detected += 1;
+            }
+        }
+    }
+    let cells_rate = f64::from(cells_covered) / f64::from(samples);
+    let per_ml_rate = f64::from(per_ml_covered) / f64::from(samples);
+    let not_detected = f64::from(zero_not_detected) / f64::from(zero);
+    eprintln!(
+        "fitted-train study: cells {cells_rate:.3}, per mL {per_ml_rate:.3}, blanks not detected {not_detected:.3} of {zero}"
+    );
+    assert!(
+        (0.93..=0.97).contains(&cells_rate),
+        "cell coverage {cells_rate}"
+    );
+    assert!(per_ml_rate >= 0.95, "per-mL coverage {per_ml_rate}");
+    assert!(
+        (0.90..=0.98).contains(&not_detected),
+        "not detected {not_detected}"
+    );
 }
