@@ -3,7 +3,8 @@
 //! Every file is fitted; the tubes' replicate R2 values give ΔR2; the calibration (which must be
 //! for the trains' echo time, and for `--lot` when given) turns it into cells, per mL and per
 //! 7.5 mL with 95 % intervals, a reporting category and, with `--indication`, a call against the
-//! configured cut-off. QC flags (per reading, temperature drift, replicate CV) are reported with
+//! configured cut-off. Optional single-marker tubes give a marker profile (ΔR2 per marker, never
+//! turned into counts that are added up) and CD45/IgG tubes a non-specific-binding check. QC flags (per reading, temperature drift, replicate CV) are reported with
 //! the result; a flag of severity `hold` means the result must not be released.
 
 use std::path::PathBuf;
@@ -11,7 +12,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use nmr_core::assay::{
-    Calibration, CallOutcome, CountEstimate, DeltaR2, Indications, TubeKind, TubeSummary,
+    Calibration, CallOutcome, CountEstimate, DeltaR2, Indications, Marker, MarkerSignal, TubeKind,
+    TubeSummary, marker_profile,
 };
 use nmr_core::qc::{
     MeasurementQcLimits, QcFlag, any_hold, check_measurement, check_replicate_cv,
@@ -42,6 +44,16 @@ pub struct CountArgs {
     /// Indication whose cut-off the call uses (breast, prostate, colorectal, …).
     #[arg(long, value_name = "NAME")]
     pub indication: Option<String>,
+    /// A single-marker tube reading, as MARKER=FILE (marker: epcam, muc1, her2, egfr); repeat
+    /// for each reading. Gives the marker profile; never added into the count.
+    #[arg(long = "marker", value_name = "MARKER=FILE", value_parser = parse_marker_file)]
+    pub markers: Vec<(Marker, PathBuf)>,
+    /// Readings of a CD45-particle control tube (non-specific binding check).
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub cd45: Vec<PathBuf>,
+    /// Readings of an isotype-IgG-particle control tube (non-specific binding check).
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub igg: Vec<PathBuf>,
     /// Reagent lot of the run; must match the calibration's.
     #[arg(long, value_name = "L")]
     pub lot: Option<String>,
@@ -81,6 +93,36 @@ struct CountReport {
     te_ms: f64,
     control: TubeSummary,
     labeled: TubeSummary,
+    marker_profile: Vec<TubeSignal>,
+    nonspecific_controls: Vec<TubeSignal>,
+}
+
+/// ΔR2 of an extra tube (single marker or non-specific control) against the control tube.
+#[derive(Debug, Serialize)]
+struct TubeSignal {
+    tube: TubeKind,
+    delta_r2_per_s: f64,
+    delta_r2_per_s_se: f64,
+    delta_r2_ci95: [f64; 2],
+    replicate_cv: f64,
+}
+
+impl TubeSignal {
+    fn new(tube: &TubeSummary, delta: &DeltaR2) -> TubeSignal {
+        TubeSignal {
+            tube: tube.kind,
+            delta_r2_per_s: delta.delta_r2_per_s,
+            delta_r2_per_s_se: delta.se_per_s,
+            delta_r2_ci95: delta.ci95_per_s(),
+            replicate_cv: tube.cv,
+        }
+    }
+}
+
+/// Extra tubes of a run: their summaries and fitted files.
+struct ExtraTube {
+    summary: TubeSummary,
+    files: Vec<FittedFile>,
 }
 
 /// Runs the command.
@@ -110,14 +152,41 @@ pub fn run(args: &CountArgs) -> anyhow::Result<ExitCode> {
 
     let control = read_all(&args.control)?;
     let labeled = read_all(&args.labeled)?;
-    let all: Vec<FittedFile> = control.iter().chain(&labeled).cloned().collect();
+    let extra = extra_tubes(args)?;
+    let all: Vec<FittedFile> = control
+        .iter()
+        .chain(&labeled)
+        .chain(extra.iter().flat_map(|tube| &tube.files))
+        .cloned()
+        .collect();
     let te_ms = common_te_ms(&all)?;
     calibration.check_applies(args.lot.as_deref(), te_ms)?;
 
     let control_summary = summary(TubeKind::Control, &control)?;
     let labeled_summary = summary(TubeKind::Quad, &labeled)?;
-    let qc_flags = qc_flags(&control, &labeled, &control_summary, &labeled_summary);
+    let mut tubes = vec![
+        (&control_summary, control.as_slice()),
+        (&labeled_summary, labeled.as_slice()),
+    ];
+    tubes.extend(extra.iter().map(|t| (&t.summary, t.files.as_slice())));
+    let qc_flags = qc_flags(&tubes);
     let delta = DeltaR2::between(&labeled_summary, &control_summary);
+    let singles: Vec<TubeSummary> = extra
+        .iter()
+        .filter(|t| matches!(t.summary.kind, TubeKind::Single(_)))
+        .map(|t| t.summary.clone())
+        .collect();
+    let profile: Vec<MarkerSignal> = marker_profile(&control_summary, &singles)?;
+    let marker_signals: Vec<TubeSignal> = singles
+        .iter()
+        .zip(&profile)
+        .map(|(tube, signal)| TubeSignal::new(tube, &signal.delta))
+        .collect();
+    let nonspecific: Vec<TubeSignal> = extra
+        .iter()
+        .filter(|t| !matches!(t.summary.kind, TubeKind::Single(_)))
+        .map(|t| TubeSignal::new(&t.summary, &DeltaR2::between(&t.summary, &control_summary)))
+        .collect();
     let count = CountEstimate::from_delta(&delta, &calibration, args.blood_ml)?;
     let call = args
         .indication
@@ -125,7 +194,7 @@ pub fn run(args: &CountArgs) -> anyhow::Result<ExitCode> {
         .map(|indication| indications.call(indication, &count))
         .transpose()?;
 
-    let report = report(
+    let mut report = report(
         &delta,
         &count,
         call,
@@ -135,6 +204,8 @@ pub fn run(args: &CountArgs) -> anyhow::Result<ExitCode> {
         control_summary,
         labeled_summary,
     );
+    report.marker_profile = marker_signals;
+    report.nonspecific_controls = nonspecific;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -152,23 +223,69 @@ fn summary(kind: TubeKind, files: &[FittedFile]) -> anyhow::Result<TubeSummary> 
     Ok(TubeSummary::from_replicates(kind, &replicates)?)
 }
 
-fn qc_flags(
-    control: &[FittedFile],
-    labeled: &[FittedFile],
-    control_summary: &TubeSummary,
-    labeled_summary: &TubeSummary,
-) -> Vec<QcFlag> {
+/// Reads the optional single-marker and non-specific control tubes, in a fixed order.
+fn extra_tubes(args: &CountArgs) -> anyhow::Result<Vec<ExtraTube>> {
+    let mut tubes = Vec::new();
+    for marker in Marker::ALL {
+        let paths: Vec<PathBuf> = args
+            .markers
+            .iter()
+            .filter(|(m, _)| *m == marker)
+            .map(|(_, path)| path.clone())
+            .collect();
+        if !paths.is_empty() {
+            tubes.push(extra_tube(TubeKind::Single(marker), &paths)?);
+        }
+    }
+    if !args.cd45.is_empty() {
+        tubes.push(extra_tube(TubeKind::Cd45Control, &args.cd45)?);
+    }
+    if !args.igg.is_empty() {
+        tubes.push(extra_tube(TubeKind::IggControl, &args.igg)?);
+    }
+    Ok(tubes)
+}
+
+fn extra_tube(kind: TubeKind, paths: &[PathBuf]) -> anyhow::Result<ExtraTube> {
+    let files = read_all(paths)?;
+    Ok(ExtraTube {
+        summary: summary(kind, &files)?,
+        files,
+    })
+}
+
+/// Parses a `MARKER=FILE` argument.
+fn parse_marker_file(text: &str) -> Result<(Marker, PathBuf), String> {
+    let (name, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not MARKER=FILE"))?;
+    let marker = match name.trim().to_ascii_lowercase().replace('-', "").as_str() {
+        "epcam" => Marker::Epcam,
+        "muc1" => Marker::Muc1,
+        "her2" => Marker::Her2,
+        "egfr" => Marker::Egfr,
+        other => {
+            return Err(format!(
+                "unknown marker `{other}` (epcam, muc1, her2, egfr)"
+            ));
+        }
+    };
+    if path.is_empty() {
+        return Err(format!("`{text}` names no file"));
+    }
+    Ok((marker, PathBuf::from(path)))
+}
+
+fn qc_flags(tubes: &[(&TubeSummary, &[FittedFile])]) -> Vec<QcFlag> {
     let limits = MeasurementQcLimits::default();
-    let inputs: Vec<_> = control
+    let inputs: Vec<_> = tubes
         .iter()
-        .enumerate()
-        .map(|(i, f)| f.qc_input(&format!("control reading {}", i + 1)))
-        .chain(
-            labeled
+        .flat_map(|(summary, files)| {
+            files
                 .iter()
                 .enumerate()
-                .map(|(i, f)| f.qc_input(&format!("quad-marker reading {}", i + 1))),
-        )
+                .map(move |(i, f)| f.qc_input(&format!("{} reading {}", summary.kind, i + 1)))
+        })
         .collect();
     let expected_fill = median_fill_amplitude(&inputs);
     let mut flags: Vec<QcFlag> = inputs
@@ -176,7 +293,7 @@ fn qc_flags(
         .flat_map(|input| check_measurement(input, expected_fill, &limits))
         .collect();
     flags.extend(check_temperature_drift(&inputs, &limits));
-    for tube in [control_summary, labeled_summary] {
+    for (tube, _) in tubes {
         flags.extend(check_replicate_cv(&tube.kind.to_string(), tube.cv, &limits));
     }
     flags
@@ -222,6 +339,8 @@ fn report(
         te_ms,
         control,
         labeled,
+        marker_profile: Vec::new(),
+        nonspecific_controls: Vec::new(),
     }
 }
 
@@ -261,6 +380,16 @@ fn print_text(report: &CountReport) {
             ""
         };
         println!("{indication}: {call} (cut-off ≥ {cutoff} per 7.5 mL){caveat}");
+    }
+    for signal in report
+        .marker_profile
+        .iter()
+        .chain(&report.nonspecific_controls)
+    {
+        println!(
+            "{}: ΔR2 = {:.4} ± {:.4} /s",
+            signal.tube, signal.delta_r2_per_s, signal.delta_r2_per_s_se
+        );
     }
     if report.qc_flags.is_empty() {
         println!("QC: no flags");

@@ -363,7 +363,51 @@ fn count_warns_when_a_reading_decays_with_two_components() {
             && f["severity"] == "warn"
             && f["subject"]
                 .as_str()
-                .is_some_and(|s| s.contains("control reading 3"))),
+                .is_some_and(|s| s.contains("control tube reading 3"))),
         "{report}"
+    );
+}
+
+#[test]
+fn marker_tubes_give_a_profile_and_leave_the_count_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cal = hand_calibration(dir.path());
+    let (control, quad) = write_sample(dir.path(), "p", 20.0, 0.3, 12);
+    let base = count_json(&["--blood-ml", "7.5"], &control, &quad, &cal);
+    // HER-2 alone labels the cells half as strongly as the cocktail: ΔR2 = 0.05 + 0.002·20 = 0.09.
+    let r2_her2 = 1.0 / 0.3 + 0.09;
+    let mut extra: Vec<String> = Vec::new();
+    for replicate in 0..3u64 {
+        let path = dir.path().join(format!("her2_{replicate}.csv"));
+        write_reading(&path, r2_her2, 1.0, 0.004, 500 + replicate);
+        extra.push("--marker".to_string());
+        extra.push(format!("her2={}", path.display()));
+    }
+    let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let mut args = vec!["--blood-ml", "7.5"];
+    args.extend(extra_refs);
+    let report = count_json(&args, &control, &quad, &cal);
+    let profile = report["marker_profile"].as_array().expect("profile");
+    assert_eq!(profile.len(), 1, "{report}");
+    assert_eq!(profile[0]["tube"]["single"], "her2");
+    let delta = profile[0]["delta_r2_per_s"].as_f64().expect("delta");
+    let ci = &profile[0]["delta_r2_ci95"];
+    assert!(
+        ci[0].as_f64().expect("low") <= 0.09 && 0.09 <= ci[1].as_f64().expect("high"),
+        "HER-2 ΔR2 {delta} with CI {ci} misses 0.09"
+    );
+    assert_eq!(
+        report["cells"], base["cells"],
+        "the marker tube changed the count"
+    );
+
+    let mut args = count_args(&control, &quad, &cal);
+    args.extend(["--blood-ml", "7.5", "--marker", "cd44=x.csv"]);
+    let output = ferrocount(&args);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("unknown marker"),
+        "{}",
+        stderr(&output)
     );
 }

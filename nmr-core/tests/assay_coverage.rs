@@ -6,8 +6,9 @@
 //! R2 + N(0, σ_fit² + σ_extra²), where σ_fit = 0.14 % of R2 (about what `fit_mono` gives at TE
 //! 4 ms, 500 echoes and SNR ≈ 300 on T2 250–450 ms) is also reported as the reading's SE, and
 //! σ_extra = 0.006/s is reading-to-reading variability the fit cannot see (temperature,
-//! handling). The full echo-train → fit path is exercised by `assay_fit_path.rs` (the dilution
-//! series) and by the command-line tests of the binary.
+//! handling). `assay_fit_path.rs` runs the same study through simulated trains and `fit_mono`
+//! (and checks this noise model against real fits); the command-line tests of the binary run it
+//! through files.
 //!
 //! Truth: ΔR2 = b + s·N with b = 0.05/s and s = 0.004 (1/s)/cell; control T2 uniform in
 //! 250–450 ms per patient; cells in the processed sample N ~ Poisson(λ·V) from a true
