@@ -122,15 +122,37 @@ pub fn compare_mono_bi(
     );
     let rss_mono = problem.rss_mono(ln_r_mono);
 
-    // Bi: grid over pairs (faster, slower), then Nelder–Mead on the log rates.
+    // Bi: grid over pairs (faster, slower), then Nelder–Mead on the log rates. The grid's
+    // exponentials are computed once; each pair then needs one dot product and a 3×3 solve.
+    let columns: Vec<Vec<f64>> = grid
+        .iter()
+        .map(|ln_r| {
+            let r = ln_r.exp();
+            t.iter().map(|&ti| (-r * ti).exp()).collect()
+        })
+        .collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let sums: Vec<f64> = columns.iter().map(|c| c.iter().sum()).collect();
+    let squares: Vec<f64> = columns.iter().map(|c| dot(c, c)).collect();
+    let with_y: Vec<f64> = columns.iter().map(|c| dot(c, y)).collect();
+    let sum_y: f64 = y.iter().sum();
+    let sum_yy = dot(y, y);
     let mut best_pair = (grid[0], grid[1]);
     let mut best_rss = f64::INFINITY;
-    for (i, &fast) in grid.iter().enumerate() {
-        for &slow in &grid[..i] {
-            let rss = problem.rss_bi(fast, slow);
+    for i in 1..grid.len() {
+        for j in 0..i {
+            let cross = dot(&columns[i], &columns[j]);
+            let gram = Matrix3::new(
+                squares[i], cross, sums[i], cross, squares[j], sums[j], sums[i], sums[j], n as f64,
+            );
+            let rhs = Vector3::new(with_y[i], with_y[j], sum_y);
+            let Some(cholesky) = gram.cholesky() else {
+                continue;
+            };
+            let rss = sum_yy - cholesky.solve(&rhs).dot(&rhs);
             if rss < best_rss {
                 best_rss = rss;
-                best_pair = (fast, slow);
+                best_pair = (grid[i], grid[j]);
             }
         }
     }
