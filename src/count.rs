@@ -16,7 +16,7 @@ use nmr_core::assay::{
     TubeSummary, marker_profile,
 };
 use nmr_core::qc::{
-    MeasurementQcLimits, QcFlag, any_hold, check_measurement, check_replicate_cv,
+    MeasurementQcLimits, QcFlag, Severity, any_hold, check_measurement, check_replicate_cv,
     check_temperature_drift, median_fill_amplitude,
 };
 use serde::Serialize;
@@ -395,9 +395,13 @@ fn print_text(report: &CountReport) {
         println!("QC: no flags");
     } else {
         for flag in &report.qc_flags {
+            let severity = match flag.severity {
+                Severity::Warn => "WARN",
+                Severity::Hold => "HOLD",
+            };
             println!(
-                "QC {:?} [{}] {}: {}",
-                flag.severity, flag.code, flag.subject, flag.message
+                "QC {severity} [{}] {}: {}",
+                flag.code, flag.subject, flag.message
             );
         }
         if report.qc_hold {

@@ -411,3 +411,65 @@ fn marker_tubes_give_a_profile_and_leave_the_count_alone() {
         stderr(&output)
     );
 }
+
+#[test]
+fn unreadable_inputs_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cal = hand_calibration(dir.path());
+    let (control, _) = write_sample(dir.path(), "p", 0.0, 0.3, 13);
+    let missing = vec![dir.path().join("missing.csv"); 2];
+    let mut args = count_args(&control, &missing, &cal);
+    args.extend(["--blood-ml", "7.5"]);
+    let output = ferrocount(&args);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("missing.csv"),
+        "{}",
+        stderr(&output)
+    );
+
+    let garbage = dir.path().join("garbage.csv");
+    std::fs::write(&garbage, "this is not an echo train\n").expect("write");
+    let garbage_files = vec![garbage.clone(), garbage];
+    let mut args = count_args(&control, &garbage_files, &cal);
+    args.extend(["--blood-ml", "7.5"]);
+    let output = ferrocount(&args);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("garbage.csv is not a readable echo train"),
+        "{}",
+        stderr(&output)
+    );
+
+    let mut args = count_args(&control, &control, &cal);
+    args.extend(["--blood-ml", "0"]);
+    let output = ferrocount(&args);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("--blood-ml"),
+        "{}",
+        stderr(&output)
+    );
+
+    let series = dir.path().join("series.csv");
+    std::fs::write(
+        &series,
+        "# lot=A\nsample,cells,tube,file\nS1,0,control,nowhere.csv\n",
+    )
+    .expect("write series");
+    let out = dir.path().join("cal_out.toml");
+    let output = ferrocount(&[
+        "calibrate",
+        "--series",
+        series.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("nowhere.csv"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!out.exists(), "a failed calibration must not write a file");
+}
