@@ -631,3 +631,51 @@ created = "2026-11-24T04:00:00+01:00"
         assert_eq!(Some(cal.lob_cells), cal.lob_nonparametric_cells);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any calibration with finite numbers survives TOML exactly.
+        #[test]
+        fn toml_round_trip_is_exact(
+            te_ms in 0.1f64..50.0,
+            slope in 1e-6f64..1.0,
+            slope_se in 0.0f64..1e-2,
+            intercept in -1.0f64..1.0,
+            intercept_se in 0.0f64..0.1,
+            cov in -1e-4f64..1e-4,
+            df in proptest::option::of(1.0f64..500.0),
+            lob in -5.0f64..50.0,
+            lod in 0.0f64..50.0,
+            loq in 0.0f64..100.0,
+            lot in "[A-Za-z0-9_-]{1,16}",
+        ) {
+            let calibration = Calibration {
+                lot,
+                te_ms,
+                slope_per_s_per_cell: slope,
+                slope_se,
+                intercept_per_s: intercept,
+                intercept_se,
+                slope_intercept_cov: cov,
+                fit_df: df,
+                lob_cells: lob,
+                lod_cells: lod,
+                loq_cells: loq,
+                created: "2026-11-24T04:00:00Z".to_string(),
+                lob_method: LobMethod::Parametric,
+                lob_parametric_cells: Some(lob),
+                lob_nonparametric_cells: None,
+                cv_goal: Some(0.2),
+                levels_cells: vec![0.0, 5.0],
+                samples: Some(10),
+                linearity: None,
+            };
+            let text = calibration.to_toml().expect("serialises");
+            prop_assert_eq!(Calibration::from_toml(&text).expect("parses"), calibration);
+        }
+    }
+}

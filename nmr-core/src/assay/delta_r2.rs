@@ -154,3 +154,35 @@ mod tests {
         assert!(marker_profile(&control, &[quad]).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::assay::replicate::Replicate;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A common shift of every R2 (a different patient baseline) changes neither ΔR2 nor its
+        /// SE or degrees of freedom; swapping the tubes negates ΔR2 and keeps the SE.
+        #[test]
+        fn baseline_shift_invariance(
+            quad in proptest::collection::vec(2.0f64..5.0, 2..6),
+            control in proptest::collection::vec(2.0f64..5.0, 2..6),
+            se in 0.0f64..0.01,
+            shift in -1.0f64..1.0,
+        ) {
+            let summary = |kind, values: &[f64], shift: f64| {
+                let replicates: Vec<Replicate> =
+                    values.iter().map(|v| Replicate::new(v + shift, se)).collect();
+                TubeSummary::from_replicates(kind, &replicates).expect("valid")
+            };
+            let a = DeltaR2::between(&summary(TubeKind::Quad, &quad, 0.0), &summary(TubeKind::Control, &control, 0.0));
+            let b = DeltaR2::between(&summary(TubeKind::Quad, &quad, shift), &summary(TubeKind::Control, &control, shift));
+            prop_assert!((a.delta_r2_per_s - b.delta_r2_per_s).abs() < 1e-9);
+            prop_assert!((a.se_per_s - b.se_per_s).abs() < 1e-9);
+            let swapped = DeltaR2::between(&summary(TubeKind::Control, &control, 0.0), &summary(TubeKind::Quad, &quad, 0.0));
+            prop_assert!((a.delta_r2_per_s + swapped.delta_r2_per_s).abs() < 1e-12);
+            prop_assert!((a.se_per_s - swapped.se_per_s).abs() < 1e-12);
+        }
+    }
+}
