@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use nmr_core::assay::{
-    Calibration, CallOutcome, CountEstimate, DeltaR2, Indications, Marker, MarkerSignal, TubeKind,
+    Calibration, Call, CountEstimate, DeltaR2, Indications, Marker, MarkerSignal, TubeKind,
     TubeSummary, marker_profile,
 };
 use nmr_core::qc::{
@@ -194,18 +194,38 @@ pub fn run(args: &CountArgs) -> anyhow::Result<ExitCode> {
         .map(|indication| indications.call(indication, &count))
         .transpose()?;
 
-    let mut report = report(
-        &delta,
-        &count,
-        call,
+    let report = CountReport {
+        delta_r2_per_s: delta.delta_r2_per_s,
+        delta_r2_per_s_se: delta.se_per_s,
+        delta_r2_df: delta.df,
+        cells: count.cells,
+        cells_se: count.cells_se,
+        cells_ci95: count.cells_ci95,
+        blood_ml: count.blood_ml,
+        per_ml: count.per_ml,
+        per_ml_ci95: count.per_ml_ci95,
+        per_7_5ml: count.per_7_5ml,
+        per_7_5ml_ci95: count.per_7_5ml_ci95,
+        category: count.category.as_str(),
+        call: call.as_ref().map(|c| match c.call {
+            Call::Favorable => "favorable",
+            Call::Unfavorable => "unfavorable",
+        }),
+        indication: call.as_ref().map(|c| c.indication.clone()),
+        cutoff_per_7_5ml: call.as_ref().map(|c| c.cutoff_per_7_5ml),
+        call_interval_spans_cutoff: call.as_ref().map(|c| c.interval_spans_cutoff),
+        qc_hold: any_hold(&qc_flags),
         qc_flags,
-        &calibration,
+        lob_cells: calibration.lob_cells,
+        lod_cells: calibration.lod_cells,
+        loq_cells: calibration.loq_cells,
+        calibration_lot: calibration.lot.clone(),
         te_ms,
-        control_summary,
-        labeled_summary,
-    );
-    report.marker_profile = marker_signals;
-    report.nonspecific_controls = nonspecific;
+        control: control_summary,
+        labeled: labeled_summary,
+        marker_profile: marker_signals,
+        nonspecific_controls: nonspecific,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -297,51 +317,6 @@ fn qc_flags(tubes: &[(&TubeSummary, &[FittedFile])]) -> Vec<QcFlag> {
         flags.extend(check_replicate_cv(&tube.kind.to_string(), tube.cv, &limits));
     }
     flags
-}
-
-#[allow(clippy::too_many_arguments)]
-fn report(
-    delta: &DeltaR2,
-    count: &CountEstimate,
-    call: Option<CallOutcome>,
-    qc_flags: Vec<QcFlag>,
-    calibration: &Calibration,
-    te_ms: f64,
-    control: TubeSummary,
-    labeled: TubeSummary,
-) -> CountReport {
-    CountReport {
-        delta_r2_per_s: delta.delta_r2_per_s,
-        delta_r2_per_s_se: delta.se_per_s,
-        delta_r2_df: delta.df,
-        cells: count.cells,
-        cells_se: count.cells_se,
-        cells_ci95: count.cells_ci95,
-        blood_ml: count.blood_ml,
-        per_ml: count.per_ml,
-        per_ml_ci95: count.per_ml_ci95,
-        per_7_5ml: count.per_7_5ml,
-        per_7_5ml_ci95: count.per_7_5ml_ci95,
-        category: count.category.as_str(),
-        call: call.as_ref().map(|c| match c.call {
-            nmr_core::assay::Call::Favorable => "favorable",
-            nmr_core::assay::Call::Unfavorable => "unfavorable",
-        }),
-        indication: call.as_ref().map(|c| c.indication.clone()),
-        cutoff_per_7_5ml: call.as_ref().map(|c| c.cutoff_per_7_5ml),
-        call_interval_spans_cutoff: call.as_ref().map(|c| c.interval_spans_cutoff),
-        qc_hold: any_hold(&qc_flags),
-        qc_flags,
-        lob_cells: calibration.lob_cells,
-        lod_cells: calibration.lod_cells,
-        loq_cells: calibration.loq_cells,
-        calibration_lot: calibration.lot.clone(),
-        te_ms,
-        control,
-        labeled,
-        marker_profile: Vec::new(),
-        nonspecific_controls: Vec::new(),
-    }
 }
 
 fn print_text(report: &CountReport) {
