@@ -335,6 +335,15 @@ impl Calibration {
         AssayError::check("lob_cells", self.lob_cells, false)?;
         AssayError::check("lod_cells", self.lod_cells, false)?;
         AssayError::check("loq_cells", self.loq_cells, false)?;
+        if !(self.lob_cells <= self.lod_cells && self.lod_cells <= self.loq_cells) {
+            return Err(AssayError::Config {
+                what: "calibration file".to_string(),
+                reason: format!(
+                    "the limits must satisfy LoB ≤ LoD ≤ LoQ, got {} / {} / {} cells",
+                    self.lob_cells, self.lod_cells, self.loq_cells
+                ),
+            });
+        }
         if self.slope_se < 0.0 || self.intercept_se < 0.0 {
             return Err(AssayError::Config {
                 what: "calibration file".to_string(),
@@ -566,6 +575,9 @@ created = "2026-11-24T04:00:00+01:00"
         assert!(cal.df().is_infinite());
         assert!(Calibration::from_toml(&text.replace("+01:00", "")).is_err());
         assert!(Calibration::from_toml(&text.replace("0.01\n", "-0.01\n")).is_err());
+        assert!(
+            Calibration::from_toml(&text.replace("lod_cells = 2.5", "lod_cells = 0.5")).is_err()
+        );
     }
 
     #[test]
@@ -649,10 +661,12 @@ mod properties {
             cov in -1e-4f64..1e-4,
             df in proptest::option::of(1.0f64..500.0),
             lob in -5.0f64..50.0,
-            lod in 0.0f64..50.0,
-            loq in 0.0f64..100.0,
+            lod_above_lob in 0.0f64..50.0,
+            loq_above_lod in 0.0f64..100.0,
             lot in "[A-Za-z0-9_-]{1,16}",
         ) {
+            let lod = lob + lod_above_lob;
+            let loq = lod + loq_above_lod;
             let calibration = Calibration {
                 lot,
                 te_ms,
