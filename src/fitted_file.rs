@@ -51,12 +51,8 @@ impl FittedFile {
         let first_time_s = train.times_s().first().copied().unwrap_or(0.0);
         let first_echo_amplitude =
             fit.amplitude * (-first_time_s * 1000.0 / fit.t2_ms).exp() + fit.offset;
-        let biexponential_preferred = compare_mono_bi(
-            train.times_s(),
-            &train.phase().real,
-            &BiexponentialOptions::default(),
-        )
-        .map(|check| check.preferred);
+        let biexponential_preferred =
+            compare_mono_bi(&train, &BiexponentialOptions::default()).map(|check| check.preferred);
         Ok(FittedFile {
             biexponential_preferred,
             path: path.to_path_buf(),

@@ -34,7 +34,7 @@
 //! R1–R26. R. B. Davies, "Hypothesis testing when a nuisance parameter is present only under the
 //! alternative", Biometrika 74 (1987) 33–43.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 
 use super::FitError;
@@ -50,7 +50,7 @@ pub const MIN_T2_RATIO: f64 = 1.5;
 pub const MIN_BI_ECHOES: usize = 8;
 
 /// A decay model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Model {
     /// One exponential plus offset.
@@ -60,7 +60,7 @@ pub enum Model {
 }
 
 /// Why the two components cannot be told apart or trusted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BiProblem {
     /// The optimiser stopped on its iteration cap or on a rate bound.
@@ -78,7 +78,7 @@ pub enum BiProblem {
 }
 
 /// The F-test and information criteria for mono (3 parameters) versus bi (5).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelComparison {
     /// `((RSS_mono − RSS_bi)/2) / (RSS_bi/(m − 5))`.
     pub f_statistic: f64,
@@ -109,7 +109,7 @@ pub struct ModelComparison {
 }
 
 /// A bi-exponential fit with its model comparison.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BiFit {
     /// Fast component T2.
     pub t2_fast_ms: f64,
