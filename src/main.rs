@@ -3,14 +3,18 @@
 //! Wiring only: argument parsing lives here, and each subcommand's work lives in its own module
 //! (`src/<command>.rs`) that calls into `nmr-core`, `appliance` and `web-ui`.
 
+mod audit;
+mod backup;
+mod board;
+mod calibrate;
+mod count;
+mod data_dir;
+mod fitted_file;
+mod user;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-mod audit;
-mod backup;
-mod data_dir;
-mod user;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +29,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Talk to the NMR front end (simulated unless --spi): info, tune, nutation, cpmg.
+    Board(board::BoardArgs),
+    /// Build a calibration TOML from a spiked dilution series of echo-train files.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Count CTCs from a run's control and quad-marker echo trains with a calibration.
+    Count(count::CountArgs),
     /// Manage users: add, set a password, disable.
     User(user::UserArgs),
     /// Check the audit trail's hash chain.
@@ -36,6 +46,9 @@ enum Command {
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Board(args) => board::run(args),
+        Command::Calibrate(args) => calibrate::run(&args),
+        Command::Count(args) => count::run(&args),
         Command::User(args) => user::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Backup(args) => backup::run(args),

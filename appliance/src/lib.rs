@@ -1,7 +1,18 @@
-//! Ferrocount's instrument.
+//! Ferrocount's instrument: everything that touches the front-end board and the database.
 //!
-//! Everything that touches the outside world lives here: the board, the measurement procedures,
-//! the acquisition engine and storage. The science it calls is in `nmr-core`, which knows nothing
-//! of any of this.
+//! - [`frontend`]: the SPI protocol and the embedded-hal driver for the NMR front-end board.
+//! - [`sim_board`]: a software twin of the board that speaks the same frames, for tests and demos.
+//! - [`procedures`]: measurement procedures (identify, tune, nutation, noise, CPMG) returning
+//!   reports that can be stored.
+//! - [`store`]: the SQLite database (users, patients, samples, runs, measurements, results,
+//!   calibrations, QC, instrument log, the hash-chained audit trail).
+//! - `linux` (features `hw-linux`, `rpi`): adapters for spidev and GPIO on Linux / Raspberry Pi.
+//!
+//! Not here: the science (T2 fitting, counting), which lives in `nmr-core`.
 
+pub mod frontend;
+#[cfg(feature = "hw-linux")]
+pub mod linux;
+pub mod procedures;
+pub mod sim_board;
 pub mod store;
