@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod fit;
+mod simulate;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ferrocount",
@@ -19,9 +22,15 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    Simulate(simulate::SimulateArgs),
+    Fit(fit::FitArgs),
+}
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Simulate(args) => simulate::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Fit(args) => fit::run(&args),
+    }
 }
