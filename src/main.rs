@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod board;
 mod fit;
 mod simulate;
 
@@ -23,6 +24,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Talk to the NMR front end (simulated unless --spi): info, tune, nutation, cpmg.
+    Board(board::BoardArgs),
     Simulate(simulate::SimulateArgs),
     Fit(fit::FitArgs),
 }
@@ -30,6 +33,7 @@ enum Command {
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Board(args) => board::run(args),
         Command::Simulate(args) => simulate::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Fit(args) => fit::run(&args),
     }

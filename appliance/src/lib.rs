@@ -1,1 +1,15 @@
-//! Ferrocount's instrument.
+//! Ferrocount's instrument: everything that touches the front-end board.
+//!
+//! - [`frontend`]: the SPI protocol and the embedded-hal driver for the NMR front-end board.
+//! - [`sim_board`]: a software twin of the board that speaks the same frames, for tests and demos.
+//! - [`procedures`]: measurement procedures (identify, tune, nutation, noise, CPMG) returning
+//!   reports that can be stored.
+//! - `linux` (features `hw-linux`, `rpi`): adapters for spidev and GPIO on Linux / Raspberry Pi.
+//!
+//! Not here: the science (T2 fitting, counting), which lives in `nmr-core`.
+
+pub mod frontend;
+#[cfg(feature = "hw-linux")]
+pub mod linux;
+pub mod procedures;
+pub mod sim_board;
