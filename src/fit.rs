@@ -20,7 +20,9 @@ use std::{fs, thread};
 
 use clap::{Args, ValueEnum};
 use nmr_core::EchoTrain;
-use nmr_core::fit::{FitOptions, MonoFit, fit_mono};
+use nmr_core::fit::{
+    BiFit, FitOptions, MonoFit, SpectrumOptions, T2Spectrum, fit_bi, fit_mono, fit_spectrum,
+};
 use nmr_core::io::parse_echo_train;
 use serde::Serialize;
 
@@ -37,12 +39,19 @@ use table::Table;
         for standard input; formats are recognised by content. Files are fitted in parallel and \
         reported in the order given. An input that cannot be read or fitted gets a line with its \
         error and the others go on; the exit status is then 1.",
-    after_help = "JSON output (--json): one object per input and line, with `file`, `model` and \
-        either the fit's fields (mono: t2_ms, t2_ms_se, r2_per_s, r2_per_s_se, amplitude, \
-        amplitude_se, offset, offset_se, chi2_red, snr, noise_sd, echoes_used, converged, \
-        iterations, phase_rad, rician_corrected) or `error` with the reason, which names the \
-        line or echo at fault. A number that is not finite (e.g. an infinite SNR of noiseless \
-        data) is written as null, so every line stays valid JSON.\n\n\
+    after_help = "JSON output (--json): one object per input and line, with `file`, `model`, \
+        `converged` and the fit's fields, or `file`, `model` and `error` with the reason, which \
+        names the line or echo at fault.\n  \
+        mono: t2_ms, t2_ms_se, r2_per_s, r2_per_s_se, amplitude(_se), offset(_se), chi2_red, snr, \
+        noise_sd, echoes_used, iterations, phase_rad, rician_corrected.\n  \
+        bi: preferred (mono|bi), t2_fast_ms, t2_slow_ms, fraction_fast (each with _se), \
+        amplitude_fast, amplitude_slow, offset, chi2_red, snr, echoes_used and the model \
+        comparison (F-test, AICc, BIC, identifiability).\n  \
+        spectrum: t2_logmean_ms, t2_at_99_ms, the distribution (t2_bins_ms, amplitudes), peaks, \
+        total_amplitude, offset, alpha, chi2_red, echoes_used; `converged` is null because the \
+        inversion does not report it.\n\
+        A number that is not finite (e.g. an infinite SNR of noiseless data) or not known (e.g. a \
+        standard error without a covariance) is written as null, so every line stays valid JSON.\n\n\
         Example:\n  ferrocount simulate --t2-ms 80 --seed 7 | ferrocount fit -\n  \
         ferrocount fit --json archive/ > fits.jsonl"
 )]
@@ -63,7 +72,8 @@ pub struct FitArgs {
     #[arg(long, short = 'r')]
     recursive: bool,
 
-    /// Fit the first echo too (by default it is dropped: imperfect refocusing biases it).
+    /// Fit the first echo too in the mono and bi models (by default they drop it: imperfect
+    /// refocusing biases it). The spectrum always inverts every echo.
     #[arg(long)]
     keep_first_echo: bool,
 
@@ -109,6 +119,8 @@ struct Settings {
 /// A fit's result, by model.
 enum Report {
     Mono(MonoFit),
+    Bi(BiFit),
+    Spectrum(T2Spectrum),
 }
 
 /// One input's line(s) of output, ready to write.
@@ -141,7 +153,8 @@ pub fn run(args: &FitArgs) -> anyhow::Result<ExitCode> {
         let mut header = Vec::new();
         match settings.model {
             Model::Mono => table.mono_header(&mut header),
-            Model::Bi | Model::Spectrum => {}
+            Model::Bi => table.bi_header(&mut header),
+            Model::Spectrum => table.spectrum_header(&mut header),
         }
         output.write(&header)?;
     }
@@ -200,26 +213,32 @@ fn fit_input(input: &Input, text: &mut String, settings: &Settings) -> Outcome {
         .and_then(|text| parse_echo_train(text).map_err(|e| e.to_string()))
         .and_then(|train| fit(&train, settings));
     let mut bytes = Vec::with_capacity(512);
-    let name = input.name.as_str();
+    let (file, model) = (input.name.as_str(), settings.model.name());
     match (&result, &settings.table) {
-        (Ok(Report::Mono(fit)), Some(table)) => table.mono_row(name, fit, &mut bytes),
-        (Ok(Report::Mono(fit)), None) => json_line(
-            &MonoLine {
-                file: name,
-                model: settings.model.name(),
+        (Ok(Report::Mono(fit)), Some(table)) => table.mono_row(file, fit, &mut bytes),
+        (Ok(Report::Bi(fit)), Some(table)) => table.bi_row(file, fit, &mut bytes),
+        (Ok(Report::Spectrum(fit)), Some(table)) => table.spectrum_row(file, fit, &mut bytes),
+        (Err(message), Some(table)) => table.error_row(file, message, &mut bytes),
+        (Ok(Report::Mono(fit)), None) => json_line(&MonoLine { file, model, fit }, &mut bytes),
+        (Ok(Report::Bi(fit)), None) => json_line(
+            &BiLine {
+                file,
+                model,
+                preferred: fit.comparison.preferred,
                 fit,
             },
             &mut bytes,
         ),
-        (Err(message), Some(table)) => table.error_row(name, message, &mut bytes),
-        (Err(message), None) => json_line(
-            &ErrorLine {
-                file: name,
-                model: settings.model.name(),
-                error: message,
+        (Ok(Report::Spectrum(fit)), None) => json_line(
+            &SpectrumLine {
+                file,
+                model,
+                converged: None,
+                fit,
             },
             &mut bytes,
         ),
+        (Err(error), None) => json_line(&ErrorLine { file, model, error }, &mut bytes),
     }
     Outcome {
         bytes,
@@ -248,10 +267,12 @@ fn fit(train: &EchoTrain, settings: &Settings) -> Result<Report, String> {
         Model::Mono => fit_mono(train, &settings.options)
             .map(Report::Mono)
             .map_err(|e| e.to_string()),
-        Model::Bi | Model::Spectrum => Err(format!(
-            "the {} fit is not available in this build",
-            settings.model.name()
-        )),
+        Model::Bi => fit_bi(train, &settings.options)
+            .map(Report::Bi)
+            .map_err(|e| e.to_string()),
+        Model::Spectrum => fit_spectrum(train, &SpectrumOptions::default())
+            .map(Report::Spectrum)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -262,6 +283,27 @@ struct MonoLine<'a> {
     model: &'static str,
     #[serde(flatten)]
     fit: &'a MonoFit,
+}
+
+/// A bi-exponential result as a JSON line, with the verdict of the model comparison on top
+/// (`converged` comes with the fit).
+#[derive(Serialize)]
+struct BiLine<'a> {
+    file: &'a str,
+    model: &'static str,
+    preferred: nmr_core::fit::Model,
+    #[serde(flatten)]
+    fit: &'a BiFit,
+}
+
+/// A T2 distribution as a JSON line. `converged` is always null: the inversion does not say.
+#[derive(Serialize)]
+struct SpectrumLine<'a> {
+    file: &'a str,
+    model: &'static str,
+    converged: Option<bool>,
+    #[serde(flatten)]
+    fit: &'a T2Spectrum,
 }
 
 /// An input that failed, as a JSON line.

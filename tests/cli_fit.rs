@@ -297,3 +297,77 @@ fn bad_arguments_are_refused_before_any_work() {
         assert!(stderr.contains(complaint), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn bi_model_recovers_two_components_and_prefers_them() {
+    let csv = simulated_csv("--t2-ms 150 --bi 20:0.4 --snr 500 --echoes 2000 --seed 5");
+    let output = ferrocount(&["fit", "--model", "bi", "--json", "-"], Some(&csv));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let lines = json_lines(&output);
+    let fit = &lines[0];
+    assert_eq!(fit["model"], "bi");
+    assert_eq!(fit["preferred"], "bi", "{fit}");
+    assert_eq!(fit["converged"], true, "{fit}");
+    for (key, truth) in [
+        ("t2_fast_ms", 20.0),
+        ("t2_slow_ms", 150.0),
+        ("fraction_fast", 0.4),
+    ] {
+        let got = number(fit, key);
+        assert!(
+            (got / truth - 1.0).abs() < 0.05,
+            "{key} = {got}, truth {truth}"
+        );
+    }
+
+    // Mono data: the comparison keeps one component.
+    let csv = simulated_csv("--t2-ms 80 --snr 200 --echoes 1000 --seed 6");
+    let output = ferrocount(&["fit", "--model", "bi", "--json", "-"], Some(&csv));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(json_lines(&output)[0]["preferred"], "mono");
+}
+
+#[test]
+fn spectrum_of_the_geospec_sandstone_matches_the_vendor_log_mean() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/external/geospec_CPMG_bunter.txt");
+    assert!(
+        file.is_file(),
+        "the real-data fixture {} is missing (see ../shared/data/external/README.md)",
+        file.display()
+    );
+    let output = ferrocount(
+        &[
+            "fit",
+            "--model",
+            "spectrum",
+            "--json",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let lines = json_lines(&output);
+    let spectrum = &lines[0];
+    assert_eq!(spectrum["model"], "spectrum");
+    assert!(spectrum["converged"].is_null());
+    // The vendor's own analysis in the file's header: T2 Log Mean = 12.777 ms.
+    let logmean = number(spectrum, "t2_logmean_ms");
+    assert!((logmean / 12.777 - 1.0).abs() < 0.05, "T2LM {logmean} ms");
+    let bins = spectrum["t2_bins_ms"].as_array().expect("the bin T2s");
+    let amplitudes = spectrum["amplitudes"].as_array().expect("the distribution");
+    assert!(bins.len() >= 2 && bins.len() == amplitudes.len());
+    assert!(
+        amplitudes
+            .iter()
+            .all(|a| a.as_f64().is_some_and(|a| a >= 0.0))
+    );
+
+    // The table names the log-mean too.
+    let output = ferrocount(
+        &["fit", "--model", "spectrum", file.to_str().unwrap()],
+        None,
+    );
+    assert!(output.status.success());
+    assert!(text(&output.stdout).contains("T2 logmean"));
+}

@@ -9,7 +9,7 @@
 
 use std::io::Write;
 
-use nmr_core::fit::MonoFit;
+use nmr_core::fit::{BiFit, Model, MonoFit, T2Spectrum};
 
 /// Width of the `value ± se` columns.
 const ESTIMATE_WIDTH: usize = 21;
@@ -72,6 +72,98 @@ impl Table {
         );
     }
 
+    /// The header of the bi-exponential table.
+    pub fn bi_header(&self, out: &mut Vec<u8>) {
+        let _ = writeln!(
+            out,
+            "{:<fw$}  {:<ew$}  {:<ew$}  {:<ew$}  {:>lw$}  {:>7}  {:>8}  {:>6}  preferred  converged",
+            "file",
+            "T2 fast (ms)",
+            "T2 slow (ms)",
+            "fraction fast",
+            "C",
+            "χ²red",
+            "SNR",
+            "echoes",
+            fw = self.file_width,
+            ew = ESTIMATE_WIDTH,
+            lw = LEVEL_WIDTH,
+        );
+    }
+
+    /// One bi-exponential result, with the model the comparison prefers.
+    pub fn bi_row(&self, file: &str, fit: &BiFit, out: &mut Vec<u8>) {
+        let _ = writeln!(
+            out,
+            "{:<fw$}  {:<ew$}  {:<ew$}  {:<ew$}  {:>lw$}  {:>7}  {:>8}  {:>6}  {:<9}  {}",
+            file,
+            maybe_with_error(fit.t2_fast_ms, fit.t2_fast_ms_se),
+            maybe_with_error(fit.t2_slow_ms, fit.t2_slow_ms_se),
+            maybe_with_error(fit.fraction_fast, fit.fraction_fast_se),
+            significant(fit.offset, 4),
+            fit.chi2_red
+                .map_or_else(|| "-".into(), |c| fixed_or_scientific(c, 2)),
+            fixed_or_scientific(fit.snr, 1),
+            fit.echoes_used,
+            match fit.comparison.preferred {
+                Model::Mono => "mono",
+                Model::Bi => "bi",
+            },
+            if fit.converged { "yes" } else { "NO" },
+            fw = self.file_width,
+            ew = ESTIMATE_WIDTH,
+            lw = LEVEL_WIDTH,
+        );
+    }
+
+    /// The header of the T2-distribution table.
+    pub fn spectrum_header(&self, out: &mut Vec<u8>) {
+        let _ = writeln!(
+            out,
+            "{:<fw$}  {:>14}  {:>14}  {:>lw$}  {:>lw$}  {:>7}  {:>6}  peaks: T2 (ms) fraction",
+            "file",
+            "T2 logmean(ms)",
+            "T2 at 99%(ms)",
+            "total A",
+            "C",
+            "χ²red",
+            "echoes",
+            fw = self.file_width,
+            lw = LEVEL_WIDTH,
+        );
+    }
+
+    /// One T2 distribution, summarised by its log-mean, its 99th percentile and its peaks.
+    pub fn spectrum_row(&self, file: &str, spectrum: &T2Spectrum, out: &mut Vec<u8>) {
+        let peaks: Vec<String> = spectrum
+            .peaks
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {:.0}%",
+                    significant(p.t2_logmean_ms, 3),
+                    100.0 * p.fraction
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<fw$}  {:>14}  {:>14}  {:>lw$}  {:>lw$}  {:>7}  {:>6}  {}",
+            file,
+            significant(spectrum.t2_logmean_ms, 4),
+            significant(spectrum.t2_at_99_ms, 4),
+            significant(spectrum.total_amplitude, 5),
+            significant(spectrum.offset, 4),
+            spectrum
+                .chi2_red
+                .map_or_else(|| "-".into(), |c| fixed_or_scientific(c, 2)),
+            spectrum.echoes_used,
+            peaks.join(", "),
+            fw = self.file_width,
+            lw = LEVEL_WIDTH,
+        );
+    }
+
     /// An input that could not be read or fitted.
     pub fn error_row(&self, file: &str, message: &str, out: &mut Vec<u8>) {
         let _ = writeln!(out, "{file:<fw$}  error: {message}", fw = self.file_width);
@@ -90,6 +182,14 @@ fn with_error(value: f64, se: f64) -> String {
     }
     let decimals = decimals.max(0) as usize;
     format!("{value:.decimals$} ± {se:.decimals$}")
+}
+
+/// `value ± se`, or `value ± -` when there is no standard error (no covariance).
+fn maybe_with_error(value: f64, se: Option<f64>) -> String {
+    match se {
+        Some(se) => with_error(value, se),
+        None => format!("{} ± -", significant(value, 5)),
+    }
 }
 
 /// `value` to `digits` significant digits in fixed notation, or scientific when far from unity.
