@@ -6,7 +6,9 @@
 mod board;
 mod calibrate;
 mod count;
+mod fit;
 mod fitted_file;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -31,6 +33,10 @@ enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Count CTCs from a run's control and quad-marker echo trains with a calibration.
     Count(count::CountArgs),
+    /// Simulate a CPMG echo train from the physics and write it as CSV.
+    Simulate(simulate::SimulateArgs),
+    /// Fit T2 (mono, bi-exponential or a distribution) to echo-train files.
+    Fit(fit::FitArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -39,5 +45,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Board(args) => board::run(args),
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Count(args) => count::run(&args),
+        Command::Simulate(args) => simulate::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Fit(args) => fit::run(&args),
     }
 }

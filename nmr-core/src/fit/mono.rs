@@ -457,8 +457,23 @@ impl<'a> Problem<'a> {
         ]
     }
 
-    /// The model's value at each echo.
+    /// The model's value at each echo. On uniformly spaced echoes the Gaussian model takes its
+    /// exponentials from the same running product as [`Self::sums`] (an `exp` per echo was a fifth
+    /// of a 1,000-echo fit).
     fn model(&self, s: &Solution) -> Vec<f64> {
+        if let (None, Some((t0, dt))) = (s.rician_sigma, self.uniform) {
+            let q = (-s.rate * dt).exp();
+            let mut e = (-s.rate * t0).exp();
+            return self
+                .t
+                .iter()
+                .map(|_| {
+                    let v = s.amplitude * e + s.offset;
+                    e *= q;
+                    v
+                })
+                .collect();
+        }
         self.t
             .iter()
             .map(|&t| {
