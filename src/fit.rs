@@ -48,8 +48,8 @@ use table::Table;
         amplitude_fast, amplitude_slow, offset, chi2_red, snr, echoes_used and the model \
         comparison (F-test, AICc, BIC, identifiability).\n  \
         spectrum: t2_logmean_ms, t2_at_99_ms, the distribution (t2_bins_ms, amplitudes), peaks, \
-        total_amplitude, offset, alpha, chi2_red, echoes_used; `converged` is null because the \
-        inversion does not report it.\n\
+        total_amplitude, offset, alpha, chi2_red, echoes_used, converged (the non-negative \
+        solve met its optimality conditions).\n\
         A number that is not finite (e.g. an infinite SNR of noiseless data) or not known (e.g. a \
         standard error without a covariance) is written as null, so every line stays valid JSON.\n\n\
         Example:\n  ferrocount simulate --t2-ms 80 --seed 7 | ferrocount fit -\n  \
@@ -229,15 +229,9 @@ fn fit_input(input: &Input, text: &mut String, settings: &Settings) -> Outcome {
             },
             &mut bytes,
         ),
-        (Ok(Report::Spectrum(fit)), None) => json_line(
-            &SpectrumLine {
-                file,
-                model,
-                converged: None,
-                fit,
-            },
-            &mut bytes,
-        ),
+        (Ok(Report::Spectrum(fit)), None) => {
+            json_line(&SpectrumLine { file, model, fit }, &mut bytes)
+        }
         (Err(error), None) => json_line(&ErrorLine { file, model, error }, &mut bytes),
     }
     Outcome {
@@ -296,12 +290,11 @@ struct BiLine<'a> {
     fit: &'a BiFit,
 }
 
-/// A T2 distribution as a JSON line. `converged` is always null: the inversion does not say.
+/// A T2 distribution as a JSON line (`converged` comes with the inversion).
 #[derive(Serialize)]
 struct SpectrumLine<'a> {
     file: &'a str,
     model: &'static str,
-    converged: Option<bool>,
     #[serde(flatten)]
     fit: &'a T2Spectrum,
 }
