@@ -503,11 +503,10 @@ impl<'a> Problem<'a> {
 /// Makes the third parameter a constant of the normal equations: its step is zero and it does not
 /// enter the covariance of the other two.
 fn hold_third_parameter(jtj: &mut [[f64; 3]; 3], jtr: &mut [f64; 3]) {
-    for k in 0..3 {
-        jtj[2][k] = 0.0;
-        jtj[k][2] = 0.0;
+    jtj[2] = [0.0, 0.0, 1.0];
+    for row in jtj.iter_mut().take(2) {
+        row[2] = 0.0;
     }
-    jtj[2][2] = 1.0;
     jtr[2] = 0.0;
 }
 
