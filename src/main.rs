@@ -11,6 +11,7 @@ mod count;
 mod data_dir;
 mod fit;
 mod fitted_file;
+mod serve;
 mod simulate;
 mod user;
 
@@ -47,6 +48,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Write a consistent copy of the database to PATH (safe while the appliance runs).
     Backup(backup::BackupArgs),
+    /// Run the appliance: the engine on its board and the web face, until SIGTERM.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -60,6 +63,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::User(args) => user::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Backup(args) => backup::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match outcome {
         // A reader that has seen enough (`| head`) ends the command, as for any Unix tool.

@@ -10,6 +10,8 @@
 //!
 //! Not here: the science (T2 fitting, counting), which lives in `nmr-core`.
 
+pub mod config;
+pub mod first_admin;
 pub mod frontend;
 #[cfg(feature = "hw-linux")]
 pub mod linux;

@@ -1,1 +1,24 @@
-//! Ferrocount's web face.
+//! Ferrocount's web face: the axum application that serves the JSON API under `/api/v1`, its
+//! authentication (session cookies with CSRF tokens, or bearer API tokens), the role locks on
+//! every route, and live run events over server-sent events.
+//!
+//! What it is for: translating HTTP into calls on the store and the acquisition engine, and
+//! their answers and errors back into JSON and RFC 9457 problem documents.
+//!
+//! What it is not for: science (`nmr-core`), the board or SQL (`appliance`). It sees domain types
+//! and serde DTOs, never `sqlx` rows or driver types.
+//!
+//! Entry point: [`Application::build`], then [`Application::run_until`].
+
+pub mod api;
+mod application;
+pub mod auth;
+pub mod extract;
+pub mod problem;
+pub mod roles;
+pub mod state;
+pub mod throttle;
+
+pub use application::{Application, ServeError, router};
+pub use problem::ApiError;
+pub use state::AppState;

@@ -1,0 +1,201 @@
+//! `ferrocount serve`: the appliance as a service — configuration, logs, the store, the
+//! acquisition engine on its board, and the web face — until SIGTERM or SIGINT.
+//!
+//! Start-up: load the configuration (defaults < TOML file < `FERROCOUNT_*` < command-line
+//! options), start logging, open the database (migrations applied), make the first
+//! administrator when there are no users (password printed once on the console), start the
+//! engine (which marks runs left in flight `interrupted`), bind the listener, and tell systemd
+//! `READY=1` (and ping its watchdog when it asks for one).
+//!
+//! Shut-down on SIGTERM/SIGINT: tell systemd `STOPPING=1`, stop accepting requests and let those
+//! in flight finish, stop the engine (the run being measured is recorded `interrupted`, the board
+//! halted), record the shutdown in the audit trail and the instrument log, close the pool.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use appliance::config::{ApplianceConfig, BoardChoice, LogFormat};
+use appliance::engine::{Engine, EngineConfig, SimulatedInstrument};
+use appliance::first_admin::ensure_first_admin;
+use appliance::sim_board::{SimBoardConfig, SimClock};
+use appliance::store::instrument_log::{LogKind, NewLogEntry};
+use appliance::store::{Actor, AuditEntry, Store};
+use nmr_core::assay::Indications;
+use sd_notify::NotifyState;
+use tracing_subscriber::EnvFilter;
+
+/// The built-in cut-offs per indication.
+const DEFAULT_INDICATIONS: &str = include_str!("../config/indications.toml");
+
+/// `ferrocount serve` options (each overrides the configuration file and environment).
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (see docs/ferrocount.example.toml); must exist when given.
+    #[arg(long, value_name = "FILE", env = "FERROCOUNT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (default ./ferrocount-data).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+/// Runs the service until a signal stops it.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = ApplianceConfig::load(args.config.as_deref())?;
+    if let Some(data_dir) = args.data_dir {
+        config.data_dir = data_dir;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    init_logging(&config)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(config: &ApplianceConfig) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.filter))
+        .with_context(|| format!("log filter {:?}", config.log.filter))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match config.log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
+}
+
+async fn serve(config: ApplianceConfig) -> anyhow::Result<()> {
+    if config.http.tls.is_some() {
+        bail!(
+            "http.tls is configured, but this build serves plain HTTP only; \
+             remove [http.tls] or put a TLS-terminating proxy in front"
+        );
+    }
+    let store = Store::open(&config.data_dir)
+        .await
+        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    tracing::info!(data_dir = %config.data_dir.display(), "database open");
+    if let Some(admin) = ensure_first_admin(&store).await? {
+        // Printed once, on the console, never logged.
+        println!(
+            "\nFirst start: created the administrator account.\n  user name: {}\n  password:  {}\n\
+             Write the password down now; it is not shown again. Sign in and make personal \
+             accounts (`ferrocount user add`).\n",
+            admin.username, admin.password
+        );
+        tracing::warn!(
+            username = admin.username,
+            "first start: administrator created; its password was printed on the console"
+        );
+    }
+    let board = match config.board {
+        BoardChoice::Simulated => {
+            let seed = store
+                .recent_runs(1)
+                .await?
+                .first()
+                .map_or(1, |run| run.id.0.unsigned_abs() + 1);
+            SimulatedInstrument::simulated(
+                SimBoardConfig {
+                    seed,
+                    ..SimBoardConfig::default()
+                },
+                SimClock::instant(),
+            )
+        }
+        BoardChoice::Spi => bail!(
+            "board = \"spi\": the service drives only the simulated board in this build \
+             (use `ferrocount board --spi` to talk to hardware)"
+        ),
+    };
+    let indications =
+        Indications::from_toml(DEFAULT_INDICATIONS).context("the built-in indications")?;
+    let engine = Engine::start(store.clone(), Box::new(board), EngineConfig::new(indications))
+        .await
+        .context("starting the acquisition engine")?;
+    let application = web_ui::Application::build(&config, store.clone(), engine.clone()).await?;
+    let address = application.local_addr();
+    tracing::info!(%address, simulated = engine.is_simulated(), "listening");
+    store
+        .record_event(
+            &Actor::Appliance,
+            AuditEntry::new("appliance.start", "appliance")
+                .detail(serde_json::json!({ "listen": address.to_string(),
+                                            "version": env!("CARGO_PKG_VERSION") })),
+        )
+        .await?;
+    notify(&[NotifyState::Ready]);
+    let watchdog = sd_notify::watchdog_enabled().map(|period| {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period / 2);
+            loop {
+                ticks.tick().await;
+                notify(&[NotifyState::Watchdog]);
+            }
+        })
+    });
+    application.run_until(shutdown_signal()).await?;
+    notify(&[NotifyState::Stopping]);
+    tracing::info!("stopped accepting requests; stopping the engine");
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    // The engine halts the board and records the run in flight; give it a bounded time.
+    if tokio::time::timeout(Duration::from_secs(60), engine.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::error!("the engine did not stop within 60 s; closing anyway");
+    }
+    store
+        .log_instrument(&NewLogEntry::message(
+            LogKind::Event,
+            "service stopped by signal (graceful shutdown)",
+        ))
+        .await?;
+    store
+        .record_event(
+            &Actor::Appliance,
+            AuditEntry::new("appliance.shutdown", "appliance").reason("SIGTERM or SIGINT"),
+        )
+        .await?;
+    store.close().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Tells systemd, when it supervises us (a no-op otherwise).
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(error) = sd_notify::notify(states) {
+        tracing::warn!(%error, "systemd notification failed");
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::error!(%error, "cannot watch SIGTERM; only Ctrl-C will stop the service");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,211 @@
+//! `spawn_app()`: the whole web face on a temporary data directory, port 0, the simulated board
+//! with an instant clock, and one user per role (plus their API tokens).
+
+use std::net::SocketAddr;
+
+use appliance::config::ApplianceConfig;
+use appliance::engine::{Engine, EngineConfig, EngineHandle, SimulatedInstrument};
+use appliance::sim_board::{SimBoardConfig, SimClock};
+use appliance::store::users::{NewPassword, NewUser, Role, Username};
+use appliance::store::{Actor, Store};
+use nmr_core::assay::Indications;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// Password of every test user.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// The three roles and their user names.
+pub const ROLES: [(Role, &str); 3] = [
+    (Role::Operator, "olga"),
+    (Role::Clinician, "claire"),
+    (Role::LabAdmin, "lars"),
+];
+
+/// A running application.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub store: Store,
+    pub engine: EngineHandle,
+    pub client: reqwest::Client,
+    /// Bearer tokens by role: operator, clinician, lab-admin.
+    pub tokens: [String; 3],
+    _data_dir: tempfile::TempDir,
+}
+
+/// A signed-in browser session.
+#[derive(Debug)]
+pub struct BrowserSession {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// Who sends a request.
+#[derive(Clone, Copy, Debug)]
+pub enum As<'a> {
+    Nobody,
+    Bearer(&'a str),
+    Browser(&'a BrowserSession),
+    BrowserWithoutCsrf(&'a BrowserSession),
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut ApplianceConfig)) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temporary directory");
+    let store = Store::open(data_dir.path()).await.expect("store opens");
+    let indications = Indications::from_toml(include_str!("../../config/indications.toml"))
+        .expect("built-in indications parse");
+    let board = SimulatedInstrument::simulated(SimBoardConfig::default(), SimClock::instant());
+    let engine = Engine::start(store.clone(), Box::new(board), EngineConfig::new(indications))
+        .await
+        .expect("engine starts");
+    let mut config = ApplianceConfig::default();
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    config.data_dir = data_dir.path().to_owned();
+    adjust(&mut config);
+    let application = web_ui::Application::build(&config, store.clone(), engine.clone())
+        .await
+        .expect("application binds");
+    let address = application.local_addr();
+    tokio::spawn(application.run_until(std::future::pending()));
+    let mut tokens = Vec::new();
+    for (role, name) in ROLES {
+        let user = store
+            .add_user(
+                &Actor::Appliance,
+                NewUser {
+                    username: Username::parse(name).expect("name"),
+                    display_name: format!("{name} Tester"),
+                    role,
+                    password: NewPassword::parse(PASSWORD).expect("password"),
+                },
+            )
+            .await
+            .expect("user added");
+        let (secret, _) = store
+            .create_api_token(&Actor::Appliance, user.id, "tests")
+            .await
+            .expect("token");
+        tokens.push(secret);
+    }
+    TestApp {
+        address,
+        store,
+        engine,
+        client: reqwest::Client::new(),
+        tokens: tokens.try_into().expect("three tokens"),
+        _data_dir: data_dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    pub fn token(&self, role: Role) -> &str {
+        let index = ROLES.iter().position(|(r, _)| *r == role).expect("role");
+        &self.tokens[index]
+    }
+
+    /// Sends a request; the body is JSON when given.
+    pub async fn send(
+        &self,
+        who: As<'_>,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, self.url(path));
+        request = match who {
+            As::Nobody => request,
+            As::Bearer(token) => request.bearer_auth(token),
+            As::Browser(session) => request
+                .header("cookie", &session.cookie)
+                .header("x-csrf-token", &session.csrf),
+            As::BrowserWithoutCsrf(session) => request.header("cookie", &session.cookie),
+        };
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// Sends raw bytes with a content type.
+    pub async fn send_raw(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Signs in through the API.
+    pub async fn sign_in(&self, username: &str, password: &str) -> BrowserSession {
+        let response = self
+            .send(
+                As::Nobody,
+                Method::POST,
+                "/api/v1/session",
+                Some(&serde_json::json!({ "username": username, "password": password })),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "sign-in of {username}");
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .expect("a session cookie")
+            .to_owned();
+        let body: Value = response.json().await.expect("JSON");
+        BrowserSession {
+            cookie,
+            csrf: body["csrf_token"].as_str().expect("csrf token").to_owned(),
+        }
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(self.store.pool())
+            .await
+            .expect("count")
+    }
+}
+
+/// Asserts a problem+json answer with this status whose detail (or field) mentions `names`.
+pub async fn assert_problem(response: reqwest::Response, status: StatusCode, names: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let problem: Value = response.json().await.expect("problem JSON");
+    assert_eq!(problem["status"], status.as_u16());
+    assert!(problem["type"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(problem["title"].as_str().is_some_and(|t| !t.is_empty()));
+    let detail = problem["detail"].as_str().unwrap_or("").to_owned();
+    let field = problem["field"].as_str().unwrap_or("").to_owned();
+    assert!(
+        detail.contains(names) || field.contains(names),
+        "problem should name {names:?}: {problem}"
+    );
+    problem
+}

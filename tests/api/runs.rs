@@ -1,0 +1,178 @@
+//! A whole simulated run through the API: start it, follow its events, read its result, check
+//! the count against the simulated truth, release it by electronic signature. Plus manual tube
+//! confirmation, cancellation, and simulation refused where it makes no sense.
+
+use appliance::store::users::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{As, PASSWORD, assert_problem, spawn_app};
+
+/// Reads a server-sent event stream to its end; returns (event name, JSON data) pairs.
+async fn read_events(response: reqwest::Response) -> Vec<(String, Value)> {
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut response = response;
+    let mut text = String::new();
+    while let Some(chunk) = response.chunk().await.expect("event stream") {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut name = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(value) = line.strip_prefix("event: ") {
+                    name = Some(value.to_owned());
+                } else if let Some(value) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(value).ok();
+                }
+            }
+            Some((name?, data?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_simulated_run_streams_its_progress_counts_within_its_interval_of_truth_and_is_released() {
+    let app = spawn_app().await;
+    let operator = app.token(Role::Operator).to_owned();
+    let true_cells = 60.0;
+    let started = app
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            "/api/v1/runs",
+            Some(&json!({ "patient_mrn": "RUN-1", "blood_ml": 7.5, "indication": "breast",
+                          "manual_tube_confirmation": true,
+                          "simulate": { "cells": true_cells } })),
+        )
+        .await;
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    let ticket: Value = started.json().await.unwrap();
+    assert_eq!(ticket["state"], "queued");
+    let id = ticket["id"].as_i64().unwrap();
+
+    // Follow the run while confirming each tube as it is asked for.
+    let events_response = app
+        .send(As::Bearer(&operator), Method::GET, &format!("/api/v1/runs/{id}/events"), None)
+        .await;
+    let confirmer = {
+        let client = app.client.clone();
+        let url = app.url(&format!("/api/v1/runs/{id}/confirm-tube"));
+        let token = operator.clone();
+        let mut receiver = app.engine.subscribe();
+        tokio::spawn(async move {
+            let mut confirmed = 0;
+            while let Ok(event) = receiver.recv().await {
+                if let appliance::engine::EventKind::AwaitingTube { .. } = event.kind {
+                    let response = client.post(&url).bearer_auth(&token).send().await.unwrap();
+                    assert_eq!(response.status(), StatusCode::ACCEPTED);
+                    confirmed += 1;
+                }
+                if let appliance::engine::EventKind::State { state, .. } = event.kind
+                    && state.as_str() == "awaiting_release"
+                {
+                    break;
+                }
+            }
+            confirmed
+        })
+    };
+    let events = read_events(events_response).await;
+    assert_eq!(confirmer.await.unwrap(), 2, "control and quad tubes were asked for");
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    for expected in ["state", "awaiting_tube", "tube_confirmed", "replicate", "result"] {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "state");
+    assert_eq!(data["state"], "awaiting_release");
+    assert!(events.iter().all(|(_, d)| d["run_id"] == id));
+
+    // The result has the keys of `ferrocount count --json`, and its interval holds the truth.
+    let run: Value = app
+        .send(As::Bearer(&operator), Method::GET, &format!("/api/v1/runs/{id}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["state"], "awaiting_release");
+    let result = &run["result"];
+    for key in ["cells", "cells_ci95", "per_7_5ml", "per_7_5ml_ci95", "category", "call",
+                "delta_r2_per_s", "qc_flags", "lod_cells", "calibration_lot", "run_id", "state"] {
+        assert!(result.get(key).is_some(), "{key} in result");
+    }
+    let [low, high] = [result["cells_ci95"][0].as_f64().unwrap(), result["cells_ci95"][1].as_f64().unwrap()];
+    assert!(low <= true_cells && true_cells <= high, "{true_cells} cells within [{low}, {high}]");
+
+    // An operator cannot release; a clinician must re-enter the password and type their name.
+    let refused = app
+        .send(As::Bearer(&operator), Method::POST, &format!("/api/v1/runs/{id}/release"),
+              Some(&json!({ "password": PASSWORD, "printed_name": "olga Tester" })))
+        .await;
+    assert_problem(refused, StatusCode::FORBIDDEN, "operator").await;
+    let clinician = app.sign_in("claire", PASSWORD).await;
+    let release = |password: &'static str, name: &'static str| {
+        let app = &app;
+        let clinician = &clinician;
+        async move {
+            app.send(As::Browser(clinician), Method::POST, &format!("/api/v1/runs/{id}/release"),
+                     Some(&json!({ "password": password, "printed_name": name, "meaning": "release" })))
+                .await
+        }
+    };
+    assert_problem(release("wrong password", "claire Tester").await, StatusCode::UNPROCESSABLE_ENTITY, "password").await;
+    assert_problem(release(PASSWORD, "Someone Else").await, StatusCode::UNPROCESSABLE_ENTITY, "printed_name").await;
+    assert_eq!(app.count("result_signatures").await, 0);
+    let signed = release(PASSWORD, "Claire Tester").await;
+    assert_eq!(signed.status(), StatusCode::OK);
+    let signature: Value = signed.json().await.unwrap();
+    assert_eq!(signature["state"], "released");
+    assert_eq!(signature["printed_name"], "claire Tester");
+    assert_eq!(signature["statement"], "Released for clinical use");
+    let twice = release(PASSWORD, "claire Tester").await;
+    assert_problem(twice, StatusCode::CONFLICT, "not awaiting release").await;
+    let run: Value = app
+        .send(As::Bearer(&operator), Method::GET, &format!("/api/v1/runs/{id}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["state"], "released");
+    assert_eq!(run["versions"][0]["signatures"][0]["meaning"], "release");
+}
+
+#[tokio::test]
+async fn a_run_waiting_for_its_tube_can_be_cancelled_and_says_so() {
+    let app = spawn_app().await;
+    let operator = app.token(Role::Operator).to_owned();
+    let ticket: Value = app
+        .send(As::Bearer(&operator), Method::POST, "/api/v1/runs",
+              Some(&json!({ "patient_mrn": "RUN-2", "blood_ml": 7.5, "manual_tube_confirmation": true })))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = ticket["id"].as_i64().unwrap();
+    let cancelled = app
+        .send(As::Bearer(&operator), Method::POST, &format!("/api/v1/runs/{id}/cancel"),
+              Some(&json!({ "reason": "patient withdrew" })))
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::ACCEPTED);
+    let state = app.engine.wait_for_run(appliance::store::RunId(id)).await.unwrap();
+    assert_eq!(state.as_str(), "cancelled");
+    let run: Value = app
+        .send(As::Bearer(&operator), Method::GET, &format!("/api/v1/runs/{id}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["state"], "cancelled");
+    assert!(run["run"]["failure_cause"].as_str().unwrap().contains("patient withdrew"));
+    assert_eq!(run["result"], Value::Null);
+    let confirm = app
+        .send(As::Bearer(&operator), Method::POST, &format!("/api/v1/runs/{id}/confirm-tube"), None)
+        .await;
+    assert_problem(confirm, StatusCode::CONFLICT, &format!("run {id}")).await;
+}

@@ -1,0 +1,133 @@
+//! Serves the web face over a database holding RUNS runs (default 100,000: 5,000 patients with
+//! 20 results each), seeded through the store API, for measuring the trend endpoint under a load
+//! generator on loopback:
+//!
+//! ```text
+//! cargo run --release -p web-ui --example trend_load -- /dev/shm/ferrocount-load [RUNS]
+//! # prints the URL of one patient's trend and a clinician's bearer token, then serves until Ctrl-C:
+//! wrk -t2 -c16 -d20s --latency -H "Authorization: Bearer $TOKEN" "$URL"
+//! ```
+//!
+//! A data directory that already holds a seeded database is reused as it is.
+
+use std::time::Instant;
+
+use appliance::config::ApplianceConfig;
+use appliance::engine::{Engine, EngineConfig, SimulatedInstrument};
+use appliance::sim_board::{SimBoardConfig, SimClock};
+use appliance::store::patients::Mrn;
+use appliance::store::results::{ResultCategory, ResultSummary};
+use appliance::store::runs::{NewRun, RunState};
+use appliance::store::samples::{BloodVolume, Indication, NewSample};
+use appliance::store::users::{NewPassword, NewUser, Role, Username};
+use appliance::store::{Actor, JsonReport, Store, Timestamp};
+use nmr_core::assay::Indications;
+
+/// Results per patient.
+const RUNS_PER_PATIENT: usize = 20;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let dir = std::path::PathBuf::from(args.next().ok_or("usage: trend_load DIR [RUNS]")?);
+    let runs: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(100_000);
+    let store = Store::open(&dir).await?;
+    let name = Username::parse("loadtest")?;
+    let clinician = match store.user_by_name(&name).await {
+        Ok(user) => user,
+        Err(_) => {
+            store
+                .add_user(
+                    &Actor::Appliance,
+                    NewUser {
+                        username: name,
+                        display_name: "Load Test".into(),
+                        role: Role::Clinician,
+                        password: NewPassword::parse("load test password")?,
+                    },
+                )
+                .await?
+        }
+    };
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")
+        .fetch_one(store.pool())
+        .await?;
+    let actor = Actor::Appliance;
+    let clock = Instant::now();
+    let start = Timestamp::now().plus(-time::Duration::days(3650));
+    for i in usize::try_from(stored)?..runs {
+        let patient = store
+            .patient_by_mrn_or_add(
+                &actor,
+                &Mrn::parse(&format!("LOAD-{:05}", i / RUNS_PER_PATIENT))?,
+            )
+            .await?;
+        let sample = store
+            .add_sample(
+                &actor,
+                &NewSample {
+                    patient_id: patient.id,
+                    drawn_at: start.plus(time::Duration::days((i % RUNS_PER_PATIENT) as i64 * 30)),
+                    blood: BloodVolume::from_ml(7.5)?,
+                    indication: Some(Indication::parse("breast")?),
+                    tubes: Vec::new(),
+                },
+            )
+            .await?;
+        let run = store
+            .create_run(
+                &actor,
+                &NewRun {
+                    sample_id: sample.id,
+                    operator_id: None,
+                    reagent_lot: Some("LOAD-LOT".into()),
+                    simulated: true,
+                },
+            )
+            .await?;
+        store
+            .set_run_state(&actor, run.id, RunState::Running, None)
+            .await?;
+        let per_7_5ml = (i % 37) as f64;
+        let summary = ResultSummary::new(
+            per_7_5ml,
+            [per_7_5ml * 0.6, per_7_5ml * 1.5 + 1.0],
+            ResultCategory::Quantified,
+            None,
+        )?;
+        let report = JsonReport::from_value(serde_json::json!({ "per_7_5ml": per_7_5ml }));
+        store
+            .record_result(&actor, run.id, &summary, &report)
+            .await?;
+        if (i + 1) % 10_000 == 0 {
+            eprintln!("seeded {} runs ({:.0} s)", i + 1, clock.elapsed().as_secs_f64());
+        }
+    }
+    let patient = store
+        .patient_by_mrn(&Mrn::parse("LOAD-00042")?)
+        .await?
+        .ok_or("patient LOAD-00042 missing")?;
+    let (token, _) = store
+        .create_api_token(&actor, clinician.id, "load test")
+        .await?;
+    let indications = Indications::from_toml(include_str!("../../config/indications.toml"))?;
+    let board = SimulatedInstrument::simulated(SimBoardConfig::default(), SimClock::instant());
+    let engine = Engine::start(store.clone(), Box::new(board), EngineConfig::new(indications)).await?;
+    let mut config = ApplianceConfig::default();
+    config.listen = "127.0.0.1:0".parse()?;
+    let application = web_ui::Application::build(&config, store.clone(), engine.clone()).await?;
+    println!(
+        "URL=http://{}/api/v1/patients/{}/trend",
+        application.local_addr(),
+        patient.id.0
+    );
+    println!("TOKEN={token}");
+    application
+        .run_until(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    engine.shutdown().await;
+    store.close().await;
+    Ok(())
+}

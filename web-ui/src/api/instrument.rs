@@ -1,0 +1,41 @@
+//! `GET /api/v1/instrument`: the board, f0, magnet temperature, last tune, the run being
+//! measured and the queue, plus the last instrument-log entries.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use appliance::engine::EngineStatus;
+use appliance::store::instrument_log::LogEntry;
+
+use crate::auth::Caller;
+use crate::problem::ApiError;
+use crate::roles::Permission;
+use crate::state::AppState;
+
+/// Entries of the instrument log shown.
+const LOG_ENTRIES: u32 = 20;
+
+/// The instrument's status.
+#[derive(Debug, Serialize)]
+pub struct InstrumentView {
+    /// Whether the board is the simulated one.
+    pub simulated: bool,
+    /// The engine's snapshot.
+    pub status: EngineStatus,
+    /// The latest instrument-log entries, newest first.
+    pub log: Vec<LogEntry>,
+}
+
+/// `GET /api/v1/instrument`.
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<InstrumentView>, ApiError> {
+    caller.require(Permission::ViewInstrument)?;
+    Ok(Json(InstrumentView {
+        simulated: state.engine.is_simulated(),
+        status: state.engine.status(),
+        log: state.store.instrument_log(None, LOG_ENTRIES).await?,
+    }))
+}

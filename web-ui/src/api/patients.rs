@@ -1,0 +1,233 @@
+//! Patients: list (by MRN prefix), register, show one, and their trend (JSON or CSV).
+//! Every view of patient data is audited (who, what, when).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use appliance::store::patients::{Mrn, Patient};
+use appliance::store::results::TrendPoint;
+use appliance::store::{AuditEntry, PatientId};
+
+use crate::auth::Caller;
+use crate::extract::{ApiJson, ApiQuery, PathId};
+use crate::problem::ApiError;
+use crate::roles::Permission;
+use crate::state::AppState;
+
+/// A patient as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct PatientView {
+    /// Id.
+    pub id: i64,
+    /// Medical record number.
+    pub mrn: String,
+    /// First seen, RFC 3339.
+    pub created_at: String,
+}
+
+impl From<Patient> for PatientView {
+    fn from(patient: Patient) -> Self {
+        Self {
+            id: patient.id.0,
+            mrn: patient.mrn.as_str().to_owned(),
+            created_at: patient.created_at.to_rfc3339(),
+        }
+    }
+}
+
+/// `GET /api/v1/patients` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// MRN prefix (empty: all).
+    #[serde(default)]
+    pub mrn: String,
+    /// At most this many (1 to 1000, default 100).
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/v1/patients`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Vec<PatientView>>, ApiError> {
+    caller.require(Permission::ViewPatients)?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", format!("{limit} is not within 1 to 1000")));
+    }
+    let patients = state
+        .store
+        .patients_with_mrn_prefix(&query.mrn, limit)
+        .await?;
+    state
+        .store
+        .record_event(
+            &caller.user.actor(),
+            AuditEntry::new("patient.list", "patient").detail(
+                serde_json::json!({ "mrn_prefix": query.mrn, "shown": patients.len() }),
+            ),
+        )
+        .await?;
+    Ok(Json(patients.into_iter().map(PatientView::from).collect()))
+}
+
+/// `POST /api/v1/patients` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPatient {
+    /// Medical record number.
+    pub mrn: String,
+}
+
+/// `POST /api/v1/patients`: 201 with the patient; 409 when the MRN exists.
+pub async fn register(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<NewPatient>,
+) -> Result<(StatusCode, Json<PatientView>), ApiError> {
+    caller.require(Permission::RegisterPatients)?;
+    let mrn = Mrn::parse(&request.mrn).map_err(|e| ApiError::invalid("mrn", e.to_string()))?;
+    let patient = state.store.add_patient(&caller.user.actor(), &mrn).await?;
+    Ok((StatusCode::CREATED, Json(patient.into())))
+}
+
+/// `GET /api/v1/patients/{id}`.
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+) -> Result<Json<PatientView>, ApiError> {
+    caller.require(Permission::ViewPatients)?;
+    let patient = state.store.patient(PatientId(id)).await?;
+    state
+        .store
+        .record_event(
+            &caller.user.actor(),
+            AuditEntry::new("patient.view", "patient").id(id),
+        )
+        .await?;
+    Ok(Json(patient.into()))
+}
+
+/// `GET /api/v1/patients/{id}/trend` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrendQuery {
+    /// `json` (default) or `csv`.
+    pub format: Option<TrendFormat>,
+}
+
+/// Trend answer format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrendFormat {
+    /// A JSON array.
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// One point of the trend as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct TrendRow {
+    /// The run.
+    pub run_id: i64,
+    /// Blood draw time, RFC 3339.
+    pub drawn_at: String,
+    /// CTC per 7.5 mL.
+    pub per_7_5ml: f64,
+    /// 95 % interval.
+    pub per_7_5ml_ci95: [f64; 2],
+    /// `not_detected`, `below_loq` or `quantified`.
+    pub category: String,
+    /// `favorable`, `unfavorable` or null.
+    pub call: Option<String>,
+    /// Result version shown.
+    pub version: u32,
+    /// Whether released.
+    pub released: bool,
+}
+
+impl From<TrendPoint> for TrendRow {
+    fn from(point: TrendPoint) -> Self {
+        Self {
+            run_id: point.run_id.0,
+            drawn_at: point.drawn_at.to_rfc3339(),
+            per_7_5ml: point.per_7_5ml,
+            per_7_5ml_ci95: point.per_7_5ml_ci95,
+            category: point.category.as_str().to_owned(),
+            call: point.call.map(|c| c.as_str().to_owned()),
+            version: point.version,
+            released: point.released,
+        }
+    }
+}
+
+/// `GET /api/v1/patients/{id}/trend[?format=csv]`.
+pub async fn trend(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+    ApiQuery(query): ApiQuery<TrendQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::ViewPatients)?;
+    let patient = state.store.patient(PatientId(id)).await?;
+    let rows: Vec<TrendRow> = state
+        .store
+        .patient_trend(patient.id)
+        .await?
+        .into_iter()
+        .map(TrendRow::from)
+        .collect();
+    let format = query.format.unwrap_or(TrendFormat::Json);
+    state
+        .store
+        .record_event(
+            &caller.user.actor(),
+            AuditEntry::new("patient.trend_view", "patient").id(id).detail(
+                serde_json::json!({ "points": rows.len(), "format": format!("{format:?}").to_lowercase() }),
+            ),
+        )
+        .await?;
+    Ok(match format {
+        TrendFormat::Json => Json(rows).into_response(),
+        TrendFormat::Csv => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"trend-{}.csv\"", patient.mrn.as_str()),
+                ),
+            ],
+            trend_csv(&rows),
+        )
+            .into_response(),
+    })
+}
+
+/// The trend as CSV (RFC 4180; no field needs quoting: ids, times, numbers and fixed words).
+pub fn trend_csv(rows: &[TrendRow]) -> String {
+    let mut csv = String::from(
+        "run_id,drawn_at,per_7_5ml,per_7_5ml_ci95_low,per_7_5ml_ci95_high,category,call,version,released\n",
+    );
+    for row in rows {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{}\n",
+            row.run_id,
+            row.drawn_at,
+            row.per_7_5ml,
+            row.per_7_5ml_ci95[0],
+            row.per_7_5ml_ci95[1],
+            row.category,
+            row.call.as_deref().unwrap_or(""),
+            row.version,
+            row.released
+        ));
+    }
+    csv
+}

@@ -1,0 +1,383 @@
+//! Runs: start one (202 with its id and state), read it (its state and, once computed, the
+//! result with the keys of `ferrocount count --json`), confirm the tube it waits for, cancel
+//! it, follow it live (server-sent events from the engine's broadcast), and release its result
+//! by electronic signature (password re-entry, printed name, meaning).
+//!
+//! The engine does the work and the store keeps the record; this module only translates.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio_stream::wrappers::BroadcastStream;
+
+use appliance::engine::{EventKind, RunEvent, RunRequest, SimulatedTruth, tube_kind};
+use appliance::store::results::{ResultVersion, SignatureMeaning};
+use appliance::store::runs::{Run, RunState};
+use appliance::store::{AuditEntry, RunId};
+
+use crate::auth::Caller;
+use crate::extract::{ApiJson, PathId};
+use crate::problem::ApiError;
+use crate::roles::Permission;
+use crate::state::AppState;
+
+/// `POST /api/v1/runs` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRun {
+    /// Patient's MRN (registered when new).
+    pub patient_mrn: String,
+    /// Processed blood volume, mL.
+    pub blood_ml: f64,
+    /// Indication (a configured one gives a call against its cut-off).
+    pub indication: Option<String>,
+    /// Reagent lot (default on the simulated board: its simulated lot).
+    pub reagent_lot: Option<String>,
+    /// Blood draw time, RFC 3339 (default: now).
+    pub drawn_at: Option<String>,
+    /// Extra tubes after control and quad (`cd45`, `igg`, `epcam`, `muc1`, `her2`, `egfr`).
+    #[serde(default)]
+    pub extra_tubes: Vec<String>,
+    /// Replicates per tube (default 3).
+    pub replicates: Option<u32>,
+    /// Wait for `confirm-tube` even on the simulated board.
+    #[serde(default)]
+    pub manual_tube_confirmation: bool,
+    /// Simulated board only: what the virtual tubes hold.
+    pub simulate: Option<SimulateRequest>,
+}
+
+/// What the virtual tubes hold.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulateRequest {
+    /// True number of tumour cells.
+    pub cells: f64,
+    /// Non-specific ΔR2 of the labelled tubes, 1/s.
+    pub background_per_s: Option<f64>,
+    /// The patient's control T2, ms.
+    pub control_t2_ms: Option<f64>,
+}
+
+/// A queued run.
+#[derive(Debug, Serialize)]
+pub struct RunTicketView {
+    /// Run id.
+    pub id: i64,
+    /// Its state (`queued`).
+    pub state: RunState,
+}
+
+/// `POST /api/v1/runs`: 202 `{id, state}`.
+pub async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<StartRun>,
+) -> Result<(StatusCode, Json<RunTicketView>), ApiError> {
+    caller.require(Permission::OperateRuns)?;
+    let mut extra_tubes = Vec::with_capacity(body.extra_tubes.len());
+    for name in &body.extra_tubes {
+        extra_tubes.push(tube_kind(&name.to_ascii_lowercase()).ok_or_else(|| {
+            ApiError::invalid(
+                "extra_tubes",
+                format!("{name:?} is not one of cd45, igg, epcam, muc1, her2, egfr"),
+            )
+        })?);
+    }
+    let mut request = RunRequest::new(&body.patient_mrn, body.blood_ml);
+    request.indication = body.indication;
+    request.reagent_lot = body.reagent_lot;
+    request.drawn_at = body.drawn_at;
+    request.extra_tubes = extra_tubes;
+    if let Some(replicates) = body.replicates {
+        request.replicates = replicates;
+    }
+    request.manual_tube_confirmation = body.manual_tube_confirmation;
+    request.simulate = body.simulate.map(|s| SimulatedTruth {
+        cells: s.cells,
+        background_per_s: s.background_per_s,
+        control_t2_ms: s.control_t2_ms,
+    });
+    request.operator = caller.user.actor();
+    let ticket = state.engine.start_run(request).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RunTicketView {
+            id: ticket.id.0,
+            state: ticket.state,
+        }),
+    ))
+}
+
+/// A run with its result.
+#[derive(Debug, Serialize)]
+pub struct RunView {
+    /// Run id.
+    pub id: i64,
+    /// Where it stands.
+    pub state: RunState,
+    /// The stored run.
+    pub run: Run,
+    /// The current result: the keys of `ferrocount count --json` (plus `run_id`, `state`),
+    /// once computed.
+    pub result: Option<serde_json::Value>,
+    /// Every version of the result, with signatures.
+    pub versions: Vec<ResultVersion>,
+}
+
+/// `GET /api/v1/runs/{id}`.
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+) -> Result<Json<RunView>, ApiError> {
+    caller.require(Permission::ViewRuns)?;
+    let run = state.store.run(RunId(id)).await?;
+    let versions = state.store.result_versions(run.id).await?;
+    let result = versions.last().map(|current| {
+        let mut report = current.report.value().clone();
+        if let Some(object) = report.as_object_mut() {
+            object.insert("run_id".into(), serde_json::json!(run.id));
+            object.insert("state".into(), serde_json::json!(run.state));
+            object.insert("version".into(), serde_json::json!(current.version));
+        }
+        report
+    });
+    if result.is_some() {
+        state
+            .store
+            .record_event(
+                &caller.user.actor(),
+                AuditEntry::new("run.result_view", "run").id(id),
+            )
+            .await?;
+    }
+    Ok(Json(RunView {
+        id,
+        state: run.state,
+        run,
+        result,
+        versions,
+    }))
+}
+
+/// `POST /api/v1/runs/{id}/confirm-tube`: 202 once the engine has the confirmation.
+pub async fn confirm_tube(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Permission::OperateRuns)?;
+    let run = state.store.run(RunId(id)).await?;
+    state.engine.confirm_tube(run.id)?;
+    state
+        .store
+        .record_event(
+            &caller.user.actor(),
+            AuditEntry::new("run.tube_confirmed", "run").id(id),
+        )
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `POST /api/v1/runs/{id}/cancel` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRun {
+    /// Why (kept in the audit trail).
+    pub reason: String,
+}
+
+/// `POST /api/v1/runs/{id}/cancel`: 202 with the state the run is (or will be) in.
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+    ApiJson(body): ApiJson<CancelRun>,
+) -> Result<(StatusCode, Json<RunTicketView>), ApiError> {
+    caller.require(Permission::OperateRuns)?;
+    let reason = body.reason.trim();
+    if reason.len() < 3 || reason.chars().count() > 1000 {
+        return Err(ApiError::invalid("reason", "must be 3 to 1000 characters"));
+    }
+    let run = state.store.run(RunId(id)).await?;
+    let next = state
+        .engine
+        .cancel(run.id, &caller.user.actor(), reason)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RunTicketView { id, state: next }),
+    ))
+}
+
+/// Whether the engine is done with a run in this state (the event stream then ends).
+fn settled(state: RunState) -> bool {
+    state.is_terminal() || state == RunState::AwaitingRelease
+}
+
+/// `GET /api/v1/runs/{id}/events`: the run's current state, then its events as they happen,
+/// until the engine is done with it. Each SSE event is named after the event's `event` tag and
+/// carries the event as JSON.
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller.require(Permission::ViewRuns)?;
+    // Subscribe before reading the state, so nothing falls between the two.
+    let receiver = state.engine.subscribe();
+    let run = state.store.run(RunId(id)).await?;
+    let first = RunEvent {
+        run_id: Some(run.id),
+        at: run.updated_at.to_rfc3339(),
+        kind: EventKind::State {
+            state: run.state,
+            cause: run.failure_cause.clone(),
+        },
+    };
+    let done_already = settled(run.state);
+    let live = BroadcastStream::new(receiver)
+        .filter_map(move |item| async move {
+            match item {
+                Ok(event) if event.run_id == Some(RunId(id)) => Some(event),
+                // A lagging subscriber misses events, never data: the run can be re-read.
+                _ => None,
+            }
+        })
+        .scan(done_already, |finished, event| {
+            let out = if *finished {
+                None
+            } else {
+                if let EventKind::State { state, .. } = &event.kind {
+                    *finished = settled(*state);
+                }
+                Some(event)
+            };
+            async move { out }
+        });
+    let stream = stream::once(async move { first })
+        .chain(live.take_while(move |_| async move { !done_already }))
+        .map(|event| Ok(sse_event(&event)));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn sse_event(event: &RunEvent) -> Event {
+    let name = serde_json::to_value(event)
+        .ok()
+        .and_then(|v| v["event"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "message".to_owned());
+    Event::default()
+        .event(name)
+        .json_data(event)
+        .unwrap_or_else(|_| Event::default().event("error").data("unserialisable event"))
+}
+
+/// `POST /api/v1/runs/{id}/release` body: the electronic signature.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// The signer's password, entered again.
+    pub password: String,
+    /// The signer's printed name, typed (must match the name on their account).
+    pub printed_name: String,
+    /// `release` (default) or `review`.
+    pub meaning: Option<SignatureMeaningName>,
+}
+
+/// What the signature means.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureMeaningName {
+    /// Released for clinical use.
+    Release,
+    /// Reviewed.
+    Review,
+}
+
+/// The signature made.
+#[derive(Debug, Serialize)]
+pub struct SignatureView {
+    /// Run id.
+    pub run_id: i64,
+    /// The run's state after signing.
+    pub state: RunState,
+    /// Signed result version.
+    pub result_id: i64,
+    /// Printed name.
+    pub printed_name: String,
+    /// `release` or `review`.
+    pub meaning: SignatureMeaning,
+    /// The statement signed.
+    pub statement: &'static str,
+    /// When, RFC 3339.
+    pub signed_at: String,
+}
+
+/// `POST /api/v1/runs/{id}/release`.
+pub async fn release(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,
+    caller: Caller,
+    PathId(id): PathId,
+    ApiJson(body): ApiJson<ReleaseRequest>,
+) -> Result<(StatusCode, Json<SignatureView>), ApiError> {
+    caller.require(Permission::ReleaseResults)?;
+    let run = state.store.run(RunId(id)).await?;
+    let username = caller.user.username.clone();
+    let now = Instant::now();
+    if let Err(refusal) = state.throttle.check(&username, client.ip(), now) {
+        return Err(ApiError::TooManyAttempts {
+            what: refusal.what,
+            retry_after_s: refusal.retry_after_s,
+        });
+    }
+    let confirmed = state.store.authenticate(&username, &body.password).await?;
+    if confirmed.as_ref().map(|u| u.id) != Some(caller.user.id) {
+        state.throttle.record_failure(&username, client.ip(), now);
+        state
+            .store
+            .record_event(
+                &caller.user.actor(),
+                AuditEntry::new("result.sign_refused", "run")
+                    .id(id)
+                    .reason("password re-entry failed"),
+            )
+            .await?;
+        return Err(ApiError::invalid(
+            "password",
+            "the password does not match the signed-in user",
+        ));
+    }
+    let expected = caller.user.display_name.trim();
+    if !body.printed_name.trim().eq_ignore_ascii_case(expected) {
+        return Err(ApiError::invalid(
+            "printed_name",
+            format!("must be the signer's name as on their account ({expected:?})"),
+        ));
+    }
+    let meaning = match body.meaning.unwrap_or(SignatureMeaningName::Release) {
+        SignatureMeaningName::Release => SignatureMeaning::Release,
+        SignatureMeaningName::Review => SignatureMeaning::Review,
+    };
+    let signature = state.store.sign_result(&caller.user, run.id, meaning).await?;
+    let after = state.store.run(run.id).await?;
+    Ok((
+        StatusCode::OK,
+        Json(SignatureView {
+            run_id: id,
+            state: after.state,
+            result_id: signature.result_id.0,
+            printed_name: signature.printed_name,
+            meaning: signature.meaning,
+            statement: signature.meaning.statement(),
+            signed_at: signature.signed_at.to_rfc3339(),
+        }),
+    ))
+}

@@ -1,0 +1,150 @@
+//! `POST /api/v1/session` signs in (sets the session cookie), `GET` says who is signed in and
+//! repeats the CSRF token, `DELETE` signs out.
+//!
+//! Sign-ins are throttled per user name and per client address ([`crate::throttle`]); each
+//! attempt, successful or not, is audited with the client address.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use appliance::store::{Actor, AuditEntry};
+
+use crate::auth::{Caller, Credential, cleared_cookie, csrf_token, session_cookie};
+use crate::extract::ApiJson;
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+/// Sign-in request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Who is signed in.
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    /// User name.
+    pub username: String,
+    /// Printed name.
+    pub display_name: String,
+    /// Role.
+    pub role: String,
+    /// Send this in `X-CSRF-Token` with every unsafe request that uses the cookie (absent for
+    /// bearer callers).
+    pub csrf_token: Option<String>,
+    /// The session ends after this many idle minutes.
+    pub idle_timeout_minutes: u32,
+}
+
+/// `POST /api/v1/session`.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ApiJson(request): ApiJson<SignIn>,
+) -> Result<Response, ApiError> {
+    let address = client.ip();
+    let now = Instant::now();
+    if let Err(refusal) = state.throttle.check(&request.username, address, now) {
+        audit_attempt(&state, &request.username, address, "throttled").await?;
+        return Err(ApiError::TooManyAttempts {
+            what: refusal.what,
+            retry_after_s: refusal.retry_after_s,
+        });
+    }
+    let Some(user) = state
+        .store
+        .authenticate(&request.username, &request.password)
+        .await?
+    else {
+        state
+            .throttle
+            .record_failure(&request.username, address, now);
+        audit_attempt(&state, &request.username, address, "refused").await?;
+        return Err(ApiError::BadCredentials);
+    };
+    state.throttle.record_success(&request.username);
+    let (secret, _session) = state
+        .store
+        .create_session(&user, state.session_idle())
+        .await?;
+    state
+        .store
+        .record_event(
+            &user.actor(),
+            AuditEntry::new("session.sign_in", "user")
+                .id(user.id)
+                .detail(serde_json::json!({ "client": address.to_string() })),
+        )
+        .await?;
+    let view = SessionView {
+        username: user.username.clone(),
+        display_name: user.display_name.clone(),
+        role: user.role.to_string(),
+        csrf_token: Some(csrf_token(&secret)),
+        idle_timeout_minutes: state.http.session_idle_minutes,
+    };
+    let cookie = HeaderValue::from_str(&session_cookie(&secret, state.tls()))
+        .map_err(|e| ApiError::Internal(format!("session cookie: {e}")))?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::SET_COOKIE, cookie)],
+        Json(view),
+    )
+        .into_response())
+}
+
+async fn audit_attempt(
+    state: &AppState,
+    username: &str,
+    address: std::net::IpAddr,
+    outcome: &str,
+) -> Result<(), ApiError> {
+    let shown: String = username.chars().take(64).collect();
+    state
+        .store
+        .record_event(
+            &Actor::Appliance,
+            AuditEntry::new(&format!("session.sign_in_{outcome}"), "user").detail(
+                serde_json::json!({ "username": shown, "client": address.to_string() }),
+            ),
+        )
+        .await?;
+    Ok(())
+}
+
+/// `GET /api/v1/session`.
+pub async fn current(State(state): State<AppState>, caller: Caller) -> Json<SessionView> {
+    Json(SessionView {
+        username: caller.user.username.clone(),
+        display_name: caller.user.display_name.clone(),
+        role: caller.user.role.to_string(),
+        csrf_token: match &caller.credential {
+            Credential::Session(secret) => Some(csrf_token(secret)),
+            Credential::Bearer => None,
+        },
+        idle_timeout_minutes: state.http.session_idle_minutes,
+    })
+}
+
+/// `DELETE /api/v1/session`: closes the session and clears the cookie.
+pub async fn sign_out(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let Credential::Session(secret) = &caller.credential else {
+        return Err(ApiError::Conflict(
+            "a bearer token has no session to close; revoke the token instead".into(),
+        ));
+    };
+    state.store.revoke_session(secret).await?;
+    let cookie = HeaderValue::from_str(&cleared_cookie(state.tls()))
+        .map_err(|e| ApiError::Internal(format!("session cookie: {e}")))?;
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}

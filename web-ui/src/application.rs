@@ -1,0 +1,118 @@
+//! The web face as a running server: [`Application::build`] binds the listener (port 0 picks a
+//! free port, for tests) and assembles the router with its layers; [`Application::run_until`]
+//! serves until a shutdown signal, then stops accepting and lets requests in flight finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri};
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use appliance::config::ApplianceConfig;
+use appliance::engine::EngineHandle;
+use appliance::store::Store;
+
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+/// Why the web face could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("the web server failed: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// The bound, not yet serving, web face.
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    router: Router,
+}
+
+impl Application {
+    /// Binds `config.listen` and builds the router over the store and the engine.
+    pub async fn build(
+        config: &ApplianceConfig,
+        store: Store,
+        engine: EngineHandle,
+    ) -> Result<Self, ServeError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                address: config.listen,
+                source,
+            })?;
+        let address = listener.local_addr()?;
+        let state = AppState::new(store, engine, config.http.clone());
+        Ok(Self {
+            listener,
+            address,
+            router: router(state),
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting connections and waits for the
+    /// requests in flight (open event streams end with the server).
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The whole router with its layers: body-size limit, request time-out, tracing, and problem
+/// answers for unknown routes and methods.
+pub fn router(state: AppState) -> Router {
+    let timeout = Duration::from_secs(state.http.request_timeout_s.max(1));
+    let limit = state.http.max_body_bytes;
+    crate::api::router()
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn no_route(uri: Uri) -> ApiError {
+    ApiError::NoRoute(uri.path().to_owned())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
