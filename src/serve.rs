@@ -122,9 +122,13 @@ async fn serve(config: ApplianceConfig) -> anyhow::Result<()> {
     };
     let indications =
         Indications::from_toml(DEFAULT_INDICATIONS).context("the built-in indications")?;
-    let engine = Engine::start(store.clone(), Box::new(board), EngineConfig::new(indications))
-        .await
-        .context("starting the acquisition engine")?;
+    let engine = Engine::start(
+        store.clone(),
+        Box::new(board),
+        EngineConfig::new(indications),
+    )
+    .await
+    .context("starting the acquisition engine")?;
     let application = web_ui::Application::build(&config, store.clone(), engine.clone()).await?;
     let address = application.local_addr();
     tracing::info!(%address, simulated = engine.is_simulated(), "listening");
@@ -146,7 +150,22 @@ async fn serve(config: ApplianceConfig) -> anyhow::Result<()> {
             }
         })
     });
-    application.run_until(shutdown_signal()).await?;
+    // Open event streams end with their runs; on a signal, requests in flight get a bounded
+    // time to finish before the server is dropped.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = application.run_until(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let drain_limit = async move {
+        let mut stop_rx = stop_rx;
+        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        () = drain_limit => tracing::warn!("requests still open 10 s after the signal; closing them"),
+    }
     notify(&[NotifyState::Stopping]);
     tracing::info!("stopped accepting requests; stopping the engine");
     if let Some(watchdog) = watchdog {

@@ -261,7 +261,10 @@ mod tests {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         writeln!(file, "[http]\nsession_idle_minutes = \"soon\"").unwrap();
         let error = ApplianceConfig::load_with_env(Some(file.path()), &[]).unwrap_err();
-        assert!(error.to_string().contains("session_idle_minutes"), "{error}");
+        assert!(
+            error.to_string().contains("session_idle_minutes"),
+            "{error}"
+        );
         let mut file = tempfile::NamedTempFile::new().unwrap();
         writeln!(file, "lisen = \"0.0.0.0:1\"").unwrap();
         let error = ApplianceConfig::load_with_env(Some(file.path()), &[]).unwrap_err();

@@ -90,7 +90,10 @@ mod tests {
     #[sqlx::test(migrations = "../migrations")]
     async fn the_first_start_makes_one_lab_admin_whose_password_works(pool: SqlitePool) {
         let store = Store::from_pool(pool);
-        let admin = ensure_first_admin(&store).await.unwrap().expect("no users yet");
+        let admin = ensure_first_admin(&store)
+            .await
+            .unwrap()
+            .expect("no users yet");
         let user = store
             .authenticate(&admin.username, &admin.password)
             .await

@@ -8,7 +8,14 @@ use serde_json::{Value, json};
 
 use crate::helpers::{As, assert_problem, spawn_app};
 
-const TABLES: [&str; 6] = ["patients", "samples", "runs", "api_tokens", "calibrations", "result_signatures"];
+const TABLES: [&str; 6] = [
+    "patients",
+    "samples",
+    "runs",
+    "api_tokens",
+    "calibrations",
+    "result_signatures",
+];
 
 async fn counts(app: &crate::helpers::TestApp) -> Vec<i64> {
     let mut counts = Vec::new();
@@ -24,48 +31,202 @@ async fn bad_bodies_get_a_named_4xx_problem_and_store_nothing() {
     let admin = app.token(Role::LabAdmin).to_owned();
     let before = counts(&app).await;
     let cases: Vec<(&str, Value, StatusCode, &str)> = vec![
-        ("/api/v1/patients", json!({}), StatusCode::UNPROCESSABLE_ENTITY, "mrn"),
-        ("/api/v1/patients", json!({ "mrn": 42 }), StatusCode::UNPROCESSABLE_ENTITY, "invalid type"),
-        ("/api/v1/patients", json!({ "mrn": "M-1", "name": "Jane" }), StatusCode::UNPROCESSABLE_ENTITY, "name"),
-        ("/api/v1/patients", json!({ "mrn": "no digits" }), StatusCode::UNPROCESSABLE_ENTITY, "mrn"),
-        ("/api/v1/patients", json!([1, 2]), StatusCode::UNPROCESSABLE_ENTITY, "invalid type"),
-        ("/api/v1/runs", json!({ "blood_ml": 7.5 }), StatusCode::UNPROCESSABLE_ENTITY, "patient_mrn"),
-        ("/api/v1/runs", json!({ "patient_mrn": "M-2", "blood_ml": "lots" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid type"),
-        ("/api/v1/runs", json!({ "patient_mrn": "M-2", "blood_ml": -1 }), StatusCode::UNPROCESSABLE_ENTITY, "blood"),
-        ("/api/v1/runs", json!({ "patient_mrn": "M-2", "blood_ml": 7.5, "colour": 1 }), StatusCode::UNPROCESSABLE_ENTITY, "colour"),
-        ("/api/v1/runs", json!({ "patient_mrn": "M-2", "blood_ml": 7.5, "simulate": { "cells": -5 } }), StatusCode::UNPROCESSABLE_ENTITY, "cells"),
-        ("/api/v1/runs", json!({ "patient_mrn": "M-2", "blood_ml": 7.5, "simulate": { "cels": 5 } }), StatusCode::UNPROCESSABLE_ENTITY, "cels"),
-        ("/api/v1/runs", json!({ "patient_mrn": "M-2", "blood_ml": 7.5, "extra_tubes": ["plasma"] }), StatusCode::UNPROCESSABLE_ENTITY, "extra_tubes"),
-        ("/api/v1/runs", json!({ "patient_mrn": "M-2", "blood_ml": 7.5, "drawn_at": "yesterday" }), StatusCode::UNPROCESSABLE_ENTITY, "draw"),
-        ("/api/v1/runs", json!({ "patient_mrn": "", "blood_ml": 7.5 }), StatusCode::UNPROCESSABLE_ENTITY, "MRN"),
-        ("/api/v1/tokens", json!({ "label": "" }), StatusCode::UNPROCESSABLE_ENTITY, "label"),
-        ("/api/v1/tokens", json!({ "label": true }), StatusCode::UNPROCESSABLE_ENTITY, "invalid type"),
-        ("/api/v1/calibrations", json!({ "content": "not = [toml" }), StatusCode::UNPROCESSABLE_ENTITY, "content"),
-        ("/api/v1/calibrations", json!({ "content": "lot = \"L1\"" }), StatusCode::UNPROCESSABLE_ENTITY, "content"),
-        ("/api/v1/calibrations", json!({ "activate": true }), StatusCode::UNPROCESSABLE_ENTITY, "content"),
-        ("/api/v1/runs/1/cancel", json!({}), StatusCode::UNPROCESSABLE_ENTITY, "reason"),
-        ("/api/v1/runs/1/release", json!({ "password": "x" }), StatusCode::UNPROCESSABLE_ENTITY, "printed_name"),
-        ("/api/v1/runs/999/release", json!({ "password": "x", "printed_name": "y" }), StatusCode::NOT_FOUND, "run 999"),
-        ("/api/v1/runs/999/release", json!({ "password": "x", "printed_name": "y", "meaning": "approve" }), StatusCode::UNPROCESSABLE_ENTITY, "meaning"),
-        ("/api/v1/runs/999/cancel", json!({ "reason": "mistake" }), StatusCode::NOT_FOUND, "run 999"),
-        ("/api/v1/runs/999/confirm-tube", json!(null), StatusCode::NOT_FOUND, "run 999"),
+        (
+            "/api/v1/patients",
+            json!({}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "mrn",
+        ),
+        (
+            "/api/v1/patients",
+            json!({ "mrn": 42 }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid type",
+        ),
+        (
+            "/api/v1/patients",
+            json!({ "mrn": "M-1", "name": "Jane" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name",
+        ),
+        (
+            "/api/v1/patients",
+            json!({ "mrn": "no digits" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "mrn",
+        ),
+        (
+            "/api/v1/patients",
+            json!([1, 2]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid type",
+        ),
+        (
+            "/api/v1/runs",
+            json!({ "blood_ml": 7.5 }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "patient_mrn",
+        ),
+        (
+            "/api/v1/runs",
+            json!({ "patient_mrn": "M-2", "blood_ml": "lots" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid type",
+        ),
+        (
+            "/api/v1/runs",
+            json!({ "patient_mrn": "M-2", "blood_ml": -1 }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "blood",
+        ),
+        (
+            "/api/v1/runs",
+            json!({ "patient_mrn": "M-2", "blood_ml": 7.5, "colour": 1 }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "colour",
+        ),
+        (
+            "/api/v1/runs",
+            json!({ "patient_mrn": "M-2", "blood_ml": 7.5, "simulate": { "cells": -5 } }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cells",
+        ),
+        (
+            "/api/v1/runs",
+            json!({ "patient_mrn": "M-2", "blood_ml": 7.5, "simulate": { "cels": 5 } }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cels",
+        ),
+        (
+            "/api/v1/runs",
+            json!({ "patient_mrn": "M-2", "blood_ml": 7.5, "extra_tubes": ["plasma"] }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "extra_tubes",
+        ),
+        (
+            "/api/v1/runs",
+            json!({ "patient_mrn": "M-2", "blood_ml": 7.5, "drawn_at": "yesterday" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "draw",
+        ),
+        (
+            "/api/v1/runs",
+            json!({ "patient_mrn": "", "blood_ml": 7.5 }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "MRN",
+        ),
+        (
+            "/api/v1/tokens",
+            json!({ "label": "" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "label",
+        ),
+        (
+            "/api/v1/tokens",
+            json!({ "label": true }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid type",
+        ),
+        (
+            "/api/v1/calibrations",
+            json!({ "content": "not = [toml" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "content",
+        ),
+        (
+            "/api/v1/calibrations",
+            json!({ "content": "lot = \"L1\"" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "content",
+        ),
+        (
+            "/api/v1/calibrations",
+            json!({ "activate": true }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "content",
+        ),
+        (
+            "/api/v1/runs/1/cancel",
+            json!({}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reason",
+        ),
+        (
+            "/api/v1/runs/1/release",
+            json!({ "password": "x" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "printed_name",
+        ),
+        (
+            "/api/v1/runs/999/release",
+            json!({ "password": "x", "printed_name": "y" }),
+            StatusCode::NOT_FOUND,
+            "run 999",
+        ),
+        (
+            "/api/v1/runs/999/release",
+            json!({ "password": "x", "printed_name": "y", "meaning": "approve" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "meaning",
+        ),
+        (
+            "/api/v1/runs/999/cancel",
+            json!({ "reason": "mistake" }),
+            StatusCode::NOT_FOUND,
+            "run 999",
+        ),
+        (
+            "/api/v1/runs/999/confirm-tube",
+            json!(null),
+            StatusCode::NOT_FOUND,
+            "run 999",
+        ),
     ];
     for (path, body, status, names) in cases {
-        let response = app.send(As::Bearer(&admin), Method::POST, path, Some(&body)).await;
-        assert_ne!(response.status(), StatusCode::INTERNAL_SERVER_ERROR, "{path} {body}");
+        let response = app
+            .send(As::Bearer(&admin), Method::POST, path, Some(&body))
+            .await;
+        assert_ne!(
+            response.status(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{path} {body}"
+        );
         assert_problem(response, status, names).await;
     }
     let malformed = app
-        .send_raw(&admin, Method::POST, "/api/v1/patients", "application/json", b"{\"mrn\": ".to_vec())
+        .send_raw(
+            &admin,
+            Method::POST,
+            "/api/v1/patients",
+            "application/json",
+            b"{\"mrn\": ".to_vec(),
+        )
         .await;
     assert_problem(malformed, StatusCode::BAD_REQUEST, "EOF").await;
     let not_json = app
-        .send_raw(&admin, Method::POST, "/api/v1/patients", "text/plain", b"mrn=M-3".to_vec())
+        .send_raw(
+            &admin,
+            Method::POST,
+            "/api/v1/patients",
+            "text/plain",
+            b"mrn=M-3".to_vec(),
+        )
         .await;
-    assert_problem(not_json, StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/json").await;
+    assert_problem(
+        not_json,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "application/json",
+    )
+    .await;
     let huge = format!("{{\"mrn\": \"M-4\", \"pad\": \"{}\"}}", "x".repeat(200_000));
     let oversized = app
-        .send_raw(&admin, Method::POST, "/api/v1/patients", "application/json", huge.into_bytes())
+        .send_raw(
+            &admin,
+            Method::POST,
+            "/api/v1/patients",
+            "application/json",
+            huge.into_bytes(),
+        )
         .await;
     assert_problem(oversized, StatusCode::PAYLOAD_TOO_LARGE, "65536 bytes").await;
     assert_eq!(counts(&app).await, before, "nothing stored ({TABLES:?})");

@@ -59,9 +59,13 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ApplianceConfig)) -> TestAp
     let indications = Indications::from_toml(include_str!("../../config/indications.toml"))
         .expect("built-in indications parse");
     let board = SimulatedInstrument::simulated(SimBoardConfig::default(), SimClock::instant());
-    let engine = Engine::start(store.clone(), Box::new(board), EngineConfig::new(indications))
-        .await
-        .expect("engine starts");
+    let engine = Engine::start(
+        store.clone(),
+        Box::new(board),
+        EngineConfig::new(indications),
+    )
+    .await
+    .expect("engine starts");
     let mut config = ApplianceConfig::default();
     config.listen = "127.0.0.1:0".parse().expect("address");
     config.data_dir = data_dir.path().to_owned();
@@ -163,7 +167,11 @@ impl TestApp {
                 Some(&serde_json::json!({ "username": username, "password": password })),
             )
             .await;
-        assert_eq!(response.status(), StatusCode::CREATED, "sign-in of {username}");
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "sign-in of {username}"
+        );
         let cookie = response
             .headers()
             .get("set-cookie")

@@ -43,22 +43,77 @@ fn table() -> Vec<Route> {
     vec![
         route(Method::GET, "/healthz", None, Public),
         route(Method::GET, "/api/v1/session", None, AnyRole),
-        route(Method::POST, "/api/v1/tokens", Some(json!({ "label": "t" })), AnyRole),
-        route(Method::GET, "/api/v1/patients", None, Roles(&[Clinician, LabAdmin])),
-        route(Method::POST, "/api/v1/patients", Some(json!({ "mrn": "LOCK-1" })), Roles(&[Operator, Clinician, LabAdmin])),
-        route(Method::GET, "/api/v1/patients/{p}", None, Roles(&[Clinician, LabAdmin])),
-        route(Method::GET, "/api/v1/patients/{p}/trend", None, Roles(&[Clinician, LabAdmin])),
-        route(Method::GET, "/api/v1/patients/{p}/trend?format=csv", None, Roles(&[Clinician, LabAdmin])),
-        route(Method::POST, "/api/v1/runs", Some(json!({ "patient_mrn": "LOCK-2", "blood_ml": 7.5 })), Roles(&[Operator, LabAdmin])),
+        route(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({ "label": "t" })),
+            AnyRole,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/patients",
+            None,
+            Roles(&[Clinician, LabAdmin]),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/patients",
+            Some(json!({ "mrn": "LOCK-1" })),
+            Roles(&[Operator, Clinician, LabAdmin]),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/patients/{p}",
+            None,
+            Roles(&[Clinician, LabAdmin]),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/patients/{p}/trend",
+            None,
+            Roles(&[Clinician, LabAdmin]),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/patients/{p}/trend?format=csv",
+            None,
+            Roles(&[Clinician, LabAdmin]),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/runs",
+            Some(json!({ "patient_mrn": "LOCK-2", "blood_ml": 7.5 })),
+            Roles(&[Operator, LabAdmin]),
+        ),
         route(Method::GET, "/api/v1/runs/{r}", None, AnyRole),
-        route(Method::POST, "/api/v1/runs/{r}/confirm-tube", None, Roles(&[Operator, LabAdmin])),
-        route(Method::POST, "/api/v1/runs/{r}/cancel", Some(json!({ "reason": "lock test" })), Roles(&[Operator, LabAdmin])),
+        route(
+            Method::POST,
+            "/api/v1/runs/{r}/confirm-tube",
+            None,
+            Roles(&[Operator, LabAdmin]),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/runs/{r}/cancel",
+            Some(json!({ "reason": "lock test" })),
+            Roles(&[Operator, LabAdmin]),
+        ),
         route(Method::GET, "/api/v1/runs/{r}/events", None, AnyRole),
-        route(Method::POST, "/api/v1/runs/{r}/release", Some(json!({ "password": "x", "printed_name": "x" })), Roles(&[Clinician, LabAdmin])),
+        route(
+            Method::POST,
+            "/api/v1/runs/{r}/release",
+            Some(json!({ "password": "x", "printed_name": "x" })),
+            Roles(&[Clinician, LabAdmin]),
+        ),
         route(Method::GET, "/api/v1/instrument", None, AnyRole),
         route(Method::GET, "/api/v1/qc", None, AnyRole),
         route(Method::GET, "/api/v1/calibrations", None, AnyRole),
-        route(Method::POST, "/api/v1/calibrations", Some(calibration), Roles(&[LabAdmin])),
+        route(
+            Method::POST,
+            "/api/v1/calibrations",
+            Some(calibration),
+            Roles(&[LabAdmin]),
+        ),
         // Last: it ends the caller's session (bearer callers get 409, which is still "allowed").
         route(Method::DELETE, "/api/v1/session", None, AnyRole),
     ]
@@ -69,7 +124,12 @@ async fn every_route_answers_each_role_as_the_roles_table_says() {
     let app = spawn_app().await;
     let admin = app.token(LabAdmin).to_owned();
     let patient: Value = app
-        .send(As::Bearer(&admin), Method::POST, "/api/v1/patients", Some(&json!({ "mrn": "LOCK-0" })))
+        .send(
+            As::Bearer(&admin),
+            Method::POST,
+            "/api/v1/patients",
+            Some(&json!({ "mrn": "LOCK-0" })),
+        )
         .await
         .json()
         .await
@@ -96,15 +156,31 @@ async fn every_route_answers_each_role_as_the_roles_table_says() {
             .path
             .replace("{p}", &patient_id.to_string())
             .replace("{r}", &run_id.0.to_string());
-        let nobody = app.send(As::Nobody, route.method.clone(), &path, route.body.as_ref()).await;
+        let nobody = app
+            .send(As::Nobody, route.method.clone(), &path, route.body.as_ref())
+            .await;
         match route.allowed {
-            Public => assert!(nobody.status().is_success(), "{} {path} public", route.method),
-            _ => assert_eq!(nobody.status(), StatusCode::UNAUTHORIZED, "{} {path} without credentials", route.method),
+            Public => assert!(
+                nobody.status().is_success(),
+                "{} {path} public",
+                route.method
+            ),
+            _ => assert_eq!(
+                nobody.status(),
+                StatusCode::UNAUTHORIZED,
+                "{} {path} without credentials",
+                route.method
+            ),
         }
         for (role, _) in crate::helpers::ROLES {
             let token = app.token(role).to_owned();
             let response = app
-                .send(As::Bearer(&token), route.method.clone(), &path, route.body.as_ref())
+                .send(
+                    As::Bearer(&token),
+                    route.method.clone(),
+                    &path,
+                    route.body.as_ref(),
+                )
                 .await;
             let status = response.status();
             let allowed = match route.allowed {
@@ -117,9 +193,19 @@ async fn every_route_answers_each_role_as_the_roles_table_says() {
                     "{} {path} as {role}: allowed, got {status}",
                     route.method
                 );
-                assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{} {path} as {role}", route.method);
+                assert_ne!(
+                    status,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "{} {path} as {role}",
+                    route.method
+                );
             } else {
-                assert_eq!(status, StatusCode::FORBIDDEN, "{} {path} as {role}: refused", route.method);
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{} {path} as {role}: refused",
+                    route.method
+                );
                 let problem: Value = response.json().await.unwrap();
                 assert!(
                     problem["detail"].as_str().unwrap().contains(role.as_str()),
@@ -137,8 +223,10 @@ async fn the_locks_table_covers_every_route_of_the_router() {
     // Every route mounted in web_ui::api::router, by method and path template.
     let source = include_str!("../../web-ui/src/api/mod.rs");
     let mounted = source.matches(".route(").count();
-    let templates: std::collections::BTreeSet<&str> =
-        table().iter().map(|r| r.path.split('?').next().unwrap()).collect();
+    let templates: std::collections::BTreeSet<&str> = table()
+        .iter()
+        .map(|r| r.path.split('?').next().unwrap())
+        .collect();
     assert_eq!(
         templates.len(),
         mounted,

@@ -13,33 +13,67 @@ async fn a_patient_is_registered_once_shown_and_every_view_is_audited() {
     let operator = app.token(Role::Operator).to_owned();
     let clinician = app.token(Role::Clinician).to_owned();
     let created = app
-        .send(As::Bearer(&operator), Method::POST, "/api/v1/patients", Some(&json!({ "mrn": " mrn-42 " })))
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            "/api/v1/patients",
+            Some(&json!({ "mrn": " mrn-42 " })),
+        )
         .await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let patient: Value = created.json().await.unwrap();
     assert_eq!(patient["mrn"], "MRN-42");
     let again = app
-        .send(As::Bearer(&operator), Method::POST, "/api/v1/patients", Some(&json!({ "mrn": "MRN-42" })))
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            "/api/v1/patients",
+            Some(&json!({ "mrn": "MRN-42" })),
+        )
         .await;
     assert_problem(again, StatusCode::CONFLICT, "MRN-42").await;
     assert_eq!(app.count("patients").await, 1);
 
-    let views_before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action LIKE 'patient.%view'")
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
+    let views_before: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action LIKE 'patient.%view'")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
     let id = patient["id"].as_i64().unwrap();
     let shown = app
-        .send(As::Bearer(&clinician), Method::GET, &format!("/api/v1/patients/{id}"), None)
+        .send(
+            As::Bearer(&clinician),
+            Method::GET,
+            &format!("/api/v1/patients/{id}"),
+            None,
+        )
         .await;
     assert_eq!(shown.status(), StatusCode::OK);
     assert_eq!(shown.json::<Value>().await.unwrap()["mrn"], "MRN-42");
     let list = app
-        .send(As::Bearer(&clinician), Method::GET, "/api/v1/patients?mrn=MRN", None)
+        .send(
+            As::Bearer(&clinician),
+            Method::GET,
+            "/api/v1/patients?mrn=MRN",
+            None,
+        )
         .await;
-    assert_eq!(list.json::<Value>().await.unwrap().as_array().unwrap().len(), 1);
+    assert_eq!(
+        list.json::<Value>()
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let trend = app
-        .send(As::Bearer(&clinician), Method::GET, &format!("/api/v1/patients/{id}/trend"), None)
+        .send(
+            As::Bearer(&clinician),
+            Method::GET,
+            &format!("/api/v1/patients/{id}/trend"),
+            None,
+        )
         .await;
     assert_eq!(trend.json::<Value>().await.unwrap(), json!([]));
     let audited: Vec<(String, Option<String>)> = sqlx::query_as(
@@ -49,7 +83,11 @@ async fn a_patient_is_registered_once_shown_and_every_view_is_audited() {
     .await
     .unwrap();
     assert_eq!(audited.len() as i64 - views_before, 2, "{audited:?}");
-    assert!(audited.iter().all(|(_, actor)| actor.as_deref().unwrap_or("").contains("claire")));
+    assert!(
+        audited
+            .iter()
+            .all(|(_, actor)| actor.as_deref().unwrap_or("").contains("claire"))
+    );
 }
 
 #[tokio::test]
@@ -58,21 +96,57 @@ async fn unknown_and_malformed_ids_are_named() {
     let clinician = app.token(Role::Clinician).to_owned();
     for (path, status, names) in [
         ("/api/v1/patients/999", StatusCode::NOT_FOUND, "patient 999"),
-        ("/api/v1/patients/999/trend", StatusCode::NOT_FOUND, "patient 999"),
-        ("/api/v1/patients/abc", StatusCode::UNPROCESSABLE_ENTITY, "id"),
-        ("/api/v1/patients/-3", StatusCode::UNPROCESSABLE_ENTITY, "id"),
+        (
+            "/api/v1/patients/999/trend",
+            StatusCode::NOT_FOUND,
+            "patient 999",
+        ),
+        (
+            "/api/v1/patients/abc",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "id",
+        ),
+        (
+            "/api/v1/patients/-3",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "id",
+        ),
         ("/api/v1/runs/999", StatusCode::NOT_FOUND, "run 999"),
         ("/api/v1/runs/999/events", StatusCode::NOT_FOUND, "run 999"),
-        ("/api/v1/patients?limit=0", StatusCode::UNPROCESSABLE_ENTITY, "limit"),
-        ("/api/v1/patients?limit=lots", StatusCode::UNPROCESSABLE_ENTITY, "limit"),
-        ("/api/v1/patients?colour=red", StatusCode::UNPROCESSABLE_ENTITY, "colour"),
-        ("/api/v1/patients/1/trend?format=xml", StatusCode::UNPROCESSABLE_ENTITY, "format"),
-        ("/api/v1/nothing-here", StatusCode::NOT_FOUND, "/api/v1/nothing-here"),
+        (
+            "/api/v1/patients?limit=0",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit",
+        ),
+        (
+            "/api/v1/patients?limit=lots",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit",
+        ),
+        (
+            "/api/v1/patients?colour=red",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "colour",
+        ),
+        (
+            "/api/v1/patients/1/trend?format=xml",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "format",
+        ),
+        (
+            "/api/v1/nothing-here",
+            StatusCode::NOT_FOUND,
+            "/api/v1/nothing-here",
+        ),
     ] {
-        let response = app.send(As::Bearer(&clinician), Method::GET, path, None).await;
+        let response = app
+            .send(As::Bearer(&clinician), Method::GET, path, None)
+            .await;
         assert_problem(response, status, names).await;
     }
-    let wrong_method = app.send(As::Bearer(&clinician), Method::PUT, "/api/v1/qc", None).await;
+    let wrong_method = app
+        .send(As::Bearer(&clinician), Method::PUT, "/api/v1/qc", None)
+        .await;
     assert_problem(wrong_method, StatusCode::METHOD_NOT_ALLOWED, "method").await;
 }
 
@@ -82,14 +156,19 @@ async fn the_trend_lists_each_runs_current_result_as_json_and_csv() {
     let operator = app.token(Role::Operator).to_owned();
     let clinician = app.token(Role::Clinician).to_owned();
     let mut runs = Vec::new();
-    for (cells, drawn_at) in [(40.0, "2026-01-05T09:00:00Z"), (0.0, "2026-02-05T09:00:00Z")] {
+    for (cells, drawn_at) in [
+        (40.0, "2026-01-05T09:00:00Z"),
+        (0.0, "2026-02-05T09:00:00Z"),
+    ] {
         let ticket: Value = app
             .send(
                 As::Bearer(&operator),
                 Method::POST,
                 "/api/v1/runs",
-                Some(&json!({ "patient_mrn": "T-1", "blood_ml": 7.5, "drawn_at": drawn_at,
-                              "indication": "breast", "simulate": { "cells": cells } })),
+                Some(
+                    &json!({ "patient_mrn": "T-1", "blood_ml": 7.5, "drawn_at": drawn_at,
+                              "indication": "breast", "simulate": { "cells": cells } }),
+                ),
             )
             .await
             .json()
@@ -106,7 +185,12 @@ async fn the_trend_lists_each_runs_current_result_as_json_and_csv() {
         .unwrap()
         .unwrap();
     let trend: Value = app
-        .send(As::Bearer(&clinician), Method::GET, &format!("/api/v1/patients/{}/trend", patient.id.0), None)
+        .send(
+            As::Bearer(&clinician),
+            Method::GET,
+            &format!("/api/v1/patients/{}/trend", patient.id.0),
+            None,
+        )
         .await
         .json()
         .await
@@ -115,13 +199,25 @@ async fn the_trend_lists_each_runs_current_result_as_json_and_csv() {
     assert_eq!(points.len(), 2);
     for (point, run) in points.iter().zip(&runs) {
         assert_eq!(point["run_id"], *run);
-        for key in ["drawn_at", "per_7_5ml", "per_7_5ml_ci95", "category", "call", "run_id"] {
+        for key in [
+            "drawn_at",
+            "per_7_5ml",
+            "per_7_5ml_ci95",
+            "category",
+            "call",
+            "run_id",
+        ] {
             assert!(point.get(key).is_some(), "{key} in {point}");
         }
     }
     assert_eq!(points[0]["drawn_at"], "2026-01-05T09:00:00Z");
     let csv = app
-        .send(As::Bearer(&clinician), Method::GET, &format!("/api/v1/patients/{}/trend?format=csv", patient.id.0), None)
+        .send(
+            As::Bearer(&clinician),
+            Method::GET,
+            &format!("/api/v1/patients/{}/trend?format=csv", patient.id.0),
+            None,
+        )
         .await;
     assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
     let text = csv.text().await.unwrap();

@@ -34,18 +34,23 @@ async fn read_events(response: reqwest::Response) -> Vec<(String, Value)> {
 }
 
 #[tokio::test]
-async fn a_simulated_run_streams_its_progress_counts_within_its_interval_of_truth_and_is_released() {
+async fn a_simulated_run_streams_its_progress_counts_within_its_interval_of_truth_and_is_released()
+{
     let app = spawn_app().await;
     let operator = app.token(Role::Operator).to_owned();
     let true_cells = 60.0;
+    // Subscribed before the run starts, so that no tube prompt can be missed.
+    let mut receiver = app.engine.subscribe();
     let started = app
         .send(
             As::Bearer(&operator),
             Method::POST,
             "/api/v1/runs",
-            Some(&json!({ "patient_mrn": "RUN-1", "blood_ml": 7.5, "indication": "breast",
+            Some(
+                &json!({ "patient_mrn": "RUN-1", "blood_ml": 7.5, "indication": "breast",
                           "manual_tube_confirmation": true,
-                          "simulate": { "cells": true_cells } })),
+                          "simulate": { "cells": true_cells } }),
+            ),
         )
         .await;
     assert_eq!(started.status(), StatusCode::ACCEPTED);
@@ -55,16 +60,23 @@ async fn a_simulated_run_streams_its_progress_counts_within_its_interval_of_trut
 
     // Follow the run while confirming each tube as it is asked for.
     let events_response = app
-        .send(As::Bearer(&operator), Method::GET, &format!("/api/v1/runs/{id}/events"), None)
+        .send(
+            As::Bearer(&operator),
+            Method::GET,
+            &format!("/api/v1/runs/{id}/events"),
+            None,
+        )
         .await;
     let confirmer = {
         let client = app.client.clone();
         let url = app.url(&format!("/api/v1/runs/{id}/confirm-tube"));
         let token = operator.clone();
-        let mut receiver = app.engine.subscribe();
         tokio::spawn(async move {
             let mut confirmed = 0;
             while let Ok(event) = receiver.recv().await {
+                if event.run_id != Some(appliance::store::RunId(id)) {
+                    continue;
+                }
                 if let appliance::engine::EventKind::AwaitingTube { .. } = event.kind {
                     let response = client.post(&url).bearer_auth(&token).send().await.unwrap();
                     assert_eq!(response.status(), StatusCode::ACCEPTED);
@@ -80,9 +92,19 @@ async fn a_simulated_run_streams_its_progress_counts_within_its_interval_of_trut
         })
     };
     let events = read_events(events_response).await;
-    assert_eq!(confirmer.await.unwrap(), 2, "control and quad tubes were asked for");
+    assert_eq!(
+        confirmer.await.unwrap(),
+        2,
+        "control and quad tubes were asked for"
+    );
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
-    for expected in ["state", "awaiting_tube", "tube_confirmed", "replicate", "result"] {
+    for expected in [
+        "state",
+        "awaiting_tube",
+        "tube_confirmed",
+        "replicate",
+        "result",
+    ] {
         assert!(names.contains(&expected), "{expected} in {names:?}");
     }
     let (last, data) = events.last().unwrap();
@@ -92,24 +114,51 @@ async fn a_simulated_run_streams_its_progress_counts_within_its_interval_of_trut
 
     // The result has the keys of `ferrocount count --json`, and its interval holds the truth.
     let run: Value = app
-        .send(As::Bearer(&operator), Method::GET, &format!("/api/v1/runs/{id}"), None)
+        .send(
+            As::Bearer(&operator),
+            Method::GET,
+            &format!("/api/v1/runs/{id}"),
+            None,
+        )
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(run["state"], "awaiting_release");
     let result = &run["result"];
-    for key in ["cells", "cells_ci95", "per_7_5ml", "per_7_5ml_ci95", "category", "call",
-                "delta_r2_per_s", "qc_flags", "lod_cells", "calibration_lot", "run_id", "state"] {
+    for key in [
+        "cells",
+        "cells_ci95",
+        "per_7_5ml",
+        "per_7_5ml_ci95",
+        "category",
+        "call",
+        "delta_r2_per_s",
+        "qc_flags",
+        "lod_cells",
+        "calibration_lot",
+        "run_id",
+        "state",
+    ] {
         assert!(result.get(key).is_some(), "{key} in result");
     }
-    let [low, high] = [result["cells_ci95"][0].as_f64().unwrap(), result["cells_ci95"][1].as_f64().unwrap()];
-    assert!(low <= true_cells && true_cells <= high, "{true_cells} cells within [{low}, {high}]");
+    let [low, high] = [
+        result["cells_ci95"][0].as_f64().unwrap(),
+        result["cells_ci95"][1].as_f64().unwrap(),
+    ];
+    assert!(
+        low <= true_cells && true_cells <= high,
+        "{true_cells} cells within [{low}, {high}]"
+    );
 
     // An operator cannot release; a clinician must re-enter the password and type their name.
     let refused = app
-        .send(As::Bearer(&operator), Method::POST, &format!("/api/v1/runs/{id}/release"),
-              Some(&json!({ "password": PASSWORD, "printed_name": "olga Tester" })))
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            &format!("/api/v1/runs/{id}/release"),
+            Some(&json!({ "password": PASSWORD, "printed_name": "olga Tester" })),
+        )
         .await;
     assert_problem(refused, StatusCode::FORBIDDEN, "operator").await;
     let clinician = app.sign_in("claire", PASSWORD).await;
@@ -117,13 +166,27 @@ async fn a_simulated_run_streams_its_progress_counts_within_its_interval_of_trut
         let app = &app;
         let clinician = &clinician;
         async move {
-            app.send(As::Browser(clinician), Method::POST, &format!("/api/v1/runs/{id}/release"),
-                     Some(&json!({ "password": password, "printed_name": name, "meaning": "release" })))
-                .await
+            app.send(
+                As::Browser(clinician),
+                Method::POST,
+                &format!("/api/v1/runs/{id}/release"),
+                Some(&json!({ "password": password, "printed_name": name, "meaning": "release" })),
+            )
+            .await
         }
     };
-    assert_problem(release("wrong password", "claire Tester").await, StatusCode::UNPROCESSABLE_ENTITY, "password").await;
-    assert_problem(release(PASSWORD, "Someone Else").await, StatusCode::UNPROCESSABLE_ENTITY, "printed_name").await;
+    assert_problem(
+        release("wrong password", "claire Tester").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "password",
+    )
+    .await;
+    assert_problem(
+        release(PASSWORD, "Someone Else").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "printed_name",
+    )
+    .await;
     assert_eq!(app.count("result_signatures").await, 0);
     let signed = release(PASSWORD, "Claire Tester").await;
     assert_eq!(signed.status(), StatusCode::OK);
@@ -134,7 +197,12 @@ async fn a_simulated_run_streams_its_progress_counts_within_its_interval_of_trut
     let twice = release(PASSWORD, "claire Tester").await;
     assert_problem(twice, StatusCode::CONFLICT, "not awaiting release").await;
     let run: Value = app
-        .send(As::Bearer(&operator), Method::GET, &format!("/api/v1/runs/{id}"), None)
+        .send(
+            As::Bearer(&operator),
+            Method::GET,
+            &format!("/api/v1/runs/{id}"),
+            None,
+        )
         .await
         .json()
         .await
@@ -156,23 +224,46 @@ async fn a_run_waiting_for_its_tube_can_be_cancelled_and_says_so() {
         .unwrap();
     let id = ticket["id"].as_i64().unwrap();
     let cancelled = app
-        .send(As::Bearer(&operator), Method::POST, &format!("/api/v1/runs/{id}/cancel"),
-              Some(&json!({ "reason": "patient withdrew" })))
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            &format!("/api/v1/runs/{id}/cancel"),
+            Some(&json!({ "reason": "patient withdrew" })),
+        )
         .await;
     assert_eq!(cancelled.status(), StatusCode::ACCEPTED);
-    let state = app.engine.wait_for_run(appliance::store::RunId(id)).await.unwrap();
+    let state = app
+        .engine
+        .wait_for_run(appliance::store::RunId(id))
+        .await
+        .unwrap();
     assert_eq!(state.as_str(), "cancelled");
     let run: Value = app
-        .send(As::Bearer(&operator), Method::GET, &format!("/api/v1/runs/{id}"), None)
+        .send(
+            As::Bearer(&operator),
+            Method::GET,
+            &format!("/api/v1/runs/{id}"),
+            None,
+        )
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(run["state"], "cancelled");
-    assert!(run["run"]["failure_cause"].as_str().unwrap().contains("patient withdrew"));
+    assert!(
+        run["run"]["failure_cause"]
+            .as_str()
+            .unwrap()
+            .contains("patient withdrew")
+    );
     assert_eq!(run["result"], Value::Null);
     let confirm = app
-        .send(As::Bearer(&operator), Method::POST, &format!("/api/v1/runs/{id}/confirm-tube"), None)
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            &format!("/api/v1/runs/{id}/confirm-tube"),
+            None,
+        )
         .await;
     assert_problem(confirm, StatusCode::CONFLICT, &format!("run {id}")).await;
 }

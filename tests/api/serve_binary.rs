@@ -22,7 +22,12 @@ async fn first_start_prints_an_admin_password_and_sigterm_shuts_down_cleanly() {
     let data_dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocount"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(data_dir.path())
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
@@ -38,7 +43,11 @@ async fn first_start_prints_an_admin_password_and_sigterm_shuts_down_cleanly() {
     });
     let stderr = child.stderr.take().unwrap();
     let log = std::thread::spawn(move || {
-        BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>().join("\n")
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+            .join("\n")
     });
 
     let client = reqwest::Client::new();
@@ -84,7 +93,10 @@ async fn first_start_prints_an_admin_password_and_sigterm_shuts_down_cleanly() {
     let log = log.join().unwrap();
     assert!(status.success(), "exit 0 after SIGTERM: {status:?}\n{log}");
     assert!(log.contains("SIGTERM received"), "{log}");
-    assert!(!log.contains(&password), "the password never reaches the log");
+    assert!(
+        !log.contains(&password),
+        "the password never reaches the log"
+    );
 
     let store = Store::open(data_dir.path()).await.unwrap();
     let appliance_events = store

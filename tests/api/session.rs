@@ -28,7 +28,10 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_sign_out_ends_the_session() 
         )
         .await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(cookie.starts_with("ferrocount_session="));
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
     assert!(!cookie.contains("Secure"), "plain HTTP: no Secure flag");
@@ -45,10 +48,20 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_sign_out_ends_the_session() 
     assert_eq!(me["csrf_token"], session.csrf.as_str());
 
     let out = app
-        .send(As::Browser(&session), Method::DELETE, "/api/v1/session", None)
+        .send(
+            As::Browser(&session),
+            Method::DELETE,
+            "/api/v1/session",
+            None,
+        )
         .await;
     assert_eq!(out.status(), StatusCode::NO_CONTENT);
-    assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
     let after = app
         .send(As::Browser(&session), Method::GET, "/api/v1/patients", None)
         .await;
@@ -94,7 +107,10 @@ async fn repeated_failures_for_one_user_are_throttled_with_429_even_with_the_rig
         }
     };
     for _ in 0..5 {
-        assert_eq!(attempt("not the password").await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            attempt("not the password").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
     let response = attempt(PASSWORD).await;
     assert!(response.headers().contains_key("retry-after"));
@@ -111,7 +127,12 @@ async fn cookie_requests_that_change_things_need_the_csrf_token_and_bearer_reque
     let before = app.count("patients").await;
     let body = json!({ "mrn": "MRN-100" });
     let refused = app
-        .send(As::BrowserWithoutCsrf(&session), Method::POST, "/api/v1/patients", Some(&body))
+        .send(
+            As::BrowserWithoutCsrf(&session),
+            Method::POST,
+            "/api/v1/patients",
+            Some(&body),
+        )
         .await;
     assert_problem(refused, StatusCode::FORBIDDEN, "X-CSRF-Token").await;
     assert_eq!(app.count("patients").await, before, "nothing stored");
@@ -120,16 +141,33 @@ async fn cookie_requests_that_change_things_need_the_csrf_token_and_bearer_reque
         csrf: "0".repeat(64),
     };
     let refused = app
-        .send(As::Browser(&wrong), Method::POST, "/api/v1/patients", Some(&body))
+        .send(
+            As::Browser(&wrong),
+            Method::POST,
+            "/api/v1/patients",
+            Some(&body),
+        )
         .await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     let accepted = app
-        .send(As::Browser(&session), Method::POST, "/api/v1/patients", Some(&body))
+        .send(
+            As::Browser(&session),
+            Method::POST,
+            "/api/v1/patients",
+            Some(&body),
+        )
         .await;
     assert_eq!(accepted.status(), StatusCode::CREATED);
-    let token = app.token(appliance::store::users::Role::Operator).to_owned();
+    let token = app
+        .token(appliance::store::users::Role::Operator)
+        .to_owned();
     let by_bearer = app
-        .send(As::Bearer(&token), Method::POST, "/api/v1/patients", Some(&json!({ "mrn": "MRN-101" })))
+        .send(
+            As::Bearer(&token),
+            Method::POST,
+            "/api/v1/patients",
+            Some(&json!({ "mrn": "MRN-101" })),
+        )
         .await;
     assert_eq!(by_bearer.status(), StatusCode::CREATED);
 }
@@ -154,13 +192,20 @@ async fn a_token_is_shown_once_and_then_authenticates() {
     let app = spawn_app().await;
     let session = app.sign_in("claire", PASSWORD).await;
     let response = app
-        .send(As::Browser(&session), Method::POST, "/api/v1/tokens", Some(&json!({ "label": "dashboard" })))
+        .send(
+            As::Browser(&session),
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&json!({ "label": "dashboard" })),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let body: Value = response.json().await.unwrap();
     let token = body["token"].as_str().unwrap().to_owned();
     assert!(token.starts_with(body["prefix"].as_str().unwrap()));
-    let me = app.send(As::Bearer(&token), Method::GET, "/api/v1/session", None).await;
+    let me = app
+        .send(As::Bearer(&token), Method::GET, "/api/v1/session", None)
+        .await;
     let me: Value = me.json().await.unwrap();
     assert_eq!(me["username"], "claire");
     assert_eq!(me["csrf_token"], Value::Null);
@@ -170,6 +215,8 @@ async fn a_token_is_shown_once_and_then_authenticates() {
         .await
         .unwrap();
     assert_eq!(stored, 0, "the secret itself is never stored");
-    let garbage = app.send(As::Bearer("fct_nonsense"), Method::GET, "/api/v1/qc", None).await;
+    let garbage = app
+        .send(As::Bearer("fct_nonsense"), Method::GET, "/api/v1/qc", None)
+        .await;
     assert_problem(garbage, StatusCode::UNAUTHORIZED, "unknown or revoked").await;
 }

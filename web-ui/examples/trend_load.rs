@@ -30,7 +30,11 @@ const RUNS_PER_PATIENT: usize = 20;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = std::path::PathBuf::from(args.next().ok_or("usage: trend_load DIR [RUNS]")?);
-    let runs: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(100_000);
+    let runs: usize = args
+        .next()
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(100_000);
     let store = Store::open(&dir).await?;
     let name = Username::parse("loadtest")?;
     let clinician = match store.user_by_name(&name).await {
@@ -100,7 +104,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .record_result(&actor, run.id, &summary, &report)
             .await?;
         if (i + 1) % 10_000 == 0 {
-            eprintln!("seeded {} runs ({:.0} s)", i + 1, clock.elapsed().as_secs_f64());
+            eprintln!(
+                "seeded {} runs ({:.0} s)",
+                i + 1,
+                clock.elapsed().as_secs_f64()
+            );
         }
     }
     let patient = store
@@ -112,7 +120,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let indications = Indications::from_toml(include_str!("../../config/indications.toml"))?;
     let board = SimulatedInstrument::simulated(SimBoardConfig::default(), SimClock::instant());
-    let engine = Engine::start(store.clone(), Box::new(board), EngineConfig::new(indications)).await?;
+    let engine = Engine::start(
+        store.clone(),
+        Box::new(board),
+        EngineConfig::new(indications),
+    )
+    .await?;
     let mut config = ApplianceConfig::default();
     config.listen = "127.0.0.1:0".parse()?;
     let application = web_ui::Application::build(&config, store.clone(), engine.clone()).await?;

@@ -50,12 +50,13 @@ impl Application {
         store: Store,
         engine: EngineHandle,
     ) -> Result<Self, ServeError> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServeError::Bind {
-                address: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    address: config.listen,
+                    source,
+                })?;
         let address = listener.local_addr()?;
         let state = AppState::new(store, engine, config.http.clone());
         Ok(Self {

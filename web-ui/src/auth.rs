@@ -105,8 +105,7 @@ fn is_safe(method: &Method) -> bool {
 /// Constant-time comparison of two tokens.
 fn same_token(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -176,10 +175,16 @@ mod tests {
     #[test]
     fn the_session_cookie_is_found_among_others() {
         let mut headers = HeaderMap::new();
-        headers.append(header::COOKIE, HeaderValue::from_static("a=1; ferrocount_session=abc; b=2"));
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; ferrocount_session=abc; b=2"),
+        );
         assert_eq!(session_secret(&headers).as_deref(), Some("abc"));
         let mut headers = HeaderMap::new();
-        headers.append(header::COOKIE, HeaderValue::from_static("ferrocount_session="));
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("ferrocount_session="),
+        );
         assert_eq!(session_secret(&headers), None);
     }
 

@@ -36,7 +36,9 @@ pub enum ApiError {
         action: &'static str,
     },
     /// A cookie-authenticated unsafe request without the session's CSRF token.
-    #[error("missing or wrong X-CSRF-Token header: unsafe requests with a session cookie must carry the session's CSRF token")]
+    #[error(
+        "missing or wrong X-CSRF-Token header: unsafe requests with a session cookie must carry the session's CSRF token"
+    )]
     Csrf,
     /// The thing named in the path does not exist.
     #[error("{entity} {key} not found")]

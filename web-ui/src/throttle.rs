@@ -141,7 +141,11 @@ mod tests {
         assert_eq!(refusal.what, "this user name");
         assert_eq!(refusal.retry_after_s, 60);
         assert!(throttle.check("bob", B, t0).is_ok());
-        assert!(throttle.check("alice", B, t0 + Duration::from_secs(61)).is_ok());
+        assert!(
+            throttle
+                .check("alice", B, t0 + Duration::from_secs(61))
+                .is_ok()
+        );
     }
 
     #[test]

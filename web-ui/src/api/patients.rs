@@ -58,7 +58,10 @@ pub async fn list(
     caller.require(Permission::ViewPatients)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", format!("{limit} is not within 1 to 1000")));
+        return Err(ApiError::invalid(
+            "limit",
+            format!("{limit} is not within 1 to 1000"),
+        ));
     }
     let patients = state
         .store
@@ -68,9 +71,8 @@ pub async fn list(
         .store
         .record_event(
             &caller.user.actor(),
-            AuditEntry::new("patient.list", "patient").detail(
-                serde_json::json!({ "mrn_prefix": query.mrn, "shown": patients.len() }),
-            ),
+            AuditEntry::new("patient.list", "patient")
+                .detail(serde_json::json!({ "mrn_prefix": query.mrn, "shown": patients.len() })),
         )
         .await?;
     Ok(Json(patients.into_iter().map(PatientView::from).collect()))
@@ -201,7 +203,10 @@ pub async fn trend(
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
                 (
                     header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"trend-{}.csv\"", patient.mrn.as_str()),
+                    format!(
+                        "attachment; filename=\"trend-{}.csv\"",
+                        patient.mrn.as_str()
+                    ),
                 ),
             ],
             trend_csv(&rows),

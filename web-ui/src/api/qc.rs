@@ -45,7 +45,10 @@ pub struct LotView {
 }
 
 /// `GET /api/v1/qc`.
-pub async fn show(State(state): State<AppState>, caller: Caller) -> Result<Json<QcOverview>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<QcOverview>, ApiError> {
     caller.require(Permission::ViewQc)?;
     let now = Timestamp::now();
     let since = now.plus(-time::Duration::days(31));

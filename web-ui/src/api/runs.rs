@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio_stream::wrappers::BroadcastStream;
+use tokio::sync::broadcast::error::RecvError;
 
 use appliance::engine::{EventKind, RunEvent, RunRequest, SimulatedTruth, tube_kind};
 use appliance::store::results::{ResultVersion, SignatureMeaning};
@@ -242,28 +242,31 @@ pub async fn events(
             cause: run.failure_cause.clone(),
         },
     };
-    let done_already = settled(run.state);
-    let live = BroadcastStream::new(receiver)
-        .filter_map(move |item| async move {
-            match item {
-                Ok(event) if event.run_id == Some(RunId(id)) => Some(event),
-                // A lagging subscriber misses events, never data: the run can be re-read.
-                _ => None,
+    let finished = settled(run.state);
+    // After the first event, the run's own events until one settles it; the stream then ends.
+    let live = stream::unfold(
+        (receiver, finished),
+        move |(mut receiver, finished)| async move {
+            if finished {
+                return None;
             }
-        })
-        .scan(done_already, |finished, event| {
-            let out = if *finished {
-                None
-            } else {
-                if let EventKind::State { state, .. } = &event.kind {
-                    *finished = settled(*state);
+            loop {
+                match receiver.recv().await {
+                    Ok(event) if event.run_id == Some(RunId(id)) => {
+                        let done =
+                            matches!(event.kind, EventKind::State { state, .. } if settled(state));
+                        return Some((event, (receiver, done)));
+                    }
+                    // Another run's event; or a lagging subscriber, which misses events, never data
+                    // (the run can be re-read).
+                    Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return None,
                 }
-                Some(event)
-            };
-            async move { out }
-        });
+            }
+        },
+    );
     let stream = stream::once(async move { first })
-        .chain(live.take_while(move |_| async move { !done_already }))
+        .chain(live)
         .map(|event| Ok(sse_event(&event)));
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
@@ -366,7 +369,10 @@ pub async fn release(
         SignatureMeaningName::Release => SignatureMeaning::Release,
         SignatureMeaningName::Review => SignatureMeaning::Review,
     };
-    let signature = state.store.sign_result(&caller.user, run.id, meaning).await?;
+    let signature = state
+        .store
+        .sign_result(&caller.user, run.id, meaning)
+        .await?;
     let after = state.store.run(run.id).await?;
     Ok((
         StatusCode::OK,

@@ -114,9 +114,8 @@ async fn audit_attempt(
         .store
         .record_event(
             &Actor::Appliance,
-            AuditEntry::new(&format!("session.sign_in_{outcome}"), "user").detail(
-                serde_json::json!({ "username": shown, "client": address.to_string() }),
-            ),
+            AuditEntry::new(&format!("session.sign_in_{outcome}"), "user")
+                .detail(serde_json::json!({ "username": shown, "client": address.to_string() })),
         )
         .await?;
     Ok(())
