@@ -66,9 +66,11 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ApplianceConfig)) -> TestAp
     )
     .await
     .expect("engine starts");
-    let mut config = ApplianceConfig::default();
-    config.listen = "127.0.0.1:0".parse().expect("address");
-    config.data_dir = data_dir.path().to_owned();
+    let mut config = ApplianceConfig {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        data_dir: data_dir.path().to_owned(),
+        ..ApplianceConfig::default()
+    };
     adjust(&mut config);
     let application = web_ui::Application::build(&config, store.clone(), engine.clone())
         .await

@@ -126,8 +126,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         EngineConfig::new(indications),
     )
     .await?;
-    let mut config = ApplianceConfig::default();
-    config.listen = "127.0.0.1:0".parse()?;
+    let config = ApplianceConfig {
+        listen: "127.0.0.1:0".parse()?,
+        ..ApplianceConfig::default()
+    };
     let application = web_ui::Application::build(&config, store.clone(), engine.clone()).await?;
     println!(
         "URL=http://{}/api/v1/patients/{}/trend",
