@@ -18,7 +18,7 @@ use appliance::sim_board::{SimBoardConfig, SimClock};
 use appliance::store::patients::Mrn;
 use appliance::store::results::{ResultCategory, ResultSummary};
 use appliance::store::runs::{NewRun, RunState};
-use appliance::store::samples::{BloodVolume, Indication, NewSample};
+use appliance::store::samples::{BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel};
 use appliance::store::users::{NewPassword, NewUser, Role, Username};
 use appliance::store::{Actor, JsonReport, Store, Timestamp};
 use nmr_core::assay::Indications;
@@ -74,7 +74,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     drawn_at: start.plus(time::Duration::days((i % RUNS_PER_PATIENT) as i64 * 30)),
                     blood: BloodVolume::from_ml(7.5)?,
                     indication: Some(Indication::parse("breast")?),
-                    tubes: Vec::new(),
+                    tubes: vec![
+                        NewTube {
+                            kind: TubeKind::control(),
+                            label: TubeLabel::parse(&format!("LD{i:07}C"))?,
+                        },
+                        NewTube {
+                            kind: TubeKind::quad(),
+                            label: TubeLabel::parse(&format!("LD{i:07}Q"))?,
+                        },
+                    ],
                 },
             )
             .await?;
