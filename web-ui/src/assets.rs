@@ -1,0 +1,1 @@
+//! Embedded static assets.
