@@ -5,6 +5,7 @@
 
 use plotters::prelude::*;
 
+use super::legend::{LEGEND_ROW_PX, LegendItem, LegendMark, draw_legend, legend_rows};
 use super::svg_document::{
     CAPTION_PT, FONT, Hotspot, LABEL_PT, NOTE_PT, finish, padded_range, palette, placeholder, tick,
 };
@@ -129,9 +130,47 @@ fn draw(
     )
     .expect("points are finite and non-empty");
 
+    let named = [
+        ("LoB", input.lob_cells, palette::GREY),
+        ("LoD", input.lod_cells, palette::ORANGE),
+        ("LoQ", input.loq_cells, palette::RED),
+    ];
+    let mut legend = vec![LegendItem {
+        mark: LegendMark::Dot(palette::BLUE),
+        label: "Replicates".into(),
+    }];
+    if let Some(line) = line {
+        legend.push(LegendItem {
+            mark: LegendMark::Line(palette::TEAL),
+            label: format!(
+                "Weighted fit: ΔR2 = {} + {} × cells",
+                tick(line.intercept_per_s),
+                tick(line.slope_per_s_per_cell)
+            ),
+        });
+        if line.band_95.len() >= 2 {
+            legend.push(LegendItem {
+                mark: LegendMark::Band(palette::TEAL),
+                label: "95 % band".into(),
+            });
+        }
+    }
+    for (name, value, colour) in named {
+        if let Some(cells) = value.filter(|c| c.is_finite()) {
+            legend.push(LegendItem {
+                mark: LegendMark::Dashed(colour),
+                label: format!("{name} {} cells", tick(cells)),
+            });
+        }
+    }
+
     let root = SVGBackend::with_string(svg, CALIBRATION_SIZE_PX).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
+    let legend_px = legend_rows(&legend, CALIBRATION_SIZE_PX.0) * LEGEND_ROW_PX + 6;
+    let (plot_area, legend_area) = root.split_vertically(CALIBRATION_SIZE_PX.1 - legend_px);
+    // Start the cells axis a little below zero so the blanks are not cut in half by the axis.
+    let cells_low = -0.02 * cells_high;
+    let mut chart = ChartBuilder::on(&plot_area)
         .margin(16)
         .caption(
             format!("Dilution series, lot {}", input.lot),
@@ -139,7 +178,7 @@ fn draw(
         )
         .x_label_area_size(52)
         .y_label_area_size(78)
-        .build_cartesian_2d(0.0..cells_high, r2_low..r2_high)?;
+        .build_cartesian_2d(cells_low..cells_high, r2_low..r2_high)?;
     chart
         .configure_mesh()
         .x_labels(8)
@@ -168,15 +207,7 @@ fn draw(
                 .map(|b| (b[0], b[2]))
                 .chain(band.iter().rev().map(|b| (b[0], b[1])))
                 .collect();
-            chart
-                .draw_series([Polygon::new(outline, palette::TEAL.mix(0.15).filled())])?
-                .label("95 % band")
-                .legend(|(x, y)| {
-                    Rectangle::new(
-                        [(x, y - 6), (x + 24, y + 6)],
-                        palette::TEAL.mix(0.15).filled(),
-                    )
-                });
+            chart.draw_series([Polygon::new(outline, palette::TEAL.mix(0.25).filled())])?;
         }
         let at = |cells: f64| {
             (
@@ -184,28 +215,16 @@ fn draw(
                 line.intercept_per_s + line.slope_per_s_per_cell * cells,
             )
         };
-        chart
-            .draw_series(LineSeries::new(
-                [at(0.0), at(cells_high)],
-                palette::TEAL.stroke_width(3),
-            ))?
-            .label(format!(
-                "Weighted fit: {} + {} per cell",
-                tick(line.intercept_per_s),
-                tick(line.slope_per_s_per_cell)
-            ))
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], palette::TEAL.stroke_width(3))
-            });
+        chart.draw_series(LineSeries::new(
+            [at(0.0), at(cells_high)],
+            palette::TEAL.stroke_width(3),
+        ))?;
     }
-    chart
-        .draw_series(
-            points
-                .iter()
-                .map(|p| Circle::new(*p, 6, palette::BLUE.filled())),
-        )?
-        .label("Replicates")
-        .legend(|(x, y)| Circle::new((x + 12, y), 6, palette::BLUE.filled()));
+    chart.draw_series(
+        points
+            .iter()
+            .map(|p| Circle::new(*p, 6, palette::BLUE.filled())),
+    )?;
 
     let mut hotspots: Vec<Hotspot> = points
         .iter()
@@ -219,11 +238,6 @@ fn draw(
             }
         })
         .collect();
-    let named = [
-        ("LoB", input.lob_cells, palette::GREY),
-        ("LoD", input.lod_cells, palette::ORANGE),
-        ("LoQ", input.loq_cells, palette::RED),
-    ];
     for (row, (name, value, colour)) in named.into_iter().enumerate() {
         let Some(cells) = value.filter(|c| c.is_finite()) else {
             continue;
@@ -235,9 +249,10 @@ fn draw(
             colour.stroke_width(2),
         ))?;
         let (x_px, y_px) = chart.backend_coord(&(cells, r2_high));
-        let text_y = y_px + 22 + 22 * row as i32;
-        root.draw(&Text::new(
-            format!("{name} {}", tick(cells)),
+        // Limits sit close together near zero: stagger their names down the lines.
+        let text_y = y_px + 14 + 22 * row as i32;
+        plot_area.draw(&Text::new(
+            name,
             (x_px + 5, text_y),
             (FONT, NOTE_PT).into_font().color(&colour),
         ))?;
@@ -248,13 +263,7 @@ fn draw(
             title: format!("{name}: {} cells", tick(cells)),
         });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(palette::GREY)
-        .label_font((FONT, NOTE_PT).into_font().color(&palette::INK))
-        .draw()?;
+    draw_legend(&legend_area, &legend)?;
     root.present()?;
     Ok(hotspots)
 }

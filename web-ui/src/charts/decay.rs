@@ -12,7 +12,7 @@ use super::svg_document::{
 };
 
 /// Size of the decay chart in SVG pixels.
-pub const DECAY_SIZE_PX: (u32, u32) = (900, 560);
+pub const DECAY_SIZE_PX: (u32, u32) = (720, 500);
 
 /// Longest train drawn echo by echo; longer ones are drawn as this many bin means.
 pub const MAX_DRAWN_ECHOES: usize = 600;
@@ -135,7 +135,7 @@ fn draw(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::with_string(svg, DECAY_SIZE_PX).into_drawing_area();
     root.fill(&WHITE)?;
-    let (upper, lower) = root.split_vertically(if fit.is_some() { 390 } else { 560 });
+    let (upper, lower) = root.split_vertically(if fit.is_some() { 340 } else { DECAY_SIZE_PX.1 });
     let (t_low, t_high) = (0.0, echoes.iter().map(|e| e.0).fold(0.0, f64::max) * 1.02);
     let t_high = if t_high > t_low { t_high } else { 1.0 };
     let (a_low, a_high) = padded_range(echoes.iter().map(|e| e.1).chain([0.0]), 0.06)

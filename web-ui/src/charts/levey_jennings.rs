@@ -5,6 +5,7 @@
 //! point's tooltip. It does not evaluate Westgard rules: the violations come with the points.
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::svg_document::{
     CAPTION_PT, FONT, Hotspot, LABEL_PT, NOTE_PT, finish, palette, placeholder, tick,
@@ -106,7 +107,9 @@ fn draw(
         .iter()
         .map(|p| ((p.value - mean) / sd).abs())
         .fold(3.6, f64::max)
-        + 0.4;
+        + 1.0;
+    // Line labels carry enough decimals to tell the SD lines apart (SD 1.5 → one decimal).
+    let decimals = (1.0 - sd.log10().floor()).clamp(0.0, 6.0) as usize;
     let x_high = points.len() as f64 + 0.5;
 
     let root = SVGBackend::with_string(svg, LEVEY_JENNINGS_SIZE_PX).into_drawing_area();
@@ -173,7 +176,7 @@ fn draw(
         }
         let (x_px, y_px) = chart.backend_coord(&(x_high, y));
         root.draw(&Text::new(
-            format!("{name} {}", tick(y)),
+            format!("{name} {y:.decimals$}"),
             (x_px + 6, y_px - 8),
             (FONT, NOTE_PT).into_font().color(&colour),
         ))?;
@@ -209,11 +212,30 @@ fn draw(
                 + Circle::new((0, 0), 12, colour.stroke_width(3))
                 + Cross::new((0, 0), 6, colour.stroke_width(3))])?;
             let (x_px, y_px) = chart.backend_coord(at);
-            let dy = if z >= 0.0 { -20 } else { 34 };
+            // The rule's name above a high point, below a low one, clear of the ring.
+            let (dy, v_pos) = if z >= 0.0 {
+                (-16, VPos::Bottom)
+            } else {
+                (16, VPos::Top)
+            };
+            // A white backing keeps the name readable where it crosses an SD line.
+            let half_width = 5 * rules.join(", ").chars().count() as i32 + 4;
+            let (top, bottom) = if z >= 0.0 {
+                (y_px + dy - 18, y_px + dy + 1)
+            } else {
+                (y_px + dy - 1, y_px + dy + 18)
+            };
+            root.draw(&Rectangle::new(
+                [(x_px - half_width, top), (x_px + half_width, bottom)],
+                WHITE.filled(),
+            ))?;
             root.draw(&Text::new(
                 rules.join(", "),
-                (x_px - 14, y_px + dy),
-                (FONT, NOTE_PT).into_font().color(&colour),
+                (x_px, y_px + dy),
+                (FONT, NOTE_PT, FontStyle::Bold)
+                    .into_font()
+                    .color(&colour)
+                    .pos(Pos::new(HPos::Center, v_pos)),
             ))?;
         }
         let (x_px, y_px) = chart.backend_coord(at);

@@ -12,6 +12,7 @@
 
 mod calibration;
 mod decay;
+mod legend;
 mod levey_jennings;
 mod svg_document;
 mod t2_distribution;

@@ -96,7 +96,8 @@ pub(crate) fn finish(
 
 /// A chart-sized frame with one centred message: what an empty chart shows instead of axes.
 pub(crate) fn placeholder(kind: &str, title: &str, message: &str, size_px: (u32, u32)) -> String {
-    let (width, height) = size_px;
+    // As wide as the chart it stands for, but short: an empty panel should not push the page down.
+    let (width, height) = (size_px.0, size_px.1.min(200));
     let id = format!("chart-{kind}");
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" class=\"chart chart-{kind} chart-empty\" \
@@ -147,10 +148,13 @@ pub(crate) fn padded_range(
     Some((low - pad, high + pad))
 }
 
-/// Formats a number for an axis tick or label without spurious digits.
+/// Formats a number for an axis tick or label without spurious digits, in fixed notation
+/// (readers of a ward tablet should not meet `4.0e-3`).
 pub(crate) fn tick(value: f64) -> String {
     let magnitude = value.abs();
-    if magnitude == 0.0 {
+    if !value.is_finite() {
+        "—".to_string()
+    } else if magnitude == 0.0 {
         "0".to_string()
     } else if magnitude >= 100.0 {
         format!("{value:.0}")
@@ -159,7 +163,9 @@ pub(crate) fn tick(value: f64) -> String {
     } else if magnitude >= 0.1 {
         trim_zeros(format!("{value:.2}"))
     } else {
-        format!("{value:.1e}")
+        // Two significant digits.
+        let decimals = ((-magnitude.log10()).ceil() as usize + 1).min(12);
+        trim_zeros(format!("{value:.decimals$}"))
     }
 }
 
@@ -208,7 +214,9 @@ mod tests {
         assert_eq!(tick(2.50), "2.5");
         assert_eq!(tick(12.0), "12");
         assert_eq!(tick(250.4), "250");
-        assert_eq!(tick(0.004), "4.0e-3");
+        assert_eq!(tick(0.004), "0.004");
+        assert_eq!(tick(0.00123), "0.0012");
+        assert_eq!(tick(-0.05), "-0.05");
     }
 
     #[test]

@@ -5,12 +5,13 @@
 
 use plotters::prelude::*;
 
+use super::legend::{LEGEND_ROW_PX, LegendItem, LegendMark, draw_legend, legend_rows};
 use super::svg_document::{
-    CAPTION_PT, FONT, Hotspot, LABEL_PT, NOTE_PT, finish, palette, placeholder, tick,
+    CAPTION_PT, FONT, Hotspot, LABEL_PT, finish, palette, placeholder, tick,
 };
 
 /// Size of the T2 distribution chart in SVG pixels.
-pub const T2_DISTRIBUTION_SIZE_PX: (u32, u32) = (900, 400);
+pub const T2_DISTRIBUTION_SIZE_PX: (u32, u32) = (720, 360);
 
 /// Input of [`t2_distribution_chart`].
 #[derive(Clone, Debug, PartialEq)]
@@ -83,10 +84,22 @@ fn draw(
     let a_high = if a_high > 0.0 { a_high * 1.2 } else { 1.0 };
     let a_low = bins.iter().map(|b| b.1).fold(0.0, f64::min);
 
+    let mut legend = vec![LegendItem {
+        mark: LegendMark::Line(palette::BLUE),
+        label: "Amplitude per T2 bin".into(),
+    }];
+    if let Some(mean) = log_mean {
+        legend.push(LegendItem {
+            mark: LegendMark::Dashed(palette::RED),
+            label: format!("Log-mean T2 = {} ms", tick(mean)),
+        });
+    }
     let root = SVGBackend::with_string(svg, T2_DISTRIBUTION_SIZE_PX).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .margin(16)
+    let legend_px = legend_rows(&legend, T2_DISTRIBUTION_SIZE_PX.0) * LEGEND_ROW_PX + 6;
+    let (plot_area, legend_area) = root.split_vertically(T2_DISTRIBUTION_SIZE_PX.1 - legend_px);
+    let mut chart = ChartBuilder::on(&plot_area)
+        .margin(14)
         .caption(
             "T2 distribution",
             (FONT, CAPTION_PT).into_font().color(&palette::INK),
@@ -96,7 +109,7 @@ fn draw(
         .build_cartesian_2d((t_low..t_high).log_scale(), a_low..a_high)?;
     chart
         .configure_mesh()
-        .x_labels(8)
+        .x_labels(6)
         .y_labels(5)
         .x_label_formatter(&|v| tick(*v))
         .y_label_formatter(&|v| tick(*v))
@@ -114,22 +127,12 @@ fn draw(
     )?;
     let mut hotspots = Vec::new();
     if let Some(mean) = log_mean {
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(mean, a_low), (mean, a_high)],
-                10,
-                6,
-                palette::RED.stroke_width(3),
-            ))?
-            .label(format!("Log-mean T2 = {} ms", tick(mean)))
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], palette::RED.stroke_width(3))
-            });
-        chart.draw_series([Text::new(
-            format!("log-mean {} ms", tick(mean)),
-            (mean * 1.05, a_high * 0.96),
-            (FONT, NOTE_PT).into_font().color(&palette::RED),
-        )])?;
+        chart.draw_series(DashedLineSeries::new(
+            [(mean, a_low), (mean, a_high)],
+            10,
+            6,
+            palette::RED.stroke_width(3),
+        ))?;
         let (x_px, y_px) = chart.backend_coord(&(mean, a_high * 0.5));
         hotspots.push(Hotspot {
             x_px,
@@ -137,14 +140,8 @@ fn draw(
             class: "log-mean".into(),
             title: format!("Log-mean T2 = {} ms", tick(mean)),
         });
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(palette::GREY)
-            .label_font((FONT, NOTE_PT).into_font().color(&palette::INK))
-            .draw()?;
     }
+    draw_legend(&legend_area, &legend)?;
     root.present()?;
     Ok(hotspots)
 }

@@ -272,16 +272,23 @@ fn levey_jennings_draws_sd_lines_points_and_named_violations() {
     assert_eq!(count_class(&document, "violation-reject"), 1);
     assert_eq!(count_class(&document, "violation-warning"), 1);
     for line in [
-        "mean 100",
-        "+1 SD 102",
-        "−1 SD 98",
-        "+2 SD 104",
-        "−2 SD 96",
-        "+3 SD 106",
-        "−3 SD 94",
+        "mean 100.0",
+        "+1 SD 102.0",
+        "−1 SD 98.0",
+        "+2 SD 104.0",
+        "−2 SD 96.0",
+        "+3 SD 106.0",
+        "−3 SD 94.0",
     ] {
         assert!(svg.contains(line), "missing line label {line:?}");
     }
+    let mut fine = lj_input();
+    fine.sd = 1.5;
+    let fine_svg = levey_jennings_chart(&fine);
+    assert!(
+        fine_svg.contains("+3 SD 104.5") && fine_svg.contains("−1 SD 98.5"),
+        "SD lines rounded away"
+    );
     // The rule is named in visible text and in the tooltip.
     let shown = |rule: &str| {
         document

@@ -2,14 +2,15 @@
 //! indication's cut-off.
 //!
 //! Quantified counts are filled circles with their interval; "detected, below LoQ" counts are
-//! hollow circles with a dashed-looking lighter interval; "not detected" results are hollow
+//! hollow orange circles with their interval; "not detected" results are hollow
 //! down-pointing triangles at their upper bound (the count is *at most* that), so no reader takes
 //! them for a measured value. It does not decide categories or calls: those come with the points.
 
 use plotters::prelude::*;
 
+use super::legend::{LEGEND_ROW_PX, LegendItem, LegendMark, draw_legend, legend_rows};
 use super::svg_document::{
-    CAPTION_PT, FONT, Hotspot, LABEL_PT, NOTE_PT, finish, padded_range, palette, placeholder, tick,
+    CAPTION_PT, FONT, Hotspot, LABEL_PT, finish, padded_range, palette, placeholder, tick,
 };
 
 /// Size of the trend chart in SVG pixels (scaled to the page width by CSS).
@@ -128,9 +129,42 @@ fn draw(
         .fold(1.0_f64, f64::max)
         * 1.18;
 
+    let present = |category: &str| points.iter().any(|p| p.category == category);
+    let mut legend = Vec::new();
+    if let Some(cutoff) = input.cutoff_per_7_5ml.filter(|c| c.is_finite()) {
+        legend.push(LegendItem {
+            mark: LegendMark::Dashed(palette::RED),
+            label: format!(
+                "Cut-off ({}): {} CTC/7.5 mL",
+                input.indication,
+                tick(cutoff)
+            ),
+        });
+    }
+    if present("quantified") {
+        legend.push(LegendItem {
+            mark: LegendMark::Dot(palette::BLUE),
+            label: "Quantified (bar: 95 % interval)".into(),
+        });
+    }
+    if present("below_loq") {
+        legend.push(LegendItem {
+            mark: LegendMark::Ring(palette::ORANGE),
+            label: "Detected, below LoQ".into(),
+        });
+    }
+    if present("not_detected") {
+        legend.push(LegendItem {
+            mark: LegendMark::DownTriangle(palette::GREY),
+            label: "Not detected (at most the upper bound)".into(),
+        });
+    }
+
     let root = SVGBackend::with_string(svg, TREND_SIZE_PX).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
+    let legend_px = legend_rows(&legend, TREND_SIZE_PX.0) * LEGEND_ROW_PX + 6;
+    let (plot_area, legend_area) = root.split_vertically(TREND_SIZE_PX.1 - legend_px);
+    let mut chart = ChartBuilder::on(&plot_area)
         .margin(18)
         .caption(
             "CTC per 7.5 mL over time (95 % intervals)",
@@ -167,21 +201,12 @@ fn draw(
         .draw()?;
 
     if let Some(cutoff) = input.cutoff_per_7_5ml.filter(|c| c.is_finite()) {
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(x_low, cutoff), (x_high, cutoff)],
-                12,
-                8,
-                palette::RED.stroke_width(3),
-            ))?
-            .label(format!(
-                "Cut-off ({}): {} CTC/7.5 mL",
-                input.indication,
-                tick(cutoff)
-            ))
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], palette::RED.stroke_width(3))
-            });
+        chart.draw_series(DashedLineSeries::new(
+            [(x_low, cutoff), (x_high, cutoff)],
+            12,
+            8,
+            palette::RED.stroke_width(3),
+        ))?;
     }
 
     // The connecting line goes through point estimates of detected counts only.
@@ -222,13 +247,10 @@ fn draw(
                 14,
             )
         }))?;
-        chart
-            .draw_series(
-                series("quantified")
-                    .map(|(p, day)| Circle::new((*day, p.per_7_5ml), 7, palette::BLUE.filled())),
-            )?
-            .label("Quantified (bar: 95 % interval)")
-            .legend(|(x, y)| Circle::new((x + 12, y), 7, palette::BLUE.filled()));
+        chart.draw_series(
+            series("quantified")
+                .map(|(p, day)| Circle::new((*day, p.per_7_5ml), 7, palette::BLUE.filled())),
+        )?;
     }
     if series("below_loq").next().is_some() {
         chart.draw_series(series("below_loq").map(|(p, day)| {
@@ -241,14 +263,11 @@ fn draw(
                 14,
             )
         }))?;
-        chart
-            .draw_series(series("below_loq").map(|(p, day)| {
-                EmptyElement::at((*day, p.per_7_5ml))
-                    + Circle::new((0, 0), 8, WHITE.filled())
-                    + Circle::new((0, 0), 8, palette::ORANGE.stroke_width(3))
-            }))?
-            .label("Detected, below LoQ (hollow)")
-            .legend(|(x, y)| Circle::new((x + 12, y), 7, palette::ORANGE.stroke_width(3)));
+        chart.draw_series(series("below_loq").map(|(p, day)| {
+            EmptyElement::at((*day, p.per_7_5ml))
+                + Circle::new((0, 0), 8, WHITE.filled())
+                + Circle::new((0, 0), 8, palette::ORANGE.stroke_width(3))
+        }))?;
     }
     if series("not_detected").next().is_some() {
         chart.draw_series(series("not_detected").map(|(p, day)| {
@@ -259,16 +278,11 @@ fn draw(
         }))?;
         let triangle =
             |style: ShapeStyle| PathElement::new(vec![(-9, -7), (9, -7), (0, 9), (-9, -7)], style);
-        chart
-            .draw_series(series("not_detected").map(move |(p, day)| {
-                EmptyElement::at((*day, p.per_7_5ml_ci95[1]))
-                    + Polygon::new(vec![(-9, -7), (9, -7), (0, 9)], WHITE.filled())
-                    + triangle(palette::GREY.stroke_width(3))
-            }))?
-            .label("Not detected (at most: upper bound)")
-            .legend(move |(x, y)| {
-                EmptyElement::at((x + 12, y)) + triangle(palette::GREY.stroke_width(3))
-            });
+        chart.draw_series(series("not_detected").map(move |(p, day)| {
+            EmptyElement::at((*day, p.per_7_5ml_ci95[1]))
+                + Polygon::new(vec![(-9, -7), (9, -7), (0, 9)], WHITE.filled())
+                + triangle(palette::GREY.stroke_width(3))
+        }))?;
     }
     let other: Vec<_> = points
         .iter()
@@ -281,23 +295,13 @@ fn draw(
         })
         .collect();
     if !other.is_empty() {
-        chart
-            .draw_series(
-                other.iter().map(|(p, day)| {
-                    Cross::new((**day, p.per_7_5ml), 8, palette::INK.stroke_width(3))
-                }),
-            )?
-            .label("Other category")
-            .legend(|(x, y)| Cross::new((x + 12, y), 7, palette::INK.stroke_width(3)));
+        chart.draw_series(
+            other
+                .iter()
+                .map(|(p, day)| Cross::new((**day, p.per_7_5ml), 8, palette::INK.stroke_width(3))),
+        )?;
     }
-
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(palette::GREY)
-        .label_font((FONT, NOTE_PT).into_font().color(&palette::INK))
-        .draw()?;
+    draw_legend(&legend_area, &legend)?;
 
     let hotspots = points
         .iter()

@@ -179,10 +179,23 @@ pub fn live_run() -> LiveRunPage {
     }
 }
 
+/// "Tue 31 Mar 2026, 23:33" (UTC) for a Unix time.
+fn readable_date(unix_s: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_s)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[weekday repr:short] [day padding:none] [month repr:short] [year], [hour]:[minute]"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
 fn trend_points() -> Vec<TrendChartPoint> {
     let point = |day: i64, value: f64, ci: [f64; 2], category: &str, run_id: i64| TrendChartPoint {
         drawn_at_unix_s: 1_775_000_000 + day * 86_400,
-        drawn_at: format!("day {day}"),
+        drawn_at: readable_date(1_775_000_000 + day * 86_400),
         per_7_5ml: value,
         per_7_5ml_ci95: ci,
         category: category.into(),
@@ -221,7 +234,7 @@ pub fn patient() -> PatientPage {
         })
         .chain([PatientRunRow {
             run_id: 12,
-            drawn_at: "day −14".into(),
+            drawn_at: readable_date(1_775_000_000 - 14 * 86_400),
             blood_ml: 7.5,
             reagent_lot: "RL-2609".into(),
             count: None,
