@@ -70,6 +70,9 @@ pub struct ProgressStep {
     pub kind: String,
     /// The text shown.
     pub text: String,
+    /// For an `insert_tube` step still waiting for the operator: the tube number, so a reloaded
+    /// page shows the confirm button again.
+    pub awaiting_tube: Option<u32>,
 }
 
 /// The live view of one run.

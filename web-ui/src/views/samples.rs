@@ -163,6 +163,7 @@ pub fn live_run() -> LiveRunPage {
     let step = |kind: &str, text: &str| ProgressStep {
         kind: kind.into(),
         text: text.into(),
+        awaiting_tube: None,
     };
     LiveRunPage {
         layout: layout(Role::Operator, "Run 118", &paths::run_live(118)),
@@ -174,6 +175,15 @@ pub fn live_run() -> LiveRunPage {
             step("insert_tube", "Insert tube 1 of 3: baseline"),
             step("replicate", "Tube 1, replicate 1 of 3"),
             step("fit", "Tube 1 replicate 1: T2 = 84.2 ± 0.6 ms (SNR 310)"),
+            step("replicate", "Tube 1, replicate 2 of 3"),
+            step("fit", "Tube 1 replicate 2: T2 = 84.0 ± 0.6 ms (SNR 305)"),
+            step("replicate", "Tube 1, replicate 3 of 3"),
+            step("fit", "Tube 1 replicate 3: T2 = 84.3 ± 0.6 ms (SNR 298)"),
+            ProgressStep {
+                kind: "insert_tube".into(),
+                text: "Insert tube 2 of 3: quad".into(),
+                awaiting_tube: Some(2),
+            },
         ],
         finished: false,
     }

@@ -300,6 +300,9 @@ fn live_run_wires_the_event_stream_and_shows_steps_so_far() {
     assert!(html.contains("<script src=\"/static/live-run.js\" defer></script>"));
     assert!(html.contains("<meta name=\"csrf-token\" content=\"sample-csrf-token-3f9a\">"));
     assert!(html.contains("Insert tube 1 of 3: baseline"));
+    // The tube still waiting keeps its confirm button across a reload; confirmed ones do not.
+    assert_eq!(html.matches("data-confirm-tube=").count(), 1);
+    assert!(html.contains("data-confirm-tube=\"2\">Tube 2 inserted — confirm</button>"));
     assert!(html.contains("T2 = 84.2 ± 0.6 ms"));
     assert!(html.contains("action=\"/runs/118/cancel\""));
 
