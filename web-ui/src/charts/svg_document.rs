@@ -98,16 +98,24 @@ pub(crate) fn finish(
 pub(crate) fn placeholder(kind: &str, title: &str, message: &str, size_px: (u32, u32)) -> String {
     // As wide as the chart it stands for, but short: an empty panel should not push the page down.
     let (width, height) = (size_px.0, size_px.1.min(200));
+    // SVG text does not wrap: shorten what is drawn (the <title> keeps it whole).
+    let fits = (width as usize / 11).max(8);
+    let visible_title = if title.chars().count() > fits {
+        title.chars().take(fits - 1).chain(['…']).collect()
+    } else {
+        title.to_string()
+    };
     let id = format!("chart-{kind}");
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" class=\"chart chart-{kind} chart-empty\" \
          role=\"img\" aria-labelledby=\"{id}-title {id}-desc\">\n\
-         <title id=\"{id}-title\">{title}</title>\n<desc id=\"{id}-desc\">{message}</desc>\n\
+         <title id=\"{id}-title\">{full_title}</title>\n<desc id=\"{id}-desc\">{message}</desc>\n\
          <rect x=\"1\" y=\"1\" width=\"{w}\" height=\"{h}\" fill=\"#f6f7f9\" stroke=\"#8a8f98\" stroke-dasharray=\"6 6\"/>\n\
          <text x=\"{cx}\" y=\"{ty}\" text-anchor=\"middle\" font-family=\"{FONT}\" font-size=\"21\" font-weight=\"bold\" fill=\"#1f2329\">{title}</text>\n\
          <text x=\"{cx}\" y=\"{my}\" text-anchor=\"middle\" font-family=\"{FONT}\" font-size=\"19\" fill=\"#3d434c\">{message}</text>\n\
          </svg>\n",
-        title = escape_xml(title),
+        full_title = escape_xml(title),
+        title = escape_xml(&visible_title),
         message = escape_xml(message),
         w = width.saturating_sub(2),
         h = height.saturating_sub(2),
@@ -217,6 +225,25 @@ mod tests {
         assert_eq!(tick(0.004), "0.004");
         assert_eq!(tick(0.00123), "0.0012");
         assert_eq!(tick(-0.05), "-0.05");
+    }
+
+    #[test]
+    fn placeholder_shortens_long_titles_on_screen_but_not_for_screen_readers() {
+        let long = "CTC trend for MRN-".to_string() + &"9".repeat(120);
+        let svg = placeholder("trend", &long, "No data yet.", (900, 440));
+        let document = roxmltree::Document::parse(&svg).expect("placeholder is well-formed");
+        let title = document
+            .descendants()
+            .find(|n| n.has_tag_name("title"))
+            .and_then(|n| n.text());
+        assert_eq!(title, Some(long.as_str()));
+        let drawn = document
+            .descendants()
+            .find(|n| n.has_tag_name("text"))
+            .and_then(|n| n.text())
+            .unwrap_or("");
+        assert!(drawn.ends_with('…') && drawn.chars().count() <= 900 / 11);
+        assert!(svg.contains("viewBox=\"0 0 900 200\""));
     }
 
     #[test]

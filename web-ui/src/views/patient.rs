@@ -56,6 +56,11 @@ impl PatientPage {
         trend_chart(&self.trend)
     }
 
+    /// True when the trend has at least one result (the export and the chart key are shown).
+    pub fn has_results(&self) -> bool {
+        !self.trend.points.is_empty()
+    }
+
     /// The CSV export.
     pub fn csv_href(&self) -> String {
         paths::patient_trend_csv(self.patient_id)

@@ -332,6 +332,8 @@ fn patient_page_shows_trend_runs_and_export() {
     assert!(empty.contains("No data yet"));
     assert!(empty.contains("No runs for this patient yet."));
     assert!(empty.contains("No indication recorded"));
+    assert!(!empty.contains("trend?format=csv"), "nothing to export yet");
+    assert!(!empty.contains("<figcaption>"), "no key for an empty chart");
     assert!(empty.contains(LONG_MRN));
 }
 
