@@ -377,6 +377,12 @@ fn run_page_shows_everything_a_reviewer_needs_and_the_release_form() {
             .count(),
         2
     );
+    // Printing must not lose charts hidden in a closed <details>.
+    assert_eq!(
+        html.matches("<details class=\"charts-details\" open>")
+            .count(),
+        2
+    );
 }
 
 #[test]
