@@ -8,8 +8,8 @@
 pub const STYLESHEET: &str = include_str!("../static/ferrocount.css");
 /// The live-run script (server-sent events).
 pub const LIVE_RUN_SCRIPT: &str = include_str!("../static/live-run.js");
-/// The inactivity-notice script.
-pub const INACTIVITY_SCRIPT: &str = include_str!("../static/inactivity.js");
+/// The script every signed-in page loads: inactivity notice and print buttons.
+pub const PAGE_SCRIPT: &str = include_str!("../static/page.js");
 
 /// Every embedded file: path under `/static/`, bytes, MIME type.
 const FILES: [(&str, &str, &str); 3] = [
@@ -19,11 +19,7 @@ const FILES: [(&str, &str, &str); 3] = [
         LIVE_RUN_SCRIPT,
         "text/javascript; charset=utf-8",
     ),
-    (
-        "inactivity.js",
-        INACTIVITY_SCRIPT,
-        "text/javascript; charset=utf-8",
-    ),
+    ("page.js", PAGE_SCRIPT, "text/javascript; charset=utf-8"),
 ];
 
 /// The file at `path` (relative to `/static/`, with or without a leading slash or `static/`) and
@@ -52,7 +48,7 @@ mod tests {
         for href in [
             paths::STYLESHEET,
             paths::LIVE_RUN_SCRIPT,
-            paths::INACTIVITY_SCRIPT,
+            paths::PAGE_SCRIPT,
         ] {
             let (body, mime) = get(href).unwrap_or_else(|| panic!("{href} not embedded"));
             assert!(!body.is_empty());

@@ -185,9 +185,9 @@ impl Layout {
         paths::STYLESHEET
     }
 
-    /// The inactivity script's address.
-    pub fn inactivity_script_href(&self) -> &'static str {
-        paths::INACTIVITY_SCRIPT
+    /// The shared page script's address.
+    pub fn page_script_href(&self) -> &'static str {
+        paths::PAGE_SCRIPT
     }
 }
 

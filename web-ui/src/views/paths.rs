@@ -35,8 +35,8 @@ pub const ADMIN_BACKUP: &str = "/admin/backup";
 pub const STYLESHEET: &str = "/static/ferrocount.css";
 /// The live-run script (server-sent events), served from [`crate::assets`].
 pub const LIVE_RUN_SCRIPT: &str = "/static/live-run.js";
-/// The inactivity-notice script, served from [`crate::assets`].
-pub const INACTIVITY_SCRIPT: &str = "/static/inactivity.js";
+/// The script every signed-in page loads (inactivity notice, print buttons), served from [`crate::assets`].
+pub const PAGE_SCRIPT: &str = "/static/page.js";
 
 /// A patient's page.
 pub fn patient(patient_id: i64) -> String {

@@ -120,6 +120,11 @@ fn every_page_is_well_nested_and_complete() {
             !html.contains("{{") && !html.contains("{%"),
             "{name} has unrendered template syntax"
         );
+        // No inline script or handler: the pages work under script-src 'self'.
+        assert!(
+            !html.contains(" onclick=") && !html.contains("<script>"),
+            "{name} has inline script"
+        );
     }
 }
 
@@ -198,7 +203,7 @@ fn navigation_follows_the_role_and_shows_who_is_signed_in() {
         "navigation before signing in"
     );
     assert!(!sign_in.contains("inactivity-notice"));
-    assert!(!sign_in.contains("/static/inactivity.js"));
+    assert!(!sign_in.contains("/static/page.js"));
 }
 
 #[test]
@@ -363,7 +368,7 @@ fn run_page_shows_everything_a_reviewer_needs_and_the_release_form() {
         "name=\"password\" type=\"password\"",
         "run.started",
         "result.computed",
-        "window.print()",
+        "data-print hidden>Print report</button>",
     ] {
         assert!(html.contains(needle), "run page lacks {needle:?}");
     }

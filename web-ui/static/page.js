@@ -1,3 +1,16 @@
+// Behaviour every signed-in page shares (no inline scripts, so a strict Content-Security-Policy
+// with script-src 'self' holds).
+//
+// Print buttons: elements marked data-print are hidden until this script shows them (without
+// JavaScript they could not print) and print the page when pressed.
+(function () {
+  "use strict";
+  Array.prototype.forEach.call(document.querySelectorAll("[data-print]"), function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () { window.print(); });
+  });
+})();
+
 // Inactivity notice: one minute before the session's inactivity timeout, show a notice with a
 // countdown; at the timeout, go to the sign-in page (the server ends the session on its own
 // clock anyway — this only tells the user). Any key, click or touch counts as activity.
