@@ -1,5 +1,6 @@
 //! Renders every page with the sample view models into `target/pages/*.html`, with the
-//! stylesheet inlined so each file opens straight from disk (e.g. for headless screenshots).
+//! stylesheet inlined and the scripts copied beside them, so each file opens straight from disk
+//! (e.g. for headless screenshots).
 //!
 //! ```sh
 //! cargo run -p web-ui --example render_pages            # writes target/pages/
@@ -22,7 +23,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .join("target")
                 .join("pages")
         });
-    std::fs::create_dir_all(&out_dir)?;
+    std::fs::create_dir_all(out_dir.join("static"))?;
+    for name in assets::names() {
+        if let Some((body, _)) = assets::get(name) {
+            std::fs::write(out_dir.join("static").join(name), body)?;
+        }
+    }
     let pages: Vec<(&str, String)> = vec![
         ("sign_in", samples::sign_in().render()?),
         ("dashboard", samples::dashboard().render()?),
@@ -32,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("patient", samples::patient().render()?),
         ("patient_empty", samples::patient_empty().render()?),
         ("run", samples::run().render()?),
+        ("run_releasable", samples::run_releasable().render()?),
         ("run_empty", samples::run_empty().render()?),
         ("qc", samples::qc().render()?),
         ("calibration", samples::calibration().render()?),
@@ -43,7 +50,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "<!DOCTYPE html><meta charset=\"utf-8\"><title>Ferrocount pages</title><h1>Ferrocount pages</h1><ul>\n",
     );
     for (name, html) in &pages {
-        let standalone = html.replace(&link, &inline);
+        // Scripts load from a copy of the assets beside the pages (relative, so file:// works).
+        let standalone = html
+            .replace(&link, &inline)
+            .replace("src=\"/static/", "src=\"static/");
         let path = out_dir.join(format!("{name}.html"));
         std::fs::write(&path, &standalone)?;
         index.push_str(&format!(

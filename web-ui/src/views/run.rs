@@ -276,7 +276,8 @@ pub struct RunPage {
     pub calibration: Option<CalibrationUsed>,
     /// Result versions, newest first.
     pub versions: Vec<ResultVersion>,
-    /// The release form, present only when this user may release this result now.
+    /// The release form, present only when this user may release this result now (the page
+    /// still withholds it while a `hold` flag is open, and says why).
     pub release: Option<ReleaseForm>,
     /// The run's audit trail, oldest first.
     pub audit: Vec<AuditEntry>,

@@ -432,6 +432,13 @@ pub fn run() -> RunPage {
     }
 }
 
+/// The same run with its hold resolved (only a warning left): the release form is offered.
+pub fn run_releasable() -> RunPage {
+    let mut page = run();
+    page.qc_flags.retain(|f| f.severity != "hold");
+    page
+}
+
 /// A run that failed before any tube was measured, seen by an operator.
 pub fn run_empty() -> RunPage {
     let mut page = run();

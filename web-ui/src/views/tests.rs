@@ -24,6 +24,7 @@ fn all_pages() -> Vec<(&'static str, String)> {
         ("patient", render(&samples::patient())),
         ("patient_empty", render(&samples::patient_empty())),
         ("run", render(&samples::run())),
+        ("run_releasable", render(&samples::run_releasable())),
         ("run_empty", render(&samples::run_empty())),
         ("qc", render(&samples::qc())),
         ("calibration", render(&samples::calibration())),
@@ -362,10 +363,6 @@ fn run_page_shows_everything_a_reviewer_needs_and_the_release_form() {
         "excluded: low fill (air bubble?)",
         "84.0 ± 0.6 ms",
         "not released",
-        "action=\"/runs/115/release\"",
-        "name=\"printed_name\" type=\"text\" value=\"Dr Adaeze Okafor-Villanueva de la Cruz\"",
-        "name=\"meaning\"",
-        "name=\"password\" type=\"password\"",
         "run.started",
         "result.computed",
         "data-print hidden>Print report</button>",
@@ -388,6 +385,20 @@ fn run_page_shows_everything_a_reviewer_needs_and_the_release_form() {
             .count(),
         2
     );
+}
+
+#[test]
+fn a_held_result_offers_no_release_form() {
+    let held = render(&samples::run());
+    assert!(held.contains("Release is blocked while a hold flag is open"));
+    assert!(!held.contains("action=\"/runs/115/release\""));
+
+    let html = render(&samples::run_releasable());
+    assert!(!html.contains("Release is blocked"));
+    assert!(html.contains("action=\"/runs/115/release\""));
+    assert!(html.contains("name=\"meaning\""));
+    assert!(html.contains("name=\"password\" type=\"password\""));
+    assert!(html.contains("value=\"Dr Adaeze Okafor-Villanueva de la Cruz\""));
 }
 
 #[test]
