@@ -71,15 +71,18 @@ pub fn decay_chart(input: &DecayChart) -> String {
     let fit = input.fit.as_ref().filter(|f| {
         f.amplitude.is_finite() && f.offset.is_finite() && f.t2_ms.is_finite() && f.t2_ms > 0.0
     });
-    let drawn = bin_means(&echoes, MAX_DRAWN_ECHOES);
+    // Echoes the fit left out (usually the first) are drawn apart and get no residual.
+    let skipped_count = fit.map_or(0, |f| f.echoes_skipped.min(echoes.len()));
+    let (skipped, used) = echoes.split_at(skipped_count);
+    let drawn = bin_means(used, MAX_DRAWN_ECHOES);
     let mut svg = String::new();
-    match draw(&mut svg, &drawn, fit) {
+    match draw(&mut svg, skipped, &drawn, fit) {
         Ok(()) => {
-            let binning = if drawn.len() < echoes.len() {
+            let binning = if drawn.len() < used.len() {
                 format!(
-                    " Drawn as {} bin means of {} echoes.",
+                    " Drawn as {} bin means of the {} fitted echoes.",
                     drawn.len(),
-                    echoes.len()
+                    used.len()
                 )
             } else {
                 String::new()
@@ -130,15 +133,17 @@ fn bin_means(points: &[(f64, f64)], max_points: usize) -> Vec<(f64, f64)> {
 
 fn draw(
     svg: &mut String,
+    skipped: &[(f64, f64)],
     echoes: &[(f64, f64)],
     fit: Option<&FittedDecay>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let all = || skipped.iter().chain(echoes);
     let root = SVGBackend::with_string(svg, DECAY_SIZE_PX).into_drawing_area();
     root.fill(&WHITE)?;
     let (upper, lower) = root.split_vertically(if fit.is_some() { 340 } else { DECAY_SIZE_PX.1 });
-    let (t_low, t_high) = (0.0, echoes.iter().map(|e| e.0).fold(0.0, f64::max) * 1.02);
+    let (t_low, t_high) = (0.0, all().map(|e| e.0).fold(0.0, f64::max) * 1.02);
     let t_high = if t_high > t_low { t_high } else { 1.0 };
-    let (a_low, a_high) = padded_range(echoes.iter().map(|e| e.1).chain([0.0]), 0.06)
+    let (a_low, a_high) = padded_range(all().map(|e| e.1).chain([0.0]), 0.06)
         .expect("echoes are finite and non-empty");
 
     let mut chart = ChartBuilder::on(&upper)
@@ -174,11 +179,21 @@ fn draw(
         )?
         .label("Echoes")
         .legend(|(x, y)| Circle::new((x + 12, y), 4, palette::BLUE.filled()));
+    if !skipped.is_empty() {
+        chart
+            .draw_series(
+                skipped
+                    .iter()
+                    .map(|e| Circle::new(*e, 5, palette::GREY.stroke_width(2))),
+            )?
+            .label("Left out of the fit")
+            .legend(|(x, y)| Circle::new((x + 12, y), 5, palette::GREY.stroke_width(2)));
+    }
     if let Some(fit) = fit {
         let steps = 200;
         let curve = (0..=steps).map(|i| {
-            let t = echoes[0].0.min(t_high)
-                + (t_high - echoes[0].0.min(t_high)) * i as f64 / steps as f64;
+            let start = all().map(|e| e.0).fold(t_high, f64::min);
+            let t = start + (t_high - start) * i as f64 / steps as f64;
             (t, fit.at(t))
         });
         chart

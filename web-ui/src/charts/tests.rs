@@ -173,12 +173,17 @@ fn decay_draws_every_echo_the_fit_and_residuals() {
     let svg = decay_chart(&decay_input(100));
     assert_sound(&svg, "decay");
     let document = parse(&svg);
-    let circles = document
-        .descendants()
-        .filter(|n| n.has_tag_name("circle"))
-        .count();
-    // One echo circle and one residual circle per echo (the legend adds one more).
-    assert_eq!(circles, 2 * 100 + 1);
+    let circles = |filled: bool| {
+        document
+            .descendants()
+            .filter(|n| n.has_tag_name("circle") && (n.attribute("fill") != Some("none")) == filled)
+            .count()
+    };
+    // 99 fitted echoes and 99 residuals (+1 legend dot); the skipped first echo is a hollow ring
+    // with no residual (+1 legend ring).
+    assert_eq!(circles(true), 99 + 99 + 1);
+    assert_eq!(circles(false), 1 + 1);
+    assert!(svg.contains("Left out of the fit"));
     assert!(svg.contains("Fit: T2 = 80 ms"));
     assert!(svg.contains("Residual"));
 }
@@ -187,12 +192,13 @@ fn decay_draws_every_echo_the_fit_and_residuals() {
 fn decay_bins_long_trains_and_handles_no_fit_and_no_echoes() {
     let long = decay_chart(&decay_input(6000));
     assert_sound(&long, "decay");
-    assert!(long.contains("bin means of 6000 echoes"));
+    assert!(long.contains("bin means of the 5999 fitted echoes"));
     let circles = parse(&long)
         .descendants()
         .filter(|n| n.has_tag_name("circle"))
         .count();
-    assert!(circles <= 2 * MAX_DRAWN_ECHOES + 1);
+    // Bin means and their residuals, the skipped echo, two legend marks.
+    assert!(circles <= 2 * MAX_DRAWN_ECHOES + 1 + 2);
 
     let mut unfitted = decay_input(50);
     unfitted.fit = None;
