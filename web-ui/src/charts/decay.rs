@@ -228,7 +228,7 @@ fn draw(
             .build_cartesian_2d(t_low..t_high, -bound..bound)?;
         panel
             .configure_mesh()
-            .y_labels(3)
+            .y_labels(5)
             .x_labels(8)
             .y_label_formatter(&|v| tick(*v))
             .x_label_formatter(&|v| tick(*v))
