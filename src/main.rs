@@ -3,10 +3,16 @@
 //! Wiring only: argument parsing lives here, and each subcommand's work lives in its own module
 //! (`src/<command>.rs`) that calls into `nmr-core`, `appliance` and `web-ui`.
 
+mod audit;
+mod backup;
 mod board;
 mod calibrate;
 mod count;
+mod data_dir;
+mod fit;
 mod fitted_file;
+mod simulate;
+mod user;
 
 use std::process::ExitCode;
 
@@ -31,13 +37,42 @@ enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Count CTCs from a run's control and quad-marker echo trains with a calibration.
     Count(count::CountArgs),
+    /// Simulate a CPMG echo train from the physics and write it as CSV.
+    Simulate(simulate::SimulateArgs),
+    /// Fit T2 (mono, bi-exponential or a distribution) to echo-train files.
+    Fit(fit::FitArgs),
+    /// Manage users: add, set a password, disable.
+    User(user::UserArgs),
+    /// Check the audit trail's hash chain.
+    Audit(audit::AuditArgs),
+    /// Write a consistent copy of the database to PATH (safe while the appliance runs).
+    Backup(backup::BackupArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    match cli.command {
+    let outcome = match cli.command {
         Command::Board(args) => board::run(args),
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Count(args) => count::run(&args),
+        Command::Simulate(args) => simulate::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Fit(args) => fit::run(&args),
+        Command::User(args) => user::run(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Backup(args) => backup::run(args),
+    };
+    match outcome {
+        // A reader that has seen enough (`| head`) ends the command, as for any Unix tool.
+        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        other => other,
     }
+}
+
+/// Whether an error comes from writing to a pipe whose reader has gone.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -1,9 +1,11 @@
-//! Ferrocount's instrument: everything that touches the front-end board.
+//! Ferrocount's instrument: everything that touches the front-end board and the database.
 //!
 //! - [`frontend`]: the SPI protocol and the embedded-hal driver for the NMR front-end board.
 //! - [`sim_board`]: a software twin of the board that speaks the same frames, for tests and demos.
 //! - [`procedures`]: measurement procedures (identify, tune, nutation, noise, CPMG) returning
 //!   reports that can be stored.
+//! - [`store`]: the SQLite database (users, patients, samples, runs, measurements, results,
+//!   calibrations, QC, instrument log, the hash-chained audit trail).
 //! - `linux` (features `hw-linux`, `rpi`): adapters for spidev and GPIO on Linux / Raspberry Pi.
 //!
 //! Not here: the science (T2 fitting, counting), which lives in `nmr-core`.
@@ -13,3 +15,4 @@ pub mod frontend;
 pub mod linux;
 pub mod procedures;
 pub mod sim_board;
+pub mod store;
