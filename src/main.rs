@@ -3,11 +3,14 @@
 //! Wiring only: argument parsing lives here, and each subcommand's work lives in its own module
 //! (`src/<command>.rs`) that calls into `nmr-core`, `appliance` and `web-ui`.
 
+mod board;
+mod calibrate;
+mod count;
+mod fitted_file;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-mod board;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,11 +27,17 @@ struct Cli {
 enum Command {
     /// Talk to the NMR front end (simulated unless --spi): info, tune, nutation, cpmg.
     Board(board::BoardArgs),
+    /// Build a calibration TOML from a spiked dilution series of echo-train files.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Count CTCs from a run's control and quad-marker echo trains with a calibration.
+    Count(count::CountArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Board(args) => board::run(args),
+        Command::Calibrate(args) => calibrate::run(&args),
+        Command::Count(args) => count::run(&args),
     }
 }

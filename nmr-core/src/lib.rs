@@ -1,5 +1,5 @@
-//! Ferrocount's science core: echo trains, T2 fitting, the CPMG simulator, and (as it grows) the
-//! CTC assay and QC rules.
+//! Ferrocount's science core: echo trains, T2 fitting, the CPMG simulator, the CTC assay and QC
+//! rules.
 //!
 //! Everything here is a pure function over plain data. This crate knows nothing of Linux, SPI, SQL,
 //! HTTP, async or wall-clock time: it takes numbers and returns numbers and reports, and it never
@@ -10,6 +10,9 @@
 //! - [`simulate`]: the physics-based [`CpmgSimulation`], seeded.
 //! - [`crlb`]: the Cramér–Rao bound the fits are judged against.
 //! - [`io`]: echo-train files (CSV, Green Imaging GeoSpec, Bruker minispec), parsed from text.
+//! - [`assay`]: from replicate R2 values to a CTC count: ΔR2, calibration, detection limits,
+//!   intervals, categories and calls.
+//! - [`qc`]: per-measurement QC flags and Westgard rules over control materials.
 //!
 //! Not here: the board, storage, the web face; they live in `appliance` and `web-ui`.
 
@@ -17,11 +20,13 @@
 // the error branch, which `x <= limit` would let through.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+pub mod assay;
 pub mod crlb;
 pub mod echo_train;
 pub mod fit;
 pub mod io;
 mod linalg;
+pub mod qc;
 pub mod simulate;
 
 pub use echo_train::{Acquisition, EchoTrain, Phased, Signal, TrainError};

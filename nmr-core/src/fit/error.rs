@@ -55,4 +55,10 @@ pub enum FitError {
         /// Why.
         detail: String,
     },
+    /// The caller's fit options are unusable (e.g. an empty or inverted T2 range).
+    #[error("invalid fit options: {detail}")]
+    InvalidOptions {
+        /// What is wrong.
+        detail: String,
+    },
 }

@@ -8,16 +8,29 @@
 //!
 //! - [`fit_mono`]: `A·exp(−t/T2) + C` by variable projection, seeded by a log-linear fit, with a
 //!   Rician noise-floor model for magnitude-only data.
+//! - [`fit_bi`]: `A_f·exp(−t/T2f) + A_s·exp(−t/T2s) + C` by variable projection, with the
+//!   mono-versus-bi [`ModelComparison`] (F-test, AICc, BIC, identifiability).
+//! - [`fit_spectrum`]: the T2 distribution by SVD-compressed, Tikhonov-regularised NNLS with α
+//!   chosen by GCV.
 //!
 //! Not here: what the fits mean for a patient (see the assay), or where trains come from.
 
+pub mod bi;
+mod echo_times;
 mod error;
+mod exp_sum;
 mod mono;
+mod nnls;
 mod rician;
+pub mod spectrum;
 
+pub use bi::{BiFit, BiProblem, Model, ModelComparison, fit_bi};
 pub use error::FitError;
 pub use mono::{MonoFit, fit_mono};
 pub use rician::rician_mean;
+pub use spectrum::{
+    AlphaChoice, AlphaMethod, Baseline, SpectrumOptions, SpectrumPeak, T2Spectrum, fit_spectrum,
+};
 
 use serde::{Deserialize, Serialize};
 

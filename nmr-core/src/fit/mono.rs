@@ -508,9 +508,20 @@ fn report(
     let residual_variance = chi2 / dof;
     let normal = problem.normal_matrix(&solution);
     let Some(inverse) = invert3(&normal) else {
-        return Err(FitError::NotIdentifiable {
-            what: "T2",
-            detail: "amplitude, T2 and offset cannot be told apart (singular normal matrix)".into(),
+        // A decay too slow to see makes amplitude and offset interchangeable: say which it is.
+        let t2_ms = 1e3 / rate;
+        return Err(if t2_ms > window_ms {
+            FitError::T2BeyondWindow {
+                t2_ms,
+                window_ms,
+                relative_se: f64::INFINITY,
+            }
+        } else {
+            FitError::NotIdentifiable {
+                what: "T2",
+                detail: "amplitude, T2 and offset cannot be told apart (singular normal matrix)"
+                    .into(),
+            }
         });
     };
     let se = |k: usize| (residual_variance * inverse[k][k]).max(0.0).sqrt();
@@ -686,9 +697,14 @@ mod tests {
                 "{e:?}"
             );
         }
-        // T2 a hundred times the window.
-        let e = fit_mono(&sim(50.0, 0.001, 500, 0.01).simulate(2), &opts).unwrap_err();
-        assert!(matches!(e, FitError::T2BeyondWindow { .. }), "{e:?}");
+        // T2 one and two hundred times the window, over several noise draws.
+        for (t2_s, seed) in [(50.0, 2), (100.0, 3), (100.0, 4), (100.0, 5), (100.0, 6)] {
+            let e = fit_mono(&sim(t2_s, 0.001, 500, 0.01).simulate(seed), &opts).unwrap_err();
+            assert!(
+                matches!(e, FitError::T2BeyondWindow { .. }),
+                "{t2_s} s, seed {seed}: {e:?}"
+            );
+        }
         // T2 half an echo spacing: the first echo (dropped) holds 13 σ of signal, the next 1.8 σ.
         let e = fit_mono(&sim(0.0005, 0.001, 500, 0.01).simulate(3), &opts).unwrap_err();
         assert!(matches!(e, FitError::T2BelowEchoSpacing { .. }), "{e:?}");
