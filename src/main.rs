@@ -3,10 +3,14 @@
 //! Wiring only: argument parsing lives here, and each subcommand's work lives in its own module
 //! (`src/<command>.rs`) that calls into `nmr-core`, `appliance` and `web-ui`.
 
+mod audit;
+mod backup;
 mod board;
 mod calibrate;
 mod count;
+mod data_dir;
 mod fitted_file;
+mod user;
 
 use std::process::ExitCode;
 
@@ -31,6 +35,12 @@ enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Count CTCs from a run's control and quad-marker echo trains with a calibration.
     Count(count::CountArgs),
+    /// Manage users: add, set a password, disable.
+    User(user::UserArgs),
+    /// Check the audit trail's hash chain.
+    Audit(audit::AuditArgs),
+    /// Write a consistent copy of the database to PATH (safe while the appliance runs).
+    Backup(backup::BackupArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -39,5 +49,8 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Board(args) => board::run(args),
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Count(args) => count::run(&args),
+        Command::User(args) => user::run(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Backup(args) => backup::run(args),
     }
 }

@@ -1,15 +1,19 @@
-//! Ferrocount's instrument: everything that touches the front-end board.
+//! Ferrocount's instrument: everything that touches the outside world.
 //!
 //! - [`frontend`]: the SPI protocol and the embedded-hal driver for the NMR front-end board.
 //! - [`sim_board`]: a software twin of the board that speaks the same frames, for tests and demos.
 //! - [`procedures`]: measurement procedures (identify, tune, nutation, noise, CPMG) returning
 //!   reports that can be stored.
+//! - [`store`]: storage (sqlx + SQLite): patients, runs, measurements, results, audit trail.
 //! - `linux` (features `hw-linux`, `rpi`): adapters for spidev and GPIO on Linux / Raspberry Pi.
 //!
-//! Not here: the science (T2 fitting, counting), which lives in `nmr-core`.
+//! Not here: the science (T2 fitting, counting), which lives in `nmr-core` and knows nothing of
+//! any of this.
+
 
 pub mod frontend;
 #[cfg(feature = "hw-linux")]
 pub mod linux;
 pub mod procedures;
 pub mod sim_board;
+pub mod store;

@@ -1,0 +1,656 @@
+//! The audit trail: append-only, each row chained to the previous one by a SHA-256 hash.
+//!
+//! Every change that matters is recorded (who, what, when, why) in the same transaction as the
+//! change itself, through [`append`]. Each row's `hash` is SHA-256 over a canonical encoding of
+//! the row (id, time, user, actor, action, entity, entity id, reason, detail) followed by the
+//! previous row's hash (64 zeros for the first row). Editing, inserting or deleting a row in the
+//! middle therefore breaks the chain at that row or the next, and [`Store::verify_audit_chain`]
+//! names the first broken row.
+//!
+//! SQLite triggers refuse UPDATE and DELETE on `audit_log`. Neither guards against someone who
+//! rewrites the file and recomputes every later hash, or who deletes rows from the end: for
+//! that, the head hash must be copied somewhere else (a printed report, a backup), and compared.
+//!
+//! Not for: application logging (that is `tracing`), or the instrument's own log
+//! ([`super::instrument_log`]).
+
+use serde::Serialize;
+use sqlx::SqliteConnection;
+
+use super::digest::sha256_hex;
+use super::error::SqlxResultExt;
+use super::timestamp::stored;
+use super::{AuditId, JsonReport, Store, StoreError, Timestamp, UserId, db};
+
+/// The `prev_hash` of the first row.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Tag of the canonical encoding, so that a future encoding cannot be confused with this one.
+const CANONICAL_TAG: &[u8] = b"ferrocount-audit-v1";
+
+/// Rows read per query while verifying.
+const VERIFY_PAGE: i64 = 5_000;
+
+/// Who acted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Actor {
+    /// A signed-in user.
+    User {
+        /// The user's id.
+        id: UserId,
+        /// The user's name at the time.
+        username: String,
+    },
+    /// The appliance itself (start-up recovery, a simulated calibration it made, a command run
+    /// by whoever holds the machine's console).
+    Appliance,
+}
+
+impl Actor {
+    fn user_id(&self) -> Option<i64> {
+        match self {
+            Self::User { id, .. } => Some(id.0),
+            Self::Appliance => None,
+        }
+    }
+
+    /// The text stored in `audit_log.actor`: `user:<id>:<username>` or `appliance`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::User { id, username } => format!("user:{id}:{username}"),
+            Self::Appliance => "appliance".to_owned(),
+        }
+    }
+
+    /// The user id for `*_by` columns (NULL for the appliance).
+    pub(crate) fn user_column(&self) -> Option<i64> {
+        self.user_id()
+    }
+}
+
+/// One thing to record: what was done to which entity, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEntry {
+    action: String,
+    entity: String,
+    entity_id: Option<String>,
+    reason: Option<String>,
+    detail: serde_json::Value,
+}
+
+impl AuditEntry {
+    /// `action` is dotted (`user.add`, `run.state`); `entity` is the kind of record (`user`).
+    pub fn new(action: &str, entity: &str) -> Self {
+        Self {
+            action: action.to_owned(),
+            entity: entity.to_owned(),
+            entity_id: None,
+            reason: None,
+            detail: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// The affected record's id.
+    pub fn id(mut self, entity_id: impl ToString) -> Self {
+        self.entity_id = Some(entity_id.to_string());
+        self
+    }
+
+    /// Why it was done.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// What was done, as a JSON object (old and new values, parameters).
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+/// A stored audit row.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditRecord {
+    /// Position in the chain (1, 2, 3, ...).
+    pub id: AuditId,
+    /// When.
+    pub at: Timestamp,
+    /// The acting user, if a user acted.
+    pub user_id: Option<UserId>,
+    /// `user:<id>:<username>` or `appliance`.
+    pub actor: String,
+    /// What was done.
+    pub action: String,
+    /// To which kind of record.
+    pub entity: String,
+    /// To which record.
+    pub entity_id: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Details.
+    pub detail: JsonReport,
+    /// The previous row's hash.
+    pub prev_hash: String,
+    /// This row's hash.
+    pub hash: String,
+}
+
+/// The outcome of walking the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditVerification {
+    /// Every row's hash is right and links to the row before.
+    Intact {
+        /// Rows checked.
+        rows: u64,
+        /// The last row's hash (the value to copy elsewhere), `None` when the trail is empty.
+        head_hash: Option<String>,
+    },
+    /// The first row where the chain does not hold.
+    Broken(ChainBreak),
+}
+
+/// Where and how the chain breaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainBreak {
+    /// The first row that does not verify.
+    pub row: AuditId,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl std::fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "audit row {}: {}", self.row, self.problem)
+    }
+}
+
+/// The fields that are hashed, in their stored form.
+struct ChainedFields<'a> {
+    id: i64,
+    at: &'a str,
+    user_id: Option<i64>,
+    actor: &'a str,
+    action: &'a str,
+    entity: &'a str,
+    entity_id: Option<&'a str>,
+    reason: Option<&'a str>,
+    detail_json: &'a str,
+    prev_hash: &'a str,
+}
+
+impl ChainedFields<'_> {
+    /// The canonical encoding: a tag, then each field as a presence byte (0 absent, 1 present),
+    /// a little-endian u64 byte length and the UTF-8 bytes (integers as decimal text). Length
+    /// prefixes make the encoding unambiguous whatever the fields contain.
+    fn canonical_bytes(&self) -> Vec<u8> {
+        fn field(out: &mut Vec<u8>, value: Option<&str>) {
+            match value {
+                None => out.push(0),
+                Some(text) => {
+                    out.push(1);
+                    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                    out.extend_from_slice(text.as_bytes());
+                }
+            }
+        }
+        let id = self.id.to_string();
+        let user_id = self.user_id.map(|id| id.to_string());
+        let mut out = Vec::with_capacity(256 + self.detail_json.len());
+        out.extend_from_slice(CANONICAL_TAG);
+        field(&mut out, Some(&id));
+        field(&mut out, Some(self.at));
+        field(&mut out, user_id.as_deref());
+        field(&mut out, Some(self.actor));
+        field(&mut out, Some(self.action));
+        field(&mut out, Some(self.entity));
+        field(&mut out, self.entity_id);
+        field(&mut out, self.reason);
+        field(&mut out, Some(self.detail_json));
+        field(&mut out, Some(self.prev_hash));
+        out
+    }
+
+    fn hash(&self) -> String {
+        sha256_hex(&self.canonical_bytes())
+    }
+}
+
+/// Appends one entry inside the caller's write transaction (begun with [`db::begin_write`], so
+/// that reading the chain's head and appending to it cannot interleave with another writer).
+pub(crate) async fn append(
+    conn: &mut SqliteConnection,
+    actor: &Actor,
+    entry: AuditEntry,
+) -> Result<AuditId, StoreError> {
+    let head = sqlx::query!("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .context("reading the audit chain's head")?;
+    let (id, prev_hash) = match head {
+        Some(row) => (row.id + 1, row.hash),
+        None => (1, GENESIS_HASH.to_owned()),
+    };
+    let at = Timestamp::now().to_rfc3339();
+    let actor_label = actor.label();
+    let user_id = actor.user_id();
+    let detail_json = entry.detail.to_string();
+    let hash = ChainedFields {
+        id,
+        at: &at,
+        user_id,
+        actor: &actor_label,
+        action: &entry.action,
+        entity: &entry.entity,
+        entity_id: entry.entity_id.as_deref(),
+        reason: entry.reason.as_deref(),
+        detail_json: &detail_json,
+        prev_hash: &prev_hash,
+    }
+    .hash();
+    sqlx::query!(
+        "INSERT INTO audit_log
+             (id, at, user_id, actor, action, entity, entity_id, reason, detail_json, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        id,
+        at,
+        user_id,
+        actor_label,
+        entry.action,
+        entry.entity,
+        entry.entity_id,
+        entry.reason,
+        detail_json,
+        prev_hash,
+        hash,
+    )
+    .execute(&mut *conn)
+    .await
+    .context("appending to the audit trail")?;
+    Ok(AuditId(id))
+}
+
+/// Filters for reading the trail, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    /// Only this kind of record (`run`, `user`, ...).
+    pub entity: Option<String>,
+    /// Only this record.
+    pub entity_id: Option<String>,
+    /// Only rows older than this one (for paging).
+    pub before: Option<AuditId>,
+    /// At most this many rows (capped at 1000; 0 means 100).
+    pub limit: u32,
+}
+
+impl Store {
+    /// Records an event that changes nothing else (a view of patient data, a sign-in, a backup)
+    /// in its own transaction.
+    pub async fn record_event(
+        &self,
+        actor: &Actor,
+        entry: AuditEntry,
+    ) -> Result<AuditId, StoreError> {
+        let mut tx = db::begin_write(&self.pool).await?;
+        let id = append(&mut tx, actor, entry).await?;
+        tx.commit().await.context("committing an audit entry")?;
+        Ok(id)
+    }
+
+    /// Reads audit rows, newest first.
+    pub async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let limit = i64::from(match query.limit {
+            0 => 100,
+            n => n.min(1000),
+        });
+        let before = query.before.map(|id| id.0);
+        let rows = sqlx::query!(
+            r#"SELECT id, at, user_id, actor, action, entity, entity_id, reason, detail_json,
+                      prev_hash, hash
+               FROM audit_log
+               WHERE (?1 IS NULL OR entity = ?1)
+                 AND (?2 IS NULL OR entity_id = ?2)
+                 AND (?3 IS NULL OR id < ?3)
+               ORDER BY id DESC
+               LIMIT ?4"#,
+            query.entity,
+            query.entity_id,
+            before,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("reading the audit trail")?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(AuditRecord {
+                    id: AuditId(row.id),
+                    at: stored(&row.at, "audit time", row.id)?,
+                    user_id: row.user_id.map(UserId),
+                    actor: row.actor,
+                    action: row.action,
+                    entity: row.entity,
+                    entity_id: row.entity_id,
+                    reason: row.reason,
+                    detail: JsonReport::stored(&row.detail_json, "audit detail", row.id)?,
+                    prev_hash: row.prev_hash,
+                    hash: row.hash,
+                })
+            })
+            .collect()
+    }
+
+    /// Walks the whole chain from the first row and names the first row that does not verify.
+    pub async fn verify_audit_chain(&self) -> Result<AuditVerification, StoreError> {
+        let mut expected_prev = GENESIS_HASH.to_owned();
+        let mut last_id = 0_i64;
+        let mut rows_checked = 0_u64;
+        loop {
+            let page = sqlx::query!(
+                "SELECT id, at, user_id, actor, action, entity, entity_id, reason, detail_json,
+                        prev_hash, hash
+                 FROM audit_log WHERE id > ? ORDER BY id LIMIT ?",
+                last_id,
+                VERIFY_PAGE,
+            )
+            .fetch_all(&self.pool)
+            .await
+            .context("reading the audit trail to verify it")?;
+            if page.is_empty() {
+                break;
+            }
+            for row in &page {
+                let broken = |problem: String| {
+                    Ok(AuditVerification::Broken(ChainBreak {
+                        row: AuditId(row.id),
+                        problem,
+                    }))
+                };
+                if row.id != last_id + 1 {
+                    return broken(format!(
+                        "ids jump from {last_id} to {}: rows are missing",
+                        row.id
+                    ));
+                }
+                if row.prev_hash != expected_prev {
+                    return broken(format!(
+                        "its previous-row hash {} does not match the previous row's hash {}: \
+                         the previous row was removed, replaced or altered",
+                        row.prev_hash, expected_prev
+                    ));
+                }
+                let recomputed = ChainedFields {
+                    id: row.id,
+                    at: &row.at,
+                    user_id: row.user_id,
+                    actor: &row.actor,
+                    action: &row.action,
+                    entity: &row.entity,
+                    entity_id: row.entity_id.as_deref(),
+                    reason: row.reason.as_deref(),
+                    detail_json: &row.detail_json,
+                    prev_hash: &row.prev_hash,
+                }
+                .hash();
+                if recomputed != row.hash {
+                    return broken(format!(
+                        "its content does not match its hash (stored {}, recomputed {}): \
+                         the row was altered",
+                        row.hash, recomputed
+                    ));
+                }
+                expected_prev.clone_from(&row.hash);
+                last_id = row.id;
+                rows_checked += 1;
+            }
+        }
+        Ok(AuditVerification::Intact {
+            rows: rows_checked,
+            head_hash: (rows_checked > 0).then_some(expected_prev),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+    use sqlx::SqlitePool;
+
+    use super::*;
+
+    fn event(n: u32) -> AuditEntry {
+        AuditEntry::new("test.event", "thing")
+            .id(n)
+            .reason(format!("reason {n}"))
+            .detail(serde_json::json!({ "n": n }))
+    }
+
+    async fn store_with_events(pool: SqlitePool, n: u32) -> Store {
+        let store = Store::from_pool(pool);
+        let actor = Actor::User {
+            id: UserId(7),
+            username: "alice".into(),
+        };
+        for i in 1..=n {
+            store.record_event(&actor, event(i)).await.unwrap();
+        }
+        store
+    }
+
+    /// The documented encoding, written again here from the module docs, independently of
+    /// `ChainedFields`.
+    fn documented_hash(fields: &[Option<&str>]) -> String {
+        let mut bytes = b"ferrocount-audit-v1".to_vec();
+        for field in fields {
+            match field {
+                None => bytes.push(0),
+                Some(text) => {
+                    bytes.push(1);
+                    bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                    bytes.extend_from_slice(text.as_bytes());
+                }
+            }
+        }
+        Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn rows_are_chained_by_the_documented_hash(pool: SqlitePool) {
+        let store = store_with_events(pool, 3).await;
+        let rows = store.audit_entries(&AuditQuery::default()).await.unwrap();
+        assert_eq!(rows.len(), 3);
+        let mut prev = GENESIS_HASH.to_owned();
+        for row in rows.iter().rev() {
+            let at = row.at.to_rfc3339();
+            let id = row.id.to_string();
+            let expected = documented_hash(&[
+                Some(&id),
+                Some(&at),
+                Some("7"),
+                Some("user:7:alice"),
+                Some("test.event"),
+                Some("thing"),
+                row.entity_id.as_deref(),
+                row.reason.as_deref(),
+                Some(&row.detail.value().to_string()),
+                Some(&prev),
+            ]);
+            assert_eq!(row.prev_hash, prev);
+            assert_eq!(row.hash, expected, "row {}", row.id);
+            prev.clone_from(&row.hash);
+        }
+        assert_eq!(
+            store.verify_audit_chain().await.unwrap(),
+            AuditVerification::Intact {
+                rows: 3,
+                head_hash: Some(prev)
+            }
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_keep_one_unbroken_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for i in 0..25 {
+                        store
+                            .record_event(&Actor::Appliance, event(w * 100 + i))
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        assert!(matches!(
+            store.verify_audit_chain().await.unwrap(),
+            AuditVerification::Intact { rows: 200, .. }
+        ));
+        store.close().await;
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn an_empty_trail_is_intact(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        assert_eq!(
+            store.verify_audit_chain().await.unwrap(),
+            AuditVerification::Intact {
+                rows: 0,
+                head_hash: None
+            }
+        );
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn triggers_refuse_update_and_delete(pool: SqlitePool) {
+        let store = store_with_events(pool.clone(), 2).await;
+        let update = sqlx::query("UPDATE audit_log SET reason = 'nothing happened' WHERE id = 1")
+            .execute(&pool)
+            .await;
+        let delete = sqlx::query("DELETE FROM audit_log WHERE id = 2")
+            .execute(&pool)
+            .await;
+        for outcome in [update, delete] {
+            let message = outcome.unwrap_err().to_string();
+            assert!(message.contains("append-only"), "{message}");
+        }
+        assert!(matches!(
+            store.verify_audit_chain().await.unwrap(),
+            AuditVerification::Intact { rows: 2, .. }
+        ));
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn an_altered_row_is_named(pool: SqlitePool) {
+        let store = store_with_events(pool.clone(), 5).await;
+        sqlx::query("DROP TRIGGER audit_log_no_update")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE audit_log SET reason = 'nothing happened' WHERE id = 3")
+            .execute(&pool)
+            .await
+            .unwrap();
+        match store.verify_audit_chain().await.unwrap() {
+            AuditVerification::Broken(ChainBreak { row, problem }) => {
+                assert_eq!(row, AuditId(3));
+                assert!(problem.contains("altered"), "{problem}");
+            }
+            intact => panic!("tampering went unnoticed: {intact:?}"),
+        }
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_row_rewritten_with_a_fresh_hash_breaks_the_next_link(pool: SqlitePool) {
+        let store = store_with_events(pool.clone(), 4).await;
+        sqlx::query("DROP TRIGGER audit_log_no_update")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // The forger changes row 2 and gives it a self-consistent hash, but row 3 still points
+        // at the old one.
+        let row = store
+            .audit_entries(&AuditQuery {
+                entity_id: Some("2".into()),
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap()
+            .remove(0);
+        let at = row.at.to_rfc3339();
+        let forged_hash = documented_hash(&[
+            Some("2"),
+            Some(&at),
+            Some("7"),
+            Some("user:7:alice"),
+            Some("test.event"),
+            Some("thing"),
+            Some("2"),
+            Some("forged"),
+            Some(&row.detail.value().to_string()),
+            Some(&row.prev_hash),
+        ]);
+        sqlx::query("UPDATE audit_log SET reason = 'forged', hash = ? WHERE id = 2")
+            .bind(&forged_hash)
+            .execute(&pool)
+            .await
+            .unwrap();
+        match store.verify_audit_chain().await.unwrap() {
+            AuditVerification::Broken(ChainBreak { row, problem }) => {
+                assert_eq!(row, AuditId(3));
+                assert!(problem.contains("previous row"), "{problem}");
+            }
+            intact => panic!("forgery went unnoticed: {intact:?}"),
+        }
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_deleted_row_is_noticed_at_the_next(pool: SqlitePool) {
+        let store = store_with_events(pool.clone(), 4).await;
+        sqlx::query("DROP TRIGGER audit_log_no_delete")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM audit_log WHERE id = 2")
+            .execute(&pool)
+            .await
+            .unwrap();
+        match store.verify_audit_chain().await.unwrap() {
+            AuditVerification::Broken(ChainBreak { row, .. }) => assert_eq!(row, AuditId(3)),
+            intact => panic!("deletion went unnoticed: {intact:?}"),
+        }
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn entries_can_be_filtered_and_paged(pool: SqlitePool) {
+        let store = store_with_events(pool, 5).await;
+        let page = store
+            .audit_entries(&AuditQuery {
+                entity: Some("thing".into()),
+                before: Some(AuditId(4)),
+                limit: 2,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        let ids: Vec<_> = page.iter().map(|r| r.id.0).collect();
+        assert_eq!(ids, [3, 2]);
+        let none = store
+            .audit_entries(&AuditQuery {
+                entity: Some("user".into()),
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
+}

@@ -1,0 +1,109 @@
+//! Storage: everything the appliance keeps, in one SQLite file, behind typed async functions.
+//!
+//! What it is for: users and their sessions and tokens; patients (a medical record number and no
+//! more); samples and their tubes; runs and their states; measurements with the raw echo train
+//! (compressed, lossless), acquisition metadata, fit report and QC flags; versioned results and
+//! their electronic signatures; calibrations; QC materials, lots, targets and results; the
+//! instrument log; and the hash-chained, append-only audit trail.
+//!
+//! What it is not for: deciding anything. It does not fit, count, judge QC or drive the board; it
+//! stores what `nmr-core` and the procedures report (as JSON text where their types live
+//! elsewhere) and hands it back. The web face sees the domain types here, never `sqlx` rows.
+//!
+//! Rules it keeps:
+//! - every change that matters writes an audit entry (who, what, when, why) in the same
+//!   transaction ([`audit`]);
+//! - raw measurements, result versions, signatures, QC results and the audit trail are never
+//!   updated or deleted (SQLite triggers refuse it); a correction is a new result version with a
+//!   reason;
+//! - all times are RFC 3339 UTC text ([`Timestamp`]);
+//! - queries are checked at compile time against the migrations (`.sqlx/` holds the offline
+//!   cache).
+//!
+//! Each table group has its own module, each adding methods to [`Store`].
+
+pub mod audit;
+pub mod calibrations;
+pub mod db;
+pub(crate) mod digest;
+mod error;
+mod ids;
+pub mod instrument_log;
+mod json_report;
+pub mod measurements;
+pub mod patients;
+pub mod qc;
+pub mod results;
+pub mod runs;
+pub mod samples;
+#[cfg(test)]
+pub(crate) mod test_fixtures;
+mod timestamp;
+pub mod train_codec;
+pub mod users;
+
+use std::path::Path;
+
+use sqlx::SqlitePool;
+
+pub use audit::{Actor, AuditEntry, AuditVerification, ChainBreak};
+pub use error::StoreError;
+pub use ids::*;
+pub use json_report::JsonReport;
+pub use timestamp::Timestamp;
+
+/// The appliance's database: a small pool over one SQLite file.
+///
+/// Cheap to clone (the pool is reference-counted); every method is one transaction.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens `DATA_DIR/ferrocount.db`, creating the directory and the file when missing, and
+    /// applies pending migrations.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let file = db::database_file_in(data_dir)?;
+        Self::open_file(&file).await
+    }
+
+    /// Opens a database file directly, applying pending migrations.
+    pub async fn open_file(database_file: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            pool: db::open_file(database_file).await?,
+        })
+    }
+
+    /// Wraps a pool that is already migrated (tests get one from `#[sqlx::test]`).
+    pub fn from_pool(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Writes a consistent copy to `target` (see [`db::backup_into`]) and audits it.
+    pub async fn backup(&self, actor: &Actor, target: &Path) -> Result<(), StoreError> {
+        db::backup_into(&self.pool, target).await?;
+        self.record_event(
+            actor,
+            AuditEntry::new("database.backup", "database")
+                .detail(serde_json::json!({ "target": target.display().to_string() })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `PRAGMA integrity_check`: `["ok"]` when the file is sound.
+    pub async fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
+        db::integrity_check(&self.pool).await
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,443 @@
+//! Samples: one blood draw of a patient, its processed volume, indication and tubes.
+//!
+//! Each sample is split into tubes: the control tube (the patient's blood without targeted
+//! particles), the quad-targeted tube, and optional further tubes, each with its own label
+//! (barcode). Runs measure the tubes of one sample.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::audit::append;
+use super::error::{SqlxResultExt, found};
+use super::timestamp::stored;
+use super::{Actor, AuditEntry, PatientId, SampleId, Store, StoreError, Timestamp, TubeId, db};
+
+/// A processed blood volume in mL: finite, above zero, at most 50 mL.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize)]
+#[serde(transparent)]
+pub struct BloodVolume(f64);
+
+impl BloodVolume {
+    /// Largest accepted volume (a few CellSave tubes).
+    pub const MAX_ML: f64 = 50.0;
+
+    /// Parses a volume in mL.
+    pub fn from_ml(blood_ml: f64) -> Result<Self, StoreError> {
+        if blood_ml.is_finite() && blood_ml > 0.0 && blood_ml <= Self::MAX_ML {
+            Ok(Self(blood_ml))
+        } else {
+            Err(StoreError::Invalid {
+                field: "blood volume",
+                reason: format!("{blood_ml} mL is not within (0, {}] mL", Self::MAX_ML),
+            })
+        }
+    }
+
+    /// The volume in mL.
+    pub fn ml(self) -> f64 {
+        self.0
+    }
+}
+
+/// A short lowercase word: 1 to 32 ASCII lowercase letters, digits, `_` or `-`.
+fn parse_word(field: &'static str, text: &str) -> Result<String, StoreError> {
+    let word = text.trim().to_ascii_lowercase();
+    let ok = !word.is_empty()
+        && word.len() <= 32
+        && word
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+    if ok {
+        Ok(word)
+    } else {
+        Err(StoreError::Invalid {
+            field,
+            reason: format!(
+                "{text:?} must be 1 to 32 letters, digits, '_' or '-' (e.g. \"breast\")"
+            ),
+        })
+    }
+}
+
+/// The clinical indication (`breast`, `prostate`, `colorectal`, ...); cut-offs per indication
+/// live in configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Indication(String);
+
+impl Indication {
+    /// Parses an indication.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        parse_word("indication", text).map(Self)
+    }
+
+    /// The indication.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a tube holds: `control`, `quad`, or a further panel's name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TubeKind(String);
+
+impl TubeKind {
+    /// The patient's processed blood without targeted particles.
+    pub fn control() -> Self {
+        Self("control".into())
+    }
+
+    /// The quad-targeted tube.
+    pub fn quad() -> Self {
+        Self("quad".into())
+    }
+
+    /// Parses a tube kind.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        parse_word("tube kind", text).map(Self)
+    }
+
+    /// The kind.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is the control tube.
+    pub fn is_control(&self) -> bool {
+        self.0 == "control"
+    }
+}
+
+impl fmt::Display for TubeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A tube's own label (barcode): 1 to 64 printable ASCII characters without spaces.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TubeLabel(String);
+
+impl TubeLabel {
+    /// Parses a tube label.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        let label = text.trim();
+        if !label.is_empty() && label.len() <= 64 && label.chars().all(|c| c.is_ascii_graphic()) {
+            Ok(Self(label.to_owned()))
+        } else {
+            Err(StoreError::Invalid {
+                field: "tube label",
+                reason: format!("{text:?} must be 1 to 64 printable ASCII characters, no spaces"),
+            })
+        }
+    }
+
+    /// The label.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A tube of a new sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTube {
+    /// What it holds.
+    pub kind: TubeKind,
+    /// Its label.
+    pub label: TubeLabel,
+}
+
+/// What is needed to record a sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewSample {
+    /// Whose blood.
+    pub patient_id: PatientId,
+    /// When it was drawn.
+    pub drawn_at: Timestamp,
+    /// The processed blood volume.
+    pub blood: BloodVolume,
+    /// Why it was drawn.
+    pub indication: Option<Indication>,
+    /// Its tubes: one `control` and at least one other.
+    pub tubes: Vec<NewTube>,
+}
+
+/// A stored tube.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Tube {
+    /// Row id.
+    pub id: TubeId,
+    /// What it holds.
+    pub kind: TubeKind,
+    /// Its label.
+    pub label: TubeLabel,
+}
+
+/// A stored sample with its tubes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Sample {
+    /// Row id.
+    pub id: SampleId,
+    /// Whose blood.
+    pub patient_id: PatientId,
+    /// When it was drawn.
+    pub drawn_at: Timestamp,
+    /// Processed blood volume, mL.
+    pub blood_ml: f64,
+    /// Why it was drawn.
+    pub indication: Option<String>,
+    /// Its tubes, control first.
+    pub tubes: Vec<Tube>,
+    /// When it was recorded.
+    pub created_at: Timestamp,
+}
+
+impl Sample {
+    /// The tube of this kind.
+    pub fn tube(&self, kind: &TubeKind) -> Option<&Tube> {
+        self.tubes.iter().find(|tube| &tube.kind == kind)
+    }
+}
+
+impl Store {
+    /// Records a sample and its tubes. Needs exactly one `control` tube and at least one other;
+    /// kinds and labels must be distinct; the patient must exist.
+    pub async fn add_sample(&self, actor: &Actor, new: &NewSample) -> Result<Sample, StoreError> {
+        let controls = new.tubes.iter().filter(|t| t.kind.is_control()).count();
+        if controls != 1 || new.tubes.len() < 2 {
+            return Err(StoreError::Invalid {
+                field: "tubes",
+                reason: format!(
+                    "a sample needs one control tube and at least one labelled tube \
+                     (got {controls} control of {} tubes)",
+                    new.tubes.len()
+                ),
+            });
+        }
+        let now = Timestamp::now().to_rfc3339();
+        let drawn_at = new.drawn_at.to_rfc3339();
+        let blood_ml = new.blood.ml();
+        let indication = new.indication.as_ref().map(|i| i.as_str());
+        let by = actor.user_column();
+        let mut tx = db::begin_write(&self.pool).await?;
+        let patient = sqlx::query_scalar!("SELECT id FROM patients WHERE id = ?", new.patient_id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("checking a sample's patient")?;
+        found(patient, "patient", new.patient_id)?;
+        let sample_id = sqlx::query_scalar!(
+            "INSERT INTO samples (patient_id, drawn_at, blood_ml, indication, created_at, created_by)
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
+            new.patient_id.0,
+            drawn_at,
+            blood_ml,
+            indication,
+            now,
+            by,
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .context("adding a sample")?;
+        for tube in &new.tubes {
+            let (kind, label) = (tube.kind.as_str(), tube.label.as_str());
+            sqlx::query!(
+                "INSERT INTO sample_tubes (sample_id, kind, label) VALUES (?, ?, ?)",
+                sample_id,
+                kind,
+                label
+            )
+            .execute(&mut *tx)
+            .await
+            .unique(
+                "adding a tube",
+                "tube kind or label",
+                &format!("{kind}/{label}"),
+            )?;
+        }
+        let tubes: Vec<_> = new
+            .tubes
+            .iter()
+            .map(|t| serde_json::json!({ "kind": t.kind.as_str(), "label": t.label.as_str() }))
+            .collect();
+        append(
+            &mut tx,
+            actor,
+            AuditEntry::new("sample.add", "sample")
+                .id(sample_id)
+                .detail(serde_json::json!({
+                    "patient_id": new.patient_id, "drawn_at": drawn_at, "blood_ml": blood_ml,
+                    "indication": indication, "tubes": tubes,
+                })),
+        )
+        .await?;
+        tx.commit().await.context("committing a new sample")?;
+        self.sample(SampleId(sample_id)).await
+    }
+
+    /// A sample with its tubes.
+    pub async fn sample(&self, id: SampleId) -> Result<Sample, StoreError> {
+        let row = sqlx::query!(
+            "SELECT id, patient_id, drawn_at, blood_ml, indication, created_at
+             FROM samples WHERE id = ?",
+            id.0
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .context("looking up a sample")?;
+        let row = found(row, "sample", id)?;
+        let tube_rows = sqlx::query!(
+            "SELECT id, kind, label FROM sample_tubes WHERE sample_id = ?
+             ORDER BY kind <> 'control', id",
+            id.0
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("reading a sample's tubes")?;
+        let tubes = tube_rows
+            .into_iter()
+            .map(|t| {
+                let corrupt = |error: StoreError| StoreError::Corrupt {
+                    what: "tube",
+                    row: t.id,
+                    reason: error.to_string(),
+                };
+                Ok(Tube {
+                    id: TubeId(t.id),
+                    kind: TubeKind::parse(&t.kind).map_err(corrupt)?,
+                    label: TubeLabel::parse(&t.label).map_err(corrupt)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Sample {
+            id: SampleId(row.id),
+            patient_id: PatientId(row.patient_id),
+            drawn_at: stored(&row.drawn_at, "sample draw time", row.id)?,
+            blood_ml: row.blood_ml,
+            indication: row.indication,
+            tubes,
+            created_at: stored(&row.created_at, "sample creation time", row.id)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::patients::Mrn;
+    use crate::store::test_fixtures::{count, sample};
+    use sqlx::SqlitePool;
+
+    fn tube(kind: &str, label: &str) -> NewTube {
+        NewTube {
+            kind: TubeKind::parse(kind).unwrap(),
+            label: TubeLabel::parse(label).unwrap(),
+        }
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_sample_keeps_its_tubes(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let stored = sample(&store, &Actor::Appliance, "MRN-1").await;
+        assert_eq!(stored.blood_ml, 7.5);
+        assert_eq!(stored.indication.as_deref(), Some("breast"));
+        assert_eq!(stored.drawn_at.to_rfc3339(), "2026-11-20T08:30:00Z");
+        assert_eq!(stored.tubes.len(), 2);
+        assert!(stored.tubes[0].kind.is_control());
+        assert_eq!(
+            stored.tube(&TubeKind::quad()).unwrap().label.as_str(),
+            "MRN-1-Q"
+        );
+        assert_eq!(store.sample(stored.id).await.unwrap(), stored);
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn bad_samples_are_refused_whole(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let patient = store
+            .add_patient(&Actor::Appliance, &Mrn::parse("MRN-2").unwrap())
+            .await
+            .unwrap();
+        let new = |patient_id, tubes| NewSample {
+            patient_id,
+            drawn_at: Timestamp::now(),
+            blood: BloodVolume::from_ml(7.5).unwrap(),
+            indication: None,
+            tubes,
+        };
+        let no_control = store
+            .add_sample(
+                &Actor::Appliance,
+                &new(patient.id, vec![tube("quad", "Q1")]),
+            )
+            .await;
+        assert!(matches!(
+            no_control,
+            Err(StoreError::Invalid { field: "tubes", .. })
+        ));
+        let same_label = store
+            .add_sample(
+                &Actor::Appliance,
+                &new(patient.id, vec![tube("control", "T1"), tube("quad", "T1")]),
+            )
+            .await;
+        assert!(
+            matches!(same_label, Err(StoreError::Duplicate { .. })),
+            "{same_label:?}"
+        );
+        let nobody = store
+            .add_sample(
+                &Actor::Appliance,
+                &new(
+                    PatientId(77),
+                    vec![tube("control", "T1"), tube("quad", "T2")],
+                ),
+            )
+            .await;
+        assert!(matches!(
+            nobody,
+            Err(StoreError::NotFound {
+                entity: "patient",
+                ..
+            })
+        ));
+        assert_eq!(count(&pool, "samples").await, 0);
+        assert_eq!(count(&pool, "sample_tubes").await, 0);
+        let missing = store.sample(SampleId(5)).await;
+        assert!(matches!(
+            missing,
+            Err(StoreError::NotFound {
+                entity: "sample",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn blood_volumes_outside_the_range_are_refused() {
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 50.01] {
+            assert!(
+                BloodVolume::from_ml(bad).is_err(),
+                "{bad} should be refused"
+            );
+        }
+        assert_eq!(
+            BloodVolume::from_ml(7.5).map(BloodVolume::ml).ok(),
+            Some(7.5)
+        );
+    }
+
+    #[test]
+    fn words_are_lowercased_and_checked() {
+        assert_eq!(
+            Indication::parse(" Breast ").ok().map(|i| i.0),
+            Some("breast".into())
+        );
+        assert!(Indication::parse("breast cancer").is_err());
+        assert!(TubeKind::parse("").is_err());
+        assert!(TubeLabel::parse("CS 123").is_err());
+        assert!(TubeLabel::parse("CS-000123").is_ok());
+    }
+}

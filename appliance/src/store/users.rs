@@ -1,0 +1,993 @@
+//! Users with roles, their browser sessions and their API tokens.
+//!
+//! Passwords are hashed with argon2id (PHC string, random salt per hash). Session cookies and API
+//! tokens are 256-bit random secrets shown once; only their SHA-256 is stored, so a stolen
+//! database does not yield a usable credential. Disabling a user revokes their sessions and
+//! tokens; users are never deleted (the audit trail and signatures name them).
+//!
+//! Not for: HTTP (cookies, headers, throttling), which belongs to the web face.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use serde::Serialize;
+use sqlx::SqliteConnection;
+
+use super::audit::append;
+use super::digest::{random_hex, sha256_hex};
+use super::error::{SqlxResultExt, found};
+use super::timestamp::{stored, stored_opt};
+use super::{Actor, ApiTokenId, AuditEntry, SessionId, Store, StoreError, Timestamp, UserId, db};
+
+/// What a user may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Runs samples.
+    Operator,
+    /// Views patients, releases results.
+    Clinician,
+    /// QC, calibration, users.
+    LabAdmin,
+}
+
+impl Role {
+    /// The stored and displayed name: `operator`, `clinician`, `lab-admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
+            Self::Clinician => "clinician",
+            Self::LabAdmin => "lab-admin",
+        }
+    }
+
+    /// Whether this role may sign a result's release.
+    pub fn may_release_results(self) -> bool {
+        matches!(self, Self::Clinician | Self::LabAdmin)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = StoreError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "operator" => Ok(Self::Operator),
+            "clinician" => Ok(Self::Clinician),
+            "lab-admin" => Ok(Self::LabAdmin),
+            other => Err(StoreError::Invalid {
+                field: "role",
+                reason: format!("{other:?} is not one of operator, clinician, lab-admin"),
+            }),
+        }
+    }
+}
+
+/// A user name: 1 to 64 characters, lowercase ASCII letters, digits, `.`, `_`, `-`, starting
+/// with a letter. Input is lowercased first, so `Alice` and `alice` are the same user.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Username(String);
+
+impl Username {
+    /// Parses a user name.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        let name = text.trim().to_ascii_lowercase();
+        let invalid = |reason: &str| StoreError::Invalid {
+            field: "user name",
+            reason: format!("{text:?}: {reason}"),
+        };
+        if name.is_empty() || name.len() > 64 {
+            return Err(invalid("must be 1 to 64 characters"));
+        }
+        if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return Err(invalid("must start with a letter"));
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(invalid("may hold only letters, digits, '.', '_' and '-'"));
+        }
+        Ok(Self(name))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A new password: 10 to 1024 characters, not all whitespace. Its `Debug` hides it.
+#[derive(Clone)]
+pub struct NewPassword(String);
+
+impl NewPassword {
+    /// Shortest accepted password, in characters.
+    pub const MIN_CHARS: usize = 10;
+
+    /// Checks a new password's length.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        let chars = text.chars().count();
+        if chars < Self::MIN_CHARS {
+            return Err(StoreError::Invalid {
+                field: "password",
+                reason: format!("must be at least {} characters", Self::MIN_CHARS),
+            });
+        }
+        if chars > 1024 {
+            return Err(StoreError::Invalid {
+                field: "password",
+                reason: "must be at most 1024 characters".into(),
+            });
+        }
+        if text.trim().is_empty() {
+            return Err(StoreError::Invalid {
+                field: "password",
+                reason: "must not be only whitespace".into(),
+            });
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
+
+impl fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NewPassword(<hidden>)")
+    }
+}
+
+/// What is needed to create a user.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    /// The sign-in name.
+    pub username: Username,
+    /// The printed name used in electronic signatures (the user name when empty).
+    pub display_name: String,
+    /// The role.
+    pub role: Role,
+    /// The initial password.
+    pub password: NewPassword,
+}
+
+/// A stored user (without the password hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// Row id.
+    pub id: UserId,
+    /// Sign-in name.
+    pub username: String,
+    /// Printed name for signatures.
+    pub display_name: String,
+    /// Role.
+    pub role: Role,
+    /// Disabled users cannot sign in or use tokens.
+    pub disabled: bool,
+    /// When the user was created.
+    pub created_at: Timestamp,
+    /// When the password last changed.
+    pub password_changed_at: Timestamp,
+}
+
+impl User {
+    /// This user as the actor of an audited change.
+    pub fn actor(&self) -> Actor {
+        Actor::User {
+            id: self.id,
+            username: self.username.clone(),
+        }
+    }
+}
+
+/// A browser session (its secret is only in the cookie).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Session {
+    /// Row id.
+    pub id: SessionId,
+    /// Whose.
+    pub user_id: UserId,
+    /// When it was opened.
+    pub created_at: Timestamp,
+    /// Last request seen.
+    pub last_seen_at: Timestamp,
+    /// When it lapses unless used.
+    pub expires_at: Timestamp,
+}
+
+/// An API token's public description (its secret is shown once at creation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    /// Row id.
+    pub id: ApiTokenId,
+    /// Whose.
+    pub user_id: UserId,
+    /// What it is for.
+    pub label: String,
+    /// The first characters of the token, to recognise it.
+    pub prefix: String,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// Last use.
+    pub last_used_at: Option<Timestamp>,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Prefix of every API token, so that a leaked one is recognisable in logs and scanners.
+pub const API_TOKEN_PREFIX: &str = "fct_";
+
+/// An argon2id hash of a password nobody has, verified against when a user name is unknown so
+/// that the answer takes as long as for a known user.
+static DUMMY_HASH: LazyLock<Option<String>> = LazyLock::new(|| {
+    Argon2::default()
+        .hash_password(b"no user has this password")
+        .ok()
+        .map(|hash| hash.to_string())
+});
+
+fn hash_password(password: &NewPassword) -> Result<String, StoreError> {
+    Argon2::default()
+        .hash_password(password.0.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|error| StoreError::PasswordHash(error.to_string()))
+}
+
+fn password_matches(password: &str, stored_hash: &str) -> Result<bool, StoreError> {
+    let parsed = PasswordHash::new(stored_hash)
+        .map_err(|error| StoreError::PasswordHash(error.to_string()))?;
+    Ok(Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok())
+}
+
+/// Runs argon2 off the async executor (it takes tens of milliseconds by design).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| StoreError::PasswordHash(format!("hashing task failed: {error}")))?
+}
+
+struct UserRow {
+    id: i64,
+    username: String,
+    display_name: String,
+    role: String,
+    disabled: i64,
+    created_at: String,
+    password_changed_at: String,
+}
+
+impl UserRow {
+    fn into_user(self) -> Result<User, StoreError> {
+        Ok(User {
+            id: UserId(self.id),
+            role: self.role.parse().map_err(|_| StoreError::Corrupt {
+                what: "user role",
+                row: self.id,
+                reason: format!("{:?} is not a role", self.role),
+            })?,
+            disabled: self.disabled != 0,
+            created_at: stored(&self.created_at, "user creation time", self.id)?,
+            password_changed_at: stored(
+                &self.password_changed_at,
+                "password change time",
+                self.id,
+            )?,
+            username: self.username,
+            display_name: self.display_name,
+        })
+    }
+}
+
+async fn user_row_by_name(
+    conn: &mut SqliteConnection,
+    username: &str,
+) -> Result<Option<(UserRow, String)>, StoreError> {
+    let row = sqlx::query!(
+        "SELECT id, username, display_name, role, disabled, created_at, password_changed_at,
+                password_hash
+         FROM users WHERE username = ?",
+        username
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .context("looking up a user")?;
+    Ok(row.map(|r| {
+        (
+            UserRow {
+                id: r.id,
+                username: r.username,
+                display_name: r.display_name,
+                role: r.role,
+                disabled: r.disabled,
+                created_at: r.created_at,
+                password_changed_at: r.password_changed_at,
+            },
+            r.password_hash,
+        )
+    }))
+}
+
+async fn user_by_id(conn: &mut SqliteConnection, id: UserId) -> Result<Option<User>, StoreError> {
+    let row = sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, display_name, role, disabled, created_at, password_changed_at
+         FROM users WHERE id = ?",
+        id.0
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .context("looking up a user")?;
+    row.map(UserRow::into_user).transpose()
+}
+
+impl Store {
+    /// Creates a user. The name must be new.
+    pub async fn add_user(&self, actor: &Actor, new: NewUser) -> Result<User, StoreError> {
+        let password = new.password.clone();
+        let password_hash = blocking(move || hash_password(&password)).await?;
+        let display_name = match new.display_name.trim() {
+            "" => new.username.as_str().to_owned(),
+            name => name.to_owned(),
+        };
+        let now = Timestamp::now().to_rfc3339();
+        let username = new.username.as_str();
+        let role = new.role.as_str();
+        let mut tx = db::begin_write(&self.pool).await?;
+        let id = sqlx::query_scalar!(
+            "INSERT INTO users (username, display_name, role, password_hash, created_at,
+                                password_changed_at)
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
+            username,
+            display_name,
+            role,
+            password_hash,
+            now,
+            now,
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unique("adding a user", "user", username)?;
+        append(
+            &mut tx,
+            actor,
+            AuditEntry::new("user.add", "user")
+                .id(id)
+                .detail(serde_json::json!({ "username": username, "role": role,
+                                            "display_name": display_name })),
+        )
+        .await?;
+        let user = found(user_by_id(&mut tx, UserId(id)).await?, "user", id)?;
+        tx.commit().await.context("committing a new user")?;
+        Ok(user)
+    }
+
+    /// The user with this name.
+    pub async fn user_by_name(&self, username: &Username) -> Result<User, StoreError> {
+        let mut conn = self.pool.acquire().await.context("looking up a user")?;
+        let row = user_row_by_name(&mut conn, username.as_str()).await?;
+        found(row, "user", username)?.0.into_user()
+    }
+
+    /// The user with this id.
+    pub async fn user(&self, id: UserId) -> Result<User, StoreError> {
+        let mut conn = self.pool.acquire().await.context("looking up a user")?;
+        found(user_by_id(&mut conn, id).await?, "user", id)
+    }
+
+    /// All users, by name.
+    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+        sqlx::query_as!(
+            UserRow,
+            "SELECT id, username, display_name, role, disabled, created_at, password_changed_at
+             FROM users ORDER BY username"
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("listing users")?
+        .into_iter()
+        .map(UserRow::into_user)
+        .collect()
+    }
+
+    /// How many users exist (the first start creates an administrator when there are none).
+    pub async fn user_count(&self) -> Result<u64, StoreError> {
+        let count = sqlx::query_scalar!(r#"SELECT COUNT(*) AS "count!: i64" FROM users"#)
+            .fetch_one(&self.pool)
+            .await
+            .context("counting users")?;
+        Ok(count.unsigned_abs())
+    }
+
+    /// Checks a password. `None` when the name is unknown, the user disabled or the password
+    /// wrong (the caller cannot tell which, on purpose). Not audited here: the caller records a
+    /// sign-in, with the source address it knows.
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let name = Username::parse(username).ok();
+        let row = match &name {
+            Some(name) => {
+                let mut conn = self.pool.acquire().await.context("looking up a user")?;
+                user_row_by_name(&mut conn, name.as_str()).await?
+            }
+            None => None,
+        };
+        let password = password.to_owned();
+        match row {
+            None => {
+                // Spend the same time as for a real user (the dummy hash is made off the
+                // executor too, the first time).
+                blocking(move || match DUMMY_HASH.as_deref() {
+                    Some(dummy) => password_matches(&password, dummy),
+                    None => Ok(false),
+                })
+                .await?;
+                Ok(None)
+            }
+            Some((row, hash)) => {
+                let matches = blocking(move || password_matches(&password, &hash)).await?;
+                let user = row.into_user()?;
+                Ok((matches && !user.disabled).then_some(user))
+            }
+        }
+    }
+
+    /// Sets a new password and revokes the user's open sessions.
+    pub async fn set_password(
+        &self,
+        actor: &Actor,
+        username: &Username,
+        password: NewPassword,
+    ) -> Result<(), StoreError> {
+        let password_hash = blocking(move || hash_password(&password)).await?;
+        let now = Timestamp::now().to_rfc3339();
+        let name = username.as_str();
+        let mut tx = db::begin_write(&self.pool).await?;
+        let id = sqlx::query_scalar!(
+            "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE username = ?
+             RETURNING id AS \"id!\"",
+            password_hash,
+            now,
+            name,
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .context("changing a password")?;
+        let id = found(id, "user", name)?;
+        let revoked = sqlx::query!(
+            "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+            now,
+            id
+        )
+        .execute(&mut *tx)
+        .await
+        .context("revoking sessions after a password change")?
+        .rows_affected();
+        append(
+            &mut tx,
+            actor,
+            AuditEntry::new("user.password", "user")
+                .id(id)
+                .detail(serde_json::json!({ "username": name, "sessions_revoked": revoked })),
+        )
+        .await?;
+        tx.commit().await.context("committing a password change")?;
+        Ok(())
+    }
+
+    /// Disables a user and revokes their sessions and API tokens.
+    pub async fn disable_user(
+        &self,
+        actor: &Actor,
+        username: &Username,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let now = Timestamp::now().to_rfc3339();
+        let name = username.as_str();
+        let mut tx = db::begin_write(&self.pool).await?;
+        let id = sqlx::query_scalar!(
+            "UPDATE users SET disabled = 1 WHERE username = ? RETURNING id AS \"id!\"",
+            name
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .context("disabling a user")?;
+        let id = found(id, "user", name)?;
+        sqlx::query!(
+            "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+            now,
+            id
+        )
+        .execute(&mut *tx)
+        .await
+        .context("revoking a disabled user's sessions")?;
+        sqlx::query!(
+            "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+            now,
+            id
+        )
+        .execute(&mut *tx)
+        .await
+        .context("revoking a disabled user's API tokens")?;
+        let mut entry = AuditEntry::new("user.disable", "user")
+            .id(id)
+            .detail(serde_json::json!({ "username": name }));
+        if !reason.trim().is_empty() {
+            entry = entry.reason(reason.trim());
+        }
+        append(&mut tx, actor, entry).await?;
+        tx.commit().await.context("committing a disabled user")?;
+        Ok(())
+    }
+
+    /// Opens a session for a user who has just authenticated; returns the secret for the cookie
+    /// (shown once, stored only hashed). The sign-in is audited.
+    pub async fn create_session(
+        &self,
+        user: &User,
+        idle_timeout: time::Duration,
+    ) -> Result<(String, Session), StoreError> {
+        let secret = random_hex::<32>()?;
+        let token_hash = sha256_hex(secret.as_bytes());
+        let now = Timestamp::now();
+        let expires = now.plus(idle_timeout);
+        let (now_text, expires_text) = (now.to_rfc3339(), expires.to_rfc3339());
+        let mut tx = db::begin_write(&self.pool).await?;
+        let id = sqlx::query_scalar!(
+            "INSERT INTO sessions (user_id, token_hash, created_at, last_seen_at, expires_at)
+             VALUES (?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
+            user.id.0,
+            token_hash,
+            now_text,
+            now_text,
+            expires_text,
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .context("opening a session")?;
+        append(
+            &mut tx,
+            &user.actor(),
+            AuditEntry::new("session.open", "session").id(id),
+        )
+        .await?;
+        tx.commit().await.context("committing a new session")?;
+        Ok((
+            secret,
+            Session {
+                id: SessionId(id),
+                user_id: user.id,
+                created_at: now,
+                last_seen_at: now,
+                expires_at: expires,
+            },
+        ))
+    }
+
+    /// The user behind a session cookie, if the session is open, unexpired and its user enabled;
+    /// using it pushes its expiry `idle_timeout` ahead (sign-out after inactivity).
+    pub async fn session_user(
+        &self,
+        secret: &str,
+        idle_timeout: time::Duration,
+    ) -> Result<Option<(User, Session)>, StoreError> {
+        let token_hash = sha256_hex(secret.as_bytes());
+        let now = Timestamp::now();
+        let (now_text, expires_text) = (now.to_rfc3339(), now.plus(idle_timeout).to_rfc3339());
+        let mut tx = db::begin_write(&self.pool).await?;
+        let row = sqlx::query!(
+            "UPDATE sessions SET last_seen_at = ?, expires_at = ?
+             WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?
+             RETURNING id, user_id, created_at, last_seen_at, expires_at",
+            now_text,
+            expires_text,
+            token_hash,
+            now_text,
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .context("checking a session")?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let user = found(
+            user_by_id(&mut tx, UserId(row.user_id)).await?,
+            "user",
+            row.user_id,
+        )?;
+        if user.disabled {
+            return Ok(None);
+        }
+        let session = Session {
+            id: SessionId(row.id),
+            user_id: user.id,
+            created_at: stored(&row.created_at, "session opening time", row.id)?,
+            last_seen_at: stored(&row.last_seen_at, "session last use", row.id)?,
+            expires_at: stored(&row.expires_at, "session expiry", row.id)?,
+        };
+        tx.commit().await.context("committing a session's use")?;
+        Ok(Some((user, session)))
+    }
+
+    /// Closes a session (sign-out). Unknown or closed sessions are ignored.
+    pub async fn revoke_session(&self, secret: &str) -> Result<(), StoreError> {
+        let token_hash = sha256_hex(secret.as_bytes());
+        let now = Timestamp::now().to_rfc3339();
+        let mut tx = db::begin_write(&self.pool).await?;
+        let row = sqlx::query!(
+            "UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL
+             RETURNING id, user_id",
+            now,
+            token_hash
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .context("closing a session")?;
+        if let Some(row) = row
+            && let Some(user) = user_by_id(&mut tx, UserId(row.user_id)).await?
+        {
+            append(
+                &mut tx,
+                &user.actor(),
+                AuditEntry::new("session.close", "session").id(row.id),
+            )
+            .await?;
+        }
+        tx.commit().await.context("committing a closed session")?;
+        Ok(())
+    }
+
+    /// Makes an API token for `user_id`; returns the secret (shown once) and its description.
+    pub async fn create_api_token(
+        &self,
+        actor: &Actor,
+        user_id: UserId,
+        label: &str,
+    ) -> Result<(String, ApiToken), StoreError> {
+        let label = label.trim();
+        if label.is_empty() || label.chars().count() > 100 {
+            return Err(StoreError::Invalid {
+                field: "token label",
+                reason: "must be 1 to 100 characters".into(),
+            });
+        }
+        let secret = format!("{API_TOKEN_PREFIX}{}", random_hex::<32>()?);
+        let prefix: String = secret.chars().take(API_TOKEN_PREFIX.len() + 6).collect();
+        let token_hash = sha256_hex(secret.as_bytes());
+        let now = Timestamp::now();
+        let now_text = now.to_rfc3339();
+        let mut tx = db::begin_write(&self.pool).await?;
+        found(user_by_id(&mut tx, user_id).await?, "user", user_id)?;
+        let id = sqlx::query_scalar!(
+            "INSERT INTO api_tokens (user_id, label, token_prefix, token_hash, created_at)
+             VALUES (?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
+            user_id.0,
+            label,
+            prefix,
+            token_hash,
+            now_text,
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .context("creating an API token")?;
+        append(
+            &mut tx,
+            actor,
+            AuditEntry::new("api_token.create", "api_token")
+                .id(id)
+                .detail(serde_json::json!({ "user_id": user_id, "label": label,
+                                            "prefix": prefix })),
+        )
+        .await?;
+        tx.commit().await.context("committing an API token")?;
+        Ok((
+            secret,
+            ApiToken {
+                id: ApiTokenId(id),
+                user_id,
+                label: label.to_owned(),
+                prefix,
+                created_at: now,
+                last_used_at: None,
+                revoked_at: None,
+            },
+        ))
+    }
+
+    /// The user behind an API token, if it is unrevoked and its user enabled; records the use.
+    pub async fn api_token_user(&self, secret: &str) -> Result<Option<User>, StoreError> {
+        let token_hash = sha256_hex(secret.as_bytes());
+        let now = Timestamp::now().to_rfc3339();
+        let mut tx = db::begin_write(&self.pool).await?;
+        let user_id = sqlx::query_scalar!(
+            "UPDATE api_tokens SET last_used_at = ? WHERE token_hash = ? AND revoked_at IS NULL
+             RETURNING user_id",
+            now,
+            token_hash
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .context("checking an API token")?;
+        let Some(user_id) = user_id else {
+            return Ok(None);
+        };
+        let user = found(user_by_id(&mut tx, UserId(user_id)).await?, "user", user_id)?;
+        tx.commit().await.context("committing an API token's use")?;
+        Ok((!user.disabled).then_some(user))
+    }
+
+    /// A user's API tokens, newest first.
+    pub async fn api_tokens(&self, user_id: UserId) -> Result<Vec<ApiToken>, StoreError> {
+        let rows = sqlx::query!(
+            "SELECT id, user_id, label, token_prefix, created_at, last_used_at, revoked_at
+             FROM api_tokens WHERE user_id = ? ORDER BY id DESC",
+            user_id.0
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("listing API tokens")?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(ApiToken {
+                    id: ApiTokenId(row.id),
+                    user_id: UserId(row.user_id),
+                    label: row.label,
+                    prefix: row.token_prefix,
+                    created_at: stored(&row.created_at, "token creation time", row.id)?,
+                    last_used_at: stored_opt(row.last_used_at.as_deref(), "token use", row.id)?,
+                    revoked_at: stored_opt(row.revoked_at.as_deref(), "token revocation", row.id)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes an API token.
+    pub async fn revoke_api_token(&self, actor: &Actor, id: ApiTokenId) -> Result<(), StoreError> {
+        let now = Timestamp::now().to_rfc3339();
+        let mut tx = db::begin_write(&self.pool).await?;
+        let revoked = sqlx::query_scalar!(
+            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING id AS \"id!\"",
+            now,
+            id.0
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .context("revoking an API token")?;
+        found(revoked, "API token", id)?;
+        append(
+            &mut tx,
+            actor,
+            AuditEntry::new("api_token.revoke", "api_token").id(id),
+        )
+        .await?;
+        tx.commit()
+            .await
+            .context("committing a revoked API token")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::SqlitePool;
+
+    use super::*;
+    use crate::store::test_fixtures::{PASSWORD, count, user};
+
+    #[test]
+    fn names_roles_and_passwords_are_parsed() {
+        assert_eq!(Username::parse(" Alice ").unwrap().as_str(), "alice");
+        for bad in ["", "1abc", "a b", "é", &"a".repeat(65)] {
+            assert!(Username::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!("lab-admin".parse::<Role>().unwrap(), Role::LabAdmin);
+        assert!("admin".parse::<Role>().is_err());
+        assert!(NewPassword::parse("short").is_err());
+        assert!(NewPassword::parse("           ").is_err());
+        assert!(!format!("{:?}", NewPassword::parse(PASSWORD).unwrap()).contains("horse"));
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn passwords_are_stored_as_argon2id_and_checked(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let alice = user(&store, "alice", Role::Clinician).await;
+        let stored: String = sqlx::query_scalar("SELECT password_hash FROM users")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(stored.starts_with("$argon2id$"), "{stored}");
+        assert!(!stored.contains(PASSWORD));
+        assert_eq!(
+            store.authenticate("ALICE", PASSWORD).await.unwrap(),
+            Some(alice.clone())
+        );
+        assert_eq!(
+            store.authenticate("alice", "wrong password").await.unwrap(),
+            None
+        );
+        assert_eq!(store.authenticate("nobody", PASSWORD).await.unwrap(), None);
+        assert_eq!(store.authenticate("", PASSWORD).await.unwrap(), None);
+        assert_eq!(alice.display_name, "alice (printed)");
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_user_name_is_taken_once(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        user(&store, "alice", Role::Operator).await;
+        let again = store
+            .add_user(
+                &Actor::Appliance,
+                NewUser {
+                    username: Username::parse("Alice").unwrap(),
+                    display_name: String::new(),
+                    role: Role::LabAdmin,
+                    password: NewPassword::parse(PASSWORD).unwrap(),
+                },
+            )
+            .await;
+        assert!(
+            matches!(again, Err(StoreError::Duplicate { entity: "user", .. })),
+            "{again:?}"
+        );
+        assert_eq!(count(&pool, "users").await, 1);
+        // The refused attempt left no audit entry either.
+        assert_eq!(count(&pool, "audit_log").await, 1);
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_new_password_replaces_the_old_and_closes_sessions(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let alice = user(&store, "alice", Role::Operator).await;
+        let idle = time::Duration::minutes(15);
+        let (cookie, _) = store.create_session(&alice, idle).await.unwrap();
+        let name = Username::parse("alice").unwrap();
+        store
+            .set_password(
+                &alice.actor(),
+                &name,
+                NewPassword::parse("another long one").unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.authenticate("alice", PASSWORD).await.unwrap(), None);
+        assert!(
+            store
+                .authenticate("alice", "another long one")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(store.session_user(&cookie, idle).await.unwrap(), None);
+        let unknown = store
+            .set_password(
+                &alice.actor(),
+                &Username::parse("bob").unwrap(),
+                NewPassword::parse(PASSWORD).unwrap(),
+            )
+            .await;
+        assert!(
+            matches!(unknown, Err(StoreError::NotFound { .. })),
+            "{unknown:?}"
+        );
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_disabled_user_loses_every_way_in(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let alice = user(&store, "alice", Role::Operator).await;
+        let idle = time::Duration::minutes(15);
+        let (cookie, _) = store.create_session(&alice, idle).await.unwrap();
+        let (token, _) = store
+            .create_api_token(&alice.actor(), alice.id, "dashboard")
+            .await
+            .unwrap();
+        let name = Username::parse("alice").unwrap();
+        store
+            .disable_user(&Actor::Appliance, &name, "left the lab")
+            .await
+            .unwrap();
+        assert_eq!(store.authenticate("alice", PASSWORD).await.unwrap(), None);
+        assert_eq!(store.session_user(&cookie, idle).await.unwrap(), None);
+        assert_eq!(store.api_token_user(&token).await.unwrap(), None);
+        assert!(store.user(alice.id).await.unwrap().disabled);
+        let reason: Option<String> =
+            sqlx::query_scalar("SELECT reason FROM audit_log WHERE action = 'user.disable'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(reason.as_deref(), Some("left the lab"));
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn sessions_open_slide_and_close(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let alice = user(&store, "alice", Role::Clinician).await;
+        let idle = time::Duration::minutes(15);
+        let (cookie, session) = store.create_session(&alice, idle).await.unwrap();
+        let stored: String = sqlx::query_scalar("SELECT token_hash FROM sessions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_ne!(stored, cookie, "only the hash of the cookie is stored");
+        let (who, seen) = store.session_user(&cookie, idle).await.unwrap().unwrap();
+        assert_eq!(who.id, alice.id);
+        assert!(seen.expires_at >= session.expires_at);
+        assert_eq!(
+            store.session_user("not a cookie", idle).await.unwrap(),
+            None
+        );
+        store.revoke_session(&cookie).await.unwrap();
+        assert_eq!(store.session_user(&cookie, idle).await.unwrap(), None);
+        // An idle session lapses: opened with a timeout already past.
+        let (stale, _) = store
+            .create_session(&alice, time::Duration::seconds(-1))
+            .await
+            .unwrap();
+        assert_eq!(store.session_user(&stale, idle).await.unwrap(), None);
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn api_tokens_are_shown_once_and_stored_hashed(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let admin = user(&store, "root", Role::LabAdmin).await;
+        let (secret, token) = store
+            .create_api_token(&admin.actor(), admin.id, "LIS export")
+            .await
+            .unwrap();
+        assert!(secret.starts_with(API_TOKEN_PREFIX));
+        assert!(secret.starts_with(&token.prefix));
+        let stored: String = sqlx::query_scalar("SELECT token_hash FROM api_tokens")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(!stored.contains(&secret[API_TOKEN_PREFIX.len()..]));
+        assert_eq!(
+            store.api_token_user(&secret).await.unwrap().map(|u| u.id),
+            Some(admin.id)
+        );
+        assert!(
+            store.api_tokens(admin.id).await.unwrap()[0]
+                .last_used_at
+                .is_some()
+        );
+        store
+            .revoke_api_token(&admin.actor(), token.id)
+            .await
+            .unwrap();
+        assert_eq!(store.api_token_user(&secret).await.unwrap(), None);
+        let missing = store.revoke_api_token(&admin.actor(), ApiTokenId(99)).await;
+        assert!(
+            matches!(missing, Err(StoreError::NotFound { .. })),
+            "{missing:?}"
+        );
+        let for_nobody = store
+            .create_api_token(&admin.actor(), UserId(99), "x")
+            .await;
+        assert!(
+            matches!(for_nobody, Err(StoreError::NotFound { .. })),
+            "{for_nobody:?}"
+        );
+        assert_eq!(store.user_count().await.unwrap(), 1);
+    }
+}

@@ -1,0 +1,237 @@
+//! End-to-end tests of the storage commands, running the real `ferrocount` binary against a
+//! database file in a temporary data directory.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use appliance::store::{Actor, AuditEntry, Store};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ferrocount");
+
+fn ferrocount(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("FERROCOUNT_DATA_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the ferrocount binary starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+        .expect("writing to ferrocount's stdin");
+    child
+        .wait_with_output()
+        .expect("ferrocount runs to the end")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn data_dir_args(dir: &Path) -> [String; 2] {
+    ["--data-dir".into(), dir.display().to_string()]
+}
+
+fn run(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let data = data_dir_args(dir);
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(data.iter().map(String::as_str));
+    ferrocount(&all, stdin)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+#[test]
+fn users_are_added_and_the_trail_verifies_until_it_is_tampered_with() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path().join("data");
+
+    let added = run(
+        &data,
+        &["user", "add", "Alice", "--role", "clinician"],
+        "a long password\n",
+    );
+    assert!(added.status.success(), "{}", text(&added));
+    assert!(
+        text(&added).contains("added user alice (clinician)"),
+        "{}",
+        text(&added)
+    );
+
+    let short = run(
+        &data,
+        &["user", "add", "bob", "--role", "operator"],
+        "short\n",
+    );
+    assert!(!short.status.success(), "{}", text(&short));
+    assert!(text(&short).contains("password"), "{}", text(&short));
+    let bad_role = run(
+        &data,
+        &["user", "add", "bob", "--role", "admin"],
+        "a long password\n",
+    );
+    assert!(!bad_role.status.success());
+    let twice = run(
+        &data,
+        &["user", "add", "alice", "--role", "operator"],
+        "a long password\n",
+    );
+    assert!(!twice.status.success());
+    assert!(text(&twice).contains("already exists"), "{}", text(&twice));
+
+    let passwd = run(
+        &data,
+        &["user", "passwd", "alice"],
+        "another long password\n",
+    );
+    assert!(passwd.status.success(), "{}", text(&passwd));
+    let disable = run(&data, &["user", "disable", "alice", "--reason", "left"], "");
+    assert!(disable.status.success(), "{}", text(&disable));
+    let nobody = run(&data, &["user", "disable", "carol"], "");
+    assert!(!nobody.status.success());
+    assert!(text(&nobody).contains("not found"), "{}", text(&nobody));
+
+    let verified = run(&data, &["audit", "verify"], "");
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert!(
+        text(&verified).contains("intact: 3 rows"),
+        "{}",
+        text(&verified)
+    );
+
+    // The store really holds what the commands said.
+    runtime().block_on(async {
+        let store = Store::open(&data).await.expect("the data directory opens");
+        let users = store.users().await.expect("users are listed");
+        assert_eq!(users.len(), 1);
+        assert!(users[0].disabled);
+        assert_eq!(
+            store
+                .authenticate("alice", "another long password")
+                .await
+                .expect("authentication runs"),
+            None,
+            "a disabled user cannot sign in"
+        );
+        // Tamper with the file directly: drop the guard and edit the first row.
+        sqlx::query("DROP TRIGGER audit_log_no_update")
+            .execute(store.pool())
+            .await
+            .expect("the trigger can be dropped by someone with the file");
+        sqlx::query("UPDATE audit_log SET detail_json = '{\"role\":\"lab-admin\"}' WHERE id = 1")
+            .execute(store.pool())
+            .await
+            .expect("the row can be edited once the trigger is gone");
+        store.close().await;
+    });
+    let broken = run(&data, &["audit", "verify"], "");
+    assert_eq!(broken.status.code(), Some(1), "{}", text(&broken));
+    assert!(
+        text(&broken).contains("BROKEN at audit row 1"),
+        "{}",
+        text(&broken)
+    );
+}
+
+#[test]
+fn audit_verify_and_backup_refuse_a_missing_database() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let empty = dir.path().join("nothing-here");
+    for args in [
+        &["audit", "verify"][..],
+        &["backup", "/tmp/never-written.db"][..],
+    ] {
+        let output = run(&empty, args, "");
+        assert!(!output.status.success(), "{}", text(&output));
+        assert!(text(&output).contains("no database"), "{}", text(&output));
+    }
+    assert!(!empty.exists(), "a check must not create a data directory");
+}
+
+#[test]
+fn a_backup_taken_while_another_process_writes_is_consistent() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path().join("data");
+    let added = run(
+        &data,
+        &["user", "add", "olga", "--role", "operator"],
+        "a long password\n",
+    );
+    assert!(added.status.success(), "{}", text(&added));
+
+    let rt = runtime();
+    let store = rt
+        .block_on(Store::open(&data))
+        .expect("the data directory opens");
+    // A writer appends audit entries (each a chained, committed transaction) while `backup`
+    // copies the database from another process.
+    let writer_store = store.clone();
+    let writer = std::thread::spawn(move || {
+        runtime().block_on(async move {
+            for i in 0..400 {
+                writer_store
+                    .record_event(
+                        &Actor::Appliance,
+                        AuditEntry::new("test.write", "thing").id(i),
+                    )
+                    .await
+                    .expect("a concurrent write commits");
+            }
+        })
+    });
+    let copies: Vec<_> = (0..3)
+        .map(|i| {
+            let copy_dir = dir.path().join(format!("copy{i}"));
+            std::fs::create_dir_all(&copy_dir).expect("a directory for the copy");
+            let target = copy_dir.join("ferrocount.db");
+            let backup = run(&data, &["backup", &target.display().to_string()], "");
+            assert!(backup.status.success(), "{}", text(&backup));
+            assert!(text(&backup).contains("integrity ok"), "{}", text(&backup));
+            copy_dir
+        })
+        .collect();
+    writer.join().expect("the writer finishes");
+
+    let again = run(
+        &data,
+        &[
+            "backup",
+            &copies[0].join("ferrocount.db").display().to_string(),
+        ],
+        "",
+    );
+    assert!(
+        !again.status.success(),
+        "an existing backup is never overwritten"
+    );
+
+    rt.block_on(async {
+        for copy_dir in &copies {
+            let file = copy_dir.join("ferrocount.db");
+            let integrity = appliance::store::db::check_file_integrity(&file)
+                .await
+                .expect("the copy opens");
+            assert_eq!(integrity, ["ok"]);
+        }
+    });
+    for copy_dir in &copies {
+        let verified = run(copy_dir, &["audit", "verify"], "");
+        assert!(verified.status.success(), "{}", text(&verified));
+    }
+    rt.block_on(store.close());
+}
