@@ -9,7 +9,9 @@ mod board;
 mod calibrate;
 mod count;
 mod data_dir;
+mod export;
 mod fitted_file;
+mod run;
 mod user;
 
 use std::process::ExitCode;
@@ -35,6 +37,10 @@ enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Count CTCs from a run's control and quad-marker echo trains with a calibration.
     Count(count::CountArgs),
+    /// A headless sample run on the simulated board: checks, tune, tubes, replicates, result.
+    Run(run::RunArgs),
+    /// Export stored results (one CSV row per result version).
+    Export(export::ExportArgs),
     /// Manage users: add, set a password, disable.
     User(user::UserArgs),
     /// Check the audit trail's hash chain.
@@ -49,6 +55,8 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Board(args) => board::run(args),
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Count(args) => count::run(&args),
+        Command::Run(args) => run::run(args),
+        Command::Export(args) => export::run(args),
         Command::User(args) => user::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Backup(args) => backup::run(args),

@@ -7,7 +7,6 @@
 //! (the engine says so). The `--sim-*` options set what the virtual tubes hold and inject board
 //! faults; this build drives no real board from this command.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
@@ -16,9 +15,11 @@ use appliance::engine::{
     tube_kind,
 };
 use appliance::sim_board::{Faults, SimBoardConfig, SimClock};
-use appliance::store::{RunState, Store};
+use appliance::store::runs::RunState;
 use nmr_core::assay::Indications;
 use serde_json::json;
+
+use crate::data_dir::DataDirArg;
 
 /// The default cut-offs (the same file `ferrocount count` embeds).
 const DEFAULT_INDICATIONS: &str = include_str!("../config/indications.toml");
@@ -68,9 +69,8 @@ pub struct RunArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
-    /// Data directory (database).
-    #[arg(long, value_name = "DIR", default_value = "./ferrocount-data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    data_dir: DataDirArg,
 }
 
 /// Runs `ferrocount run`.
@@ -93,9 +93,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let indications = Indications::from_toml(DEFAULT_INDICATIONS)
         .context("the built-in indications configuration")?;
-    let store = Store::open(&args.data_dir)
-        .await
-        .with_context(|| format!("opening the data directory {}", args.data_dir.display()))?;
+    let store = args.data_dir.open_or_create().await?;
     let seed = match args.seed {
         Some(seed) => seed,
         None => store

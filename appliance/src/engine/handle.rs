@@ -9,10 +9,10 @@ use nmr_core::assay::TubeKind;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::store::calibrations::ReagentLot;
-use crate::store::patients::Mrn;
-use crate::store::samples::{BloodVolume, Indication, NewSample, NewTube, TubeLabel};
 use crate::store::instrument_log::{LogKind, NewLogEntry};
+use crate::store::patients::Mrn;
 use crate::store::runs::{NewRun, RunState};
+use crate::store::samples::{BloodVolume, Indication, NewSample, NewTube, TubeLabel};
 use crate::store::{self, Actor, RunId, Store, Timestamp};
 
 use super::config::EngineConfig;
