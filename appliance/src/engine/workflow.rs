@@ -420,6 +420,8 @@ impl Worker {
         let message = format!("insert tube {index} of {of}: {kind}");
         self.set_state(run_id, RunState::AwaitingTube)?;
         self.step(message.clone());
+        // Accept a confirmation from the moment the prompt is published.
+        job.control.lock().awaiting = Some(index);
         self.shared.emit(
             Some(run_id),
             EventKind::AwaitingTube {
