@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use nmr_core::assay::TubeKind;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::store::calibrations::ReagentLot;
@@ -393,7 +392,6 @@ impl EngineHandle {
                 label: TubeLabel::parse(&name.to_ascii_uppercase())?,
             });
         }
-        let _: Vec<TubeKind> = request.tubes();
         Ok(CheckedRequest {
             mrn,
             blood,

@@ -208,7 +208,8 @@ impl Worker {
         self.shared.status().magnet_temp_c = Some(second_c);
         let change_c = second_c - first_c;
         let window_s = f64::from(window_ms) / 1000.0;
-        if !(change_c.abs() <= limit_c) {
+        let stable = change_c.abs() <= limit_c; // false for a NaN reading too
+        if !stable {
             let message = format!(
                 "magnet temperature moved {change_c:+.3} °C in {window_s} s ({first_c:.3} → {second_c:.3} °C), beyond the {limit_c} °C limit: let the instrument settle"
             );
