@@ -371,13 +371,18 @@ async fn a_dead_board_fails_the_run_with_a_board_cause_and_keeps_what_was_measur
         .iter()
         .filter(|e| matches!(e.kind, EventKind::Replicate { .. }))
         .count();
+    assert!(
+        measured >= 1,
+        "the board died after some readings were taken"
+    );
     assert_eq!(
         store
             .run_measurements(ticket.id)
             .await
             .expect("query")
             .len(),
-        measured
+        measured,
+        "every reading measured before the board died is kept"
     );
     engine.shutdown().await;
 }
