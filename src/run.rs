@@ -141,10 +141,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let printer = tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
-            if event.run_id == Some(ticket.id) || event.run_id.is_none() {
-                if let Some(line) = describe(&event) {
-                    eprintln!("{line}");
-                }
+            if (event.run_id == Some(ticket.id) || event.run_id.is_none())
+                && let Some(line) = describe(&event)
+            {
+                eprintln!("{line}");
             }
             if let (Some(id), EventKind::State { state, .. }) = (event.run_id, &event.kind)
                 && id == ticket.id

@@ -191,6 +191,18 @@ async fn a_simulated_run_goes_through_its_states_to_a_result_awaiting_release() 
         .expect("query")
         .expect("result");
     assert_eq!(result.report.value()["cells_ci95"][0].as_f64(), Some(0.0));
+    // A result awaiting release may still be cancelled (e.g. the wrong patient's tubes).
+    assert_eq!(
+        engine
+            .cancel(second.id, &Actor::Appliance, "tubes of another patient")
+            .await
+            .expect("cancelled"),
+        RunState::Cancelled
+    );
+    assert_eq!(
+        store.run(second.id).await.expect("run").state,
+        RunState::Cancelled
+    );
     engine.shutdown().await;
     assert!(engine.status().stopped);
 }

@@ -133,3 +133,38 @@ pub enum EventKind {
         message: String,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_with_a_stable_tag_and_flat_fields() {
+        let event = RunEvent {
+            run_id: Some(RunId(7)),
+            at: "2026-11-24T04:00:00Z".into(),
+            kind: EventKind::AwaitingTube {
+                tube: "quad".into(),
+                index: 2,
+                of: 3,
+                message: "insert tube 2 of 3: quad-marker tube".into(),
+            },
+        };
+        let value = serde_json::to_value(&event).expect("events serialize");
+        assert_eq!(value["event"], "awaiting_tube");
+        assert_eq!(value["run_id"], 7);
+        assert_eq!(value["index"], 2);
+        assert_eq!(value["message"], "insert tube 2 of 3: quad-marker tube");
+        let state = RunEvent {
+            run_id: Some(RunId(7)),
+            at: "2026-11-24T04:00:00Z".into(),
+            kind: EventKind::State {
+                state: RunState::AwaitingRelease,
+                cause: None,
+            },
+        };
+        let value = serde_json::to_value(&state).expect("events serialize");
+        assert_eq!(value["event"], "state");
+        assert_eq!(value["state"], "awaiting_release");
+    }
+}
