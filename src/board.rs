@@ -5,6 +5,7 @@
 //! `hw-linux` feature. `info` identifies the board, `tune` finds f0, `nutation` the 90° pulse, and
 //! `cpmg` tunes, acquires an echo train, fits T2 and can write the train as CSV.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -146,10 +147,11 @@ fn print<T: serde::Serialize>(
     value: &T,
     text: impl FnOnce() -> String,
 ) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
     if json {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
     } else {
-        println!("{}", text());
+        writeln!(out, "{}", text())?;
     }
     Ok(())
 }

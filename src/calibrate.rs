@@ -6,6 +6,7 @@
 //! itself is `nmr_core::assay::Calibration::from_series`.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -121,7 +122,8 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
     let toml = calibration.to_toml()?;
     std::fs::write(&args.out, toml)
         .with_context(|| format!("cannot write calibration {}", args.out.display()))?;
-    println!(
+    writeln!(
+        std::io::stdout(),
         "calibration for lot {} at TE {} ms from {} samples: ΔR2 = {:.4} (±{:.4}) + {:.5} (±{:.5}) /s per cell; \
          LoB {:.2}, LoD {:.2}, LoQ {:.2} cells; written to {}",
         calibration.lot,
@@ -135,7 +137,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
         calibration.lod_cells,
         calibration.loq_cells,
         args.out.display()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

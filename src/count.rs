@@ -7,6 +7,7 @@
 //! turned into counts that are added up) and CD45/IgG tubes a non-specific-binding check. QC flags (per reading, temperature drift, replicate CV) are reported with
 //! the result; a flag of severity `hold` means the result must not be released.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -227,9 +228,13 @@ pub fn run(args: &CountArgs) -> anyhow::Result<ExitCode> {
         nonspecific_controls: nonspecific,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::to_string_pretty(&report)?
+        )?;
     } else {
-        print_text(&report);
+        print_text(&report)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -319,8 +324,10 @@ fn qc_flags(tubes: &[(&TubeSummary, &[FittedFile])]) -> Vec<QcFlag> {
     flags
 }
 
-fn print_text(report: &CountReport) {
-    println!(
+fn print_text(report: &CountReport) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "ΔR2 = {:.4} ± {:.4} /s (control R2 {:.4} /s, CV {:.2} %; quad R2 {:.4} /s, CV {:.2} %)",
         report.delta_r2_per_s,
         report.delta_r2_per_s_se,
@@ -328,15 +335,17 @@ fn print_text(report: &CountReport) {
         report.control.cv * 100.0,
         report.labeled.mean_r2_per_s,
         report.labeled.cv * 100.0
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "cells in sample: {:.1} (95 % CI {:.1}–{:.1}); {}",
         report.cells,
         report.cells_ci95[0],
         report.cells_ci95[1],
         report.category.replace('_', " ")
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "per mL: {:.2} ({:.2}–{:.2}); per 7.5 mL: {:.1} ({:.1}–{:.1}) from {} mL of blood",
         report.per_ml,
         report.per_ml_ci95[0],
@@ -345,7 +354,7 @@ fn print_text(report: &CountReport) {
         report.per_7_5ml_ci95[0],
         report.per_7_5ml_ci95[1],
         report.blood_ml
-    );
+    )?;
     if let (Some(call), Some(indication), Some(cutoff)) =
         (report.call, &report.indication, report.cutoff_per_7_5ml)
     {
@@ -354,33 +363,39 @@ fn print_text(report: &CountReport) {
         } else {
             ""
         };
-        println!("{indication}: {call} (cut-off ≥ {cutoff} per 7.5 mL){caveat}");
+        writeln!(
+            out,
+            "{indication}: {call} (cut-off ≥ {cutoff} per 7.5 mL){caveat}"
+        )?;
     }
     for signal in report
         .marker_profile
         .iter()
         .chain(&report.nonspecific_controls)
     {
-        println!(
+        writeln!(
+            out,
             "{}: ΔR2 = {:.4} ± {:.4} /s",
             signal.tube, signal.delta_r2_per_s, signal.delta_r2_per_s_se
-        );
+        )?;
     }
     if report.qc_flags.is_empty() {
-        println!("QC: no flags");
+        writeln!(out, "QC: no flags")?;
     } else {
         for flag in &report.qc_flags {
             let severity = match flag.severity {
                 Severity::Warn => "WARN",
                 Severity::Hold => "HOLD",
             };
-            println!(
+            writeln!(
+                out,
                 "QC {severity} [{}] {}: {}",
                 flag.code, flag.subject, flag.message
-            );
+            )?;
         }
         if report.qc_hold {
-            println!("QC: result on HOLD, do not release");
+            writeln!(out, "QC: result on HOLD, do not release")?;
         }
     }
+    Ok(())
 }

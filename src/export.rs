@@ -2,6 +2,7 @@
 //! shows each version; `current` marks the one in force, `released_at` its release signature).
 //! Written to standard output, or to `--output FILE`.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -65,7 +66,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     match &args.output {
         Some(path) => std::fs::write(path, text)
             .with_context(|| format!("writing the export to {}", path.display()))?,
-        None => print!("{text}"),
+        None => std::io::stdout().write_all(text.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,8 +10,10 @@ mod calibrate;
 mod count;
 mod data_dir;
 mod export;
+mod fit;
 mod fitted_file;
 mod run;
+mod simulate;
 mod user;
 
 use std::process::ExitCode;
@@ -41,6 +43,10 @@ enum Command {
     Run(run::RunArgs),
     /// Export stored results (one CSV row per result version).
     Export(export::ExportArgs),
+    /// Simulate a CPMG echo train from the physics and write it as CSV.
+    Simulate(simulate::SimulateArgs),
+    /// Fit T2 (mono, bi-exponential or a distribution) to echo-train files.
+    Fit(fit::FitArgs),
     /// Manage users: add, set a password, disable.
     User(user::UserArgs),
     /// Check the audit trail's hash chain.
@@ -51,14 +57,30 @@ enum Command {
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    match cli.command {
+    let outcome = match cli.command {
         Command::Board(args) => board::run(args),
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Count(args) => count::run(&args),
         Command::Run(args) => run::run(args),
         Command::Export(args) => export::run(args),
+        Command::Simulate(args) => simulate::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Fit(args) => fit::run(&args),
         Command::User(args) => user::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Backup(args) => backup::run(args),
+    };
+    match outcome {
+        // A reader that has seen enough (`| head`) ends the command, as for any Unix tool.
+        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        other => other,
     }
+}
+
+/// Whether an error comes from writing to a pipe whose reader has gone.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

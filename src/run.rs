@@ -7,6 +7,7 @@
 //! (the engine says so). The `--sim-*` options set what the virtual tubes hold and inject board
 //! faults; this build drives no real board from this command.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
@@ -171,9 +172,13 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
                 object.insert("state".into(), json!(run.state));
             }
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                writeln!(
+                    std::io::stdout(),
+                    "{}",
+                    serde_json::to_string_pretty(&report)?
+                )?;
             } else {
-                print_text(&report);
+                print_text(&report)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -181,7 +186,11 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
             let cause = run.failure_cause.clone().unwrap_or_default();
             if args.json {
                 let answer = json!({ "run_id": ticket.id, "state": state, "failure_cause": cause });
-                println!("{}", serde_json::to_string_pretty(&answer)?);
+                writeln!(
+                    std::io::stdout(),
+                    "{}",
+                    serde_json::to_string_pretty(&answer)?
+                )?;
             }
             eprintln!("run {} ended {}: {cause}", ticket.id, run.state);
             Ok(ExitCode::FAILURE)
@@ -241,7 +250,8 @@ fn describe(event: &RunEvent) -> Option<String> {
     })
 }
 
-fn print_text(report: &serde_json::Value) {
+fn print_text(report: &serde_json::Value) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
     let number = |key: &str| report[key].as_f64().unwrap_or(f64::NAN);
     let pair = |key: &str| {
         (
@@ -251,19 +261,21 @@ fn print_text(report: &serde_json::Value) {
     };
     let (cells_low, cells_high) = pair("cells_ci95");
     let (low, high) = pair("per_7_5ml_ci95");
-    println!(
+    writeln!(
+        out,
         "run {} ({}): {:.1} cells in the sample (95 % CI {cells_low:.1}–{cells_high:.1}); {:.1} per 7.5 mL ({low:.1}–{high:.1}); {}",
         report["run_id"],
         report["state"].as_str().unwrap_or("?"),
         number("cells"),
         number("per_7_5ml"),
         report["category"].as_str().unwrap_or("?").replace('_', " ")
-    );
+    )?;
     if let (Some(call), Some(indication)) = (report["call"].as_str(), report["indication"].as_str())
     {
-        println!("{indication}: {call}");
+        writeln!(out, "{indication}: {call}")?;
     }
     if report["qc_hold"].as_bool() == Some(true) {
-        println!("QC: result on HOLD, do not release");
+        writeln!(out, "QC: result on HOLD, do not release")?;
     }
+    Ok(())
 }

@@ -15,6 +15,7 @@
 
 use std::fmt;
 
+use nmr_core::assay::{Call, CallOutcome, CountCategory, CountEstimate};
 use serde::{Deserialize, Serialize};
 
 use super::audit::append;
@@ -96,7 +97,9 @@ pub struct ResultSummary {
 }
 
 impl ResultSummary {
-    /// Checks that the numbers are finite, non-negative and that the interval holds the value.
+    /// Checks that the numbers are finite and non-negative and that the interval is ordered.
+    /// (Whether the value lies inside its interval is the assay's business, not storage's: a
+    /// result is stored as the assay reported it.)
     pub fn new(
         per_7_5ml: f64,
         per_7_5ml_ci95: [f64; 2],
@@ -107,12 +110,12 @@ impl ResultSummary {
         let finite = [per_7_5ml, low, high]
             .iter()
             .all(|v| v.is_finite() && *v >= 0.0);
-        if !finite || low > per_7_5ml || per_7_5ml > high {
+        if !finite || low > high {
             return Err(StoreError::Invalid {
                 field: "result",
                 reason: format!(
                     "{per_7_5ml} per 7.5 mL with interval [{low}, {high}] is not a non-negative \
-                     value inside its interval"
+                     value with an ordered interval"
                 ),
             });
         }
@@ -122,6 +125,23 @@ impl ResultSummary {
             category,
             call,
         })
+    }
+
+    /// The summary of an assay count and, when the indication has a cut-off, its call.
+    pub fn from_estimate(
+        estimate: &CountEstimate,
+        call: Option<&CallOutcome>,
+    ) -> Result<Self, StoreError> {
+        let category = match estimate.category {
+            CountCategory::NotDetected => ResultCategory::NotDetected,
+            CountCategory::BelowLoq => ResultCategory::BelowLoq,
+            CountCategory::Quantified => ResultCategory::Quantified,
+        };
+        let call = call.map(|outcome| match outcome.call {
+            Call::Favorable => ResultCall::Favorable,
+            Call::Unfavorable => ResultCall::Unfavorable,
+        });
+        Self::new(estimate.per_7_5ml, estimate.per_7_5ml_ci95, category, call)
     }
 }
 
@@ -795,11 +815,56 @@ mod tests {
         assert!(delete.to_string().contains("DELETE refused"), "{delete}");
     }
 
+    fn estimate() -> CountEstimate {
+        CountEstimate {
+            delta_r2_per_s: 1.67,
+            delta_r2_per_s_se: 0.21,
+            cells: 5.0,
+            cells_uncut: 5.0,
+            cells_se: 0.9,
+            cells_df: 3.8,
+            cells_ci95: [2.5, 7.5],
+            blood_ml: 7.5,
+            per_ml: 0.667,
+            per_ml_ci95: [0.21, 1.56],
+            per_7_5ml: 5.0,
+            per_7_5ml_ci95: [1.6, 11.7],
+            category: CountCategory::BelowLoq,
+        }
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn an_assay_estimate_is_stored_whole(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let (operator, _, run) = running_run(&store, "RES-4").await;
+        let outcome = CallOutcome {
+            indication: "breast".into(),
+            cutoff_per_7_5ml: 5.0,
+            call: Call::Unfavorable,
+            interval_spans_cutoff: true,
+        };
+        let summary = ResultSummary::from_estimate(&estimate(), Some(&outcome)).unwrap();
+        assert_eq!(summary.category, ResultCategory::BelowLoq);
+        assert_eq!(summary.call, Some(ResultCall::Unfavorable));
+        assert_eq!(summary.per_7_5ml_ci95, [1.6, 11.7]);
+        let stored = store
+            .record_result(
+                &operator.actor(),
+                run.id,
+                &summary,
+                &JsonReport::of(&estimate()).unwrap(),
+            )
+            .await
+            .unwrap();
+        let back: CountEstimate = stored.report.decode().unwrap();
+        assert_eq!(back, estimate());
+    }
+
     #[test]
-    fn summaries_must_be_inside_their_interval() {
+    fn summaries_must_be_finite_with_an_ordered_interval() {
         let q = ResultCategory::Quantified;
         assert!(ResultSummary::new(5.0, [1.6, 11.7], q, None).is_ok());
-        assert!(ResultSummary::new(5.0, [6.0, 11.7], q, None).is_err());
+        assert!(ResultSummary::new(5.0, [11.7, 1.6], q, None).is_err());
         assert!(ResultSummary::new(-1.0, [0.0, 1.0], q, None).is_err());
         assert!(ResultSummary::new(f64::NAN, [0.0, 1.0], q, None).is_err());
     }

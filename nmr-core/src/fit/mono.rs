@@ -107,7 +107,11 @@ pub fn fit_mono(train: &EchoTrain, options: &FitOptions) -> Result<MonoFit, FitE
     }
     let mut rician_corrected = false;
     if input.magnitude && input.noise_sd > 0.0 {
-        solution = problem.solve_rician(solution, input.noise_sd);
+        // σ is identified by the noise floor; a decay that never reaches it leaves σ to the
+        // independent estimate (from the high-signal echoes, where it is accurate).
+        let last_signal = solution.amplitude * (-solution.rate * window_s(&input.times_s)).exp();
+        let floor_reached = last_signal < 3.0 * input.noise_sd;
+        solution = problem.solve_rician(solution, input.noise_sd, floor_reached);
         rician_corrected = true;
     }
     report(&input, &problem, solution, options, rician_corrected)
@@ -171,8 +175,10 @@ struct Solution {
     chi2: f64,
     converged: bool,
     iterations: u32,
-    /// For magnitude data: the fitted noise σ of the Rician model, which replaces the offset.
+    /// For magnitude data: the noise σ of the Rician model, which replaces the offset.
     rician_sigma: Option<f64>,
+    /// Whether that σ was fitted (the train reaches the noise floor) or held at its estimate.
+    rician_sigma_fitted: bool,
 }
 
 /// The sums one pass over the echoes gives at a rate R (e = exp(−R·t)).
@@ -277,6 +283,7 @@ impl<'a> Problem<'a> {
                 converged: false,
                 iterations: 0,
                 rician_sigma: None,
+                rician_sigma_fitted: false,
             };
         };
         let mut lambda = 1e-3;
@@ -334,6 +341,7 @@ impl<'a> Problem<'a> {
             converged,
             iterations,
             rician_sigma: None,
+            rician_sigma_fitted: false,
         }
     }
 
@@ -351,11 +359,11 @@ impl<'a> Problem<'a> {
     }
 
     /// Levenberg–Marquardt on (A, R, σ) against the Rician mean of `A·exp(−R·t)`, from the Gaussian
-    /// solution and the noise estimate `sigma0`.
+    /// solution and the noise estimate `sigma0`; σ stays at `sigma0` unless `fit_sigma`.
     ///
     /// The offset is left out: in magnitude data the floor is the noise's doing, and an offset
     /// inside the magnitude is identified only through its square, which makes the pair degenerate.
-    fn solve_rician(&self, start: Solution, sigma0: f64) -> Solution {
+    fn solve_rician(&self, start: Solution, sigma0: f64, fit_sigma: bool) -> Solution {
         let chi2_at = |p: [f64; 3]| -> f64 {
             self.t
                 .iter()
@@ -376,7 +384,10 @@ impl<'a> Problem<'a> {
         let mut iterations = start.iterations;
         while iterations < start.iterations + MAX_ITERATIONS {
             iterations += 1;
-            let (jtj, jtr) = self.rician_normal_equations(p);
+            let (mut jtj, mut jtr) = self.rician_normal_equations(p);
+            if !fit_sigma {
+                hold_third_parameter(&mut jtj, &mut jtr);
+            }
             let mut accepted = false;
             while lambda < 1e12 {
                 let mut damped = jtj;
@@ -418,6 +429,7 @@ impl<'a> Problem<'a> {
             converged,
             iterations,
             rician_sigma: Some(p[2]),
+            rician_sigma_fitted: fit_sigma,
         }
     }
 
@@ -446,7 +458,11 @@ impl<'a> Problem<'a> {
     /// the Rician one.
     fn normal_matrix(&self, s: &Solution) -> [[f64; 3]; 3] {
         if let Some(sigma) = s.rician_sigma {
-            return self.rician_normal_equations([s.amplitude, s.rate, sigma]).0;
+            let (mut jtj, mut jtr) = self.rician_normal_equations([s.amplitude, s.rate, sigma]);
+            if !s.rician_sigma_fitted {
+                hold_third_parameter(&mut jtj, &mut jtr);
+            }
+            return jtj;
         }
         let sums = self.sums(s.rate);
         let a = s.amplitude;
@@ -457,8 +473,23 @@ impl<'a> Problem<'a> {
         ]
     }
 
-    /// The model's value at each echo.
+    /// The model's value at each echo. On uniformly spaced echoes the Gaussian model takes its
+    /// exponentials from the same running product as [`Self::sums`] (an `exp` per echo was a fifth
+    /// of a 1,000-echo fit).
     fn model(&self, s: &Solution) -> Vec<f64> {
+        if let (None, Some((t0, dt))) = (s.rician_sigma, self.uniform) {
+            let q = (-s.rate * dt).exp();
+            let mut e = (-s.rate * t0).exp();
+            return self
+                .t
+                .iter()
+                .map(|_| {
+                    let v = s.amplitude * e + s.offset;
+                    e *= q;
+                    v
+                })
+                .collect();
+        }
         self.t
             .iter()
             .map(|&t| {
@@ -467,6 +498,16 @@ impl<'a> Problem<'a> {
             })
             .collect()
     }
+}
+
+/// Makes the third parameter a constant of the normal equations: its step is zero and it does not
+/// enter the covariance of the other two.
+fn hold_third_parameter(jtj: &mut [[f64; 3]; 3], jtr: &mut [f64; 3]) {
+    jtj[2] = [0.0, 0.0, 1.0];
+    for row in jtj.iter_mut().take(2) {
+        row[2] = 0.0;
+    }
+    jtr[2] = 0.0;
 }
 
 /// Checks the solution for identifiability and builds the report.
@@ -738,6 +779,31 @@ mod tests {
         }
         bias /= trials as f64;
         assert!(bias.abs() < 0.01, "mean relative bias {bias}");
+    }
+
+    #[test]
+    fn magnitude_data_that_never_reach_the_floor_keep_the_independent_noise_estimate() {
+        // T2 200 ms watched for 500 ms at SNR 2000: the floor is never reached, so σ cannot be
+        // fitted; the reported SNR must still be the true one.
+        let mut s = sim(0.2, 0.0005, 1000, 1.0 / 2000.0);
+        s.magnitude = true;
+        for seed in 0..5 {
+            let fit = fit_mono(&s.simulate(seed), &FitOptions::default()).unwrap();
+            assert!(
+                (fit.snr / 2000.0 - 1.0).abs() < 0.1,
+                "seed {seed}: SNR {}",
+                fit.snr
+            );
+            assert!(
+                (fit.chi2_red - 1.0).abs() < 0.2,
+                "seed {seed}: χ²red {}",
+                fit.chi2_red
+            );
+            assert!(
+                (fit.t2_ms - 200.0).abs() < 4.0 * fit.t2_ms_se,
+                "seed {seed}: {fit:?}"
+            );
+        }
     }
 
     #[test]

@@ -170,6 +170,8 @@ pub struct T2Spectrum {
     /// Reduced χ²: RSS / ((m − df) σ²) with σ the train's noise SD; `None` when σ is unknown.
     pub chi2_red: Option<f64>,
     /// Echoes in the inversion.
+    /// Whether the non-negative solve at the chosen α met its optimality (KKT) conditions.
+    pub converged: bool,
     pub echoes_used: usize,
     /// Singular values of the kernel kept after truncation.
     pub singular_values_kept: usize,
@@ -264,6 +266,8 @@ struct RegularisedSolution {
     passive: Vec<usize>,
     rss: f64,
     df: f64,
+    /// Whether NNLS met its KKT conditions before its iteration cap.
+    converged: bool,
 }
 
 /// The compressed problem, ready to be solved for any α.
@@ -289,6 +293,7 @@ impl CompressedProblem {
             h_alpha[(d, d)] += alpha;
         }
         let sol = nnls_gram(&h_alpha, &self.g, warm).ok()?;
+        let converged = sol.converged;
         let f = sol.x;
         let rss = (f.dot(&(&self.gram * &f)) - 2.0 * f.dot(&self.b) + self.yy).max(0.0);
         // Effective parameters: tr(H_PP (H_PP + α I)⁻¹) = p − α tr((H_PP + α I)⁻¹).
@@ -305,6 +310,7 @@ impl CompressedProblem {
             passive: sol.passive,
             rss,
             df,
+            converged,
         })
     }
 }
@@ -497,6 +503,7 @@ pub(crate) fn invert(
         residual_norm: solution.rss.sqrt(),
         chi2_red,
         echoes_used: m,
+        converged: solution.converged,
         singular_values_kept: problem.kept,
     })
 }
