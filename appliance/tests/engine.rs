@@ -200,6 +200,10 @@ async fn a_simulated_run_goes_through_its_states_to_a_result_awaiting_release() 
         RunState::Cancelled
     );
     assert_eq!(
+        engine.wait_for_run(second.id).await.expect("state"),
+        RunState::Cancelled
+    );
+    assert_eq!(
         store.run(second.id).await.expect("run").state,
         RunState::Cancelled
     );

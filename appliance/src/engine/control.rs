@@ -21,6 +21,9 @@ pub(crate) struct ControlState {
     pub confirmed_tubes: usize,
     /// The engine waits for tube number `awaiting` (1-based) to be confirmed.
     pub awaiting: Option<usize>,
+    /// The engine has decided how the run ends: a cancel from now on is a cancel of the stored
+    /// run (a result awaiting release), not of the measurement.
+    pub closed: bool,
 }
 
 /// One run's mailbox.

@@ -242,8 +242,8 @@ impl EngineHandle {
     }
 
     /// Cancels a run: a queued one at once, a measuring one at its next step (the readings
-    /// already committed stay), one awaiting release at once. Returns the state it is (or will
-    /// be) in.
+    /// already committed stay; [`Self::wait_for_run`] returns when it is recorded), one awaiting
+    /// release at once. Returns the state it is, or will shortly be, in.
     pub async fn cancel(
         &self,
         run_id: RunId,
@@ -254,27 +254,33 @@ impl EngineHandle {
         if let Some(control) = self.control(run_id) {
             let started = {
                 let mut state = control.lock();
-                if state.cancel.is_none() {
-                    state.cancel = Some((actor.clone(), cause.clone()));
+                if state.closed {
+                    None
+                } else {
+                    if state.cancel.is_none() {
+                        state.cancel = Some((actor.clone(), cause.clone()));
+                    }
+                    Some(state.started)
                 }
-                state.started
             };
-            control.notify();
-            if !started {
-                self.store
-                    .set_run_state(actor, run_id, RunState::Cancelled, Some(&cause))
-                    .await?;
-                self.shared.status().queued.retain(|id| *id != run_id);
-                self.shared.emit(
-                    Some(run_id),
-                    EventKind::State {
-                        state: RunState::Cancelled,
-                        cause: Some(cause),
-                    },
-                );
-                control.finish(RunState::Cancelled);
+            if let Some(started) = started {
+                control.notify();
+                if !started {
+                    self.store
+                        .set_run_state(actor, run_id, RunState::Cancelled, Some(&cause))
+                        .await?;
+                    self.shared.status().queued.retain(|id| *id != run_id);
+                    self.shared.emit(
+                        Some(run_id),
+                        EventKind::State {
+                            state: RunState::Cancelled,
+                            cause: Some(cause),
+                        },
+                    );
+                    control.finish(RunState::Cancelled);
+                }
+                return Ok(RunState::Cancelled);
             }
-            return Ok(RunState::Cancelled);
         }
         let run = self.store.run(run_id).await?;
         if run.state != RunState::AwaitingRelease {

@@ -27,7 +27,9 @@ pub struct RunRequest {
     pub replicates: u32,
     /// Wait for the operator to confirm each tube even on the simulated board.
     pub manual_tube_confirmation: bool,
-    /// Simulated board only: what the virtual tubes hold. Refused on hardware.
+    /// Simulated board only: what the virtual tubes hold. Refused on hardware. `None` on the
+    /// simulated board: a sample without tumour cells (0 cells, the lot's background, the default
+    /// control T2).
     pub simulate: Option<SimulatedTruth>,
     /// Who asks.
     pub operator: Actor,

@@ -163,8 +163,18 @@ impl Worker {
                 state: RunState::Queued,
                 step: "starting".into(),
             });
-            match self.workflow(&job) {
-                Ok(()) => RunState::AwaitingRelease,
+            let outcome = self.workflow(&job);
+            let late_cancel = {
+                let mut control = job.control.lock();
+                control.closed = true;
+                control.cancel.clone()
+            };
+            match outcome {
+                // A cancel that arrived while the result was being recorded still applies.
+                Ok(()) => match late_cancel {
+                    Some((actor, reason)) => self.end(run_id, &actor, RunState::Cancelled, &reason),
+                    None => RunState::AwaitingRelease,
+                },
                 Err(stop) => self.stopped(run_id, stop),
             }
         };
