@@ -699,3 +699,66 @@ async fn a_lot_without_calibration_fails_with_a_calibration_cause() {
     assert!(store.calibrations().await.expect("calibrations").is_empty());
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optional_tubes_are_measured_after_control_and_quad_and_reported_apart() {
+    use nmr_core::assay::{Marker, TubeKind as AssayTube};
+    let (_dir, store, engine) = start(SimBoardConfig::default()).await;
+    let mut events = engine.subscribe();
+    let ticket = engine
+        .start_run(RunRequest {
+            extra_tubes: vec![AssayTube::Cd45Control, AssayTube::Single(Marker::Her2)],
+            ..request("MRN-16", 40.0)
+        })
+        .await
+        .expect("queued");
+    let seen = events_of(&mut events, ticket.id).await;
+    let prompts: Vec<String> = seen
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::AwaitingTube { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        prompts,
+        [
+            "insert tube 1 of 4: control tube",
+            "insert tube 2 of 4: quad-marker tube",
+            "insert tube 3 of 4: CD45 control tube",
+            "insert tube 4 of 4: HER-2 tube",
+        ]
+    );
+    assert_eq!(
+        store
+            .run_measurements(ticket.id)
+            .await
+            .expect("query")
+            .len(),
+        12
+    );
+    let result = store
+        .current_result(ticket.id)
+        .await
+        .expect("query")
+        .expect("a result");
+    let report = result.report.value();
+    assert_eq!(report["marker_profile"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        report["nonspecific_controls"].as_array().map(Vec::len),
+        Some(1)
+    );
+    // HER-2 carries a quarter of the quad signal in simulation; CD45 only the background.
+    let her2 = report["marker_profile"][0]["delta_r2_per_s"]
+        .as_f64()
+        .expect("ΔR2");
+    let quad = report["delta_r2_per_s"].as_f64().expect("ΔR2");
+    let cd45 = report["nonspecific_controls"][0]["delta_r2_per_s"]
+        .as_f64()
+        .expect("ΔR2");
+    assert!(
+        cd45 < her2 && her2 < quad,
+        "CD45 {cd45}, HER-2 {her2}, quad {quad}"
+    );
+    engine.shutdown().await;
+}
