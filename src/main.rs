@@ -9,8 +9,10 @@ mod board;
 mod calibrate;
 mod count;
 mod data_dir;
+mod export;
 mod fit;
 mod fitted_file;
+mod run;
 mod simulate;
 mod user;
 
@@ -37,6 +39,10 @@ enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Count CTCs from a run's control and quad-marker echo trains with a calibration.
     Count(count::CountArgs),
+    /// A headless sample run on the simulated board: checks, tune, tubes, replicates, result.
+    Run(run::RunArgs),
+    /// Export stored results (one CSV row per result version).
+    Export(export::ExportArgs),
     /// Simulate a CPMG echo train from the physics and write it as CSV.
     Simulate(simulate::SimulateArgs),
     /// Fit T2 (mono, bi-exponential or a distribution) to echo-train files.
@@ -55,6 +61,8 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Board(args) => board::run(args),
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Count(args) => count::run(&args),
+        Command::Run(args) => run::run(args),
+        Command::Export(args) => export::run(args),
         Command::Simulate(args) => simulate::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Fit(args) => fit::run(&args),
         Command::User(args) => user::run(args),
