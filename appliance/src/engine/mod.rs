@@ -44,7 +44,7 @@ pub use handle::{Engine, EngineHandle};
 pub use instrument::{Board, BoardFault, Instrument, SimulatedInstrument};
 pub use reading::Reading;
 pub use request::{ALL_TUBES, DEFAULT_REPLICATES, RunRequest, RunTicket, tube_kind, tube_name};
-pub use run_report::{RunReport, TubeReadings, TubeSignal};
+pub use run_report::{RunReport, TubeReadings};
 pub use simulated_lot::{
     DEFAULT_CONTROL_T2_MS, SIMULATED_BACKGROUND_PER_S, SIMULATED_LOT,
     SIMULATED_PER_CELL_DELTA_R2_PER_S, SimulatedTruth,

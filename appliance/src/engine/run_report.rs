@@ -5,12 +5,10 @@
 //! and one computed by hand from exported trains read the same. The whole report is stored as the
 //! result's JSON.
 
-use nmr_core::assay::{
-    Calibration, Call, CountEstimate, DeltaR2, Indications, TubeKind, TubeSummary, marker_profile,
-};
+use nmr_core::assay::{Calibration, CountInputs, CountReport, Indications, TubeKind, TubeSummary};
 use nmr_core::qc::{
-    MeasurementQcInput, MeasurementQcLimits, QcFlag, any_hold, check_measurement,
-    check_replicate_cv, check_temperature_drift, median_fill_amplitude,
+    MeasurementQcInput, MeasurementQcLimits, QcFlag, check_measurement, check_replicate_cv,
+    check_temperature_drift, median_fill_amplitude,
 };
 use serde::{Deserialize, Serialize};
 
@@ -20,92 +18,14 @@ use crate::store::{RunId, StoreError};
 use super::failure::{Failure, FailureKind};
 use super::reading::{Reading, fit_failed_flag};
 
-/// The result of a run (keys of `ferrocount count --json`, plus `run_id`).
+/// The result of a run: the count report (the keys of `ferrocount count --json`) plus `run_id`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
     /// The run.
     pub run_id: RunId,
-    /// ΔR2 = R2(quad) − R2(control), 1/s.
-    pub delta_r2_per_s: f64,
-    /// Its standard error, 1/s.
-    pub delta_r2_per_s_se: f64,
-    /// Its degrees of freedom.
-    pub delta_r2_df: f64,
-    /// Cells in the processed sample.
-    pub cells: f64,
-    /// Standard error of the cells.
-    pub cells_se: f64,
-    /// 95 % interval of the cells.
-    pub cells_ci95: [f64; 2],
-    /// Processed blood, mL.
-    pub blood_ml: f64,
-    /// Cells per mL.
-    pub per_ml: f64,
-    /// 95 % interval per mL (with the Poisson sampling of the draw).
-    pub per_ml_ci95: [f64; 2],
-    /// Cells per 7.5 mL.
-    pub per_7_5ml: f64,
-    /// 95 % interval per 7.5 mL.
-    pub per_7_5ml_ci95: [f64; 2],
-    /// `not_detected`, `below_loq` or `quantified`.
-    pub category: String,
-    /// `favorable` or `unfavorable` against the indication's cut-off.
-    pub call: Option<String>,
-    /// The indication.
-    pub indication: Option<String>,
-    /// Its cut-off, per 7.5 mL.
-    pub cutoff_per_7_5ml: Option<f64>,
-    /// Whether the interval spans the cut-off.
-    pub call_interval_spans_cutoff: Option<bool>,
-    /// QC flags of the readings and the run.
-    pub qc_flags: Vec<QcFlag>,
-    /// True when a flag holds the result.
-    pub qc_hold: bool,
-    /// Limit of blank, cells.
-    pub lob_cells: f64,
-    /// Limit of detection, cells.
-    pub lod_cells: f64,
-    /// Limit of quantitation, cells.
-    pub loq_cells: f64,
-    /// The calibration's lot.
-    pub calibration_lot: String,
-    /// Echo time, ms.
-    pub te_ms: f64,
-    /// The control tube's replicate statistics.
-    pub control: TubeSummary,
-    /// The quad-marker tube's replicate statistics.
-    pub labeled: TubeSummary,
-    /// ΔR2 of each single-marker tube (never added into the count).
-    pub marker_profile: Vec<TubeSignal>,
-    /// ΔR2 of the CD45/IgG non-specific controls.
-    pub nonspecific_controls: Vec<TubeSignal>,
-}
-
-/// ΔR2 of an extra tube against the control tube.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TubeSignal {
-    /// The tube.
-    pub tube: TubeKind,
-    /// ΔR2, 1/s.
-    pub delta_r2_per_s: f64,
-    /// Its SE.
-    pub delta_r2_per_s_se: f64,
-    /// Its 95 % interval.
-    pub delta_r2_ci95: [f64; 2],
-    /// CV of the tube's replicates.
-    pub replicate_cv: f64,
-}
-
-impl TubeSignal {
-    fn new(tube: &TubeSummary, delta: &DeltaR2) -> Self {
-        Self {
-            tube: tube.kind,
-            delta_r2_per_s: delta.delta_r2_per_s,
-            delta_r2_per_s_se: delta.se_per_s,
-            delta_r2_ci95: delta.ci95_per_s(),
-            replicate_cv: tube.cv,
-        }
-    }
+    /// The count, its intervals, category, call and QC.
+    #[serde(flatten)]
+    pub count: CountReport,
 }
 
 /// The readings of one tube.
@@ -176,83 +96,45 @@ impl RunReport {
             &extra_with(&control, &labeled, &extra),
             inputs.limits,
         );
-        let delta = DeltaR2::between(&labeled, &control);
-        let singles: Vec<TubeSummary> = extra
-            .iter()
-            .filter(|t| matches!(t.kind, TubeKind::Single(_)))
-            .cloned()
-            .collect();
-        let profile = marker_profile(&control, &singles)
-            .map_err(|e| Failure::new(FailureKind::Qc, e.to_string()))?;
-        let marker_signals = singles
-            .iter()
-            .zip(&profile)
-            .map(|(tube, signal)| TubeSignal::new(tube, &signal.delta))
-            .collect();
-        let nonspecific = extra
-            .iter()
-            .filter(|t| !matches!(t.kind, TubeKind::Single(_)))
-            .map(|t| TubeSignal::new(t, &DeltaR2::between(t, &control)))
-            .collect();
-        let count = CountEstimate::from_delta(&delta, calibration, inputs.blood_ml)
-            .map_err(|e| Failure::new(FailureKind::Qc, e.to_string()))?;
-        let call = inputs
+        // An indication without a configured cut-off gives no call rather than failing the run.
+        let indication = inputs
             .indication
-            .filter(|name| inputs.indications.cutoff(name).is_ok())
-            .map(|name| inputs.indications.call(name, &count))
-            .transpose()
-            .map_err(|e| Failure::new(FailureKind::Qc, e.to_string()))?;
-        Ok(Self {
-            run_id: inputs.run_id,
-            delta_r2_per_s: delta.delta_r2_per_s,
-            delta_r2_per_s_se: delta.se_per_s,
-            delta_r2_df: delta.df,
-            cells: count.cells,
-            cells_se: count.cells_se,
-            cells_ci95: count.cells_ci95,
-            blood_ml: count.blood_ml,
-            per_ml: count.per_ml,
-            per_ml_ci95: count.per_ml_ci95,
-            per_7_5ml: count.per_7_5ml,
-            per_7_5ml_ci95: count.per_7_5ml_ci95,
-            category: count.category.as_str().to_owned(),
-            call: call.as_ref().map(|c| call_name(c.call).to_owned()),
-            indication: call.as_ref().map(|c| c.indication.clone()),
-            cutoff_per_7_5ml: call.as_ref().map(|c| c.cutoff_per_7_5ml),
-            call_interval_spans_cutoff: call.as_ref().map(|c| c.interval_spans_cutoff),
-            qc_hold: any_hold(&qc_flags),
-            qc_flags,
-            lob_cells: calibration.lob_cells,
-            lod_cells: calibration.lod_cells,
-            loq_cells: calibration.loq_cells,
-            calibration_lot: calibration.lot.clone(),
-            te_ms: inputs.te_ms,
+            .filter(|name| inputs.indications.cutoff(name).is_ok());
+        let count = CountReport::compute(CountInputs {
             control,
             labeled,
-            marker_profile: marker_signals,
-            nonspecific_controls: nonspecific,
+            extra,
+            calibration,
+            blood_ml: inputs.blood_ml,
+            indication,
+            indications: inputs.indications,
+            te_ms: inputs.te_ms,
+            qc_flags,
+        })
+        .map_err(|e| Failure::new(FailureKind::Qc, e.to_string()))?;
+        Ok(Self {
+            run_id: inputs.run_id,
+            count,
         })
     }
 
     /// The numbers the store keeps beside the report for trends.
     pub fn summary(&self) -> Result<ResultSummary, StoreError> {
-        let category = match self.category.as_str() {
+        let category = match self.count.category.as_str() {
             "not_detected" => ResultCategory::NotDetected,
             "below_loq" => ResultCategory::BelowLoq,
             _ => ResultCategory::Quantified,
         };
-        let call = self.call.as_deref().map(|call| match call {
+        let call = self.count.call.as_deref().map(|call| match call {
             "unfavorable" => ResultCall::Unfavorable,
             _ => ResultCall::Favorable,
         });
-        ResultSummary::new(self.per_7_5ml, self.per_7_5ml_ci95, category, call)
-    }
-}
-
-fn call_name(call: Call) -> &'static str {
-    match call {
-        Call::Favorable => "favorable",
-        Call::Unfavorable => "unfavorable",
+        ResultSummary::new(
+            self.count.per_7_5ml,
+            self.count.per_7_5ml_ci95,
+            category,
+            call,
+        )
     }
 }
 
