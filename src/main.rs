@@ -9,6 +9,7 @@ mod board;
 mod calibrate;
 mod count;
 mod data_dir;
+mod demo;
 mod export;
 mod fit;
 mod fitted_file;
@@ -41,6 +42,8 @@ enum Command {
     Count(count::CountArgs),
     /// A headless sample run on the simulated board: checks, tune, tubes, replicates, result.
     Run(run::RunArgs),
+    /// Seed a demo database by really running simulated patients over months, with QC history.
+    Demo(demo::DemoArgs),
     /// Export stored results (one CSV row per result version).
     Export(export::ExportArgs),
     /// Simulate a CPMG echo train from the physics and write it as CSV.
@@ -62,6 +65,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Count(args) => count::run(&args),
         Command::Run(args) => run::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Export(args) => export::run(args),
         Command::Simulate(args) => simulate::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Fit(args) => fit::run(&args),

@@ -6,6 +6,10 @@
 //! On a fresh data directory the simulated lot is calibrated first by a simulated dilution series
 //! (the engine says so). The `--sim-*` options set what the virtual tubes hold and inject board
 //! faults; this build drives no real board from this command.
+//!
+//! SIGTERM or SIGINT while the run is in flight stops it gracefully: the board is halted and the
+//! run recorded `interrupted` with its cause (exit status 1). A kill -9 leaves it to the next start
+//! to mark the run `interrupted` (see `tests/crash_safety.rs`).
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -19,6 +23,7 @@ use appliance::sim_board::{Faults, SimBoardConfig, SimClock};
 use appliance::store::runs::RunState;
 use nmr_core::assay::Indications;
 use serde_json::json;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::data_dir::DataDirArg;
 
@@ -85,6 +90,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut signals = TerminationSignals::listen().context("listening for SIGTERM and SIGINT")?;
     let mut extra_tubes = Vec::new();
     for name in &args.tubes {
         let kind = tube_kind(&name.to_ascii_lowercase()).ok_or_else(|| {
@@ -157,7 +163,16 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
     });
-    let state = engine.wait_for_run(ticket.id).await?;
+    // SIGTERM (systemd, `kill`) or Ctrl-C while the run is in flight: shut the engine down
+    // gracefully, which halts the board and records the run `interrupted` with its cause.
+    let state = tokio::select! {
+        state = engine.wait_for_run(ticket.id) => state?,
+        signal = signals.received() => {
+            eprintln!("{signal} received: stopping the run and halting the board");
+            engine.shutdown().await;
+            engine.wait_for_run(ticket.id).await?
+        }
+    };
     let _ = printer.await;
     engine.shutdown().await;
 
@@ -194,6 +209,30 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
             eprintln!("run {} ended {}: {cause}", ticket.id, run.state);
             Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// SIGTERM and SIGINT, listened for from the start of the command so that one arriving at any
+/// moment is kept until the run is there to stop.
+struct TerminationSignals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl TerminationSignals {
+    fn listen() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for either signal and names the one that came.
+    async fn received(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
         }
     }
 }
