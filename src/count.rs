@@ -13,14 +13,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use nmr_core::assay::{
-    Calibration, Call, CountEstimate, DeltaR2, Indications, Marker, MarkerSignal, TubeKind,
-    TubeSummary, marker_profile,
+    Calibration, CountInputs, CountReport, Indications, Marker, TubeKind, TubeSummary,
 };
 use nmr_core::qc::{
-    MeasurementQcLimits, QcFlag, Severity, any_hold, check_measurement, check_replicate_cv,
+    MeasurementQcLimits, QcFlag, Severity, check_measurement, check_replicate_cv,
     check_temperature_drift, median_fill_amplitude,
 };
-use serde::Serialize;
 
 use crate::fitted_file::{FittedFile, common_te_ms};
 
@@ -64,60 +62,6 @@ pub struct CountArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// The report, as printed with `--json`.
-#[derive(Debug, Serialize)]
-struct CountReport {
-    delta_r2_per_s: f64,
-    delta_r2_per_s_se: f64,
-    delta_r2_df: f64,
-    cells: f64,
-    cells_se: f64,
-    cells_ci95: [f64; 2],
-    blood_ml: f64,
-    per_ml: f64,
-    per_ml_ci95: [f64; 2],
-    per_7_5ml: f64,
-    per_7_5ml_ci95: [f64; 2],
-    category: &'static str,
-    call: Option<&'static str>,
-    indication: Option<String>,
-    cutoff_per_7_5ml: Option<f64>,
-    call_interval_spans_cutoff: Option<bool>,
-    qc_flags: Vec<QcFlag>,
-    qc_hold: bool,
-    lob_cells: f64,
-    lod_cells: f64,
-    loq_cells: f64,
-    calibration_lot: String,
-    te_ms: f64,
-    control: TubeSummary,
-    labeled: TubeSummary,
-    marker_profile: Vec<TubeSignal>,
-    nonspecific_controls: Vec<TubeSignal>,
-}
-
-/// ΔR2 of an extra tube (single marker or non-specific control) against the control tube.
-#[derive(Debug, Serialize)]
-struct TubeSignal {
-    tube: TubeKind,
-    delta_r2_per_s: f64,
-    delta_r2_per_s_se: f64,
-    delta_r2_ci95: [f64; 2],
-    replicate_cv: f64,
-}
-
-impl TubeSignal {
-    fn new(tube: &TubeSummary, delta: &DeltaR2) -> TubeSignal {
-        TubeSignal {
-            tube: tube.kind,
-            delta_r2_per_s: delta.delta_r2_per_s,
-            delta_r2_per_s_se: delta.se_per_s,
-            delta_r2_ci95: delta.ci95_per_s(),
-            replicate_cv: tube.cv,
-        }
-    }
 }
 
 /// Extra tubes of a run: their summaries and fitted files.
@@ -171,62 +115,17 @@ pub fn run(args: &CountArgs) -> anyhow::Result<ExitCode> {
     ];
     tubes.extend(extra.iter().map(|t| (&t.summary, t.files.as_slice())));
     let qc_flags = qc_flags(&tubes);
-    let delta = DeltaR2::between(&labeled_summary, &control_summary);
-    let singles: Vec<TubeSummary> = extra
-        .iter()
-        .filter(|t| matches!(t.summary.kind, TubeKind::Single(_)))
-        .map(|t| t.summary.clone())
-        .collect();
-    let profile: Vec<MarkerSignal> = marker_profile(&control_summary, &singles)?;
-    let marker_signals: Vec<TubeSignal> = singles
-        .iter()
-        .zip(&profile)
-        .map(|(tube, signal)| TubeSignal::new(tube, &signal.delta))
-        .collect();
-    let nonspecific: Vec<TubeSignal> = extra
-        .iter()
-        .filter(|t| !matches!(t.summary.kind, TubeKind::Single(_)))
-        .map(|t| TubeSignal::new(&t.summary, &DeltaR2::between(&t.summary, &control_summary)))
-        .collect();
-    let count = CountEstimate::from_delta(&delta, &calibration, args.blood_ml)?;
-    let call = args
-        .indication
-        .as_deref()
-        .map(|indication| indications.call(indication, &count))
-        .transpose()?;
-
-    let report = CountReport {
-        delta_r2_per_s: delta.delta_r2_per_s,
-        delta_r2_per_s_se: delta.se_per_s,
-        delta_r2_df: delta.df,
-        cells: count.cells,
-        cells_se: count.cells_se,
-        cells_ci95: count.cells_ci95,
-        blood_ml: count.blood_ml,
-        per_ml: count.per_ml,
-        per_ml_ci95: count.per_ml_ci95,
-        per_7_5ml: count.per_7_5ml,
-        per_7_5ml_ci95: count.per_7_5ml_ci95,
-        category: count.category.as_str(),
-        call: call.as_ref().map(|c| match c.call {
-            Call::Favorable => "favorable",
-            Call::Unfavorable => "unfavorable",
-        }),
-        indication: call.as_ref().map(|c| c.indication.clone()),
-        cutoff_per_7_5ml: call.as_ref().map(|c| c.cutoff_per_7_5ml),
-        call_interval_spans_cutoff: call.as_ref().map(|c| c.interval_spans_cutoff),
-        qc_hold: any_hold(&qc_flags),
-        qc_flags,
-        lob_cells: calibration.lob_cells,
-        lod_cells: calibration.lod_cells,
-        loq_cells: calibration.loq_cells,
-        calibration_lot: calibration.lot.clone(),
-        te_ms,
+    let report = CountReport::compute(CountInputs {
         control: control_summary,
         labeled: labeled_summary,
-        marker_profile: marker_signals,
-        nonspecific_controls: nonspecific,
-    };
+        extra: extra.iter().map(|t| t.summary.clone()).collect(),
+        calibration: &calibration,
+        blood_ml: args.blood_ml,
+        indication: args.indication.as_deref(),
+        indications: &indications,
+        te_ms,
+        qc_flags,
+    })?;
     if args.json {
         writeln!(
             std::io::stdout(),
@@ -356,7 +255,7 @@ fn print_text(report: &CountReport) -> std::io::Result<()> {
         report.blood_ml
     )?;
     if let (Some(call), Some(indication), Some(cutoff)) =
-        (report.call, &report.indication, report.cutoff_per_7_5ml)
+        (&report.call, &report.indication, report.cutoff_per_7_5ml)
     {
         let caveat = if report.call_interval_spans_cutoff == Some(true) {
             " (the 95 % interval spans the cut-off)"

@@ -9,8 +9,11 @@ mod board;
 mod calibrate;
 mod count;
 mod data_dir;
+mod demo;
+mod export;
 mod fit;
 mod fitted_file;
+mod run;
 mod serve;
 mod simulate;
 mod user;
@@ -38,6 +41,12 @@ enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Count CTCs from a run's control and quad-marker echo trains with a calibration.
     Count(count::CountArgs),
+    /// A headless sample run on the simulated board: checks, tune, tubes, replicates, result.
+    Run(run::RunArgs),
+    /// Seed a demo database by really running simulated patients over months, with QC history.
+    Demo(demo::DemoArgs),
+    /// Export stored results (one CSV row per result version).
+    Export(export::ExportArgs),
     /// Simulate a CPMG echo train from the physics and write it as CSV.
     Simulate(simulate::SimulateArgs),
     /// Fit T2 (mono, bi-exponential or a distribution) to echo-train files.
@@ -58,6 +67,9 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Board(args) => board::run(args),
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Count(args) => count::run(&args),
+        Command::Run(args) => run::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Export(args) => export::run(args),
         Command::Simulate(args) => simulate::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Fit(args) => fit::run(&args),
         Command::User(args) => user::run(args),

@@ -4,13 +4,16 @@
 //! - [`sim_board`]: a software twin of the board that speaks the same frames, for tests and demos.
 //! - [`procedures`]: measurement procedures (identify, tune, nutation, noise, CPMG) returning
 //!   reports that can be stored.
+//! - [`engine`]: the acquisition engine, the one owner of the board, and the sample-run workflow.
 //! - [`store`]: the SQLite database (users, patients, samples, runs, measurements, results,
 //!   calibrations, QC, instrument log, the hash-chained audit trail).
 //! - `linux` (features `hw-linux`, `rpi`): adapters for spidev and GPIO on Linux / Raspberry Pi.
 //!
-//! Not here: the science (T2 fitting, counting), which lives in `nmr-core`.
+//! Not here: the science (T2 fitting, counting), which lives in `nmr-core` and knows nothing of
+//! any of this.
 
 pub mod config;
+pub mod engine;
 pub mod first_admin;
 pub mod frontend;
 #[cfg(feature = "hw-linux")]

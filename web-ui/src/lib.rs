@@ -12,12 +12,15 @@
 
 pub mod api;
 mod application;
+pub mod assets;
 pub mod auth;
+pub mod charts;
 pub mod extract;
 pub mod problem;
 pub mod roles;
 pub mod state;
 pub mod throttle;
+pub mod views;
 
 pub use application::{Application, ServeError, router};
 pub use problem::ApiError;

@@ -14,6 +14,7 @@
 
 pub mod clock;
 pub mod physics;
+mod tube_slot;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -25,6 +26,7 @@ use rand_distr::{Distribution, Geometric, StandardNormal};
 
 pub use clock::{ClockMode, SimClock, SimDelay};
 pub use physics::{VirtualCoil, VirtualMagnet, VirtualReceiver, VirtualTube};
+pub use tube_slot::TubeSlot;
 
 use crate::frontend::protocol::{BoardStatus, Command, PROTOCOL_VERSION, Request, Response};
 use crate::frontend::pulse_program::{ENTRY_LEN, MAX_ENTRIES, ProgramEntry, PulseProgram};
@@ -61,7 +63,7 @@ pub struct SimBoardConfig {
     pub magnet: VirtualMagnet,
     /// The coil.
     pub coil: VirtualCoil,
-    /// The sample.
+    /// The sample in the coil at power-on (swap it later through [`SimBoard::tube_slot`]).
     pub tube: VirtualTube,
     /// The receiver.
     pub receiver: VirtualReceiver,
@@ -132,6 +134,7 @@ pub struct SimBoard {
     fault_rng: ChaCha8Rng,
     bits_to_next_flip: u64,
     temperature: TemperatureWalk,
+    tube_slot: TubeSlot,
     registers: [u32; 256],
     program: Option<Vec<ProgramEntry>>,
     fifo: VecDeque<(i32, i32)>,
@@ -166,6 +169,7 @@ impl SimBoard {
                 rng: stream(TEMPERATURE_STREAM),
                 grid_c: vec![0.0],
             },
+            tube_slot: TubeSlot::new(config.tube.clone()),
             clock,
             registers: [0; 256],
             program: None,
@@ -196,6 +200,11 @@ impl SimBoard {
     /// The shared clock.
     pub fn clock(&self) -> &SimClock {
         &self.clock
+    }
+
+    /// The holder of the tube in the coil: clone it to swap tubes while the driver owns the board.
+    pub fn tube_slot(&self) -> TubeSlot {
+        self.tube_slot.clone()
     }
 
     /// The true magnet temperature now (not the sensor reading).
@@ -511,13 +520,14 @@ impl SimBoard {
         };
         let tr_s = f64::from(self.reg(registers::TR_US)) * 1e-6;
         let temp_c = self.true_magnet_temp_c();
+        let tube = self.tube_slot.current();
         let scan = evaluate_scan(
             &entries,
             settings,
             temp_c,
             &self.config.magnet,
             &self.config.coil,
-            &self.config.tube,
+            &tube,
         );
         if scan.duration_s > tr_s {
             return Err(BoardStatus::InvalidProgram);
@@ -527,7 +537,7 @@ impl SimBoard {
         let gain = 10f64.powf(f64::from(self.reg(registers::RX_GAIN_DB)) / 20.0);
         let receiver = &self.config.receiver;
         let rx_rotation = Cplx::polar(1.0, receiver.phase_rad);
-        let e1 = (-tr_s / self.config.tube.t1_s).exp();
+        let e1 = (-tr_s / tube.t1_s).exp();
         let mut mz = 1.0;
         let mut sums = vec![(0i64, 0i64); scan.windows.len()];
         for scan_index in 0..(dummies + u32::from(scans)) {

@@ -21,6 +21,7 @@ pub mod linearity;
 pub mod poisson;
 pub mod quantile;
 pub mod replicate;
+pub mod report;
 pub mod tube;
 pub mod weighted_fit;
 
@@ -30,4 +31,5 @@ pub use delta_r2::{DeltaR2, MarkerSignal, SeSource, marker_profile};
 pub use error::AssayError;
 pub use indication::{Call, CallOutcome, Cutoff, Indications};
 pub use replicate::{Replicate, TubeSummary};
+pub use report::{CountInputs, CountReport, TubeSignal};
 pub use tube::{Marker, TubeKind};

@@ -195,7 +195,7 @@ pub fn fit_bi(train: &EchoTrain, options: &FitOptions) -> Result<BiFit, FitError
         },
     )?;
     fit_bi_points(
-        &input.times_s,
+        input.times_s,
         &input.signal,
         Some(input.noise_sd),
         input.echo_spacing_s,

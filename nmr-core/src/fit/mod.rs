@@ -53,8 +53,10 @@ impl Default for FitOptions {
 }
 
 /// The echoes a fit uses: times and the phased signal, after dropping the first echo if asked.
-pub(crate) struct FitInput {
-    pub times_s: Vec<f64>,
+/// The times are borrowed from the train and the signal is the phased channel itself, so preparing
+/// a fit copies nothing.
+pub(crate) struct FitInput<'a> {
+    pub times_s: &'a [f64],
     pub signal: Vec<f64>,
     pub noise_sd: f64,
     pub phase_rad: f64,
@@ -64,18 +66,21 @@ pub(crate) struct FitInput {
     pub dropped_echo: Option<f64>,
 }
 
-impl FitInput {
-    pub(crate) fn new(train: &crate::EchoTrain, options: &FitOptions) -> Self {
+impl<'a> FitInput<'a> {
+    pub(crate) fn new(train: &'a crate::EchoTrain, options: &FitOptions) -> Self {
         let phased = train.phase();
         let skip = usize::from(options.drop_first_echo && train.len() > 1);
+        let dropped_echo = (skip == 1).then(|| phased.real[0]);
+        let mut signal = phased.real;
+        signal.drain(..skip);
         Self {
-            times_s: train.times_s()[skip..].to_vec(),
-            signal: phased.real[skip..].to_vec(),
+            times_s: &train.times_s()[skip..],
+            signal,
             noise_sd: phased.noise_sd,
             phase_rad: phased.angle_rad,
             echo_spacing_s: train.echo_spacing_s(),
             magnitude: train.is_magnitude(),
-            dropped_echo: (skip == 1).then(|| phased.real[0]),
+            dropped_echo,
         }
     }
 }

@@ -94,7 +94,7 @@ pub fn fit_mono(train: &EchoTrain, options: &FitOptions) -> Result<MonoFit, FitE
             needed: MIN_ECHOES,
         });
     }
-    let problem = Problem::new(&input.times_s, &input.signal);
+    let problem = Problem::new(input.times_s, &input.signal);
     let seed = log_linear_seed(&input)?;
     let mut solution = problem.solve_projected(seed);
     if !solution.converged {
@@ -109,7 +109,7 @@ pub fn fit_mono(train: &EchoTrain, options: &FitOptions) -> Result<MonoFit, FitE
     if input.magnitude && input.noise_sd > 0.0 {
         // σ is identified by the noise floor; a decay that never reaches it leaves σ to the
         // independent estimate (from the high-signal echoes, where it is accurate).
-        let last_signal = solution.amplitude * (-solution.rate * window_s(&input.times_s)).exp();
+        let last_signal = solution.amplitude * (-solution.rate * window_s(input.times_s)).exp();
         let floor_reached = last_signal < 3.0 * input.noise_sd;
         solution = problem.solve_rician(solution, input.noise_sd, floor_reached);
         rician_corrected = true;
@@ -519,7 +519,7 @@ fn report(
     rician_corrected: bool,
 ) -> Result<MonoFit, FitError> {
     let n = input.times_s.len();
-    let window_ms = window_s(&input.times_s) * 1e3;
+    let window_ms = window_s(input.times_s) * 1e3;
     let Solution {
         amplitude,
         rate,
@@ -643,7 +643,7 @@ fn report(
         Some(sigma) => {
             let total: f64 = model
                 .iter()
-                .zip(&input.times_s)
+                .zip(input.times_s)
                 .map(|(m, t)| {
                     let nu = amplitude * (-rate * t).exp();
                     nu * nu + 2.0 * sigma * sigma - m * m

@@ -354,7 +354,7 @@ pub fn fit_spectrum(train: &EchoTrain, options: &SpectrumOptions) -> Result<T2Sp
     }
     fit_mono(train, &fit_options)?;
     invert(
-        &input.times_s,
+        input.times_s,
         &input.signal,
         Some(input.noise_sd),
         input.echo_spacing_s,

@@ -1,0 +1,419 @@
+//! Starting the engine, and the cheap cloneable [`EngineHandle`] every caller (CLI, web face)
+//! uses to queue runs, confirm tubes, cancel, watch progress and shut it down.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::store::calibrations::ReagentLot;
+use crate::store::instrument_log::{LogKind, NewLogEntry};
+use crate::store::patients::Mrn;
+use crate::store::runs::{NewRun, RunState};
+use crate::store::samples::{BloodVolume, Indication, NewSample, NewTube, TubeLabel};
+use crate::store::{self, Actor, RunId, Store, Timestamp};
+
+use super::config::EngineConfig;
+use super::control::RunControl;
+use super::error::EngineError;
+use super::event::{EventKind, RunEvent};
+use super::instrument::Board;
+use super::request::{RunRequest, RunTicket, tube_name};
+use super::simulated_lot::SIMULATED_LOT;
+use super::status::EngineStatus;
+use super::worker::{Command, Job, Shared, Worker};
+
+/// Events kept for subscribers that fall behind.
+const EVENT_CAPACITY: usize = 1024;
+
+/// Most replicate readings a tube may ask for.
+const MAX_REPLICATES: u32 = 10;
+
+/// Starts the acquisition engine.
+pub struct Engine;
+
+impl Engine {
+    /// Recovers from a previous crash (runs left in flight become `interrupted`, each audited),
+    /// then starts the thread that owns `board`. Call it once from inside a tokio runtime and
+    /// share the handle; [`EngineHandle::shutdown`] stops it.
+    pub async fn start(
+        store: Store,
+        board: Box<dyn Board>,
+        config: EngineConfig,
+    ) -> Result<EngineHandle, EngineError> {
+        let interrupted = store
+            .interrupt_runs_in_flight(
+                "the appliance stopped (crash, power loss or kill) while the run was in flight",
+            )
+            .await?;
+        let simulated = board.tube_slot().is_some();
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let shared = Arc::new(Shared {
+            events,
+            status: Mutex::new(EngineStatus::default()),
+            controls: Mutex::new(Default::default()),
+            shutting_down: AtomicBool::new(false),
+            simulated,
+            config,
+            stopped: watch::Sender::new(false),
+        });
+        let message = format!(
+            "acquisition engine started on the {}{}",
+            if simulated {
+                "simulated board"
+            } else {
+                "front-end board"
+            },
+            if interrupted.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; runs left in flight marked interrupted: {}",
+                    interrupted
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+        store
+            .log_instrument(&NewLogEntry::message(LogKind::Event, &message))
+            .await?;
+        for run_id in &interrupted {
+            shared.emit(
+                Some(*run_id),
+                EventKind::State {
+                    state: RunState::Interrupted,
+                    cause: Some("found in flight at start-up".into()),
+                },
+            );
+        }
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let worker = Worker {
+            board,
+            store: store.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            shared: Arc::clone(&shared),
+        };
+        std::thread::Builder::new()
+            .name("ferrocount-engine".into())
+            .spawn(move || worker.serve(receiver))
+            .map_err(|e| EngineError::Invalid {
+                field: "engine thread",
+                reason: e.to_string(),
+            })?;
+        Ok(EngineHandle {
+            commands,
+            shared,
+            store,
+        })
+    }
+}
+
+/// A handle to the running engine; clone it freely.
+#[derive(Clone)]
+pub struct EngineHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+    store: Store,
+}
+
+impl std::fmt::Debug for EngineHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineHandle")
+            .field("simulated", &self.shared.simulated)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineHandle {
+    /// The store the engine records into.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether the board is the simulated one.
+    pub fn is_simulated(&self) -> bool {
+        self.shared.simulated
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    /// Progress events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// A snapshot of the instrument and the engine's work.
+    pub fn status(&self) -> EngineStatus {
+        self.shared.status().clone()
+    }
+
+    /// Records the patient (when new), the sample and its tubes, queues the run and returns its
+    /// id. Refuses bad input before anything is stored.
+    pub async fn start_run(&self, request: RunRequest) -> Result<RunTicket, EngineError> {
+        if self.shared.is_shutting_down() || self.commands.is_closed() {
+            return Err(EngineError::Stopped);
+        }
+        let checked = self.check(&request)?;
+        let actor = &request.operator;
+        let patient = self
+            .store
+            .patient_by_mrn_or_add(actor, &checked.mrn)
+            .await?;
+        let sample = self
+            .store
+            .add_sample(
+                actor,
+                &NewSample {
+                    patient_id: patient.id,
+                    drawn_at: checked.drawn_at,
+                    blood: checked.blood,
+                    indication: checked.indication,
+                    tubes: checked.tubes,
+                },
+            )
+            .await?;
+        let operator_id = match actor {
+            Actor::User { id, .. } => Some(*id),
+            Actor::Appliance => None,
+        };
+        let run = self
+            .store
+            .create_run(
+                actor,
+                &NewRun {
+                    sample_id: sample.id,
+                    operator_id,
+                    reagent_lot: Some(checked.lot.to_string()),
+                    simulated: self.shared.simulated,
+                },
+            )
+            .await?;
+        let control = Arc::new(RunControl::new());
+        self.shared.controls().insert(run.id, Arc::clone(&control));
+        self.shared.status().queued.push(run.id);
+        self.shared.emit(
+            Some(run.id),
+            EventKind::State {
+                state: RunState::Queued,
+                cause: None,
+            },
+        );
+        let job = Job {
+            run_id: run.id,
+            sample,
+            request,
+            reagent_lot: checked.lot.to_string(),
+            control,
+        };
+        if self.commands.send(Command::Run(Box::new(job))).is_err() {
+            self.forget(run.id);
+            self.store
+                .set_run_state(
+                    &Actor::Appliance,
+                    run.id,
+                    RunState::Interrupted,
+                    Some("the acquisition engine had stopped"),
+                )
+                .await?;
+            return Err(EngineError::Stopped);
+        }
+        Ok(RunTicket {
+            id: run.id,
+            state: RunState::Queued,
+        })
+    }
+
+    /// The operator confirms the tube the run waits for is in the coil.
+    pub fn confirm_tube(&self, run_id: RunId) -> Result<(), EngineError> {
+        let control = self.control(run_id).ok_or(EngineError::NotActive(run_id))?;
+        let mut state = control.lock();
+        let index = state.awaiting.ok_or(EngineError::NotAwaitingTube(run_id))?;
+        state.confirmed_tubes = state.confirmed_tubes.max(index);
+        drop(state);
+        control.notify();
+        Ok(())
+    }
+
+    /// Cancels a run: a queued one at once, a measuring one at its next step (the readings
+    /// already committed stay; [`Self::wait_for_run`] returns when it is recorded), one awaiting
+    /// release at once. Returns the state it is, or will shortly be, in.
+    pub async fn cancel(
+        &self,
+        run_id: RunId,
+        actor: &Actor,
+        reason: &str,
+    ) -> Result<RunState, EngineError> {
+        let cause = format!("cancelled by {}: {}", actor.label(), reason.trim());
+        if let Some(control) = self.control(run_id) {
+            let started = {
+                let mut state = control.lock();
+                if state.closed {
+                    None
+                } else {
+                    if state.cancel.is_none() {
+                        state.cancel = Some((actor.clone(), cause.clone()));
+                    }
+                    Some(state.started)
+                }
+            };
+            if let Some(started) = started {
+                control.notify();
+                if !started {
+                    self.store
+                        .set_run_state(actor, run_id, RunState::Cancelled, Some(&cause))
+                        .await?;
+                    self.shared.status().queued.retain(|id| *id != run_id);
+                    self.shared.emit(
+                        Some(run_id),
+                        EventKind::State {
+                            state: RunState::Cancelled,
+                            cause: Some(cause),
+                        },
+                    );
+                    control.finish(RunState::Cancelled);
+                }
+                return Ok(RunState::Cancelled);
+            }
+        }
+        let run = self.store.run(run_id).await?;
+        if run.state != RunState::AwaitingRelease {
+            return Err(EngineError::NotCancellable {
+                run: run_id,
+                state: run.state,
+            });
+        }
+        self.store
+            .set_run_state(actor, run_id, RunState::Cancelled, Some(&cause))
+            .await?;
+        self.shared.emit(
+            Some(run_id),
+            EventKind::State {
+                state: RunState::Cancelled,
+                cause: Some(cause),
+            },
+        );
+        Ok(RunState::Cancelled)
+    }
+
+    /// Waits until the engine is done with a run (a result awaiting release, or failed,
+    /// cancelled, interrupted) and returns that state.
+    pub async fn wait_for_run(&self, run_id: RunId) -> Result<RunState, EngineError> {
+        if let Some(control) = self.control(run_id) {
+            let mut final_state = control.subscribe_final();
+            if let Ok(state) = final_state.wait_for(Option::is_some).await
+                && let Some(state) = *state
+            {
+                return Ok(state);
+            }
+        }
+        Ok(self.store.run(run_id).await?.state)
+    }
+
+    /// Stops the engine gracefully: the run being measured stops at its next step and is
+    /// recorded `interrupted`, queued runs too, the board is halted. Returns when the engine's
+    /// thread has finished.
+    pub async fn shutdown(&self) {
+        self.shared.shutting_down.store(true, Ordering::SeqCst);
+        for control in self.shared.controls().values() {
+            control.notify();
+        }
+        let _ = self.commands.send(Command::Shutdown);
+        let mut stopped = self.shared.stopped.subscribe();
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    }
+
+    fn control(&self, run_id: RunId) -> Option<Arc<RunControl>> {
+        self.shared.controls().get(&run_id).cloned()
+    }
+
+    fn forget(&self, run_id: RunId) {
+        self.shared.controls().remove(&run_id);
+        self.shared.status().queued.retain(|id| *id != run_id);
+    }
+
+    /// Parses and checks a request, naming the field that is wrong.
+    fn check(&self, request: &RunRequest) -> Result<CheckedRequest, EngineError> {
+        let invalid = |field: &'static str, reason: String| EngineError::Invalid { field, reason };
+        if let Some(truth) = &request.simulate {
+            if !self.shared.simulated {
+                return Err(EngineError::SimulationOnHardware);
+            }
+            truth
+                .check()
+                .map_err(|reason| invalid("simulate", reason))?;
+        }
+        if !(2..=MAX_REPLICATES).contains(&request.replicates) {
+            return Err(invalid(
+                "replicates",
+                format!(
+                    "{} per tube; allowed 2 to {MAX_REPLICATES}",
+                    request.replicates
+                ),
+            ));
+        }
+        let mrn = Mrn::parse(&request.patient_mrn)?;
+        let blood = BloodVolume::from_ml(request.blood_ml)?;
+        let indication = match request.indication.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(name) => {
+                self.shared
+                    .config
+                    .indications
+                    .cutoff(name)
+                    .map_err(|e| invalid("indication", e.to_string()))?;
+                Some(Indication::parse(name)?)
+            }
+        };
+        let lot = match request.reagent_lot.as_deref().map(str::trim) {
+            Some(lot) if !lot.is_empty() => ReagentLot::parse(lot)?,
+            _ if self.shared.simulated => ReagentLot::parse(SIMULATED_LOT)?,
+            _ => {
+                return Err(invalid(
+                    "reagent lot",
+                    "required on hardware (the lot printed on the tube kit)".into(),
+                ));
+            }
+        };
+        let drawn_at = match &request.drawn_at {
+            Some(text) => Timestamp::parse(text)
+                .map_err(|e| invalid("draw time", format!("{text:?} is not RFC 3339: {e}")))?,
+            None => Timestamp::now(),
+        };
+        let mut seen = HashSet::new();
+        let mut tubes = Vec::new();
+        for kind in request.tubes() {
+            if !seen.insert(kind) {
+                return Err(invalid("tubes", format!("the {kind} is listed twice")));
+            }
+            let name = tube_name(kind);
+            tubes.push(NewTube {
+                kind: store::samples::TubeKind::parse(name)?,
+                label: TubeLabel::parse(&name.to_ascii_uppercase())?,
+            });
+        }
+        Ok(CheckedRequest {
+            mrn,
+            blood,
+            indication,
+            lot,
+            drawn_at,
+            tubes,
+        })
+    }
+}
+
+struct CheckedRequest {
+    mrn: Mrn,
+    blood: BloodVolume,
+    indication: Option<Indication>,
+    lot: ReagentLot,
+    drawn_at: Timestamp,
+    tubes: Vec<NewTube>,
+}

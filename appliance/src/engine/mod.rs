@@ -1,0 +1,52 @@
+//! The acquisition engine: the one owner of the board, and the sample-run workflow.
+//!
+//! A service starts it once ([`Engine::start`]) and shares the cheap cloneable
+//! [`EngineHandle`]: callers queue runs ([`EngineHandle::start_run`]), confirm tubes, cancel,
+//! read a status snapshot, and subscribe to progress events ([`RunEvent`]). Requests reach the
+//! board's thread over a channel; one run measures at a time, the others wait `queued`.
+//!
+//! A run: checks (today's QC, board identity, stable temperature) → tune → the calibration for
+//! the reagent lot and TE → for each tube (control, quad, then optional CD45/IgG and single-marker
+//! tubes) `awaiting_tube` until the operator confirms it (the simulation confirms by itself unless
+//! asked not to) → replicate readings, each fitted, checked and committed with its raw train at
+//! once → the result → `awaiting_release`. A failure names its cause ([`FailureKind`]: board,
+//! temperature, QC, calibration, storage) and keeps what was measured. At start, runs a crash left
+//! in flight become `interrupted`; [`EngineHandle::shutdown`] halts the board and records every
+//! run it held.
+//!
+//! On the simulated board a run may say what its virtual tubes hold ([`SimulatedTruth`]), and the
+//! simulated lot ([`SIMULATED_LOT`]) is calibrated from a simulated dilution series when it has no
+//! calibration. On hardware, simulation truth is refused.
+//!
+//! Not here: HTTP, configuration files, the science (nmr-core), SQL (the store).
+
+mod config;
+mod control;
+pub mod dilution_series;
+mod error;
+mod event;
+mod failure;
+mod handle;
+mod instrument;
+mod reading;
+mod request;
+mod run_report;
+mod simulated_lot;
+mod status;
+mod worker;
+mod workflow;
+
+pub use config::EngineConfig;
+pub use error::EngineError;
+pub use event::{EventKind, RunEvent};
+pub use failure::{Failure, FailureKind};
+pub use handle::{Engine, EngineHandle};
+pub use instrument::{Board, BoardFault, Instrument, SimulatedInstrument};
+pub use reading::Reading;
+pub use request::{ALL_TUBES, DEFAULT_REPLICATES, RunRequest, RunTicket, tube_kind, tube_name};
+pub use run_report::{RunReport, TubeReadings};
+pub use simulated_lot::{
+    DEFAULT_CONTROL_T2_MS, SIMULATED_BACKGROUND_PER_S, SIMULATED_LOT,
+    SIMULATED_PER_CELL_DELTA_R2_PER_S, SimulatedTruth,
+};
+pub use status::{BoardStatus, EngineStatus, RunProgress};

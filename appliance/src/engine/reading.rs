@@ -1,0 +1,150 @@
+//! One replicate reading: a CPMG train measured, fitted and checked, ready to be committed.
+
+use nmr_core::EchoTrain;
+use nmr_core::assay::Replicate;
+use nmr_core::fit::{FitOptions, MonoFit, fit_mono};
+use nmr_core::qc::{
+    BiexponentialOptions, MeasurementQcInput, MeasurementQcLimits, QcCode, QcFlag, Severity,
+    check_measurement, compare_mono_bi,
+};
+use serde::Serialize;
+
+/// What was made of one echo train.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Reading {
+    /// Which reading, e.g. "quad-marker tube reading 2".
+    pub subject: String,
+    /// The mono-exponential fit, or why it failed.
+    pub fit: Result<MonoFit, String>,
+    /// Fitted signal at the first echo, A·e^(−t₁/T2) + C.
+    pub first_echo_amplitude: Option<f64>,
+    /// Whether two exponentials describe the decay better (`None`: not compared).
+    pub biexponential_preferred: Option<bool>,
+    /// Magnet temperature during the reading, °C.
+    pub temp_c: Option<f64>,
+}
+
+/// What is stored as a measurement's fit report: the fit or its error, and the bi-exponential
+/// verdict.
+#[derive(Serialize)]
+struct StoredFit<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mono: Option<&'a MonoFit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    biexponential_preferred: Option<bool>,
+    first_echo_amplitude: Option<f64>,
+}
+
+impl Reading {
+    /// Fits `train` (default fit options) and compares mono with bi-exponential.
+    pub fn fit(subject: String, train: &EchoTrain) -> Self {
+        let fit = fit_mono(train, &FitOptions::default()).map_err(|e| e.to_string());
+        let first_time_s = train.times_s().first().copied().unwrap_or(0.0);
+        let first_echo_amplitude = fit
+            .as_ref()
+            .ok()
+            .map(|f| f.amplitude * (-first_time_s * 1000.0 / f.t2_ms).exp() + f.offset);
+        let biexponential_preferred = fit.as_ref().ok().and_then(|_| {
+            compare_mono_bi(train, &BiexponentialOptions::default()).map(|check| check.preferred)
+        });
+        Self {
+            subject,
+            fit,
+            first_echo_amplitude,
+            biexponential_preferred,
+            temp_c: train.acquisition().temp_c,
+        }
+    }
+
+    /// The reading as an assay replicate, when the fit succeeded.
+    pub fn replicate(&self) -> Option<Replicate> {
+        self.fit
+            .as_ref()
+            .ok()
+            .map(|f| Replicate::new(f.r2_per_s, f.r2_per_s_se))
+    }
+
+    /// What the per-measurement QC checks look at, when the fit succeeded.
+    pub fn qc_input(&self) -> Option<MeasurementQcInput> {
+        let fit = self.fit.as_ref().ok()?;
+        Some(MeasurementQcInput {
+            subject: self.subject.clone(),
+            snr: fit.snr,
+            first_echo_amplitude: self.first_echo_amplitude.unwrap_or(f64::NAN),
+            converged: fit.converged,
+            biexponential_preferred: self.biexponential_preferred,
+            temp_c: self.temp_c,
+        })
+    }
+
+    /// The flags of this reading on its own (no fill reference yet): a failed fit holds.
+    pub fn flags(&self, limits: &MeasurementQcLimits) -> Vec<QcFlag> {
+        match self.qc_input() {
+            Some(input) => check_measurement(&input, None, limits),
+            None => vec![fit_failed_flag(
+                &self.subject,
+                self.fit.as_ref().err().map_or("no fit", String::as_str),
+            )],
+        }
+    }
+
+    /// The fit report stored with the measurement.
+    pub fn stored_fit(&self) -> serde_json::Value {
+        let stored = StoredFit {
+            mono: self.fit.as_ref().ok(),
+            error: self.fit.as_ref().err().map(String::as_str),
+            biexponential_preferred: self.biexponential_preferred,
+            first_echo_amplitude: self.first_echo_amplitude,
+        };
+        serde_json::to_value(&stored).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The HOLD flag of a reading whose T2 fit failed.
+pub fn fit_failed_flag(subject: &str, error: &str) -> QcFlag {
+    QcFlag {
+        code: QcCode::FitNotConverged,
+        severity: Severity::Hold,
+        subject: subject.to_owned(),
+        message: format!(
+            "The T2 fit failed ({error}); the reading is left out. Re-measure the tube."
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nmr_core::simulate::CpmgSimulation;
+
+    #[test]
+    fn a_clean_decay_fits_and_raises_no_flag() {
+        let simulation = CpmgSimulation {
+            noise_sd: 0.002,
+            ..CpmgSimulation::mono(1.0, 0.2, 0.001, 1000)
+        };
+        let reading = Reading::fit("control tube reading 1".into(), &simulation.simulate(3));
+        let fit = reading.fit.as_ref().expect("a clean decay fits");
+        assert!((fit.t2_ms - 200.0).abs() < 2.0, "T2 {}", fit.t2_ms);
+        assert!(reading.flags(&MeasurementQcLimits::default()).is_empty());
+        assert!(reading.replicate().is_some());
+        assert!(reading.stored_fit()["mono"]["t2_ms"].is_number());
+    }
+
+    #[test]
+    fn a_flat_train_is_held_with_the_fit_error() {
+        let train = EchoTrain::magnitude(
+            (1..=50).map(|k| f64::from(k) * 1e-3).collect(),
+            vec![0.0; 50],
+        )
+        .expect("a valid train");
+        let reading = Reading::fit("quad-marker tube reading 1".into(), &train);
+        assert!(reading.fit.is_err());
+        let flags = reading.flags(&MeasurementQcLimits::default());
+        assert_eq!(flags.len(), 1);
+        assert_eq!(flags[0].severity, Severity::Hold);
+        assert!(reading.replicate().is_none());
+        assert!(reading.stored_fit()["error"].is_string());
+    }
+}

@@ -1,0 +1,121 @@
+//! What a caller asks for when it starts a run.
+
+use nmr_core::assay::{Marker, TubeKind};
+use serde::Serialize;
+
+use crate::store::Actor;
+
+use super::simulated_lot::SimulatedTruth;
+
+/// A sample run to queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRequest {
+    /// Patient's medical record number (the patient is created when new).
+    pub patient_mrn: String,
+    /// Processed blood volume, mL.
+    pub blood_ml: f64,
+    /// Why the blood was drawn (an indication with a configured cut-off gives a call).
+    pub indication: Option<String>,
+    /// Reagent lot of the tubes (default on the simulated board: the simulated lot; required on
+    /// hardware).
+    pub reagent_lot: Option<String>,
+    /// When the blood was drawn, RFC 3339 (default: now).
+    pub drawn_at: Option<String>,
+    /// Tubes besides the control and quad-marker tubes, measured after them in this order.
+    pub extra_tubes: Vec<TubeKind>,
+    /// Replicate readings per tube (default 3; at least 2).
+    pub replicates: u32,
+    /// Wait for the operator to confirm each tube even on the simulated board.
+    pub manual_tube_confirmation: bool,
+    /// Simulated board only: what the virtual tubes hold. Refused on hardware. `None` on the
+    /// simulated board: a sample without tumour cells (0 cells, the lot's background, the default
+    /// control T2).
+    pub simulate: Option<SimulatedTruth>,
+    /// Who asks.
+    pub operator: Actor,
+}
+
+impl RunRequest {
+    /// A run of the control and quad tubes, 3 replicates each, by the appliance itself.
+    pub fn new(patient_mrn: &str, blood_ml: f64) -> Self {
+        Self {
+            patient_mrn: patient_mrn.to_owned(),
+            blood_ml,
+            indication: None,
+            reagent_lot: None,
+            drawn_at: None,
+            extra_tubes: Vec::new(),
+            replicates: DEFAULT_REPLICATES,
+            manual_tube_confirmation: false,
+            simulate: None,
+            operator: Actor::Appliance,
+        }
+    }
+
+    /// All tubes in measuring order: control, quad, then the extras.
+    pub fn tubes(&self) -> Vec<TubeKind> {
+        let mut tubes = vec![TubeKind::Control, TubeKind::Quad];
+        tubes.extend(self.extra_tubes.iter().copied());
+        tubes
+    }
+}
+
+/// Replicate readings per tube unless asked otherwise.
+pub const DEFAULT_REPLICATES: u32 = 3;
+
+/// The answer to a queued run: its id and state.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct RunTicket {
+    /// The run.
+    pub id: crate::store::RunId,
+    /// Its state (`queued`).
+    pub state: crate::store::runs::RunState,
+}
+
+/// The stored name of a tube kind (`control`, `quad`, `cd45`, `igg`, `epcam`, ...).
+pub fn tube_name(kind: TubeKind) -> &'static str {
+    match kind {
+        TubeKind::Control => "control",
+        TubeKind::Quad => "quad",
+        TubeKind::Cd45Control => "cd45",
+        TubeKind::IggControl => "igg",
+        TubeKind::Single(Marker::Epcam) => "epcam",
+        TubeKind::Single(Marker::Muc1) => "muc1",
+        TubeKind::Single(Marker::Her2) => "her2",
+        TubeKind::Single(Marker::Egfr) => "egfr",
+    }
+}
+
+/// The tube kind of a stored name (the inverse of [`tube_name`]).
+pub fn tube_kind(name: &str) -> Option<TubeKind> {
+    ALL_TUBES.into_iter().find(|kind| tube_name(*kind) == name)
+}
+
+/// Every kind of tube a run may hold.
+pub const ALL_TUBES: [TubeKind; 8] = [
+    TubeKind::Control,
+    TubeKind::Quad,
+    TubeKind::Cd45Control,
+    TubeKind::IggControl,
+    TubeKind::Single(Marker::Epcam),
+    TubeKind::Single(Marker::Muc1),
+    TubeKind::Single(Marker::Her2),
+    TubeKind::Single(Marker::Egfr),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tube_names_round_trip_and_are_distinct() {
+        for kind in ALL_TUBES {
+            assert_eq!(tube_kind(tube_name(kind)), Some(kind));
+        }
+        let mut names: Vec<_> = ALL_TUBES.iter().map(|k| tube_name(*k)).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL_TUBES.len());
+        assert_eq!(tube_kind("plasma"), None);
+    }
+}

@@ -1,0 +1,320 @@
+//! `ferrocount run`: a headless sample run on the simulated board (the default), end to end:
+//! the acquisition engine over the data directory's database, one run queued, progress on
+//! standard error, the result on standard output (`--json`: the keys of `ferrocount count --json`
+//! plus `run_id` and `state`).
+//!
+//! On a fresh data directory the simulated lot is calibrated first by a simulated dilution series
+//! (the engine says so). The `--sim-*` options set what the virtual tubes hold and inject board
+//! faults; this build drives no real board from this command.
+//!
+//! SIGTERM or SIGINT while the run is in flight stops it gracefully: the board is halted and the
+//! run recorded `interrupted` with its cause (exit status 1). A kill -9 leaves it to the next start
+//! to mark the run `interrupted` (see `tests/crash_safety.rs`).
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use appliance::engine::{
+    Engine, EngineConfig, EventKind, RunEvent, RunRequest, SimulatedInstrument, SimulatedTruth,
+    tube_kind,
+};
+use appliance::sim_board::{Faults, SimBoardConfig, SimClock};
+use appliance::store::runs::RunState;
+use nmr_core::assay::Indications;
+use serde_json::json;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use crate::data_dir::DataDirArg;
+
+/// The default cut-offs (the same file `ferrocount count` embeds).
+const DEFAULT_INDICATIONS: &str = include_str!("../config/indications.toml");
+
+/// Options of `ferrocount run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Patient's medical record number (created when new).
+    #[arg(long, value_name = "MRN")]
+    patient: String,
+    /// Processed blood volume, mL.
+    #[arg(long, value_name = "V")]
+    blood_ml: f64,
+    /// Indication whose cut-off gives the call (breast, prostate, colorectal).
+    #[arg(long, value_name = "I")]
+    indication: Option<String>,
+    /// Reagent lot (default on the simulated board: the simulated lot SIM-LOT-1).
+    #[arg(long, value_name = "LOT")]
+    lot: Option<String>,
+    /// Draw time, RFC 3339 (default: now).
+    #[arg(long, value_name = "TIME")]
+    drawn_at: Option<String>,
+    /// Further tubes after control and quad: cd45, igg, epcam, muc1, her2, egfr (repeatable).
+    #[arg(long = "tube", value_name = "KIND")]
+    tubes: Vec<String>,
+    /// Replicate readings per tube.
+    #[arg(long, default_value_t = appliance::engine::DEFAULT_REPLICATES)]
+    replicates: u32,
+    /// Simulation: true number of tumour cells in the processed sample.
+    #[arg(long, value_name = "N")]
+    sim_cells: Option<f64>,
+    /// Simulation: non-specific background ΔR2 of the labelled tubes, 1/s.
+    #[arg(long, value_name = "PER_S", requires = "sim_cells")]
+    sim_background: Option<f64>,
+    /// Simulation: the patient's control-tube T2, ms.
+    #[arg(long, value_name = "MS", requires = "sim_cells")]
+    sim_control_t2_ms: Option<f64>,
+    /// Simulated board: seed of its randomness (default: one past the last run's id).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Simulated board: stop answering after this many SPI transactions (a dead board).
+    #[arg(long, value_name = "N")]
+    sim_dead_after: Option<u64>,
+    /// Simulated board: magnet temperature drift, °C per second.
+    #[arg(long, value_name = "C_PER_S", default_value_t = 0.0)]
+    sim_drift_c_per_s: f64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    data_dir: DataDirArg,
+}
+
+/// Runs `ferrocount run`.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut signals = TerminationSignals::listen().context("listening for SIGTERM and SIGINT")?;
+    let mut extra_tubes = Vec::new();
+    for name in &args.tubes {
+        let kind = tube_kind(&name.to_ascii_lowercase()).ok_or_else(|| {
+            anyhow!("--tube {name}: unknown tube (cd45, igg, epcam, muc1, her2, egfr)")
+        })?;
+        extra_tubes.push(kind);
+    }
+    let indications = Indications::from_toml(DEFAULT_INDICATIONS)
+        .context("the built-in indications configuration")?;
+    let store = args.data_dir.open_or_create().await?;
+    let seed = match args.seed {
+        Some(seed) => seed,
+        None => store
+            .recent_runs(1)
+            .await?
+            .first()
+            .map_or(1, |run| run.id.0.unsigned_abs() + 1),
+    };
+    let mut board_config = SimBoardConfig {
+        seed,
+        faults: Faults {
+            dead_after_transactions: args.sim_dead_after,
+            ..Faults::default()
+        },
+        ..SimBoardConfig::default()
+    };
+    board_config.magnet.drift_c_per_s = args.sim_drift_c_per_s;
+    let board = SimulatedInstrument::simulated(board_config, SimClock::instant());
+    let engine = Engine::start(
+        store.clone(),
+        Box::new(board),
+        EngineConfig::new(indications),
+    )
+    .await?;
+    let mut events = engine.subscribe();
+    let request = RunRequest {
+        indication: args.indication.clone(),
+        reagent_lot: args.lot.clone(),
+        drawn_at: args.drawn_at.clone(),
+        extra_tubes,
+        replicates: args.replicates,
+        simulate: args.sim_cells.map(|cells| SimulatedTruth {
+            cells,
+            background_per_s: args.sim_background,
+            control_t2_ms: args.sim_control_t2_ms,
+        }),
+        ..RunRequest::new(&args.patient, args.blood_ml)
+    };
+    let ticket = match engine.start_run(request).await {
+        Ok(ticket) => ticket,
+        Err(error) => {
+            engine.shutdown().await;
+            return Err(error.into());
+        }
+    };
+    let printer = tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            if (event.run_id == Some(ticket.id) || event.run_id.is_none())
+                && let Some(line) = describe(&event)
+            {
+                eprintln!("{line}");
+            }
+            if let (Some(id), EventKind::State { state, .. }) = (event.run_id, &event.kind)
+                && id == ticket.id
+                && *state != RunState::Queued
+                && *state != RunState::Running
+                && *state != RunState::AwaitingTube
+            {
+                break;
+            }
+        }
+    });
+    // SIGTERM (systemd, `kill`) or Ctrl-C while the run is in flight: shut the engine down
+    // gracefully, which halts the board and records the run `interrupted` with its cause.
+    let state = tokio::select! {
+        state = engine.wait_for_run(ticket.id) => state?,
+        signal = signals.received() => {
+            eprintln!("{signal} received: stopping the run and halting the board");
+            engine.shutdown().await;
+            engine.wait_for_run(ticket.id).await?
+        }
+    };
+    let _ = printer.await;
+    engine.shutdown().await;
+
+    let run = store.run(ticket.id).await?;
+    let result = store.current_result(ticket.id).await?;
+    store.close().await;
+    match result {
+        Some(result) => {
+            let mut report = result.report.value().clone();
+            if let Some(object) = report.as_object_mut() {
+                object.insert("run_id".into(), json!(ticket.id));
+                object.insert("state".into(), json!(run.state));
+            }
+            if args.json {
+                writeln!(
+                    std::io::stdout(),
+                    "{}",
+                    serde_json::to_string_pretty(&report)?
+                )?;
+            } else {
+                print_text(&report)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let cause = run.failure_cause.clone().unwrap_or_default();
+            if args.json {
+                let answer = json!({ "run_id": ticket.id, "state": state, "failure_cause": cause });
+                writeln!(
+                    std::io::stdout(),
+                    "{}",
+                    serde_json::to_string_pretty(&answer)?
+                )?;
+            }
+            eprintln!("run {} ended {}: {cause}", ticket.id, run.state);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// SIGTERM and SIGINT, listened for from the start of the command so that one arriving at any
+/// moment is kept until the run is there to stop.
+struct TerminationSignals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl TerminationSignals {
+    fn listen() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for either signal and names the one that came.
+    async fn received(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
+}
+
+/// One line of progress for a person watching the terminal.
+fn describe(event: &RunEvent) -> Option<String> {
+    Some(match &event.kind {
+        EventKind::State { state, cause } => match cause {
+            Some(cause) => format!("run is {state}: {cause}"),
+            None => format!("run is {state}"),
+        },
+        EventKind::Check {
+            check,
+            passed,
+            message,
+        } => format!(
+            "check {check}: {} — {message}",
+            if *passed { "ok" } else { "FAILED" }
+        ),
+        EventKind::Tuning => "tuning".into(),
+        EventKind::Tuned {
+            f0_hz,
+            magnet_temp_c,
+        } => format!("tuned: f0 {f0_hz:.1} Hz at {magnet_temp_c:.3} °C"),
+        EventKind::Calibrating { message, .. } => message.clone(),
+        EventKind::CalibrationMade {
+            lot,
+            slope_per_s_per_cell,
+            intercept_per_s,
+            calibration_id,
+            ..
+        } => format!(
+            "calibration {calibration_id} of {lot}: ΔR2 = {intercept_per_s:.4} + {slope_per_s_per_cell:.5}·N 1/s"
+        ),
+        EventKind::AwaitingTube { message, .. } => message.clone(),
+        EventKind::TubeConfirmed { .. } => return None,
+        EventKind::Replicate {
+            tube,
+            replicate,
+            of,
+            t2_ms,
+            fit_error,
+            ..
+        } => match (t2_ms, fit_error) {
+            (Some(t2), _) => format!("{tube}: replicate {replicate} of {of}, T2 {t2:.2} ms"),
+            (None, error) => format!(
+                "{tube}: replicate {replicate} of {of}, fit failed: {}",
+                error.clone().unwrap_or_default()
+            ),
+        },
+        EventKind::Result { .. } => "result computed".into(),
+        EventKind::Failed { failure } => format!("FAILED ({}): {}", failure.kind, failure.message),
+        EventKind::Notice { message } => message.clone(),
+    })
+}
+
+fn print_text(report: &serde_json::Value) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let number = |key: &str| report[key].as_f64().unwrap_or(f64::NAN);
+    let pair = |key: &str| {
+        (
+            report[key][0].as_f64().unwrap_or(f64::NAN),
+            report[key][1].as_f64().unwrap_or(f64::NAN),
+        )
+    };
+    let (cells_low, cells_high) = pair("cells_ci95");
+    let (low, high) = pair("per_7_5ml_ci95");
+    writeln!(
+        out,
+        "run {} ({}): {:.1} cells in the sample (95 % CI {cells_low:.1}–{cells_high:.1}); {:.1} per 7.5 mL ({low:.1}–{high:.1}); {}",
+        report["run_id"],
+        report["state"].as_str().unwrap_or("?"),
+        number("cells"),
+        number("per_7_5ml"),
+        report["category"].as_str().unwrap_or("?").replace('_', " ")
+    )?;
+    if let (Some(call), Some(indication)) = (report["call"].as_str(), report["indication"].as_str())
+    {
+        writeln!(out, "{indication}: {call}")?;
+    }
+    if report["qc_hold"].as_bool() == Some(true) {
+        writeln!(out, "QC: result on HOLD, do not release")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! End-to-end: `ferrocount run` and `ferrocount export` on the simulated board and a fresh data
+//! directory — a simulated calibration, 20 simulated patient runs with known truth checked
+//! against their intervals, failures that name their cause, and the export.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn ferrocount(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferrocount"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("the binary runs")
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON on stdout ({e}); stderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// The keys of `ferrocount count --json`.
+const COUNT_KEYS: [&str; 28] = [
+    "delta_r2_per_s",
+    "delta_r2_per_s_se",
+    "delta_r2_df",
+    "cells",
+    "cells_se",
+    "cells_ci95",
+    "blood_ml",
+    "per_ml",
+    "per_ml_ci95",
+    "per_7_5ml",
+    "per_7_5ml_ci95",
+    "category",
+    "call",
+    "indication",
+    "cutoff_per_7_5ml",
+    "call_interval_spans_cutoff",
+    "qc_flags",
+    "qc_hold",
+    "lob_cells",
+    "lod_cells",
+    "loq_cells",
+    "calibration_lot",
+    "te_ms",
+    "control",
+    "labeled",
+    "marker_profile",
+    "nonspecific_controls",
+    "run_id",
+];
+
+/// True cells of the 20 patient runs: zero, around the detection limits, and up the range.
+const TRUE_CELLS: [f64; 20] = [
+    0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 12.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0,
+    70.0, 85.0, 100.0,
+];
+
+#[test]
+fn a_fresh_appliance_calibrates_itself_and_twenty_runs_agree_with_truth() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+
+    // The first run on a fresh data directory makes the simulated lot's calibration.
+    let first = ferrocount(
+        data,
+        &[
+            "run",
+            "--patient",
+            "CAL-0",
+            "--blood-ml",
+            "7.5",
+            "--sim-cells",
+            "0",
+            "--json",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    assert!(stderr.contains("simulated dilution series"), "{stderr}");
+    assert!(stderr.contains("calibration 1 of SIM-LOT-1"), "{stderr}");
+
+    let mut covered = 0;
+    let mut misses = Vec::new();
+    for (i, cells) in TRUE_CELLS.iter().enumerate() {
+        let mrn = format!("PT-{i:03}");
+        let cells_arg = cells.to_string();
+        // Patients differ in their blood: control T2 from 200 to 295 ms.
+        let t2_arg = (200 + 5 * i).to_string();
+        let output = ferrocount(
+            data,
+            &[
+                "run",
+                "--patient",
+                &mrn,
+                "--blood-ml",
+                "7.5",
+                "--indication",
+                "breast",
+                "--sim-cells",
+                &cells_arg,
+                "--sim-control-t2-ms",
+                &t2_arg,
+                "--json",
+            ],
+        );
+        assert!(
+            output.status.success(),
+            "{mrn}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let result = json(&output);
+        for key in COUNT_KEYS.iter().chain(&["state"]) {
+            assert!(result.get(key).is_some(), "{mrn}: no `{key}` in {result}");
+        }
+        assert_eq!(result["state"], "awaiting_release", "{mrn}");
+        assert_eq!(result["calibration_lot"], "SIM-LOT-1");
+        let low = result["cells_ci95"][0].as_f64().expect("low");
+        let high = result["cells_ci95"][1].as_f64().expect("high");
+        assert!(low <= high);
+        if low <= *cells && *cells <= high {
+            covered += 1;
+        } else {
+            misses.push(format!(
+                "{mrn}: truth {cells}, estimate {} in [{low:.2}, {high:.2}]",
+                result["cells"]
+            ));
+        }
+        // Zero cells in a quantified category would be a false positive far beyond noise.
+        if *cells == 0.0 {
+            assert_ne!(result["category"], "quantified", "{mrn}: {result}");
+        }
+        if *cells >= 50.0 {
+            assert_eq!(result["category"], "quantified", "{mrn}: {result}");
+            assert_eq!(result["call"], "unfavorable", "{mrn}");
+        }
+    }
+    // A calibrated 95 % interval misses more than 3 of 20 with probability 1.6 % (binomial);
+    // the seeds are fixed, so this either holds or shows a real miscalibration.
+    assert!(
+        covered >= 17,
+        "{covered}/20 intervals hold the truth: {misses:#?}"
+    );
+
+    // The export has one row per result version: the calibration run and the 20 patients.
+    let export = ferrocount(data, &["export", "--csv"]);
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let text = String::from_utf8(export.stdout).expect("UTF-8 CSV");
+    let mut lines = text.lines();
+    let header = lines.next().expect("a header");
+    assert!(header.starts_with("result_id,run_id,version,current,patient_mrn,"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 21);
+    assert!(
+        rows.iter()
+            .all(|row| row.contains(",1,true,") && row.contains("awaiting_release"))
+    );
+    assert!(rows.iter().any(|row| row.contains("PT-019")));
+}
+
+#[test]
+fn failures_name_their_cause_and_keep_the_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+
+    // A drifting magnet: the stable-temperature check fails before anything is measured.
+    let drift = ferrocount(
+        data,
+        &[
+            "run",
+            "--patient",
+            "F-1",
+            "--blood-ml",
+            "7.5",
+            "--sim-cells",
+            "5",
+            "--sim-drift-c-per-s",
+            "0.01",
+            "--json",
+        ],
+    );
+    assert!(!drift.status.success());
+    let answer = json(&drift);
+    assert_eq!(answer["state"], "failed");
+    let cause = answer["failure_cause"].as_str().expect("a cause");
+    assert!(cause.starts_with("temperature: "), "{cause}");
+
+    // Calibrate, then a board that dies part-way through the run.
+    let calibrate = ferrocount(
+        data,
+        &[
+            "run",
+            "--patient",
+            "F-2",
+            "--blood-ml",
+            "7.5",
+            "--sim-cells",
+            "0",
+        ],
+    );
+    assert!(
+        calibrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&calibrate.stderr)
+    );
+    let dead = ferrocount(
+        data,
+        &[
+            "run",
+            "--patient",
+            "F-3",
+            "--blood-ml",
+            "7.5",
+            "--sim-cells",
+            "5",
+            "--sim-dead-after",
+            "900",
+            "--json",
+        ],
+    );
+    assert!(!dead.status.success());
+    let answer = json(&dead);
+    assert_eq!(answer["state"], "failed");
+    let cause = answer["failure_cause"].as_str().expect("a cause");
+    assert!(cause.starts_with("board: "), "{cause}");
+
+    // Bad input is refused before anything is stored, naming the field.
+    let refused = ferrocount(data, &["run", "--patient", "F-4", "--blood-ml", "-3"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("blood"), "{stderr}");
+    let export = ferrocount(data, &["export", "--csv"]);
+    let text = String::from_utf8(export.stdout).expect("UTF-8 CSV");
+    assert_eq!(text.lines().count(), 2, "header + the one result: {text}");
+}

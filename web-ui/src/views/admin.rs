@@ -1,0 +1,119 @@
+//! Administration: users and roles, API tokens, audit-trail search, the instrument log and the
+//! backup download.
+
+use askama::Template;
+use askama_web::WebTemplate;
+
+use super::audit_entry::AuditEntry;
+use super::layout::{Layout, Role};
+use super::paths;
+
+/// A user account.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserRow {
+    /// Login name.
+    pub username: String,
+    /// Display name.
+    pub display_name: String,
+    /// Role.
+    pub role: Role,
+    /// False when the account is disabled.
+    pub active: bool,
+    /// Last sign-in, local-readable, or "never".
+    pub last_sign_in: String,
+}
+
+/// An API token (never its secret: that is shown once, at creation).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenRow {
+    /// Token id.
+    pub token_id: i64,
+    /// What it is for, e.g. "lab dashboard".
+    pub label: String,
+    /// Owner's username.
+    pub owner: String,
+    /// Created, local-readable.
+    pub created_at: String,
+    /// Last used, local-readable, or "never".
+    pub last_used: String,
+}
+
+impl TokenRow {
+    /// The revoke form's target.
+    pub fn revoke_href(&self) -> String {
+        paths::admin_token_revoke(self.token_id)
+    }
+}
+
+/// The audit search's fields, echoed back into the form.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditQuery {
+    /// Username.
+    pub user: String,
+    /// Action, e.g. `result.released`.
+    pub action: String,
+    /// From date `YYYY-MM-DD`.
+    pub from: String,
+    /// To date `YYYY-MM-DD`.
+    pub to: String,
+    /// Free text in subject or detail.
+    pub text: String,
+}
+
+/// One instrument log line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogLine {
+    /// When, local-readable.
+    pub at: String,
+    /// `info`, `warn` or `error`.
+    pub level: String,
+    /// The message.
+    pub message: String,
+}
+
+/// The admin page.
+#[derive(Clone, Debug, Template, WebTemplate)]
+#[template(path = "admin.html")]
+pub struct AdminPage {
+    /// Frame.
+    pub layout: Layout,
+    /// Accounts.
+    pub users: Vec<UserRow>,
+    /// API tokens.
+    pub tokens: Vec<TokenRow>,
+    /// A token just created: its secret, shown this once.
+    pub new_token_secret: Option<String>,
+    /// The audit search's fields.
+    pub audit_query: AuditQuery,
+    /// Audit entries found (newest first), `None` before a search.
+    pub audit_results: Option<Vec<AuditEntry>>,
+    /// Recent instrument log lines, newest first.
+    pub instrument_log: Vec<LogLine>,
+}
+
+impl AdminPage {
+    /// Roles for the new-user form.
+    pub fn roles(&self) -> [Role; 3] {
+        Role::ALL
+    }
+
+    /// The new-user form's target.
+    pub fn users_href(&self) -> &'static str {
+        paths::ADMIN_USERS
+    }
+
+    /// The new-token form's target.
+    pub fn tokens_href(&self) -> &'static str {
+        paths::ADMIN_TOKENS
+    }
+
+    /// The audit search's target.
+    pub fn audit_href(&self) -> &'static str {
+        paths::ADMIN_AUDIT
+    }
+
+    /// The backup download.
+    pub fn backup_href(&self) -> &'static str {
+        paths::ADMIN_BACKUP
+    }
+}

@@ -1,0 +1,163 @@
+//! The dashboard: instrument status, today's QC, runs in progress, recent results and results
+//! awaiting release.
+
+use askama::Template;
+use askama_web::WebTemplate;
+
+use super::count_view::CountView;
+use super::format;
+use super::layout::Layout;
+use super::paths;
+
+/// Instrument status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstrumentStatus {
+    /// Board description, e.g. "Front-end FE-2 rev B (SPI)" or "Simulated board".
+    pub board: String,
+    /// True when the board answers.
+    pub board_ok: bool,
+    /// Larmor frequency from the last tune, Hz.
+    pub f0_hz: Option<f64>,
+    /// Magnet temperature, °C.
+    pub magnet_temp_c: Option<f64>,
+    /// When the probe was last tuned, local-readable.
+    pub last_tune: Option<String>,
+}
+
+impl InstrumentStatus {
+    /// "21.472 350 MHz" or "not tuned".
+    pub fn f0_text(&self) -> String {
+        self.f0_hz
+            .filter(|f| f.is_finite())
+            .map(format::frequency_mhz)
+            .unwrap_or_else(|| "not tuned yet".to_string())
+    }
+
+    /// "32.01 °C" or "unknown".
+    pub fn magnet_temp_text(&self) -> String {
+        self.magnet_temp_c
+            .filter(|t| t.is_finite())
+            .map(|t| format!("{t:.2} °C"))
+            .unwrap_or_else(|| "unknown".to_string())
+    }
+}
+
+/// Today's QC verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QcStatus {
+    /// All controls in.
+    Passed,
+    /// A warning rule (1-2s) or a phantom near its limit.
+    Warning,
+    /// A rejection rule or a phantom out: patient runs should wait.
+    Failed,
+    /// No QC measured today.
+    NotRun,
+}
+
+impl QcStatus {
+    /// Words.
+    pub fn label(self) -> &'static str {
+        match self {
+            QcStatus::Passed => "Passed",
+            QcStatus::Warning => "Warning",
+            QcStatus::Failed => "Failed",
+            QcStatus::NotRun => "Not run today",
+        }
+    }
+
+    /// CSS class.
+    pub fn class(self) -> &'static str {
+        match self {
+            QcStatus::Passed => "status-ok",
+            QcStatus::Warning => "status-warn",
+            QcStatus::Failed => "status-fail",
+            QcStatus::NotRun => "status-none",
+        }
+    }
+}
+
+/// Today's QC.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcToday {
+    /// Verdict.
+    pub status: QcStatus,
+    /// What failed or warned, one line each, e.g. "Phantom T2 high, lot PH-24: 1-3s (reject)".
+    pub problems: Vec<String>,
+    /// Controls measured today.
+    pub measured: u32,
+}
+
+/// A run not yet finished.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunInProgress {
+    /// Run id.
+    pub run_id: i64,
+    /// Patient MRN.
+    pub patient_mrn: String,
+    /// When it started, local-readable.
+    pub started_at: String,
+    /// What it is doing, e.g. "Waiting for tube 2 of 3 (quad)".
+    pub step: String,
+}
+
+impl RunInProgress {
+    /// The live view.
+    pub fn href(&self) -> String {
+        paths::run_live(self.run_id)
+    }
+}
+
+/// A finished result in a table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResultRow {
+    /// Run id.
+    pub run_id: i64,
+    /// Patient id.
+    pub patient_id: i64,
+    /// Patient MRN.
+    pub patient_mrn: String,
+    /// Draw time, local-readable.
+    pub drawn_at: String,
+    /// The count.
+    pub count: CountView,
+    /// "Released", "Awaiting release", "Held (QC)".
+    pub status: String,
+}
+
+impl ResultRow {
+    /// The run's page.
+    pub fn href(&self) -> String {
+        paths::run(self.run_id)
+    }
+
+    /// The patient's page.
+    pub fn patient_href(&self) -> String {
+        paths::patient(self.patient_id)
+    }
+}
+
+/// The dashboard.
+#[derive(Clone, Debug, Template, WebTemplate)]
+#[template(path = "dashboard.html")]
+pub struct DashboardPage {
+    /// Frame.
+    pub layout: Layout,
+    /// Instrument status.
+    pub instrument: InstrumentStatus,
+    /// Today's QC.
+    pub qc_today: QcToday,
+    /// Runs in progress.
+    pub runs_in_progress: Vec<RunInProgress>,
+    /// Most recent results, newest first.
+    pub recent_results: Vec<ResultRow>,
+    /// Results waiting for a clinician's release.
+    pub awaiting_release: Vec<ResultRow>,
+}
+
+impl DashboardPage {
+    /// The new-run page.
+    pub fn new_run_href(&self) -> &'static str {
+        paths::NEW_RUN
+    }
+}

@@ -1,0 +1,94 @@
+//! The URLs the pages link to and post to, in one place.
+//!
+//! The router (owned by the HTTP side of `web-ui`) must serve these paths; pages never spell a URL
+//! themselves. Not here: routing, extractors or authorisation.
+
+/// Dashboard (home).
+pub const DASHBOARD: &str = "/";
+/// Sign-in page (GET) and sign-in form target (POST).
+pub const SIGN_IN: &str = "/sign-in";
+/// Sign-out form target (POST).
+pub const SIGN_OUT: &str = "/sign-out";
+/// New-run form (GET) ...
+pub const NEW_RUN: &str = "/runs/new";
+/// ... and its target (POST).
+pub const RUNS: &str = "/runs";
+/// Patient lookup by MRN (GET `?mrn=`).
+pub const PATIENT_SEARCH: &str = "/patients";
+/// QC page.
+pub const QC: &str = "/qc";
+/// Target of the QC-measurement form (POST).
+pub const QC_MEASUREMENTS: &str = "/qc/measurements";
+/// Calibration lots.
+pub const CALIBRATIONS: &str = "/calibrations";
+/// Admin page.
+pub const ADMIN: &str = "/admin";
+/// Target of the new-user form (POST).
+pub const ADMIN_USERS: &str = "/admin/users";
+/// Target of the new-token form (POST).
+pub const ADMIN_TOKENS: &str = "/admin/tokens";
+/// Audit-trail search (GET, query parameters `user`, `action`, `from`, `to`, `text`).
+pub const ADMIN_AUDIT: &str = "/admin/audit";
+/// Backup download (GET).
+pub const ADMIN_BACKUP: &str = "/admin/backup";
+/// The stylesheet, served from [`crate::assets`].
+pub const STYLESHEET: &str = "/static/ferrocount.css";
+/// The live-run script (server-sent events), served from [`crate::assets`].
+pub const LIVE_RUN_SCRIPT: &str = "/static/live-run.js";
+/// The script every signed-in page loads (inactivity notice, print buttons), served from [`crate::assets`].
+pub const PAGE_SCRIPT: &str = "/static/page.js";
+
+/// A patient's page.
+pub fn patient(patient_id: i64) -> String {
+    format!("/patients/{patient_id}")
+}
+
+/// A patient's trend as CSV.
+pub fn patient_trend_csv(patient_id: i64) -> String {
+    format!("/api/v1/patients/{patient_id}/trend?format=csv")
+}
+
+/// A run's page (the report).
+pub fn run(run_id: i64) -> String {
+    format!("/runs/{run_id}")
+}
+
+/// A run's live progress page.
+pub fn run_live(run_id: i64) -> String {
+    format!("/runs/{run_id}/live")
+}
+
+/// A run's server-sent event stream.
+pub fn run_events(run_id: i64) -> String {
+    format!("/api/v1/runs/{run_id}/events")
+}
+
+/// Confirms the tube the live view asked for (POST, CSRF token in the `x-csrf-token` header).
+pub fn run_confirm_tube(run_id: i64) -> String {
+    format!("/api/v1/runs/{run_id}/confirm-tube")
+}
+
+/// Cancels a run (POST form).
+pub fn run_cancel(run_id: i64) -> String {
+    format!("/runs/{run_id}/cancel")
+}
+
+/// Release form target (POST).
+pub fn run_release(run_id: i64) -> String {
+    format!("/runs/{run_id}/release")
+}
+
+/// A calibration lot's page.
+pub fn calibration(calibration_id: i64) -> String {
+    format!("/calibrations/{calibration_id}")
+}
+
+/// Activation form target (POST).
+pub fn calibration_activate(calibration_id: i64) -> String {
+    format!("/calibrations/{calibration_id}/activate")
+}
+
+/// Revokes an API token (POST form).
+pub fn admin_token_revoke(token_id: i64) -> String {
+    format!("/admin/tokens/{token_id}/revoke")
+}

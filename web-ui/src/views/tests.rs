@@ -1,0 +1,492 @@
+//! Every page rendered from the sample view models (busy, empty, hostile and long inputs):
+//! what a user needs is on the page, user text is escaped, tags nest, and every POST form
+//! carries the CSRF token.
+
+use askama::Template;
+
+use super::samples::{self, CSRF_TOKEN, HOSTILE_MRN, LONG_MRN};
+
+fn render(page: &impl Template) -> String {
+    match page.render() {
+        Ok(html) => html,
+        Err(error) => panic!("page did not render: {error}"),
+    }
+}
+
+/// Every page the samples offer, by name.
+fn all_pages() -> Vec<(&'static str, String)> {
+    vec![
+        ("sign_in", render(&samples::sign_in())),
+        ("dashboard", render(&samples::dashboard())),
+        ("dashboard_empty", render(&samples::dashboard_empty())),
+        ("new_run", render(&samples::new_run())),
+        ("live_run", render(&samples::live_run())),
+        ("patient", render(&samples::patient())),
+        ("patient_empty", render(&samples::patient_empty())),
+        ("run", render(&samples::run())),
+        ("run_releasable", render(&samples::run_releasable())),
+        ("run_empty", render(&samples::run_empty())),
+        ("qc", render(&samples::qc())),
+        ("calibration", render(&samples::calibration())),
+        ("admin", render(&samples::admin())),
+    ]
+}
+
+const VOID_ELEMENTS: [&str; 8] = ["meta", "link", "input", "br", "img", "hr", "source", "wbr"];
+
+/// Checks that non-void tags nest properly (a template with a stray `</div>` or a missing
+/// `{% endif %}` around a closing tag fails here). Returns the first problem.
+fn check_nesting(html: &str) -> Result<(), String> {
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        rest = &rest[start + 1..];
+        if rest.starts_with('!') {
+            let end = rest.find('>').ok_or("unterminated <! ")?;
+            rest = &rest[end + 1..];
+            continue;
+        }
+        let end = rest.find('>').ok_or("unterminated tag")?;
+        let tag = &rest[..end];
+        rest = &rest[end + 1..];
+        let closing = tag.starts_with('/');
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if name.is_empty() {
+            return Err(format!("odd tag <{tag}>"));
+        }
+        if closing {
+            match stack.pop() {
+                Some(open) if open == name => {}
+                Some(open) => return Err(format!("</{name}> closes <{open}>")),
+                None => return Err(format!("</{name}> closes nothing")),
+            }
+        } else if !(tag.ends_with('/') || VOID_ELEMENTS.contains(&name.as_str())) {
+            if name == "script" || name == "style" {
+                let close = format!("</{name}>");
+                let end = rest.find(&close).ok_or(format!("unterminated <{name}>"))?;
+                rest = &rest[end + close.len()..];
+                continue;
+            }
+            stack.push(name);
+        }
+    }
+    if stack.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("unclosed: {stack:?}"))
+    }
+}
+
+/// The `<form ...>...</form>` blocks of a page.
+fn forms(html: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find("<form") {
+        let end = rest[start..]
+            .find("</form>")
+            .map(|e| start + e + "</form>".len())
+            .unwrap_or(rest.len());
+        found.push(&rest[start..end]);
+        rest = &rest[end..];
+    }
+    found
+}
+
+#[test]
+fn every_page_is_well_nested_and_complete() {
+    for (name, html) in all_pages() {
+        assert!(html.starts_with("<!DOCTYPE html>"), "{name}");
+        assert!(html.trim_end().ends_with("</html>"), "{name}");
+        if let Err(problem) = check_nesting(&html) {
+            panic!("{name}: {problem}");
+        }
+        assert!(
+            html.contains("<title>") && html.contains(samples::INSTRUMENT),
+            "{name} lacks its title"
+        );
+        assert!(
+            html.contains("href=\"/static/ferrocount.css\""),
+            "{name} lacks the stylesheet"
+        );
+        assert!(
+            !html.to_ascii_lowercase().contains("nan"),
+            "{name} shows NaN"
+        );
+        assert!(
+            !html.contains("{{") && !html.contains("{%"),
+            "{name} has unrendered template syntax"
+        );
+        // No inline script or handler: the pages work under script-src 'self'.
+        assert!(
+            !html.contains(" onclick=") && !html.contains("<script>"),
+            "{name} has inline script"
+        );
+    }
+}
+
+#[test]
+fn every_post_form_carries_the_csrf_token_and_get_forms_are_searches() {
+    let field = format!("<input type=\"hidden\" name=\"csrf_token\" value=\"{CSRF_TOKEN}\">");
+    let mut post_forms = 0;
+    for (name, html) in all_pages() {
+        for form in forms(&html) {
+            if form.contains("method=\"post\"") {
+                post_forms += 1;
+                assert!(
+                    form.contains(&field),
+                    "{name}: a POST form lacks the CSRF field:\n{form}"
+                );
+            } else {
+                // A GET form must not leak the token into URLs, and must only search.
+                assert!(
+                    form.contains("method=\"get\""),
+                    "{name}: a form without an explicit method:\n{form}"
+                );
+                assert!(
+                    form.contains("role=\"search\""),
+                    "{name}: a GET form that is not a search:\n{form}"
+                );
+                assert!(
+                    !form.contains("csrf_token"),
+                    "{name}: a GET form carries the token into the URL"
+                );
+            }
+        }
+    }
+    // sign-in, sign-out on each signed-in page, new run, cancel, release, QC, activate, admin (3 + revoke).
+    assert!(post_forms >= 20, "only {post_forms} POST forms rendered");
+}
+
+#[test]
+fn user_supplied_text_is_escaped() {
+    for (name, html) in all_pages() {
+        assert!(
+            !html.contains(HOSTILE_MRN),
+            "{name} shows the MRN unescaped"
+        );
+        assert!(
+            !html.contains("<b>bold</b>"),
+            "{name} renders a user's markup"
+        );
+    }
+    let patient = render(&samples::patient());
+    // askama escapes as &#60;…, the chart as &lt;…: both are inert text.
+    assert!(patient.contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
+    assert!(patient.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+}
+
+#[test]
+fn navigation_follows_the_role_and_shows_who_is_signed_in() {
+    let clinician = render(&samples::dashboard());
+    assert!(clinician.contains("Dr Adaeze Okafor-Villanueva de la Cruz"));
+    assert!(clinician.contains(">Clinician<"));
+    assert!(!clinician.contains("href=\"/admin\""));
+    assert!(!clinician.contains("href=\"/calibrations\""));
+    assert!(clinician.contains("href=\"/\" aria-current=\"page\""));
+    assert!(clinician.contains("action=\"/sign-out\""));
+    assert!(
+        clinician.contains("id=\"inactivity-notice\"")
+            && clinician.contains("data-timeout-s=\"900\"")
+    );
+
+    let admin = render(&samples::admin());
+    assert!(admin.contains("href=\"/admin\" aria-current=\"page\""));
+    assert!(admin.contains("href=\"/calibrations\""));
+
+    let sign_in = render(&samples::sign_in());
+    assert!(
+        !sign_in.contains("main-nav"),
+        "navigation before signing in"
+    );
+    assert!(!sign_in.contains("inactivity-notice"));
+    assert!(!sign_in.contains("/static/page.js"));
+}
+
+#[test]
+fn sign_in_asks_for_credentials_and_says_why_the_session_ended() {
+    let html = render(&samples::sign_in());
+    assert!(html.contains("action=\"/sign-in\""));
+    assert!(html.contains("name=\"username\"") && html.contains("value=\"tnurse\""));
+    assert!(html.contains("type=\"password\""));
+    assert!(html.contains("Username or password not recognised."));
+    assert!(html.contains("signed out because nothing happened for 15 minutes"));
+}
+
+#[test]
+fn dashboard_shows_instrument_qc_runs_and_results() {
+    let html = render(&samples::dashboard());
+    for needle in [
+        "Front-end FE-2 rev B on SPI 0.0",
+        "21.472 350 MHz",
+        "32.01 °C",
+        "today 07:42",
+        "qc-verdict status-fail\">Failed",
+        "Phantom T2 high, lot PH-24: 1-3s (reject)",
+        "Waiting for tube 2 of 3 (quad)",
+        "href=\"/runs/118/live\"",
+        "12.4 CTC/7.5 mL (95 % CI 8.1–18.0)",
+        "Unfavourable",
+        "Not detected (at most 2.8 CTC/7.5 mL, 95 %)",
+        "Detected, below LoQ",
+        LONG_MRN,
+        "href=\"/patients/12\"",
+    ] {
+        assert!(html.contains(needle), "dashboard lacks {needle:?}");
+    }
+    // The result waiting for release is in that section, not only among recent results.
+    let awaiting = &html[html.find("awaiting-heading").expect("section")
+        ..html.find("recent-heading").expect("section")];
+    assert!(awaiting.contains("Run 115"));
+}
+
+#[test]
+fn empty_dashboard_says_there_is_nothing_yet() {
+    let html = render(&samples::dashboard_empty());
+    for needle in [
+        "not answering",
+        "not tuned yet",
+        "unknown",
+        "never",
+        "Not run today",
+        "0 control measurements today",
+        "No runs in progress",
+        "href=\"/runs/new\"",
+        "Nothing is waiting for release.",
+        "No results yet.",
+    ] {
+        assert!(html.contains(needle), "empty dashboard lacks {needle:?}");
+    }
+    assert!(!html.contains("<table"));
+}
+
+#[test]
+fn new_run_has_big_fields_for_every_sample_detail() {
+    let html = render(&samples::new_run());
+    for field in [
+        "patient_mrn",
+        "drawn_at",
+        "blood_ml",
+        "indication",
+        "reagent_lot",
+        "simulate_cells",
+    ] {
+        assert!(
+            html.contains(&format!("name=\"{field}\"")),
+            "new run lacks {field}"
+        );
+    }
+    assert!(html.contains("type=\"datetime-local\" value=\"2026-11-24T09:05\""));
+    assert!(html.contains("value=\"breast\" checked"));
+    assert!(!html.contains("value=\"prostate\" checked"));
+    assert!(html.contains("<option value=\"RL-2611\" selected>"));
+    assert!(html.contains("Today&#39;s QC failed") || html.contains("Today's QC failed"));
+    assert!(html.contains("class=\"page bedside\""));
+
+    let mut no_lots = samples::new_run();
+    no_lots.reagent_lots.clear();
+    no_lots.simulation = false;
+    no_lots.errors = vec!["Blood volume must be between 0.5 and 20 mL.".into()];
+    let html = render(&no_lots);
+    assert!(html.contains("No reagent lot has an active calibration"));
+    assert!(html.contains("Start run</button>") && html.contains(" disabled>Start run"));
+    assert!(html.contains("Blood volume must be between 0.5 and 20 mL."));
+    assert!(!html.contains("simulate_cells"));
+}
+
+#[test]
+fn live_run_wires_the_event_stream_and_shows_steps_so_far() {
+    let html = render(&samples::live_run());
+    assert!(html.contains("data-events-href=\"/api/v1/runs/118/events\""));
+    assert!(html.contains("data-confirm-href=\"/api/v1/runs/118/confirm-tube\""));
+    assert!(html.contains("<script src=\"/static/live-run.js\" defer></script>"));
+    assert!(html.contains("<meta name=\"csrf-token\" content=\"sample-csrf-token-3f9a\">"));
+    assert!(html.contains("Insert tube 1 of 3: baseline"));
+    // The tube still waiting keeps its confirm button across a reload; confirmed ones do not.
+    assert_eq!(html.matches("data-confirm-tube=").count(), 1);
+    assert!(html.contains("data-confirm-tube=\"2\">Tube 2 inserted — confirm</button>"));
+    assert!(html.contains("T2 = 84.2 ± 0.6 ms"));
+    assert!(html.contains("action=\"/runs/118/cancel\""));
+
+    let mut finished = samples::live_run();
+    finished.finished = true;
+    let html = render(&finished);
+    assert!(html.contains("data-finished=\"true\""));
+    assert!(!html.contains("Cancel run"));
+}
+
+#[test]
+fn patient_page_shows_trend_runs_and_export() {
+    let html = render(&samples::patient());
+    assert!(html.contains("class=\"chart chart-trend\""));
+    assert_eq!(html.matches("class=\"point point-").count(), 5);
+    assert!(html.contains("Cut-off (breast): 5 CTC/7.5 mL"));
+    assert!(html.contains("href=\"/api/v1/patients/9/trend?format=csv\""));
+    assert_eq!(
+        html.matches("<tr>").count(),
+        1 + 6,
+        "header + one row per run"
+    );
+    assert!(html.contains("Failed: tube 2 underfilled") && html.contains("No result"));
+    assert!(html.contains("18.2 CTC/7.5 mL (95 % CI 12.9–24.8)"));
+
+    let empty = render(&samples::patient_empty());
+    assert!(empty.contains("No data yet"));
+    assert!(empty.contains("No runs for this patient yet."));
+    assert!(empty.contains("No indication recorded"));
+    assert!(!empty.contains("trend?format=csv"), "nothing to export yet");
+    assert!(!empty.contains("<figcaption>"), "no key for an empty chart");
+    assert!(empty.contains(LONG_MRN));
+}
+
+#[test]
+fn run_page_shows_everything_a_reviewer_needs_and_the_release_form() {
+    let html = render(&samples::run());
+    for needle in [
+        "2.1 CTC/7.5 mL (95 % CI 0.6–5.4)",
+        "Detected, below LoQ",
+        "Favourable",
+        "cut-off 5.0 CTC/7.5 mL",
+        "The 95 % interval contains the cut-off",
+        "Held: a QC flag must be resolved",
+        "flag severity-hold",
+        "flag severity-warn",
+        "temperature_drift",
+        "href=\"/calibrations/4\"",
+        "LoB 1.2 · LoD 3.4 · LoQ 8.0 cells",
+        "Tube 2: quad (targeted particles)",
+        "class=\"excluded\"",
+        "excluded: low fill (air bubble?)",
+        "84.0 ± 0.6 ms",
+        "not released",
+        "run.started",
+        "result.computed",
+        "data-print hidden>Print report</button>",
+    ] {
+        assert!(html.contains(needle), "run page lacks {needle:?}");
+    }
+    assert_eq!(
+        html.matches("class=\"chart chart-decay\"").count(),
+        6,
+        "one decay per replicate"
+    );
+    assert_eq!(
+        html.matches("class=\"chart chart-t2-distribution\"")
+            .count(),
+        2
+    );
+    // Printing must not lose charts hidden in a closed <details>.
+    assert_eq!(
+        html.matches("<details class=\"charts-details\" open>")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_held_result_offers_no_release_form() {
+    let held = render(&samples::run());
+    assert!(held.contains("Release is blocked while a hold flag is open"));
+    assert!(!held.contains("action=\"/runs/115/release\""));
+
+    let html = render(&samples::run_releasable());
+    assert!(!html.contains("Release is blocked"));
+    assert!(html.contains("action=\"/runs/115/release\""));
+    assert!(html.contains("name=\"meaning\""));
+    assert!(html.contains("name=\"password\" type=\"password\""));
+    assert!(html.contains("value=\"Dr Adaeze Okafor-Villanueva de la Cruz\""));
+}
+
+#[test]
+fn run_page_without_data_says_so_and_offers_no_release() {
+    let html = render(&samples::run_empty());
+    for needle in [
+        "No result computed.",
+        "No QC flags.",
+        "No calibration recorded.",
+        "No tubes measured yet.",
+        "No result versions.",
+        "No audit entries.",
+        "Failed: board not answering",
+    ] {
+        assert!(html.contains(needle), "empty run page lacks {needle:?}");
+    }
+    assert!(!html.contains("/release\""));
+}
+
+#[test]
+fn qc_page_charts_each_lot_marks_violations_and_records_measurements() {
+    let html = render(&samples::qc());
+    assert_eq!(
+        html.matches("class=\"chart chart-levey-jennings").count(),
+        2
+    );
+    assert!(
+        html.contains("chart-levey-jennings chart-empty"),
+        "the lot without measurements says so"
+    );
+    assert!(html.contains("REJECT: violates 1-3s"));
+    assert!(html.contains("action=\"/qc/measurements\""));
+    assert!(html.contains("name=\"material_lot_id\"") && html.contains("name=\"value\""));
+    assert!(html.contains("+4.1 %") && html.contains("status-fail\">Fail"));
+    assert!(html.contains("+1.5 %") && html.contains("status-ok\">Pass"));
+}
+
+#[test]
+fn calibration_page_plots_the_lot_and_offers_activation() {
+    let html = render(&samples::calibration());
+    assert!(html.contains("class=\"chart chart-calibration\""));
+    assert_eq!(html.matches("class=\"point\"").count(), 21);
+    assert!(html.contains("action=\"/calibrations/4/activate\""));
+    assert!(html.contains("Activate lot RL-2611"));
+    assert!(html.contains("0.00400 ± 0.00008 (1/s) per cell"));
+    assert!(html.contains("<dt>LoQ</dt><dd>8.0 cells</dd>"));
+    assert!(html.contains("href=\"/calibrations/3\""));
+
+    let mut empty = samples::calibration();
+    empty.lots.clear();
+    empty.selected = None;
+    let html = render(&empty);
+    assert!(html.contains("No calibrations yet."));
+    assert!(!html.contains("/activate"));
+}
+
+#[test]
+fn admin_page_manages_users_tokens_audit_log_and_backup() {
+    let html = render(&samples::admin());
+    for needle in [
+        "action=\"/admin/users\"",
+        "<option value=\"lab_admin\">Lab admin</option>",
+        "fc_tok_5JX2Q9M3V7K1W8P4",
+        "action=\"/admin/tokens/2/revoke\"",
+        "action=\"/admin/tokens\"",
+        "action=\"/admin/audit\"",
+        "name=\"action\" type=\"text\" value=\"result.released\"",
+        "1 entry found.",
+        "v1, meaning: Reviewed and released",
+        "QC: Phantom T2 high lot PH-24 violates 1-3s",
+        "href=\"/admin/backup\"",
+        "Locum &#60;b&#62;bold&#60;/b&#62;",
+    ] {
+        assert!(html.contains(needle), "admin page lacks {needle:?}");
+    }
+
+    let mut before_search = samples::admin();
+    before_search.audit_results = None;
+    before_search.new_token_secret = None;
+    let html = render(&before_search);
+    assert!(html.contains("Search to see entries."));
+    assert!(!html.contains("will not be shown again"));
+}
+
+#[test]
+fn the_nesting_check_catches_broken_markup() {
+    assert!(check_nesting("<div><p>x</p></div>").is_ok());
+    assert!(check_nesting("<div><p>x</div></p>").is_err());
+    assert!(check_nesting("<div>").is_err());
+    assert!(check_nesting("<input name=\"a\"><br><svg><rect/></svg>").is_ok());
+}

@@ -1,0 +1,48 @@
+// Behaviour every signed-in page shares (no inline scripts, so a strict Content-Security-Policy
+// with script-src 'self' holds).
+//
+// Print buttons: elements marked data-print are hidden until this script shows them (without
+// JavaScript they could not print) and print the page when pressed.
+(function () {
+  "use strict";
+  Array.prototype.forEach.call(document.querySelectorAll("[data-print]"), function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () { window.print(); });
+  });
+})();
+
+// Inactivity notice: one minute before the session's inactivity timeout, show a notice with a
+// countdown; at the timeout, go to the sign-in page (the server ends the session on its own
+// clock anyway — this only tells the user). Any key, click or touch counts as activity.
+(function () {
+  "use strict";
+  var notice = document.getElementById("inactivity-notice");
+  if (!notice) { return; }
+  var timeoutS = parseInt(notice.getAttribute("data-timeout-s"), 10);
+  if (!(timeoutS > 0)) { return; }
+  var signInHref = notice.getAttribute("data-sign-in-href");
+  var countdown = notice.querySelector("[data-countdown]");
+  var warnS = Math.min(60, Math.floor(timeoutS / 2));
+  var lastActivity = Date.now();
+
+  function touch() {
+    lastActivity = Date.now();
+    if (!notice.hidden) { notice.hidden = true; }
+  }
+  ["keydown", "pointerdown", "touchstart", "scroll"].forEach(function (name) {
+    window.addEventListener(name, touch, { passive: true });
+  });
+  var stay = notice.querySelector("[data-stay-signed-in]");
+  if (stay) { stay.addEventListener("click", touch); }
+
+  window.setInterval(function () {
+    var idleS = (Date.now() - lastActivity) / 1000;
+    var leftS = Math.ceil(timeoutS - idleS);
+    if (leftS <= 0) {
+      window.location.assign(signInHref);
+    } else if (leftS <= warnS) {
+      if (countdown) { countdown.textContent = String(leftS); }
+      notice.hidden = false;
+    }
+  }, 1000);
+})();
