@@ -68,7 +68,8 @@ const CONTROL_SD: f64 = 4.0;
 /// Options of `ferrocount demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Demo data directory (must not hold a database yet).
+    /// Demo data directory (must not hold a database yet). After seeding, the demo serves it like
+    /// `ferrocount serve --data-dir DIR --listen ADDR` until stopped (unless `--seed-only`).
     #[arg(long, value_name = "DIR", default_value = "./ferrocount-demo")]
     data_dir: PathBuf,
     /// Number of demo patients.
@@ -80,6 +81,12 @@ pub struct DemoArgs {
     /// Seed of the demo's randomness (true counts, board noise, QC values).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Address the demo appliance listens on once seeded.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Seed the demo database and stop, without starting the appliance on it.
+    #[arg(long)]
+    seed_only: bool,
 }
 
 /// Which way a demo patient's disease goes.
@@ -139,8 +146,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let summary = runtime.block_on(seed_demo(&args))?;
+    drop(runtime);
     print_summary(&args, &summary);
-    Ok(ExitCode::SUCCESS)
+    if args.seed_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The living instrument: the same service as `ferrocount serve`, on the demo database.
+    crate::serve::run(crate::serve::ServeArgs::on(
+        args.data_dir.clone(),
+        args.listen,
+    ))
 }
 
 async fn seed_demo(args: &DemoArgs) -> anyhow::Result<DemoSummary> {
@@ -491,6 +506,12 @@ fn print_summary(args: &DemoArgs, summary: &DemoSummary) {
         summary.qc_values, summary.qc_warnings, summary.qc_rejections
     );
     println!();
+    if !args.seed_only {
+        println!(
+            "serving it on http://{}/ (API under /api/v1; sign in with a demo user); Ctrl-C stops",
+            args.listen
+        );
+    }
     println!("look at it:");
     println!("  ferrocount export --csv --data-dir {dir}");
     println!("  ferrocount audit verify --data-dir {dir}");

@@ -44,6 +44,17 @@ pub struct ServeArgs {
     listen: Option<SocketAddr>,
 }
 
+impl ServeArgs {
+    /// The service on `data_dir`, listening on `listen`, with no configuration file.
+    pub fn on(data_dir: PathBuf, listen: SocketAddr) -> Self {
+        Self {
+            config: None,
+            data_dir: Some(data_dir),
+            listen: Some(listen),
+        }
+    }
+}
+
 /// Runs the service until a signal stops it.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = ApplianceConfig::load(args.config.as_deref())?;

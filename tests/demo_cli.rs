@@ -67,6 +67,7 @@ fn a_small_demo_seeds_the_designed_history() {
     let data_arg = data.to_str().expect("a UTF-8 temp path");
     let output = ferrocount(&[
         "demo",
+        "--seed-only",
         "--data-dir",
         data_arg,
         "--patients",
@@ -169,7 +170,14 @@ fn a_small_demo_seeds_the_designed_history() {
     assert!(audit.status.success(), "{audit:?}");
 
     // A second demo into the same directory is refused, and changes nothing.
-    let again = ferrocount(&["demo", "--data-dir", data_arg, "--patients", "1"]);
+    let again = ferrocount(&[
+        "demo",
+        "--seed-only",
+        "--data-dir",
+        data_arg,
+        "--patients",
+        "1",
+    ]);
     assert!(!again.status.success());
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("already holds a database"),
