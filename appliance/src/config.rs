@@ -66,6 +66,9 @@ pub enum BoardChoice {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
+    /// The instrument's name in every page's header and printed reports, e.g.
+    /// "Ferrocount FC-01 · Oncology day unit".
+    pub instrument_name: String,
     /// A browser session ends after this many minutes without a request.
     pub session_idle_minutes: u32,
     /// Largest accepted request body, bytes.
@@ -85,6 +88,7 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
+            instrument_name: "Ferrocount".to_owned(),
             session_idle_minutes: 15,
             max_body_bytes: 64 * 1024,
             request_timeout_s: 30,

@@ -103,7 +103,7 @@ fn is_safe(method: &Method) -> bool {
 }
 
 /// Constant-time comparison of two tokens.
-fn same_token(a: &str, b: &str) -> bool {
+pub(crate) fn same_token(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

@@ -1,4 +1,4 @@
-//! Ferrocount's web face: the axum application that serves the JSON API under `/api/v1`, its
+//! Ferrocount's web face: the axum application that serves the HTML pages, the JSON API under `/api/v1`, its
 //! authentication (session cookies with CSRF tokens, or bearer API tokens), the role locks on
 //! every route, and live run events over server-sent events.
 //!
@@ -16,6 +16,7 @@ pub mod assets;
 pub mod auth;
 pub mod charts;
 pub mod extract;
+pub mod pages;
 pub mod problem;
 pub mod roles;
 pub mod state;

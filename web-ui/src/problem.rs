@@ -166,6 +166,22 @@ impl ApiError {
         self.kind().0
     }
 
+    /// The short title people read ("Not permitted").
+    pub fn title(&self) -> &'static str {
+        self.kind().2
+    }
+
+    /// What was wrong, in words; an internal fault is logged here and described only as such.
+    pub fn public_detail(&self) -> String {
+        match self {
+            Self::Internal(cause) => {
+                tracing::error!(%cause, "internal error answered with 500");
+                "an internal error occurred; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// Shorthand for an invalid field.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Invalid {
@@ -178,13 +194,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug, title) = self.kind();
-        let detail = match &self {
-            Self::Internal(cause) => {
-                tracing::error!(%cause, "internal error answered with 500");
-                "an internal error occurred; it has been logged".to_owned()
-            }
-            other => other.to_string(),
-        };
+        let detail = self.public_detail();
         let field = match &self {
             Self::Invalid { field, .. } => Some(field.as_str()),
             _ => None,

@@ -22,7 +22,7 @@ pub(crate) fn to_hex(bytes: &[u8]) -> String {
 }
 
 /// `N` bytes from the operating system's random source, as hex.
-pub(crate) fn random_hex<const N: usize>() -> Result<String, StoreError> {
+pub fn random_hex<const N: usize>() -> Result<String, StoreError> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(|error| StoreError::Random(error.to_string()))?;
     Ok(to_hex(&bytes))

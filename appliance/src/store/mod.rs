@@ -48,6 +48,7 @@ use std::path::Path;
 use sqlx::SqlitePool;
 
 pub use audit::{Actor, AuditEntry, AuditVerification, ChainBreak};
+pub use digest::random_hex;
 pub use error::StoreError;
 pub use ids::*;
 pub use json_report::JsonReport;

@@ -4,7 +4,7 @@
 //! Sign-ins are throttled per user name and per client address ([`crate::throttle`]); each
 //! attempt, successful or not, is audited with the client address.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use axum::Json;
@@ -13,6 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use appliance::store::users::User;
 use appliance::store::{Actor, AuditEntry};
 
 use crate::auth::{Caller, Credential, cleared_cookie, csrf_token, session_cookie};
@@ -52,40 +53,8 @@ pub async fn sign_in(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     ApiJson(request): ApiJson<SignIn>,
 ) -> Result<Response, ApiError> {
-    let address = client.ip();
-    let now = Instant::now();
-    if let Err(refusal) = state.throttle.check(&request.username, address, now) {
-        audit_attempt(&state, &request.username, address, "throttled").await?;
-        return Err(ApiError::TooManyAttempts {
-            what: refusal.what,
-            retry_after_s: refusal.retry_after_s,
-        });
-    }
-    let Some(user) = state
-        .store
-        .authenticate(&request.username, &request.password)
-        .await?
-    else {
-        state
-            .throttle
-            .record_failure(&request.username, address, now);
-        audit_attempt(&state, &request.username, address, "refused").await?;
-        return Err(ApiError::BadCredentials);
-    };
-    state.throttle.record_success(&request.username);
-    let (secret, _session) = state
-        .store
-        .create_session(&user, state.session_idle())
-        .await?;
-    state
-        .store
-        .record_event(
-            &user.actor(),
-            AuditEntry::new("session.sign_in", "user")
-                .id(user.id)
-                .detail(serde_json::json!({ "client": address.to_string() })),
-        )
-        .await?;
+    let (user, secret) =
+        open_session(&state, &request.username, &request.password, client.ip()).await?;
     let view = SessionView {
         username: user.username.clone(),
         display_name: user.display_name.clone(),
@@ -103,10 +72,62 @@ pub async fn sign_in(
         .into_response())
 }
 
+/// Signs a user in, for the API and the sign-in page alike: checks the throttle, then the
+/// password; opens a session and returns the user and the session secret for the cookie. Every
+/// attempt is audited with the client address.
+pub async fn open_session(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    address: IpAddr,
+) -> Result<(User, String), ApiError> {
+    let now = Instant::now();
+    if let Err(refusal) = state.throttle.check(username, address, now) {
+        audit_attempt(state, username, address, "throttled").await?;
+        return Err(ApiError::TooManyAttempts {
+            what: refusal.what,
+            retry_after_s: refusal.retry_after_s,
+        });
+    }
+    let Some(user) = state.store.authenticate(username, password).await? else {
+        state.throttle.record_failure(username, address, now);
+        audit_attempt(state, username, address, "refused").await?;
+        return Err(ApiError::BadCredentials);
+    };
+    state.throttle.record_success(username);
+    let (secret, _session) = state
+        .store
+        .create_session(&user, state.session_idle())
+        .await?;
+    state
+        .store
+        .record_event(
+            &user.actor(),
+            AuditEntry::new("session.sign_in", "user")
+                .id(user.id)
+                .detail(serde_json::json!({ "client": address.to_string() })),
+        )
+        .await?;
+    Ok((user, secret))
+}
+
+/// Ends a session (API and sign-out button alike) and audits it.
+pub async fn close_session(state: &AppState, user: &User, secret: &str) -> Result<(), ApiError> {
+    state.store.revoke_session(secret).await?;
+    state
+        .store
+        .record_event(
+            &user.actor(),
+            AuditEntry::new("session.sign_out", "user").id(user.id),
+        )
+        .await?;
+    Ok(())
+}
+
 async fn audit_attempt(
     state: &AppState,
     username: &str,
-    address: std::net::IpAddr,
+    address: IpAddr,
     outcome: &str,
 ) -> Result<(), ApiError> {
     let shown: String = username.chars().take(64).collect();
@@ -142,7 +163,7 @@ pub async fn sign_out(State(state): State<AppState>, caller: Caller) -> Result<R
             "a bearer token has no session to close; revoke the token instead".into(),
         ));
     };
-    state.store.revoke_session(secret).await?;
+    close_session(&state, &caller.user, secret).await?;
     let cookie = HeaderValue::from_str(&cleared_cookie(state.tls()))
         .map_err(|e| ApiError::Internal(format!("session cookie: {e}")))?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())

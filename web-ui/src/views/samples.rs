@@ -59,6 +59,7 @@ pub fn sign_in() -> SignInPage {
         username: "tnurse".into(),
         error: Some("Username or password not recognised.".into()),
         signed_out_for_inactivity: true,
+        next: "/patients/3".into(),
     }
 }
 

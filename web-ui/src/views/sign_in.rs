@@ -19,6 +19,8 @@ pub struct SignInPage {
     pub error: Option<String>,
     /// True when the previous session ended for inactivity.
     pub signed_out_for_inactivity: bool,
+    /// Where to go after signing in (a path on this instrument; empty for the dashboard).
+    pub next: String,
 }
 
 impl SignInPage {
