@@ -1,10 +1,12 @@
-//! End-to-end tests of the web face's API: the real router, store and engine (simulated board,
+//! End-to-end tests of the web face's API and its HTML pages: the real router, store and engine (simulated board,
 //! instant clock) over loopback HTTP, and the real binary for start-up and SIGTERM.
 
 mod helpers;
 
 mod bad_input;
 mod locks;
+mod pages_clinical;
+mod pages_lab;
 mod patients;
 mod runs;
 mod serve_binary;

@@ -1,0 +1,1 @@
+//! Page tests (HTML over loopback): filled by the pages work.
