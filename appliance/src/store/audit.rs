@@ -324,8 +324,16 @@ impl Store {
             n => n.min(1000),
         });
         let before = query.before.map(|id| id.0);
-        let username = query.username.as_deref().map(str::trim).filter(|u| !u.is_empty());
-        let action = query.action.as_deref().map(str::trim).filter(|a| !a.is_empty());
+        let username = query
+            .username
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty());
+        let action = query
+            .action
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty());
         let from = query.from.map(day_text);
         let to = query.to.map(day_text);
         let text = query
@@ -706,7 +714,10 @@ mod tests {
         let alice = user(&store, "alice", Role::LabAdmin).await;
         let bob = user(&store, "bob", Role::Operator).await;
         store
-            .record_event(&alice.actor(), AuditEntry::new("qc.result.add", "qc_result").id(1))
+            .record_event(
+                &alice.actor(),
+                AuditEntry::new("qc.result.add", "qc_result").id(1),
+            )
             .await
             .unwrap();
         store

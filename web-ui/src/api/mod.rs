@@ -36,7 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{id}/events", get(runs::events))
         .route("/runs/{id}/release", post(runs::release))
         .route("/instrument", get(instrument::show))
-        .route("/qc", get(qc::show))
+        .route("/qc", get(qc::show).post(qc::add))
         .route(
             "/calibrations",
             get(calibrations::list).post(calibrations::add),

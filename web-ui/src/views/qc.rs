@@ -21,8 +21,8 @@ pub struct PhantomRow {
     pub expected_t2_ms: f64,
     /// Allowed deviation, %.
     pub tolerance_percent: f64,
-    /// Magnet temperature during the check, °C.
-    pub temp_c: f64,
+    /// Magnet temperature during the check, °C (when the check came from a stored measurement).
+    pub temp_c: Option<f64>,
     /// Who measured it.
     pub operator: String,
 }
@@ -31,6 +31,14 @@ impl PhantomRow {
     /// Deviation from the certified value, %.
     pub fn deviation_percent(&self) -> f64 {
         (self.t2_ms - self.expected_t2_ms) / self.expected_t2_ms * 100.0
+    }
+
+    /// "32.01 °C", or "—" when not recorded.
+    pub fn temp_text(&self) -> String {
+        self.temp_c
+            .filter(|t| t.is_finite())
+            .map(|t| format!("{t:.2} °C"))
+            .unwrap_or_else(|| "—".into())
     }
 
     /// Within tolerance.
@@ -72,6 +80,8 @@ pub struct QcPage {
     pub materials: Vec<QcMaterialOption>,
     /// What was wrong with the last submission.
     pub form_error: Option<String>,
+    /// True when this user may record a measurement (the form is shown).
+    pub can_record: bool,
 }
 
 impl QcPage {
