@@ -186,6 +186,10 @@ async fn qc_page_shows_a_levey_jennings_chart_per_lot_with_violations_marked() {
         assert!(body.contains("PH-77"), "{role}: the lot");
         assert!(body.contains("<svg"), "{role}: a chart");
         assert!(body.contains("1-3s"), "{role}: the violation is named");
+        assert!(
+            body.contains("status-fail\">Reject</span> <span class=\"muted\">1-2s, 1-3s"),
+            "{role}: the phantom history shows the stored verdict"
+        );
         assert_eq!(meta_csrf(&body).as_deref(), Some(session.csrf.as_str()));
         // The phantom history lists both checks; the form only for those who may record.
         assert!(
@@ -561,6 +565,16 @@ async fn the_admin_page_shows_users_tokens_and_the_instrument_log_to_lab_admins_
     ] {
         assert!(body.contains(text), "{text}");
     }
+    // Lars has signed in (this session); Olga has not yet.
+    let row = |name: &str| {
+        let start = body
+            .find(&format!("<tr><td>{name}</td>"))
+            .expect("a user row");
+        let end = body[start..].find("</tr>").expect("the row's end") + start;
+        body[start..end].to_owned()
+    };
+    assert!(row("olga").contains("<td>never</td>"), "{}", row("olga"));
+    assert!(row("lars").contains(" UTC</td>"), "{}", row("lars"));
     for role in [Role::Operator, Role::Clinician] {
         let session = browser(&app, role).await;
         for path in ["/admin", "/admin/audit", "/admin/backup"] {

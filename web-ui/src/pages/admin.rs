@@ -110,8 +110,25 @@ async fn all_tokens(state: &AppState, users: &[User]) -> PageResult<Vec<(User, u
             }
         }
     }
-    tokens.sort_by(|a, b| b.1.created_at.cmp(&a.1.created_at));
+    tokens.sort_by_key(|(_, token)| std::cmp::Reverse(token.created_at));
     Ok(tokens)
+}
+
+/// When the user last signed in: sign-ins are kept in the audit trail (`session.open`), not on
+/// the user's record.
+async fn last_sign_in(state: &AppState, user: &User) -> PageResult<String> {
+    let newest = state
+        .store
+        .audit_entries(&StoreAuditQuery {
+            username: Some(user.username.clone()),
+            action: Some("session.open".into()),
+            limit: 1,
+            ..StoreAuditQuery::default()
+        })
+        .await?;
+    Ok(newest
+        .first()
+        .map_or_else(|| "never".to_owned(), |record| when(&record.at)))
 }
 
 /// The admin page, each section filled only when the viewer may see it (a non-admin who made
@@ -138,22 +155,19 @@ async fn page(state: &AppState, viewer: &PageUser, path: &str) -> PageResult<Adm
                 .map_or_else(|| "never".into(), when),
         })
         .collect();
-    let user_rows = if admin {
-        users
-            .iter()
-            .map(|u| UserRow {
+    let mut user_rows = Vec::new();
+    if admin {
+        for u in &users {
+            user_rows.push(UserRow {
                 username: u.username.clone(),
                 display_name: u.display_name.clone(),
                 role: view_role(u.role),
                 active: !u.disabled,
-                // Sign-ins are in the audit trail (`session.open`), not on the user record.
-                last_sign_in: "see audit trail".into(),
+                last_sign_in: last_sign_in(state, u).await?,
                 can_disable: !u.disabled && u.id != viewer.user.id,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+            });
+        }
+    }
     let instrument_log = if viewer.may(Permission::ViewAuditTrail) {
         state
             .store

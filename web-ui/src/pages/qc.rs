@@ -175,6 +175,19 @@ async fn page(
                                 .operator_id
                                 .and_then(|id| names.get(&id).cloned())
                                 .unwrap_or_else(|| "instrument".into()),
+                            verdict: result.target_id.map(|_| {
+                                match result.status {
+                                    QcStatus::Pass => "pass",
+                                    QcStatus::Warning => "warning",
+                                    QcStatus::Reject => "reject",
+                                }
+                                .to_owned()
+                            }),
+                            rules: lj_violations(result)
+                                .into_iter()
+                                .map(|v| v.rule)
+                                .collect::<Vec<_>>()
+                                .join(", "),
                         },
                     ));
                 }
@@ -196,7 +209,7 @@ async fn page(
             });
         }
     }
-    phantom_history.sort_by(|a, b| b.0.cmp(&a.0));
+    phantom_history.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
     let phantom_history = phantom_history
         .into_iter()
         .take(PHANTOM_ROWS)
@@ -249,39 +262,49 @@ pub struct QcMeasurementForm {
     comment: Option<String>,
 }
 
+/// The form's lot and value, or the field that is wrong and why.
+fn parse_measurement(form: &QcMeasurementForm) -> Result<(QcLotId, f64), (String, String)> {
+    let lot_id = form.material_lot_id.trim().parse::<i64>().map_err(|_| {
+        (
+            "material_lot_id".to_owned(),
+            "choose a control material and lot".to_owned(),
+        )
+    })?;
+    // A decimal comma is what a tablet's German or French keyboard gives.
+    let value = form
+        .value
+        .trim()
+        .replace(',', ".")
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| {
+            (
+                "value".to_owned(),
+                format!("{:?} is not a number", form.value),
+            )
+        })?;
+    Ok((QcLotId(lot_id), value))
+}
+
 /// `POST /qc/measurements`: records the value, then back to the QC page with the verdict.
 async fn submit(State(state): State<AppState>, form: PageForm<QcMeasurementForm>) -> PageResult {
     let PageForm { user, form } = form;
     user.require(Permission::RecordQc)?;
-    let refuse = |field: &str, reason: String| (field.to_owned(), reason);
-    let parsed = (|| {
-        let lot_id = form.material_lot_id.trim().parse::<i64>().map_err(|_| {
-            refuse(
-                "material_lot_id",
-                "choose a control material and lot".into(),
-            )
-        })?;
-        let value = form
-            .value
-            .trim()
-            .replace(',', ".")
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite())
-            .ok_or_else(|| refuse("value", format!("{:?} is not a number", form.value)))?;
-        Ok::<_, (String, String)>((QcLotId(lot_id), value))
-    })();
-    let outcome = match parsed {
-        Ok((lot_id, value)) => record(&state, &user.user, lot_id, value, form.comment.as_deref())
-            .await
-            .map_err(|error| match error {
-                ApiError::Invalid { field, reason } => (field, reason),
-                ApiError::NotFound { .. } => (
+    let outcome = match parse_measurement(&form) {
+        Ok((lot_id, value)) => {
+            match record(&state, &user.user, lot_id, value, form.comment.as_deref()).await {
+                Ok(result) => Ok(result),
+                // The user's input was refused: the form again, naming the field.
+                Err(ApiError::Invalid { field, reason }) => Err((field, reason)),
+                Err(ApiError::NotFound { .. }) => Err((
                     "material_lot_id".to_owned(),
                     "no such control material and lot".to_owned(),
-                ),
-                other => ("form".to_owned(), other.to_string()),
-            }),
+                )),
+                // Anything else is not the user's doing: an error page.
+                Err(other) => return Err(other.into()),
+            }
+        }
         Err(refusal) => Err(refusal),
     };
     match outcome {

@@ -25,6 +25,12 @@ pub struct PhantomRow {
     pub temp_c: Option<f64>,
     /// Who measured it.
     pub operator: String,
+    /// The stored Westgard verdict (`pass`, `warning` or `reject`) when the check was judged
+    /// against a target; it decides the badge, since multirules (4-1s, 10-x) can reject a value
+    /// within tolerance.
+    pub verdict: Option<String>,
+    /// The rules it broke, e.g. "1-2s, 1-3s" (empty when none).
+    pub rules: String,
 }
 
 impl PhantomRow {
@@ -39,6 +45,26 @@ impl PhantomRow {
             .filter(|t| t.is_finite())
             .map(|t| format!("{t:.2} °C"))
             .unwrap_or_else(|| "—".into())
+    }
+
+    /// The badge: the stored verdict, else the tolerance check.
+    pub fn verdict_label(&self) -> &'static str {
+        match self.verdict.as_deref() {
+            Some("pass") => "Pass",
+            Some("warning") => "Warning",
+            Some(_) => "Reject",
+            None if self.passed() => "Pass",
+            None => "Fail",
+        }
+    }
+
+    /// The badge's CSS class.
+    pub fn verdict_class(&self) -> &'static str {
+        match self.verdict_label() {
+            "Pass" => "status-ok",
+            "Warning" => "status-warn",
+            _ => "status-fail",
+        }
     }
 
     /// Within tolerance.

@@ -526,6 +526,8 @@ pub fn qc() -> QcPage {
                 tolerance_percent: 3.0,
                 temp_c: Some(32.01),
                 operator: "Min-jun Lee".into(),
+                verdict: None,
+                rules: String::new(),
             },
             PhantomRow {
                 measured_at: "Mon 23 Nov 2026, 07:58".into(),
@@ -535,6 +537,8 @@ pub fn qc() -> QcPage {
                 tolerance_percent: 3.0,
                 temp_c: Some(32.00),
                 operator: "Theresa Nurse".into(),
+                verdict: None,
+                rules: String::new(),
             },
         ],
         materials: vec![

@@ -435,6 +435,16 @@ fn qc_page_charts_each_lot_marks_violations_and_records_measurements() {
     assert!(html.contains("+4.1 %") && html.contains("status-fail\">Fail"));
     assert!(html.contains("+1.5 %") && html.contains("status-ok\">Pass"));
 
+    // A stored Westgard verdict decides the badge, even within tolerance (e.g. 4-1s).
+    let mut judged = samples::qc();
+    judged.phantom_history[1].verdict = Some("reject".into());
+    judged.phantom_history[1].rules = "4-1s".into();
+    let html = render(&judged);
+    assert!(
+        html.contains("+1.5 %")
+            && html.contains("status-fail\">Reject</span> <span class=\"muted\">4-1s")
+    );
+
     let mut viewer = samples::qc();
     viewer.can_record = false;
     let html = render(&viewer);
