@@ -115,6 +115,12 @@ fn table() -> Vec<Route> {
             Some(calibration),
             Roles(&[LabAdmin]),
         ),
+        route(
+            Method::POST,
+            "/api/v1/qc",
+            Some(json!({ "lot_id": 999_999, "value": 1.0 })),
+            Roles(&[Operator, LabAdmin]),
+        ),
         // Last: it ends the caller's session (bearer callers get 409, which is still "allowed").
         route(Method::DELETE, "/api/v1/session", None, AnyRole),
     ]

@@ -14,7 +14,7 @@ use crate::helpers::{As, PASSWORD, spawn_app, spawn_app_with};
 /// Every operation the API serves, written down here independently of the document: a route
 /// added to the router changes the document (routes are mounted with their documentation), so
 /// this list must be updated with it, on purpose.
-const EXPECTED_OPERATIONS: [(&str, &str); 20] = [
+const EXPECTED_OPERATIONS: [(&str, &str); 21] = [
     ("GET", "/healthz"),
     ("GET", "/api/v1/openapi.json"),
     ("POST", "/api/v1/session"),
@@ -33,6 +33,7 @@ const EXPECTED_OPERATIONS: [(&str, &str); 20] = [
     ("POST", "/api/v1/runs/{id}/release"),
     ("GET", "/api/v1/instrument"),
     ("GET", "/api/v1/qc"),
+    ("POST", "/api/v1/qc"),
     ("GET", "/api/v1/calibrations"),
     ("POST", "/api/v1/calibrations"),
 ];

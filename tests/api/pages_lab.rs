@@ -1,1 +1,921 @@
-//! Page tests (HTML over loopback): filled by the pages work.
+//! The lab pages over loopback HTTP: QC (Levey–Jennings charts, recording a measurement and its
+//! JSON twin), calibrations (list, detail, activation) and administration (users, API tokens,
+//! audit search, instrument log, backup download). Each page renders real stored data for the
+//! roles that may see it and is refused for the others; each form is checked for success, bad
+//! input (422 naming the field, nothing stored) and a missing or wrong CSRF token.
+
+use appliance::store::calibrations::{CalibrationContent, NewCalibration, ReagentLot};
+use appliance::store::instrument_log::{LogKind, NewLogEntry};
+use appliance::store::qc::{QcLot, QcMaterialKind, TargetSource};
+use appliance::store::users::{Role, Username};
+use appliance::store::{Actor, CalibrationId};
+use reqwest::{Method, StatusCode, redirect};
+use serde_json::{Value, json};
+
+use crate::helpers::{As, BrowserSession, PASSWORD, ROLES, TestApp, assert_problem, spawn_app};
+
+/// A client that shows redirects instead of following them.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+fn name_of(role: Role) -> &'static str {
+    ROLES
+        .iter()
+        .find(|(r, _)| *r == role)
+        .map(|(_, name)| *name)
+        .expect("role")
+}
+
+async fn browser(app: &TestApp, role: Role) -> BrowserSession {
+    app.sign_in(name_of(role), PASSWORD).await
+}
+
+/// GETs a page with the session cookie (or none); status and body.
+async fn get_page(
+    app: &TestApp,
+    session: Option<&BrowserSession>,
+    path: &str,
+) -> (StatusCode, String) {
+    let mut request = client().get(app.url(path));
+    if let Some(session) = session {
+        request = request.header("cookie", &session.cookie);
+    }
+    let response = request.send().await.expect("GET");
+    let status = response.status();
+    (status, response.text().await.expect("body"))
+}
+
+/// How a form post carries its CSRF token.
+#[derive(Clone, Copy)]
+enum Csrf {
+    Right,
+    Missing,
+    Wrong,
+}
+
+/// POSTs a form as the browser would (the session's token in `csrf_token`).
+async fn post_form(
+    app: &TestApp,
+    session: &BrowserSession,
+    path: &str,
+    fields: &[(&str, &str)],
+    csrf: Csrf,
+) -> reqwest::Response {
+    let mut form: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    match csrf {
+        Csrf::Right => form.push(("csrf_token".into(), session.csrf.clone())),
+        Csrf::Wrong => form.push(("csrf_token".into(), "0".repeat(session.csrf.len()))),
+        Csrf::Missing => {}
+    }
+    client()
+        .post(app.url(path))
+        .header("cookie", &session.cookie)
+        .form(&form)
+        .send()
+        .await
+        .expect("POST")
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The page's `<meta name="csrf-token">` equals the session's token (forms can use either).
+fn meta_csrf(body: &str) -> Option<String> {
+    let start =
+        body.find("name=\"csrf-token\" content=\"")? + "name=\"csrf-token\" content=\"".len();
+    let end = body[start..].find('"')? + start;
+    Some(body[start..end].to_owned())
+}
+
+/// Asserts a page refused as 403 for this role, naming the role.
+async fn assert_forbidden_page(app: &TestApp, session: &BrowserSession, path: &str, role: Role) {
+    let (status, body) = get_page(app, Some(session), path).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "GET {path} as {role}");
+    assert!(
+        body.contains(role.as_str()),
+        "the refusal names the role: {body}"
+    );
+}
+
+/// Asserts that without a session the page sends the browser to sign in, coming back after.
+async fn assert_sign_in_redirect(app: &TestApp, path: &str) {
+    let response = client().get(app.url(path)).send().await.expect("GET");
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "GET {path} signed out"
+    );
+    let target = location(&response);
+    assert!(target.starts_with("/sign-in"), "{path} → {target}");
+}
+
+/// A control material with one lot, target mean 100 and SD 2 (manufacturer's).
+async fn control_lot(app: &TestApp) -> QcLot {
+    let actor = Actor::Appliance;
+    let material = app
+        .store
+        .add_qc_material(&actor, "Phantom T2 mid", QcMaterialKind::Phantom, "t2_ms")
+        .await
+        .expect("material");
+    let expires = time::Date::from_calendar_date(2099, time::Month::December, 31).expect("date");
+    let lot = app
+        .store
+        .add_qc_lot(&actor, material.id, "PH-77", expires)
+        .await
+        .expect("lot");
+    app.store
+        .set_qc_target(&actor, lot.id, 100.0, 2.0, TargetSource::Manufacturer, None)
+        .await
+        .expect("target");
+    lot
+}
+
+/// (status, rule names) of the newest QC result, read straight from the database.
+async fn newest_qc(app: &TestApp) -> (String, String, Option<i64>) {
+    sqlx::query_as(
+        "SELECT status, violations_json, operator_id FROM qc_results ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(app.store.pool())
+    .await
+    .expect("a QC result")
+}
+
+async fn audit_count(app: &TestApp, action: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = ?")
+        .bind(action)
+        .fetch_one(app.store.pool())
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn qc_page_shows_a_levey_jennings_chart_per_lot_with_violations_marked() {
+    let app = spawn_app().await;
+    let lot = control_lot(&app).await;
+    let operator = browser(&app, Role::Operator).await;
+    // z = 0.25, then z = +3.5: the second breaks 1-2s (warning) and 1-3s (reject).
+    for value in ["100.5", "107"] {
+        let response = post_form(
+            &app,
+            &operator,
+            "/qc/measurements",
+            &[("material_lot_id", &lot.id.0.to_string()), ("value", value)],
+            Csrf::Right,
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    }
+    for (role, _) in ROLES {
+        let session = browser(&app, role).await;
+        let (status, body) = get_page(&app, Some(&session), "/qc").await;
+        assert_eq!(status, StatusCode::OK, "GET /qc as {role}");
+        assert!(body.contains("Phantom T2 mid"), "{role}: the material");
+        assert!(body.contains("PH-77"), "{role}: the lot");
+        assert!(body.contains("<svg"), "{role}: a chart");
+        assert!(body.contains("1-3s"), "{role}: the violation is named");
+        assert!(
+            body.contains("status-fail\">Reject</span> <span class=\"muted\">1-2s, 1-3s"),
+            "{role}: the phantom history shows the stored verdict"
+        );
+        assert_eq!(meta_csrf(&body).as_deref(), Some(session.csrf.as_str()));
+        // The phantom history lists both checks; the form only for those who may record.
+        assert!(
+            body.contains("107.0 ms") && body.contains("100.5 ms"),
+            "{role}"
+        );
+        assert_eq!(
+            body.contains("action=\"/qc/measurements\""),
+            role != Role::Clinician,
+            "{role}: the form"
+        );
+    }
+    assert_sign_in_redirect(&app, "/qc").await;
+}
+
+#[tokio::test]
+async fn recording_qc_judges_the_value_by_westgard_and_audits_it() {
+    let app = spawn_app().await;
+    let lot = control_lot(&app).await;
+    let lot_id = lot.id.0.to_string();
+    let operator = browser(&app, Role::Operator).await;
+
+    let response = post_form(
+        &app,
+        &operator,
+        "/qc/measurements",
+        &[
+            ("material_lot_id", &lot_id),
+            ("value", "101.0"),
+            ("comment", "morning QC"),
+        ],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let target = location(&response);
+    assert!(target.starts_with("/qc?recorded="), "{target}");
+    let (status, body) = get_page(&app, Some(&operator), &target).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("recorded: pass"), "the verdict is shown");
+    let (status_text, violations, operator_id) = newest_qc(&app).await;
+    assert_eq!(status_text, "pass");
+    assert_eq!(violations, "[]");
+    let olga = app
+        .store
+        .user_by_name(&Username::parse("olga").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(operator_id, Some(olga.id.0), "recorded as the operator");
+
+    // 104.5 is z = +2.25 (1-2s, a warning); 104.6 next is the second beyond +2 SD (2-2s, reject).
+    post_form(
+        &app,
+        &operator,
+        "/qc/measurements",
+        &[("material_lot_id", &lot_id), ("value", "104.5")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(newest_qc(&app).await.0, "warning");
+    post_form(
+        &app,
+        &operator,
+        "/qc/measurements",
+        &[("material_lot_id", &lot_id), ("value", "104.6")],
+        Csrf::Right,
+    )
+    .await;
+    let (status_text, violations, _) = newest_qc(&app).await;
+    assert_eq!(status_text, "reject");
+    assert!(violations.contains("2-2s"), "{violations}");
+    assert_eq!(app.count("qc_results").await, 3);
+    assert_eq!(audit_count(&app, "qc.result.add").await, 3);
+}
+
+#[tokio::test]
+async fn the_qc_form_refuses_bad_input_wrong_roles_and_forged_posts() {
+    let app = spawn_app().await;
+    let lot = control_lot(&app).await;
+    let lot_id = lot.id.0.to_string();
+    let operator = browser(&app, Role::Operator).await;
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[("material_lot_id", &lot_id), ("value", "abc")], "value"),
+        (&[("material_lot_id", &lot_id), ("value", "NaN")], "value"),
+        (
+            &[("material_lot_id", "999999"), ("value", "100")],
+            "material_lot_id",
+        ),
+        (
+            &[("material_lot_id", "x"), ("value", "100")],
+            "material_lot_id",
+        ),
+    ];
+    for (fields, field) in cases {
+        let response = post_form(&app, &operator, "/qc/measurements", fields, Csrf::Right).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{fields:?}"
+        );
+        let body = response.text().await.unwrap();
+        assert!(body.contains(field), "names {field}: {fields:?}");
+        assert!(body.contains("Record a QC measurement"), "the form again");
+    }
+    for csrf in [Csrf::Missing, Csrf::Wrong] {
+        let response = post_form(
+            &app,
+            &operator,
+            "/qc/measurements",
+            &[("material_lot_id", &lot_id), ("value", "100")],
+            csrf,
+        )
+        .await;
+        assert!(response.status().is_client_error());
+        assert!(response.text().await.unwrap().contains("csrf_token"));
+    }
+    let clinician = browser(&app, Role::Clinician).await;
+    let response = post_form(
+        &app,
+        &clinician,
+        "/qc/measurements",
+        &[("material_lot_id", &lot_id), ("value", "100")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.count("qc_results").await, 0, "nothing stored");
+}
+
+#[tokio::test]
+async fn qc_measurements_can_be_recorded_through_the_api() {
+    let app = spawn_app().await;
+    let lot = control_lot(&app).await;
+    let operator = app.token(Role::Operator).to_owned();
+    let response = app
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            "/api/v1/qc",
+            Some(&json!({ "lot_id": lot.id.0, "value": 93.5, "comment": "z = -3.25" })),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "reject");
+    let rules: Vec<&str> = body["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["rule"].as_str())
+        .collect();
+    assert_eq!(rules, ["1-2s", "1-3s"]);
+    let clinician = app.token(Role::Clinician).to_owned();
+    let refused = app
+        .send(
+            As::Bearer(&clinician),
+            Method::POST,
+            "/api/v1/qc",
+            Some(&json!({ "lot_id": lot.id.0, "value": 100.0 })),
+        )
+        .await;
+    assert_problem(refused, StatusCode::FORBIDDEN, "clinician").await;
+    let wrong_type = app
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            "/api/v1/qc",
+            Some(&json!({ "lot_id": lot.id.0, "value": "high" })),
+        )
+        .await;
+    assert_problem(wrong_type, StatusCode::UNPROCESSABLE_ENTITY, "value").await;
+    let unknown = app
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            "/api/v1/qc",
+            Some(&json!({ "lot_id": 424242, "value": 100.0 })),
+        )
+        .await;
+    assert_problem(unknown, StatusCode::NOT_FOUND, "QC lot").await;
+    assert_eq!(app.count("qc_results").await, 1, "only the good one stored");
+}
+
+const CALIBRATION_TOML: &str = r#"
+lot = "RL-LAB"
+te_ms = 4.0
+slope_per_s_per_cell = 0.004
+slope_se = 0.00004
+intercept_per_s = 0.05
+intercept_se = 0.0012
+slope_intercept_cov = -2e-8
+fit_df = 28
+lob_cells = 1.3
+lod_cells = 2.5
+loq_cells = 6.5
+created = "2026-11-24T04:00:00Z"
+levels_cells = [0.0, 5.0, 20.0, 100.0]
+
+[linearity]
+quadratic_coefficient = 1e-7
+quadratic_coefficient_se = 2e-7
+quadratic_p_value = 0.62
+linear = true
+
+[[linearity.levels]]
+level_cells = 0.0
+deviation_cells = 0.1
+allowable_cells = 2.0
+
+[[linearity.levels]]
+level_cells = 5.0
+deviation_cells = -0.2
+allowable_cells = 2.0
+
+[[linearity.levels]]
+level_cells = 20.0
+deviation_cells = 0.3
+allowable_cells = 2.0
+
+[[linearity.levels]]
+level_cells = 100.0
+deviation_cells = 0.5
+allowable_cells = 10.0
+"#;
+
+/// Two calibrations of one lot; the first active.
+async fn calibrations(app: &TestApp) -> (CalibrationId, CalibrationId) {
+    let new = NewCalibration {
+        reagent_lot: ReagentLot::parse("RL-LAB").unwrap(),
+        te_us: 4000,
+        content: CalibrationContent::toml(CALIBRATION_TOML).unwrap(),
+        note: Some("dilution series of 24 Nov".into()),
+    };
+    let first = app
+        .store
+        .add_calibration(&Actor::Appliance, &new, true)
+        .await
+        .unwrap();
+    let second = app
+        .store
+        .add_calibration(&Actor::Appliance, &new, false)
+        .await
+        .unwrap();
+    (first.id, second.id)
+}
+
+#[tokio::test]
+async fn calibration_pages_show_lots_the_fit_limits_and_linearity() {
+    let app = spawn_app().await;
+    let (active, inactive) = calibrations(&app).await;
+    for (role, _) in ROLES {
+        let session = browser(&app, role).await;
+        let (status, list) = get_page(&app, Some(&session), "/calibrations").await;
+        assert_eq!(status, StatusCode::OK, "{role}");
+        assert!(
+            list.contains(&format!("/calibrations/{}", inactive.0)),
+            "{role}: lots linked"
+        );
+        assert!(list.contains("Active"), "{role}: which is active");
+        let (status, detail) = get_page(
+            &app,
+            Some(&session),
+            &format!("/calibrations/{}", inactive.0),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{role}");
+        for text in [
+            "RL-LAB",
+            "1.3 cells",
+            "2.5 cells",
+            "6.5 cells",
+            "EP06 linearity: linear",
+            "per-sample readings are not stored",
+            "<svg",
+        ] {
+            assert!(detail.contains(text), "{role}: {text}");
+        }
+        assert!(
+            detail.contains("0.00400 ± 0.00004"),
+            "{role}: the slope with its SE"
+        );
+        assert_eq!(
+            detail.contains(&format!("/calibrations/{}/activate", inactive.0)),
+            role == Role::LabAdmin,
+            "{role}: the activation form"
+        );
+    }
+    let admin = browser(&app, Role::LabAdmin).await;
+    let (status, active_page) =
+        get_page(&app, Some(&admin), &format!("/calibrations/{}", active.0)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!active_page.contains(&format!("/calibrations/{}/activate", active.0)));
+    assert_eq!(
+        get_page(&app, Some(&admin), "/calibrations/9999").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get_page(&app, Some(&admin), "/calibrations/abc").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_sign_in_redirect(&app, "/calibrations").await;
+}
+
+#[tokio::test]
+async fn activating_a_calibration_needs_a_lab_admin_a_reason_and_the_csrf_token() {
+    let app = spawn_app().await;
+    let (first, second) = calibrations(&app).await;
+    let path = format!("/calibrations/{}/activate", second.0);
+    let is_active = |id: CalibrationId| {
+        let store = app.store.clone();
+        async move { store.calibration(id).await.unwrap().active }
+    };
+    let operator = browser(&app, Role::Operator).await;
+    let refused = post_form(&app, &operator, &path, &[("reason", "x")], Csrf::Right).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let admin = browser(&app, Role::LabAdmin).await;
+    let blank = post_form(&app, &admin, &path, &[("reason", "  ")], Csrf::Right).await;
+    assert_eq!(blank.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(blank.text().await.unwrap().contains("reason"));
+    for csrf in [Csrf::Missing, Csrf::Wrong] {
+        let forged = post_form(&app, &admin, &path, &[("reason", "forged")], csrf).await;
+        assert!(forged.status().is_client_error());
+    }
+    assert!(!is_active(second).await, "nothing changed");
+    assert_eq!(
+        audit_count(&app, "calibration.activate").await,
+        1,
+        "only the first's"
+    );
+
+    let done = post_form(
+        &app,
+        &admin,
+        &path,
+        &[("reason", "new lot verified")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let (status, page) = get_page(&app, Some(&admin), &location(&done)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("is now the active one"));
+    assert!(is_active(second).await && !is_active(first).await);
+    let reason: Option<String> = sqlx::query_scalar(
+        "SELECT reason FROM audit_log WHERE action = 'calibration.activate' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(reason.as_deref(), Some("new lot verified"));
+}
+
+#[tokio::test]
+async fn the_admin_page_shows_users_tokens_and_the_instrument_log_to_lab_admins_only() {
+    let app = spawn_app().await;
+    app.store
+        .log_instrument(&NewLogEntry::message(
+            LogKind::Event,
+            "magnet stable at 32.00 °C",
+        ))
+        .await
+        .unwrap();
+    let admin = browser(&app, Role::LabAdmin).await;
+    let (status, body) = get_page(&app, Some(&admin), "/admin").await;
+    assert_eq!(status, StatusCode::OK);
+    for text in [
+        "olga",
+        "claire",
+        "lars",
+        "magnet stable at 32.00 °C",
+        "tests (fct_",
+        "/admin/backup",
+    ] {
+        assert!(body.contains(text), "{text}");
+    }
+    // Lars has signed in (this session); Olga has not yet.
+    let row = |name: &str| {
+        let start = body
+            .find(&format!("<tr><td>{name}</td>"))
+            .expect("a user row");
+        let end = body[start..].find("</tr>").expect("the row's end") + start;
+        body[start..end].to_owned()
+    };
+    assert!(row("olga").contains("<td>never</td>"), "{}", row("olga"));
+    assert!(row("lars").contains(" UTC</td>"), "{}", row("lars"));
+    for role in [Role::Operator, Role::Clinician] {
+        let session = browser(&app, role).await;
+        for path in ["/admin", "/admin/audit", "/admin/backup"] {
+            assert_forbidden_page(&app, &session, path, role).await;
+        }
+    }
+    assert_sign_in_redirect(&app, "/admin").await;
+}
+
+#[tokio::test]
+async fn lab_admins_add_and_disable_users_with_every_field_checked() {
+    let app = spawn_app().await;
+    let admin = browser(&app, Role::LabAdmin).await;
+    let good = [
+        ("username", "nina"),
+        ("display_name", "Nina Nurse"),
+        ("role", "operator"),
+        ("password", "a long enough password"),
+    ];
+    let with = |field: &str, value: &'static str| {
+        let mut fields = good.to_vec();
+        for pair in &mut fields {
+            if pair.0 == field {
+                pair.1 = value;
+            }
+        }
+        fields
+    };
+    let users_before = app.count("users").await;
+    for (field, value) in [
+        ("username", "9lives"),
+        ("username", ""),
+        ("role", "superuser"),
+        ("password", "short"),
+        ("username", "olga"),
+    ] {
+        let response = post_form(
+            &app,
+            &admin,
+            "/admin/users",
+            &with(field, value),
+            Csrf::Right,
+        )
+        .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}={value}"
+        );
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains(&format!("{field}:")),
+            "names {field}"
+        );
+    }
+    for csrf in [Csrf::Missing, Csrf::Wrong] {
+        let forged = post_form(&app, &admin, "/admin/users", &good, csrf).await;
+        assert!(forged.status().is_client_error());
+    }
+    let operator = browser(&app, Role::Operator).await;
+    let refused = post_form(&app, &operator, "/admin/users", &good, Csrf::Right).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.count("users").await, users_before, "nothing stored");
+
+    let added = post_form(&app, &admin, "/admin/users", &good, Csrf::Right).await;
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
+    let (_, page) = get_page(&app, Some(&admin), &location(&added)).await;
+    assert!(page.contains("User added.") && page.contains("Nina Nurse"));
+    let nina = app
+        .store
+        .user_by_name(&Username::parse("nina").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(nina.role, Role::Operator);
+    let nina_session = app.sign_in("nina", "a long enough password").await;
+    assert_eq!(
+        get_page(&app, Some(&nina_session), "/qc").await.0,
+        StatusCode::OK
+    );
+
+    let own = post_form(
+        &app,
+        &admin,
+        "/admin/users/lars/disable",
+        &[("reason", "test")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(own.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let no_reason = post_form(
+        &app,
+        &admin,
+        "/admin/users/nina/disable",
+        &[("reason", "")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(no_reason.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let disabled = post_form(
+        &app,
+        &admin,
+        "/admin/users/nina/disable",
+        &[("reason", "left the ward")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(disabled.status(), StatusCode::SEE_OTHER);
+    assert!(
+        app.store
+            .user_by_name(&Username::parse("nina").unwrap())
+            .await
+            .unwrap()
+            .disabled
+    );
+    // Her session ended with the account.
+    assert_eq!(
+        get_page(&app, Some(&nina_session), "/qc").await.0,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(audit_count(&app, "user.add").await, users_before + 1);
+    assert_eq!(audit_count(&app, "user.disable").await, 1);
+}
+
+#[tokio::test]
+async fn an_api_token_is_shown_once_works_and_can_be_revoked() {
+    let app = spawn_app().await;
+    let admin = browser(&app, Role::LabAdmin).await;
+    let blank = post_form(
+        &app,
+        &admin,
+        "/admin/tokens",
+        &[("label", " ")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(blank.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(blank.text().await.unwrap().contains("label:"));
+    let forged = post_form(
+        &app,
+        &admin,
+        "/admin/tokens",
+        &[("label", "x")],
+        Csrf::Missing,
+    )
+    .await;
+    assert!(forged.status().is_client_error());
+    let tokens_before = app.count("api_tokens").await;
+
+    let made = post_form(
+        &app,
+        &admin,
+        "/admin/tokens",
+        &[("label", "lab dashboard")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(made.status(), StatusCode::CREATED);
+    assert_eq!(made.headers()["cache-control"], "no-store");
+    let body = made.text().await.unwrap();
+    let marker = "<code class=\"token-secret\">";
+    let start = body.find(marker).expect("the secret") + marker.len();
+    let end = body[start..].find('<').expect("the end of the secret") + start;
+    let secret = body[start..end].to_owned();
+    assert!(secret.starts_with("fct_"), "{secret}");
+    assert_eq!(app.count("api_tokens").await, tokens_before + 1);
+    let works = app
+        .send(As::Bearer(&secret), Method::GET, "/api/v1/qc", None)
+        .await;
+    assert_eq!(works.status(), StatusCode::OK);
+    let (_, later) = get_page(&app, Some(&admin), "/admin").await;
+    assert!(
+        later.contains("lab dashboard") && !later.contains(&secret),
+        "shown once"
+    );
+
+    let id: i64 = sqlx::query_scalar("SELECT id FROM api_tokens WHERE label = 'lab dashboard'")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    let path = format!("/admin/tokens/{id}/revoke");
+    let operator = browser(&app, Role::Operator).await;
+    let not_theirs = post_form(&app, &operator, &path, &[], Csrf::Right).await;
+    assert_eq!(not_theirs.status(), StatusCode::FORBIDDEN);
+    let revoked = post_form(&app, &admin, &path, &[], Csrf::Right).await;
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    let refused = app
+        .send(As::Bearer(&secret), Method::GET, "/api/v1/qc", None)
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(audit_count(&app, "api_token.revoke").await, 1);
+}
+
+#[tokio::test]
+async fn the_audit_search_filters_by_user_action_dates_and_text() {
+    let app = spawn_app().await;
+    let lot = control_lot(&app).await;
+    let operator = browser(&app, Role::Operator).await;
+    post_form(
+        &app,
+        &operator,
+        "/qc/measurements",
+        &[
+            ("material_lot_id", &lot.id.0.to_string()),
+            ("value", "99.1"),
+            ("comment", "zebra"),
+        ],
+        Csrf::Right,
+    )
+    .await;
+    let admin = browser(&app, Role::LabAdmin).await;
+    // Rows of the audit table only (the page has other tables).
+    let rows = |body: &str| {
+        body.find("<table class=\"audit\">").map_or(0, |start| {
+            let table = &body[start..];
+            let end = table.find("</table>").unwrap_or(table.len());
+            table[..end].matches("<tr><td>").count()
+        })
+    };
+    let today = time::OffsetDateTime::now_utc().date();
+    let day = |d: time::Date| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
+
+    let (status, by_olga) = get_page(&app, Some(&admin), "/admin/audit?user=olga&action=qc").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rows(&by_olga), 1, "olga recorded one QC value");
+    assert!(by_olga.contains("qc.result.add") && by_olga.contains("1 entry found"));
+    let (_, by_lars) = get_page(&app, Some(&admin), "/admin/audit?user=lars&action=qc").await;
+    assert_eq!(rows(&by_lars), 0);
+    let (_, appliance_qc) =
+        get_page(&app, Some(&admin), "/admin/audit?user=appliance&action=qc").await;
+    assert_eq!(
+        rows(&appliance_qc),
+        3,
+        "material, lot and target were the appliance's"
+    );
+    let (_, text) = get_page(&app, Some(&admin), "/admin/audit?text=99.1").await;
+    assert_eq!(rows(&text), 1);
+    let (_, today_rows) = get_page(
+        &app,
+        Some(&admin),
+        &format!("/admin/audit?action=qc&from={0}&to={0}", day(today)),
+    )
+    .await;
+    assert_eq!(rows(&today_rows), 4);
+    let tomorrow = today.next_day().unwrap();
+    let (_, later) = get_page(
+        &app,
+        Some(&admin),
+        &format!("/admin/audit?from={}", day(tomorrow)),
+    )
+    .await;
+    assert_eq!(rows(&later), 0);
+    assert!(later.contains("0 entries found"));
+    let (status, bad) = get_page(&app, Some(&admin), "/admin/audit?from=24.11.2026").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.contains("from:"));
+    let (status, reversed) = get_page(
+        &app,
+        Some(&admin),
+        &format!("/admin/audit?from={}&to={}", day(tomorrow), day(today)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reversed.contains("to:"));
+}
+
+#[tokio::test]
+async fn the_backup_is_a_whole_sqlite_database_and_leaves_no_file_behind() {
+    let app = spawn_app().await;
+    control_lot(&app).await;
+    let admin = browser(&app, Role::LabAdmin).await;
+    let response = client()
+        .get(app.url("/admin/backup"))
+        .header("cookie", &admin.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let disposition = response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let name = disposition
+        .strip_prefix("attachment; filename=\"")
+        .and_then(|rest| rest.strip_suffix('"'))
+        .expect("an attachment with a file name");
+    let stamp = name
+        .strip_prefix("ferrocount-")
+        .and_then(|n| n.strip_suffix(".db"))
+        .unwrap();
+    assert!(
+        stamp.len() == 15
+            && stamp.as_bytes()[8] == b'-'
+            && stamp.replace('-', "").bytes().all(|b| b.is_ascii_digit()),
+        "{name}"
+    );
+    let bytes = response.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"SQLite format 3\0"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, &bytes).unwrap();
+    let copy = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&file)
+            .read_only(true),
+    )
+    .await
+    .unwrap();
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&copy)
+        .await
+        .unwrap();
+    assert_eq!(users, 3);
+    let lots: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM qc_lots")
+        .fetch_one(&copy)
+        .await
+        .unwrap();
+    assert_eq!(lots, 1);
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&copy)
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
+    copy.close().await;
+
+    assert_eq!(audit_count(&app, "database.backup").await, 1);
+    let data_dir = app
+        .store
+        .pool()
+        .connect_options()
+        .get_filename()
+        .parent()
+        .unwrap()
+        .to_owned();
+    let leftovers: Vec<_> = std::fs::read_dir(&data_dir)
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().contains("backup"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary file left: {leftovers:?}");
+}

@@ -102,9 +102,8 @@ async fn first_start_prints_an_admin_password_and_sigterm_shuts_down_cleanly() {
     let appliance_events = store
         .audit_entries(&AuditQuery {
             entity: Some("appliance".into()),
-            entity_id: None,
-            before: None,
             limit: 100,
+            ..AuditQuery::default()
         })
         .await
         .unwrap();

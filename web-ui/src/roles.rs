@@ -29,6 +29,14 @@ pub enum Permission {
     ManageCalibrations,
     /// Make an API token for oneself.
     CreateOwnTokens,
+    /// Record a QC measurement (daily QC at the bench).
+    RecordQc,
+    /// Add users, disable them, and list or revoke anyone's API tokens.
+    ManageUsers,
+    /// Search the audit trail and read the instrument log.
+    ViewAuditTrail,
+    /// Download a copy of the whole database.
+    DownloadBackup,
 }
 
 impl Permission {
@@ -45,6 +53,10 @@ impl Permission {
             Self::ViewCalibrations => "view calibrations",
             Self::ManageCalibrations => "add or activate calibrations",
             Self::CreateOwnTokens => "create API tokens",
+            Self::RecordQc => "record QC measurements",
+            Self::ManageUsers => "manage users and API tokens",
+            Self::ViewAuditTrail => "read the audit trail and instrument log",
+            Self::DownloadBackup => "download backups",
         }
     }
 }
@@ -52,7 +64,7 @@ impl Permission {
 /// Whether `role` has `permission`.
 ///
 /// Operators run samples (they register the patient at the bedside and see their run's result,
-/// but do not browse patients' histories); clinicians view patients and release results;
+/// but do not browse patients' histories) and run the daily QC at the bench; clinicians view patients and release results;
 /// laboratory administrators supervise the instrument and may do everything.
 pub fn allows(role: Role, permission: Permission) -> bool {
     use Permission::*;
@@ -67,6 +79,7 @@ pub fn allows(role: Role, permission: Permission) -> bool {
                 | ViewQc
                 | ViewCalibrations
                 | CreateOwnTokens
+                | RecordQc
         ),
         Role::Clinician => matches!(
             permission,
@@ -103,5 +116,20 @@ mod tests {
         assert!(!allows(Role::Clinician, Permission::OperateRuns));
         assert!(!allows(Role::Clinician, Permission::ManageCalibrations));
         assert!(!allows(Role::Operator, Permission::ManageCalibrations));
+    }
+
+    #[test]
+    fn operators_record_qc_and_only_lab_admins_administer() {
+        assert!(allows(Role::Operator, Permission::RecordQc));
+        assert!(!allows(Role::Clinician, Permission::RecordQc));
+        for permission in [
+            Permission::ManageUsers,
+            Permission::ViewAuditTrail,
+            Permission::DownloadBackup,
+        ] {
+            assert!(allows(Role::LabAdmin, permission));
+            assert!(!allows(Role::Operator, permission));
+            assert!(!allows(Role::Clinician, permission));
+        }
     }
 }

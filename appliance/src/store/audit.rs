@@ -281,6 +281,26 @@ pub struct AuditQuery {
     pub before: Option<AuditId>,
     /// At most this many rows (capped at 1000; 0 means 100).
     pub limit: u32,
+    /// Only what this user did (by user name; `appliance` for the instrument's own rows).
+    pub username: Option<String>,
+    /// Only this action, or the family it heads (`qc` matches `qc.result.add`).
+    pub action: Option<String>,
+    /// Only rows on or after this day (UTC).
+    pub from: Option<time::Date>,
+    /// Only rows on or before this day (UTC).
+    pub to: Option<time::Date>,
+    /// Only rows whose record id, reason or detail contains this text (case-insensitive).
+    pub text: Option<String>,
+}
+
+/// `YYYY-MM-DD`, the leading part of a stored RFC 3339 UTC time.
+fn day_text(day: time::Date) -> String {
+    format!(
+        "{:04}-{:02}-{:02}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    )
 }
 
 impl Store {
@@ -304,6 +324,24 @@ impl Store {
             n => n.min(1000),
         });
         let before = query.before.map(|id| id.0);
+        let username = query
+            .username
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty());
+        let action = query
+            .action
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty());
+        let from = query.from.map(day_text);
+        let to = query.to.map(day_text);
+        let text = query
+            .text
+            .as_deref()
+            .map(|t| t.trim().to_lowercase())
+            .filter(|t| !t.is_empty());
+        // Times are stored as RFC 3339 UTC text, so the first ten characters are the UTC day.
         let rows = sqlx::query!(
             r#"SELECT id, at, user_id, actor, action, entity, entity_id, reason, detail_json,
                       prev_hash, hash
@@ -311,12 +349,26 @@ impl Store {
                WHERE (?1 IS NULL OR entity = ?1)
                  AND (?2 IS NULL OR entity_id = ?2)
                  AND (?3 IS NULL OR id < ?3)
+                 AND (?5 IS NULL
+                      OR (?5 = 'appliance' AND actor = 'appliance')
+                      OR user_id IN (SELECT id FROM users WHERE username = ?5))
+                 AND (?6 IS NULL OR action = ?6 OR substr(action, 1, length(?6) + 1) = ?6 || '.')
+                 AND (?7 IS NULL OR substr(at, 1, 10) >= ?7)
+                 AND (?8 IS NULL OR substr(at, 1, 10) <= ?8)
+                 AND (?9 IS NULL
+                      OR instr(lower(coalesce(entity_id, '') || ' ' || coalesce(reason, '') || ' '
+                                     || detail_json), ?9) > 0)
                ORDER BY id DESC
                LIMIT ?4"#,
             query.entity,
             query.entity_id,
             before,
             limit,
+            username,
+            action,
+            from,
+            to,
+            text,
         )
         .fetch_all(&self.pool)
         .await
@@ -652,5 +704,92 @@ mod tests {
             .await
             .unwrap();
         assert!(none.is_empty());
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn entries_are_found_by_user_action_day_and_text(pool: SqlitePool) {
+        use crate::store::test_fixtures::user;
+        use crate::store::users::Role;
+        let store = Store::from_pool(pool);
+        let alice = user(&store, "alice", Role::LabAdmin).await;
+        let bob = user(&store, "bob", Role::Operator).await;
+        store
+            .record_event(
+                &alice.actor(),
+                AuditEntry::new("qc.result.add", "qc_result").id(1),
+            )
+            .await
+            .unwrap();
+        store
+            .record_event(
+                &bob.actor(),
+                AuditEntry::new("qcx.other", "thing").reason("Lot Changed on Monday"),
+            )
+            .await
+            .unwrap();
+        store
+            .record_event(&Actor::Appliance, AuditEntry::new("qc", "thing"))
+            .await
+            .unwrap();
+        let find = |query: AuditQuery| {
+            let store = store.clone();
+            async move {
+                store
+                    .audit_entries(&query)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.action)
+                    .filter(|a| a.starts_with("qc"))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let by_bob = find(AuditQuery {
+            username: Some("bob".into()),
+            ..AuditQuery::default()
+        })
+        .await;
+        assert_eq!(by_bob, ["qcx.other"]);
+        let by_appliance = find(AuditQuery {
+            username: Some("appliance".into()),
+            ..AuditQuery::default()
+        })
+        .await;
+        assert_eq!(by_appliance, ["qc"]);
+        // An action matches itself and the actions it heads, not another word's prefix.
+        let qc_family = find(AuditQuery {
+            action: Some("qc".into()),
+            ..AuditQuery::default()
+        })
+        .await;
+        assert_eq!(qc_family, ["qc", "qc.result.add"]);
+        let text = find(AuditQuery {
+            text: Some("changed ON".into()),
+            ..AuditQuery::default()
+        })
+        .await;
+        assert_eq!(text, ["qcx.other"]);
+        let today = Timestamp::now().datetime().date();
+        let today_only = find(AuditQuery {
+            from: Some(today),
+            to: Some(today),
+            ..AuditQuery::default()
+        })
+        .await;
+        assert_eq!(today_only.len(), 3);
+        let tomorrow = today.next_day().unwrap();
+        let from_tomorrow = find(AuditQuery {
+            from: Some(tomorrow),
+            ..AuditQuery::default()
+        })
+        .await;
+        assert!(from_tomorrow.is_empty());
+        let yesterday = today.previous_day().unwrap();
+        let until_yesterday = find(AuditQuery {
+            to: Some(yesterday),
+            ..AuditQuery::default()
+        })
+        .await;
+        assert!(until_yesterday.is_empty());
     }
 }

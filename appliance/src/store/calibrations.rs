@@ -179,6 +179,7 @@ async fn activate_in(
     conn: &mut sqlx::SqliteConnection,
     actor: &Actor,
     id: CalibrationId,
+    reason: Option<&str>,
 ) -> Result<(), StoreError> {
     let target = sqlx::query!(
         "SELECT reagent_lot, te_us FROM calibrations WHERE id = ?",
@@ -202,17 +203,16 @@ async fn activate_in(
         .execute(&mut *conn)
         .await
         .context("activating a calibration")?;
-    append(
-        conn,
-        actor,
-        AuditEntry::new("calibration.activate", "calibration")
-            .id(id)
-            .detail(serde_json::json!({
-                "reagent_lot": target.reagent_lot, "te_us": target.te_us,
-                "deactivated": replaced,
-            })),
-    )
-    .await?;
+    let mut entry = AuditEntry::new("calibration.activate", "calibration")
+        .id(id)
+        .detail(serde_json::json!({
+            "reagent_lot": target.reagent_lot, "te_us": target.te_us,
+            "deactivated": replaced,
+        }));
+    if let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) {
+        entry = entry.reason(reason);
+    }
+    append(conn, actor, entry).await?;
     Ok(())
 }
 
@@ -264,20 +264,22 @@ impl Store {
         )
         .await?;
         if activate {
-            activate_in(&mut tx, actor, CalibrationId(id)).await?;
+            activate_in(&mut tx, actor, CalibrationId(id), None).await?;
         }
         tx.commit().await.context("committing a calibration")?;
         self.calibration(CalibrationId(id)).await
     }
 
-    /// Makes a calibration the active one for its lot and echo time.
+    /// Makes a calibration the active one for its lot and echo time; `reason` (why it is
+    /// activated now) goes into the audit row.
     pub async fn activate_calibration(
         &self,
         actor: &Actor,
         id: CalibrationId,
+        reason: Option<&str>,
     ) -> Result<Calibration, StoreError> {
         let mut tx = db::begin_write(&self.pool).await?;
-        activate_in(&mut tx, actor, id).await?;
+        activate_in(&mut tx, actor, id, reason).await?;
         tx.commit()
             .await
             .context("committing a calibration's activation")?;
@@ -383,7 +385,7 @@ mod tests {
             .await
             .unwrap();
         store
-            .activate_calibration(&Actor::Appliance, second.id)
+            .activate_calibration(&Actor::Appliance, second.id, Some("new lot in use"))
             .await
             .unwrap();
         assert_eq!(
@@ -411,6 +413,13 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(activations, 3);
+        let reasons: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT reason FROM audit_log WHERE action = 'calibration.activate' ORDER BY id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(reasons, [None, None, Some("new lot in use".to_owned())]);
         assert_eq!(count(&pool, "calibrations").await, 3);
     }
 
@@ -418,7 +427,7 @@ mod tests {
     async fn unknown_calibrations_are_not_found(pool: SqlitePool) {
         let store = Store::from_pool(pool);
         let missing = store
-            .activate_calibration(&Actor::Appliance, CalibrationId(3))
+            .activate_calibration(&Actor::Appliance, CalibrationId(3), None)
             .await;
         assert!(
             matches!(missing, Err(StoreError::NotFound { .. })),

@@ -46,7 +46,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::events))
         .routes(routes!(runs::release))
         .routes(routes!(instrument::show))
-        .routes(routes!(qc::show))
+        .routes(routes!(qc::show, qc::add))
         .routes(routes!(calibrations::list, calibrations::add))
         .routes(routes!(openapi::serve_document));
     OpenApiRouter::with_openapi(openapi::base())

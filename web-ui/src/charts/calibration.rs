@@ -48,6 +48,9 @@ pub struct CalibrationChart {
     pub lod_cells: Option<f64>,
     /// Limit of quantitation, in cells.
     pub loq_cells: Option<f64>,
+    /// What the points are, when not the series' replicates (e.g. level summaries from a
+    /// stored calibration that keeps no per-sample readings); `None` reads "Replicates".
+    pub points_label: Option<String>,
 }
 
 /// Draws the calibration; no replicates draws a "no data yet" panel.
@@ -91,8 +94,12 @@ pub fn calibration_chart(input: &CalibrationChart) -> String {
             .iter()
             .filter_map(|(name, value)| value.map(|v| format!("{name} {} cells", tick(v))))
             .collect();
+            let what = input.points_label.as_deref().map_or_else(
+                || "replicates".to_owned(),
+                |label| format!("points ({label})"),
+            );
             let desc = format!(
-                "{} replicates of ΔR2 against spiked cells.{fit_words} {}",
+                "{} {what} of ΔR2 against spiked cells.{fit_words} {}",
                 points.len(),
                 limits.join(", ")
             );
@@ -137,7 +144,10 @@ fn draw(
     ];
     let mut legend = vec![LegendItem {
         mark: LegendMark::Dot(palette::BLUE),
-        label: "Replicates".into(),
+        label: input
+            .points_label
+            .clone()
+            .unwrap_or_else(|| "Replicates".into()),
     }];
     if let Some(line) = line {
         legend.push(LegendItem {

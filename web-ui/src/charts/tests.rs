@@ -342,6 +342,7 @@ fn calibration_input() -> CalibrationChart {
         lob_cells: Some(1.2),
         lod_cells: Some(3.4),
         loq_cells: Some(8.0),
+        points_label: None,
     }
 }
 
@@ -368,6 +369,7 @@ fn calibration_draws_replicates_fit_band_and_limits() {
         lob_cells: None,
         lod_cells: None,
         loq_cells: None,
+        points_label: None,
         lot: "X".into(),
     };
     assert_no_data(&calibration_chart(&empty), "calibration");

@@ -21,6 +21,15 @@ pub struct UserRow {
     pub active: bool,
     /// Last sign-in, local-readable, or "never".
     pub last_sign_in: String,
+    /// True when this row may be disabled from the page (active, not the viewer).
+    pub can_disable: bool,
+}
+
+impl UserRow {
+    /// The disable form's target.
+    pub fn disable_href(&self) -> String {
+        paths::admin_user_disable(&self.username)
+    }
 }
 
 /// An API token (never its secret: that is shown once, at creation).
@@ -89,6 +98,8 @@ pub struct AdminPage {
     pub audit_results: Option<Vec<AuditEntry>>,
     /// Recent instrument log lines, newest first.
     pub instrument_log: Vec<LogLine>,
+    /// What was wrong with the last form, naming the field.
+    pub form_error: Option<String>,
 }
 
 impl AdminPage {

@@ -100,4 +100,6 @@ pub struct CalibrationPage {
     pub lots: Vec<CalibrationLotRow>,
     /// The lot shown in detail (the active one by default).
     pub selected: Option<SelectedCalibration>,
+    /// What was wrong with the last activation form.
+    pub form_error: Option<String>,
 }

@@ -92,3 +92,8 @@ pub fn calibration_activate(calibration_id: i64) -> String {
 pub fn admin_token_revoke(token_id: i64) -> String {
     format!("/admin/tokens/{token_id}/revoke")
 }
+
+/// Disables a user account (POST form).
+pub fn admin_user_disable(username: &str) -> String {
+    format!("/admin/users/{username}/disable")
+}

@@ -21,16 +21,50 @@ pub struct PhantomRow {
     pub expected_t2_ms: f64,
     /// Allowed deviation, %.
     pub tolerance_percent: f64,
-    /// Magnet temperature during the check, °C.
-    pub temp_c: f64,
+    /// Magnet temperature during the check, °C (when the check came from a stored measurement).
+    pub temp_c: Option<f64>,
     /// Who measured it.
     pub operator: String,
+    /// The stored Westgard verdict (`pass`, `warning` or `reject`) when the check was judged
+    /// against a target; it decides the badge, since multirules (4-1s, 10-x) can reject a value
+    /// within tolerance.
+    pub verdict: Option<String>,
+    /// The rules it broke, e.g. "1-2s, 1-3s" (empty when none).
+    pub rules: String,
 }
 
 impl PhantomRow {
     /// Deviation from the certified value, %.
     pub fn deviation_percent(&self) -> f64 {
         (self.t2_ms - self.expected_t2_ms) / self.expected_t2_ms * 100.0
+    }
+
+    /// "32.01 °C", or "—" when not recorded.
+    pub fn temp_text(&self) -> String {
+        self.temp_c
+            .filter(|t| t.is_finite())
+            .map(|t| format!("{t:.2} °C"))
+            .unwrap_or_else(|| "—".into())
+    }
+
+    /// The badge: the stored verdict, else the tolerance check.
+    pub fn verdict_label(&self) -> &'static str {
+        match self.verdict.as_deref() {
+            Some("pass") => "Pass",
+            Some("warning") => "Warning",
+            Some(_) => "Reject",
+            None if self.passed() => "Pass",
+            None => "Fail",
+        }
+    }
+
+    /// The badge's CSS class.
+    pub fn verdict_class(&self) -> &'static str {
+        match self.verdict_label() {
+            "Pass" => "status-ok",
+            "Warning" => "status-warn",
+            _ => "status-fail",
+        }
     }
 
     /// Within tolerance.
@@ -72,6 +106,8 @@ pub struct QcPage {
     pub materials: Vec<QcMaterialOption>,
     /// What was wrong with the last submission.
     pub form_error: Option<String>,
+    /// True when this user may record a measurement (the form is shown).
+    pub can_record: bool,
 }
 
 impl QcPage {

@@ -524,8 +524,10 @@ pub fn qc() -> QcPage {
                 t2_ms: 124.9,
                 expected_t2_ms: 120.0,
                 tolerance_percent: 3.0,
-                temp_c: 32.01,
+                temp_c: Some(32.01),
                 operator: "Min-jun Lee".into(),
+                verdict: None,
+                rules: String::new(),
             },
             PhantomRow {
                 measured_at: "Mon 23 Nov 2026, 07:58".into(),
@@ -533,8 +535,10 @@ pub fn qc() -> QcPage {
                 t2_ms: 121.8,
                 expected_t2_ms: 120.0,
                 tolerance_percent: 3.0,
-                temp_c: 32.00,
+                temp_c: Some(32.00),
                 operator: "Theresa Nurse".into(),
+                verdict: None,
+                rules: String::new(),
             },
         ],
         materials: vec![
@@ -548,6 +552,7 @@ pub fn qc() -> QcPage {
             },
         ],
         form_error: None,
+        can_record: true,
     }
 }
 
@@ -598,6 +603,7 @@ pub fn calibration() -> CalibrationPage {
                 lob_cells: Some(1.2),
                 lod_cells: Some(3.4),
                 loq_cells: Some(8.0),
+                points_label: None,
             },
             slope_text: "0.00400 ± 0.00008 (1/s) per cell".into(),
             intercept_text: "0.020 ± 0.002 1/s".into(),
@@ -605,6 +611,7 @@ pub fn calibration() -> CalibrationPage {
             active: false,
             can_activate: true,
         }),
+        form_error: None,
     }
 }
 
@@ -619,6 +626,7 @@ pub fn admin() -> AdminPage {
                 role: Role::Operator,
                 active: true,
                 last_sign_in: "today 07:31".into(),
+                can_disable: true,
             },
             UserRow {
                 username: "dr.okafor".into(),
@@ -626,6 +634,7 @@ pub fn admin() -> AdminPage {
                 role: Role::Clinician,
                 active: true,
                 last_sign_in: "yesterday 17:02".into(),
+                can_disable: true,
             },
             UserRow {
                 username: "lab.lee".into(),
@@ -633,6 +642,7 @@ pub fn admin() -> AdminPage {
                 role: Role::LabAdmin,
                 active: true,
                 last_sign_in: "today 08:01".into(),
+                can_disable: true,
             },
             UserRow {
                 username: "old.locum".into(),
@@ -640,6 +650,7 @@ pub fn admin() -> AdminPage {
                 role: Role::Operator,
                 active: false,
                 last_sign_in: "never".into(),
+                can_disable: true,
             },
         ],
         tokens: vec![TokenRow {
@@ -673,5 +684,6 @@ pub fn admin() -> AdminPage {
                 message: "Tuned: f0 = 21.472 350 MHz, Q = 38".into(),
             },
         ],
+        form_error: None,
     }
 }

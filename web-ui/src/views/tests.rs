@@ -434,6 +434,25 @@ fn qc_page_charts_each_lot_marks_violations_and_records_measurements() {
     assert!(html.contains("name=\"material_lot_id\"") && html.contains("name=\"value\""));
     assert!(html.contains("+4.1 %") && html.contains("status-fail\">Fail"));
     assert!(html.contains("+1.5 %") && html.contains("status-ok\">Pass"));
+
+    // A stored Westgard verdict decides the badge, even within tolerance (e.g. 4-1s).
+    let mut judged = samples::qc();
+    judged.phantom_history[1].verdict = Some("reject".into());
+    judged.phantom_history[1].rules = "4-1s".into();
+    let html = render(&judged);
+    assert!(
+        html.contains("+1.5 %")
+            && html.contains("status-fail\">Reject</span> <span class=\"muted\">4-1s")
+    );
+
+    let mut viewer = samples::qc();
+    viewer.can_record = false;
+    let html = render(&viewer);
+    assert!(
+        !html.contains("/qc/measurements"),
+        "no form for those who may not record"
+    );
+    assert!(html.contains("chart-levey-jennings"), "the charts stay");
 }
 
 #[test]
@@ -446,6 +465,11 @@ fn calibration_page_plots_the_lot_and_offers_activation() {
     assert!(html.contains("0.00400 ± 0.00008 (1/s) per cell"));
     assert!(html.contains("<dt>LoQ</dt><dd>8.0 cells</dd>"));
     assert!(html.contains("href=\"/calibrations/3\""));
+    assert!(html.contains("name=\"reason\""), "activation asks why");
+
+    let mut refused = samples::calibration();
+    refused.form_error = Some("reason: say why".into());
+    assert!(render(&refused).contains("reason: say why"));
 
     let mut empty = samples::calibration();
     empty.lots.clear();
@@ -471,6 +495,8 @@ fn admin_page_manages_users_tokens_audit_log_and_backup() {
         "QC: Phantom T2 high lot PH-24 violates 1-3s",
         "href=\"/admin/backup\"",
         "Locum &#60;b&#62;bold&#60;/b&#62;",
+        "/disable\"",
+        "name=\"reason\"",
     ] {
         assert!(html.contains(needle), "admin page lacks {needle:?}");
     }
