@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use axum_server::tls_rustls::RustlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -266,8 +267,50 @@ fn compression() -> CompressionLayer<impl Predicate> {
         .compress_when(DefaultPredicate::new().and(NotForContentType::SSE))
 }
 
-async fn no_route(uri: Uri) -> ApiError {
-    ApiError::NoRoute(uri.path().to_owned())
+/// An unknown path: an HTML "not found" page for a browser that prefers HTML (outside the API),
+/// a problem document for everyone else.
+async fn no_route(uri: Uri, headers: HeaderMap) -> Response {
+    let error = ApiError::NoRoute(uri.path().to_owned());
+    let api = uri.path() == "/api" || uri.path().starts_with("/api/");
+    if !api && prefers_html(&headers) {
+        crate::pages::PageError::from(error).into_response()
+    } else {
+        error.into_response()
+    }
+}
+
+/// Whether the `Accept` header ranks `text/html` above JSON (as browsers' navigations do).
+fn prefers_html(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let quality = |wanted: &[&str]| {
+        accept
+            .split(',')
+            .filter_map(|item| {
+                let mut parts = item.split(';');
+                let media = parts.next()?.trim().to_ascii_lowercase();
+                if !wanted.contains(&media.as_str()) {
+                    return None;
+                }
+                let q = parts
+                    .filter_map(|p| p.trim().strip_prefix("q="))
+                    .find_map(|q| q.trim().parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                Some(q)
+            })
+            .fold(None, |best: Option<f32>, q| {
+                Some(best.map_or(q, |b| b.max(q)))
+            })
+    };
+    match quality(&["text/html", "application/xhtml+xml"]) {
+        Some(html) if html > 0.0 => quality(&["application/json", "application/problem+json"])
+            .is_none_or(|json| html > json),
+        _ => false,
+    }
 }
 
 async fn method_not_allowed() -> ApiError {

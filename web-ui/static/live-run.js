@@ -1,16 +1,24 @@
-// Live progress of a run, fed by server-sent events from the element's data-events-href.
-//
-// Event names and their JSON data (the HTTP side sends these; every field is plain text):
-//   step        {"text": "Tuning: f0 = 21.472 350 MHz"}
-//   insert_tube {"text": "Insert tube 2 of 3: quad", "tube": 2}   -> a Confirm button
-//   replicate   {"text": "Tube 2, replicate 1 of 3"}
-//   fit         {"text": "Tube 2 replicate 1: T2 = 79.4 ± 0.6 ms (SNR 300)"}
-//   result      {"text": "4.2 CTC/7.5 mL (95 % CI 1.1–9.8)", "category": "Detected, below LoQ",
-//                "category_code": "below_loq", "call": "Favourable", "call_code": "favorable",
-//                "href": "/runs/118"}                                  -> the result panel
-//   failed      {"text": "Board not answering"}                       -> the failure panel
-// Text is only ever set with textContent, never parsed as HTML. Any event after a tube request
-// means the tube was taken: its confirm button is retired.
+// Live progress of a run, fed by the server-sent events of GET /api/v1/runs/{id}/events (the
+// element's data-events-href). Each SSE event is named after the engine's event tag and carries
+// the engine's event as JSON (appliance::engine::RunEvent; see web-ui/src/api/runs.rs):
+//   state            {"state": "running", "cause": null}        first event, and every move
+//   check            {"check": "qc_today", "passed": true, "message": "..."}
+//   tuning           {}
+//   tuned            {"f0_hz": 21472350.0, "magnet_temp_c": 32.01}
+//   calibrating      {"lot": "SIM-LOT-1", "te_us": 1000, "message": "..."}
+//   calibration_made {"lot": "...", "calibration_id": 3, ...}
+//   awaiting_tube    {"tube": "quad", "index": 2, "of": 3, "message": "..."}  -> a Confirm button
+//   tube_confirmed   {"tube": "quad", "index": 2, "automatic": false}
+//   replicate        {"tube": "control", "replicate": 1, "of": 3, "t2_ms": 84.2, "snr": 310,
+//                     "fit_error": null, "qc_flags": [...]}
+//   result           {"result": {"per_7_5ml": 4.2, "per_7_5ml_ci95": [1.1, 9.8],
+//                     "category": "below_loq", "call": "favorable", ...}} -> the result panel
+//   failed           {"failure": {"kind": "board", "message": "..."}}       -> the failure panel
+//   notice           {"message": "..."}
+// The wording matches the server's (web-ui/src/pages/runs.rs, web-ui/src/views/format.rs), so a
+// reloaded page reads like the live one. Text is only ever set with textContent, never parsed as
+// HTML. The stream ends when the run is settled; a run settled while the page was loading is
+// shown by reloading the page (the server then renders its result).
 (function () {
   "use strict";
   var root = document.getElementById("live-run");
@@ -20,9 +28,48 @@
   var confirmHref = root.getAttribute("data-confirm-href");
   var csrfMeta = document.querySelector("meta[name=csrf-token]");
   var csrfToken = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  var done = false;
 
   function parse(event) {
-    try { return JSON.parse(event.data); } catch (error) { return { text: String(event.data) }; }
+    try { return JSON.parse(event.data) || {}; } catch (error) { return {}; }
+  }
+
+  // "4.2" below 100, "212" above (format::per_7_5ml).
+  function perMl(value) {
+    if (typeof value !== "number" || !isFinite(value)) { return "—"; }
+    return Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(1);
+  }
+
+  function resultLine(result) {
+    var ci = result.per_7_5ml_ci95 || [NaN, NaN];
+    if (result.category === "not_detected") {
+      return "Not detected (at most " + perMl(ci[1]) + " CTC/7.5 mL, 95 %)";
+    }
+    return perMl(result.per_7_5ml) + " CTC/7.5 mL (95 % CI " + perMl(ci[0]) + "–" + perMl(ci[1]) + ")";
+  }
+
+  var CATEGORY_WORDS = { quantified: "Quantified", below_loq: "Detected, below LoQ", not_detected: "Not detected" };
+  var CALL_WORDS = { favorable: "Favourable", unfavorable: "Unfavourable" };
+  var CALL_CLASSES = { favorable: "call-favourable", unfavorable: "call-unfavourable" };
+
+  function frequencyMhz(hz) {
+    var text = (hz / 1e6).toFixed(6);
+    var parts = text.split(".");
+    return parts[0] + "." + parts[1].slice(0, 3) + " " + parts[1].slice(3) + " MHz";
+  }
+
+  function tubeName(name) {
+    return String(name || "").charAt(0).toUpperCase() + String(name || "").slice(1);
+  }
+
+  // "Quad tube, replicate 1 of 3: T2 = 79.4 ms (SNR 300)" (runs::replicate_text).
+  function replicateText(p) {
+    var head = tubeName(p.tube) + " tube, replicate " + p.replicate + " of " + p.of + ": ";
+    if (typeof p.t2_ms === "number") {
+      var snr = typeof p.snr === "number" ? " (SNR " + p.snr.toFixed(0) + ")" : "";
+      return head + "T2 = " + p.t2_ms.toFixed(1) + " ms" + snr;
+    }
+    return head + "no fit (" + (p.fit_error || "unknown reason") + ")";
   }
 
   function append(kind, text) {
@@ -34,15 +81,14 @@
     return item;
   }
 
-  function wireConfirm(button, tube) {
+  function wireConfirm(button) {
     button.addEventListener("click", function () {
       button.disabled = true;
       button.textContent = "Confirming…";
       fetch(confirmHref, {
         method: "POST",
         credentials: "same-origin",
-        headers: { "x-csrf-token": csrfToken, "content-type": "application/json" },
-        body: JSON.stringify({ tube: tube })
+        headers: { "x-csrf-token": csrfToken }
       }).then(function (response) {
         if (response.ok) {
           button.textContent = "Confirmed";
@@ -59,70 +105,111 @@
 
   function retirePendingConfirms() {
     Array.prototype.forEach.call(list.querySelectorAll("button"), function (button) {
-      var done = document.createElement("span");
-      done.className = "muted";
-      done.textContent = "(confirmed)";
-      button.replaceWith(done);
+      var mark = document.createElement("span");
+      mark.className = "muted";
+      mark.textContent = "(confirmed)";
+      button.replaceWith(mark);
     });
   }
 
-  function confirmButton(item, payload) {
+  function confirmButton(item, index) {
     var button = document.createElement("button");
     button.type = "button";
     button.className = "button-primary button-large";
-    button.textContent = "Tube " + (payload.tube || "") + " inserted — confirm";
-    wireConfirm(button, payload.tube);
+    button.textContent = "Tube " + (index || "") + " inserted — confirm";
+    button.setAttribute("data-confirm-tube", String(index || ""));
+    wireConfirm(button);
     item.appendChild(document.createTextNode(" "));
     item.appendChild(button);
   }
 
   // A page loaded while a tube waits for the operator carries its button already.
-  Array.prototype.forEach.call(root.querySelectorAll("[data-confirm-tube]"), function (button) {
-    wireConfirm(button, parseInt(button.getAttribute("data-confirm-tube"), 10));
-  });
+  Array.prototype.forEach.call(root.querySelectorAll("[data-confirm-tube]"), wireConfirm);
 
   var source = new EventSource(root.getAttribute("data-events-href"), { withCredentials: true });
   source.onopen = function () { state.textContent = "Connected to the instrument."; };
-  source.onerror = function () { state.textContent = "Connection interrupted — reconnecting…"; };
+  source.onerror = function () {
+    if (!done) { state.textContent = "Connection interrupted — reconnecting…"; }
+  };
 
   function finished(message) {
+    done = true;
     state.textContent = message;
     var cancel = document.querySelector(".cancel-run");
     if (cancel) { cancel.hidden = true; }
     source.close();
   }
 
-  ["step", "replicate", "fit"].forEach(function (kind) {
-    source.addEventListener(kind, function (event) {
-      retirePendingConfirms();
-      append(kind, parse(event).text);
-    });
-  });
-  source.addEventListener("insert_tube", function (event) {
-    var payload = parse(event);
+  function showFailure(text) {
     retirePendingConfirms();
-    confirmButton(append("insert_tube", payload.text), payload);
+    var panel = root.querySelector("[data-failure-panel]");
+    panel.textContent = "The run stopped: " + text;
+    panel.hidden = false;
+    finished("Run stopped.");
+  }
+
+  function on(name, handler) {
+    source.addEventListener(name, function (event) {
+      if (!done) { handler(parse(event)); }
+    });
+  }
+
+  on("state", function (p) {
+    var s = p.state;
+    if (s === "awaiting_tube") {
+      // The tube request may have been sent before this page listened: offer the button anyway.
+      if (!list.querySelector("button")) { confirmButton(append("insert_tube", "Insert the next tube"), ""); }
+    } else if (s === "running" || s === "queued") {
+      state.textContent = s === "queued" ? "Waiting for the instrument…" : "Measuring…";
+    } else if (s === "failed" || s === "cancelled" || s === "interrupted") {
+      showFailure(s + (p.cause ? " — " + p.cause : ""));
+    } else if (s === "awaiting_release" || s === "released") {
+      // Settled before its result reached this page: the page shows the stored result.
+      finished("Run finished.");
+      window.location.reload();
+    }
   });
-  source.addEventListener("result", function (event) {
-    var payload = parse(event);
+  on("check", function (p) {
+    append("step", "Check " + String(p.check || "").replace(/_/g, " ") + ": " +
+      (p.passed ? "passed" : "not passed") + (p.message ? " — " + p.message : ""));
+  });
+  on("tuning", function () { append("step", "Tuning the probe…"); });
+  on("tuned", function (p) {
+    var temp = typeof p.magnet_temp_c === "number" ? ", magnet " + p.magnet_temp_c.toFixed(2) + " °C" : "";
+    append("step", "Tuned: f0 = " + frequencyMhz(p.f0_hz) + temp);
+  });
+  on("calibrating", function (p) { append("step", p.message || "Calibrating the reagent lot…"); });
+  on("calibration_made", function (p) { append("step", "Calibration made for lot " + (p.lot || "") + "."); });
+  on("notice", function (p) { append("step", p.message || ""); });
+  on("awaiting_tube", function (p) {
+    retirePendingConfirms();
+    confirmButton(append("insert_tube", "Insert tube " + p.index + " of " + p.of + ": " + p.tube), p.index);
+  });
+  on("tube_confirmed", function (p) {
+    retirePendingConfirms();
+    append("step", "Tube " + p.index + " (" + p.tube + ") in place" + (p.automatic ? " (simulation)" : "") + ".");
+  });
+  on("replicate", function (p) {
+    retirePendingConfirms();
+    append(typeof p.t2_ms === "number" ? "fit" : "replicate", replicateText(p));
+  });
+  on("result", function (p) {
+    var result = p.result || {};
     retirePendingConfirms();
     append("result", "Result ready");
     var panel = root.querySelector("[data-result-panel]");
-    panel.querySelector("[data-result-text]").textContent = payload.text || "";
+    panel.querySelector("[data-result-text]").textContent = resultLine(result);
     var category = panel.querySelector("[data-result-category]");
-    category.textContent = payload.category || "";
-    category.className = "category category-" + String(payload.category_code || "");
+    category.textContent = CATEGORY_WORDS[result.category] || String(result.category || "");
+    category.className = "category category-" + String(result.category || "");
     var call = panel.querySelector("[data-result-call]");
-    call.textContent = payload.call || "";
-    call.className = "call " + ({ favorable: "call-favourable", unfavorable: "call-unfavourable" }[payload.call_code] || "call-none");
-    if (payload.href) { panel.querySelector("[data-result-link]").setAttribute("href", payload.href); }
+    call.textContent = CALL_WORDS[result.call] || "No call";
+    call.className = "call " + (CALL_CLASSES[result.call] || "call-none");
     panel.hidden = false;
     finished("Run finished.");
   });
-  source.addEventListener("failed", function (event) {
-    var panel = root.querySelector("[data-failure-panel]");
-    panel.textContent = "The run failed: " + parse(event).text;
-    panel.hidden = false;
-    finished("Run stopped.");
+  on("failed", function (p) {
+    var failure = p.failure || {};
+    showFailure((failure.kind ? failure.kind + ": " : "") + (failure.message || "unknown cause"));
   });
 })();

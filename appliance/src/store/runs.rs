@@ -23,7 +23,8 @@ use super::audit::append;
 use super::error::{SqlxResultExt, found};
 use super::timestamp::{stored, stored_opt};
 use super::{
-    Actor, AuditEntry, CalibrationId, RunId, SampleId, Store, StoreError, Timestamp, UserId, db,
+    Actor, AuditEntry, CalibrationId, PatientId, RunId, SampleId, Store, StoreError, Timestamp,
+    UserId, db,
 };
 
 /// Where a run stands.
@@ -419,6 +420,31 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .context("listing recent runs")?
+        .into_iter()
+        .map(RunRow::into_run)
+        .collect()
+    }
+
+    /// A patient's runs (whatever their state), newest first, at most `limit`.
+    pub async fn patient_runs(
+        &self,
+        patient_id: PatientId,
+        limit: u32,
+    ) -> Result<Vec<Run>, StoreError> {
+        let limit = i64::from(limit.clamp(1, 1000));
+        sqlx::query_as!(
+            RunRow,
+            "SELECT r.id, r.sample_id, r.operator_id, r.state, r.reagent_lot, r.calibration_id,
+                    r.simulated, r.failure_cause, r.queued_at, r.started_at, r.finished_at,
+                    r.updated_at
+             FROM runs r JOIN samples s ON s.id = r.sample_id
+             WHERE s.patient_id = ? ORDER BY r.id DESC LIMIT ?",
+            patient_id.0,
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("listing a patient's runs")?
         .into_iter()
         .map(RunRow::into_run)
         .collect()

@@ -123,6 +123,8 @@ pub struct ResultRow {
     pub count: CountView,
     /// "Released", "Awaiting release", "Held (QC)".
     pub status: String,
+    /// Whether the reader may open the patient's page (operators do not browse patients).
+    pub patient_link: bool,
 }
 
 impl ResultRow {
@@ -153,6 +155,10 @@ pub struct DashboardPage {
     pub recent_results: Vec<ResultRow>,
     /// Results waiting for a clinician's release.
     pub awaiting_release: Vec<ResultRow>,
+    /// Whether the reader may release results (the "awaiting release" section is theirs).
+    pub may_release: bool,
+    /// Whether the reader may start runs (the "start a new run" button).
+    pub may_start_runs: bool,
 }
 
 impl DashboardPage {

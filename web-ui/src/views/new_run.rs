@@ -4,6 +4,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 
+use super::count_view::CountView;
 use super::layout::Layout;
 use super::paths;
 
@@ -22,6 +23,8 @@ pub struct NewRunForm {
     pub reagent_lot: String,
     /// Simulated cells (only on a simulated board).
     pub simulate_cells: String,
+    /// Simulated board only: wait for the operator to confirm each tube, as on hardware.
+    pub confirm_tubes: bool,
 }
 
 /// The new-run page.
@@ -91,6 +94,12 @@ pub struct LiveRunPage {
     pub steps: Vec<ProgressStep>,
     /// True once the run has finished (no event stream is opened).
     pub finished: bool,
+    /// The result of a finished run (shown at once; no dead spinner).
+    pub result: Option<CountView>,
+    /// Why a run stopped short of a result (failed, cancelled, interrupted).
+    pub failure: Option<String>,
+    /// What was wrong with the last cancel form.
+    pub cancel_error: Option<String>,
 }
 
 impl LiveRunPage {

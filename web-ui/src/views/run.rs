@@ -250,8 +250,8 @@ pub struct ResultVersion {
 pub struct ReleaseForm {
     /// Printed name pre-filled with the signed-in clinician's name.
     pub printed_name: String,
-    /// Meanings to choose from.
-    pub meanings: Vec<String>,
+    /// Meanings to choose from: the value posted and the words shown.
+    pub meanings: Vec<(String, String)>,
     /// Why the last attempt failed ("password incorrect").
     pub error: Option<String>,
 }

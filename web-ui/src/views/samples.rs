@@ -93,6 +93,7 @@ pub fn dashboard() -> DashboardPage {
                 drawn_at: "Tue 24 Nov 2026, 08:30".into(),
                 count: count(12.4, [8.1, 18.0], "quantified", "unfavorable"),
                 status: "Released".into(),
+                patient_link: true,
             },
             ResultRow {
                 run_id: 116,
@@ -101,6 +102,7 @@ pub fn dashboard() -> DashboardPage {
                 drawn_at: "Mon 23 Nov 2026, 16:05".into(),
                 count: count(0.0, [0.0, 2.8], "not_detected", "favorable"),
                 status: "Released".into(),
+                patient_link: true,
             },
         ],
         awaiting_release: vec![ResultRow {
@@ -110,7 +112,10 @@ pub fn dashboard() -> DashboardPage {
             drawn_at: "Mon 23 Nov 2026, 14:40".into(),
             count: count(2.1, [0.6, 5.4], "below_loq", "favorable"),
             status: "Awaiting release".into(),
+            patient_link: true,
         }],
+        may_release: true,
+        may_start_runs: true,
     }
 }
 
@@ -133,6 +138,8 @@ pub fn dashboard_empty() -> DashboardPage {
         runs_in_progress: vec![],
         recent_results: vec![],
         awaiting_release: vec![],
+        may_release: true,
+        may_start_runs: true,
     }
 }
 
@@ -147,6 +154,7 @@ pub fn new_run() -> NewRunPage {
             indication: "breast".into(),
             reagent_lot: "RL-2611".into(),
             simulate_cells: "12".into(),
+            confirm_tubes: false,
         },
         indications: vec!["breast".into(), "prostate".into(), "colorectal".into()],
         reagent_lots: vec!["RL-2611".into(), "RL-2609".into()],
@@ -187,6 +195,9 @@ pub fn live_run() -> LiveRunPage {
             },
         ],
         finished: false,
+        result: None,
+        failure: None,
+        cancel_error: None,
     }
 }
 
@@ -411,7 +422,10 @@ pub fn run() -> RunPage {
         }],
         release: Some(ReleaseForm {
             printed_name: "Dr Adaeze Okafor-Villanueva de la Cruz".into(),
-            meanings: vec!["Reviewed and released".into(), "Released with comment".into()],
+            meanings: vec![
+                ("release".into(), "Released for clinical use".into()),
+                ("review".into(), "Reviewed".into()),
+            ],
             error: None,
         }),
         audit: vec![

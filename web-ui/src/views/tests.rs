@@ -262,6 +262,30 @@ fn empty_dashboard_says_there_is_nothing_yet() {
         assert!(html.contains(needle), "empty dashboard lacks {needle:?}");
     }
     assert!(!html.contains("<table"));
+
+    // A reader who may neither release nor start runs is offered neither.
+    let mut clinician_only_reads = samples::dashboard_empty();
+    clinician_only_reads.may_release = false;
+    clinician_only_reads.may_start_runs = false;
+    let html = render(&clinician_only_reads);
+    assert!(!html.contains("awaiting-heading"));
+    assert!(!html.contains("Start a new run"));
+}
+
+#[test]
+fn result_rows_link_the_patient_only_when_the_reader_may_browse_patients() {
+    let mut page = samples::dashboard();
+    assert!(render(&page).contains("href=\"/patients/7\""));
+    for row in page
+        .recent_results
+        .iter_mut()
+        .chain(page.awaiting_release.iter_mut())
+    {
+        row.patient_link = false;
+    }
+    let html = render(&page);
+    assert!(!html.contains("href=\"/patients/"));
+    assert!(html.contains("A-198 552"), "the MRN is still shown");
 }
 
 #[test]
@@ -312,11 +336,25 @@ fn live_run_wires_the_event_stream_and_shows_steps_so_far() {
     assert!(html.contains("T2 = 84.2 ± 0.6 ms"));
     assert!(html.contains("action=\"/runs/118/cancel\""));
 
+    assert!(html.contains("name=\"reason\""), "cancelling asks why");
+    assert!(html.contains("data-result-panel hidden"));
+
     let mut finished = samples::live_run();
     finished.finished = true;
     let html = render(&finished);
     assert!(html.contains("data-finished=\"true\""));
     assert!(!html.contains("Cancel run"));
+
+    // A finished run shows its result at once (no dead spinner), or why it stopped.
+    finished.result = samples::run().result;
+    let html = render(&finished);
+    assert!(!html.contains("data-result-panel hidden"));
+    assert!(html.contains("2.1 CTC/7.5 mL (95 % CI 0.6–5.4)"));
+    assert!(html.contains("data-failure-panel hidden"));
+    finished.result = None;
+    finished.failure = Some("failed — board: not answering".into());
+    let html = render(&finished);
+    assert!(html.contains("The run stopped: failed — board: not answering"));
 }
 
 #[test]
@@ -397,6 +435,7 @@ fn a_held_result_offers_no_release_form() {
     assert!(!html.contains("Release is blocked"));
     assert!(html.contains("action=\"/runs/115/release\""));
     assert!(html.contains("name=\"meaning\""));
+    assert!(html.contains("<option value=\"release\">Released for clinical use</option>"));
     assert!(html.contains("name=\"password\" type=\"password\""));
     assert!(html.contains("value=\"Dr Adaeze Okafor-Villanueva de la Cruz\""));
 }

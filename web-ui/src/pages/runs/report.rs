@@ -1,0 +1,581 @@
+//! The run's report (`GET /runs/{id}`): sample, result, tubes and replicates with decay curves,
+//! fits, residuals and T2 distributions, QC flags, the calibration used, result versions with
+//! their signatures, the audit trail; and its release by electronic signature
+//! (`POST /runs/{id}/release`), which mirrors `POST /api/v1/runs/{id}/release`.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use appliance::store::audit::AuditQuery;
+use appliance::store::calibrations::ContentFormat;
+use appliance::store::measurements::Measurement;
+use appliance::store::results::{ResultVersion as StoredVersion, SignatureMeaning};
+use appliance::store::runs::{Run, RunState};
+use appliance::store::samples::Sample;
+use appliance::store::{AuditEntry as StoredAuditEntry, RunId};
+use nmr_core::fit::{SpectrumOptions, fit_spectrum};
+
+use super::{NoticeQuery, count_view, notice, path_id, readable, run_patient};
+use crate::charts::{DecayChart, FittedDecay, T2DistributionChart};
+use crate::pages::{PageError, PageForm, PageResult, PageUser};
+use crate::problem::ApiError;
+use crate::roles::Permission;
+use crate::state::AppState;
+use crate::views::{
+    AuditEntry, CalibrationUsed, QcFlagView, ReleaseForm, ReplicateView, ResultVersion, RunHeader,
+    RunPage, Signature, TubeView, paths,
+};
+
+/// Audit rows shown on a run's page.
+const AUDIT_ROWS: u32 = 500;
+
+/// The report's routes.
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/runs/{id}", get(show))
+        .route("/runs/{id}/release", post(release))
+}
+
+/// What a stored fit report holds that the pages show.
+#[derive(Debug, Default)]
+pub(super) struct FitSummary {
+    pub(super) t2_ms: Option<f64>,
+    t2_ms_se: Option<f64>,
+    r2_per_s: Option<f64>,
+    pub(super) snr: Option<f64>,
+    chi2_red: Option<f64>,
+    amplitude: Option<f64>,
+    offset: Option<f64>,
+    echoes_used: Option<usize>,
+    pub(super) error: Option<String>,
+}
+
+impl FitSummary {
+    pub(super) fn of(measurement: &Measurement) -> Self {
+        let Some(report) = &measurement.fit_report else {
+            return Self {
+                error: Some("not fitted".into()),
+                ..Self::default()
+            };
+        };
+        // The engine stores `{"fit": {"mono" | "error", ...}, "cpmg": ...}`; a bare fit is read too.
+        let value = report.value().get("fit").unwrap_or(report.value());
+        let mono = &value["mono"];
+        let number = |key: &str| mono[key].as_f64();
+        Self {
+            t2_ms: number("t2_ms"),
+            t2_ms_se: number("t2_ms_se"),
+            r2_per_s: number("r2_per_s"),
+            snr: number("snr"),
+            chi2_red: number("chi2_red"),
+            amplitude: number("amplitude"),
+            offset: number("offset"),
+            echoes_used: mono["echoes_used"]
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok()),
+            error: value["error"].as_str().map(str::to_owned),
+        }
+    }
+}
+
+/// QC flags of a JSON array (`nmr_core::qc::QcFlag`s).
+fn flags_of(value: &serde_json::Value) -> Vec<QcFlagView> {
+    value
+        .as_array()
+        .map(|flags| {
+            flags
+                .iter()
+                .map(|flag| QcFlagView {
+                    severity: flag["severity"].as_str().unwrap_or("warn").to_owned(),
+                    code: flag["code"].as_str().unwrap_or("").to_owned(),
+                    subject: flag["subject"].as_str().unwrap_or("run").to_owned(),
+                    message: flag["message"].as_str().unwrap_or("").to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn tube_role(kind: &str) -> String {
+    match kind {
+        "control" => "control (no particles)".into(),
+        "quad" => "quad (targeted particles)".into(),
+        "cd45" => "CD45 non-specific control".into(),
+        "igg" => "IgG non-specific control".into(),
+        other => format!("{other} single-marker tube"),
+    }
+}
+
+/// The T2 distribution of each train (regularised NNLS), computed off the async threads.
+async fn t2_distributions(
+    measurements: &[Measurement],
+    labels: Vec<String>,
+) -> Vec<Option<T2DistributionChart>> {
+    let trains: Vec<_> = measurements.iter().map(|m| m.train.clone()).collect();
+    tokio::task::spawn_blocking(move || {
+        trains
+            .iter()
+            .zip(labels)
+            .map(|(train, label)| {
+                fit_spectrum(train, &SpectrumOptions::default())
+                    .ok()
+                    .map(|spectrum| T2DistributionChart {
+                        label,
+                        t2_ms: spectrum.t2_bins_ms,
+                        amplitudes: spectrum.amplitudes,
+                        log_mean_t2_ms: Some(spectrum.t2_logmean_ms).filter(|t| t.is_finite()),
+                    })
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+async fn tubes(sample: &Sample, measurements: &[Measurement]) -> Vec<TubeView> {
+    let labels: Vec<String> = measurements
+        .iter()
+        .map(|m| {
+            let number = sample
+                .tubes
+                .iter()
+                .position(|t| t.id == m.tube_id)
+                .map_or(0, |p| p + 1);
+            format!("Tube {number}, replicate {}", m.replicate)
+        })
+        .collect();
+    let mut distributions = t2_distributions(measurements, labels.clone()).await;
+    distributions.resize(measurements.len(), None);
+    let mut views = Vec::new();
+    for (index, tube) in sample.tubes.iter().enumerate() {
+        let mut replicates = Vec::new();
+        for ((measurement, label), distribution) in measurements
+            .iter()
+            .zip(&labels)
+            .zip(distributions.iter())
+            .filter(|((m, _), _)| m.tube_id == tube.id)
+        {
+            let fit = FitSummary::of(measurement);
+            let flags = flags_of(measurement.qc_flags.value());
+            let note = fit
+                .error
+                .clone()
+                .into_iter()
+                .chain(
+                    flags
+                        .iter()
+                        .map(|f| format!("{}: {}", f.severity_label(), f.message)),
+                )
+                .collect::<Vec<_>>()
+                .join(" ");
+            let train = &measurement.train;
+            let times_ms: Vec<f64> = train.times_s().iter().map(|t| t * 1000.0).collect();
+            let fitted = match (fit.amplitude, fit.t2_ms, fit.offset) {
+                (Some(amplitude), Some(t2_ms), offset) => Some(FittedDecay {
+                    amplitude,
+                    t2_ms,
+                    offset: offset.unwrap_or(0.0),
+                    echoes_skipped: fit
+                        .echoes_used
+                        .map_or(0, |used| train.len().saturating_sub(used)),
+                }),
+                _ => None,
+            };
+            replicates.push(ReplicateView {
+                number: measurement.replicate,
+                t2_ms: fit.t2_ms,
+                t2_ms_se: fit.t2_ms_se,
+                r2_per_s: fit.r2_per_s,
+                snr: fit.snr,
+                chi2_red: fit.chi2_red,
+                used: fit.t2_ms.is_some(),
+                note,
+                decay: DecayChart {
+                    label: format!("{label} ({})", tube.kind.as_str()),
+                    times_ms,
+                    amplitudes: train.phase().real,
+                    fit: fitted,
+                },
+                t2_distribution: distribution.clone(),
+            });
+        }
+        let r2: Vec<f64> = replicates
+            .iter()
+            .filter(|r| r.used)
+            .filter_map(|r| r.r2_per_s)
+            .collect();
+        let (mean, cv) = mean_cv(&r2);
+        views.push(TubeView {
+            number: u32::try_from(index + 1).unwrap_or(u32::MAX),
+            role: format!(
+                "{} — {}",
+                tube_role(tube.kind.as_str()),
+                tube.label.as_str()
+            ),
+            mean_r2_per_s: mean,
+            cv_percent: cv,
+            replicates,
+        });
+    }
+    views
+}
+
+/// Mean and coefficient of variation (%, sample SD) of the values.
+fn mean_cv(values: &[f64]) -> (Option<f64>, Option<f64>) {
+    if values.is_empty() {
+        return (None, None);
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 || mean == 0.0 {
+        return (Some(mean), None);
+    }
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (Some(mean), Some(variance.sqrt() / mean.abs() * 100.0))
+}
+
+async fn calibration_used(
+    state: &AppState,
+    run: &Run,
+) -> Result<Option<CalibrationUsed>, PageError> {
+    let Some(id) = run.calibration_id else {
+        return Ok(None);
+    };
+    let stored = state.store.calibration(id).await?;
+    let parsed = match stored.content.format {
+        ContentFormat::Toml => nmr_core::assay::Calibration::from_toml(&stored.content.text).ok(),
+        ContentFormat::Json => serde_json::from_str(&stored.content.text).ok(),
+    };
+    Ok(
+        parsed.map(|c: nmr_core::assay::Calibration| CalibrationUsed {
+            calibration_id: stored.id.0,
+            lot: stored.reagent_lot.clone(),
+            slope_per_s_per_cell: c.slope_per_s_per_cell,
+            intercept_per_s: c.intercept_per_s,
+            lob_cells: c.lob_cells,
+            lod_cells: c.lod_cells,
+            loq_cells: c.loq_cells,
+            activated_at: readable(&stored.created_at),
+        }),
+    )
+}
+
+/// "claire" from the stored actor `user:3:claire`; "appliance" for the instrument.
+fn actor_name(actor: &str) -> String {
+    actor
+        .strip_prefix("user:")
+        .and_then(|rest| rest.split_once(':'))
+        .map_or_else(|| actor.to_owned(), |(_, name)| name.to_owned())
+}
+
+async fn audit_trail(
+    state: &AppState,
+    run_id: i64,
+    versions: &[StoredVersion],
+) -> Result<Vec<AuditEntry>, PageError> {
+    let mut records = Vec::new();
+    let mut subjects = vec![("run".to_owned(), run_id.to_string())];
+    subjects.extend(
+        versions
+            .iter()
+            .map(|v| ("result".to_owned(), v.id.0.to_string())),
+    );
+    for (entity, entity_id) in subjects {
+        records.extend(
+            state
+                .store
+                .audit_entries(&AuditQuery {
+                    entity: Some(entity),
+                    entity_id: Some(entity_id),
+                    before: None,
+                    limit: AUDIT_ROWS,
+                })
+                .await?,
+        );
+    }
+    records.sort_by_key(|r| r.id.0);
+    let mut seen = HashSet::new();
+    records.retain(|r| seen.insert(r.id.0));
+    Ok(records
+        .into_iter()
+        .map(|record| {
+            let mut detail = Vec::new();
+            if let Some(reason) = &record.reason {
+                detail.push(format!("reason: {reason}"));
+            }
+            let value = record.detail.value();
+            if !(value.is_null() || value.as_object().is_some_and(|o| o.is_empty())) {
+                detail.push(value.to_string());
+            }
+            AuditEntry {
+                at: readable(&record.at),
+                user: actor_name(&record.actor),
+                action: record.action,
+                subject: format!("{} {}", record.entity, record.entity_id.unwrap_or_default())
+                    .trim()
+                    .to_owned(),
+                detail: detail.join("; "),
+            }
+        })
+        .collect())
+}
+
+/// Builds the run page (and records the view of its data).
+async fn run_page(
+    state: &AppState,
+    user: &PageUser,
+    id: i64,
+    release_error: Option<String>,
+) -> Result<RunPage, PageError> {
+    let run = state.store.run(RunId(id)).await?;
+    let (sample, patient) = run_patient(state, &run).await?;
+    let versions = state.store.result_versions(run.id).await?;
+    let current = versions.last();
+    state
+        .store
+        .record_event(
+            &user.user.actor(),
+            StoredAuditEntry::new(
+                if current.is_some() {
+                    "run.result_view"
+                } else {
+                    "run.view"
+                },
+                "run",
+            )
+            .id(id)
+            .detail(serde_json::json!({ "page": "report", "patient_id": patient.id })),
+        )
+        .await?;
+    let measurements = state.store.run_measurements(run.id).await?;
+    let operator = match run.operator_id {
+        Some(operator) => state
+            .store
+            .user(operator)
+            .await
+            .map(|u| u.display_name)
+            .unwrap_or_else(|_| format!("user {}", operator.0)),
+        None => "the appliance".to_owned(),
+    };
+    let qc_flags = match current {
+        Some(version) => flags_of(&version.report.value()["qc_flags"]),
+        None => measurements
+            .iter()
+            .flat_map(|m| flags_of(m.qc_flags.value()))
+            .collect(),
+    };
+    let cutoff = current.and_then(|v| v.report.value()["cutoff_per_7_5ml"].as_f64());
+    let release = (user.may(Permission::ReleaseResults)
+        && run.state == RunState::AwaitingRelease
+        && current.is_some())
+    .then(|| ReleaseForm {
+        printed_name: user.user.display_name.clone(),
+        meanings: [SignatureMeaning::Release, SignatureMeaning::Review]
+            .into_iter()
+            .map(|m| (m.as_str().to_owned(), m.statement().to_owned()))
+            .collect(),
+        error: release_error,
+    });
+    let state_text = match (&run.failure_cause, run.state) {
+        (Some(cause), s) if s.is_terminal() => {
+            format!("{}: {cause}", crate::pages::dashboard::state_words(s))
+        }
+        (_, s) => crate::pages::dashboard::state_words(s).to_owned(),
+    };
+    Ok(RunPage {
+        layout: user.layout(state, &format!("Run {id}"), &paths::run(id)),
+        run: RunHeader {
+            run_id: id,
+            patient_id: patient.id.0,
+            patient_mrn: patient.mrn.as_str().to_owned(),
+            drawn_at: readable(&sample.drawn_at),
+            blood_ml: sample.blood_ml,
+            indication: sample
+                .indication
+                .clone()
+                .unwrap_or_else(|| "none".to_owned()),
+            reagent_lot: run.reagent_lot.clone().unwrap_or_else(|| "—".to_owned()),
+            operator,
+            state: state_text,
+            started_at: readable(run.started_at.as_ref().unwrap_or(&run.queued_at)),
+            finished_at: run.finished_at.as_ref().map(readable),
+        },
+        result: current.map(count_view),
+        cutoff_per_7_5ml: cutoff,
+        tubes: tubes(&sample, &measurements).await,
+        qc_flags,
+        calibration: calibration_used(state, &run).await?,
+        versions: versions
+            .iter()
+            .rev()
+            .map(|version| ResultVersion {
+                version: version.version,
+                created_at: readable(&version.created_at),
+                count: count_view(version),
+                reason: version
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "first computation".to_owned()),
+                signature: version
+                    .signatures
+                    .iter()
+                    .rev()
+                    .find(|s| s.meaning == SignatureMeaning::Release)
+                    .or_else(|| version.signatures.last())
+                    .map(|s| Signature {
+                        name: s.printed_name.clone(),
+                        meaning: s.meaning.statement().to_owned(),
+                        at: readable(&s.signed_at),
+                    }),
+            })
+            .collect(),
+        release,
+        audit: audit_trail(state, id, &versions).await?,
+    })
+}
+
+/// `GET /runs/{id}`.
+async fn show(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(id): Path<String>,
+    Query(query): Query<NoticeQuery>,
+) -> PageResult {
+    user.require(Permission::ViewRuns)?;
+    let id = path_id("run", &id)?;
+    let layout = user.layout(&state, &format!("Run {id}"), &paths::run(id));
+    let mut page = run_page(&state, &user, id, None)
+        .await
+        .map_err(|error| error.within(layout))?;
+    page.layout.notice = notice(query.notice.as_deref());
+    Ok(page.into_response())
+}
+
+/// The release form: the electronic signature.
+#[derive(Debug, Deserialize)]
+struct ReleaseFields {
+    #[serde(default)]
+    printed_name: String,
+    #[serde(default)]
+    meaning: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /runs/{id}/release`: signs the newest result version as `POST /api/v1/runs/{id}/release`
+/// does (password re-entered and throttled like a sign-in, printed name as on the account), and
+/// refuses while a QC flag holds the result.
+async fn release(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,
+    Path(id): Path<String>,
+    PageForm { user, form }: PageForm<ReleaseFields>,
+) -> PageResult {
+    user.require(Permission::ReleaseResults)?;
+    let run_id = path_id("run", &id)?;
+    let run = state.store.run(RunId(run_id)).await?;
+    let outcome = sign(&state, &user, &run, &form, client.ip()).await;
+    match outcome {
+        Ok(meaning) => Ok(Redirect::to(&format!(
+            "{}?notice={}",
+            paths::run(run_id),
+            match meaning {
+                SignatureMeaning::Release => "released",
+                SignatureMeaning::Review => "reviewed",
+            }
+        ))
+        .into_response()),
+        Err(error) => {
+            let status = error.status();
+            let page = run_page(&state, &user, run_id, Some(error.public_detail())).await?;
+            Ok((status, page).into_response())
+        }
+    }
+}
+
+async fn sign(
+    state: &AppState,
+    user: &PageUser,
+    run: &Run,
+    form: &ReleaseFields,
+    client: std::net::IpAddr,
+) -> Result<SignatureMeaning, ApiError> {
+    let meaning = match form.meaning.trim() {
+        "" | "release" => SignatureMeaning::Release,
+        "review" => SignatureMeaning::Review,
+        other => {
+            return Err(ApiError::invalid(
+                "meaning",
+                format!(
+                    "{:?} is not release or review",
+                    other.chars().take(40).collect::<String>()
+                ),
+            ));
+        }
+    };
+    let held = state
+        .store
+        .current_result(run.id)
+        .await?
+        .is_some_and(|current| current.report.value()["qc_hold"].as_bool() == Some(true));
+    if meaning == SignatureMeaning::Release && held {
+        return Err(ApiError::Conflict(
+            "a QC flag holds this result: it cannot be released until the flag is resolved".into(),
+        ));
+    }
+    let username = user.user.username.clone();
+    let now = Instant::now();
+    if let Err(refusal) = state.throttle.check(&username, client, now) {
+        return Err(ApiError::TooManyAttempts {
+            what: refusal.what,
+            retry_after_s: refusal.retry_after_s,
+        });
+    }
+    let confirmed = state.store.authenticate(&username, &form.password).await?;
+    if confirmed.as_ref().map(|u| u.id) != Some(user.user.id) {
+        state.throttle.record_failure(&username, client, now);
+        state
+            .store
+            .record_event(
+                &user.user.actor(),
+                StoredAuditEntry::new("result.sign_refused", "run")
+                    .id(run.id.0)
+                    .reason("password re-entry failed"),
+            )
+            .await?;
+        return Err(ApiError::invalid(
+            "password",
+            "the password does not match the signed-in user",
+        ));
+    }
+    let expected = user.user.display_name.trim();
+    if !form.printed_name.trim().eq_ignore_ascii_case(expected) {
+        return Err(ApiError::invalid(
+            "printed_name",
+            format!("must be the signer's name as on their account ({expected:?})"),
+        ));
+    }
+    state.store.sign_result(&user.user, run.id, meaning).await?;
+    Ok(meaning)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_actors_read_as_names() {
+        assert_eq!(actor_name("user:3:claire"), "claire");
+        assert_eq!(actor_name("appliance"), "appliance");
+        assert_eq!(mean_cv(&[]), (None, None));
+        let (mean, cv) = mean_cv(&[9.0, 10.0, 11.0]);
+        assert_eq!(mean, Some(10.0));
+        assert!((cv.expect("cv") - 10.0).abs() < 1e-12);
+    }
+}
