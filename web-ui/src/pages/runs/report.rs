@@ -293,8 +293,8 @@ async fn audit_trail(
                 .audit_entries(&AuditQuery {
                     entity: Some(entity),
                     entity_id: Some(entity_id),
-                    before: None,
                     limit: AUDIT_ROWS,
+                    ..AuditQuery::default()
                 })
                 .await?,
         );
