@@ -427,7 +427,8 @@ impl Store {
     }
 
     /// Signs the current version of a run's result. A release needs a clinician or lab
-    /// administrator and a run awaiting release, and moves the run to `released`.
+    /// administrator, a run awaiting release and a result no QC flag holds (`qc_hold` in its
+    /// report), and moves the run to `released`.
     pub async fn sign_result(
         &self,
         signer: &User,
@@ -459,13 +460,19 @@ impl Store {
             )));
         }
         let current = sqlx::query!(
-            "SELECT id, version FROM results WHERE run_id = ? ORDER BY version DESC LIMIT 1",
+            "SELECT id, version, json_extract(report_json, '$.qc_hold') AS \"qc_hold: bool\"
+             FROM results WHERE run_id = ? ORDER BY version DESC LIMIT 1",
             run_id.0
         )
         .fetch_optional(&mut *tx)
         .await
         .context("finding the result to sign")?;
         let current = found(current, "result of run", run_id)?;
+        if meaning == SignatureMeaning::Release && current.qc_hold == Some(true) {
+            return Err(StoreError::Conflict(format!(
+                "a QC flag holds the result of run {run_id}: it cannot be released until the flag is resolved"
+            )));
+        }
         let id = sqlx::query_scalar!(
             "INSERT INTO result_signatures (result_id, user_id, printed_name, meaning, signed_at)
              VALUES (?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
@@ -813,6 +820,50 @@ mod tests {
             .await
             .unwrap_err();
         assert!(delete.to_string().contains("DELETE refused"), "{delete}");
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_result_on_qc_hold_is_not_released_until_corrected(pool: SqlitePool) {
+        let store = Store::from_pool(pool);
+        let (operator, _sample, run) = running_run(&store, "RES-4").await;
+        let clinician = user(&store, "dr-hold", Role::Clinician).await;
+        let held = JsonReport::from_value(serde_json::json!({ "per_7_5ml": 4.0, "qc_hold": true }));
+        store
+            .record_result(&operator.actor(), run.id, &summary(4.0), &held)
+            .await
+            .unwrap();
+        let refused = store
+            .sign_result(&clinician, run.id, SignatureMeaning::Release)
+            .await;
+        assert!(
+            matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("QC flag")),
+            "{refused:?}"
+        );
+        assert_eq!(
+            store.run(run.id).await.unwrap().state,
+            RunState::AwaitingRelease
+        );
+        // A review signature is still possible, and so is release of a corrected version.
+        store
+            .sign_result(&clinician, run.id, SignatureMeaning::Review)
+            .await
+            .unwrap();
+        let reason = CorrectionReason::parse("repeat measurement after clot removed").unwrap();
+        store
+            .correct_result(
+                &clinician.actor(),
+                run.id,
+                &summary(4.0),
+                &report(4.0),
+                &reason,
+            )
+            .await
+            .unwrap();
+        store
+            .sign_result(&clinician, run.id, SignatureMeaning::Release)
+            .await
+            .unwrap();
+        assert_eq!(store.run(run.id).await.unwrap().state, RunState::Released);
     }
 
     fn estimate() -> CountEstimate {
