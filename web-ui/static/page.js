@@ -24,16 +24,31 @@
   var countdown = notice.querySelector("[data-countdown]");
   var warnS = Math.min(60, Math.floor(timeoutS / 2));
   var lastActivity = Date.now();
+  var lastPing = Date.now();
+
+  // The server ends a session on its own clock, counted from the last request. Activity on the
+  // page (typing into a long form, reading a report) is activity too: tell the server, at most
+  // once a minute, by asking who is signed in (which renews the session).
+  function ping() {
+    lastPing = Date.now();
+    if (!window.fetch) { return; }
+    window.fetch("/api/v1/session", { credentials: "same-origin", cache: "no-store" })
+      .then(function (response) {
+        if (response.status === 401) { window.location.assign(signInHref); }
+      })
+      .catch(function () { /* offline for a moment: the next activity tries again */ });
+  }
 
   function touch() {
     lastActivity = Date.now();
     if (!notice.hidden) { notice.hidden = true; }
+    if (Date.now() - lastPing > 60000) { ping(); }
   }
   ["keydown", "pointerdown", "touchstart", "scroll"].forEach(function (name) {
     window.addEventListener(name, touch, { passive: true });
   });
   var stay = notice.querySelector("[data-stay-signed-in]");
-  if (stay) { stay.addEventListener("click", touch); }
+  if (stay) { stay.addEventListener("click", function () { touch(); ping(); }); }
 
   window.setInterval(function () {
     var idleS = (Date.now() - lastActivity) / 1000;

@@ -246,16 +246,19 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for PageForm<T> {
 pub struct PageError {
     error: ApiError,
     layout: Option<Box<Layout>>,
+    /// A form's CSRF token was missing or wrong: refused with 403 whatever the error's status.
+    forbidden: bool,
 }
 
 impl PageError {
-    /// The form's CSRF token was missing or wrong (a stale page, or a forged post).
+    /// The form's CSRF token was missing or wrong (a stale page, or a forged post): 403.
     pub fn csrf() -> Self {
-        ApiError::invalid(
+        let mut error = Self::from(ApiError::invalid(
             "csrf_token",
             "the form is out of date or did not come from this instrument; reload the page and try again",
-        )
-        .into()
+        ));
+        error.forbidden = true;
+        error
     }
 
     /// The same error shown inside the user's page frame (navigation, sign-out).
@@ -266,10 +269,10 @@ impl PageError {
 
     /// The HTTP status it is answered with.
     pub fn status(&self) -> StatusCode {
-        match self.error {
-            // A form's CSRF failure is the client's stale page, not an authorisation matter.
-            ApiError::Csrf => StatusCode::FORBIDDEN,
-            ref other => other.status(),
+        if self.forbidden {
+            StatusCode::FORBIDDEN
+        } else {
+            self.error.status()
         }
     }
 }
@@ -279,6 +282,7 @@ impl<E: Into<ApiError>> From<E> for PageError {
         Self {
             error: error.into(),
             layout: None,
+            forbidden: false,
         }
     }
 }

@@ -175,6 +175,14 @@ impl Layout {
         paths::SIGN_IN
     }
 
+    /// Whether the header offers the patient lookup: clinicians and lab admins browse patients,
+    /// operators do not (they would only meet a refusal).
+    pub fn shows_patient_search(&self) -> bool {
+        self.user
+            .as_ref()
+            .is_some_and(|user| user.role != Role::Operator)
+    }
+
     /// The patient lookup's target.
     pub fn patient_search_href(&self) -> &'static str {
         paths::PATIENT_SEARCH
