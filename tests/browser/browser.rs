@@ -1,6 +1,7 @@
 //! One headless Chromium session over WebDriver, with what the flow needs around it: pages by
 //! path, explicit waits for conditions, numbered full-page screenshots and page weights.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -54,12 +55,6 @@ pub struct ResourceWeight {
     pub decoded: u64,
     /// Bytes that crossed the network on this visit (0 when served from the browser cache).
     pub transferred: u64,
-}
-
-impl PageWeight {
-    pub fn total_encoded(&self) -> u64 {
-        self.html_encoded + self.resources.iter().map(|r| r.encoded).sum::<u64>()
-    }
 }
 
 pub struct Browser {
@@ -174,6 +169,24 @@ impl Browser {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_owned(),
         })
+    }
+
+    /// Waits until the browser is on a page whose path starts with `prefix` (after a click that
+    /// navigates, the old page may still be there for a moment).
+    pub async fn wait_for_path(&self, prefix: &str) -> Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            if self.path().await?.starts_with(prefix) {
+                return Ok(());
+            }
+            if started.elapsed() > WAIT_AT_MOST {
+                bail!(
+                    "still on {} after {WAIT_AT_MOST:?}, waiting for {prefix}",
+                    self.path().await?
+                );
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
     }
 
     /// Waits until an element matching the CSS selector exists.
@@ -347,31 +360,49 @@ impl Browser {
         Ok(())
     }
 
-    /// The page weights as a table, one page per block.
+    /// The page weights as a table, one page per block. A subresource the browser revalidated
+    /// from its cache (a 304 for its ETag) reports no body on that visit; the table counts it at
+    /// the size it had when it was fetched in full, so that each total is what a first visit
+    /// weighs.
     pub fn weights_report(&self) -> String {
+        let mut full_size: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for resource in self.weights.iter().flat_map(|page| &page.resources) {
+            let size = full_size.entry(&resource.name).or_default();
+            size.0 = size.0.max(resource.encoded);
+            size.1 = size.1.max(resource.decoded);
+        }
         let mut report = String::from(
-            "Page weights (bytes as served: encoded = on the wire, e.g. gzip; decoded = after \
-             decompression; transferred = fetched on this visit, 0 = browser cache)\n\n",
+            "Page weights in bytes. encoded = the body as served (compressed when the server \
+             compresses it), decoded = after decompression; transferred = bytes that crossed the \
+             network on this visit, headers included (about 300 for a 304 revalidation). Event \
+             streams and fetches report 0 while they are open or were empty.\n\n",
         );
         for page in &self.weights {
+            let mut seen = BTreeSet::new();
+            let (mut total_encoded, mut total_decoded) = (page.html_encoded, page.html_decoded);
+            for resource in &page.resources {
+                if seen.insert(resource.name.as_str()) {
+                    let (encoded, decoded) = full_size[resource.name.as_str()];
+                    total_encoded += encoded;
+                    total_decoded += decoded;
+                }
+            }
             let _ = writeln!(
                 report,
-                "{:<28} {:<40} HTML {:>8} encoded {:>8} decoded | page total {:>8} encoded",
+                "{:<24} {:<22} HTML {:>8} encoded {:>8} decoded | with subresources {:>8} encoded {:>8} decoded",
                 page.step,
                 page.path,
                 page.html_encoded,
                 page.html_decoded,
-                page.total_encoded()
+                total_encoded,
+                total_decoded
             );
             for resource in &page.resources {
+                let (encoded, decoded) = full_size[resource.name.as_str()];
                 let _ = writeln!(
                     report,
-                    "    {:<10} {:<50} {:>8} encoded {:>8} decoded {:>8} transferred",
-                    resource.kind,
-                    resource.name,
-                    resource.encoded,
-                    resource.decoded,
-                    resource.transferred
+                    "    {:<8} {:<36} {:>8} encoded {:>8} decoded {:>8} transferred",
+                    resource.kind, resource.name, encoded, decoded, resource.transferred
                 );
             }
         }

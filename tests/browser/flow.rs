@@ -210,21 +210,28 @@ async fn find_on_trend(browser: &mut Browser, run_id: i64) -> Result<()> {
     browser
         .click("form.patient-search button[type=submit]")
         .await?;
-    let run_link = format!("main a[href='/runs/{run_id}']");
     browser
-        .wait_for(&run_link)
+        .wait_for("main figure.chart-figure svg")
         .await
-        .with_context(|| format!("patient {MRN}'s page lists run {run_id}"))?;
+        .with_context(|| format!("the MRN search leads to patient {MRN}'s trend"))?;
+    let path = browser.path().await?;
     ensure!(
-        browser.path().await?.starts_with("/patients/"),
-        "the MRN search leads to the patient's page"
+        path.starts_with("/patients/"),
+        "the MRN search leads to the patient's page, not {path}"
     );
+    let heading = browser.find("main h1").await?.text().await?;
     ensure!(
-        !browser.find_all("main figure svg").await?.is_empty(),
-        "the patient's page draws the trend"
+        heading.contains(MRN),
+        "the patient page is {MRN}'s: {heading:?}"
     );
+    let run_link = format!("main table a[href='/runs/{run_id}']");
+    browser
+        .find(&run_link)
+        .await
+        .with_context(|| format!("patient {MRN}'s runs table lists run {run_id}"))?;
     browser.step("patient").await?;
     browser.click(&run_link).await?;
+    browser.wait_for_path(&format!("/runs/{run_id}")).await?;
     browser
         .wait_for("section.release form")
         .await
@@ -244,12 +251,22 @@ async fn release(browser: &mut Browser, run_id: i64) -> Result<()> {
     browser
         .click("section.release form button[type=submit]")
         .await?;
-    browser
-        .wait_for_xpath(
-            "//section[.//h2[@id='versions-heading']]//td[.//strong][contains(., 'release')]",
-        )
+    // The newest version's signature cell names the signer (in bold) and what they signed for.
+    let signature = browser
+        .wait_for_xpath("//section[.//h2[@id='versions-heading']]//td[strong]")
         .await
-        .with_context(|| format!("run {run_id} shows its release signature"))?;
+        .with_context(|| format!("run {run_id} shows its release signature"))?
+        .text()
+        .await?;
+    ensure!(
+        signature.contains("claire") && signature.to_lowercase().contains("release"),
+        "the signature names the clinician and the release: {signature:?}"
+    );
+    let notice = browser.find("main .notice").await?.text().await?;
+    ensure!(
+        notice.to_lowercase().contains("released"),
+        "the page says the result was released: {notice:?}"
+    );
     ensure!(
         browser.find_all("section.release form").await?.is_empty(),
         "a released result offers no second release"
@@ -271,6 +288,7 @@ async fn lab_pages(browser: &mut Browser) -> Result<()> {
         .first()
     {
         lot.click().await?;
+        browser.wait_for_path("/calibrations/").await?;
         browser.wait_for("main#main h1").await?;
         browser.step("calibration").await?;
     }
