@@ -88,11 +88,10 @@ fn init_logging(config: &ApplianceConfig) -> anyhow::Result<()> {
 }
 
 async fn serve(config: ApplianceConfig) -> anyhow::Result<()> {
-    if config.http.tls.is_some() {
-        bail!(
-            "http.tls is configured, but this build serves plain HTTP only; \
-             remove [http.tls] or put a TLS-terminating proxy in front"
-        );
+    // A configured certificate is checked before anything else starts, so a bad file stops
+    // start-up at once, naming the file.
+    if let Some(tls) = &config.http.tls {
+        web_ui::server_tls_config(tls).context("[http.tls]")?;
     }
     let store = Store::open(&config.data_dir)
         .await
@@ -142,13 +141,20 @@ async fn serve(config: ApplianceConfig) -> anyhow::Result<()> {
     .context("starting the acquisition engine")?;
     let application = web_ui::Application::build(&config, store.clone(), engine.clone()).await?;
     let address = application.local_addr();
-    tracing::info!(%address, simulated = engine.is_simulated(), "listening");
+    let scheme = if application.is_tls() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%address, scheme, simulated = engine.is_simulated(), "listening");
     store
         .record_event(
             &Actor::Appliance,
-            AuditEntry::new("appliance.start", "appliance")
-                .detail(serde_json::json!({ "listen": address.to_string(),
-                                            "version": env!("CARGO_PKG_VERSION") })),
+            AuditEntry::new("appliance.start", "appliance").detail(
+                serde_json::json!({ "listen": address.to_string(),
+                                            "scheme": scheme,
+                                            "version": env!("CARGO_PKG_VERSION") }),
+            ),
         )
         .await?;
     notify(&[NotifyState::Ready]);

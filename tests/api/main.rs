@@ -5,6 +5,7 @@ mod helpers;
 
 mod bad_input;
 mod locks;
+mod openapi_tls;
 mod pages_clinical;
 mod pages_lab;
 mod patients;

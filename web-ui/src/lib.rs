@@ -23,6 +23,6 @@ pub mod state;
 pub mod throttle;
 pub mod views;
 
-pub use application::{Application, ServeError, router};
+pub use application::{Application, ServeError, router, server_tls_config};
 pub use problem::ApiError;
 pub use state::AppState;

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use appliance::store::calibrations::{Calibration, CalibrationContent, NewCalibration, ReagentLot};
 
@@ -16,6 +17,13 @@ use crate::roles::Permission;
 use crate::state::AppState;
 
 /// `GET /api/v1/calibrations`.
+#[utoipa::path(
+    get,
+    path = "/calibrations",
+    tag = "instrument",
+    security(("session_cookie" = []), ("bearer" = [])),
+    responses((status = 200, description = "Every calibration, newest first", body = Vec<super::openapi::schemas::Calibration>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -25,7 +33,7 @@ pub async fn list(
 }
 
 /// `POST /api/v1/calibrations` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCalibrationRequest {
     /// The calibration TOML (as written by `ferrocount calibrate`).
@@ -38,6 +46,17 @@ pub struct NewCalibrationRequest {
 }
 
 /// `POST /api/v1/calibrations`: 201 with the stored calibration.
+#[utoipa::path(
+    post,
+    path = "/calibrations",
+    tag = "instrument",
+    security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
+    request_body = NewCalibrationRequest,
+    responses(
+        (status = 201, description = "Stored (and activated when asked)", body = super::openapi::schemas::Calibration),
+        (status = 409, description = "It conflicts with a stored calibration", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
 pub async fn add(
     State(state): State<AppState>,
     caller: Caller,

@@ -3,12 +3,13 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::problem::ApiError;
 use crate::state::AppState;
 
 /// The health answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// `ok` when the database answers and the engine runs, else `degraded`.
     pub status: &'static str,
@@ -21,6 +22,13 @@ pub struct Health {
 }
 
 /// `GET /healthz`.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "meta",
+    security(()),
+    responses((status = 200, description = "Whether the database and the engine answer", body = Health))
+)]
 pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     let database = sqlx_ping(&state).await;
     let engine = !state.engine.status().stopped;

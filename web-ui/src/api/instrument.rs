@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use appliance::engine::EngineStatus;
 use appliance::store::instrument_log::LogEntry;
@@ -17,17 +18,26 @@ use crate::state::AppState;
 const LOG_ENTRIES: u32 = 20;
 
 /// The instrument's status.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InstrumentView {
     /// Whether the board is the simulated one.
     pub simulated: bool,
     /// The engine's snapshot.
+    #[schema(value_type = super::openapi::schemas::EngineStatus)]
     pub status: EngineStatus,
     /// The latest instrument-log entries, newest first.
+    #[schema(value_type = Vec<super::openapi::schemas::LogEntry>)]
     pub log: Vec<LogEntry>,
 }
 
 /// `GET /api/v1/instrument`.
+#[utoipa::path(
+    get,
+    path = "/instrument",
+    tag = "instrument",
+    security(("session_cookie" = []), ("bearer" = [])),
+    responses((status = 200, description = "The instrument's status and latest log entries", body = InstrumentView))
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,

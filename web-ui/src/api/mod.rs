@@ -11,37 +11,45 @@ pub mod runs;
 pub mod session;
 pub mod tokens;
 
+pub mod openapi;
+
 use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::AppState;
 
 /// The routes under `/api/v1` (and `/healthz`).
 pub fn router() -> Router<AppState> {
-    use axum::routing::{get, post};
-    let v1 = Router::new()
-        .route(
-            "/session",
-            post(session::sign_in)
-                .get(session::current)
-                .delete(session::sign_out),
-        )
-        .route("/tokens", post(tokens::create))
-        .route("/patients", get(patients::list).post(patients::register))
-        .route("/patients/{id}", get(patients::show))
-        .route("/patients/{id}/trend", get(patients::trend))
-        .route("/runs", post(runs::start))
-        .route("/runs/{id}", get(runs::show))
-        .route("/runs/{id}/confirm-tube", post(runs::confirm_tube))
-        .route("/runs/{id}/cancel", post(runs::cancel))
-        .route("/runs/{id}/events", get(runs::events))
-        .route("/runs/{id}/release", post(runs::release))
-        .route("/instrument", get(instrument::show))
-        .route("/qc", get(qc::show))
-        .route(
-            "/calibrations",
-            get(calibrations::list).post(calibrations::add),
-        );
-    Router::new()
-        .route("/healthz", get(health::healthz))
+    documented_routes().split_for_parts().0
+}
+
+/// Every route of the API together with its documentation: each path is mounted through
+/// `routes!` from handlers annotated with `#[utoipa::path]`, so a route cannot be served without
+/// being described in the OpenAPI document ([`openapi::document`]). Mount nothing here with a
+/// bare `route` call: it would be served undocumented.
+pub fn documented_routes() -> OpenApiRouter<AppState> {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(
+            session::sign_in,
+            session::current,
+            session::sign_out
+        ))
+        .routes(routes!(tokens::create))
+        .routes(routes!(patients::list, patients::register))
+        .routes(routes!(patients::show))
+        .routes(routes!(patients::trend))
+        .routes(routes!(runs::start))
+        .routes(routes!(runs::show))
+        .routes(routes!(runs::confirm_tube))
+        .routes(routes!(runs::cancel))
+        .routes(routes!(runs::events))
+        .routes(routes!(runs::release))
+        .routes(routes!(instrument::show))
+        .routes(routes!(qc::show))
+        .routes(routes!(calibrations::list, calibrations::add))
+        .routes(routes!(openapi::serve_document));
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(health::healthz))
         .nest("/api/v1", v1)
 }

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use appliance::store::patients::{Mrn, Patient};
 use appliance::store::results::TrendPoint;
@@ -18,7 +19,7 @@ use crate::roles::Permission;
 use crate::state::AppState;
 
 /// A patient as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PatientView {
     /// Id.
     pub id: i64,
@@ -39,17 +40,27 @@ impl From<Patient> for PatientView {
 }
 
 /// `GET /api/v1/patients` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// MRN prefix (empty: all).
     #[serde(default)]
     pub mrn: String,
     /// At most this many (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
 /// `GET /api/v1/patients`.
+#[utoipa::path(
+    get,
+    path = "/patients",
+    tag = "patients",
+    security(("session_cookie" = []), ("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, description = "Patients whose MRN starts with the prefix (audited)", body = Vec<PatientView>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -79,7 +90,7 @@ pub async fn list(
 }
 
 /// `POST /api/v1/patients` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPatient {
     /// Medical record number.
@@ -87,6 +98,17 @@ pub struct NewPatient {
 }
 
 /// `POST /api/v1/patients`: 201 with the patient; 409 when the MRN exists.
+#[utoipa::path(
+    post,
+    path = "/patients",
+    tag = "patients",
+    security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
+    request_body = NewPatient,
+    responses(
+        (status = 201, description = "Registered", body = PatientView),
+        (status = 409, description = "A patient has this MRN", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     caller: Caller,
@@ -99,6 +121,14 @@ pub async fn register(
 }
 
 /// `GET /api/v1/patients/{id}`.
+#[utoipa::path(
+    get,
+    path = "/patients/{id}",
+    tag = "patients",
+    security(("session_cookie" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "Patient id")),
+    responses((status = 200, description = "The patient (audited)", body = PatientView))
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -117,7 +147,8 @@ pub async fn show(
 }
 
 /// `GET /api/v1/patients/{id}/trend` query.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TrendQuery {
     /// `json` (default) or `csv`.
@@ -125,7 +156,7 @@ pub struct TrendQuery {
 }
 
 /// Trend answer format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TrendFormat {
     /// A JSON array.
@@ -135,7 +166,7 @@ pub enum TrendFormat {
 }
 
 /// One point of the trend as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TrendRow {
     /// The run.
     pub run_id: i64,
@@ -171,6 +202,18 @@ impl From<TrendPoint> for TrendRow {
 }
 
 /// `GET /api/v1/patients/{id}/trend[?format=csv]`.
+#[utoipa::path(
+    get,
+    path = "/patients/{id}/trend",
+    tag = "patients",
+    security(("session_cookie" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "Patient id"), TrendQuery),
+    responses((
+        status = 200,
+        description = "One row per run with a result, by draw time (audited); CSV with a header row when `format=csv`",
+        content((Vec<TrendRow> = "application/json"), (String = "text/csv"))
+    ))
+)]
 pub async fn trend(
     State(state): State<AppState>,
     caller: Caller,

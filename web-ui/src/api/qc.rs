@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use appliance::store::Timestamp;
 use appliance::store::qc::{QcLot, QcMaterial, QcResult, QcStatus, QcTarget};
@@ -14,37 +15,49 @@ use crate::roles::Permission;
 use crate::state::AppState;
 
 /// The QC overview.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct QcOverview {
     /// `pass`, `warning`, `reject`, or `none` when nothing was measured today (UTC).
+    #[schema(value_type = String, pattern = "^(pass|warning|reject|none)$")]
     pub today: &'static str,
     /// Each material with its lots.
     pub materials: Vec<MaterialView>,
 }
 
 /// A material and its lots.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MaterialView {
     /// The material.
     #[serde(flatten)]
+    #[schema(value_type = super::openapi::schemas::QcMaterial)]
     pub material: QcMaterial,
     /// Its lots.
     pub lots: Vec<LotView>,
 }
 
 /// A lot, its target and recent results.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LotView {
     /// The lot.
     #[serde(flatten)]
+    #[schema(value_type = super::openapi::schemas::QcLot)]
     pub lot: QcLot,
     /// Its current target (mean, SD).
+    #[schema(value_type = Option<super::openapi::schemas::QcTarget>)]
     pub target: Option<QcTarget>,
     /// Results of the last 31 days, oldest first.
+    #[schema(value_type = Vec<super::openapi::schemas::QcResult>)]
     pub results: Vec<QcResult>,
 }
 
 /// `GET /api/v1/qc`.
+#[utoipa::path(
+    get,
+    path = "/qc",
+    tag = "instrument",
+    security(("session_cookie" = []), ("bearer" = [])),
+    responses((status = 200, description = "QC materials, lots, targets and the last 31 days of results", body = QcOverview))
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,

@@ -15,6 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
+use utoipa::ToSchema;
 
 use appliance::engine::{EventKind, RunEvent, RunRequest, SimulatedTruth, tube_kind};
 use appliance::store::results::{ResultVersion, SignatureMeaning};
@@ -28,7 +29,7 @@ use crate::roles::Permission;
 use crate::state::AppState;
 
 /// `POST /api/v1/runs` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRun {
     /// Patient's MRN (registered when new).
@@ -40,6 +41,7 @@ pub struct StartRun {
     /// Reagent lot (default on the simulated board: its simulated lot).
     pub reagent_lot: Option<String>,
     /// Blood draw time, RFC 3339 (default: now).
+    #[schema(format = DateTime)]
     pub drawn_at: Option<String>,
     /// Extra tubes after control and quad (`cd45`, `igg`, `epcam`, `muc1`, `her2`, `egfr`).
     #[serde(default)]
@@ -54,7 +56,7 @@ pub struct StartRun {
 }
 
 /// What the virtual tubes hold.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimulateRequest {
     /// True number of tumour cells.
@@ -66,15 +68,27 @@ pub struct SimulateRequest {
 }
 
 /// A queued run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RunTicketView {
     /// Run id.
     pub id: i64,
     /// Its state (`queued`).
+    #[schema(value_type = super::openapi::schemas::RunState)]
     pub state: RunState,
 }
 
 /// `POST /api/v1/runs`: 202 `{id, state}`.
+#[utoipa::path(
+    post,
+    path = "/runs",
+    tag = "runs",
+    security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
+    request_body = StartRun,
+    responses(
+        (status = 202, description = "Queued; follow it at `/api/v1/runs/{id}/events`", body = RunTicketView),
+        (status = 409, description = "The engine has stopped", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
 pub async fn start(
     State(state): State<AppState>,
     caller: Caller,
@@ -116,22 +130,34 @@ pub async fn start(
 }
 
 /// A run with its result.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RunView {
     /// Run id.
     pub id: i64,
     /// Where it stands.
+    #[schema(value_type = super::openapi::schemas::RunState)]
     pub state: RunState,
     /// The stored run.
+    #[schema(value_type = super::openapi::schemas::Run)]
     pub run: Run,
     /// The current result: the keys of `ferrocount count --json` (plus `run_id`, `state`),
     /// once computed.
+    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     /// Every version of the result, with signatures.
+    #[schema(value_type = Vec<super::openapi::schemas::ResultVersion>)]
     pub versions: Vec<ResultVersion>,
 }
 
 /// `GET /api/v1/runs/{id}`.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}",
+    tag = "runs",
+    security(("session_cookie" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "Run id")),
+    responses((status = 200, description = "The run, its current result and every result version (a view of a result is audited)", body = RunView))
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -168,6 +194,17 @@ pub async fn show(
 }
 
 /// `POST /api/v1/runs/{id}/confirm-tube`: 202 once the engine has the confirmation.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/confirm-tube",
+    tag = "runs",
+    security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "Run id")),
+    responses(
+        (status = 202, description = "The engine has the confirmation"),
+        (status = 409, description = "The run is not waiting for a tube", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
 pub async fn confirm_tube(
     State(state): State<AppState>,
     caller: Caller,
@@ -187,14 +224,27 @@ pub async fn confirm_tube(
 }
 
 /// `POST /api/v1/runs/{id}/cancel` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRun {
-    /// Why (kept in the audit trail).
+    /// Why (kept in the audit trail), 3 to 1000 characters.
+    #[schema(min_length = 3, max_length = 1000)]
     pub reason: String,
 }
 
 /// `POST /api/v1/runs/{id}/cancel`: 202 with the state the run is (or will be) in.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/cancel",
+    tag = "runs",
+    security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "Run id")),
+    request_body = CancelRun,
+    responses(
+        (status = 202, description = "Cancelled, or will be at the next safe point", body = RunTicketView),
+        (status = 409, description = "The run can no longer be cancelled", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -225,6 +275,19 @@ fn settled(state: RunState) -> bool {
 /// `GET /api/v1/runs/{id}/events`: the run's current state, then its events as they happen,
 /// until the engine is done with it. Each SSE event is named after the event's `event` tag and
 /// carries the event as JSON.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/events",
+    tag = "runs",
+    security(("session_cookie" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "Run id")),
+    responses((
+        status = 200,
+        description = "Server-sent events: the run's state, then its events until the engine is done with it. Each event is named after its `event` key; its data is the event as JSON.",
+        body = super::openapi::schemas::RunEvent,
+        content_type = "text/event-stream"
+    ))
+)]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
@@ -283,7 +346,7 @@ fn sse_event(event: &RunEvent) -> Event {
 }
 
 /// `POST /api/v1/runs/{id}/release` body: the electronic signature.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
     /// The signer's password, entered again.
@@ -295,7 +358,7 @@ pub struct ReleaseRequest {
 }
 
 /// What the signature means.
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SignatureMeaningName {
     /// Released for clinical use.
@@ -305,17 +368,19 @@ pub enum SignatureMeaningName {
 }
 
 /// The signature made.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SignatureView {
     /// Run id.
     pub run_id: i64,
     /// The run's state after signing.
+    #[schema(value_type = super::openapi::schemas::RunState)]
     pub state: RunState,
     /// Signed result version.
     pub result_id: i64,
     /// Printed name.
     pub printed_name: String,
     /// `release` or `review`.
+    #[schema(value_type = super::openapi::schemas::SignatureMeaning)]
     pub meaning: SignatureMeaning,
     /// The statement signed.
     pub statement: &'static str,
@@ -324,6 +389,19 @@ pub struct SignatureView {
 }
 
 /// `POST /api/v1/runs/{id}/release`.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/release",
+    tag = "runs",
+    security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "Run id")),
+    request_body = ReleaseRequest,
+    responses(
+        (status = 200, description = "Signed: the electronic signature made", body = SignatureView),
+        (status = 409, description = "The run has no result awaiting this signature", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed password re-entries", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
 pub async fn release(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,

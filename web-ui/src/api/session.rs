@@ -12,6 +12,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use appliance::store::users::User;
 use appliance::store::{Actor, AuditEntry};
@@ -22,7 +23,7 @@ use crate::problem::ApiError;
 use crate::state::AppState;
 
 /// Sign-in request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
     /// User name.
@@ -32,7 +33,7 @@ pub struct SignIn {
 }
 
 /// Who is signed in.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {
     /// User name.
     pub username: String,
@@ -48,6 +49,20 @@ pub struct SessionView {
 }
 
 /// `POST /api/v1/session`.
+#[utoipa::path(
+    post,
+    path = "/session",
+    tag = "session",
+    security(()),
+    request_body = SignIn,
+    responses(
+        (status = 201, description = "Signed in; the session cookie is set", body = SessionView,
+            headers(("set-cookie" = String, description = "`ferrocount_session=<secret>; HttpOnly; SameSite=Strict; Path=/` (and `Secure` under TLS)"))),
+        (status = 401, description = "The user name or password is wrong", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed sign-ins for the user name or the address", body = super::openapi::ProblemDocument, content_type = "application/problem+json",
+            headers(("retry-after" = u64, description = "Seconds until the next attempt is accepted"))),
+    )
+)]
 pub async fn sign_in(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -143,6 +158,13 @@ async fn audit_attempt(
 }
 
 /// `GET /api/v1/session`.
+#[utoipa::path(
+    get,
+    path = "/session",
+    tag = "session",
+    security(("session_cookie" = []), ("bearer" = [])),
+    responses((status = 200, description = "Who is signed in, and the session's CSRF token", body = SessionView))
+)]
 pub async fn current(State(state): State<AppState>, caller: Caller) -> Json<SessionView> {
     Json(SessionView {
         username: caller.user.username.clone(),
@@ -157,6 +179,16 @@ pub async fn current(State(state): State<AppState>, caller: Caller) -> Json<Sess
 }
 
 /// `DELETE /api/v1/session`: closes the session and clears the cookie.
+#[utoipa::path(
+    delete,
+    path = "/session",
+    tag = "session",
+    security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out; the cookie is cleared"),
+        (status = 409, description = "A bearer token has no session to close", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
 pub async fn sign_out(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let Credential::Session(secret) = &caller.credential else {
         return Err(ApiError::Conflict(

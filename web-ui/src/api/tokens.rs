@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::extract::ApiJson;
@@ -12,7 +13,7 @@ use crate::roles::Permission;
 use crate::state::AppState;
 
 /// Token request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// What the token is for (1 to 100 characters).
@@ -20,7 +21,7 @@ pub struct NewToken {
 }
 
 /// The new token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedToken {
     /// Token id.
     pub id: i64,
@@ -33,6 +34,14 @@ pub struct CreatedToken {
 }
 
 /// `POST /api/v1/tokens`.
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    tag = "session",
+    security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
+    request_body = NewToken,
+    responses((status = 201, description = "The new token, shown this once", body = CreatedToken))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
