@@ -258,7 +258,7 @@ pub fn router(state: AppState) -> Router {
 /// gzip for what a browser or script downloads (HTML, JSON, CSV, CSS, JS, SVG) when the client
 /// accepts it; never for server-sent events, which the compressor would hold back until its
 /// buffer fills (the live run view would stall), nor for bodies too small to gain.
-fn compression() -> CompressionLayer<impl Predicate + Clone> {
+fn compression() -> CompressionLayer<impl Predicate> {
     // tower-http's default predicate already skips event streams, gRPC and raster images;
     // the SSE exclusion is stated again so that it survives a change of the default.
     CompressionLayer::new()
