@@ -1,0 +1,67 @@
+//! Browser tests: the web face in headless Debian Chromium, driven over WebDriver (fantoccini and
+//! chromedriver; `scripts/test` installs both). The app runs in process on the simulated board
+//! with an instant clock, as in the API tests.
+//!
+//! Artefacts (full-page screenshots per step, a PDF of the printed report, the page weights and
+//! chromedriver's log) go to `target/browser-artifacts/`; the test prints the directory.
+
+#[allow(dead_code)]
+#[path = "../api/helpers.rs"]
+mod helpers;
+
+mod browser;
+mod chromedriver;
+mod flow;
+
+use std::path::PathBuf;
+
+use browser::Browser;
+use chromedriver::Chromedriver;
+
+/// `target/browser-artifacts`, next to the build that runs this test (test binaries live in
+/// `target/<profile>/deps/`), emptied of an earlier run's files.
+fn artefact_dir() -> PathBuf {
+    let target = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_owned()))
+        .filter(|dir| dir.file_name().is_some_and(|name| name == "target"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("browser-artifacts");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).expect("an earlier run's artefacts can be removed");
+    }
+    std::fs::create_dir_all(&dir).expect("the artefact directory can be created");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_sample_goes_from_the_bedside_to_a_released_result_in_chromium() {
+    let artefacts = artefact_dir();
+    let app = helpers::spawn_app().await;
+    let driver = Chromedriver::start(&artefacts.join("chromedriver.log"))
+        .await
+        .unwrap_or_else(|message| panic!("{message}"));
+    let mut browser = Browser::open(&driver.url(), format!("http://{}", app.address), &artefacts)
+        .await
+        .expect("a headless Chromium session");
+
+    let outcome = flow::bedside_to_release(&mut browser, &app).await;
+    if outcome.is_err() {
+        // The page as it was when the flow went wrong, before anything else happens.
+        match browser.shot("FAILED").await {
+            Ok(file) => eprintln!("screenshot of the failure: {}", file.display()),
+            Err(error) => eprintln!("no screenshot of the failure: {error:#}"),
+        }
+    }
+    let weights = browser.weights_report();
+    std::fs::write(artefacts.join("page-weights.txt"), &weights).expect("page weights written");
+    println!("{weights}");
+    println!("browser artefacts: {}", artefacts.display());
+    let closed = browser.close().await;
+    drop(driver);
+    app.engine.shutdown().await;
+    if let Err(error) = outcome {
+        panic!("the browser flow failed: {error:#}");
+    }
+    closed.expect("the WebDriver session closes");
+}
