@@ -158,7 +158,12 @@
     var s = p.state;
     if (s === "awaiting_tube") {
       // The tube request may have been sent before this page listened: offer the button anyway.
-      if (!list.querySelector("button")) { confirmButton(append("insert_tube", "Insert the next tube"), ""); }
+      // The named request (awaiting_tube) usually follows at once and replaces this line.
+      if (!list.querySelector("button")) {
+        var placeholder = append("insert_tube", "Insert the next tube");
+        placeholder.setAttribute("data-unnamed-tube", "");
+        confirmButton(placeholder, "");
+      }
     } else if (s === "running" || s === "queued") {
       state.textContent = s === "queued" ? "Waiting for the instrument…" : "Measuring…";
     } else if (s === "failed" || s === "cancelled" || s === "interrupted") {
@@ -182,6 +187,8 @@
   on("calibration_made", function (p) { append("step", "Calibration made for lot " + (p.lot || "") + "."); });
   on("notice", function (p) { append("step", p.message || ""); });
   on("awaiting_tube", function (p) {
+    var unnamed = list.querySelector("[data-unnamed-tube]");
+    if (unnamed) { unnamed.remove(); }
     retirePendingConfirms();
     confirmButton(append("insert_tube", "Insert tube " + p.index + " of " + p.of + ": " + p.tube), p.index);
   });

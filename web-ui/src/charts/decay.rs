@@ -14,8 +14,9 @@ use super::svg_document::{
 /// Size of the decay chart in SVG pixels.
 pub const DECAY_SIZE_PX: (u32, u32) = (720, 500);
 
-/// Longest train drawn echo by echo; longer ones are drawn as this many bin means.
-pub const MAX_DRAWN_ECHOES: usize = 600;
+/// Longest train drawn echo by echo; longer ones are drawn as this many bin means (about one
+/// point per 3 px of plot width: denser adds page weight, not information).
+pub const MAX_DRAWN_ECHOES: usize = 200;
 
 /// The fitted mono-exponential `A·exp(−t/T2) + C`.
 #[derive(Clone, Debug, PartialEq)]

@@ -137,9 +137,9 @@ fn selected(stored: &Calibration, user: &PageUser) -> SelectedCalibration {
     };
     let mut fit_notes = vec![
         format!(
-            "Echo time {:.2} ms; made {}{}.",
+            "Echo time {:.2} ms; stored {}{}.",
             parsed.te_ms,
-            parsed.created,
+            when(&stored.created_at),
             parsed
                 .samples
                 .map(|n| format!(" from {n} spiked samples"))

@@ -66,11 +66,18 @@ impl SelectedCalibration {
         paths::calibration_activate(self.calibration_id)
     }
 
-    /// "1.2 cells" per limit, or "—".
+    /// "1.2 cells" per limit (two decimals below one cell, so a LoB of 0.039 does not read as
+    /// zero), or "—".
     pub fn limit_text(value: Option<f64>) -> String {
         value
             .filter(|v| v.is_finite())
-            .map(|v| format!("{v:.1} cells"))
+            .map(|v| {
+                if v.abs() < 1.0 {
+                    format!("{v:.2} cells")
+                } else {
+                    format!("{v:.1} cells")
+                }
+            })
             .unwrap_or_else(|| "—".into())
     }
 
