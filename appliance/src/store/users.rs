@@ -7,6 +7,7 @@
 //!
 //! Not for: HTTP (cookies, headers, throttling), which belongs to the web face.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -339,6 +340,57 @@ async fn user_by_id(conn: &mut SqliteConnection, id: UserId) -> Result<Option<Us
     row.map(UserRow::into_user).transpose()
 }
 
+/// A reason a change must give: trimmed, 1 to 500 characters.
+fn required_reason(reason: &str) -> Result<&str, StoreError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(StoreError::Invalid {
+            field: "reason",
+            reason: "say why (1 to 500 characters)".into(),
+        });
+    }
+    Ok(reason)
+}
+
+/// Refuses a user acting on their own account (`what`: "change your own role").
+fn refuse_own_account(actor: &Actor, target: UserId, what: &str) -> Result<(), StoreError> {
+    match actor {
+        Actor::User { id, .. } if *id == target => {
+            Err(StoreError::NotPermitted(format!("you cannot {what}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Refuses to take away the last active lab admin (`how`: "demoted", "disabled"): someone must
+/// be left to manage users, QC and calibration.
+async fn refuse_last_lab_admin(
+    conn: &mut SqliteConnection,
+    user: &User,
+    how: &str,
+) -> Result<(), StoreError> {
+    if user.role != Role::LabAdmin || user.disabled {
+        return Ok(());
+    }
+    let lab_admin = Role::LabAdmin.as_str();
+    let others = sqlx::query_scalar!(
+        r#"SELECT COUNT(*) AS "count!: i64" FROM users
+           WHERE role = ? AND disabled = 0 AND id <> ?"#,
+        lab_admin,
+        user.id.0
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .context("counting active lab admins")?;
+    if others == 0 {
+        return Err(StoreError::Conflict(format!(
+            "{} is the last active lab admin and cannot be {how}",
+            user.username
+        )));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Creates a user. The name must be new.
     pub async fn add_user(&self, actor: &Actor, new: NewUser) -> Result<User, StoreError> {
@@ -496,7 +548,8 @@ impl Store {
         Ok(())
     }
 
-    /// Disables a user and revokes their sessions and API tokens.
+    /// Disables a user and revokes their sessions and API tokens. Refused: one's own account,
+    /// and the last active lab admin.
     pub async fn disable_user(
         &self,
         actor: &Actor,
@@ -506,14 +559,15 @@ impl Store {
         let now = Timestamp::now().to_rfc3339();
         let name = username.as_str();
         let mut tx = db::begin_write(&self.pool).await?;
-        let id = sqlx::query_scalar!(
-            "UPDATE users SET disabled = 1 WHERE username = ? RETURNING id AS \"id!\"",
-            name
-        )
-        .fetch_optional(&mut *tx)
-        .await
-        .context("disabling a user")?;
-        let id = found(id, "user", name)?;
+        let (row, _) = found(user_row_by_name(&mut tx, name).await?, "user", name)?;
+        let user = row.into_user()?;
+        refuse_own_account(actor, user.id, "disable your own account")?;
+        refuse_last_lab_admin(&mut tx, &user, "disabled").await?;
+        let id = user.id.0;
+        sqlx::query!("UPDATE users SET disabled = 1 WHERE id = ?", id)
+            .execute(&mut *tx)
+            .await
+            .context("disabling a user")?;
         sqlx::query!(
             "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
             now,
@@ -539,6 +593,122 @@ impl Store {
         append(&mut tx, actor, entry).await?;
         tx.commit().await.context("committing a disabled user")?;
         Ok(())
+    }
+
+    /// Changes a user's role, with a reason, in one audited transaction. The change holds from
+    /// the user's next request (sessions and tokens look the user up each time), so nothing is
+    /// revoked. Refused: an empty reason, one's own role (nobody demotes or promotes themselves),
+    /// the role the user has already, and demoting the last active lab admin (the appliance
+    /// would have nobody left to manage users, QC or calibration).
+    pub async fn set_user_role(
+        &self,
+        actor: &Actor,
+        user_id: UserId,
+        role: Role,
+        reason: &str,
+    ) -> Result<User, StoreError> {
+        let reason = required_reason(reason)?;
+        refuse_own_account(actor, user_id, "change your own role")?;
+        let mut tx = db::begin_write(&self.pool).await?;
+        let user = found(user_by_id(&mut tx, user_id).await?, "user", user_id)?;
+        if user.role == role {
+            return Err(StoreError::Conflict(format!(
+                "{} is a {role} already",
+                user.username
+            )));
+        }
+        if user.role == Role::LabAdmin {
+            refuse_last_lab_admin(&mut tx, &user, "demoted").await?;
+        }
+        let role_text = role.as_str();
+        sqlx::query!(
+            "UPDATE users SET role = ? WHERE id = ?",
+            role_text,
+            user.id.0
+        )
+        .execute(&mut *tx)
+        .await
+        .context("changing a user's role")?;
+        append(
+            &mut tx,
+            actor,
+            AuditEntry::new("user.role", "user")
+                .id(user.id)
+                .reason(reason)
+                .detail(serde_json::json!({
+                    "username": user.username,
+                    "from": user.role.as_str(),
+                    "to": role_text,
+                })),
+        )
+        .await?;
+        tx.commit().await.context("committing a role change")?;
+        Ok(User { role, ..user })
+    }
+
+    /// Re-enables a disabled user, with a reason, in one audited transaction. Their old sessions
+    /// and API tokens stay revoked: they sign in again with their password and make new tokens.
+    /// Refused: an empty reason, and a user who is not disabled.
+    pub async fn enable_user(
+        &self,
+        actor: &Actor,
+        user_id: UserId,
+        reason: &str,
+    ) -> Result<User, StoreError> {
+        let reason = required_reason(reason)?;
+        let mut tx = db::begin_write(&self.pool).await?;
+        let user = found(user_by_id(&mut tx, user_id).await?, "user", user_id)?;
+        if !user.disabled {
+            return Err(StoreError::Conflict(format!(
+                "{} is not disabled",
+                user.username
+            )));
+        }
+        sqlx::query!("UPDATE users SET disabled = 0 WHERE id = ?", user.id.0)
+            .execute(&mut *tx)
+            .await
+            .context("enabling a user")?;
+        append(
+            &mut tx,
+            actor,
+            AuditEntry::new("user.enable", "user")
+                .id(user.id)
+                .reason(reason)
+                .detail(serde_json::json!({ "username": user.username })),
+        )
+        .await?;
+        tx.commit().await.context("committing an enabled user")?;
+        Ok(User {
+            disabled: false,
+            ..user
+        })
+    }
+
+    /// When each user last signed in successfully, from the `session.sign_in` entries the web
+    /// face writes to the audit trail (entity `user`, entity id the user's id), in one query for
+    /// all users. Users who never signed in are absent. The trail is append-only and its ids
+    /// grow with time, so the highest id per user is the newest sign-in.
+    pub async fn last_sign_ins(&self) -> Result<HashMap<UserId, Timestamp>, StoreError> {
+        let rows = sqlx::query!(
+            r#"SELECT id AS "id!", entity_id AS "entity_id!", at FROM audit_log
+               WHERE id IN (SELECT MAX(id) FROM audit_log
+                            WHERE action = 'session.sign_in' AND entity = 'user'
+                              AND entity_id IS NOT NULL
+                            GROUP BY entity_id)"#
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("finding the last sign-ins")?;
+        let mut last = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let user_id = row.entity_id.parse().map_err(|_| StoreError::Corrupt {
+                what: "sign-in audit entry's user id",
+                row: row.id,
+                reason: format!("{:?} is not a user id", row.entity_id),
+            })?;
+            last.insert(UserId(user_id), stored(&row.at, "sign-in time", row.id)?);
+        }
+        Ok(last)
     }
 
     /// Opens a session for a user who has just authenticated; returns the secret for the cookie
@@ -989,5 +1159,225 @@ mod tests {
             "{for_nobody:?}"
         );
         assert_eq!(store.user_count().await.unwrap(), 1);
+    }
+
+    async fn audit_rows(pool: &SqlitePool, action: &str) -> Vec<(Option<String>, String)> {
+        sqlx::query_as("SELECT reason, detail_json FROM audit_log WHERE action = ? ORDER BY id")
+            .bind(action)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_role_change_is_audited_with_its_reason_and_holds_for_open_sessions(
+        pool: SqlitePool,
+    ) {
+        let store = Store::from_pool(pool.clone());
+        let admin = user(&store, "lars", Role::LabAdmin).await;
+        let olga = user(&store, "olga", Role::Operator).await;
+        let idle = time::Duration::minutes(15);
+        let (cookie, _) = store.create_session(&olga, idle).await.unwrap();
+        let changed = store
+            .set_user_role(
+                &admin.actor(),
+                olga.id,
+                Role::Clinician,
+                "  moved to the clinic ",
+            )
+            .await
+            .unwrap();
+        assert_eq!(changed.role, Role::Clinician);
+        assert_eq!(store.user(olga.id).await.unwrap().role, Role::Clinician);
+        let (seen, _) = store.session_user(&cookie, idle).await.unwrap().unwrap();
+        assert_eq!(
+            seen.role,
+            Role::Clinician,
+            "the open session sees the new role"
+        );
+        let rows = audit_rows(&pool, "user.role").await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].0.as_deref(), Some("moved to the clinic"));
+        let detail: serde_json::Value = serde_json::from_str(&rows[0].1).unwrap();
+        assert_eq!(
+            detail,
+            serde_json::json!({ "username": "olga", "from": "operator", "to": "clinician" })
+        );
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn role_changes_are_refused_without_a_reason_for_oneself_and_for_the_last_lab_admin(
+        pool: SqlitePool,
+    ) {
+        let store = Store::from_pool(pool.clone());
+        let lars = user(&store, "lars", Role::LabAdmin).await;
+        let olga = user(&store, "olga", Role::Operator).await;
+        let blank = store
+            .set_user_role(&lars.actor(), olga.id, Role::Clinician, "  ")
+            .await;
+        assert!(
+            matches!(
+                blank,
+                Err(StoreError::Invalid {
+                    field: "reason",
+                    ..
+                })
+            ),
+            "{blank:?}"
+        );
+        let own = store
+            .set_user_role(&lars.actor(), lars.id, Role::Operator, "stepping down")
+            .await;
+        assert!(matches!(own, Err(StoreError::NotPermitted(_))), "{own:?}");
+        let same = store
+            .set_user_role(&lars.actor(), olga.id, Role::Operator, "no change")
+            .await;
+        assert!(matches!(same, Err(StoreError::Conflict(_))), "{same:?}");
+        let last = store
+            .set_user_role(
+                &Actor::Appliance,
+                lars.id,
+                Role::Operator,
+                "by the command line",
+            )
+            .await;
+        assert!(
+            matches!(&last, Err(StoreError::Conflict(m)) if m.contains("last active lab admin")),
+            "{last:?}"
+        );
+        let unknown = store
+            .set_user_role(&lars.actor(), UserId(999), Role::Operator, "who?")
+            .await;
+        assert!(
+            matches!(unknown, Err(StoreError::NotFound { .. })),
+            "{unknown:?}"
+        );
+        assert_eq!(store.user(lars.id).await.unwrap().role, Role::LabAdmin);
+        assert_eq!(store.user(olga.id).await.unwrap().role, Role::Operator);
+        assert!(audit_rows(&pool, "user.role").await.is_empty());
+        // With a second active lab admin, the first may be demoted (by someone else).
+        let anna = user(&store, "anna", Role::LabAdmin).await;
+        store
+            .set_user_role(
+                &anna.actor(),
+                lars.id,
+                Role::Clinician,
+                "left the lab office",
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.user(lars.id).await.unwrap().role, Role::Clinician);
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn disabling_refuses_oneself_and_the_last_active_lab_admin(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let lars = user(&store, "lars", Role::LabAdmin).await;
+        let anna = user(&store, "anna", Role::LabAdmin).await;
+        let lars_name = Username::parse("lars").unwrap();
+        let anna_name = Username::parse("anna").unwrap();
+        let own = store.disable_user(&lars.actor(), &lars_name, "bye").await;
+        assert!(matches!(own, Err(StoreError::NotPermitted(_))), "{own:?}");
+        store
+            .disable_user(&lars.actor(), &anna_name, "on leave")
+            .await
+            .unwrap();
+        let last = store
+            .disable_user(&Actor::Appliance, &lars_name, "by the command line")
+            .await;
+        assert!(
+            matches!(&last, Err(StoreError::Conflict(m)) if m.contains("last active lab admin")),
+            "{last:?}"
+        );
+        assert!(!store.user(lars.id).await.unwrap().disabled);
+        assert!(store.user(anna.id).await.unwrap().disabled);
+        assert_eq!(audit_rows(&pool, "user.disable").await.len(), 1);
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn an_enabled_user_signs_in_again_but_old_sessions_and_tokens_stay_revoked(
+        pool: SqlitePool,
+    ) {
+        let store = Store::from_pool(pool.clone());
+        let lars = user(&store, "lars", Role::LabAdmin).await;
+        let olga = user(&store, "olga", Role::Operator).await;
+        let idle = time::Duration::minutes(15);
+        let (cookie, _) = store.create_session(&olga, idle).await.unwrap();
+        let (token, _) = store
+            .create_api_token(&olga.actor(), olga.id, "bench")
+            .await
+            .unwrap();
+        let active = store.enable_user(&lars.actor(), olga.id, "back").await;
+        assert!(matches!(active, Err(StoreError::Conflict(_))), "{active:?}");
+        let olga_name = Username::parse("olga").unwrap();
+        store
+            .disable_user(&lars.actor(), &olga_name, "on leave")
+            .await
+            .unwrap();
+        let blank = store.enable_user(&lars.actor(), olga.id, "").await;
+        assert!(
+            matches!(
+                blank,
+                Err(StoreError::Invalid {
+                    field: "reason",
+                    ..
+                })
+            ),
+            "{blank:?}"
+        );
+        assert!(store.user(olga.id).await.unwrap().disabled);
+        let enabled = store
+            .enable_user(&lars.actor(), olga.id, "back from leave")
+            .await
+            .unwrap();
+        assert!(!enabled.disabled);
+        assert!(
+            store
+                .authenticate("olga", PASSWORD)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(store.session_user(&cookie, idle).await.unwrap(), None);
+        assert_eq!(store.api_token_user(&token).await.unwrap(), None);
+        let rows = audit_rows(&pool, "user.enable").await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].0.as_deref(), Some("back from leave"));
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn last_sign_ins_are_the_newest_sign_in_entry_per_user(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let lars = user(&store, "lars", Role::LabAdmin).await;
+        let olga = user(&store, "olga", Role::Operator).await;
+        let _claire = user(&store, "claire", Role::Clinician).await;
+        assert!(store.last_sign_ins().await.unwrap().is_empty());
+        for who in [&lars, &olga, &lars] {
+            store
+                .record_event(
+                    &who.actor(),
+                    AuditEntry::new("session.sign_in", "user").id(who.id),
+                )
+                .await
+                .unwrap();
+        }
+        // A refused sign-in names no user id and counts for nobody.
+        store
+            .record_event(
+                &Actor::Appliance,
+                AuditEntry::new("session.sign_in_refused", "user"),
+            )
+            .await
+            .unwrap();
+        let last = store.last_sign_ins().await.unwrap();
+        assert_eq!(last.len(), 2, "claire never signed in: {last:?}");
+        let newest: (String,) = sqlx::query_as(
+            "SELECT at FROM audit_log WHERE action = 'session.sign_in' ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(last[&lars.id], Timestamp::parse(&newest.0).unwrap());
+        assert!(last[&olga.id] <= last[&lars.id]);
     }
 }
