@@ -7,6 +7,7 @@ mod bad_input;
 mod locks;
 mod openapi_tls;
 mod page_locks;
+mod pages_admin;
 mod pages_clinical;
 mod pages_lab;
 mod patients;

@@ -96,6 +96,16 @@ fn table() -> Vec<Page> {
             &[("reason", "left")],
             Roles(ADMIN),
         ),
+        post(
+            "/admin/users/nobody-here/role",
+            &[("role", "operator"), ("reason", "moved")],
+            Roles(ADMIN),
+        ),
+        post(
+            "/admin/users/nobody-here/enable",
+            &[("reason", "back")],
+            Roles(ADMIN),
+        ),
         post("/admin/tokens", &[("label", "")], AnyRole),
         post("/admin/tokens/{t}/revoke", &[], AnyRole),
         post("/sign-out", &[], AnyRole),

@@ -2,7 +2,8 @@
 //! audit-trail search, the instrument log, and the database backup download.
 //!
 //! What the store supports is what the page offers: adding a user with a role and an initial
-//! password, and disabling one (which revokes their sessions and tokens). Every change is
+//! password, changing a user's role, disabling one (which revokes their sessions and tokens)
+//! and enabling them again; never one's own account, nor the last active lab admin. Every change is
 //! audited by the store in the same transaction; the backup is audited by `Store::backup`.
 //!
 //! A new API token's secret is shown once, in the answer to the form that made it (never in a
@@ -23,7 +24,7 @@ use tokio::io::AsyncReadExt;
 use appliance::store::audit::{AuditQuery as StoreAuditQuery, AuditRecord};
 use appliance::store::instrument_log::{LogEntry, LogKind};
 use appliance::store::users::{self, NewPassword, NewUser, User, Username};
-use appliance::store::{ApiTokenId, Timestamp, random_hex};
+use appliance::store::{ApiTokenId, StoreError, Timestamp, random_hex};
 
 use super::qc::when;
 use super::{PageError, PageForm, PageResult, PageUser, view_role};
@@ -47,6 +48,8 @@ pub fn router() -> Router<AppState> {
         .route(paths::ADMIN_BACKUP, get(backup))
         .route(paths::ADMIN_USERS, post(add_user))
         .route("/admin/users/{username}/disable", post(disable_user))
+        .route("/admin/users/{username}/role", post(change_role))
+        .route("/admin/users/{username}/enable", post(enable_user))
         .route(paths::ADMIN_TOKENS, post(create_token))
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
 }
@@ -114,23 +117,6 @@ async fn all_tokens(state: &AppState, users: &[User]) -> PageResult<Vec<(User, u
     Ok(tokens)
 }
 
-/// When the user last signed in: sign-ins are kept in the audit trail (`session.open`), not on
-/// the user's record.
-async fn last_sign_in(state: &AppState, user: &User) -> PageResult<String> {
-    let newest = state
-        .store
-        .audit_entries(&StoreAuditQuery {
-            username: Some(user.username.clone()),
-            action: Some("session.open".into()),
-            limit: 1,
-            ..StoreAuditQuery::default()
-        })
-        .await?;
-    Ok(newest
-        .first()
-        .map_or_else(|| "never".to_owned(), |record| when(&record.at)))
-}
-
 /// The admin page, each section filled only when the viewer may see it (a non-admin who made
 /// their own token sees only their own tokens).
 async fn page(state: &AppState, viewer: &PageUser, path: &str) -> PageResult<AdminPage> {
@@ -157,13 +143,17 @@ async fn page(state: &AppState, viewer: &PageUser, path: &str) -> PageResult<Adm
         .collect();
     let mut user_rows = Vec::new();
     if admin {
+        // Sign-ins are kept in the audit trail (`session.sign_in`), not on the user's record.
+        let last_sign_ins = state.store.last_sign_ins().await?;
         for u in &users {
             user_rows.push(UserRow {
                 username: u.username.clone(),
                 display_name: u.display_name.clone(),
                 role: view_role(u.role),
                 active: !u.disabled,
-                last_sign_in: last_sign_in(state, u).await?,
+                last_sign_in: last_sign_ins
+                    .get(&u.id)
+                    .map_or_else(|| "never".to_owned(), when),
                 can_disable: !u.disabled && u.id != viewer.user.id,
             });
         }
@@ -221,6 +211,10 @@ async fn show(
     let text = match query.done.as_deref() {
         Some("user-added") => Some("User added."),
         Some("user-disabled") => Some("User disabled; their sessions and API tokens are revoked."),
+        Some("role-changed") => Some("Role changed; it applies from the user's next request."),
+        Some("user-enabled") => Some(
+            "User enabled; they sign in again with their password (old API tokens stay revoked).",
+        ),
         Some("token-revoked") => Some("API token revoked."),
         _ => None,
     };
@@ -420,12 +414,124 @@ async fn disable_user(
     if reason.is_empty() || reason.chars().count() > 500 {
         return refused(&state, &user, "reason", "say why (1 to 500 characters)").await;
     }
-    state
+    match state
         .store
         .disable_user(&user.user.actor(), &username, reason)
         .await
-        .map_err(|e| PageError::from(e).within(layout))?;
-    Ok(Redirect::to(&format!("{}?done=user-disabled", paths::ADMIN)).into_response())
+    {
+        Ok(()) => Ok(Redirect::to(&format!("{}?done=user-disabled", paths::ADMIN)).into_response()),
+        Err(error) => store_refusal(&state, &user, layout, "username", error).await,
+    }
+}
+
+/// The page for a change the store refused: its own field checks and rules (oneself, the last
+/// active lab admin, nothing to change) as 422 naming the field; anything else as an error page.
+async fn store_refusal(
+    state: &AppState,
+    viewer: &PageUser,
+    layout: crate::views::Layout,
+    field: &str,
+    error: StoreError,
+) -> PageResult {
+    match error {
+        StoreError::Invalid { field, reason } => refused(state, viewer, field, &reason).await,
+        StoreError::Conflict(text) | StoreError::NotPermitted(text) => {
+            refused(state, viewer, field, &text).await
+        }
+        other => Err(PageError::from(other).within(layout)),
+    }
+}
+
+/// The account named in a form's path, or a "not found" page.
+async fn named_user(
+    state: &AppState,
+    layout: &crate::views::Layout,
+    name: &str,
+) -> PageResult<User> {
+    let not_found = || {
+        PageError::from(ApiError::NotFound {
+            entity: "user",
+            key: name.chars().take(64).collect(),
+        })
+        .within(layout.clone())
+    };
+    let username = Username::parse(name).map_err(|_| not_found())?;
+    match state.store.user_by_name(&username).await {
+        Ok(found) => Ok(found),
+        Err(StoreError::NotFound { .. }) => Err(not_found()),
+        Err(other) => Err(PageError::from(other).within(layout.clone())),
+    }
+}
+
+/// The role form.
+#[derive(Debug, Deserialize)]
+pub struct RoleForm {
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /admin/users/{username}/role`: gives a user another role, with a reason. Not one's
+/// own, and not the last active lab admin's (the store refuses both too). The change holds from
+/// the user's next request.
+async fn change_role(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    form: PageForm<RoleForm>,
+) -> PageResult {
+    let PageForm { user, form } = form;
+    user.require(Permission::ManageUsers)?;
+    let layout = user.layout(&state, "Administration", paths::ADMIN);
+    let target = named_user(&state, &layout, &name).await?;
+    let Some(role) = store_role(&form.role) else {
+        return refused(
+            &state,
+            &user,
+            "role",
+            "choose operator, clinician or lab admin",
+        )
+        .await;
+    };
+    if target.id == user.user.id {
+        return refused(&state, &user, "username", "you cannot change your own role").await;
+    }
+    let reason = form.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return refused(&state, &user, "reason", "say why (1 to 500 characters)").await;
+    }
+    match state
+        .store
+        .set_user_role(&user.user.actor(), target.id, role, reason)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("{}?done=role-changed", paths::ADMIN)).into_response()),
+        Err(error) => store_refusal(&state, &user, layout, "role", error).await,
+    }
+}
+
+/// `POST /admin/users/{username}/enable`: lets a disabled user sign in again, with a reason.
+async fn enable_user(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    form: PageForm<DisableForm>,
+) -> PageResult {
+    let PageForm { user, form } = form;
+    user.require(Permission::ManageUsers)?;
+    let layout = user.layout(&state, "Administration", paths::ADMIN);
+    let target = named_user(&state, &layout, &name).await?;
+    let reason = form.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return refused(&state, &user, "reason", "say why (1 to 500 characters)").await;
+    }
+    match state
+        .store
+        .enable_user(&user.user.actor(), target.id, reason)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("{}?done=user-enabled", paths::ADMIN)).into_response()),
+        Err(error) => store_refusal(&state, &user, layout, "username", error).await,
+    }
 }
 
 /// The new-token form.

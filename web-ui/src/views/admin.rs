@@ -30,6 +30,36 @@ impl UserRow {
     pub fn disable_href(&self) -> String {
         paths::admin_user_disable(&self.username)
     }
+
+    /// Whether the role may be changed from the page: the rule of disabling (not the viewer's
+    /// own account), for an active account (a disabled one is enabled first).
+    pub fn can_change_role(&self) -> bool {
+        self.active && self.can_disable
+    }
+
+    /// The role form's target.
+    pub fn role_href(&self) -> String {
+        paths::admin_user_role(&self.username)
+    }
+
+    /// Whether the account may be enabled again from the page (it is disabled; the viewer's own
+    /// never is, since a disabled user cannot sign in).
+    pub fn can_enable(&self) -> bool {
+        !self.active
+    }
+
+    /// The enable form's target.
+    pub fn enable_href(&self) -> String {
+        paths::admin_user_enable(&self.username)
+    }
+
+    /// The roles this user could be given instead of their own.
+    pub fn other_roles(&self) -> Vec<Role> {
+        Role::ALL
+            .into_iter()
+            .filter(|role| *role != self.role)
+            .collect()
+    }
 }
 
 /// An API token (never its secret: that is shown once, at creation).
@@ -126,5 +156,39 @@ impl AdminPage {
     /// The backup download.
     pub fn backup_href(&self) -> &'static str {
         paths::ADMIN_BACKUP
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use askama::Template;
+
+    use super::super::samples;
+
+    #[test]
+    fn active_users_get_a_role_form_and_disabled_ones_an_enable_form() {
+        let page = samples::admin();
+        let html = page.render().expect("renders");
+        for needle in [
+            "action=\"/admin/users/tnurse/role\"",
+            "action=\"/admin/users/old.locum/enable\"",
+            "From <span class=\"muted\">(YYYY-MM-DD, UTC)</span>",
+            "To <span class=\"muted\">(YYYY-MM-DD, UTC)</span>",
+        ] {
+            assert!(html.contains(needle), "admin page lacks {needle:?}");
+        }
+        assert!(!html.contains("action=\"/admin/users/old.locum/role\""));
+        assert!(!html.contains("action=\"/admin/users/tnurse/enable\""));
+        // The role form offers only the other roles, each form with its reason and CSRF token.
+        let operator = &page.users[0];
+        assert_eq!(operator.other_roles().len(), 2);
+        assert!(!operator.other_roles().contains(&operator.role));
+        let role_form = &html[html
+            .find("action=\"/admin/users/tnurse/role\"")
+            .expect("role form")..];
+        let role_form = &role_form[..role_form.find("</form>").expect("form ends")];
+        assert!(role_form.contains("name=\"csrf_token\""));
+        assert!(role_form.contains("name=\"reason\""));
+        assert!(!role_form.contains("value=\"operator\""));
     }
 }

@@ -97,3 +97,13 @@ pub fn admin_token_revoke(token_id: i64) -> String {
 pub fn admin_user_disable(username: &str) -> String {
     format!("/admin/users/{username}/disable")
 }
+
+/// Changes a user's role (POST form).
+pub fn admin_user_role(username: &str) -> String {
+    format!("/admin/users/{username}/role")
+}
+
+/// Enables a disabled user account again (POST form).
+pub fn admin_user_enable(username: &str) -> String {
+    format!("/admin/users/{username}/enable")
+}

@@ -1,0 +1,370 @@
+//! The admin page's user management as a browser uses it: each user's last sign-in read from the
+//! audit trail, changing a role (which holds from the user's next request) and enabling a
+//! disabled user (who can then sign in again), with the refusals: bad input as 422 naming the
+//! field with nothing stored, other roles and forged posts as 403, unknown users as 404.
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect;
+
+use crate::helpers::{BrowserSession, PASSWORD, TestApp, spawn_app};
+
+/// A client that shows redirects instead of following them.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The `name=value` of a `Set-Cookie` header for `name`, when it sets a value.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").to_owned())
+        .find(|pair| pair.starts_with(&format!("{name}=")) && pair.len() > name.len() + 1)
+}
+
+/// The value of the first `attribute="…"` after `marker` in `html`.
+fn attribute_after(html: &str, marker: &str, attribute: &str) -> Option<String> {
+    let rest = &html[html.find(marker)?..];
+    let value = &rest[rest.find(attribute)? + attribute.len()..];
+    Some(value[..value.find('"')?].to_owned())
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Signs in through the sign-in form as a browser does; `None` when the form refuses.
+async fn sign_in(app: &TestApp, username: &str) -> Option<BrowserSession> {
+    let form = client()
+        .get(app.url("/sign-in"))
+        .send()
+        .await
+        .expect("sign-in page");
+    let pre = set_cookie(&form, "ferrocount_sign_in").expect("pre-session cookie");
+    let html = form.text().await.expect("page");
+    let token = attribute_after(&html, "name=\"csrf_token\"", "value=\"").expect("form token");
+    let answer = client()
+        .post(app.url("/sign-in"))
+        .header(COOKIE, &pre)
+        .form(&[
+            ("username", username),
+            ("password", PASSWORD),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .expect("sign-in");
+    if answer.status() != StatusCode::SEE_OTHER {
+        return None;
+    }
+    let cookie = set_cookie(&answer, "ferrocount_session")?;
+    let (status, home) = get_page(app, &cookie, "/").await;
+    assert_eq!(status, StatusCode::OK, "{username}'s dashboard");
+    let csrf = attribute_after(&home, "<meta name=\"csrf-token\"", "content=\"")
+        .expect("the page's CSRF token");
+    Some(BrowserSession { cookie, csrf })
+}
+
+/// GETs a page with a session cookie; status and body.
+async fn get_page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
+    let response = client()
+        .get(app.url(path))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .expect("GET");
+    let status = response.status();
+    (status, response.text().await.expect("body"))
+}
+
+/// How a form post carries its CSRF token.
+#[derive(Clone, Copy, Debug)]
+enum Csrf {
+    Right,
+    Missing,
+    Wrong,
+}
+
+/// POSTs a form with the session's cookie and, as told, its CSRF token.
+async fn post_form(
+    app: &TestApp,
+    session: &BrowserSession,
+    path: &str,
+    fields: &[(&str, &str)],
+    csrf: Csrf,
+) -> reqwest::Response {
+    let mut form: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    match csrf {
+        Csrf::Right => form.push(("csrf_token".into(), session.csrf.clone())),
+        Csrf::Wrong => form.push(("csrf_token".into(), "0".repeat(session.csrf.len()))),
+        Csrf::Missing => {}
+    }
+    client()
+        .post(app.url(path))
+        .header(COOKIE, &session.cookie)
+        .form(&form)
+        .send()
+        .await
+        .expect("POST")
+}
+
+/// The users table's row for `username` on the admin page.
+fn user_row<'a>(html: &'a str, username: &str) -> &'a str {
+    let start = html
+        .find(&format!("<tr><td>{username}</td>"))
+        .unwrap_or_else(|| panic!("no row for {username}"));
+    let row = &html[start..];
+    &row[..row.find("</tr>").expect("row ends")]
+}
+
+async fn role_of(app: &TestApp, username: &str) -> String {
+    sqlx::query_scalar("SELECT role FROM users WHERE username = ?")
+        .bind(username)
+        .fetch_one(app.store.pool())
+        .await
+        .expect("role")
+}
+
+async fn audit_count(app: &TestApp, action: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = ?")
+        .bind(action)
+        .fetch_one(app.store.pool())
+        .await
+        .expect("audit count")
+}
+
+/// Asserts a refused form: 422, the page naming the field, and a notice that nothing changed.
+async fn assert_refused(response: reqwest::Response, field: &str) {
+    assert_eq!(
+        response.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "refused on {field}"
+    );
+    let body = response.text().await.expect("body");
+    assert!(body.contains("Nothing was changed."), "{body}");
+    assert!(
+        body.contains(&format!("{field}: ")),
+        "the page names {field}: {body}"
+    );
+}
+
+#[tokio::test]
+async fn the_users_table_shows_each_users_last_sign_in_or_never() {
+    let app = spawn_app().await;
+    let _claire = sign_in(&app, "claire").await.expect("claire signs in");
+    let lars = sign_in(&app, "lars").await.expect("lars signs in");
+    let (status, html) = get_page(&app, &lars.cookie, "/admin").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains("see audit trail"));
+    assert!(
+        user_row(&html, "olga").contains("<td>never</td>"),
+        "olga never signed in"
+    );
+    for name in ["claire", "lars"] {
+        let row = user_row(&html, name);
+        assert!(!row.contains("<td>never</td>"), "{name} signed in: {row}");
+    }
+    // One sign-in entry per sign-in, each naming the user by id: the table shows the newest.
+    let lars_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'lars'")
+        .fetch_one(app.store.pool())
+        .await
+        .expect("lars");
+    let last = app.store.last_sign_ins().await.expect("last sign-ins");
+    assert!(last.contains_key(&appliance::store::UserId(lars_id)));
+    assert_eq!(last.len(), 2, "claire and lars: {last:?}");
+}
+
+#[tokio::test]
+async fn a_role_change_holds_from_the_users_next_request_and_is_audited() {
+    let app = spawn_app().await;
+    let olga = sign_in(&app, "olga").await.expect("olga signs in");
+    let lars = sign_in(&app, "lars").await.expect("lars signs in");
+    assert_eq!(
+        get_page(&app, &olga.cookie, "/runs/new").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_page(&app, &olga.cookie, "/patients?mrn=ADM-1").await.0,
+        StatusCode::FORBIDDEN,
+        "an operator looks up no patients"
+    );
+
+    let changed = post_form(
+        &app,
+        &lars,
+        "/admin/users/olga/role",
+        &[("role", "clinician"), ("reason", "moved to the clinic")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    let target = location(&changed);
+    assert_eq!(target, "/admin?done=role-changed");
+    let (_, page) = get_page(&app, &lars.cookie, &target).await;
+    assert!(page.contains("Role changed"), "{page}");
+    assert!(user_row(&page, "olga").contains("role-clinician"));
+
+    // Olga's open session: the clinician's doors open, the operator's close.
+    assert_eq!(
+        get_page(&app, &olga.cookie, "/runs/new").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_ne!(
+        get_page(&app, &olga.cookie, "/patients?mrn=ADM-1").await.0,
+        StatusCode::FORBIDDEN
+    );
+    let reason: Option<String> =
+        sqlx::query_scalar("SELECT reason FROM audit_log WHERE action = 'user.role'")
+            .fetch_one(app.store.pool())
+            .await
+            .expect("audited");
+    assert_eq!(reason.as_deref(), Some("moved to the clinic"));
+}
+
+#[tokio::test]
+async fn role_changes_refuse_bad_input_oneself_other_roles_and_forged_posts() {
+    let app = spawn_app().await;
+    let lars = sign_in(&app, "lars").await.expect("lars signs in");
+    let claire = sign_in(&app, "claire").await.expect("claire signs in");
+    let path = "/admin/users/olga/role";
+    for (fields, field) in [
+        (vec![("role", "superuser"), ("reason", "why not")], "role"),
+        (vec![("reason", "no role given")], "role"),
+        (vec![("role", "clinician"), ("reason", "   ")], "reason"),
+        (vec![("role", "clinician")], "reason"),
+        (vec![("role", "operator"), ("reason", "the same")], "role"),
+    ] {
+        assert_refused(
+            post_form(&app, &lars, path, &fields, Csrf::Right).await,
+            field,
+        )
+        .await;
+    }
+    let own = post_form(
+        &app,
+        &lars,
+        "/admin/users/lars/role",
+        &[("role", "operator"), ("reason", "stepping down")],
+        Csrf::Right,
+    )
+    .await;
+    assert_refused(own, "username").await;
+    let good = [("role", "clinician"), ("reason", "moved")];
+    let by_clinician = post_form(&app, &claire, path, &good, Csrf::Right).await;
+    assert_eq!(by_clinician.status(), StatusCode::FORBIDDEN);
+    for csrf in [Csrf::Missing, Csrf::Wrong] {
+        let forged = post_form(&app, &lars, path, &good, csrf).await;
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN, "{csrf:?}");
+    }
+    for unknown in [
+        "/admin/users/nobody/role",
+        "/admin/users/NOT%20A%20NAME/role",
+    ] {
+        let missing = post_form(&app, &lars, unknown, &good, Csrf::Right).await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND, "{unknown}");
+    }
+    assert_eq!(role_of(&app, "olga").await, "operator");
+    assert_eq!(role_of(&app, "lars").await, "lab-admin");
+    assert_eq!(audit_count(&app, "user.role").await, 0, "nothing stored");
+}
+
+#[tokio::test]
+async fn an_enabled_user_signs_in_again_and_bad_enables_are_refused() {
+    let app = spawn_app().await;
+    let lars = sign_in(&app, "lars").await.expect("lars signs in");
+    let olga = sign_in(&app, "olga").await.expect("olga signs in");
+    let active = post_form(
+        &app,
+        &lars,
+        "/admin/users/olga/enable",
+        &[("reason", "back")],
+        Csrf::Right,
+    )
+    .await;
+    assert_refused(active, "username").await;
+
+    let disabled = post_form(
+        &app,
+        &lars,
+        "/admin/users/olga/disable",
+        &[("reason", "on leave")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(disabled.status(), StatusCode::SEE_OTHER);
+    assert!(sign_in(&app, "olga").await.is_none(), "disabled: no way in");
+    let (_, page) = get_page(&app, &lars.cookie, "/admin").await;
+    assert!(user_row(&page, "olga").contains("action=\"/admin/users/olga/enable\""));
+    assert!(!user_row(&page, "olga").contains("/role\""));
+
+    let path = "/admin/users/olga/enable";
+    let blank = post_form(&app, &lars, path, &[("reason", " ")], Csrf::Right).await;
+    assert_refused(blank, "reason").await;
+    let claire = sign_in(&app, "claire").await.expect("claire signs in");
+    let by_clinician = post_form(&app, &claire, path, &[("reason", "back")], Csrf::Right).await;
+    assert_eq!(by_clinician.status(), StatusCode::FORBIDDEN);
+    for csrf in [Csrf::Missing, Csrf::Wrong] {
+        let forged = post_form(&app, &lars, path, &[("reason", "back")], csrf).await;
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN, "{csrf:?}");
+    }
+    assert!(sign_in(&app, "olga").await.is_none(), "still disabled");
+    assert_eq!(audit_count(&app, "user.enable").await, 0, "nothing stored");
+
+    let enabled = post_form(
+        &app,
+        &lars,
+        path,
+        &[("reason", "back from leave")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(enabled.status(), StatusCode::SEE_OTHER);
+    let target = location(&enabled);
+    assert_eq!(target, "/admin?done=user-enabled");
+    let (_, page) = get_page(&app, &lars.cookie, &target).await;
+    assert!(page.contains("User enabled"), "{page}");
+    assert!(user_row(&page, "olga").contains("<td>active</td>"));
+    assert!(sign_in(&app, "olga").await.is_some(), "olga signs in again");
+    // Her session from before the disabling stays closed.
+    let (status, _) = get_page(&app, &olga.cookie, "/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "back to the sign-in page");
+    assert_eq!(audit_count(&app, "user.enable").await, 1);
+}
+
+#[tokio::test]
+async fn lab_admins_cannot_disable_themselves_through_the_page() {
+    let app = spawn_app().await;
+    let lars = sign_in(&app, "lars").await.expect("lars signs in");
+    let own = post_form(
+        &app,
+        &lars,
+        "/admin/users/lars/disable",
+        &[("reason", "bye")],
+        Csrf::Right,
+    )
+    .await;
+    assert_refused(own, "username").await;
+    assert_eq!(audit_count(&app, "user.disable").await, 0);
+}
+
+#[tokio::test]
+async fn the_audit_search_labels_say_the_date_format_and_zone() {
+    let app = spawn_app().await;
+    let lars = sign_in(&app, "lars").await.expect("lars signs in");
+    let (_, html) = get_page(&app, &lars.cookie, "/admin").await;
+    assert_eq!(html.matches("(YYYY-MM-DD, UTC)").count(), 2, "from and to");
+}
