@@ -920,8 +920,11 @@ async fn the_backup_is_a_whole_sqlite_database_and_leaves_no_file_behind() {
     assert!(leftovers.is_empty(), "temporary file left: {leftovers:?}");
 }
 
+/// A form's fields, owned.
+type Fields = Vec<(&'static str, String)>;
+
 /// The set-up forms' defaults (every field filled as a lab admin would).
-fn material_fields(name: &str) -> Vec<(&'static str, String)> {
+fn material_fields(name: &str) -> Fields {
     vec![
         ("name", name.to_owned()),
         ("kind", "phantom".into()),
@@ -1092,7 +1095,7 @@ async fn the_qc_set_up_forms_refuse_bad_input_naming_the_field_and_store_nothing
     let owned = |fields: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
         fields.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
     };
-    let cases: Vec<(&str, Vec<(&'static str, String)>, &str)> = vec![
+    let cases: Vec<(&str, Fields, &str)> = vec![
         ("/qc/materials", material_fields("  "), "name"),
         ("/qc/materials", material_fields(&"x".repeat(101)), "name"),
         ("/qc/materials", material_fields("Phantom T2 mid"), "name"),

@@ -306,7 +306,7 @@ async fn page(
     if !can_record {
         materials.clear();
     }
-    let setup = user.may(Permission::ManageQc).then(|| QcSetup {
+    let setup = user.may(Permission::ManageQc).then_some(QcSetup {
         materials: setup_materials,
         lots: setup_lots,
         error: setup_error,
