@@ -6,6 +6,7 @@ mod helpers;
 mod bad_input;
 mod locks;
 mod openapi_tls;
+mod page_locks;
 mod pages_clinical;
 mod pages_lab;
 mod patients;

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use appliance::store::users::User;
 
 use crate::problem::ApiError;
-use crate::roles::{Permission, allows};
+use crate::roles::{Permission, require};
 use crate::state::AppState;
 
 /// Name of the session cookie.
@@ -49,14 +49,7 @@ pub struct Caller {
 impl Caller {
     /// Refuses with 403, naming the role and the action, unless the caller's role allows it.
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
-        if allows(self.user.role, permission) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden {
-                role: self.user.role.to_string(),
-                action: permission.action(),
-            })
-        }
+        require(self.user.role, permission)
     }
 }
 
@@ -71,13 +64,18 @@ pub fn csrf_token(session_secret: &str) -> String {
 
 /// The value of the session cookie in a request, if any.
 pub fn session_secret(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, SESSION_COOKIE)
+}
+
+/// The non-empty value of the cookie `name` in a request, if any.
+pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(cookie, _)| *cookie == name)
         .map(|(_, value)| value.to_owned())
         .filter(|value| !value.is_empty())
 }

@@ -64,6 +64,18 @@ impl Permission {
     }
 }
 
+/// Refuses with 403, naming the role and the action, unless `role` has `permission`.
+pub fn require(role: Role, permission: Permission) -> Result<(), crate::problem::ApiError> {
+    if allows(role, permission) {
+        Ok(())
+    } else {
+        Err(crate::problem::ApiError::Forbidden {
+            role: role.to_string(),
+            action: permission.action(),
+        })
+    }
+}
+
 /// Whether `role` has `permission`.
 ///
 /// Operators run samples (they register the patient at the bedside and see their run's result,

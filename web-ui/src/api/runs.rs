@@ -6,6 +6,7 @@
 //! The engine does the work and the store keeps the record; this module only translates.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::Json;
@@ -18,8 +19,9 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 
 use appliance::engine::{EventKind, RunEvent, RunRequest, SimulatedTruth, tube_kind};
-use appliance::store::results::{ResultVersion, SignatureMeaning};
+use appliance::store::results::{ResultVersion, Signature, SignatureMeaning};
 use appliance::store::runs::{Run, RunState};
+use appliance::store::users::User;
 use appliance::store::{AuditEntry, RunId};
 
 use crate::auth::Caller;
@@ -411,46 +413,20 @@ pub async fn release(
 ) -> Result<(StatusCode, Json<SignatureView>), ApiError> {
     caller.require(Permission::ReleaseResults)?;
     let run = state.store.run(RunId(id)).await?;
-    let username = caller.user.username.clone();
-    let now = Instant::now();
-    if let Err(refusal) = state.throttle.check(&username, client.ip(), now) {
-        return Err(ApiError::TooManyAttempts {
-            what: refusal.what,
-            retry_after_s: refusal.retry_after_s,
-        });
-    }
-    let confirmed = state.store.authenticate(&username, &body.password).await?;
-    if confirmed.as_ref().map(|u| u.id) != Some(caller.user.id) {
-        state.throttle.record_failure(&username, client.ip(), now);
-        state
-            .store
-            .record_event(
-                &caller.user.actor(),
-                AuditEntry::new("result.sign_refused", "run")
-                    .id(id)
-                    .reason("password re-entry failed"),
-            )
-            .await?;
-        return Err(ApiError::invalid(
-            "password",
-            "the password does not match the signed-in user",
-        ));
-    }
-    let expected = caller.user.display_name.trim();
-    if !body.printed_name.trim().eq_ignore_ascii_case(expected) {
-        return Err(ApiError::invalid(
-            "printed_name",
-            format!("must be the signer's name as on their account ({expected:?})"),
-        ));
-    }
     let meaning = match body.meaning.unwrap_or(SignatureMeaningName::Release) {
         SignatureMeaningName::Release => SignatureMeaning::Release,
         SignatureMeaningName::Review => SignatureMeaning::Review,
     };
-    let signature = state
-        .store
-        .sign_result(&caller.user, run.id, meaning)
-        .await?;
+    let signature = sign_with_password(
+        &state,
+        &caller.user,
+        client.ip(),
+        run.id,
+        &body.password,
+        &body.printed_name,
+        meaning,
+    )
+    .await?;
     let after = state.store.run(run.id).await?;
     Ok((
         StatusCode::OK,
@@ -464,4 +440,51 @@ pub async fn release(
             signed_at: signature.signed_at.to_rfc3339(),
         }),
     ))
+}
+
+/// An electronic signature, for the API and the run page alike: the signer re-enters their
+/// password (throttled like a sign-in; a failure is audited) and types their name as on their
+/// account; the store then checks the rest (role, state, QC hold) and signs.
+pub async fn sign_with_password(
+    state: &AppState,
+    signer: &User,
+    client: IpAddr,
+    run_id: RunId,
+    password: &str,
+    printed_name: &str,
+    meaning: SignatureMeaning,
+) -> Result<Signature, ApiError> {
+    let username = signer.username.clone();
+    let now = Instant::now();
+    if let Err(refusal) = state.throttle.check(&username, client, now) {
+        return Err(ApiError::TooManyAttempts {
+            what: refusal.what,
+            retry_after_s: refusal.retry_after_s,
+        });
+    }
+    let confirmed = state.store.authenticate(&username, password).await?;
+    if confirmed.as_ref().map(|u| u.id) != Some(signer.id) {
+        state.throttle.record_failure(&username, client, now);
+        state
+            .store
+            .record_event(
+                &signer.actor(),
+                AuditEntry::new("result.sign_refused", "run")
+                    .id(run_id.0)
+                    .reason("password re-entry failed"),
+            )
+            .await?;
+        return Err(ApiError::invalid(
+            "password",
+            "the password does not match the signed-in user",
+        ));
+    }
+    let expected = signer.display_name.trim();
+    if !printed_name.trim().eq_ignore_ascii_case(expected) {
+        return Err(ApiError::invalid(
+            "printed_name",
+            format!("must be the signer's name as on their account ({expected:?})"),
+        ));
+    }
+    Ok(state.store.sign_result(signer, run_id, meaning).await?)
 }

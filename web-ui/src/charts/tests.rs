@@ -141,6 +141,21 @@ fn trend_survives_nan_a_single_point_and_no_points() {
     let single = trend_chart(&input);
     assert_sound(&single, "trend");
     assert_eq!(count_class(&parse(&single), "point"), 1);
+    // One draw gets an axis of about a month around it, not years: every year on the axis is
+    // that of the draw or the one before (the points lie in January 2026).
+    let document = parse(&single);
+    let years: Vec<i32> = document
+        .descendants()
+        .filter_map(|node| node.text())
+        .flat_map(|text| text.split(|c: char| !c.is_ascii_digit()))
+        .filter(|token| token.len() == 4 && token.starts_with("20"))
+        .filter_map(|token| token.parse().ok())
+        .collect();
+    assert!(!years.is_empty(), "the axis names years");
+    assert!(
+        years.iter().all(|year| (2025..=2026).contains(year)),
+        "{years:?}"
+    );
 
     input.points.clear();
     assert_no_data(&trend_chart(&input), "trend");

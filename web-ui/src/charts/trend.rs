@@ -116,9 +116,16 @@ fn draw(
         .collect();
     let (x_low, x_high) =
         padded_range(days.iter().copied(), 0.06).expect("points is non-empty and finite");
-    let (x_low, x_high) = if x_high - x_low < 6.0 {
-        let middle = (x_low + x_high) / 2.0;
-        (middle - 3.0, middle + 3.0)
+    // Draws on one day (or within a few days) get a month-wide axis around them: the padding of a
+    // single value is proportional to its size, which for days since 1970 is years.
+    let (first, last) = days
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), d| {
+            (lo.min(*d), hi.max(*d))
+        });
+    let (x_low, x_high) = if last - first < 6.0 {
+        let middle = (first + last) / 2.0;
+        (middle - 15.0, middle + 15.0)
     } else {
         (x_low, x_high)
     };

@@ -494,8 +494,10 @@ async fn revoke_token(
         .any(|t| t.id == token_id);
     if own {
         user.require(Permission::CreateOwnTokens)?;
-    } else {
-        user.require(Permission::ManageUsers)?;
+    } else if !user.may(Permission::ManageUsers) {
+        // Someone else's token is, to this user, no token at all: a refusal would tell them it
+        // exists.
+        return Err(not_found());
     }
     state
         .store

@@ -33,7 +33,7 @@ use appliance::store::users::{self, User};
 
 use crate::auth::{csrf_token, same_token, session_secret};
 use crate::problem::ApiError;
-use crate::roles::{Permission, allows};
+use crate::roles::{Permission, allows, require};
 use crate::state::AppState;
 use crate::views::{ErrorPage, Layout, Role, SignedInUser, paths};
 
@@ -62,15 +62,7 @@ pub struct PageUser {
 impl PageUser {
     /// Refuses with a 403 page naming the role and the action unless the role allows it.
     pub fn require(&self, permission: Permission) -> Result<(), PageError> {
-        if allows(self.user.role, permission) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden {
-                role: self.user.role.to_string(),
-                action: permission.action(),
-            }
-            .into())
-        }
+        Ok(require(self.user.role, permission)?)
     }
 
     /// Whether the role allows `permission` (to show or hide a control).

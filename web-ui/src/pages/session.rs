@@ -18,7 +18,7 @@ use appliance::store::random_hex;
 
 use super::{PageError, PageForm, PageResult, PageUser, read_form};
 use crate::api::session::{close_session, open_session};
-use crate::auth::{cleared_cookie, csrf_token, same_token, session_cookie};
+use crate::auth::{cleared_cookie, cookie_value, csrf_token, same_token, session_cookie};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use crate::views::{Layout, Notice, SignInPage, paths};
@@ -86,14 +86,7 @@ pub struct SignInForm {
 }
 
 fn pre_session_secret(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SIGN_IN_COOKIE)
-        .map(|(_, value)| value.to_owned())
+    cookie_value(headers, SIGN_IN_COOKIE)
         .filter(|value| value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 

@@ -4,7 +4,6 @@
 //! (`POST /runs/{id}/release`), which mirrors `POST /api/v1/runs/{id}/release`.
 
 use std::collections::HashSet;
-use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -22,6 +21,7 @@ use appliance::store::{AuditEntry as StoredAuditEntry, RunId};
 use nmr_core::fit::{SpectrumOptions, fit_spectrum};
 
 use super::{NoticeQuery, count_view, notice, path_id, readable, run_patient};
+use crate::api::runs::sign_with_password;
 use crate::charts::{DecayChart, FittedDecay, T2DistributionChart};
 use crate::pages::{PageError, PageForm, PageResult, PageUser};
 use crate::problem::ApiError;
@@ -519,39 +519,16 @@ async fn sign(
             ));
         }
     };
-    let username = user.user.username.clone();
-    let now = Instant::now();
-    if let Err(refusal) = state.throttle.check(&username, client, now) {
-        return Err(ApiError::TooManyAttempts {
-            what: refusal.what,
-            retry_after_s: refusal.retry_after_s,
-        });
-    }
-    let confirmed = state.store.authenticate(&username, &form.password).await?;
-    if confirmed.as_ref().map(|u| u.id) != Some(user.user.id) {
-        state.throttle.record_failure(&username, client, now);
-        state
-            .store
-            .record_event(
-                &user.user.actor(),
-                StoredAuditEntry::new("result.sign_refused", "run")
-                    .id(run.id.0)
-                    .reason("password re-entry failed"),
-            )
-            .await?;
-        return Err(ApiError::invalid(
-            "password",
-            "the password does not match the signed-in user",
-        ));
-    }
-    let expected = user.user.display_name.trim();
-    if !form.printed_name.trim().eq_ignore_ascii_case(expected) {
-        return Err(ApiError::invalid(
-            "printed_name",
-            format!("must be the signer's name as on their account ({expected:?})"),
-        ));
-    }
-    state.store.sign_result(&user.user, run.id, meaning).await?;
+    sign_with_password(
+        state,
+        &user.user,
+        client,
+        run.id,
+        &form.password,
+        &form.printed_name,
+        meaning,
+    )
+    .await?;
     Ok(meaning)
 }
 
