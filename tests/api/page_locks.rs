@@ -80,6 +80,9 @@ fn table() -> Vec<Page> {
         get("/patients/{p}", Roles(VIEWERS)),
         get("/qc", AnyRole),
         post("/qc/measurements", &[("value", "")], Roles(BENCH)),
+        post("/qc/materials", &[("name", "")], Roles(ADMIN)),
+        post("/qc/lots", &[("lot", "")], Roles(ADMIN)),
+        post("/qc/targets", &[("sd", "")], Roles(ADMIN)),
         get("/calibrations", AnyRole),
         get("/calibrations/{c}", AnyRole),
         post(

@@ -920,3 +920,435 @@ async fn the_backup_is_a_whole_sqlite_database_and_leaves_no_file_behind() {
         .collect();
     assert!(leftovers.is_empty(), "temporary file left: {leftovers:?}");
 }
+
+/// A form's fields, owned.
+type Fields = Vec<(&'static str, String)>;
+
+/// The set-up forms' defaults (every field filled as a lab admin would).
+fn material_fields(name: &str) -> Fields {
+    vec![
+        ("name", name.to_owned()),
+        ("kind", "phantom".into()),
+        ("analyte", "t2_ms".into()),
+    ]
+}
+
+/// POSTs owned fields (the set-up tests build them in loops).
+async fn post_fields(
+    app: &TestApp,
+    session: &BrowserSession,
+    path: &str,
+    fields: &[(&'static str, String)],
+    csrf: Csrf,
+) -> reqwest::Response {
+    let borrowed: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    post_form(app, session, path, &borrowed, csrf).await
+}
+
+/// Materials, lots, targets and audit entries stored (a refused form changes none).
+async fn qc_counts(app: &TestApp) -> (i64, i64, i64, i64) {
+    (
+        app.count("qc_materials").await,
+        app.count("qc_lots").await,
+        app.count("qc_targets").await,
+        app.count("audit_log").await,
+    )
+}
+
+/// The id after `?{key}=` in a redirect.
+fn redirected_id(target: &str, key: &str) -> i64 {
+    let prefix = format!("/qc?{key}=");
+    assert!(target.starts_with(&prefix), "{target}");
+    target[prefix.len()..].parse().expect("an id")
+}
+
+#[tokio::test]
+async fn on_a_fresh_instrument_a_lab_admin_defines_material_lot_and_target_then_runs_qc() {
+    let app = spawn_app().await;
+    let admin = browser(&app, Role::LabAdmin).await;
+    let (status, body) = get_page(&app, Some(&admin), "/qc").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("No control materials defined yet"));
+    assert!(
+        body.contains("<details open>"),
+        "set-up open when nothing exists"
+    );
+    assert!(body.contains("action=\"/qc/materials\""));
+
+    // 1. The material.
+    let response = post_fields(
+        &app,
+        &admin,
+        "/qc/materials",
+        &material_fields("Phantom T2 mid"),
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let target = location(&response);
+    let material_id = redirected_id(&target, "material");
+    let (_, body) = get_page(&app, Some(&admin), &target).await;
+    assert!(body.contains("Control material Phantom T2 mid defined"));
+    assert!(
+        body.contains("action=\"/qc/lots\""),
+        "now a lot can be added"
+    );
+
+    // 2. A lot of it.
+    let material = material_id.to_string();
+    let response = post_form(
+        &app,
+        &admin,
+        "/qc/lots",
+        &[
+            ("material_id", &material),
+            ("lot", " PH-88 "),
+            ("expires_on", "2099-06-30"),
+        ],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let target = location(&response);
+    let lot_id = redirected_id(&target, "lot").to_string();
+    let (_, body) = get_page(&app, Some(&admin), &target).await;
+    assert!(body.contains("Lot PH-88 of Phantom T2 mid added"));
+    assert!(body.contains("expires 2099-06-30 — no target yet"));
+
+    // 3. Its target, established from the 20 baseline values of CLSI C24.
+    let response = post_form(
+        &app,
+        &admin,
+        "/qc/targets",
+        &[
+            ("lot_id", &lot_id),
+            ("mean", "100"),
+            ("sd", "2,0"),
+            ("source", "established"),
+            ("n_values", "20"),
+        ],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let target = location(&response);
+    assert_eq!(target, format!("/qc?target={lot_id}"));
+    let (_, body) = get_page(&app, Some(&admin), &target).await;
+    assert!(body.contains("Target for Phantom T2 mid · lot PH-88 set: mean 100 ms, SD 2 ms"));
+    assert!(body.contains("<details>"), "collapsed once materials exist");
+
+    // Stored as given, by the lab admin, and audited.
+    let (mean, sd, source, n_values): (f64, f64, String, Option<i64>) =
+        sqlx::query_as("SELECT mean, sd, source, n_values FROM qc_targets")
+            .fetch_one(app.store.pool())
+            .await
+            .expect("a target");
+    assert_eq!(
+        (mean, sd, source.as_str(), n_values),
+        (100.0, 2.0, "established", Some(20))
+    );
+    for action in ["qc.material.add", "qc.lot.add", "qc.target.set"] {
+        let actors: Vec<String> =
+            sqlx::query_scalar("SELECT actor FROM audit_log WHERE action = ?")
+                .bind(action)
+                .fetch_all(app.store.pool())
+                .await
+                .expect("audit");
+        assert_eq!(actors.len(), 1, "{action} audited once");
+        assert!(
+            actors[0].contains("lars"),
+            "{action} by the lab admin: {actors:?}"
+        );
+    }
+
+    // The bench can now run QC: a value beyond 3 SD is judged and charted.
+    let operator = browser(&app, Role::Operator).await;
+    let response = post_form(
+        &app,
+        &operator,
+        "/qc/measurements",
+        &[("material_lot_id", &lot_id), ("value", "107")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (status, body) = get_page(&app, Some(&operator), &location(&response)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("recorded: reject"),
+        "judged against the new target"
+    );
+    assert!(body.contains("chart-levey-jennings") && body.contains("1-3s"));
+    assert!(
+        !body.contains("Set up control materials"),
+        "operators record QC but do not define it"
+    );
+}
+
+#[tokio::test]
+async fn the_qc_set_up_forms_refuse_bad_input_naming_the_field_and_store_nothing() {
+    let app = spawn_app().await;
+    let lot = control_lot(&app).await;
+    let lot_id = lot.id.0.to_string();
+    let material = lot.material_id.0.to_string();
+    let admin = browser(&app, Role::LabAdmin).await;
+    let before = qc_counts(&app).await;
+    let owned = |fields: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        fields.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+    };
+    let cases: Vec<(&str, Fields, &str)> = vec![
+        ("/qc/materials", material_fields("  "), "name"),
+        ("/qc/materials", material_fields(&"x".repeat(101)), "name"),
+        ("/qc/materials", material_fields("Phantom T2 mid"), "name"),
+        (
+            "/qc/materials",
+            owned(&[("name", "New"), ("kind", "blood"), ("analyte", "t2_ms")]),
+            "kind",
+        ),
+        (
+            "/qc/materials",
+            owned(&[("name", "New"), ("kind", "control"), ("analyte", "ph")]),
+            "analyte",
+        ),
+        (
+            "/qc/lots",
+            owned(&[
+                ("material_id", &material),
+                ("lot", ""),
+                ("expires_on", "2099-01-01"),
+            ]),
+            "lot",
+        ),
+        (
+            "/qc/lots",
+            owned(&[
+                ("material_id", &material),
+                ("lot", "PH-77"),
+                ("expires_on", "2099-01-01"),
+            ]),
+            "lot",
+        ),
+        (
+            "/qc/lots",
+            owned(&[
+                ("material_id", "999999"),
+                ("lot", "L1"),
+                ("expires_on", "2099-01-01"),
+            ]),
+            "material_id",
+        ),
+        (
+            "/qc/lots",
+            owned(&[
+                ("material_id", "x"),
+                ("lot", "L1"),
+                ("expires_on", "2099-01-01"),
+            ]),
+            "material_id",
+        ),
+        (
+            "/qc/lots",
+            owned(&[
+                ("material_id", &material),
+                ("lot", "L1"),
+                ("expires_on", "31.12.2099"),
+            ]),
+            "expires_on",
+        ),
+        (
+            "/qc/lots",
+            owned(&[
+                ("material_id", &material),
+                ("lot", "L1"),
+                ("expires_on", "2001-01-01"),
+            ]),
+            "expires_on",
+        ),
+        (
+            "/qc/targets",
+            owned(&[
+                ("lot_id", &lot_id),
+                ("mean", "100"),
+                ("sd", "0"),
+                ("source", "manufacturer"),
+            ]),
+            "sd",
+        ),
+        (
+            "/qc/targets",
+            owned(&[
+                ("lot_id", &lot_id),
+                ("mean", "100"),
+                ("sd", "-1"),
+                ("source", "manufacturer"),
+            ]),
+            "sd",
+        ),
+        (
+            "/qc/targets",
+            owned(&[
+                ("lot_id", &lot_id),
+                ("mean", "abc"),
+                ("sd", "2"),
+                ("source", "manufacturer"),
+            ]),
+            "mean",
+        ),
+        (
+            "/qc/targets",
+            owned(&[
+                ("lot_id", &lot_id),
+                ("mean", "100"),
+                ("sd", "inf"),
+                ("source", "manufacturer"),
+            ]),
+            "sd",
+        ),
+        (
+            "/qc/targets",
+            owned(&[
+                ("lot_id", "999999"),
+                ("mean", "100"),
+                ("sd", "2"),
+                ("source", "manufacturer"),
+            ]),
+            "lot_id",
+        ),
+        (
+            "/qc/targets",
+            owned(&[
+                ("lot_id", &lot_id),
+                ("mean", "100"),
+                ("sd", "2"),
+                ("source", "guess"),
+            ]),
+            "source",
+        ),
+        (
+            "/qc/targets",
+            owned(&[
+                ("lot_id", &lot_id),
+                ("mean", "100"),
+                ("sd", "2"),
+                ("source", "established"),
+                ("n_values", "12"),
+            ]),
+            "n_values",
+        ),
+        (
+            "/qc/targets",
+            owned(&[
+                ("lot_id", &lot_id),
+                ("mean", "100"),
+                ("sd", "2"),
+                ("source", "manufacturer"),
+                ("n_values", "-3"),
+            ]),
+            "n_values",
+        ),
+    ];
+    for (path, fields, field) in &cases {
+        let response = post_fields(&app, &admin, path, fields, Csrf::Right).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path} {fields:?}"
+        );
+        let body = response.text().await.expect("body");
+        assert!(
+            body.contains(&format!("Nothing was saved: {field} — ")),
+            "{path} names {field}: {fields:?}"
+        );
+        assert!(
+            body.contains("<details open>"),
+            "the set-up shown open again"
+        );
+        assert_eq!(
+            qc_counts(&app).await,
+            before,
+            "nothing stored: {path} {fields:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn only_lab_admins_with_the_page_s_token_may_define_qc() {
+    let app = spawn_app().await;
+    let lot = control_lot(&app).await;
+    let lot_id = lot.id.0.to_string();
+    let forms: [(&str, Vec<(&'static str, String)>); 3] = [
+        ("/qc/materials", material_fields("Control low")),
+        (
+            "/qc/lots",
+            vec![
+                ("material_id", lot.material_id.0.to_string()),
+                ("lot", "L2".into()),
+                ("expires_on", "2099-01-01".into()),
+            ],
+        ),
+        (
+            "/qc/targets",
+            vec![
+                ("lot_id", lot_id.clone()),
+                ("mean", "101".into()),
+                ("sd", "3".into()),
+                ("source", "manufacturer".into()),
+            ],
+        ),
+    ];
+    let before = qc_counts(&app).await;
+    for role in [Role::Operator, Role::Clinician] {
+        let session = browser(&app, role).await;
+        let (_, body) = get_page(&app, Some(&session), "/qc").await;
+        assert!(
+            !body.contains("Set up control materials"),
+            "{role}: no set-up"
+        );
+        for (path, fields) in &forms {
+            let response = post_fields(&app, &session, path, fields, Csrf::Right).await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path} as {role}");
+            assert!(
+                response.text().await.expect("body").contains(role.as_str()),
+                "the refusal names the role"
+            );
+        }
+    }
+    let admin = browser(&app, Role::LabAdmin).await;
+    for csrf in [Csrf::Missing, Csrf::Wrong] {
+        for (path, fields) in &forms {
+            let response = post_fields(&app, &admin, path, fields, csrf).await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+            assert!(response.text().await.expect("body").contains("csrf_token"));
+        }
+    }
+    for (path, _) in &forms {
+        assert_sign_in_redirect_on_post(&app, path).await;
+    }
+    // (Sign-ins are audited; the QC tables are what must not change.)
+    let (materials, lots, targets, _) = qc_counts(&app).await;
+    assert_eq!(
+        (materials, lots, targets),
+        (before.0, before.1, before.2),
+        "nothing stored"
+    );
+    // The same forms, as the lab admin, go through.
+    for (path, fields) in &forms {
+        let response = post_fields(&app, &admin, path, fields, Csrf::Right).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+    }
+}
+
+/// A set-up post without a session stores nothing (it is sent to sign in or refused).
+async fn assert_sign_in_redirect_on_post(app: &TestApp, path: &str) {
+    let response = client()
+        .post(app.url(path))
+        .form(&[("name", "x")])
+        .send()
+        .await
+        .expect("POST");
+    assert!(
+        response.status() == StatusCode::SEE_OTHER || response.status().is_client_error(),
+        "POST {path} signed out: {}",
+        response.status()
+    );
+}

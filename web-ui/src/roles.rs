@@ -31,6 +31,8 @@ pub enum Permission {
     CreateOwnTokens,
     /// Record a QC measurement (daily QC at the bench).
     RecordQc,
+    /// Define QC control materials and lots and set a lot's target mean and SD.
+    ManageQc,
     /// Add users, disable them, and list or revoke anyone's API tokens.
     ManageUsers,
     /// Search the audit trail and read the instrument log.
@@ -54,6 +56,7 @@ impl Permission {
             Self::ManageCalibrations => "add or activate calibrations",
             Self::CreateOwnTokens => "create API tokens",
             Self::RecordQc => "record QC measurements",
+            Self::ManageQc => "define QC materials, lots and targets",
             Self::ManageUsers => "manage users and API tokens",
             Self::ViewAuditTrail => "read the audit trail and instrument log",
             Self::DownloadBackup => "download backups",
@@ -135,6 +138,7 @@ mod tests {
         assert!(allows(Role::Operator, Permission::RecordQc));
         assert!(!allows(Role::Clinician, Permission::RecordQc));
         for permission in [
+            Permission::ManageQc,
             Permission::ManageUsers,
             Permission::ViewAuditTrail,
             Permission::DownloadBackup,

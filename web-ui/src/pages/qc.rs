@@ -1,6 +1,8 @@
 //! The QC page: a Levey–Jennings chart per control material and lot (the last 31 days against
 //! the lot's current target, each point marked with the Westgard rules it broke when it was
-//! recorded), the phantom history, and the form that records a QC measurement.
+//! recorded), the phantom history, the form that records a QC measurement, and for lab admins
+//! the forms that define control materials and lots and set a lot's target (without which a
+//! fresh instrument has nothing to run QC on).
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -9,9 +11,9 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use appliance::store::qc::{QcMaterialKind, QcResult, QcStatus};
+use appliance::store::qc::{QcMaterialKind, QcResult, QcStatus, TargetSource};
 use appliance::store::users::User;
-use appliance::store::{QcLotId, Timestamp, UserId};
+use appliance::store::{QcLotId, QcMaterialId, StoreError, Timestamp, UserId};
 use nmr_core::qc::Severity;
 use nmr_core::qc::westgard::WestgardViolation;
 
@@ -21,7 +23,7 @@ use crate::charts::{LeveyJenningsChart, LjPoint, LjViolation};
 use crate::problem::ApiError;
 use crate::roles::Permission;
 use crate::state::AppState;
-use crate::views::{Notice, PhantomRow, QcMaterialOption, QcPage, paths};
+use crate::views::{Notice, PhantomRow, QcChoice, QcMaterialOption, QcPage, QcSetup, paths};
 
 /// Days of history the charts show.
 const CHART_DAYS: i64 = 31;
@@ -33,6 +35,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(paths::QC, get(show))
         .route(paths::QC_MEASUREMENTS, post(submit))
+        .route(paths::QC_MATERIALS, post(add_material))
+        .route(paths::QC_LOTS, post(add_lot))
+        .route(paths::QC_TARGETS, post(set_target))
 }
 
 /// "2026-11-24 08:05 UTC": the pages' way of writing a stored instant.
@@ -117,14 +122,56 @@ fn recorded_notice(result: &QcResult, unit: &str) -> Notice {
     }
 }
 
-/// Builds the QC page from the store; `recorded` is a result just recorded, to confirm.
+/// What the page confirms after a redirect (ids only: the words come from the store).
+#[derive(Clone, Copy, Debug, Default)]
+struct Confirm {
+    /// A QC result just recorded.
+    recorded: Option<i64>,
+    /// A control material just defined.
+    material: Option<i64>,
+    /// A lot just added.
+    lot: Option<i64>,
+    /// A lot whose target was just set.
+    target: Option<i64>,
+}
+
+fn success(text: String) -> Option<Notice> {
+    Some(Notice {
+        level: "success".into(),
+        text,
+    })
+}
+
+fn kind_label(kind: QcMaterialKind) -> &'static str {
+    match kind {
+        QcMaterialKind::Phantom => "phantom",
+        QcMaterialKind::Control => "control",
+    }
+}
+
+/// "2027-03-31".
+fn date_text(date: time::Date) -> String {
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+/// Builds the QC page from the store; `confirm` names what was just done, to confirm it;
+/// `setup_error` is a refused set-up form's field and reason.
 async fn page(
     state: &AppState,
     user: &PageUser,
     form_error: Option<String>,
-    recorded: Option<i64>,
+    setup_error: Option<String>,
+    confirm: Confirm,
 ) -> PageResult<QcPage> {
+    let recorded = confirm.recorded;
     let mut notice = None;
+    let mut setup_materials = Vec::new();
+    let mut setup_lots = Vec::new();
     let store = &state.store;
     let since = Timestamp::now().plus(-time::Duration::days(CHART_DAYS));
     let names: std::collections::BTreeMap<UserId, String> = store
@@ -138,8 +185,48 @@ async fn page(
     let mut materials = Vec::new();
     for material in store.qc_materials().await? {
         let unit = unit_of(&material.analyte);
+        if confirm.material == Some(material.id.0) {
+            notice = success(format!(
+                "Control material {} defined. Add a lot of it next.",
+                material.name
+            ));
+        }
+        setup_materials.push(QcChoice {
+            id: material.id.0,
+            label: format!(
+                "{} ({}, {} in {unit})",
+                material.name,
+                kind_label(material.kind),
+                material.analyte
+            ),
+        });
         for lot in store.qc_lots(material.id).await? {
             let target = store.current_qc_target(lot.id).await?;
+            if confirm.lot == Some(lot.id.0) {
+                notice = success(format!(
+                    "Lot {} of {} added. Set its target next: until then no Westgard rule judges its values.",
+                    lot.lot, material.name
+                ));
+            }
+            if let Some(target) = target.as_ref().filter(|_| confirm.target == Some(lot.id.0)) {
+                notice = success(format!(
+                    "Target for {} · lot {} set: mean {} {unit}, SD {} {unit}. New QC values of this lot are judged against it.",
+                    material.name, lot.lot, target.mean, target.sd
+                ));
+            }
+            setup_lots.push(QcChoice {
+                id: lot.id.0,
+                label: format!(
+                    "{} · lot {}, expires {} — {}",
+                    material.name,
+                    lot.lot,
+                    date_text(lot.expires_on),
+                    target.as_ref().map_or_else(
+                        || "no target yet".to_owned(),
+                        |t| format!("target {} ± {} {unit}", t.mean, t.sd)
+                    )
+                ),
+            });
             let results = store.qc_results(lot.id, since).await?;
             if let Some(result) = results.iter().find(|r| Some(r.id.0) == recorded) {
                 notice = Some(recorded_notice(result, &unit));
@@ -219,6 +306,11 @@ async fn page(
     if !can_record {
         materials.clear();
     }
+    let setup = user.may(Permission::ManageQc).then_some(QcSetup {
+        materials: setup_materials,
+        lots: setup_lots,
+        error: setup_error,
+    });
     let mut layout = user.layout(state, "Quality control", paths::QC);
     layout.notice = notice;
     Ok(QcPage {
@@ -228,6 +320,7 @@ async fn page(
         materials,
         form_error,
         can_record,
+        setup,
     })
 }
 
@@ -237,6 +330,15 @@ pub struct QcQuery {
     /// A result just recorded (its verdict is shown).
     #[serde(default)]
     recorded: Option<i64>,
+    /// A control material just defined.
+    #[serde(default)]
+    material: Option<i64>,
+    /// A lot just added.
+    #[serde(default)]
+    lot: Option<i64>,
+    /// A lot whose target was just set.
+    #[serde(default)]
+    target: Option<i64>,
 }
 
 /// `GET /qc`.
@@ -246,7 +348,13 @@ async fn show(
     Query(query): Query<QcQuery>,
 ) -> PageResult {
     user.require(Permission::ViewQc)?;
-    Ok(page(&state, &user, None, query.recorded)
+    let confirm = Confirm {
+        recorded: query.recorded,
+        material: query.material,
+        lot: query.lot,
+        target: query.target,
+    };
+    Ok(page(&state, &user, None, None, confirm)
         .await?
         .into_response())
 }
@@ -312,7 +420,14 @@ async fn submit(State(state): State<AppState>, form: PageForm<QcMeasurementForm>
             Ok(Redirect::to(&format!("{}?recorded={}", paths::QC, result.id.0)).into_response())
         }
         Err((field, reason)) => {
-            let mut page = page(&state, &user, Some(format!("{field}: {reason}")), None).await?;
+            let mut page = page(
+                &state,
+                &user,
+                Some(format!("{field}: {reason}")),
+                None,
+                Confirm::default(),
+            )
+            .await?;
             page.layout.notice = Some(Notice {
                 level: "error".into(),
                 text: format!("Nothing was recorded: {field} — {reason}"),
@@ -320,4 +435,268 @@ async fn submit(State(state): State<AppState>, form: PageForm<QcMeasurementForm>
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     }
+}
+
+/// A refused set-up form: the field and why.
+type Refusal = (String, String);
+
+fn refuse(field: &str, reason: impl Into<String>) -> Refusal {
+    (field.to_owned(), reason.into())
+}
+
+/// The store's answer to a set-up form: its refusals of the user's input become the form's
+/// field and reason (`duplicate_field` names what collided, `missing_field` what was not found);
+/// anything else is not the user's doing and becomes an error page.
+fn store_refusal(
+    error: StoreError,
+    duplicate_field: &str,
+    missing_field: &str,
+) -> Result<Refusal, StoreError> {
+    match error {
+        StoreError::Invalid { field, reason } => Ok(refuse(field, reason)),
+        StoreError::Duplicate { entity, key } => Ok(refuse(
+            duplicate_field,
+            format!("a {entity} {key:?} exists already"),
+        )),
+        StoreError::NotFound { entity, key } => {
+            Ok(refuse(missing_field, format!("no {entity} {key}")))
+        }
+        other => Err(other),
+    }
+}
+
+/// After a set-up form: back to the QC page confirming what was done, or the page again with
+/// 422 naming the refused field (nothing was stored).
+async fn setup_outcome(
+    state: &AppState,
+    user: &PageUser,
+    outcome: Result<String, Refusal>,
+) -> PageResult {
+    match outcome {
+        Ok(target) => Ok(Redirect::to(&target).into_response()),
+        Err((field, reason)) => {
+            let mut page = page(
+                state,
+                user,
+                None,
+                Some(format!("{field}: {reason}")),
+                Confirm::default(),
+            )
+            .await?;
+            page.layout.notice = Some(Notice {
+                level: "error".into(),
+                text: format!("Nothing was saved: {field} — {reason}"),
+            });
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+    }
+}
+
+/// A text field trimmed, 1 to 100 characters (the store's rule, checked here to name the field).
+fn required_text(field: &str, text: &str) -> Result<String, Refusal> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(refuse(field, "must not be empty"));
+    }
+    if text.chars().count() > 100 {
+        return Err(refuse(field, "at most 100 characters"));
+    }
+    Ok(text.to_owned())
+}
+
+/// A finite number, a decimal comma accepted.
+fn number(field: &str, text: &str) -> Result<f64, Refusal> {
+    text.trim()
+        .replace(',', ".")
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| refuse(field, format!("{text:?} is not a number")))
+}
+
+/// A row id from a form's select.
+fn row_id(field: &str, text: &str, what: &str) -> Result<i64, Refusal> {
+    text.trim()
+        .parse::<i64>()
+        .map_err(|_| refuse(field, format!("choose a {what}")))
+}
+
+/// The new-control-material form.
+#[derive(Debug, Deserialize)]
+pub struct MaterialForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    analyte: String,
+}
+
+/// What the pages know how to chart (the unit is the name's suffix).
+const ANALYTES: [&str; 2] = ["t2_ms", "cells"];
+
+fn parse_material(form: &MaterialForm) -> Result<(String, QcMaterialKind, &'static str), Refusal> {
+    let name = required_text("name", &form.name)?;
+    let kind = match form.kind.trim() {
+        "phantom" => QcMaterialKind::Phantom,
+        "control" => QcMaterialKind::Control,
+        other => {
+            return Err(refuse(
+                "kind",
+                format!("{other:?} is neither phantom nor control"),
+            ));
+        }
+    };
+    let analyte = ANALYTES
+        .into_iter()
+        .find(|a| *a == form.analyte.trim())
+        .ok_or_else(|| {
+            refuse(
+                "analyte",
+                format!("{:?} is not one of {}", form.analyte, ANALYTES.join(", ")),
+            )
+        })?;
+    Ok((name, kind, analyte))
+}
+
+/// `POST /qc/materials`: defines a control material (the store audits it).
+async fn add_material(State(state): State<AppState>, form: PageForm<MaterialForm>) -> PageResult {
+    let PageForm { user, form } = form;
+    user.require(Permission::ManageQc)?;
+    let outcome = match parse_material(&form) {
+        Ok((name, kind, analyte)) => match state
+            .store
+            .add_qc_material(&user.user.actor(), &name, kind, analyte)
+            .await
+        {
+            Ok(material) => Ok(format!("{}?material={}", paths::QC, material.id.0)),
+            Err(error) => Err(store_refusal(error, "name", "name")?),
+        },
+        Err(refusal) => Err(refusal),
+    };
+    setup_outcome(&state, &user, outcome).await
+}
+
+/// The new-lot form.
+#[derive(Debug, Deserialize)]
+pub struct LotForm {
+    #[serde(default)]
+    material_id: String,
+    #[serde(default)]
+    lot: String,
+    #[serde(default)]
+    expires_on: String,
+}
+
+fn parse_lot(form: &LotForm) -> Result<(QcMaterialId, String, time::Date), Refusal> {
+    let material_id = row_id("material_id", &form.material_id, "control material")?;
+    let lot = required_text("lot", &form.lot)?;
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let expires_on = time::Date::parse(form.expires_on.trim(), &format).map_err(|_| {
+        refuse(
+            "expires_on",
+            format!("{:?} is not a date like 2027-03-31", form.expires_on),
+        )
+    })?;
+    let today = Timestamp::now().datetime().date();
+    if expires_on < today {
+        return Err(refuse(
+            "expires_on",
+            format!(
+                "the lot expired on {}; an expired control cannot be used",
+                date_text(expires_on)
+            ),
+        ));
+    }
+    Ok((QcMaterialId(material_id), lot, expires_on))
+}
+
+/// `POST /qc/lots`: adds a lot of a material (the store audits it).
+async fn add_lot(State(state): State<AppState>, form: PageForm<LotForm>) -> PageResult {
+    let PageForm { user, form } = form;
+    user.require(Permission::ManageQc)?;
+    let outcome = match parse_lot(&form) {
+        Ok((material_id, lot, expires_on)) => match state
+            .store
+            .add_qc_lot(&user.user.actor(), material_id, &lot, expires_on)
+            .await
+        {
+            Ok(lot) => Ok(format!("{}?lot={}", paths::QC, lot.id.0)),
+            Err(error) => Err(store_refusal(error, "lot", "material_id")?),
+        },
+        Err(refusal) => Err(refusal),
+    };
+    setup_outcome(&state, &user, outcome).await
+}
+
+/// The lot-target form.
+#[derive(Debug, Deserialize)]
+pub struct TargetForm {
+    #[serde(default)]
+    lot_id: String,
+    #[serde(default)]
+    mean: String,
+    #[serde(default)]
+    sd: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    n_values: String,
+}
+
+/// A parsed target: lot, mean, SD, source and the number of values it rests on.
+type Target = (QcLotId, f64, f64, TargetSource, Option<u32>);
+
+fn parse_target(form: &TargetForm) -> Result<Target, Refusal> {
+    let lot_id = row_id("lot_id", &form.lot_id, "lot")?;
+    let mean = number("mean", &form.mean)?;
+    let sd = number("sd", &form.sd)?;
+    if sd <= 0.0 {
+        return Err(refuse("sd", "the SD must be above 0"));
+    }
+    let source = match form.source.trim() {
+        "manufacturer" => TargetSource::Manufacturer,
+        "established" => TargetSource::Established,
+        other => {
+            return Err(refuse(
+                "source",
+                format!("{other:?} is neither manufacturer nor established"),
+            ));
+        }
+    };
+    let n_values = match form.n_values.trim() {
+        "" => None,
+        text => Some(text.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            refuse(
+                "n_values",
+                format!("{text:?} is not a whole number above 0"),
+            )
+        })?),
+    };
+    if source == TargetSource::Established && n_values.is_none_or(|n| n < 20) {
+        return Err(refuse(
+            "n_values",
+            "a target established on this instrument needs at least 20 values (CLSI C24)",
+        ));
+    }
+    Ok((QcLotId(lot_id), mean, sd, source, n_values))
+}
+
+/// `POST /qc/targets`: sets a lot's target mean and SD; it supersedes the lot's earlier targets,
+/// which stay on record (the store audits it).
+async fn set_target(State(state): State<AppState>, form: PageForm<TargetForm>) -> PageResult {
+    let PageForm { user, form } = form;
+    user.require(Permission::ManageQc)?;
+    let outcome = match parse_target(&form) {
+        Ok((lot_id, mean, sd, source, n_values)) => match state
+            .store
+            .set_qc_target(&user.user.actor(), lot_id, mean, sd, source, n_values)
+            .await
+        {
+            Ok(target) => Ok(format!("{}?target={}", paths::QC, target.lot_id.0)),
+            Err(error) => Err(store_refusal(error, "lot_id", "lot_id")?),
+        },
+        Err(refusal) => Err(refusal),
+    };
+    setup_outcome(&state, &user, outcome).await
 }

@@ -34,7 +34,7 @@ pub use error_page::ErrorPage;
 pub use layout::{Layout, NavLink, Notice, Role, SignedInUser};
 pub use new_run::{LiveRunPage, NewRunForm, NewRunPage, ProgressStep};
 pub use patient::{PatientPage, PatientRunRow};
-pub use qc::{PhantomRow, QcMaterialOption, QcPage};
+pub use qc::{PhantomRow, QcChoice, QcMaterialOption, QcPage, QcSetup};
 pub use run::{
     CalibrationUsed, QcFlagView, ReleaseForm, ReplicateView, ResultVersion, RunHeader, RunPage,
     Signature, TubeView,

@@ -19,6 +19,12 @@ pub const PATIENT_SEARCH: &str = "/patients";
 pub const QC: &str = "/qc";
 /// Target of the QC-measurement form (POST).
 pub const QC_MEASUREMENTS: &str = "/qc/measurements";
+/// Target of the new-control-material form (POST, lab admins).
+pub const QC_MATERIALS: &str = "/qc/materials";
+/// Target of the new-lot form (POST, lab admins).
+pub const QC_LOTS: &str = "/qc/lots";
+/// Target of the lot-target form (POST, lab admins).
+pub const QC_TARGETS: &str = "/qc/targets";
 /// Calibration lots.
 pub const CALIBRATIONS: &str = "/calibrations";
 /// Admin page.

@@ -92,6 +92,48 @@ pub struct QcMaterialOption {
     pub label: String,
 }
 
+/// A choice in one of the set-up forms' lists (a material, or a lot of one).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcChoice {
+    /// Form value (the material's or the lot's id).
+    pub id: i64,
+    /// "Phantom T2 high (phantom, T2 in ms)", "Phantom T2 high · lot PH-24, expires 2027-03-31".
+    pub label: String,
+}
+
+/// The lab admin's forms that define control materials and lots and set a lot's target.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcSetup {
+    /// The materials a lot can be added to.
+    pub materials: Vec<QcChoice>,
+    /// The lots a target can be set for.
+    pub lots: Vec<QcChoice>,
+    /// What was wrong with the last set-up form (it opens the section).
+    pub error: Option<String>,
+}
+
+impl QcSetup {
+    /// The section starts open when there is nothing to do QC with yet, or a form was refused.
+    pub fn open(&self) -> bool {
+        self.materials.is_empty() || self.lots.is_empty() || self.error.is_some()
+    }
+
+    /// The material form's target.
+    pub fn materials_action(&self) -> &'static str {
+        paths::QC_MATERIALS
+    }
+
+    /// The lot form's target.
+    pub fn lots_action(&self) -> &'static str {
+        paths::QC_LOTS
+    }
+
+    /// The target form's target.
+    pub fn targets_action(&self) -> &'static str {
+        paths::QC_TARGETS
+    }
+}
+
 /// The QC page.
 #[derive(Clone, Debug, Template, WebTemplate)]
 #[template(path = "qc.html")]
@@ -108,6 +150,8 @@ pub struct QcPage {
     pub form_error: Option<String>,
     /// True when this user may record a measurement (the form is shown).
     pub can_record: bool,
+    /// The set-up forms, for those who may define materials, lots and targets.
+    pub setup: Option<QcSetup>,
 }
 
 impl QcPage {
@@ -119,5 +163,79 @@ impl QcPage {
     /// The form's target.
     pub fn action(&self) -> &'static str {
         paths::QC_MEASUREMENTS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use askama::Template;
+
+    use super::*;
+    use crate::views::samples;
+
+    fn setup(materials: usize, lots: usize) -> QcSetup {
+        let choice = |id| QcChoice {
+            id,
+            label: format!("choice {id}"),
+        };
+        QcSetup {
+            materials: (1..=materials as i64).map(choice).collect(),
+            lots: (1..=lots as i64).map(choice).collect(),
+            error: None,
+        }
+    }
+
+    fn render(setup: Option<QcSetup>) -> String {
+        let mut page = samples::qc();
+        page.setup = setup;
+        page.render().unwrap_or_else(|e| panic!("qc page: {e}"))
+    }
+
+    #[test]
+    fn the_set_up_forms_are_only_for_those_who_may_manage_qc() {
+        let html = render(None);
+        assert!(!html.contains("Set up control materials"));
+        assert!(!html.contains("/qc/materials") && !html.contains("/qc/targets"));
+    }
+
+    #[test]
+    fn on_a_fresh_instrument_the_set_up_opens_with_only_the_material_form() {
+        let mut page = samples::qc();
+        page.charts.clear();
+        page.materials.clear();
+        page.setup = Some(setup(0, 0));
+        let html = page.render().unwrap_or_else(|e| panic!("qc page: {e}"));
+        assert!(
+            html.contains("<details open>"),
+            "open when nothing is defined"
+        );
+        assert!(html.contains("No control materials defined yet. Define one below"));
+        assert!(html.contains("action=\"/qc/materials\""));
+        assert!(
+            !html.contains("action=\"/qc/lots\""),
+            "no lot without a material"
+        );
+        assert!(
+            !html.contains("action=\"/qc/targets\""),
+            "no target without a lot"
+        );
+        assert!(html.contains("Define a control material first."));
+    }
+
+    #[test]
+    fn once_lots_exist_the_set_up_is_collapsed_unless_a_form_was_refused() {
+        let html = render(Some(setup(2, 2)));
+        assert!(html.contains("<details>") && !html.contains("<details open>"));
+        for action in ["/qc/materials", "/qc/lots", "/qc/targets"] {
+            assert!(html.contains(&format!("action=\"{action}\"")), "{action}");
+        }
+        assert!(html.contains("name=\"expires_on\"") && html.contains("name=\"sd\""));
+        assert!(html.contains("<option value=\"2\">choice 2</option>"));
+
+        let mut refused = setup(2, 2);
+        refused.error = Some("sd: the SD must be above 0".into());
+        let html = render(Some(refused));
+        assert!(html.contains("<details open>"));
+        assert!(html.contains("sd: the SD must be above 0"));
     }
 }

@@ -567,6 +567,24 @@ pub fn qc() -> QcPage {
         ],
         form_error: None,
         can_record: true,
+        setup: Some(QcSetup {
+            materials: vec![
+                QcChoice {
+                    id: 1,
+                    label: "Phantom T2 high (phantom, t2_ms in ms)".into(),
+                },
+                QcChoice {
+                    id: 2,
+                    label: "Spiked control low (control, cells in cells)".into(),
+                },
+            ],
+            lots: vec![QcChoice {
+                id: 1,
+                label: "Phantom T2 high · lot PH-24, expires 2027-03-31 — target 120 ± 1.5 ms"
+                    .into(),
+            }],
+            error: None,
+        }),
     }
 }
 
