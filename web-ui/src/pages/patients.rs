@@ -176,5 +176,6 @@ async fn build(state: &AppState, user: &PageUser, id: i64) -> Result<PatientPage
         },
         indication,
         runs: rows,
+        may_start_runs: user.may(Permission::OperateRuns),
     })
 }

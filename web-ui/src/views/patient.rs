@@ -48,6 +48,8 @@ pub struct PatientPage {
     pub trend: TrendChart,
     /// The runs, newest first.
     pub runs: Vec<PatientRunRow>,
+    /// Whether the viewer may start a run (the "New run" link is shown only then).
+    pub may_start_runs: bool,
 }
 
 impl PatientPage {

@@ -275,6 +275,7 @@ pub fn patient() -> PatientPage {
             indication: "breast".into(),
         },
         runs: rows,
+        may_start_runs: false,
     }
 }
 
@@ -292,6 +293,7 @@ pub fn patient_empty() -> PatientPage {
             indication: "breast".into(),
         },
         runs: vec![],
+        may_start_runs: true,
     }
 }
 

@@ -371,8 +371,16 @@ fn patient_page_shows_trend_runs_and_export() {
     );
     assert!(html.contains("Failed: tube 2 underfilled") && html.contains("No result"));
     assert!(html.contains("18.2 CTC/7.5 mL (95 % CI 12.9–24.8)"));
+    assert!(
+        !html.contains("href=\"/runs/new\""),
+        "no New run link for a reader who may not start runs"
+    );
 
     let empty = render(&samples::patient_empty());
+    assert!(
+        empty.contains("href=\"/runs/new\""),
+        "New run offered to one who may"
+    );
     assert!(empty.contains("No data yet"));
     assert!(empty.contains("No runs for this patient yet."));
     assert!(empty.contains("No indication recorded"));
