@@ -219,3 +219,72 @@ pub async fn assert_problem(response: reqwest::Response, status: StatusCode, nam
     );
     problem
 }
+
+// ---- Pages as a browser uses them ------------------------------------------------------------
+
+/// A client that shows redirects instead of following them (pages answer with 303s).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The `Location` of a redirect, or "".
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// GETs a page with the session cookie (or none); status and body.
+pub async fn get_page(
+    app: &TestApp,
+    session: Option<&BrowserSession>,
+    path: &str,
+) -> (StatusCode, String) {
+    let mut request = client().get(app.url(path));
+    if let Some(session) = session {
+        request = request.header("cookie", &session.cookie);
+    }
+    let response = request.send().await.expect("GET");
+    let status = response.status();
+    (status, response.text().await.expect("body"))
+}
+
+/// How a form post carries its CSRF token.
+#[derive(Clone, Copy, Debug)]
+pub enum Csrf {
+    Right,
+    Missing,
+    Wrong,
+}
+
+/// POSTs a form as the browser would (the session's token in `csrf_token`).
+pub async fn post_form(
+    app: &TestApp,
+    session: &BrowserSession,
+    path: &str,
+    fields: &[(&str, &str)],
+    csrf: Csrf,
+) -> reqwest::Response {
+    let mut form: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    match csrf {
+        Csrf::Right => form.push(("csrf_token".into(), session.csrf.clone())),
+        Csrf::Wrong => form.push(("csrf_token".into(), "0".repeat(session.csrf.len()))),
+        Csrf::Missing => {}
+    }
+    client()
+        .post(app.url(path))
+        .header("cookie", &session.cookie)
+        .form(&form)
+        .send()
+        .await
+        .expect("POST")
+}

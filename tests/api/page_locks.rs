@@ -4,12 +4,11 @@
 //! gets a 403 page; an allowed role never gets 403, a redirect to sign-in, or a 500.
 
 use appliance::store::users::Role;
-use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION};
-use reqwest::redirect::Policy;
+use reqwest::header::{CONTENT_TYPE, COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{As, BrowserSession, PASSWORD, ROLES, TestApp, spawn_app};
+use crate::helpers::{As, BrowserSession, PASSWORD, ROLES, TestApp, client, location, spawn_app};
 
 /// Who may use a page.
 #[derive(Clone, Copy, Debug)]
@@ -115,13 +114,6 @@ fn table() -> Vec<Page> {
     ]
 }
 
-fn page_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .expect("client")
-}
-
 async fn request(
     app: &TestApp,
     client: &reqwest::Client,
@@ -148,19 +140,10 @@ async fn request(
     request.send().await.expect("request sent")
 }
 
-fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
-}
-
 #[tokio::test]
 async fn every_page_answers_each_role_as_the_roles_tables_say() {
     let app = spawn_app().await;
-    let client = page_client();
+    let client = client();
     let admin = app.token(LabAdmin).to_owned();
     let patient: Value = app
         .send(

@@ -4,18 +4,11 @@
 //! field with nothing stored, other roles and forged posts as 403, unknown users as 404.
 
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use reqwest::redirect;
+use reqwest::header::{COOKIE, SET_COOKIE};
 
-use crate::helpers::{BrowserSession, PASSWORD, TestApp, spawn_app};
-
-/// A client that shows redirects instead of following them.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(redirect::Policy::none())
-        .build()
-        .expect("client")
-}
+use crate::helpers::{
+    BrowserSession, Csrf, PASSWORD, TestApp, client, get_page, location, post_form, spawn_app,
+};
 
 /// The `name=value` of a `Set-Cookie` header for `name`, when it sets a value.
 fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
@@ -33,15 +26,6 @@ fn attribute_after(html: &str, marker: &str, attribute: &str) -> Option<String> 
     let rest = &html[html.find(marker)?..];
     let value = &rest[rest.find(attribute)? + attribute.len()..];
     Some(value[..value.find('"')?].to_owned())
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
 }
 
 /// Signs in through the sign-in form as a browser does; `None` when the form refuses.
@@ -69,57 +53,18 @@ async fn sign_in(app: &TestApp, username: &str) -> Option<BrowserSession> {
         return None;
     }
     let cookie = set_cookie(&answer, "ferrocount_session")?;
-    let (status, home) = get_page(app, &cookie, "/").await;
+    let home = client()
+        .get(app.url("/"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("dashboard");
+    let status = home.status();
+    let home = home.text().await.expect("page");
     assert_eq!(status, StatusCode::OK, "{username}'s dashboard");
     let csrf = attribute_after(&home, "<meta name=\"csrf-token\"", "content=\"")
         .expect("the page's CSRF token");
     Some(BrowserSession { cookie, csrf })
-}
-
-/// GETs a page with a session cookie; status and body.
-async fn get_page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
-    let response = client()
-        .get(app.url(path))
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .expect("GET");
-    let status = response.status();
-    (status, response.text().await.expect("body"))
-}
-
-/// How a form post carries its CSRF token.
-#[derive(Clone, Copy, Debug)]
-enum Csrf {
-    Right,
-    Missing,
-    Wrong,
-}
-
-/// POSTs a form with the session's cookie and, as told, its CSRF token.
-async fn post_form(
-    app: &TestApp,
-    session: &BrowserSession,
-    path: &str,
-    fields: &[(&str, &str)],
-    csrf: Csrf,
-) -> reqwest::Response {
-    let mut form: Vec<(String, String)> = fields
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    match csrf {
-        Csrf::Right => form.push(("csrf_token".into(), session.csrf.clone())),
-        Csrf::Wrong => form.push(("csrf_token".into(), "0".repeat(session.csrf.len()))),
-        Csrf::Missing => {}
-    }
-    client()
-        .post(app.url(path))
-        .header(COOKIE, &session.cookie)
-        .form(&form)
-        .send()
-        .await
-        .expect("POST")
 }
 
 /// The users table's row for `username` on the admin page.
@@ -167,7 +112,7 @@ async fn the_users_table_shows_each_users_last_sign_in_or_never() {
     let app = spawn_app().await;
     let _claire = sign_in(&app, "claire").await.expect("claire signs in");
     let lars = sign_in(&app, "lars").await.expect("lars signs in");
-    let (status, html) = get_page(&app, &lars.cookie, "/admin").await;
+    let (status, html) = get_page(&app, Some(&lars), "/admin").await;
     assert_eq!(status, StatusCode::OK);
     assert!(!html.contains("see audit trail"));
     assert!(
@@ -194,11 +139,11 @@ async fn a_role_change_holds_from_the_users_next_request_and_is_audited() {
     let olga = sign_in(&app, "olga").await.expect("olga signs in");
     let lars = sign_in(&app, "lars").await.expect("lars signs in");
     assert_eq!(
-        get_page(&app, &olga.cookie, "/runs/new").await.0,
+        get_page(&app, Some(&olga), "/runs/new").await.0,
         StatusCode::OK
     );
     assert_eq!(
-        get_page(&app, &olga.cookie, "/patients?mrn=ADM-1").await.0,
+        get_page(&app, Some(&olga), "/patients?mrn=ADM-1").await.0,
         StatusCode::FORBIDDEN,
         "an operator looks up no patients"
     );
@@ -214,17 +159,17 @@ async fn a_role_change_holds_from_the_users_next_request_and_is_audited() {
     assert_eq!(changed.status(), StatusCode::SEE_OTHER);
     let target = location(&changed);
     assert_eq!(target, "/admin?done=role-changed");
-    let (_, page) = get_page(&app, &lars.cookie, &target).await;
+    let (_, page) = get_page(&app, Some(&lars), &target).await;
     assert!(page.contains("Role changed"), "{page}");
     assert!(user_row(&page, "olga").contains("role-clinician"));
 
     // Olga's open session: the clinician's doors open, the operator's close.
     assert_eq!(
-        get_page(&app, &olga.cookie, "/runs/new").await.0,
+        get_page(&app, Some(&olga), "/runs/new").await.0,
         StatusCode::FORBIDDEN
     );
     assert_ne!(
-        get_page(&app, &olga.cookie, "/patients?mrn=ADM-1").await.0,
+        get_page(&app, Some(&olga), "/patients?mrn=ADM-1").await.0,
         StatusCode::FORBIDDEN
     );
     let reason: Option<String> =
@@ -307,7 +252,7 @@ async fn an_enabled_user_signs_in_again_and_bad_enables_are_refused() {
     .await;
     assert_eq!(disabled.status(), StatusCode::SEE_OTHER);
     assert!(sign_in(&app, "olga").await.is_none(), "disabled: no way in");
-    let (_, page) = get_page(&app, &lars.cookie, "/admin").await;
+    let (_, page) = get_page(&app, Some(&lars), "/admin").await;
     assert!(user_row(&page, "olga").contains("action=\"/admin/users/olga/enable\""));
     assert!(!user_row(&page, "olga").contains("/role\""));
 
@@ -335,12 +280,12 @@ async fn an_enabled_user_signs_in_again_and_bad_enables_are_refused() {
     assert_eq!(enabled.status(), StatusCode::SEE_OTHER);
     let target = location(&enabled);
     assert_eq!(target, "/admin?done=user-enabled");
-    let (_, page) = get_page(&app, &lars.cookie, &target).await;
+    let (_, page) = get_page(&app, Some(&lars), &target).await;
     assert!(page.contains("User enabled"), "{page}");
     assert!(user_row(&page, "olga").contains("<td>active</td>"));
     assert!(sign_in(&app, "olga").await.is_some(), "olga signs in again");
     // Her session from before the disabling stays closed.
-    let (status, _) = get_page(&app, &olga.cookie, "/").await;
+    let (status, _) = get_page(&app, Some(&olga), "/").await;
     assert_eq!(status, StatusCode::SEE_OTHER, "back to the sign-in page");
     assert_eq!(audit_count(&app, "user.enable").await, 1);
 }
@@ -365,6 +310,6 @@ async fn lab_admins_cannot_disable_themselves_through_the_page() {
 async fn the_audit_search_labels_say_the_date_format_and_zone() {
     let app = spawn_app().await;
     let lars = sign_in(&app, "lars").await.expect("lars signs in");
-    let (_, html) = get_page(&app, &lars.cookie, "/admin").await;
+    let (_, html) = get_page(&app, Some(&lars), "/admin").await;
     assert_eq!(html.matches("(YYYY-MM-DD, UTC)").count(), 2, "from and to");
 }

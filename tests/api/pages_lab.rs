@@ -9,18 +9,13 @@ use appliance::store::instrument_log::{LogKind, NewLogEntry};
 use appliance::store::qc::{QcLot, QcMaterialKind, TargetSource};
 use appliance::store::users::{Role, Username};
 use appliance::store::{Actor, CalibrationId};
-use reqwest::{Method, StatusCode, redirect};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{As, BrowserSession, PASSWORD, ROLES, TestApp, assert_problem, spawn_app};
-
-/// A client that shows redirects instead of following them.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(redirect::Policy::none())
-        .build()
-        .expect("client")
-}
+use crate::helpers::{
+    As, BrowserSession, Csrf, PASSWORD, ROLES, TestApp, assert_problem, client, get_page, location,
+    post_form, spawn_app,
+};
 
 fn name_of(role: Role) -> &'static str {
     ROLES
@@ -32,64 +27,6 @@ fn name_of(role: Role) -> &'static str {
 
 async fn browser(app: &TestApp, role: Role) -> BrowserSession {
     app.sign_in(name_of(role), PASSWORD).await
-}
-
-/// GETs a page with the session cookie (or none); status and body.
-async fn get_page(
-    app: &TestApp,
-    session: Option<&BrowserSession>,
-    path: &str,
-) -> (StatusCode, String) {
-    let mut request = client().get(app.url(path));
-    if let Some(session) = session {
-        request = request.header("cookie", &session.cookie);
-    }
-    let response = request.send().await.expect("GET");
-    let status = response.status();
-    (status, response.text().await.expect("body"))
-}
-
-/// How a form post carries its CSRF token.
-#[derive(Clone, Copy)]
-enum Csrf {
-    Right,
-    Missing,
-    Wrong,
-}
-
-/// POSTs a form as the browser would (the session's token in `csrf_token`).
-async fn post_form(
-    app: &TestApp,
-    session: &BrowserSession,
-    path: &str,
-    fields: &[(&str, &str)],
-    csrf: Csrf,
-) -> reqwest::Response {
-    let mut form: Vec<(String, String)> = fields
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    match csrf {
-        Csrf::Right => form.push(("csrf_token".into(), session.csrf.clone())),
-        Csrf::Wrong => form.push(("csrf_token".into(), "0".repeat(session.csrf.len()))),
-        Csrf::Missing => {}
-    }
-    client()
-        .post(app.url(path))
-        .header("cookie", &session.cookie)
-        .form(&form)
-        .send()
-        .await
-        .expect("POST")
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
 }
 
 /// The page's `<meta name="csrf-token">` equals the session's token (forms can use either).
