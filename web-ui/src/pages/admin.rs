@@ -394,14 +394,8 @@ async fn disable_user(
     let PageForm { user, form } = form;
     user.require(Permission::ManageUsers)?;
     let layout = user.layout(&state, "Administration", paths::ADMIN);
-    let username = Username::parse(&name).map_err(|_| {
-        PageError::from(ApiError::NotFound {
-            entity: "user",
-            key: name.chars().take(64).collect(),
-        })
-        .within(layout.clone())
-    })?;
-    if username.as_str() == user.user.username {
+    let (target, username) = named_user(&state, &layout, &name).await?;
+    if target.id == user.user.id {
         return refused(
             &state,
             &user,
@@ -442,12 +436,12 @@ async fn store_refusal(
     }
 }
 
-/// The account named in a form's path, or a "not found" page.
+/// The account named in a form's path (with its parsed name), or a "not found" page.
 async fn named_user(
     state: &AppState,
     layout: &crate::views::Layout,
     name: &str,
-) -> PageResult<User> {
+) -> PageResult<(User, Username)> {
     let not_found = || {
         PageError::from(ApiError::NotFound {
             entity: "user",
@@ -457,7 +451,7 @@ async fn named_user(
     };
     let username = Username::parse(name).map_err(|_| not_found())?;
     match state.store.user_by_name(&username).await {
-        Ok(found) => Ok(found),
+        Ok(found) => Ok((found, username)),
         Err(StoreError::NotFound { .. }) => Err(not_found()),
         Err(other) => Err(PageError::from(other).within(layout.clone())),
     }
@@ -483,7 +477,7 @@ async fn change_role(
     let PageForm { user, form } = form;
     user.require(Permission::ManageUsers)?;
     let layout = user.layout(&state, "Administration", paths::ADMIN);
-    let target = named_user(&state, &layout, &name).await?;
+    let (target, _) = named_user(&state, &layout, &name).await?;
     let Some(role) = store_role(&form.role) else {
         return refused(
             &state,
@@ -519,7 +513,7 @@ async fn enable_user(
     let PageForm { user, form } = form;
     user.require(Permission::ManageUsers)?;
     let layout = user.layout(&state, "Administration", paths::ADMIN);
-    let target = named_user(&state, &layout, &name).await?;
+    let (target, _) = named_user(&state, &layout, &name).await?;
     let reason = form.reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
         return refused(&state, &user, "reason", "say why (1 to 500 characters)").await;
