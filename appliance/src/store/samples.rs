@@ -19,19 +19,15 @@ use super::{Actor, AuditEntry, PatientId, SampleId, Store, StoreError, Timestamp
 pub struct BloodVolume(f64);
 
 impl BloodVolume {
-    /// Largest accepted volume (a few CellSave tubes).
-    pub const MAX_ML: f64 = 50.0;
-
-    /// Parses a volume in mL.
+    /// Parses a volume in mL: within the physical range of `nmr_core::assay::plausibility`
+    /// (0.5 to 50 mL), the one range the count is also checked against.
     pub fn from_ml(blood_ml: f64) -> Result<Self, StoreError> {
-        if blood_ml.is_finite() && blood_ml > 0.0 && blood_ml <= Self::MAX_ML {
-            Ok(Self(blood_ml))
-        } else {
-            Err(StoreError::Invalid {
+        nmr_core::assay::check_blood_ml(blood_ml)
+            .map(|()| Self(blood_ml))
+            .map_err(|error| StoreError::Invalid {
                 field: "blood volume",
-                reason: format!("{blood_ml} mL is not within (0, {}] mL", Self::MAX_ML),
+                reason: error.reason,
             })
-        }
     }
 
     /// The volume in mL.

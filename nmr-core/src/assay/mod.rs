@@ -7,6 +7,8 @@
 //! - [`count`]: N = (ΔR2 − b)/s with intervals, per mL and per 7.5 mL with the Poisson sampling of
 //!   the draw ([`poisson`], Garwood), and the reporting category.
 //! - [`indication`]: cut-offs per indication (configuration) and the favourable/unfavourable call.
+//! - [`plausibility`]: the physical ranges every calibration and every count is checked against
+//!   before anything uses it.
 //!
 //! Pure: numbers in, numbers and reports out. Not here: fitting echo trains ([`crate::fit`]),
 //! files, clocks, QC flags ([`crate::qc`]).
@@ -18,6 +20,7 @@ pub mod ep17;
 pub mod error;
 pub mod indication;
 pub mod linearity;
+pub mod plausibility;
 pub mod poisson;
 pub mod quantile;
 pub mod replicate;
@@ -30,6 +33,9 @@ pub use count::{CountCategory, CountEstimate};
 pub use delta_r2::{DeltaR2, MarkerSignal, SeSource, marker_profile};
 pub use error::AssayError;
 pub use indication::{Call, CallOutcome, Cutoff, Indications};
+pub use plausibility::{
+    CalibrationInvalid, ImplausibleCount, check_blood_ml, check_calibration, check_count,
+};
 pub use replicate::{Replicate, TubeSummary};
 pub use report::{CountInputs, CountReport, TubeSignal};
 pub use tube::{Marker, TubeKind};
