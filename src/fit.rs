@@ -12,11 +12,11 @@ mod inputs;
 mod ordered_map;
 mod table;
 
-use std::io::{self, BufWriter, Read, StdoutLock, Write};
+use std::io::{self, BufWriter, StdoutLock, Write};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::{fs, thread};
+use std::thread;
 
 use clap::{Args, ValueEnum};
 use nmr_core::EchoTrain;
@@ -26,6 +26,8 @@ use nmr_core::fit::{
 use nmr_core::io::parse_echo_train;
 use serde::Serialize;
 
+use crate::input_file::{InputLimit, InputLimitArg, read_text_into};
+use crate::printable::printable;
 use inputs::{Input, Source};
 use ordered_map::{Sink, ordered_map};
 use table::Table;
@@ -38,7 +40,10 @@ use table::Table;
         Each PATH is a file, a directory (its *.csv, *.txt and *.dps files in name order) or `-` \
         for standard input; formats are recognised by content. Files are fitted in parallel and \
         reported in the order given. An input that cannot be read or fitted gets a line with its \
-        error and the others go on; the exit status is then 1.",
+        error and the others go on; the exit status is then 1.\n\n\
+        Only regular files are read: a FIFO, a device or a link to one is an error naming it. \
+        A file (or standard input) larger than --max-file-mib (default 16 MiB) is refused \
+        before it is read.",
     after_help = "JSON output (--json): one object per input and line, with `file`, `model`, \
         `converged` and the fit's fields, or `file`, `model` and `error` with the reason, which \
         names the line or echo at fault.\n  \
@@ -81,6 +86,9 @@ pub struct FitArgs {
     #[arg(long, short = 'j', value_name = "N")]
     jobs: Option<NonZeroUsize>,
 
+    #[command(flatten)]
+    limit: InputLimitArg,
+
     /// Files, directories, or `-` for standard input.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
@@ -110,6 +118,8 @@ impl Model {
 
 /// How every input is fitted and reported.
 struct Settings {
+    /// The largest file read.
+    limit: InputLimit,
     model: Model,
     options: FitOptions,
     /// `None` for JSON output.
@@ -131,14 +141,19 @@ struct Outcome {
 
 /// Runs `ferrocount fit`; the exit code is 1 when any input failed.
 pub fn run(args: &FitArgs) -> anyhow::Result<ExitCode> {
-    let inputs = inputs::expand(&args.paths, args.recursive);
+    let limit = args.limit.limit();
+    let inputs = inputs::expand(&args.paths, args.recursive, limit);
     let settings = Settings {
+        limit,
         model: args.model,
         options: FitOptions {
             drop_first_echo: !args.keep_first_echo,
             residuals: args.residuals,
         },
-        table: (!args.json).then(|| Table::new(inputs.iter().map(|i| i.name.as_str()))),
+        table: (!args.json).then(|| {
+            let names: Vec<_> = inputs.iter().map(|i| printable(&i.name, false)).collect();
+            Table::new(names.iter().map(|name| name.as_ref()))
+        }),
     };
     let jobs = args.jobs.map_or_else(
         || thread::available_parallelism().map_or(1, NonZeroUsize::get),
@@ -209,16 +224,21 @@ impl Sink<Outcome> for Output<'_> {
 
 /// Reads, parses, fits and formats one input; `text` is the worker's reusable read buffer.
 fn fit_input(input: &Input, text: &mut String, settings: &Settings) -> Outcome {
-    let result = read(input, text)
+    let result = read(input, text, settings.limit)
         .and_then(|text| parse_echo_train(text).map_err(|e| e.to_string()))
         .and_then(|train| fit(&train, settings));
     let mut bytes = Vec::with_capacity(512);
     let (file, model) = (input.name.as_str(), settings.model.name());
+    // The table goes to a terminal: outside text is printed with its control characters escaped
+    // (the JSON lines escape them as JSON does).
+    let shown = printable(file, false);
     match (&result, &settings.table) {
-        (Ok(Report::Mono(fit)), Some(table)) => table.mono_row(file, fit, &mut bytes),
-        (Ok(Report::Bi(fit)), Some(table)) => table.bi_row(file, fit, &mut bytes),
-        (Ok(Report::Spectrum(fit)), Some(table)) => table.spectrum_row(file, fit, &mut bytes),
-        (Err(message), Some(table)) => table.error_row(file, message, &mut bytes),
+        (Ok(Report::Mono(fit)), Some(table)) => table.mono_row(&shown, fit, &mut bytes),
+        (Ok(Report::Bi(fit)), Some(table)) => table.bi_row(&shown, fit, &mut bytes),
+        (Ok(Report::Spectrum(fit)), Some(table)) => table.spectrum_row(&shown, fit, &mut bytes),
+        (Err(message), Some(table)) => {
+            table.error_row(&shown, &printable(message, false), &mut bytes)
+        }
         (Ok(Report::Mono(fit)), None) => json_line(&MonoLine { file, model, fit }, &mut bytes),
         (Ok(Report::Bi(fit)), None) => json_line(
             &BiLine {
@@ -240,16 +260,18 @@ fn fit_input(input: &Input, text: &mut String, settings: &Settings) -> Outcome {
     }
 }
 
-/// The input's text: a file read into the reused buffer, or text already in memory.
-fn read<'a>(input: &'a Input, buffer: &'a mut String) -> Result<&'a str, String> {
+/// The input's text: a file read into the reused buffer (a regular file within `limit` only),
+/// or text already in memory.
+fn read<'a>(
+    input: &'a Input,
+    buffer: &'a mut String,
+    limit: InputLimit,
+) -> Result<&'a str, String> {
     match &input.source {
         Source::Text(text) => Ok(text),
         Source::Unreadable(message) => Err(message.clone()),
         Source::File(path) => {
-            buffer.clear();
-            fs::File::open(path)
-                .and_then(|mut file| file.read_to_string(buffer))
-                .map_err(|e| format!("cannot read: {e}"))?;
+            read_text_into(path, limit, buffer).map_err(|e| format!("cannot read: {e}"))?;
             Ok(buffer)
         }
     }

@@ -13,6 +13,9 @@ mod demo;
 mod export;
 mod fit;
 mod fitted_file;
+mod input_file;
+mod number_arg;
+mod printable;
 mod run;
 mod serve;
 mod simulate;
@@ -61,7 +64,7 @@ enum Command {
     Serve(serve::ServeArgs),
 }
 
-fn main() -> anyhow::Result<ExitCode> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Board(args) => board::run(args),
@@ -78,9 +81,15 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
     };
     match outcome {
+        Ok(code) => code,
         // A reader that has seen enough (`| head`) ends the command, as for any Unix tool.
-        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
-        other => other,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // As Rust prints an error returned from `main`, but with the control characters of
+        // outside text (file names, lines quoted from files, lot names) escaped.
+        Err(e) => {
+            eprintln!("Error: {}", printable::printable(&format!("{e:?}"), true));
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -143,31 +143,14 @@ impl Calibration {
     ) -> Result<Calibration, AssayError> {
         AssayError::check("echo time (ms)", te_ms, true)?;
         for sample in series {
-            AssayError::check("spiked cells", sample.cells, false)?;
             AssayError::check(
                 "spiked sample ΔR2 (1/s)",
                 sample.delta.delta_r2_per_s,
                 false,
             )?;
-            if sample.cells < 0.0 {
-                return Err(AssayError::Series(format!(
-                    "a level of {} cells is negative",
-                    sample.cells
-                )));
-            }
         }
-        let levels = distinct_levels(series);
-        if levels.len() < MIN_LEVELS || levels[0] != 0.0 {
-            return Err(AssayError::Series(format!(
-                "{} distinct level(s){}: at least {MIN_LEVELS} including 0 cells are needed",
-                levels.len(),
-                if levels.first() == Some(&0.0) {
-                    ""
-                } else {
-                    " and no blank (0 cells)"
-                }
-            )));
-        }
+        let cells: Vec<f64> = series.iter().map(|s| s.cells).collect();
+        let levels = check_series_design(&cells)?;
         let groups: Vec<Vec<f64>> = levels
             .iter()
             .map(|&level| {
@@ -178,11 +161,6 @@ impl Calibration {
                     .collect()
             })
             .collect();
-        if let Some((level, _)) = levels.iter().zip(&groups).find(|(_, g)| g.len() < 2) {
-            return Err(AssayError::Series(format!(
-                "the level of {level} cells has a single sample; every level needs replicates"
-            )));
-        }
 
         // 1. Variance model and weights.
         let variance = VarianceModel::fit(&levels, &groups);
@@ -378,11 +356,45 @@ impl VarianceModel {
     }
 }
 
-fn distinct_levels(series: &[SpikedSample]) -> Vec<f64> {
-    let mut levels: Vec<f64> = series.iter().map(|s| s.cells).collect();
+/// The design rules of a dilution series, checked on its samples' cell numbers alone (so a
+/// caller can check a series before measuring or fitting anything): every number of cells finite
+/// and not negative, at least [`MIN_LEVELS`] distinct levels including a blank (0 cells), and
+/// every level with at least two samples. Returns the levels in ascending order.
+///
+/// # Errors
+/// [`AssayError::Series`] (or [`AssayError::InvalidNumber`]) saying which rule fails.
+pub fn check_series_design(cells: &[f64]) -> Result<Vec<f64>, AssayError> {
+    for &sample_cells in cells {
+        AssayError::check("spiked cells", sample_cells, false)?;
+        if sample_cells < 0.0 {
+            return Err(AssayError::Series(format!(
+                "a level of {sample_cells} cells is negative"
+            )));
+        }
+    }
+    let mut levels = cells.to_vec();
     levels.sort_by(f64::total_cmp);
     levels.dedup();
-    levels
+    if levels.len() < MIN_LEVELS || levels[0] != 0.0 {
+        return Err(AssayError::Series(format!(
+            "{} distinct level(s){}: at least {MIN_LEVELS} including 0 cells are needed",
+            levels.len(),
+            if levels.first() == Some(&0.0) {
+                ""
+            } else {
+                " and no blank (0 cells)"
+            }
+        )));
+    }
+    if let Some(level) = levels
+        .iter()
+        .find(|&&level| cells.iter().filter(|&&c| c == level).count() < 2)
+    {
+        return Err(AssayError::Series(format!(
+            "the level of {level} cells has a single sample; every level needs replicates"
+        )));
+    }
+    Ok(levels)
 }
 
 /// CV of one level's cell estimates (SD / mean); `None` for a non-positive mean.

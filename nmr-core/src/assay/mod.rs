@@ -28,7 +28,9 @@ pub mod report;
 pub mod tube;
 pub mod weighted_fit;
 
-pub use calibration::{Calibration, CalibrationOptions, LobMethod, SpikedSample};
+pub use calibration::{
+    Calibration, CalibrationOptions, LobMethod, SpikedSample, check_series_design,
+};
 pub use count::{CountCategory, CountEstimate};
 pub use delta_r2::{DeltaR2, MarkerSignal, SeSource, marker_profile};
 pub use error::AssayError;

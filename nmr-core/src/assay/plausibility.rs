@@ -217,7 +217,8 @@ pub fn check_blood_ml(blood_ml: f64) -> Result<(), ImplausibleCount> {
         Err(ImplausibleCount {
             quantity: "blood_ml",
             reason: format!(
-                "{blood_ml} mL is outside the processed blood volumes {} to {} mL",
+                "{} mL is outside the processed blood volumes {} to {} mL",
+                shown(blood_ml),
                 BLOOD_ML.start(),
                 BLOOD_ML.end()
             ),
@@ -306,11 +307,23 @@ fn within(
         Err(CalibrationInvalid {
             field,
             reason: format!(
-                "{value} is outside the physical range {:e} to {:e} {unit}",
-                range.start(),
-                range.end()
+                "{} is outside the physical range {} to {} {unit}",
+                shown(value),
+                shown(*range.start()),
+                shown(*range.end())
             ),
         })
+    }
+}
+
+/// A number as a person reads it: plainly between 10⁻³ and 10⁶, in scientific notation outside
+/// (`1e-320`, not three hundred zeros).
+fn shown(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude == 0.0 || !value.is_finite() || (1.0e-3..1.0e6).contains(&magnitude) {
+        format!("{value}")
+    } else {
+        format!("{value:e}")
     }
 }
 

@@ -9,16 +9,21 @@
 //!   imaginary` rows after `[Data]`.
 //! - **Bruker minispec** `.dps`: TAB-separated `index, time_ms, amplitude` rows, no header.
 //!
+//! [`declared_acquisition`] reads only what a file declares before its first echo (its echo time,
+//! scans…), so a caller can check a file's echo time from its first kilobytes.
+//!
 //! Errors name the line (1-based) and what was wrong. Reading files and walking folders is the
 //! caller's business; this module only sees text.
 
 mod csv;
 mod geospec;
+mod header;
 mod minispec;
 
 use thiserror::Error;
 
 pub use csv::write_csv;
+pub use header::declared_acquisition;
 
 use crate::{EchoTrain, TrainError};
 
