@@ -60,7 +60,7 @@ pub struct InputLimit {
 
 impl InputLimit {
     /// A limit of `mib` MiB.
-    pub fn mib(mib: u64) -> Self {
+    pub const fn mib(mib: u64) -> Self {
         Self { mib }
     }
 

@@ -5,6 +5,7 @@
 
 mod audit;
 mod backup;
+mod backup_key;
 mod board;
 mod calibrate;
 mod count;
@@ -16,6 +17,7 @@ mod fitted_file;
 mod input_file;
 mod number_arg;
 mod printable;
+mod restore;
 mod run;
 mod serve;
 mod simulate;
@@ -58,8 +60,13 @@ enum Command {
     User(user::UserArgs),
     /// Check the audit trail's hash chain.
     Audit(audit::AuditArgs),
-    /// Write a consistent copy of the database to PATH (safe while the appliance runs).
+    /// Write an encrypted, consistent backup of the database to PATH (safe while the appliance
+    /// runs).
     Backup(backup::BackupArgs),
+    /// Make a key pair for the lab's backups: the identity to FILE, the public key printed.
+    BackupKey(backup_key::BackupKeyArgs),
+    /// Check an encrypted backup (key, integrity, audit chain) and put it back as the database.
+    Restore(restore::RestoreArgs),
     /// Run the appliance: the engine on its board and the web face, until SIGTERM.
     Serve(serve::ServeArgs),
 }
@@ -78,6 +85,8 @@ fn main() -> ExitCode {
         Command::User(args) => user::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Backup(args) => backup::run(args),
+        Command::BackupKey(args) => backup_key::run(&args),
+        Command::Restore(args) => restore::run(args),
         Command::Serve(args) => serve::run(args),
     };
     match outcome {

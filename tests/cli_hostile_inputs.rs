@@ -306,10 +306,7 @@ fn the_hostile_corpus_gives_0_panics_0_hangs_and_bounded_memory() {
                         let file = rows
                             .iter()
                             .find(|(key, _)| *key == format!("{level}{sample}{tube}{r}"))
-                            .map_or_else(
-                                || good.display().to_string(),
-                                |(_, f)| (*f).to_owned(),
-                            );
+                            .map_or_else(|| good.display().to_string(), |(_, f)| (*f).to_owned());
                         text.push_str(&format!("S{level}{sample},{cells},{tube},{file}\n"));
                     }
                 }

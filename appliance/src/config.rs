@@ -38,6 +38,8 @@ pub struct ApplianceConfig {
     pub http: HttpConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Backups.
+    pub backup: BackupConfig,
 }
 
 impl Default for ApplianceConfig {
@@ -48,8 +50,19 @@ impl Default for ApplianceConfig {
             board: BoardChoice::Simulated,
             http: HttpConfig::default(),
             log: LogConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
+}
+
+/// Backups: who they are encrypted for.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// The lab's age X25519 public keys (`age1…`) every backup is encrypted for: the admin page's
+    /// download and `ferrocount backup` without `--recipient`. Only the public half is configured;
+    /// the identity that decrypts stays with the lab. Empty: no backup can be made.
+    pub recipients: Vec<String>,
 }
 
 /// Which board the engine drives.

@@ -94,7 +94,8 @@ impl Application {
                     source,
                 })?;
         let address = listener.local_addr()?;
-        let state = AppState::new(store, engine, config.http.clone());
+        let state =
+            AppState::new(store, engine, config.http.clone()).with_backup(config.backup.clone());
         Ok(Self {
             listener,
             address,

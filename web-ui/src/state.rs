@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use appliance::config::HttpConfig;
+use appliance::config::{BackupConfig, HttpConfig};
 use appliance::engine::EngineHandle;
 use appliance::store::Store;
 
@@ -21,6 +21,8 @@ pub struct AppState {
     pub http: Arc<HttpConfig>,
     /// Failed sign-in counts.
     pub throttle: Arc<LoginThrottle>,
+    /// Who the backup download is encrypted for.
+    pub backup: Arc<BackupConfig>,
 }
 
 impl AppState {
@@ -36,7 +38,14 @@ impl AppState {
             engine,
             http: Arc::new(http),
             throttle: Arc::new(throttle),
+            backup: Arc::new(BackupConfig::default()),
         }
+    }
+
+    /// The same state with the backup settings (the lab's public keys) of the configuration.
+    pub fn with_backup(mut self, backup: BackupConfig) -> Self {
+        self.backup = Arc::new(backup);
+        self
     }
 
     /// Inactivity after which a session ends.
