@@ -6,14 +6,147 @@ use serde_json::{Value, json};
 use crate::helpers::{As, PASSWORD, assert_problem, spawn_app};
 
 #[tokio::test]
-async fn healthz_needs_no_credentials_and_shows_no_patient_data() {
+async fn healthz_answers_only_ok_with_or_without_credentials() {
     let app = spawn_app().await;
-    let response = app.send(As::Nobody, Method::GET, "/healthz", None).await;
-    assert_eq!(response.status(), StatusCode::OK);
+    let token = app
+        .token(appliance::store::users::Role::LabAdmin)
+        .to_owned();
+    for who in [As::Nobody, As::Bearer(&token)] {
+        let response = app.send(who, Method::GET, "/healthz", None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        assert_eq!(response.text().await.unwrap(), "ok");
+    }
+    // The document says the same: plain text.
+    let document: Value = app
+        .send(As::Nobody, Method::GET, "/api/v1/openapi.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ok = &document["paths"]["/healthz"]["get"]["responses"]["200"]["content"];
+    assert!(ok.get("text/plain").is_some(), "{ok}");
+    // The version lives with the instrument's status, for signed-in users.
+    let response = app
+        .send(As::Bearer(&token), Method::GET, "/api/v1/instrument", None)
+        .await;
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], "ok");
-    let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys, ["database", "engine", "status", "version"]);
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+}
+
+/// The bearer scheme is case-insensitive (RFC 9110 §11.1); a token is still needed.
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let app = spawn_app().await;
+    let token = app
+        .token(appliance::store::users::Role::Clinician)
+        .to_owned();
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let response = crate::helpers::client()
+            .get(app.url("/api/v1/patients"))
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+    for header in ["Basic abc", "Bearer", "bearer  ", &format!("Token {token}")] {
+        let response = crate::helpers::client()
+            .get(app.url("/api/v1/patients"))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{header}");
+    }
+}
+
+/// `/sign-in?next=…` sends a signed-in browser on only to a plain local path; anything a browser
+/// could read as another site (a tab it strips, `//host`, `/\\host`, a scheme) or that would
+/// break the header (a newline) goes to the dashboard.
+#[tokio::test]
+async fn sign_in_returns_only_to_plain_local_paths() {
+    let app = spawn_app().await;
+    let session = app.sign_in("claire", PASSWORD).await;
+    let client = crate::helpers::client();
+    for (next, expected) in [
+        ("/patients/12", "/patients/12"),
+        ("/%09/example.com", "/"),
+        ("/%0a/example.com", "/"),
+        ("/%0d%0aSet-Cookie:%20x=1", "/"),
+        ("//example.com", "/"),
+        ("/%5Cexample.com", "/"),
+        ("https://example.com", "/"),
+        ("/%20/example.com", "/"),
+    ] {
+        let response = client
+            .get(format!("{}?next={next}", app.url("/sign-in")))
+            .header("cookie", &session.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(crate::helpers::location(&response), expected, "{next}");
+    }
+}
+
+/// Every page and API answer carrying patient data says `Cache-Control: no-store` (a layer, so
+/// no handler can forget it); the static files stay cacheable with their ETag.
+#[tokio::test]
+async fn answers_with_patient_data_are_never_stored() {
+    let app = spawn_app().await;
+    let token = app
+        .token(appliance::store::users::Role::Clinician)
+        .to_owned();
+    let created = app
+        .send(
+            As::Bearer(&token),
+            Method::POST,
+            "/api/v1/patients",
+            Some(&json!({ "mrn": "NS-1" })),
+        )
+        .await;
+    let patient: Value = created.json().await.unwrap();
+    let id = patient["id"].as_i64().expect("an id");
+    let session = app.sign_in("claire", PASSWORD).await;
+    let client = crate::helpers::client();
+    for path in [
+        "/".to_owned(),
+        "/patients?mrn=NS-1".to_owned(),
+        format!("/patients/{id}"),
+        "/api/v1/patients".to_owned(),
+        format!("/api/v1/patients/{id}"),
+        format!("/api/v1/patients/{id}/trend"),
+        "/api/v1/no-such-route".to_owned(),
+    ] {
+        let response = client
+            .get(app.url(&path))
+            .header("cookie", &session.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{path}: {}",
+            response.status()
+        );
+    }
+    let style = client
+        .get(app.url("/static/ferrocount.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(style.headers()["cache-control"], "no-cache");
+    assert!(style.headers().contains_key("etag"));
 }
 
 #[tokio::test]
