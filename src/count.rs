@@ -31,9 +31,6 @@ use crate::input_file::{InputLimit, InputLimitArg, read_text};
 use crate::number_arg;
 use crate::printable::printable;
 
-/// The default cut-offs, embedded from `config/indications.toml`.
-const DEFAULT_INDICATIONS: &str = include_str!("../config/indications.toml");
-
 /// Arguments of `ferrocount count`.
 #[derive(Debug, clap::Args)]
 pub struct CountArgs {
@@ -90,12 +87,13 @@ pub fn run(args: &CountArgs) -> anyhow::Result<ExitCode> {
     let calibration = Calibration::from_toml(&calibration_text)
         .with_context(|| format!("calibration {}", args.calibration.display()))?;
     let indications = match &args.indications {
+        // Read within the limit like every input (a FIFO or device is refused, unread).
         Some(path) => {
             let text = read_text(path, limit).context("cannot read the indications file")?;
-            Indications::from_toml(&text).with_context(|| format!("{}", path.display()))?
+            Indications::from_toml(&text)
+                .with_context(|| format!("indications file {}", path.display()))?
         }
-        None => Indications::from_toml(DEFAULT_INDICATIONS)
-            .context("the built-in indications configuration")?,
+        None => appliance::config::default_indications()?,
     };
     if let Some(indication) = &args.indication {
         indications.cutoff(indication)?;
@@ -264,7 +262,7 @@ fn print_text(report: &CountReport) -> std::io::Result<()> {
         report.cells,
         report.cells_ci95[0],
         report.cells_ci95[1],
-        report.category.replace('_', " ")
+        report.category.as_str().replace('_', " ")
     )?;
     writeln!(
         out,

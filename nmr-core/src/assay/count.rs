@@ -46,16 +46,11 @@ pub enum CountCategory {
     Quantified,
 }
 
-impl CountCategory {
-    /// The stable snake_case name used in JSON and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CountCategory::NotDetected => "not_detected",
-            CountCategory::BelowLoq => "below_loq",
-            CountCategory::Quantified => "quantified",
-        }
-    }
-}
+crate::vocabulary::vocabulary!(CountCategory, "count category", "not_detected, below_loq, quantified", {
+    NotDetected => "not_detected",
+    BelowLoq => "below_loq",
+    Quantified => "quantified",
+});
 
 /// A CTC count with its uncertainty, in the processed sample and per blood volume.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

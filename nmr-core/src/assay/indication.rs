@@ -43,6 +43,11 @@ pub enum Call {
     Unfavorable,
 }
 
+crate::vocabulary::vocabulary!(Call, "call", "favorable, unfavorable", {
+    Favorable => "favorable",
+    Unfavorable => "unfavorable",
+});
+
 /// A call with what it was made against.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CallOutcome {
