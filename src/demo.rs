@@ -31,28 +31,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, ensure};
-use appliance::engine::{
-    Engine, EngineConfig, EngineHandle, EventKind, RunRequest, SimulatedInstrument, SimulatedTruth,
-};
-use appliance::sim_board::{SimBoardConfig, SimClock};
+use appliance::assembly::{ApplianceBuilder, Simulation};
+use appliance::config::ApplianceConfig;
+use appliance::engine::{EngineHandle, EventKind, RunRequest, SimulatedTruth};
 use appliance::store::db::DATABASE_FILE;
 use appliance::store::qc::{NewQcResult, QcMaterialKind, QcStatus, TargetSource};
 use appliance::store::results::SignatureMeaning;
 use appliance::store::runs::RunState;
 use appliance::store::users::{NewPassword, NewUser, Role, User, Username};
 use appliance::store::{Actor, JsonReport, Store, Timestamp};
-use nmr_core::assay::Indications;
 use nmr_core::qc::flag::Severity;
 use nmr_core::qc::westgard::{self, ControlResult, ControlTarget};
 use rand::{Rng as _, SeedableRng as _};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution as _, Normal, Poisson};
 use time::Duration;
-
-use crate::data_dir::DataDirArg;
-
-/// The default cut-offs (the same file `ferrocount run` embeds).
-const DEFAULT_INDICATIONS: &str = include_str!("../config/indications.toml");
 
 /// Days in a demo month.
 const DAYS_PER_MONTH: i64 = 30;
@@ -167,10 +160,20 @@ async fn seed_demo(args: &DemoArgs) -> anyhow::Result<DemoSummary> {
         "{} already holds a database: the demo seeds a fresh one (choose another --data-dir)",
         args.data_dir.display()
     );
-    let data_dir = DataDirArg {
+    // The demo's own appliance: the built-in configuration on the demo directory, the simulated
+    // board seeded by `--seed`.
+    let appliance = ApplianceBuilder::new(ApplianceConfig {
         data_dir: args.data_dir.clone(),
-    };
-    let store = data_dir.open_or_create().await?;
+        ..ApplianceConfig::default()
+    })
+    .simulation(Simulation {
+        seed: Some(args.seed),
+        ..Simulation::default()
+    })
+    .build()
+    .await
+    .context("assembling the demo appliance")?;
+    let (store, engine) = (appliance.store.clone(), appliance.engine.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let mut summary = DemoSummary::default();
 
@@ -182,21 +185,6 @@ async fn seed_demo(args: &DemoArgs) -> anyhow::Result<DemoSummary> {
     let span_days = i64::from(args.months) * DAYS_PER_MONTH;
     seed_qc(&store, &admin, now, span_days, &mut rng, &mut summary).await?;
 
-    let indications = Indications::from_toml(DEFAULT_INDICATIONS)
-        .context("the built-in indications configuration")?;
-    let board = SimulatedInstrument::simulated(
-        SimBoardConfig {
-            seed: args.seed,
-            ..SimBoardConfig::default()
-        },
-        SimClock::instant(),
-    );
-    let engine = Engine::start(
-        store.clone(),
-        Box::new(board),
-        EngineConfig::new(indications),
-    )
-    .await?;
     // The fresh database has no calibration for the simulated lot: the engine makes one on the
     // first run and says so.
     let mut events = engine.subscribe();

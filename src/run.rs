@@ -3,9 +3,10 @@
 //! standard error, the result on standard output (`--json`: the keys of `ferrocount count --json`
 //! plus `run_id` and `state`).
 //!
-//! On a fresh data directory the simulated lot is calibrated first by a simulated dilution series
-//! (the engine says so). The `--sim-*` options set what the virtual tubes hold and inject board
-//! faults; this build drives no real board from this command.
+//! The appliance is assembled as `ferrocount serve` assembles it (configuration file, `FERROCOUNT_*`
+//! environment, then `--data-dir` and `--board`). On a fresh data directory the simulated lot is
+//! calibrated first by a simulated dilution series (the engine says so). The `--sim-*` options
+//! set what the virtual tubes hold and inject board faults; they are refused on a real board.
 //!
 //! SIGTERM or SIGINT while the run is in flight stops it gracefully: the board is halted and the
 //! run recorded `interrupted` with its cause (exit status 1). A kill -9 leaves it to the next start
@@ -15,20 +16,15 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
-use appliance::engine::{
-    Engine, EngineConfig, EventKind, RunEvent, RunRequest, SimulatedInstrument, SimulatedTruth,
-    tube_kind,
-};
-use appliance::sim_board::{Faults, SimBoardConfig, SimClock};
+use appliance::assembly::{ApplianceBuilder, Simulation};
+use appliance::config::{ApplianceConfig, BoardChoice};
+use appliance::engine::{EventKind, RunEvent, RunRequest, SimulatedTruth, tube_kind};
+use appliance::sim_board::Faults;
 use appliance::store::runs::RunState;
-use nmr_core::assay::Indications;
 use serde_json::json;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::data_dir::DataDirArg;
-
-/// The default cut-offs (the same file `ferrocount count` embeds).
-const DEFAULT_INDICATIONS: &str = include_str!("../config/indications.toml");
 
 /// Options of `ferrocount run`.
 #[derive(Debug, clap::Args)]
@@ -75,6 +71,12 @@ pub struct RunArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// The board: simulated or spi (default: the configuration's `board`, else simulated).
+    #[arg(long, value_name = "BOARD")]
+    board: Option<BoardChoice>,
+    /// TOML configuration file (as for `ferrocount serve`); must exist when given.
+    #[arg(long, value_name = "FILE", env = "FERROCOUNT_CONFIG")]
+    config: Option<std::path::PathBuf>,
     #[command(flatten)]
     data_dir: DataDirArg,
 }
@@ -98,33 +100,24 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         })?;
         extra_tubes.push(kind);
     }
-    let indications = Indications::from_toml(DEFAULT_INDICATIONS)
-        .context("the built-in indications configuration")?;
-    let store = args.data_dir.open_or_create().await?;
-    let seed = match args.seed {
-        Some(seed) => seed,
-        None => store
-            .recent_runs(1)
-            .await?
-            .first()
-            .map_or(1, |run| run.id.0.unsigned_abs() + 1),
-    };
-    let mut board_config = SimBoardConfig {
-        seed,
-        faults: Faults {
-            dead_after_transactions: args.sim_dead_after,
-            ..Faults::default()
-        },
-        ..SimBoardConfig::default()
-    };
-    board_config.magnet.drift_c_per_s = args.sim_drift_c_per_s;
-    let board = SimulatedInstrument::simulated(board_config, SimClock::instant());
-    let engine = Engine::start(
-        store.clone(),
-        Box::new(board),
-        EngineConfig::new(indications),
-    )
-    .await?;
+    let mut config = ApplianceConfig::load(args.config.as_deref())?;
+    config.data_dir = args.data_dir.data_dir.clone();
+    if let Some(board) = &args.board {
+        config.board = board.clone();
+    }
+    let appliance = ApplianceBuilder::new(config)
+        .simulation(Simulation {
+            seed: args.seed,
+            faults: Faults {
+                dead_after_transactions: args.sim_dead_after,
+                ..Faults::default()
+            },
+            magnet_drift_c_per_s: args.sim_drift_c_per_s,
+        })
+        .build()
+        .await
+        .context("assembling the appliance")?;
+    let (store, engine) = (appliance.store.clone(), appliance.engine.clone());
     let mut events = engine.subscribe();
     let request = RunRequest {
         indication: args.indication.clone(),

@@ -12,16 +12,14 @@
 
 use std::time::Instant;
 
+use appliance::assembly::ApplianceBuilder;
 use appliance::config::ApplianceConfig;
-use appliance::engine::{Engine, EngineConfig, SimulatedInstrument};
-use appliance::sim_board::{SimBoardConfig, SimClock};
 use appliance::store::patients::Mrn;
 use appliance::store::results::{ResultCategory, ResultSummary};
 use appliance::store::runs::{NewRun, RunState};
 use appliance::store::samples::{BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel};
 use appliance::store::users::{NewPassword, NewUser, Role, Username};
-use appliance::store::{Actor, JsonReport, Store, Timestamp};
-use nmr_core::assay::Indications;
+use appliance::store::{Actor, JsonReport, Timestamp};
 
 /// Results per patient.
 const RUNS_PER_PATIENT: usize = 20;
@@ -35,7 +33,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|n| n.parse())
         .transpose()?
         .unwrap_or(100_000);
-    let store = Store::open(&dir).await?;
+    let config = ApplianceConfig {
+        data_dir: dir.clone(),
+        listen: "127.0.0.1:0".parse()?,
+        ..ApplianceConfig::default()
+    };
+    let appliance = ApplianceBuilder::new(config.clone()).build().await?;
+    let (store, engine) = (appliance.store.clone(), appliance.engine.clone());
     let name = Username::parse("loadtest")?;
     let clinician = match store.user_by_name(&name).await {
         Ok(user) => user,
@@ -127,18 +131,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (token, _) = store
         .create_api_token(&actor, clinician.id, "load test")
         .await?;
-    let indications = Indications::from_toml(include_str!("../../config/indications.toml"))?;
-    let board = SimulatedInstrument::simulated(SimBoardConfig::default(), SimClock::instant());
-    let engine = Engine::start(
-        store.clone(),
-        Box::new(board),
-        EngineConfig::new(indications),
-    )
-    .await?;
-    let config = ApplianceConfig {
-        listen: "127.0.0.1:0".parse()?,
-        ..ApplianceConfig::default()
-    };
     let application = web_ui::Application::build(&config, store.clone(), engine.clone()).await?;
     println!(
         "URL=http://{}/api/v1/patients/{}/trend",
