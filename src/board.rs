@@ -17,6 +17,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use appliance::config::BoardChoice;
 use appliance::frontend::Frontend;
 use appliance::procedures::StepOutcome;
 use appliance::procedures::{self, CpmgSettings, NutationSettings, TuneSettings};
@@ -39,9 +40,9 @@ pub struct BoardArgs {
     #[arg(long, global = true)]
     json: bool,
     /// Which board: `simulated` (in this process) or `twin:unix:PATH` / `twin:tcp:HOST:PORT`
-    /// (a `ferrocount board twin` in another process).
+    /// (a `ferrocount board twin` in another process); a real board is `--spi DEVICE`.
     #[arg(long, global = true, value_name = "BOARD", default_value = "simulated")]
-    board: BoardFlag,
+    board: BoardChoice,
     /// Real board: spidev device (needs a build with `--features hw-linux`).
     #[arg(long, global = true, value_name = "DEVICE", conflicts_with = "board")]
     spi: Option<String>,
@@ -81,28 +82,6 @@ pub struct BoardArgs {
     /// Simulated board: its serial number.
     #[arg(long, global = true, value_name = "N", default_value_t = SimBoardConfig::default().serial)]
     serial: u32,
-}
-
-/// `--board`: the in-process simulated board or a twin's address.
-#[derive(Clone, Debug)]
-enum BoardFlag {
-    Simulated,
-    Twin(TwinAddress),
-}
-
-impl FromStr for BoardFlag {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        if text == "simulated" {
-            return Ok(Self::Simulated);
-        }
-        match text.strip_prefix("twin:") {
-            Some(address) => address.parse().map(Self::Twin).map_err(|e| e.to_string()),
-            None => Err(format!(
-                "{text:?}: expected simulated, twin:unix:PATH or twin:tcp:HOST:PORT"
-            )),
-        }
-    }
 }
 
 /// `--firmware MAJOR.MINOR.PATCH`.
@@ -178,9 +157,18 @@ pub fn run(args: BoardArgs) -> anyhow::Result<ExitCode> {
     if let Some(device) = &args.spi {
         return run_hardware(device, &args);
     }
-    if let BoardFlag::Twin(address) = &args.board {
-        let (frontend, _simulation) = twin_frontend(address, TwinLinkOptions::default());
-        return run_on(frontend, &args);
+    match &args.board {
+        BoardChoice::Simulated => {}
+        BoardChoice::Twin(Some(address)) => {
+            let (frontend, _simulation) = twin_frontend(address, TwinLinkOptions::default());
+            return run_on(frontend, &args);
+        }
+        BoardChoice::Twin(None) => {
+            return Err(anyhow!(
+                "--board twin needs the twin's address: --board twin:unix:PATH or twin:tcp:HOST:PORT"
+            ));
+        }
+        BoardChoice::Spi => return Err(anyhow!("--board spi: give the device with --spi DEVICE")),
     }
     let config = sim_config(&args)?;
     let clock = match args.speedup {
