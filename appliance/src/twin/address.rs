@@ -114,6 +114,28 @@ impl TwinStream {
         }
     }
 
+    /// Whether the peer has closed the connection (or sent what nobody asked for) while it was
+    /// idle: a non-blocking read that finds the end of the stream, stray bytes, or an error.
+    /// Between exchanges nothing is pending, so nothing is lost by reading.
+    pub fn peer_closed(&mut self) -> bool {
+        if self.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        let closed = match self.read(&mut byte) {
+            Err(error) => error.kind() != io::ErrorKind::WouldBlock,
+            Ok(_) => true,
+        };
+        closed || self.set_nonblocking(false).is_err()
+    }
+
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        match self {
+            Self::Unix(stream) => stream.set_nonblocking(nonblocking),
+            Self::Tcp(stream) => stream.set_nonblocking(nonblocking),
+        }
+    }
+
     /// Bounds every read and write (None: wait forever).
     pub fn set_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         match self {

@@ -47,6 +47,9 @@ impl TwinSimulation {
     /// Sends one request and reads its reply (a lost link is dropped, to be made again next time).
     pub fn request(&self, request: &SimulationRequest) -> Result<SimulationReply, TwinLinkError> {
         let mut channel = self.channel.lock().unwrap_or_else(PoisonError::into_inner);
+        if channel.stream.as_mut().is_some_and(TwinStream::peer_closed) {
+            channel.stream = None;
+        }
         if channel.stream.is_none() {
             channel.stream = Some(open_channel(
                 &self.address,

@@ -2,10 +2,12 @@
 //! transaction crosses the twin's socket as bytes, so the same [`crate::frontend::Frontend`],
 //! procedures and engine run on it as on spidev.
 //!
-//! It connects on first use and again on the first transaction after the link was lost (a twin
-//! killed and restarted, like a board unplugged and plugged back). A transaction whose link fails
-//! is an error, never retried here: whether the board executed it is unknown, and deciding what
-//! to do about a board that went away (identify it again, re-tune) is the engine's business.
+//! It connects on first use, and again before a transaction when the twin closed the link while
+//! it was idle (a twin killed or restarted between transactions, like a board unplugged and
+//! plugged back): nothing of that transaction was sent yet. A transaction whose link fails while
+//! it is under way is an error, never retried here: whether the board executed it is unknown,
+//! and deciding what to do about a board that went away (identify it again, re-tune) is the
+//! engine's business.
 //! Every read and write is bounded by [`TwinLinkOptions::io_timeout`], so a twin that hangs is
 //! reported in bounded time.
 
@@ -157,6 +159,11 @@ impl TwinSpi {
     }
 
     fn stream(&mut self) -> Result<&mut TwinStream, TwinLinkError> {
+        // A link the twin closed while idle (it was killed or restarted between transactions)
+        // carried nothing of the next one: make it again before sending.
+        if self.stream.as_mut().is_some_and(TwinStream::peer_closed) {
+            self.stream = None;
+        }
         if self.stream.is_none() {
             let stream = open_channel(&self.address, &self.options, Channel::Bus)?;
             self.connections += 1;
