@@ -81,6 +81,8 @@ fn a_cpmg_through_the_twin_is_bit_identical_to_the_in_process_board_over_unix_an
         );
         let truth = simulation.truth().expect("truth");
         assert_eq!(truth.transactions, local.counters().transactions);
+        assert_eq!(truth.bytes_written, local.counters().bytes_written);
+        assert_eq!(truth.bytes_read, local.counters().bytes_read);
         assert_eq!(truth.bus_connections, 1);
     }
 }

@@ -60,6 +60,8 @@ struct TwinState {
     speedup: Option<f64>,
     latency: Duration,
     bus_connections: AtomicU64,
+    bytes_written: AtomicU64,
+    bytes_read: AtomicU64,
     bus_log: Mutex<BusLog>,
 }
 
@@ -114,6 +116,8 @@ impl TwinState {
             true_magnet_temp_c: board.true_magnet_temp_c(),
             true_larmor_hz: board.true_larmor_hz(),
             tube: board.tube_slot().current(),
+            bytes_written: self.bytes_written.load(Ordering::SeqCst),
+            bytes_read: self.bytes_read.load(Ordering::SeqCst),
             bus_connections,
             bus_log,
         }
@@ -152,6 +156,8 @@ impl TwinServer {
                 speedup: config.speedup,
                 latency: config.latency,
                 bus_connections: AtomicU64::new(0),
+                bytes_written: AtomicU64::new(0),
+                bytes_read: AtomicU64::new(0),
                 bus_log: Mutex::new(BusLog::default()),
             }),
         })
@@ -217,6 +223,18 @@ fn serve_bus(state: &TwinState, mut stream: TwinStream) {
             return;
         };
         state.record(connection, &operations);
+        let written: usize = operations
+            .iter()
+            .map(|operation| match operation {
+                BusOperation::Write(bytes)
+                | BusOperation::Transfer(_, bytes)
+                | BusOperation::TransferInPlace(bytes) => bytes.len(),
+                BusOperation::Read(_) | BusOperation::DelayNs(_) => 0,
+            })
+            .sum();
+        state
+            .bytes_written
+            .fetch_add(written as u64, Ordering::SeqCst);
         let reply = {
             let mut board = state.board();
             match execute_transaction(&mut *board, operations) {
@@ -224,6 +242,9 @@ fn serve_bus(state: &TwinState, mut stream: TwinStream) {
                 Err(never) => match never {},
             }
         };
+        state
+            .bytes_read
+            .fetch_add(reply.len() as u64, Ordering::SeqCst);
         if write_frame(&mut stream, &reply).is_err() {
             return;
         }

@@ -31,6 +31,10 @@ pub struct TwinTruth {
     pub true_larmor_hz: f64,
     /// The tube in the coil.
     pub tube: VirtualTube,
+    /// Bytes the host clocked out to the board since the twin started.
+    pub bytes_written: u64,
+    /// Bytes the board clocked out to the host since the twin started.
+    pub bytes_read: u64,
     /// Bus connections accepted since the twin started.
     pub bus_connections: u64,
     /// The protocol commands written on the latest bus connection, in order (unreadable frames
