@@ -227,6 +227,16 @@ async fn calibrated(data_dir: &Path, twin: &TwinProcess) -> (Service, i64) {
     (service, first)
 }
 
+/// Calibrates the simulated lot through a fast twin on `socket`, then stops the service and the
+/// twin, so a test can go on with a twin of its own on the same socket. Returns the token.
+async fn calibrated_and_stopped(data: &Path, socket: &Path) -> String {
+    let mut fast = TwinProcess::spawn(socket, &[]);
+    let (mut service, _) = calibrated(data, &fast).await;
+    service.stop();
+    fast.kill();
+    service.token.clone()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_twin_killed_mid_run_fails_it_with_a_board_cause_keeping_its_readings() {
     if on_hardware("twin killed") {
@@ -337,11 +347,7 @@ async fn the_appliance_killed_mid_sequence_halts_and_flushes_the_board_first_on_
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let socket = dir.path().join("twin.sock");
-    let mut fast = TwinProcess::spawn(&socket, &[]);
-    let (mut service, _) = calibrated(&data, &fast).await;
-    let token = service.token.clone();
-    service.stop();
-    fast.kill();
+    let token = calibrated_and_stopped(&data, &socket).await;
     // 2 ms per transaction: a sequence stays running long enough (in wall time) to be caught.
     let twin = TwinProcess::spawn(&socket, &["--latency-us", "2000"]);
     let mut service = Service::start(&data, &twin, &token, &[]).await;
@@ -386,11 +392,7 @@ async fn a_slow_link_completes_and_one_slower_than_its_limit_fails_with_a_board_
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let socket = dir.path().join("twin.sock");
-    let mut fast = TwinProcess::spawn(&socket, &[]);
-    let (mut service, _) = calibrated(&data, &fast).await;
-    let token = service.token.clone();
-    service.stop();
-    fast.kill();
+    let token = calibrated_and_stopped(&data, &socket).await;
 
     // 1 ms per transaction: slower, same answers.
     let slow = TwinProcess::spawn(&socket, &["--latency-us", "1000"]);

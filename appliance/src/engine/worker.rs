@@ -125,6 +125,12 @@ impl Worker {
                 format!("could not halt the board at start-up: {fault}"),
             ),
         };
+        self.log_and_announce(kind, message, "the board take-over");
+    }
+
+    /// Writes an engine-wide entry to the instrument log and publishes it as a notice; a failure
+    /// to log is published too (there is no run to fail).
+    fn log_and_announce(&self, kind: LogKind, message: String, what: &str) {
         if let Err(error) = self.db(self
             .store
             .log_instrument(&NewLogEntry::message(kind, &message)))
@@ -132,7 +138,7 @@ impl Worker {
             self.shared.emit(
                 None,
                 EventKind::Notice {
-                    message: format!("could not log the board take-over: {error}"),
+                    message: format!("could not log {what}: {error}"),
                 },
             );
         }
@@ -150,18 +156,7 @@ impl Worker {
         } else {
             LogKind::Error
         };
-        if let Err(error) = self.db(self
-            .store
-            .log_instrument(&NewLogEntry::message(kind, &message)))
-        {
-            self.shared.emit(
-                None,
-                EventKind::Notice {
-                    message: format!("could not log the shutdown: {error}"),
-                },
-            );
-        }
-        self.shared.emit(None, EventKind::Notice { message });
+        self.log_and_announce(kind, message, "the shutdown");
         self.shared.status().stopped = true;
         self.shared.stopped.send_replace(true);
     }
