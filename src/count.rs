@@ -232,7 +232,7 @@ fn print_text(report: &CountReport) -> std::io::Result<()> {
         report.cells,
         report.cells_ci95[0],
         report.cells_ci95[1],
-        report.category.replace('_', " ")
+        report.category.as_str().replace('_', " ")
     )?;
     writeln!(
         out,

@@ -18,9 +18,10 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use appliance::assembly::{ApplianceBuilder, Simulation};
 use appliance::config::{ApplianceConfig, BoardChoice};
-use appliance::engine::{EventKind, RunEvent, RunRequest, SimulatedTruth, tube_kind};
+use appliance::engine::{EventKind, RunEvent, RunRequest, SimulatedTruth};
 use appliance::sim_board::Faults;
 use appliance::store::runs::RunState;
+use nmr_core::assay::CountReport;
 use serde_json::json;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -95,7 +96,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut signals = TerminationSignals::listen().context("listening for SIGTERM and SIGINT")?;
     let mut extra_tubes = Vec::new();
     for name in &args.tubes {
-        let kind = tube_kind(&name.to_ascii_lowercase()).ok_or_else(|| {
+        let kind: nmr_core::assay::TubeKind = name.to_ascii_lowercase().parse().map_err(|_| {
             anyhow!("--tube {name}: unknown tube (cd45, igg, epcam, muc1, her2, egfr)")
         })?;
         extra_tubes.push(kind);
@@ -174,19 +175,19 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     store.close().await;
     match result {
         Some(result) => {
-            let mut report = result.report.value().clone();
-            if let Some(object) = report.as_object_mut() {
-                object.insert("run_id".into(), json!(ticket.id));
-                object.insert("state".into(), json!(run.state));
-            }
             if args.json {
+                let answer = RunResultJson {
+                    run_id: ticket.id.0,
+                    state: run.state,
+                    report: &result.report,
+                };
                 writeln!(
                     std::io::stdout(),
                     "{}",
-                    serde_json::to_string_pretty(&report)?
+                    serde_json::to_string_pretty(&answer)?
                 )?;
             } else {
-                print_text(&report)?;
+                print_text(ticket.id.0, run.state, &result.report)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -282,31 +283,30 @@ fn describe(event: &RunEvent) -> Option<String> {
     })
 }
 
-fn print_text(report: &serde_json::Value) -> std::io::Result<()> {
+/// `--json`: the keys of `ferrocount count --json` plus the run and its state.
+#[derive(serde::Serialize)]
+struct RunResultJson<'a> {
+    run_id: i64,
+    state: RunState,
+    #[serde(flatten)]
+    report: &'a CountReport,
+}
+
+fn print_text(run_id: i64, state: RunState, report: &CountReport) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let number = |key: &str| report[key].as_f64().unwrap_or(f64::NAN);
-    let pair = |key: &str| {
-        (
-            report[key][0].as_f64().unwrap_or(f64::NAN),
-            report[key][1].as_f64().unwrap_or(f64::NAN),
-        )
-    };
-    let (cells_low, cells_high) = pair("cells_ci95");
-    let (low, high) = pair("per_7_5ml_ci95");
+    let [cells_low, cells_high] = report.cells_ci95;
+    let [low, high] = report.per_7_5ml_ci95;
     writeln!(
         out,
-        "run {} ({}): {:.1} cells in the sample (95 % CI {cells_low:.1}–{cells_high:.1}); {:.1} per 7.5 mL ({low:.1}–{high:.1}); {}",
-        report["run_id"],
-        report["state"].as_str().unwrap_or("?"),
-        number("cells"),
-        number("per_7_5ml"),
-        report["category"].as_str().unwrap_or("?").replace('_', " ")
+        "run {run_id} ({state}): {:.1} cells in the sample (95 % CI {cells_low:.1}–{cells_high:.1}); {:.1} per 7.5 mL ({low:.1}–{high:.1}); {}",
+        report.cells,
+        report.per_7_5ml,
+        report.category.as_str().replace('_', " ")
     )?;
-    if let (Some(call), Some(indication)) = (report["call"].as_str(), report["indication"].as_str())
-    {
+    if let (Some(call), Some(indication)) = (report.call, &report.indication) {
         writeln!(out, "{indication}: {call}")?;
     }
-    if report["qc_hold"].as_bool() == Some(true) {
+    if report.qc_hold {
         writeln!(out, "QC: result on HOLD, do not release")?;
     }
     Ok(())

@@ -101,7 +101,7 @@ impl ApplianceBuilder {
     /// Reads the indications, opens the store, builds the board and starts the engine. A
     /// configuration error stops it before anything is opened.
     pub async fn build(self) -> Result<Appliance, AssemblyError> {
-        let indications = self.config.indications()?;
+        let settings = engine_settings(&self.config)?;
         if self.config.board != BoardChoice::Simulated && !self.simulation.is_default() {
             let message = match self.config.board {
                 BoardChoice::Twin(_) => {
@@ -137,13 +137,19 @@ impl ApplianceBuilder {
                 return Err(error);
             }
         };
-        let engine = Engine::start(store.clone(), board, EngineConfig::new(indications)).await?;
+        let engine = Engine::start(store.clone(), board, settings).await?;
         Ok(Appliance {
             config: self.config,
             store,
             engine,
         })
     }
+}
+
+/// The engine's settings for `config`, for what counts without the board (a correction's recount
+/// from the command line): the same as [`ApplianceBuilder::build`] gives the engine.
+pub fn engine_settings(config: &ApplianceConfig) -> Result<EngineConfig, ConfigError> {
+    Ok(EngineConfig::new(config.indications()?))
 }
 
 impl Appliance {

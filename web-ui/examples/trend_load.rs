@@ -14,12 +14,13 @@ use std::time::Instant;
 
 use appliance::assembly::ApplianceBuilder;
 use appliance::config::ApplianceConfig;
+use appliance::store::example_report::example_report;
 use appliance::store::patients::Mrn;
-use appliance::store::results::{ResultCategory, ResultSummary};
 use appliance::store::runs::{NewRun, RunState};
 use appliance::store::samples::{BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel};
 use appliance::store::users::{NewPassword, NewUser, Role, Username};
-use appliance::store::{Actor, JsonReport, Timestamp};
+use appliance::store::{Actor, Timestamp};
+use nmr_core::assay::CountCategory;
 
 /// Results per patient.
 const RUNS_PER_PATIENT: usize = 20;
@@ -80,11 +81,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     indication: Some(Indication::parse("breast")?),
                     tubes: vec![
                         NewTube {
-                            kind: TubeKind::control(),
+                            kind: TubeKind::Control,
                             label: TubeLabel::parse(&format!("LD{i:07}C"))?,
                         },
                         NewTube {
-                            kind: TubeKind::quad(),
+                            kind: TubeKind::Quad,
                             label: TubeLabel::parse(&format!("LD{i:07}Q"))?,
                         },
                     ],
@@ -106,16 +107,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .set_run_state(&actor, run.id, RunState::Running, None)
             .await?;
         let per_7_5ml = (i % 37) as f64;
-        let summary = ResultSummary::new(
+        let report = example_report(
             per_7_5ml,
             [per_7_5ml * 0.6, per_7_5ml * 1.5 + 1.0],
-            ResultCategory::Quantified,
+            CountCategory::Quantified,
             None,
-        )?;
-        let report = JsonReport::from_value(serde_json::json!({ "per_7_5ml": per_7_5ml }));
-        store
-            .record_result(&actor, run.id, &summary, &report)
-            .await?;
+            false,
+        );
+        store.record_result(&actor, run.id, &report).await?;
         if (i + 1) % 10_000 == 0 {
             eprintln!(
                 "seeded {} runs ({:.0} s)",

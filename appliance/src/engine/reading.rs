@@ -9,6 +9,8 @@ use nmr_core::qc::{
 };
 use serde::Serialize;
 
+use crate::store::measurements::{FitOutcome, StoredFit};
+
 /// What was made of one echo train.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Reading {
@@ -22,18 +24,6 @@ pub struct Reading {
     pub biexponential_preferred: Option<bool>,
     /// Magnet temperature during the reading, °C.
     pub temp_c: Option<f64>,
-}
-
-/// What is stored as a measurement's fit report: the fit or its error, and the bi-exponential
-/// verdict.
-#[derive(Serialize)]
-struct StoredFit<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mono: Option<&'a MonoFit>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-    biexponential_preferred: Option<bool>,
-    first_echo_amplitude: Option<f64>,
 }
 
 impl Reading {
@@ -89,15 +79,16 @@ impl Reading {
         }
     }
 
-    /// The fit report stored with the measurement.
-    pub fn stored_fit(&self) -> serde_json::Value {
-        let stored = StoredFit {
-            mono: self.fit.as_ref().ok(),
-            error: self.fit.as_ref().err().map(String::as_str),
+    /// The fit as stored with the measurement.
+    pub fn stored_fit(&self) -> StoredFit {
+        StoredFit {
+            outcome: match &self.fit {
+                Ok(fit) => FitOutcome::Mono(fit.clone()),
+                Err(error) => FitOutcome::Error(error.clone()),
+            },
             biexponential_preferred: self.biexponential_preferred,
             first_echo_amplitude: self.first_echo_amplitude,
-        };
-        serde_json::to_value(&stored).unwrap_or(serde_json::Value::Null)
+        }
     }
 }
 
@@ -129,7 +120,7 @@ mod tests {
         assert!((fit.t2_ms - 200.0).abs() < 2.0, "T2 {}", fit.t2_ms);
         assert!(reading.flags(&MeasurementQcLimits::default()).is_empty());
         assert!(reading.replicate().is_some());
-        assert!(reading.stored_fit()["mono"]["t2_ms"].is_number());
+        assert!(reading.stored_fit().mono().is_some_and(|f| f.t2_ms > 0.0));
     }
 
     #[test]
@@ -145,6 +136,6 @@ mod tests {
         assert_eq!(flags.len(), 1);
         assert_eq!(flags[0].severity, Severity::Hold);
         assert!(reading.replicate().is_none());
-        assert!(reading.stored_fit()["error"].is_string());
+        assert!(matches!(reading.stored_fit().outcome, FitOutcome::Error(_)));
     }
 }

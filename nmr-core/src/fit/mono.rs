@@ -48,9 +48,12 @@ pub struct MonoFit {
     pub offset: f64,
     /// Its standard error.
     pub offset_se: f64,
-    /// Residual variance over the independent noise estimate (≈ 1 when the model fits).
+    /// Residual variance over the independent noise estimate (≈ 1 when the model fits; NaN,
+    /// written `null`, when the noise is zero).
+    #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub chi2_red: f64,
-    /// A over the noise SD per echo.
+    /// A over the noise SD per echo (infinite, written `null`, for a noiseless train).
+    #[serde(deserialize_with = "crate::json_float::null_as_infinity")]
     pub snr: f64,
     /// Noise SD per echo and channel: estimated independently of the fit from the imaginary channel
     /// for complex data, fitted as the Rician σ for magnitude data.
