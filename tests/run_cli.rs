@@ -388,3 +388,105 @@ fn the_board_and_the_indications_come_from_configuration() {
     assert_eq!(answer["cutoff_per_7_5ml"], 0.5);
     assert_eq!(answer["indication"], "breast");
 }
+
+/// `ferrocount result correct`: the console's way to the one correction operation — signed by a
+/// user who may release (password on standard input), a new version with the reason, the
+/// original kept (the export has both rows), a wrong password refused with exit status 1.
+#[test]
+fn a_result_is_corrected_from_the_command_line() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+    let first = ferrocount(
+        data,
+        &[
+            "run",
+            "--patient",
+            "C-1",
+            "--blood-ml",
+            "7.5",
+            "--sim-cells",
+            "12",
+            "--json",
+        ],
+    );
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let run_id = json(&first)["run_id"].as_i64().expect("run id").to_string();
+    let with_stdin = |args: &[&str], input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocount"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(data)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("output")
+    };
+    let added = with_stdin(
+        &[
+            "user",
+            "add",
+            "claire",
+            "--role",
+            "clinician",
+            "--display-name",
+            "Dr Claire",
+        ],
+        "a long enough password\n",
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let correct = |password: &str| {
+        with_stdin(
+            &[
+                "result",
+                "correct",
+                "--run",
+                &run_id,
+                "--blood-ml",
+                "5.0",
+                "--reason",
+                "processed volume was 5.0 mL",
+                "--user",
+                "claire",
+            ],
+            password,
+        )
+    };
+    let refused = correct("not the password\n");
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("password"), "{stderr}");
+    let corrected = correct("a long enough password\n");
+    assert!(
+        corrected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&corrected.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&corrected.stdout);
+    assert!(stdout.contains("version 2"), "{stdout}");
+    let export = ferrocount(data, &["export", "--csv"]);
+    let text = String::from_utf8(export.stdout).expect("UTF-8 CSV");
+    assert_eq!(
+        text.lines().count(),
+        3,
+        "header + the original + the correction: {text}"
+    );
+}
