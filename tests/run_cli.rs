@@ -2,6 +2,9 @@
 //! directory — a simulated calibration, 20 simulated patient runs with known truth checked
 //! against their intervals, failures that name their cause, and the export.
 
+#[path = "support/test_board.rs"]
+mod test_board;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -165,6 +168,62 @@ fn a_fresh_appliance_calibrates_itself_and_twenty_runs_agree_with_truth() {
             .all(|row| row.contains(",1,true,") && row.contains("awaiting_release"))
     );
     assert!(rows.iter().any(|row| row.contains("PT-019")));
+}
+
+/// The same headless runs with the board behind a board twin's socket: the simulated lot
+/// calibrated through it, and eight patients whose intervals hold their truth (sent to the twin's
+/// coil over its side channel).
+#[test]
+fn headless_runs_through_the_twin_socket_agree_with_truth() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut board = test_board::TestBoard::start(dir.path(), &[]);
+    let Some(twin) = board.twin("headless runs through the twin") else {
+        return;
+    };
+    let board_flag = twin.board_flag();
+    let data = dir.path().join("data");
+    let run = |mrn: &str, cells: f64| {
+        let cells = cells.to_string();
+        let output = ferrocount(
+            &data,
+            &[
+                "run",
+                "--patient",
+                mrn,
+                "--blood-ml",
+                "7.5",
+                "--indication",
+                "breast",
+                "--sim-cells",
+                &cells,
+                "--board",
+                &board_flag,
+                "--json",
+            ],
+        );
+        assert!(
+            output.status.success(),
+            "{mrn}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        json(&output)
+    };
+    run("TWIN-0000", 0.0);
+    let truths = [0.0, 3.0, 10.0, 20.0, 40.0, 60.0, 85.0, 100.0];
+    let mut covered = 0;
+    for (i, cells) in truths.iter().enumerate() {
+        let result = run(&format!("TWIN-{}", i + 1), *cells);
+        assert_eq!(result["state"], "awaiting_release");
+        let low = result["cells_ci95"][0].as_f64().expect("low");
+        let high = result["cells_ci95"][1].as_f64().expect("high");
+        if low <= *cells && *cells <= high {
+            covered += 1;
+        }
+    }
+    // Each 95 % interval misses with probability 5 %: more than 2 misses of 8 has 0.6 %.
+    assert!(covered >= 6, "{covered}/8 intervals hold the truth");
+    let truth = twin.truth();
+    assert!(truth.sequences_started > 0 && truth.bus_connections >= 9);
 }
 
 #[test]
