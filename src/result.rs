@@ -81,7 +81,7 @@ pub fn run(args: ResultArgs) -> anyhow::Result<ExitCode> {
         let ops = Operations::new(
             store.clone(),
             settings,
-            LoginThrottle::new(std::time::Duration::from_secs(15 * 60), 5, 20),
+            LoginThrottle::new(std::time::Duration::from_secs(15 * 60), 5),
         );
         let signature = SignatureInput {
             password,

@@ -12,7 +12,9 @@
 //! - [`results`]: release a result, correct a released one (a new version with a reason).
 //! - [`qc`]: record a control value, judged by the Westgard rules.
 //! - [`sessions`]: sign in (throttled, audited) and out.
-//! - [`throttle`]: failed password counts per user and address (sign-in and signatures).
+//! - [`throttle`]: failed password counts per user name and address together (sign-in and
+//!   signatures), lifted by a lab admin's unlock.
+//! - [`tokens`]: API tokens: made for their holder, working for the token life.
 //!
 //! Not here: HTTP, HTML, argument parsing (the front ends'), SQL (the store's), the science
 //! (`nmr-core`'s), the board (the engine's).
@@ -24,6 +26,7 @@ pub mod results;
 pub mod sessions;
 pub mod signature;
 pub mod throttle;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -45,6 +48,8 @@ pub struct Operations {
     pub settings: Arc<EngineConfig>,
     /// Failed password counts (sign-in and signatures share them).
     pub throttle: Arc<LoginThrottle>,
+    /// How long an API token works after it is made ([`Operations::with_token_life_days`]).
+    token_life: time::Duration,
 }
 
 impl Operations {
@@ -54,6 +59,13 @@ impl Operations {
             store,
             settings: Arc::new(settings),
             throttle: Arc::new(throttle),
+            token_life: time::Duration::days(i64::from(tokens::DEFAULT_TOKEN_LIFE_DAYS)),
         }
+    }
+
+    /// The same operations with API tokens working `days` after they are made (at least 1).
+    pub fn with_token_life_days(mut self, days: u32) -> Self {
+        self.token_life = time::Duration::days(i64::from(days.max(1)));
+        self
     }
 }

@@ -1,13 +1,16 @@
-//! Signing in and out: the password checked (throttled per user name and client address, each
-//! attempt audited), a session opened or closed. The API's `POST/DELETE /api/v1/session` and the
-//! sign-in page and sign-out button use the same two functions.
+//! Signing in and out: the password checked (throttled per user name and client address
+//! together, each attempt audited), a session opened or closed; a lab admin's unlock of a
+//! throttled user name. The API's `POST/DELETE /api/v1/session` and the sign-in page and sign-out
+//! button use the same two functions; `POST /api/v1/users/{username}/unlock` the third.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
-use appliance::store::users::User;
+use appliance::store::users::{User, Username};
 use appliance::store::{Actor, AuditEntry};
 
+use crate::permission::{Permission, require};
+use crate::throttle::Lockout;
 use crate::{OperationError, Operations};
 
 impl Operations {
@@ -33,7 +36,7 @@ impl Operations {
             self.audit_attempt(username, address, "refused").await?;
             return Err(OperationError::BadCredentials);
         };
-        self.throttle.record_success(username);
+        self.throttle.record_success(username, address);
         let (secret, _session) = self.store.create_session(&user, idle).await?;
         self.store
             .record_event(
@@ -56,6 +59,40 @@ impl Operations {
             )
             .await?;
         Ok(())
+    }
+
+    /// A lab admin lifts the sign-in throttle on `username` from every address, saying why;
+    /// audited with the addresses whose failures were forgotten. An unknown user name is 404.
+    pub async fn unlock_sign_in(
+        &self,
+        admin: &User,
+        username: &Username,
+        reason: &str,
+    ) -> Result<Vec<Lockout>, OperationError> {
+        require(admin.role, Permission::ManageUsers)?;
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(OperationError::invalid(
+                "reason",
+                "say why the sign-in is unlocked (1 to 500 characters)",
+            ));
+        }
+        let user = self.store.user_by_name(username).await?;
+        let forgotten = self.throttle.unlock(username.as_str(), Instant::now());
+        let addresses: Vec<String> = forgotten.iter().map(|l| l.address.to_string()).collect();
+        self.store
+            .record_event(
+                &admin.actor(),
+                AuditEntry::new("session.unlock", "user")
+                    .id(user.id)
+                    .reason(reason)
+                    .detail(serde_json::json!({
+                        "username": username.as_str(),
+                        "addresses": addresses,
+                    })),
+            )
+            .await?;
+        Ok(forgotten)
     }
 
     async fn audit_attempt(

@@ -14,13 +14,14 @@ use crate::helpers::{As, PASSWORD, spawn_app, spawn_app_with};
 /// Every operation the API serves, written down here independently of the document: a route
 /// added to the router changes the document (routes are mounted with their documentation), so
 /// this list must be updated with it, on purpose.
-const EXPECTED_OPERATIONS: [(&str, &str); 22] = [
+const EXPECTED_OPERATIONS: [(&str, &str); 23] = [
     ("GET", "/healthz"),
     ("GET", "/api/v1/openapi.json"),
     ("POST", "/api/v1/session"),
     ("GET", "/api/v1/session"),
     ("DELETE", "/api/v1/session"),
     ("POST", "/api/v1/tokens"),
+    ("POST", "/api/v1/users/{username}/unlock"),
     ("GET", "/api/v1/patients"),
     ("POST", "/api/v1/patients"),
     ("GET", "/api/v1/patients/{id}"),
@@ -428,6 +429,54 @@ async fn served_answers_match_their_documented_schemas() {
     )
     .await;
     assert!(run["result"].is_object(), "the run has its result: {run}");
+
+    // The event stream is text as documented (it was described as one JSON object, so every
+    // stream was a schema violation), and each event's data is a documented `RunEvent`.
+    let events = app
+        .send(
+            bearer,
+            Method::GET,
+            &format!("/api/v1/runs/{run_id}/events"),
+            None,
+        )
+        .await;
+    assert_eq!(events.status(), StatusCode::OK);
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let stream = events.text().await.unwrap();
+    let content =
+        &document["paths"]["/api/v1/runs/{id}/events"]["get"]["responses"]["200"]["content"];
+    assert_eq!(
+        content
+            .as_object()
+            .map(|media| media.keys().collect::<Vec<_>>()),
+        Some(vec![&"text/event-stream".to_owned()]),
+        "the event stream's only media type"
+    );
+    let mut errors = Vec::new();
+    check(
+        &document,
+        &content["text/event-stream"]["schema"],
+        &Value::String(stream.clone()),
+        "event stream",
+        &mut errors,
+    );
+    let data: Vec<&str> = stream
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .collect();
+    assert!(!data.is_empty(), "the stream has events: {stream}");
+    for (index, line) in data.iter().enumerate() {
+        let event: Value = serde_json::from_str(line.trim()).expect("each event's data is JSON");
+        check_with(
+            &document,
+            &json!({ "$ref": "#/components/schemas/RunEvent" }),
+            &event,
+            &format!("event {index}"),
+            false, // an event carries the keys of its kind besides RunEvent's
+            &mut errors,
+        );
+    }
+    assert!(errors.is_empty(), "{errors:?}");
     assert!(!run["versions"].as_array().unwrap().is_empty());
     let patient_id = run["run"]["sample_id"].as_i64().unwrap();
     let patients = assert_answer_as_documented(

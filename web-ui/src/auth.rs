@@ -127,8 +127,10 @@ impl FromRequestParts<AppState> for Caller {
                         "the Authorization header must be `Bearer <token>`".into(),
                     )
                 })?;
-            let user = state.store.api_token_user(token).await?.ok_or_else(|| {
-                ApiError::Unauthenticated("the API token is unknown or revoked".into())
+            let user = state.ops.token_user(token).await?.ok_or_else(|| {
+                ApiError::Unauthenticated(
+                    "the API token is unknown or revoked, or has expired".into(),
+                )
             })?;
             return Ok(Self {
                 user,

@@ -74,7 +74,7 @@ pub enum ApiError {
     /// Too many failed sign-ins.
     #[error("too many failed sign-ins for {what}; try again in {retry_after_s} s")]
     TooManyAttempts {
-        /// "this user name" or "this address".
+        /// What is throttled: "this user name from this address".
         what: &'static str,
         /// Seconds until the next attempt is accepted.
         retry_after_s: u64,

@@ -35,9 +35,9 @@ impl AppState {
         let throttle = LoginThrottle::new(
             Duration::from_secs(u64::from(http.login_throttle_minutes) * 60),
             http.max_failed_logins_per_user,
-            http.max_failed_logins_per_address,
         );
-        let ops = Operations::new(store.clone(), engine.config().clone(), throttle);
+        let ops = Operations::new(store.clone(), engine.config().clone(), throttle)
+            .with_token_life_days(http.token_life_days);
         Self {
             store,
             engine,

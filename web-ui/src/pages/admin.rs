@@ -547,15 +547,16 @@ async fn create_token(State(state): State<AppState>, form: PageForm<NewTokenForm
         )
         .await;
     }
-    let (secret, _token) = state
-        .store
-        .create_api_token(&user.user.actor(), user.user.id, label)
-        .await?;
+    let issued = state.ops.create_token(&user.user, label).await?;
     let mut page = page(&state, &user, paths::ADMIN).await?;
-    page.new_token_secret = Some(secret);
+    page.new_token_secret = Some(issued.secret);
     page.layout.notice = Some(Notice {
         level: "success".into(),
-        text: format!("API token “{label}” created. Copy it now: it is not shown again."),
+        text: format!(
+            "API token “{label}” created; it works until {} (UTC) or until your password \
+             changes. Copy it now: it is not shown again.",
+            issued.expires_at.datetime().date()
+        ),
     });
     let mut response = (StatusCode::CREATED, page).into_response();
     response
