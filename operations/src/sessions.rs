@@ -6,12 +6,12 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use appliance::store::users::{User, Username};
+use appliance::store::users::User;
 use appliance::store::{Actor, AuditEntry};
 
-use crate::permission::{Permission, require};
 use crate::throttle::Lockout;
-use crate::{OperationError, Operations};
+use crate::users::ChangeReason;
+use crate::{OperationError, Operations, Requester};
 
 impl Operations {
     /// Signs `username` in from `address`: the throttle, then the password; opens a session that
@@ -61,33 +61,25 @@ impl Operations {
         Ok(())
     }
 
-    /// A lab admin lifts the sign-in throttle on `username` from every address, saying why;
+    /// A user manager lifts the sign-in throttle on `username` from every address, saying why;
     /// audited with the addresses whose failures were forgotten. An unknown user name is 404.
     pub async fn unlock_sign_in(
         &self,
-        admin: &User,
-        username: &Username,
-        reason: &str,
+        who: &Requester,
+        username: &str,
+        reason: &ChangeReason,
     ) -> Result<Vec<Lockout>, OperationError> {
-        require(admin.role, Permission::ManageUsers)?;
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(OperationError::invalid(
-                "reason",
-                "say why the sign-in is unlocked (1 to 500 characters)",
-            ));
-        }
-        let user = self.store.user_by_name(username).await?;
-        let forgotten = self.throttle.unlock(username.as_str(), Instant::now());
+        let user = self.named_user(who, username).await?;
+        let forgotten = self.throttle.unlock(&user.username, Instant::now());
         let addresses: Vec<String> = forgotten.iter().map(|l| l.address.to_string()).collect();
         self.store
             .record_event(
-                &admin.actor(),
+                &who.actor(),
                 AuditEntry::new("session.unlock", "user")
                     .id(user.id)
-                    .reason(reason)
+                    .reason(reason.as_str())
                     .detail(serde_json::json!({
-                        "username": username.as_str(),
+                        "username": user.username,
                         "addresses": addresses,
                     })),
             )

@@ -395,14 +395,19 @@ async fn tokens_expire_after_their_life_and_die_with_a_password_change() {
     // A password change ends every token of the user at once.
     let claire = app.token(Role::Clinician).to_owned();
     assert_eq!(session(claire.clone()).await, StatusCode::OK);
-    app.store
-        .set_password(
-            &appliance::store::Actor::Appliance,
-            &appliance::store::users::Username::parse("claire").unwrap(),
-            appliance::store::users::NewPassword::parse("a new long password").unwrap(),
-        )
-        .await
-        .unwrap();
+    // Through the operation the command line uses (`ferrocount user password`).
+    let ops = operations::Operations::with_engine(
+        app.store.clone(),
+        app.engine.clone(),
+        operations::LoginThrottle::new(std::time::Duration::from_secs(60), 5),
+    );
+    ops.set_password(
+        &operations::Requester::Console,
+        "claire",
+        appliance::store::users::NewPassword::parse("a new long password").unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(session(claire).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
         session(olga).await,

@@ -36,7 +36,7 @@ impl AppState {
             Duration::from_secs(u64::from(http.login_throttle_minutes) * 60),
             http.max_failed_logins_per_user,
         );
-        let ops = Operations::new(store.clone(), engine.config().clone(), throttle)
+        let ops = Operations::with_engine(store.clone(), engine.clone(), throttle)
             .with_token_life_days(http.token_life_days);
         Self {
             store,

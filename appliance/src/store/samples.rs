@@ -11,14 +11,22 @@ use super::error::{SqlxResultExt, found};
 use super::timestamp::stored;
 use super::{Actor, AuditEntry, PatientId, SampleId, Store, StoreError, Timestamp, TubeId, db};
 
-/// A processed blood volume in mL: finite, above zero, at most 50 mL.
+/// A processed blood volume in mL, from [`BloodVolume::MIN_ML`] to [`BloodVolume::MAX_ML`]:
+/// the one limit on the volume, for a run ordered from the API, the new-run page or the command
+/// line (they all parse it here, through `operations::runs::RunOrder`) and for a correction.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize)]
 #[serde(transparent)]
 pub struct BloodVolume(f64);
 
 impl BloodVolume {
-    /// Parses a volume in mL: within the physical range of `nmr_core::assay::plausibility`
-    /// (0.5 to 50 mL), the one range the count is also checked against.
+    /// Smallest accepted volume: the start of `nmr_core::assay::plausibility::BLOOD_ML`, the one
+    /// range the count is also checked against (below it the Poisson sampling of the draw
+    /// dominates any count).
+    pub const MIN_ML: f64 = *nmr_core::assay::plausibility::BLOOD_ML.start();
+    /// Largest accepted volume (several CellSave tubes): the end of the same range.
+    pub const MAX_ML: f64 = *nmr_core::assay::plausibility::BLOOD_ML.end();
+
+    /// Parses a volume in mL, checked by `nmr_core::assay::check_blood_ml`.
     pub fn from_ml(blood_ml: f64) -> Result<Self, StoreError> {
         nmr_core::assay::check_blood_ml(blood_ml)
             .map(|()| Self(blood_ml))
@@ -398,16 +406,18 @@ mod tests {
 
     #[test]
     fn blood_volumes_outside_the_range_are_refused() {
-        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 50.01] {
+        for bad in [0.0, 0.49, -1.0, f64::NAN, f64::INFINITY, 50.01] {
             assert!(
                 BloodVolume::from_ml(bad).is_err(),
                 "{bad} should be refused"
             );
         }
-        assert_eq!(
-            BloodVolume::from_ml(7.5).map(BloodVolume::ml).ok(),
-            Some(7.5)
-        );
+        for good in [0.5, 7.5, 50.0] {
+            assert_eq!(
+                BloodVolume::from_ml(good).map(BloodVolume::ml).ok(),
+                Some(good)
+            );
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::state::AppState;
     )
 )]
 pub async fn healthz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let database = state.store.user_count().await.is_ok();
+    let database = state.ops.database_answers().await;
     let engine = !state.engine.status().stopped;
     if database && engine {
         Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok"))

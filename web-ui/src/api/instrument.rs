@@ -25,10 +25,8 @@ pub struct InstrumentView {
     /// Whether the board is the simulated one.
     pub simulated: bool,
     /// The engine's snapshot.
-    #[schema(value_type = super::openapi::schemas::EngineStatus)]
     pub status: EngineStatus,
     /// The latest instrument-log entries, newest first.
-    #[schema(value_type = Vec<super::openapi::schemas::LogEntry>)]
     pub log: Vec<LogEntry>,
 }
 
@@ -49,6 +47,9 @@ pub async fn show(
         version: env!("CARGO_PKG_VERSION"),
         simulated: state.engine.is_simulated(),
         status: state.engine.status(),
-        log: state.store.instrument_log(None, LOG_ENTRIES).await?,
+        log: state
+            .ops
+            .instrument_log(&caller.requester(), LOG_ENTRIES)
+            .await?,
     }))
 }

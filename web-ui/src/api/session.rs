@@ -14,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use operations::users::ChangeReason;
+
 use crate::auth::{Caller, Credential, cleared_cookie, csrf_token, session_cookie};
 use crate::extract::{ApiJson, PathUsername};
 use crate::problem::ApiError;
@@ -181,9 +183,10 @@ pub async fn unlock(
     PathUsername(username): PathUsername,
     ApiJson(request): ApiJson<UnlockRequest>,
 ) -> Result<Json<Unlocked>, ApiError> {
+    let reason = ChangeReason::parse(&request.reason)?;
     let forgotten = state
         .ops
-        .unlock_sign_in(&caller.user, &username, &request.reason)
+        .unlock_sign_in(&caller.requester(), username.as_str(), &reason)
         .await?;
     Ok(Json(Unlocked {
         username: username.as_str().to_owned(),

@@ -51,7 +51,10 @@ pub async fn create(
     caller: Caller,
     ApiJson(request): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let issued = state.ops.create_token(&caller.user, &request.label).await?;
+    let issued = state
+        .ops
+        .create_token(&caller.requester(), &request.label)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
