@@ -52,6 +52,17 @@ impl LoginThrottle {
         }
     }
 
+    /// The throttle the configuration's `[http]` section sets (`login_throttle_minutes`,
+    /// `max_failed_logins_per_user`, `max_failed_logins_per_address`): the web face and the
+    /// command line's signatures count failures under the same limits.
+    pub fn configured(http: &appliance::config::HttpConfig) -> Self {
+        Self::new(
+            Duration::from_secs(u64::from(http.login_throttle_minutes) * 60),
+            http.max_failed_logins_per_user,
+            http.max_failed_logins_per_address,
+        )
+    }
+
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
         // A panic while holding this lock cannot leave the maps inconsistent (each update is
         // one insert), so a poisoned lock is still usable.
