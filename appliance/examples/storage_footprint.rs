@@ -176,7 +176,9 @@ async fn main() -> anyhow::Result<()> {
         };
         let (re, im) = match train.signal() {
             nmr_core::Signal::Complex { re, im } => (on_grid(re), on_grid(im)),
-            nmr_core::Signal::Magnitude(m) => (on_grid(m), vec![0.0; m.len()]),
+            nmr_core::Signal::Magnitude(m) | nmr_core::Signal::Real(m) => {
+                (on_grid(m), vec![0.0; m.len()])
+            }
         };
         let train = nmr_core::EchoTrain::complex(train.times_s().to_vec(), re, im)?;
         appliance::store::measurements::encode_train(&train)?.len()

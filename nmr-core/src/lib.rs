@@ -5,7 +5,9 @@
 //! HTTP, async or wall-clock time: it takes numbers and returns numbers and reports, and it never
 //! panics on bad data: it returns an error or a flagged result.
 //!
-//! - [`echo_train`]: the validated [`EchoTrain`] with its [`Acquisition`] metadata, phasing and noise.
+//! - [`echo_train`]: the validated [`EchoTrain`] (complex, phased real or magnitude: [`SignalKind`])
+//!   with its [`Acquisition`] metadata and phasing.
+//! - [`noise`]: the model-free noise estimate every fit's uncertainty stands on.
 //! - [`fit`]: fits that turn a train into T2 with honest uncertainty.
 //! - [`simulate`]: the physics-based [`CpmgSimulation`], seeded.
 //! - [`crlb`]: the Cramér–Rao bound the fits are judged against.
@@ -26,8 +28,9 @@ pub mod echo_train;
 pub mod fit;
 pub mod io;
 mod linalg;
+pub mod noise;
 pub mod qc;
 pub mod simulate;
 
-pub use echo_train::{Acquisition, EchoTrain, Phased, Signal, TrainError};
+pub use echo_train::{Acquisition, EchoTrain, Phased, Signal, SignalKind, TrainError};
 pub use simulate::{Component, CpmgSimulation};

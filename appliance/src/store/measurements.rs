@@ -25,6 +25,7 @@ pub fn encode_train(train: &EchoTrain) -> Result<Vec<u8>, train_codec::CodecErro
     let signal = match train.signal() {
         Signal::Complex { re, im } => SignalColumns::Complex { re, im },
         Signal::Magnitude(magnitude) => SignalColumns::Magnitude(magnitude),
+        Signal::Real(real) => SignalColumns::Real(real),
     };
     train_codec::encode(train.times_s(), signal)
 }
@@ -49,6 +50,7 @@ pub fn decode_train(
         train_codec::DecodedSignal::Magnitude(magnitude) => {
             EchoTrain::magnitude(decoded.times_s, magnitude)
         }
+        train_codec::DecodedSignal::Real(real) => EchoTrain::real(decoded.times_s, real),
     }
     .map_err(|error| corrupt(error.to_string()))?;
     Ok(train.with_acquisition(acquisition))
@@ -296,7 +298,9 @@ mod tests {
         assert_eq!(m.train, train, "train and acquisition metadata survive");
         let bits = |t: &EchoTrain| match t.signal() {
             Signal::Complex { re, im } => re.iter().chain(im).map(|v| v.to_bits()).collect(),
-            Signal::Magnitude(m) => m.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            Signal::Magnitude(m) | Signal::Real(m) => {
+                m.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            }
         };
         assert_eq!(bits(&m.train), bits(&train));
         let refit = fit_mono(&m.train, &FitOptions::default()).unwrap();

@@ -342,7 +342,7 @@ impl CompressedProblem {
 pub fn fit_spectrum(train: &EchoTrain, options: &SpectrumOptions) -> Result<T2Spectrum, FitError> {
     let fit_options = FitOptions {
         drop_first_echo: options.drop_first_echo,
-        residuals: false,
+        ..FitOptions::default()
     };
     let input = FitInput::new(train, &fit_options);
     let used = input.times_s.len();
