@@ -9,7 +9,8 @@
 //!   with its [`Acquisition`] metadata and phasing.
 //! - [`noise`]: the model-free noise estimate every fit's uncertainty stands on.
 //! - [`fit`]: fits that turn a train into T2 with honest uncertainty.
-//! - [`simulate`]: the physics-based [`CpmgSimulation`], seeded.
+//! - [`simulate`]: the physics-based [`CpmgSimulation`], seeded, with imperfect refocusing by
+//!   the extended phase graph ([`epg`]).
 //! - [`crlb`]: the Cramér–Rao bound the fits are judged against.
 //! - [`io`]: echo-train files (CSV, Green Imaging GeoSpec, Bruker minispec), parsed from text.
 //! - [`assay`]: from replicate R2 values to a CTC count: ΔR2, calibration, detection limits,
@@ -25,6 +26,7 @@
 pub mod assay;
 pub mod crlb;
 pub mod echo_train;
+pub mod epg;
 pub mod fit;
 pub mod io;
 mod linalg;
@@ -33,4 +35,4 @@ pub mod qc;
 pub mod simulate;
 
 pub use echo_train::{Acquisition, EchoTrain, Phased, Signal, SignalKind, TrainError};
-pub use simulate::{Component, CpmgSimulation};
+pub use simulate::{Component, CpmgSimulation, Refocusing};

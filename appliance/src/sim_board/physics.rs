@@ -135,6 +135,7 @@ impl VirtualTube {
             te_s: 1.0,
             echoes: 1,
             magnitude: false,
+            refocusing: Default::default(),
         };
         self.spin_density * decay.ideal(t_s)
     }

@@ -463,6 +463,7 @@ mod tests {
             te_s,
             echoes,
             magnitude: false,
+            refocusing: Default::default(),
         };
         simulation.simulate(seed)
     }

@@ -12,11 +12,17 @@
 //!   mono-versus-bi [`ModelComparison`] (F-test, AICc, BIC, identifiability).
 //! - [`fit_spectrum`]: the T2 distribution by SVD-compressed, Tikhonov-regularised NNLS with α
 //!   chosen by GCV.
+//! - [`fit_mono_epg`]: T2 with the refocusing angle β (stimulated echoes, extended phase graph), and
+//!   [`fit_cpmg_t2`], the appliance's rule for when to use it.
+//!
+//! Every fit reports the signal kind it used, its offset model ([`offset`]) and its misfit
+//! ([`misfit`]).
 //!
 //! Not here: what the fits mean for a patient (see the assay), or where trains come from.
 
 pub mod bi;
 mod echo_times;
+pub mod epg_mono;
 mod error;
 mod exp_sum;
 pub mod misfit;
@@ -27,6 +33,10 @@ mod rician;
 pub mod spectrum;
 
 pub use bi::{BiFit, BiProblem, Model, ModelComparison, fit_bi};
+pub use epg_mono::{
+    CpmgT2, DEFAULT_T1_S, EpgFit, REFOCUSING_IMPERFECT_BELOW_DEG, T2Model, fit_cpmg_t2,
+    fit_mono_epg,
+};
 pub use error::FitError;
 pub use misfit::{LackOfFit, MISFIT_SIGNIFICANCE};
 pub use mono::{MonoFit, fit_mono};

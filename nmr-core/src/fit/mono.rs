@@ -770,11 +770,12 @@ fn report(
     // σ̂ so that the χ² test stays independent of the fit.
     let rician_variances: Option<Vec<f64>> = solution.rician_sigma.map(|_| {
         let sigma = input.noise_sd;
-        model
+        input
+            .times_s
             .iter()
-            .zip(input.times_s)
-            .map(|(m, t)| {
+            .map(|t| {
                 let nu = amplitude * (-rate * t).exp() + offset;
+                let (m, _) = rician_mean(nu, sigma);
                 (nu * nu + 2.0 * sigma * sigma - m * m).max(1e-3 * sigma * sigma)
             })
             .collect()

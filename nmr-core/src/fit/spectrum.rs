@@ -904,6 +904,7 @@ mod tests {
             te_s,
             echoes,
             magnitude: false,
+            refocusing: Default::default(),
         };
         simulation.simulate(seed)
     }
