@@ -24,8 +24,8 @@ use std::{fs, thread};
 
 use clap::{Args, ValueEnum};
 use nmr_core::fit::{
-    BiFit, FitOptions, MonoFit, OffsetModel, SpectrumOptions, T2Spectrum, fit_bi, fit_mono,
-    fit_spectrum,
+    AlphaChoice, BiFit, FitOptions, MonoFit, OffsetModel, SpectrumOptions, T2Spectrum, fit_bi,
+    fit_mono, fit_spectrum,
 };
 use nmr_core::io::{ImportedTrain, ParseError, read_echo_trains};
 use nmr_core::{EchoTrain, SignalKind};
@@ -64,9 +64,13 @@ use table::Table;
         bi: preferred (mono|bi), t2_fast_ms, t2_slow_ms, fraction_fast (each with _se), \
         amplitude_fast, amplitude_slow, offset, chi2_red, snr, echoes_used and the model \
         comparison (F-test, AICc, BIC, identifiability).\n  \
-        spectrum: t2_logmean_ms, t2_at_99_ms, the distribution (t2_bins_ms, amplitudes), peaks, \
-        total_amplitude, offset, alpha, chi2_red, echoes_used, converged (the non-negative \
-        solve met its optimality conditions).\n\
+        spectrum: t2_logmean_ms, t2_at_99_ms (leaving out minor isolated peaks < 1 % and short \
+        peaks the noise could have made: excluded_peaks, with t2_logmean_all_ms and \
+        t2_at_99_all_ms over everything), flags (signal_at_short_edge, signal_at_long_edge, \
+        unsupported_short_component, minor_isolated_peak), the distribution (t2_bins_ms, \
+        amplitudes), peaks, total_amplitude, offset, alpha and alpha_method (gcv, l_curve, \
+        discrepancy, fixed), chi2_red, echoes_used, converged (the non-negative solve met its \
+        optimality conditions).\n\
         A number that is not finite (e.g. an infinite SNR of noiseless data) or not known (e.g. a \
         standard error without a covariance) is written as null, so every line stays valid JSON.\n\n\
         Example:\n  ferrocount simulate --t2-ms 80 --seed 7 | ferrocount fit -\n  \
@@ -101,6 +105,23 @@ pub struct FitArgs {
     /// The offset model of the mono and bi fits.
     #[arg(long, value_enum, default_value_t = OffsetArg::Free)]
     offset: OffsetArg,
+
+    /// Spectrum: how α is chosen: gcv, lcurve, discrepancy, or a number (fixed α).
+    #[arg(long, value_name = "RULE", default_value = "gcv", value_parser = parse_alpha)]
+    alpha: AlphaChoice,
+
+    /// Spectrum: shortest T2 bin in ms [default: the echo spacing].
+    #[arg(long, value_name = "MS")]
+    t2_min_ms: Option<f64>,
+
+    /// Spectrum: longest T2 bin in ms [default: twice the last echo time]. A vendor's choice is
+    /// reproduced with its grid, e.g. `--t2-max-ms 500` for a GeoSpec file's `T2Max=500`.
+    #[arg(long, value_name = "MS")]
+    t2_max_ms: Option<f64>,
+
+    /// Spectrum: number of log-spaced T2 bins.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    bins: usize,
 
     /// Worker threads [default: the available cores].
     #[arg(long, short = 'j', value_name = "N")]
@@ -154,6 +175,21 @@ impl SignalArg {
     }
 }
 
+/// `--alpha`: a rule name or a fixed positive α.
+fn parse_alpha(text: &str) -> Result<AlphaChoice, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "gcv" => Ok(AlphaChoice::Gcv),
+        "lcurve" | "l-curve" => Ok(AlphaChoice::LCurve),
+        "discrepancy" => Ok(AlphaChoice::Discrepancy),
+        other => match other.parse::<f64>() {
+            Ok(alpha) if alpha > 0.0 && alpha.is_finite() => Ok(AlphaChoice::Fixed(alpha)),
+            _ => Err(format!(
+                "`{text}` is neither gcv, lcurve, discrepancy nor a positive number"
+            )),
+        },
+    }
+}
+
 /// `--offset`: the offset model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OffsetArg {
@@ -180,6 +216,7 @@ struct Settings {
     model: Model,
     options: FitOptions,
     signal: Option<SignalKind>,
+    spectrum: SpectrumOptions,
     /// `None` for JSON output.
     table: Option<Table>,
 }
@@ -219,6 +256,13 @@ pub fn run(args: &FitArgs) -> anyhow::Result<ExitCode> {
             offset: args.offset.model(),
         },
         signal: args.signal.map(SignalArg::kind),
+        spectrum: SpectrumOptions {
+            alpha: args.alpha,
+            t2_min_ms: args.t2_min_ms,
+            t2_max_ms: args.t2_max_ms,
+            bins: args.bins,
+            ..SpectrumOptions::default()
+        },
         table: (!args.json).then(|| Table::new(inputs.iter().map(|i| i.name.as_str()))),
     };
     let jobs = args.jobs.map_or_else(
@@ -488,7 +532,7 @@ fn fit(train: &EchoTrain, settings: &Settings) -> Result<Report, String> {
         Model::Bi => fit_bi(train, &settings.options)
             .map(Report::Bi)
             .map_err(|e| e.to_string()),
-        Model::Spectrum => fit_spectrum(train, &SpectrumOptions::default())
+        Model::Spectrum => fit_spectrum(train, &settings.spectrum)
             .map(|s| Report::Spectrum(s, train.signal_kind()))
             .map_err(|e| e.to_string()),
     }

@@ -179,7 +179,12 @@ impl Table {
                 .chi2_red
                 .map_or_else(|| "-".into(), |c| fixed_or_scientific(c, 2)),
             spectrum.echoes_used,
-            peaks.join(", "),
+            if spectrum.flags.is_empty() {
+                peaks.join(", ")
+            } else {
+                let flags: Vec<String> = spectrum.flags.iter().map(|f| format!("{f:?}")).collect();
+                format!("{}  FLAGS: {}", peaks.join(", "), flags.join(", "))
+            },
             fw = self.file_width,
             lw = LEVEL_WIDTH,
         );

@@ -43,7 +43,8 @@ pub use mono::{MonoFit, fit_mono};
 pub use offset::{OFFSET_SIGNIFICANCE, OffsetChoice, OffsetModel};
 pub use rician::rician_mean;
 pub use spectrum::{
-    AlphaChoice, AlphaMethod, Baseline, SpectrumOptions, SpectrumPeak, T2Spectrum, fit_spectrum,
+    AlphaChoice, AlphaMethod, Baseline, ExcludedPeak, MINOR_PEAK_FRACTION, SpectrumFlag,
+    SpectrumOptions, SpectrumPeak, T2Spectrum, fit_spectrum,
 };
 
 use serde::{Deserialize, Serialize};
