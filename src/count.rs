@@ -12,18 +12,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use nmr_core::assay::{
-    Calibration, CountInputs, CountReport, Indications, Marker, TubeKind, TubeSummary,
-};
+use nmr_core::assay::{Calibration, CountInputs, CountReport, Marker, TubeKind, TubeSummary};
 use nmr_core::qc::{
     MeasurementQcLimits, QcFlag, Severity, check_measurement, check_replicate_cv,
     check_replicate_outlier, check_temperature_drift, median_fill_amplitude,
 };
 
 use crate::fitted_file::{FittedFile, common_te_ms};
-
-/// The default cut-offs, embedded from `config/indications.toml`.
-const DEFAULT_INDICATIONS: &str = include_str!("../config/indications.toml");
 
 /// Arguments of `ferrocount count`.
 #[derive(Debug, clap::Args)]
@@ -83,13 +78,9 @@ pub fn run(args: &CountArgs) -> anyhow::Result<ExitCode> {
     let calibration = Calibration::from_toml(&calibration_text)
         .with_context(|| format!("calibration {}", args.calibration.display()))?;
     let indications = match &args.indications {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read indications file {}", path.display()))?;
-            Indications::from_toml(&text).with_context(|| format!("{}", path.display()))?
-        }
-        None => Indications::from_toml(DEFAULT_INDICATIONS)
-            .context("the built-in indications configuration")?,
+        Some(path) => appliance::config::indications_from_file(path)
+            .with_context(|| format!("indications file {}", path.display()))?,
+        None => appliance::config::default_indications()?,
     };
     if let Some(indication) = &args.indication {
         indications.cutoff(indication)?;
@@ -252,7 +243,7 @@ fn print_text(report: &CountReport) -> std::io::Result<()> {
         report.cells,
         report.cells_ci95[0],
         report.cells_ci95[1],
-        report.category.replace('_', " ")
+        report.category.as_str().replace('_', " ")
     )?;
     writeln!(
         out,

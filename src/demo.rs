@@ -26,33 +26,24 @@
 //!
 //! It is not a test fixture: it refuses a data directory that already holds a database.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, ensure};
-use appliance::engine::{
-    Engine, EngineConfig, EngineHandle, EventKind, RunRequest, SimulatedInstrument, SimulatedTruth,
-};
-use appliance::sim_board::{SimBoardConfig, SimClock};
+use appliance::assembly::{ApplianceBuilder, Simulation};
+use appliance::config::ApplianceConfig;
+use appliance::engine::{EngineHandle, EventKind, RunRequest, SimulatedTruth};
 use appliance::store::db::DATABASE_FILE;
-use appliance::store::qc::{NewQcResult, QcMaterialKind, QcStatus, TargetSource};
+use appliance::store::qc::{NewQcResult, QcMaterialKind, QcVerdict, TargetSource};
 use appliance::store::results::SignatureMeaning;
 use appliance::store::runs::RunState;
 use appliance::store::users::{NewPassword, NewUser, Role, User, Username};
-use appliance::store::{Actor, JsonReport, Store, Timestamp};
-use nmr_core::assay::Indications;
-use nmr_core::qc::flag::Severity;
-use nmr_core::qc::westgard::{self, ControlResult, ControlTarget};
+use appliance::store::{Actor, Store, Timestamp};
+use nmr_core::qc::westgard::{self, ControlTarget};
 use rand::{Rng as _, SeedableRng as _};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution as _, Normal, Poisson};
 use time::Duration;
-
-use crate::data_dir::DataDirArg;
-
-/// The default cut-offs (the same file `ferrocount run` embeds).
-const DEFAULT_INDICATIONS: &str = include_str!("../config/indications.toml");
 
 /// Days in a demo month.
 const DAYS_PER_MONTH: i64 = 30;
@@ -167,10 +158,20 @@ async fn seed_demo(args: &DemoArgs) -> anyhow::Result<DemoSummary> {
         "{} already holds a database: the demo seeds a fresh one (choose another --data-dir)",
         args.data_dir.display()
     );
-    let data_dir = DataDirArg {
+    // The demo's own appliance: the built-in configuration on the demo directory, the simulated
+    // board seeded by `--seed`.
+    let appliance = ApplianceBuilder::new(ApplianceConfig {
         data_dir: args.data_dir.clone(),
-    };
-    let store = data_dir.open_or_create().await?;
+        ..ApplianceConfig::default()
+    })
+    .simulation(Simulation {
+        seed: Some(args.seed),
+        ..Simulation::default()
+    })
+    .build()
+    .await
+    .context("assembling the demo appliance")?;
+    let (store, engine) = (appliance.store.clone(), appliance.engine.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let mut summary = DemoSummary::default();
 
@@ -182,21 +183,6 @@ async fn seed_demo(args: &DemoArgs) -> anyhow::Result<DemoSummary> {
     let span_days = i64::from(args.months) * DAYS_PER_MONTH;
     seed_qc(&store, &admin, now, span_days, &mut rng, &mut summary).await?;
 
-    let indications = Indications::from_toml(DEFAULT_INDICATIONS)
-        .context("the built-in indications configuration")?;
-    let board = SimulatedInstrument::simulated(
-        SimBoardConfig {
-            seed: args.seed,
-            ..SimBoardConfig::default()
-        },
-        SimClock::instant(),
-    );
-    let engine = Engine::start(
-        store.clone(),
-        Box::new(board),
-        EngineConfig::new(indications),
-    )
-    .await?;
     // The fresh database has no calibration for the simulated lot: the engine makes one on the
     // first run and says so.
     let mut events = engine.subscribe();
@@ -298,7 +284,7 @@ async fn seed_qc(
             &actor,
             lot.id,
             value,
-            QcStatus::Pass,
+            QcVerdict::Pass,
             &[],
             measured_at,
         )
@@ -317,13 +303,12 @@ async fn seed_qc(
             Some(u32::try_from(target.n).unwrap_or(u32::MAX)),
         )
         .await?;
-    let targets = BTreeMap::from([(CONTROL_MATERIAL.to_owned(), target)]);
-
     // Daily values from the start of the history to yesterday; the deliberate violations sit a
-    // third and a half of the way through.
+    // third and a half of the way through. Each is judged as the QC page and API judge one
+    // (`westgard::judge_latest` over the values since the target was set).
     let outlier_day = span_days / 3;
     let shift_days = [span_days / 2, span_days / 2 + 1];
-    let mut history: Vec<ControlResult> = Vec::new();
+    let mut history: Vec<f64> = Vec::new();
     for day in 0..span_days {
         let value = if day == outlier_day {
             round1(target.mean + 3.6 * target.sd)
@@ -332,25 +317,13 @@ async fn seed_qc(
         } else {
             round1(noise.sample(rng))
         };
-        history.push(ControlResult {
-            run: u64::try_from(day).unwrap_or_default(),
-            material: CONTROL_MATERIAL.to_owned(),
-            value,
-        });
-        let last = history.len() - 1;
-        let violations: Vec<_> = westgard::evaluate(&history, &targets)?
-            .into_iter()
-            .filter(|v| v.indices.contains(&last))
-            .collect();
-        let status = if violations.iter().any(|v| v.severity == Severity::Hold) {
-            summary.qc_rejections += 1;
-            QcStatus::Reject
-        } else if violations.is_empty() {
-            QcStatus::Pass
-        } else {
-            summary.qc_warnings += 1;
-            QcStatus::Warning
-        };
+        history.push(value);
+        let (status, violations) = westgard::judge_latest(&history, target)?;
+        match status {
+            QcVerdict::Reject => summary.qc_rejections += 1,
+            QcVerdict::Warning => summary.qc_warnings += 1,
+            QcVerdict::Pass => {}
+        }
         let measured_at = now.plus(Duration::days(day - span_days) + Duration::hours(-2));
         record_qc(
             store,
@@ -372,7 +345,7 @@ async fn record_qc(
     actor: &Actor,
     lot_id: appliance::store::QcLotId,
     value: f64,
-    status: QcStatus,
+    status: QcVerdict,
     violations: &[westgard::WestgardViolation],
     measured_at: Timestamp,
 ) -> anyhow::Result<()> {
@@ -383,10 +356,10 @@ async fn record_qc(
                 lot_id,
                 value,
                 status,
-                violations: JsonReport::of(&violations)?,
+                violations: violations.to_vec(),
                 measurement_id: None,
                 measured_at,
-                comment: (status != QcStatus::Pass)
+                comment: (status != QcVerdict::Pass)
                     .then(|| "demo: deliberate Westgard violation".to_owned()),
             },
         )

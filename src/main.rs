@@ -13,6 +13,7 @@ mod demo;
 mod export;
 mod fit;
 mod fitted_file;
+mod result;
 mod run;
 mod serve;
 mod simulate;
@@ -51,6 +52,8 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Fit T2 (mono, bi-exponential or a distribution) to echo-train files.
     Fit(fit::FitArgs),
+    /// Results: correct a released result (a new version with a reason, signed).
+    Result(result::ResultArgs),
     /// Manage users: add, set a password, disable.
     User(user::UserArgs),
     /// Check the audit trail's hash chain.
@@ -72,6 +75,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::run(args),
         Command::Simulate(args) => simulate::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Fit(args) => fit::run(&args),
+        Command::Result(args) => result::run(args),
         Command::User(args) => user::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Backup(args) => backup::run(args),

@@ -3,9 +3,10 @@
 //! standard error, the result on standard output (`--json`: the keys of `ferrocount count --json`
 //! plus `run_id` and `state`).
 //!
-//! On a fresh data directory the simulated lot is calibrated first by a simulated dilution series
-//! (the engine says so). The `--sim-*` options set what the virtual tubes hold and inject board
-//! faults; this build drives no real board from this command.
+//! The appliance is assembled as `ferrocount serve` assembles it (configuration file, `FERROCOUNT_*`
+//! environment, then `--data-dir` and `--board`). On a fresh data directory the simulated lot is
+//! calibrated first by a simulated dilution series (the engine says so). The `--sim-*` options
+//! set what the virtual tubes hold and inject board faults; they are refused on a real board.
 //!
 //! SIGTERM or SIGINT while the run is in flight stops it gracefully: the board is halted and the
 //! run recorded `interrupted` with its cause (exit status 1). A kill -9 leaves it to the next start
@@ -15,20 +16,16 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
-use appliance::engine::{
-    Engine, EngineConfig, EventKind, RunEvent, RunRequest, SimulatedInstrument, SimulatedTruth,
-    tube_kind,
-};
-use appliance::sim_board::{Faults, SimBoardConfig, SimClock};
+use appliance::assembly::{ApplianceBuilder, Simulation};
+use appliance::config::{ApplianceConfig, BoardChoice};
+use appliance::engine::{EventKind, RunEvent, RunRequest, SimulatedTruth};
+use appliance::sim_board::Faults;
 use appliance::store::runs::RunState;
-use nmr_core::assay::Indications;
+use nmr_core::assay::CountReport;
 use serde_json::json;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::data_dir::DataDirArg;
-
-/// The default cut-offs (the same file `ferrocount count` embeds).
-const DEFAULT_INDICATIONS: &str = include_str!("../config/indications.toml");
 
 /// Options of `ferrocount run`.
 #[derive(Debug, clap::Args)]
@@ -75,6 +72,12 @@ pub struct RunArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// The board: simulated or spi (default: the configuration's `board`, else simulated).
+    #[arg(long, value_name = "BOARD")]
+    board: Option<BoardChoice>,
+    /// TOML configuration file (as for `ferrocount serve`); must exist when given.
+    #[arg(long, value_name = "FILE", env = "FERROCOUNT_CONFIG")]
+    config: Option<std::path::PathBuf>,
     #[command(flatten)]
     data_dir: DataDirArg,
 }
@@ -93,38 +96,29 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut signals = TerminationSignals::listen().context("listening for SIGTERM and SIGINT")?;
     let mut extra_tubes = Vec::new();
     for name in &args.tubes {
-        let kind = tube_kind(&name.to_ascii_lowercase()).ok_or_else(|| {
+        let kind: nmr_core::assay::TubeKind = name.to_ascii_lowercase().parse().map_err(|_| {
             anyhow!("--tube {name}: unknown tube (cd45, igg, epcam, muc1, her2, egfr)")
         })?;
         extra_tubes.push(kind);
     }
-    let indications = Indications::from_toml(DEFAULT_INDICATIONS)
-        .context("the built-in indications configuration")?;
-    let store = args.data_dir.open_or_create().await?;
-    let seed = match args.seed {
-        Some(seed) => seed,
-        None => store
-            .recent_runs(1)
-            .await?
-            .first()
-            .map_or(1, |run| run.id.0.unsigned_abs() + 1),
-    };
-    let mut board_config = SimBoardConfig {
-        seed,
-        faults: Faults {
-            dead_after_transactions: args.sim_dead_after,
-            ..Faults::default()
-        },
-        ..SimBoardConfig::default()
-    };
-    board_config.magnet.drift_c_per_s = args.sim_drift_c_per_s;
-    let board = SimulatedInstrument::simulated(board_config, SimClock::instant());
-    let engine = Engine::start(
-        store.clone(),
-        Box::new(board),
-        EngineConfig::new(indications),
-    )
-    .await?;
+    let mut config = ApplianceConfig::load(args.config.as_deref())?;
+    config.data_dir = args.data_dir.data_dir.clone();
+    if let Some(board) = &args.board {
+        config.board = board.clone();
+    }
+    let appliance = ApplianceBuilder::new(config)
+        .simulation(Simulation {
+            seed: args.seed,
+            faults: Faults {
+                dead_after_transactions: args.sim_dead_after,
+                ..Faults::default()
+            },
+            magnet_drift_c_per_s: args.sim_drift_c_per_s,
+        })
+        .build()
+        .await
+        .context("assembling the appliance")?;
+    let (store, engine) = (appliance.store.clone(), appliance.engine.clone());
     let mut events = engine.subscribe();
     let request = RunRequest {
         indication: args.indication.clone(),
@@ -181,19 +175,19 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     store.close().await;
     match result {
         Some(result) => {
-            let mut report = result.report.value().clone();
-            if let Some(object) = report.as_object_mut() {
-                object.insert("run_id".into(), json!(ticket.id));
-                object.insert("state".into(), json!(run.state));
-            }
             if args.json {
+                let answer = RunResultJson {
+                    run_id: ticket.id.0,
+                    state: run.state,
+                    report: &result.report,
+                };
                 writeln!(
                     std::io::stdout(),
                     "{}",
-                    serde_json::to_string_pretty(&report)?
+                    serde_json::to_string_pretty(&answer)?
                 )?;
             } else {
-                print_text(&report)?;
+                print_text(ticket.id.0, run.state, &result.report)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -289,31 +283,30 @@ fn describe(event: &RunEvent) -> Option<String> {
     })
 }
 
-fn print_text(report: &serde_json::Value) -> std::io::Result<()> {
+/// `--json`: the keys of `ferrocount count --json` plus the run and its state.
+#[derive(serde::Serialize)]
+struct RunResultJson<'a> {
+    run_id: i64,
+    state: RunState,
+    #[serde(flatten)]
+    report: &'a CountReport,
+}
+
+fn print_text(run_id: i64, state: RunState, report: &CountReport) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let number = |key: &str| report[key].as_f64().unwrap_or(f64::NAN);
-    let pair = |key: &str| {
-        (
-            report[key][0].as_f64().unwrap_or(f64::NAN),
-            report[key][1].as_f64().unwrap_or(f64::NAN),
-        )
-    };
-    let (cells_low, cells_high) = pair("cells_ci95");
-    let (low, high) = pair("per_7_5ml_ci95");
+    let [cells_low, cells_high] = report.cells_ci95;
+    let [low, high] = report.per_7_5ml_ci95;
     writeln!(
         out,
-        "run {} ({}): {:.1} cells in the sample (95 % CI {cells_low:.1}–{cells_high:.1}); {:.1} per 7.5 mL ({low:.1}–{high:.1}); {}",
-        report["run_id"],
-        report["state"].as_str().unwrap_or("?"),
-        number("cells"),
-        number("per_7_5ml"),
-        report["category"].as_str().unwrap_or("?").replace('_', " ")
+        "run {run_id} ({state}): {:.1} cells in the sample (95 % CI {cells_low:.1}–{cells_high:.1}); {:.1} per 7.5 mL ({low:.1}–{high:.1}); {}",
+        report.cells,
+        report.per_7_5ml,
+        report.category.as_str().replace('_', " ")
     )?;
-    if let (Some(call), Some(indication)) = (report["call"].as_str(), report["indication"].as_str())
-    {
+    if let (Some(call), Some(indication)) = (report.call, &report.indication) {
         writeln!(out, "{indication}: {call}")?;
     }
-    if report["qc_hold"].as_bool() == Some(true) {
+    if report.qc_hold {
         writeln!(out, "QC: result on HOLD, do not release")?;
     }
     Ok(())

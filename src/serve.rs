@@ -16,19 +16,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use appliance::assembly::ApplianceBuilder;
 use appliance::config::{ApplianceConfig, BoardChoice, LogFormat};
-use appliance::engine::{Engine, EngineConfig, SimulatedInstrument};
 use appliance::first_admin::ensure_first_admin;
-use appliance::sim_board::{SimBoardConfig, SimClock};
 use appliance::store::instrument_log::{LogKind, NewLogEntry};
-use appliance::store::{Actor, AuditEntry, Store};
-use nmr_core::assay::Indications;
+use appliance::store::{Actor, AuditEntry};
 use sd_notify::NotifyState;
 use tracing_subscriber::EnvFilter;
-
-/// The built-in cut-offs per indication.
-const DEFAULT_INDICATIONS: &str = include_str!("../config/indications.toml");
 
 /// `ferrocount serve` options (each overrides the configuration file and environment).
 #[derive(Debug, clap::Args)]
@@ -42,6 +37,9 @@ pub struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:8080).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// The board: simulated or spi (default: the configuration's `board`, else simulated).
+    #[arg(long, value_name = "BOARD")]
+    board: Option<BoardChoice>,
 }
 
 impl ServeArgs {
@@ -51,6 +49,7 @@ impl ServeArgs {
             config: None,
             data_dir: Some(data_dir),
             listen: Some(listen),
+            board: None,
         }
     }
 }
@@ -63,6 +62,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    if let Some(board) = args.board {
+        config.board = board;
     }
     init_logging(&config)?;
     tokio::runtime::Builder::new_multi_thread()
@@ -93,10 +95,12 @@ async fn serve(config: ApplianceConfig) -> anyhow::Result<()> {
     if let Some(tls) = &config.http.tls {
         web_ui::server_tls_config(tls).context("[http.tls]")?;
     }
-    let store = Store::open(&config.data_dir)
+    let appliance = ApplianceBuilder::new(config.clone())
+        .build()
         .await
-        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
-    tracing::info!(data_dir = %config.data_dir.display(), "database open");
+        .context("assembling the appliance")?;
+    let (store, engine) = (appliance.store.clone(), appliance.engine.clone());
+    tracing::info!(data_dir = %config.data_dir.display(), board = %config.board, "appliance assembled");
     if let Some(admin) = ensure_first_admin(&store).await? {
         // Printed once, on the console, never logged.
         println!(
@@ -110,35 +114,6 @@ async fn serve(config: ApplianceConfig) -> anyhow::Result<()> {
             "first start: administrator created; its password was printed on the console"
         );
     }
-    let board = match config.board {
-        BoardChoice::Simulated => {
-            let seed = store
-                .recent_runs(1)
-                .await?
-                .first()
-                .map_or(1, |run| run.id.0.unsigned_abs() + 1);
-            SimulatedInstrument::simulated(
-                SimBoardConfig {
-                    seed,
-                    ..SimBoardConfig::default()
-                },
-                SimClock::instant(),
-            )
-        }
-        BoardChoice::Spi => bail!(
-            "board = \"spi\": the service drives only the simulated board in this build \
-             (use `ferrocount board --spi` to talk to hardware)"
-        ),
-    };
-    let indications =
-        Indications::from_toml(DEFAULT_INDICATIONS).context("the built-in indications")?;
-    let engine = Engine::start(
-        store.clone(),
-        Box::new(board),
-        EngineConfig::new(indications),
-    )
-    .await
-    .context("starting the acquisition engine")?;
     let application = web_ui::Application::build(&config, store.clone(), engine.clone()).await?;
     let address = application.local_addr();
     let scheme = if application.is_tls() {

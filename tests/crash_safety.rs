@@ -174,15 +174,24 @@ async fn run_record(database: &Path, run_id: i64) -> (String, Option<String>, bo
         .expect("the run exists");
     let state: String = row.get("state");
     let cause: Option<String> = row.get("failure_cause");
-    let audited: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_log WHERE action = 'run.state' AND entity = 'run'
-           AND entity_id = ? AND json_extract(detail_json, '$.to') = ?",
+    // The audit detail is read as the record it is (a state change `{"from", "to", ...}`).
+    #[derive(serde::Deserialize)]
+    struct StateChange {
+        to: String,
+    }
+    let details: Vec<String> = sqlx::query_scalar(
+        "SELECT detail_json FROM audit_log WHERE action = 'run.state' AND entity = 'run'
+           AND entity_id = ?",
     )
     .bind(run_id.to_string())
-    .bind(&state)
-    .fetch_one(&pool)
+    .fetch_all(&pool)
     .await
     .expect("reading the audit trail");
+    let audited = details
+        .iter()
+        .filter_map(|detail| serde_json::from_str::<StateChange>(detail).ok())
+        .filter(|change| change.to == state)
+        .count();
     pool.close().await;
     (state, cause, audited == 1)
 }

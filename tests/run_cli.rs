@@ -242,3 +242,90 @@ fn failures_name_their_cause_and_keep_the_run() {
     let text = String::from_utf8(export.stdout).expect("UTF-8 CSV");
     assert_eq!(text.lines().count(), 2, "header + the one result: {text}");
 }
+
+/// The one wiring point as the commands use it: the board and the indication table come from the
+/// configuration (and `--board`), and a build without hardware support refuses the real board
+/// naming the build to use, before anything is stored.
+#[test]
+fn the_board_and_the_indications_come_from_configuration() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    for command in [
+        vec![
+            "run",
+            "--patient",
+            "B-1",
+            "--blood-ml",
+            "7.5",
+            "--board",
+            "spi",
+        ],
+        vec!["serve", "--listen", "127.0.0.1:0", "--board", "spi"],
+    ] {
+        let refused = ferrocount(&data, &command);
+        assert!(!refused.status.success(), "{command:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        if cfg!(feature = "hw-linux") {
+            assert!(stderr.contains("[spi] device"), "{command:?}: {stderr}");
+        } else {
+            assert!(
+                stderr.contains("board = \"spi\"") && stderr.contains("--features hw-linux"),
+                "{command:?}: {stderr}"
+            );
+        }
+    }
+    let unknown = ferrocount(
+        &data,
+        &[
+            "run",
+            "--patient",
+            "B-1",
+            "--blood-ml",
+            "7.5",
+            "--board",
+            "fpga",
+        ],
+    );
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.contains("simulated, spi"), "{stderr}");
+
+    // A configured table whose breast cut-off is 0.5 per 7.5 mL gives the call against it.
+    let table = dir.path().join("cutoffs.toml");
+    std::fs::write(
+        &table,
+        "[indications.breast]\nunfavorable_at_or_above_per_7_5ml = 0.5\n",
+    )
+    .expect("write the table");
+    let config = dir.path().join("ferrocount.toml");
+    std::fs::write(
+        &config,
+        format!("indications_file = {:?}\n", table.display().to_string()),
+    )
+    .expect("write the configuration");
+    let output = ferrocount(
+        &data,
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("UTF-8 path"),
+            "--patient",
+            "B-2",
+            "--blood-ml",
+            "7.5",
+            "--indication",
+            "breast",
+            "--sim-cells",
+            "20",
+            "--json",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer = json(&output);
+    assert_eq!(answer["cutoff_per_7_5ml"], 0.5);
+    assert_eq!(answer["indication"], "breast");
+}

@@ -7,13 +7,16 @@
 use std::path::Path;
 use std::time::Instant;
 
+use appliance::store::example_report::example_report;
 use appliance::store::measurements::NewMeasurement;
+use appliance::store::measurements::{FitOutcome, MeasurementFit, StoredFit};
 use appliance::store::patients::Mrn;
-use appliance::store::results::{ResultCategory, ResultSummary, SignatureMeaning};
+use appliance::store::results::SignatureMeaning;
 use appliance::store::runs::{NewRun, RunState};
 use appliance::store::samples::{BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel};
 use appliance::store::users::{NewPassword, NewUser, Role, Username};
-use appliance::store::{Actor, JsonReport, Store, Timestamp};
+use appliance::store::{Actor, Store, Timestamp};
+use nmr_core::assay::{Call, CountCategory};
 use nmr_core::fit::{FitOptions, fit_mono};
 use nmr_core::{Acquisition, CpmgSimulation};
 
@@ -65,11 +68,11 @@ async fn main() -> anyhow::Result<()> {
                     indication: Some(Indication::parse("breast")?),
                     tubes: vec![
                         NewTube {
-                            kind: TubeKind::control(),
+                            kind: TubeKind::Control,
                             label: TubeLabel::parse(&format!("CS{i:06}C"))?,
                         },
                         NewTube {
-                            kind: TubeKind::quad(),
+                            kind: TubeKind::Quad,
                             label: TubeLabel::parse(&format!("CS{i:06}Q"))?,
                         },
                     ],
@@ -104,7 +107,7 @@ async fn main() -> anyhow::Result<()> {
     let mut fit_bytes = 0_usize;
     let mut storing = std::time::Duration::ZERO;
     for (n, (run_id, sample)) in started.iter().enumerate() {
-        for (k, kind) in [TubeKind::control(), TubeKind::quad()].iter().enumerate() {
+        for (k, kind) in [TubeKind::Control, TubeKind::Quad].iter().enumerate() {
             let t2_s = if k == 0 { 0.150 } else { 0.120 };
             for replicate in 1..=3_u32 {
                 let simulation = CpmgSimulation {
@@ -117,10 +120,29 @@ async fn main() -> anyhow::Result<()> {
                     .simulate(seed)
                     .with_acquisition(acquisition.clone());
                 let fit = fit_mono(&train, &FitOptions::default())?;
-                let fit_report = JsonReport::of(&fit)?;
+                let fit_report = MeasurementFit {
+                    fit: StoredFit {
+                        outcome: FitOutcome::Mono(fit),
+                        biexponential_preferred: Some(false),
+                        first_echo_amplitude: None,
+                        stimulated_echoes: None,
+                        t2_model: nmr_core::fit::T2Model::Exponential,
+                        t2_model_reason: String::new(),
+                    },
+                    cpmg: appliance::procedures::CpmgReport {
+                        settings: appliance::procedures::CpmgSettings::default(),
+                        frequency_hz: 20e6,
+                        magnet_temp_before_c: 25.0,
+                        magnet_temp_after_c: 25.0,
+                        coil_temp_before_c: 25.0,
+                        coil_temp_after_c: 25.0,
+                        phase_rad: 0.4,
+                        noise_sd: 0.005,
+                    },
+                };
                 train_bytes += appliance::store::measurements::encode_train(&train)?.len();
-                fit_bytes += fit_report.value().to_string().len();
-                let tube_id = sample.tube(kind).expect("the sample has this tube").id;
+                fit_bytes += serde_json::to_string(&fit_report)?.len();
+                let tube_id = sample.tube(*kind).expect("the sample has this tube").id;
                 let clock = Instant::now();
                 store
                     .add_measurement(
@@ -132,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
                             measured_at: Timestamp::now(),
                             train: &train,
                             fit_report: Some(fit_report),
-                            qc_flags: JsonReport::empty_list(),
+                            qc_flags: Vec::new(),
                         },
                     )
                     .await?;
@@ -143,16 +165,14 @@ async fn main() -> anyhow::Result<()> {
     let after_measurements = database_bytes(&store, &file).await?;
 
     for (run_id, _) in &started {
-        let summary = ResultSummary::new(5.0, [1.6, 11.7], ResultCategory::Quantified, None)?;
-        let report = JsonReport::from_value(serde_json::json!({
-            "delta_r2_per_s": 1.67, "delta_r2_per_s_se": 0.21, "cells": 5.0,
-            "cells_ci95": [1.6, 11.7], "per_ml": 0.667, "per_ml_ci95": [0.21, 1.56],
-            "per_7_5ml": 5.0, "per_7_5ml_ci95": [1.6, 11.7], "category": "quantified",
-            "call": "unfavorable", "qc_flags": [],
-        }));
-        store
-            .record_result(&actor, *run_id, &summary, &report)
-            .await?;
+        let report = example_report(
+            5.0,
+            [1.6, 11.7],
+            CountCategory::Quantified,
+            Some(Call::Unfavorable),
+            false,
+        );
+        store.record_result(&actor, *run_id, &report).await?;
         store
             .sign_result(&clinician, *run_id, SignatureMeaning::Release)
             .await?;

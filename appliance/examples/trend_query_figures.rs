@@ -14,11 +14,12 @@
 use std::time::{Duration, Instant};
 
 use appliance::store::db::{DATABASE_FILE, connect_options, migrate};
+use appliance::store::example_report::example_report;
 use appliance::store::patients::Mrn;
-use appliance::store::results::{ResultCategory, ResultSummary};
 use appliance::store::runs::{NewRun, RunState};
 use appliance::store::samples::{BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel};
-use appliance::store::{Actor, JsonReport, Store, Timestamp};
+use appliance::store::{Actor, Store, Timestamp};
+use nmr_core::assay::CountCategory;
 use sqlx::sqlite::{SqlitePoolOptions, SqliteSynchronous};
 
 /// Draws per patient.
@@ -43,11 +44,7 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::from_pool(seeding_pool);
     let actor = Actor::Appliance;
     let start = Timestamp::now().plus(time::Duration::days(-3650));
-    let summary = ResultSummary::new(5.0, [1.6, 11.7], ResultCategory::Quantified, None)?;
-    let report = JsonReport::from_value(serde_json::json!({
-        "per_7_5ml": 5.0, "per_7_5ml_ci95": [1.6, 11.7], "category": "quantified",
-        "cells": 5.0, "cells_ci95": [1.6, 11.7], "qc_flags": [],
-    }));
+    let report = example_report(5.0, [1.6, 11.7], CountCategory::Quantified, None, false);
     let seeding = Instant::now();
     let mut patient_ids = Vec::with_capacity(patients);
     for p in 0..patients {
@@ -69,11 +66,11 @@ async fn main() -> anyhow::Result<()> {
                     indication: Some(Indication::parse("breast")?),
                     tubes: vec![
                         NewTube {
-                            kind: TubeKind::control(),
+                            kind: TubeKind::Control,
                             label: TubeLabel::parse(&format!("TQ{i:07}C"))?,
                         },
                         NewTube {
-                            kind: TubeKind::quad(),
+                            kind: TubeKind::Quad,
                             label: TubeLabel::parse(&format!("TQ{i:07}Q"))?,
                         },
                     ],
@@ -94,9 +91,7 @@ async fn main() -> anyhow::Result<()> {
         store
             .set_run_state(&actor, run.id, RunState::Running, None)
             .await?;
-        store
-            .record_result(&actor, run.id, &summary, &report)
-            .await?;
+        store.record_result(&actor, run.id, &report).await?;
         if (i + 1) % 10_000 == 0 {
             eprintln!("seeded {} runs in {:.0?}", i + 1, seeding.elapsed());
         }

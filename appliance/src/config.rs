@@ -1,10 +1,11 @@
 //! The appliance's configuration: one TOML file, every key optional, with `FERROCOUNT_*`
 //! environment overrides.
 //!
-//! What it is for: where the data lives, where the web face listens (and with which
+//! What it is for: where the data lives, which board the engine drives (and on a real board, its
+//! SPI device and GPIO lines), the indication cut-offs, where the web face listens (and with which
 //! certificate), how long sessions last, how many sign-in failures are tolerated, body-size and
-//! time limits, and the log format. `ferrocount serve` reads it; the web face takes the
-//! [`HttpConfig`] part.
+//! time limits, and the log format. The one wiring point ([`crate::assembly`]) reads it; the web
+//! face takes the [`HttpConfig`] part.
 //!
 //! What it is not for: measurement settings (the acquisition engine has its own) or anything
 //! secret — no password or token is ever configured here.
@@ -14,11 +15,14 @@
 //! `FERROCOUNT_LISTEN=0.0.0.0:8443`, `FERROCOUNT_HTTP__SESSION_IDLE_MINUTES=5`,
 //! `FERROCOUNT_LOG__FORMAT=json`.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use nmr_core::assay::Indications;
 use serde::{Deserialize, Serialize};
 
 /// Prefix of every environment override.
@@ -32,8 +36,13 @@ pub struct ApplianceConfig {
     pub data_dir: PathBuf,
     /// Address and port the web face listens on.
     pub listen: SocketAddr,
-    /// The board: `simulated` (default) or `spi` (real hardware).
+    /// The board: `simulated` (default) or `spi` (real hardware, set up by [`SpiConfig`]).
     pub board: BoardChoice,
+    /// The real board's SPI device and GPIO lines (read when `board = "spi"`).
+    pub spi: SpiConfig,
+    /// A TOML file of indication cut-offs replacing the built-in table
+    /// ([`DEFAULT_INDICATIONS_TOML`]).
+    pub indications_file: Option<PathBuf>,
     /// The web face.
     pub http: HttpConfig,
     /// Logging.
@@ -46,20 +55,127 @@ impl Default for ApplianceConfig {
             data_dir: PathBuf::from("./ferrocount-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             board: BoardChoice::Simulated,
+            spi: SpiConfig::default(),
+            indications_file: None,
             http: HttpConfig::default(),
             log: LogConfig::default(),
         }
     }
 }
 
-/// Which board the engine drives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// Which board the engine drives. Written as text in the configuration and after `--board`:
+/// `simulated` or `spi`. Built by [`crate::assembly::build_board`], the one place a choice
+/// becomes a board.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum BoardChoice {
     /// The simulated board (no hardware needed).
     Simulated,
-    /// The front-end board over Linux spidev (needs the `hw-linux` build).
+    /// The front-end board over Linux spidev (needs the `hw-linux` build), set up by
+    /// [`SpiConfig`].
     Spi,
+}
+
+impl BoardChoice {
+    /// Every choice's text, for messages.
+    pub const CHOICES: &'static str = "simulated, spi";
+}
+
+impl fmt::Display for BoardChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BoardChoice::Simulated => "simulated",
+            BoardChoice::Spi => "spi",
+        })
+    }
+}
+
+impl FromStr for BoardChoice {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "simulated" => Ok(BoardChoice::Simulated),
+            "spi" => Ok(BoardChoice::Spi),
+            other => Err(ConfigError::Invalid(format!(
+                "board {other:?}: expected one of {}",
+                Self::CHOICES
+            ))),
+        }
+    }
+}
+
+impl TryFrom<String> for BoardChoice {
+    type Error = ConfigError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<BoardChoice> for String {
+    fn from(choice: BoardChoice) -> Self {
+        choice.to_string()
+    }
+}
+
+/// The real front-end board on Linux: its spidev node, SPI clock, and the GPIO lines of its
+/// data-ready and reset signals (each optional: without data ready the driver polls the status
+/// block; without reset it resets by command only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpiConfig {
+    /// The spidev node, e.g. `/dev/spidev0.0`. Required when `board = "spi"`.
+    pub device: Option<PathBuf>,
+    /// SPI clock, Hz.
+    pub clock_hz: u32,
+    /// The board's data-ready output, as a GPIO input line.
+    pub data_ready: Option<GpioLine>,
+    /// The board's reset input (active low), as a GPIO output line.
+    pub reset: Option<GpioLine>,
+}
+
+impl Default for SpiConfig {
+    fn default() -> Self {
+        Self {
+            device: None,
+            clock_hz: 4_000_000,
+            data_ready: None,
+            reset: None,
+        }
+    }
+}
+
+/// One line of a GPIO character device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpioLine {
+    /// The chip, e.g. `/dev/gpiochip0`.
+    pub chip: PathBuf,
+    /// The line offset on that chip (on a Raspberry Pi, the BCM number).
+    pub line: u32,
+}
+
+/// The built-in indication cut-offs (`config/indications.toml`), used unless the configuration
+/// names an `indications_file`. Stated here once; every command and test reaches it through
+/// [`ApplianceConfig::indications`] or [`default_indications`].
+pub const DEFAULT_INDICATIONS_TOML: &str = include_str!("../../config/indications.toml");
+
+/// The built-in indication cut-offs, parsed.
+pub fn default_indications() -> Result<Indications, ConfigError> {
+    Indications::from_toml(DEFAULT_INDICATIONS_TOML)
+        .map_err(|e| ConfigError::Invalid(format!("the built-in indications: {e}")))
+}
+
+/// Reads an indications TOML file (the configuration's `indications_file`, or `ferrocount
+/// count --indications`).
+pub fn indications_from_file(file: &Path) -> Result<Indications, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Unreadable {
+        file: file.to_owned(),
+        message: e.to_string(),
+    })?;
+    Indications::from_toml(&text)
+        .map_err(|e| ConfigError::Invalid(format!("{}: {e}", file.display())))
 }
 
 /// Settings of the web face.
@@ -149,9 +265,25 @@ pub enum ConfigError {
     /// A key has the wrong type, is unknown, or a file is not valid TOML.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// A file the configuration names could not be read.
+    #[error("{}: {message}", file.display())]
+    Unreadable {
+        /// The file.
+        file: PathBuf,
+        /// The operating system's reason.
+        message: String,
+    },
 }
 
 impl ApplianceConfig {
+    /// The indication cut-offs: the configured `indications_file`, else the built-in table.
+    pub fn indications(&self) -> Result<Indications, ConfigError> {
+        match &self.indications_file {
+            Some(file) => indications_from_file(file),
+            None => default_indications(),
+        }
+    }
+
     /// Loads defaults, then `file` (which must exist when given), then `FERROCOUNT_*` variables
     /// from the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -236,6 +368,13 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_file_states_the_defaults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/ferrocount.example.toml");
+        let config = ApplianceConfig::load_with_env(Some(&example), &[]).unwrap();
+        assert_eq!(config, ApplianceConfig::default());
+    }
+
+    #[test]
     fn a_named_file_that_is_missing_is_an_error() {
         let error = ApplianceConfig::load_with_env(Some(Path::new("/nonexistent/f.toml")), &[])
             .unwrap_err();
@@ -258,6 +397,66 @@ mod tests {
         assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(config.http.session_idle_minutes, 7);
         assert_eq!(config.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn the_real_board_is_configured_by_device_clock_and_lines() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "board = \"spi\"\n[spi]\ndevice = \"/dev/spidev0.0\"\nclock_hz = 2000000\n\
+             data_ready = {{ chip = \"/dev/gpiochip0\", line = 25 }}\n\
+             reset = {{ chip = \"/dev/gpiochip0\", line = 24 }}"
+        )
+        .unwrap();
+        let config = ApplianceConfig::load_with_env(Some(file.path()), &[]).unwrap();
+        assert_eq!(config.board, BoardChoice::Spi);
+        assert_eq!(config.spi.device, Some(PathBuf::from("/dev/spidev0.0")));
+        assert_eq!(config.spi.clock_hz, 2_000_000);
+        assert_eq!(config.spi.data_ready.as_ref().map(|l| l.line), Some(25));
+        assert_eq!(config.spi.reset.as_ref().map(|l| l.line), Some(24));
+        let from_env =
+            ApplianceConfig::load_with_env(None, &[("FERROCOUNT_BOARD", "spi")]).unwrap();
+        assert_eq!(from_env.board, BoardChoice::Spi);
+    }
+
+    #[test]
+    fn an_unknown_board_is_refused_naming_the_choices() {
+        let error = ApplianceConfig::load_with_env(None, &[("FERROCOUNT_BOARD", "fpga")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("fpga") && error.contains("simulated, spi"),
+            "{error}"
+        );
+        for choice in [BoardChoice::Simulated, BoardChoice::Spi] {
+            assert_eq!(choice.to_string().parse::<BoardChoice>().unwrap(), choice);
+        }
+    }
+
+    #[test]
+    fn indications_come_from_the_named_file_or_the_built_in_table() {
+        let built_in = ApplianceConfig::default().indications().unwrap();
+        assert!(built_in.cutoff("breast").is_ok());
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "[indications.melanoma]\nunfavorable_at_or_above_per_7_5ml = 2.0"
+        )
+        .unwrap();
+        let config = ApplianceConfig {
+            indications_file: Some(file.path().to_owned()),
+            ..ApplianceConfig::default()
+        };
+        let table = config.indications().unwrap();
+        assert!(table.cutoff("melanoma").is_ok());
+        assert!(table.cutoff("breast").is_err());
+        let missing = ApplianceConfig {
+            indications_file: Some(PathBuf::from("/nonexistent/indications.toml")),
+            ..ApplianceConfig::default()
+        };
+        let error = missing.indications().unwrap_err().to_string();
+        assert!(error.contains("/nonexistent/indications.toml"), "{error}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Ferrocount's instrument: everything that touches the front-end board and the database.
 //!
+//! - [`assembly`]: the one wiring point: configuration in, store + board + engine out.
 //! - [`frontend`]: the SPI protocol and the embedded-hal driver for the NMR front-end board.
 //! - [`sim_board`]: a software twin of the board that speaks the same frames, for tests and demos.
 //! - [`procedures`]: measurement procedures (identify, tune, nutation, noise, CPMG) returning
@@ -12,6 +13,7 @@
 //! Not here: the science (T2 fitting, counting), which lives in `nmr-core` and knows nothing of
 //! any of this.
 
+pub mod assembly;
 pub mod config;
 pub mod engine;
 pub mod first_admin;

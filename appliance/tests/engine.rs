@@ -13,10 +13,10 @@ use appliance::frontend::Frontend;
 use appliance::sim_board::{Faults, SimBoard, SimBoardConfig, SimClock};
 use appliance::store::audit::AuditQuery;
 use appliance::store::patients::Mrn;
-use appliance::store::qc::{NewQcResult, QcMaterialKind, QcStatus};
+use appliance::store::qc::{NewQcResult, QcMaterialKind, QcVerdict};
 use appliance::store::runs::{NewRun, RunState};
 use appliance::store::samples::{BloodVolume, NewSample, NewTube, TubeKind, TubeLabel};
-use appliance::store::{Actor, JsonReport, RunId, Store, Timestamp};
+use appliance::store::{Actor, RunId, Store, Timestamp};
 use nmr_core::assay::Indications;
 use tempfile::TempDir;
 use tokio::sync::broadcast;
@@ -158,14 +158,13 @@ async fn a_simulated_run_goes_through_its_states_to_a_result_awaiting_release() 
         .await
         .expect("result query")
         .expect("a result");
-    let cells = result.report.value()["cells"].as_f64().expect("cells");
-    let ci = &result.report.value()["cells_ci95"];
-    let (low, high) = (ci[0].as_f64().expect("low"), ci[1].as_f64().expect("high"));
+    let cells = result.report.cells;
+    let [low, high] = result.report.cells_ci95;
     assert!(
         low <= 30.0 && 30.0 <= high,
         "30 cells outside [{low}, {high}] (estimate {cells})"
     );
-    assert_eq!(result.report.value()["call"], "unfavorable");
+    assert_eq!(result.report.call, Some(nmr_core::assay::Call::Unfavorable));
     assert_eq!(
         engine.wait_for_run(ticket.id).await.expect("state"),
         AwaitingRelease
@@ -190,7 +189,7 @@ async fn a_simulated_run_goes_through_its_states_to_a_result_awaiting_release() 
         .await
         .expect("query")
         .expect("result");
-    assert_eq!(result.report.value()["cells_ci95"][0].as_f64(), Some(0.0));
+    assert_eq!(result.report.cells_ci95[0], 0.0);
     // A result awaiting release may still be cancelled (e.g. the wrong patient's tubes).
     assert_eq!(
         engine
@@ -445,8 +444,8 @@ async fn a_rejected_qc_today_fails_the_run_with_a_qc_cause() {
             &NewQcResult {
                 lot_id: lot.id,
                 value: 40.0,
-                status: QcStatus::Reject,
-                violations: JsonReport::empty_list(),
+                status: QcVerdict::Reject,
+                violations: Vec::new(),
                 measurement_id: None,
                 measured_at: Timestamp::now(),
                 comment: None,
@@ -494,11 +493,11 @@ async fn runs_left_in_flight_are_interrupted_at_start_with_an_audit_entry() {
                 indication: None,
                 tubes: vec![
                     NewTube {
-                        kind: TubeKind::control(),
+                        kind: TubeKind::Control,
                         label: TubeLabel::parse("C").expect("label"),
                     },
                     NewTube {
-                        kind: TubeKind::quad(),
+                        kind: TubeKind::Quad,
                         label: TubeLabel::parse("Q").expect("label"),
                     },
                 ],
@@ -742,20 +741,13 @@ async fn optional_tubes_are_measured_after_control_and_quad_and_reported_apart()
         .await
         .expect("query")
         .expect("a result");
-    let report = result.report.value();
-    assert_eq!(report["marker_profile"].as_array().map(Vec::len), Some(1));
-    assert_eq!(
-        report["nonspecific_controls"].as_array().map(Vec::len),
-        Some(1)
-    );
+    let report = &result.report;
+    assert_eq!(report.marker_profile.len(), 1);
+    assert_eq!(report.nonspecific_controls.len(), 1);
     // HER-2 carries a quarter of the quad signal in simulation; CD45 only the background.
-    let her2 = report["marker_profile"][0]["delta_r2_per_s"]
-        .as_f64()
-        .expect("ΔR2");
-    let quad = report["delta_r2_per_s"].as_f64().expect("ΔR2");
-    let cd45 = report["nonspecific_controls"][0]["delta_r2_per_s"]
-        .as_f64()
-        .expect("ΔR2");
+    let her2 = report.marker_profile[0].delta_r2_per_s;
+    let quad = report.delta_r2_per_s;
+    let cd45 = report.nonspecific_controls[0].delta_r2_per_s;
     assert!(
         cd45 < her2 && her2 < quad,
         "CD45 {cd45}, HER-2 {her2}, quad {quad}"
@@ -784,11 +776,18 @@ async fn a_coil_refocusing_by_150_degrees_still_counts_within_its_interval() {
         .expect("measurements");
     assert_eq!(measurements.len(), 6);
     for m in &measurements {
-        let report = &m.fit_report.as_ref().expect("fitted").value()["fit"];
-        assert_eq!(report["t2_model"], "stimulated_echoes", "{report}");
-        let beta = report["stimulated_echoes"]["refocusing_angle_deg"]
-            .as_f64()
-            .expect("β fitted");
+        let fit = &m.fit_report.as_ref().expect("fitted").fit;
+        assert_eq!(
+            fit.t2_model,
+            nmr_core::fit::T2Model::StimulatedEchoes,
+            "{}",
+            fit.t2_model_reason
+        );
+        let beta = fit
+            .stimulated_echoes
+            .as_ref()
+            .expect("β fitted")
+            .refocusing_angle_deg;
         assert!((beta - 150.0).abs() < 3.0, "β {beta}");
     }
     let result = store
@@ -796,9 +795,8 @@ async fn a_coil_refocusing_by_150_degrees_still_counts_within_its_interval() {
         .await
         .expect("result query")
         .expect("a result");
-    let ci = &result.report.value()["cells_ci95"];
-    let (low, high) = (ci[0].as_f64().expect("low"), ci[1].as_f64().expect("high"));
-    let cells = result.report.value()["cells"].as_f64().expect("cells");
+    let cells = result.report.cells;
+    let [low, high] = result.report.cells_ci95;
     assert!(
         low <= 30.0 && 30.0 <= high,
         "30 cells outside [{low}, {high}] (estimate {cells})"

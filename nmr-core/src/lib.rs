@@ -16,6 +16,8 @@
 //! - [`assay`]: from replicate R2 values to a CTC count: ΔR2, calibration, detection limits,
 //!   intervals, categories and calls.
 //! - [`qc`]: per-measurement QC flags and Westgard rules over control materials.
+//! - [`vocabulary`]: the error of the named vocabularies (category, call, tube kind, QC verdict),
+//!   each of which carries its own text form.
 //!
 //! Not here: the board, storage, the web face; they live in `appliance` and `web-ui`.
 
@@ -29,10 +31,12 @@ pub mod echo_train;
 pub mod epg;
 pub mod fit;
 pub mod io;
+mod json_float;
 mod linalg;
 pub mod noise;
 pub mod qc;
 pub mod simulate;
+pub mod vocabulary;
 
 pub use echo_train::{Acquisition, EchoTrain, Phased, Signal, SignalKind, TrainError};
 pub use simulate::{Component, CpmgSimulation, Refocusing};

@@ -3,12 +3,11 @@
 
 use std::net::SocketAddr;
 
+use appliance::assembly::{ApplianceBuilder, Simulation};
 use appliance::config::ApplianceConfig;
-use appliance::engine::{Engine, EngineConfig, EngineHandle, SimulatedInstrument};
-use appliance::sim_board::{SimBoardConfig, SimClock};
+use appliance::engine::EngineHandle;
 use appliance::store::users::{NewPassword, NewUser, Role, Username};
 use appliance::store::{Actor, Store};
-use nmr_core::assay::Indications;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -55,23 +54,22 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut ApplianceConfig)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temporary directory");
-    let store = Store::open(data_dir.path()).await.expect("store opens");
-    let indications = Indications::from_toml(include_str!("../../config/indications.toml"))
-        .expect("built-in indications parse");
-    let board = SimulatedInstrument::simulated(SimBoardConfig::default(), SimClock::instant());
-    let engine = Engine::start(
-        store.clone(),
-        Box::new(board),
-        EngineConfig::new(indications),
-    )
-    .await
-    .expect("engine starts");
     let mut config = ApplianceConfig {
         listen: "127.0.0.1:0".parse().expect("address"),
         data_dir: data_dir.path().to_owned(),
         ..ApplianceConfig::default()
     };
     adjust(&mut config);
+    // The one wiring point, as `ferrocount serve` uses it; the simulated board's seed fixed.
+    let appliance = ApplianceBuilder::new(config.clone())
+        .simulation(Simulation {
+            seed: Some(1),
+            ..Simulation::default()
+        })
+        .build()
+        .await
+        .expect("appliance assembles");
+    let (store, engine) = (appliance.store.clone(), appliance.engine.clone());
     let application = web_ui::Application::build(&config, store.clone(), engine.clone())
         .await
         .expect("application binds");

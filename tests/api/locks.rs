@@ -106,6 +106,14 @@ fn table() -> Vec<Route> {
             Some(json!({ "password": "x", "printed_name": "x" })),
             Roles(&[Clinician, LabAdmin]),
         ),
+        route(
+            Method::POST,
+            "/api/v1/runs/{r}/corrections",
+            Some(
+                json!({ "blood_ml": 5.0, "reason": "lock test", "password": "x", "printed_name": "x" }),
+            ),
+            Roles(&[Clinician, LabAdmin]),
+        ),
         route(Method::GET, "/api/v1/instrument", None, AnyRole),
         route(Method::GET, "/api/v1/qc", None, AnyRole),
         route(Method::GET, "/api/v1/calibrations", None, AnyRole),

@@ -75,6 +75,7 @@ fn table() -> Vec<Page> {
             &[("meaning", "nonsense")],
             Roles(VIEWERS),
         ),
+        post("/runs/{r}/corrections", &[("reason", "")], Roles(VIEWERS)),
         get("/patients?mrn=LOCK-7", Roles(VIEWERS)),
         get("/patients/{p}", Roles(VIEWERS)),
         get("/qc", AnyRole),

@@ -267,3 +267,107 @@ async fn a_run_waiting_for_its_tube_can_be_cancelled_and_says_so() {
         .await;
     assert_problem(confirm, StatusCode::CONFLICT, &format!("run {id}")).await;
 }
+
+/// A correction through the API and through the run page's form: the same operation, a new
+/// version each, the original kept, the current version shown as corrected.
+#[tokio::test]
+async fn a_result_is_corrected_through_the_api_and_the_run_page() {
+    let app = spawn_app().await;
+    let request = appliance::engine::RunRequest {
+        indication: Some("breast".to_owned()),
+        simulate: Some(appliance::engine::SimulatedTruth {
+            cells: 10.0,
+            background_per_s: None,
+            control_t2_ms: None,
+        }),
+        ..appliance::engine::RunRequest::new("COR-1", 7.5)
+    };
+    let ticket = app.engine.start_run(request).await.expect("queued");
+    app.engine.wait_for_run(ticket.id).await.expect("ends");
+    let id = ticket.id.0;
+    let path = format!("/api/v1/runs/{id}/corrections");
+    let clinician = app.token(Role::Clinician).to_owned();
+    let body = |blood_ml: f64| {
+        json!({ "blood_ml": blood_ml, "reason": "processed volume entered wrongly",
+                "password": PASSWORD, "printed_name": "claire Tester" })
+    };
+    let operator = app.token(Role::Operator).to_owned();
+    let refused = app
+        .send(As::Bearer(&operator), Method::POST, &path, Some(&body(5.0)))
+        .await;
+    assert_problem(refused, StatusCode::FORBIDDEN, "operator").await;
+    let no_reason = json!({ "blood_ml": 5.0, "reason": "", "password": PASSWORD,
+                            "printed_name": "claire Tester" });
+    let refused = app
+        .send(
+            As::Bearer(&clinician),
+            Method::POST,
+            &path,
+            Some(&no_reason),
+        )
+        .await;
+    assert_problem(refused, StatusCode::UNPROCESSABLE_ENTITY, "reason").await;
+
+    let corrected = app
+        .send(
+            As::Bearer(&clinician),
+            Method::POST,
+            &path,
+            Some(&body(5.0)),
+        )
+        .await;
+    assert_eq!(corrected.status(), StatusCode::CREATED);
+    let corrected: Value = corrected.json().await.unwrap();
+    assert_eq!(corrected["version"], 2);
+    assert_eq!(corrected["state"], "awaiting_release");
+    let run: Value = app
+        .send(
+            As::Bearer(&clinician),
+            Method::GET,
+            &format!("/api/v1/runs/{id}"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["result"]["version"], 2);
+    assert_eq!(run["result"]["blood_ml"], 5.0);
+    let versions = run["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 2);
+    assert_eq!(
+        versions[0]["report"]["blood_ml"], 7.5,
+        "the original is kept"
+    );
+
+    // The run page offers the form to a clinician and takes it through the same operation.
+    let session = app.sign_in("claire", PASSWORD).await;
+    let (status, page) =
+        crate::helpers::get_page(&app, Some(&session), &format!("/runs/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Correct this result"), "the correction form");
+    let posted = crate::helpers::post_form(
+        &app,
+        &session,
+        &format!("/runs/{id}/corrections"),
+        &[
+            ("blood_ml", "6.0"),
+            ("indication", "breast"),
+            ("reason", "volume re-measured: 6.0 mL"),
+            ("printed_name", "claire Tester"),
+            ("password", PASSWORD),
+        ],
+        crate::helpers::Csrf::Right,
+    )
+    .await;
+    assert_eq!(posted.status(), StatusCode::SEE_OTHER);
+    assert!(crate::helpers::location(&posted).ends_with("?notice=corrected"));
+    let versions = app
+        .store
+        .result_versions(ticket.id)
+        .await
+        .expect("versions");
+    assert_eq!(versions.len(), 3);
+    assert_eq!(versions[2].report.blood_ml, 6.0);
+    assert_eq!(versions[0].report.blood_ml, 7.5);
+}

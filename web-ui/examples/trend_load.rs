@@ -12,16 +12,15 @@
 
 use std::time::Instant;
 
+use appliance::assembly::ApplianceBuilder;
 use appliance::config::ApplianceConfig;
-use appliance::engine::{Engine, EngineConfig, SimulatedInstrument};
-use appliance::sim_board::{SimBoardConfig, SimClock};
+use appliance::store::example_report::example_report;
 use appliance::store::patients::Mrn;
-use appliance::store::results::{ResultCategory, ResultSummary};
 use appliance::store::runs::{NewRun, RunState};
 use appliance::store::samples::{BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel};
 use appliance::store::users::{NewPassword, NewUser, Role, Username};
-use appliance::store::{Actor, JsonReport, Store, Timestamp};
-use nmr_core::assay::Indications;
+use appliance::store::{Actor, Timestamp};
+use nmr_core::assay::CountCategory;
 
 /// Results per patient.
 const RUNS_PER_PATIENT: usize = 20;
@@ -35,7 +34,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|n| n.parse())
         .transpose()?
         .unwrap_or(100_000);
-    let store = Store::open(&dir).await?;
+    let config = ApplianceConfig {
+        data_dir: dir.clone(),
+        listen: "127.0.0.1:0".parse()?,
+        ..ApplianceConfig::default()
+    };
+    let appliance = ApplianceBuilder::new(config.clone()).build().await?;
+    let (store, engine) = (appliance.store.clone(), appliance.engine.clone());
     let name = Username::parse("loadtest")?;
     let clinician = match store.user_by_name(&name).await {
         Ok(user) => user,
@@ -76,11 +81,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     indication: Some(Indication::parse("breast")?),
                     tubes: vec![
                         NewTube {
-                            kind: TubeKind::control(),
+                            kind: TubeKind::Control,
                             label: TubeLabel::parse(&format!("LD{i:07}C"))?,
                         },
                         NewTube {
-                            kind: TubeKind::quad(),
+                            kind: TubeKind::Quad,
                             label: TubeLabel::parse(&format!("LD{i:07}Q"))?,
                         },
                     ],
@@ -102,16 +107,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .set_run_state(&actor, run.id, RunState::Running, None)
             .await?;
         let per_7_5ml = (i % 37) as f64;
-        let summary = ResultSummary::new(
+        let report = example_report(
             per_7_5ml,
             [per_7_5ml * 0.6, per_7_5ml * 1.5 + 1.0],
-            ResultCategory::Quantified,
+            CountCategory::Quantified,
             None,
-        )?;
-        let report = JsonReport::from_value(serde_json::json!({ "per_7_5ml": per_7_5ml }));
-        store
-            .record_result(&actor, run.id, &summary, &report)
-            .await?;
+            false,
+        );
+        store.record_result(&actor, run.id, &report).await?;
         if (i + 1) % 10_000 == 0 {
             eprintln!(
                 "seeded {} runs ({:.0} s)",
@@ -127,18 +130,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (token, _) = store
         .create_api_token(&actor, clinician.id, "load test")
         .await?;
-    let indications = Indications::from_toml(include_str!("../../config/indications.toml"))?;
-    let board = SimulatedInstrument::simulated(SimBoardConfig::default(), SimClock::instant());
-    let engine = Engine::start(
-        store.clone(),
-        Box::new(board),
-        EngineConfig::new(indications),
-    )
-    .await?;
-    let config = ApplianceConfig {
-        listen: "127.0.0.1:0".parse()?,
-        ..ApplianceConfig::default()
-    };
     let application = web_ui::Application::build(&config, store.clone(), engine.clone()).await?;
     println!(
         "URL=http://{}/api/v1/patients/{}/trend",

@@ -20,7 +20,7 @@ pub mod pages;
 pub mod problem;
 pub mod roles;
 pub mod state;
-pub mod throttle;
+pub use operations::throttle;
 pub mod views;
 
 pub use application::{Application, ServeError, router, server_tls_config};

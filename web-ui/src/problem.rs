@@ -246,6 +246,28 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<operations::OperationError> for ApiError {
+    fn from(error: operations::OperationError) -> Self {
+        use operations::OperationError as E;
+        match error {
+            E::Forbidden { role, action } => Self::Forbidden { role, action },
+            E::BadCredentials => Self::BadCredentials,
+            E::NotFound { entity, key } => Self::NotFound { entity, key },
+            E::Conflict(text) => Self::Conflict(text),
+            E::Invalid { field, reason } => Self::invalid(field, reason),
+            E::TooManyAttempts {
+                what,
+                retry_after_s,
+            } => Self::TooManyAttempts {
+                what,
+                retry_after_s,
+            },
+            E::Store(store) => store.into(),
+            E::Engine(engine) => engine.into(),
+        }
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
         match error {

@@ -1,5 +1,5 @@
-//! The state every handler shares: the store, the engine, the web settings and the sign-in
-//! throttle. Cheap to clone.
+//! The state every handler shares: the operations layer (with the store and the password
+//! throttle), the engine, and the web settings. Cheap to clone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +7,8 @@ use std::time::Duration;
 use appliance::config::HttpConfig;
 use appliance::engine::EngineHandle;
 use appliance::store::Store;
+
+use operations::Operations;
 
 use crate::throttle::LoginThrottle;
 
@@ -19,8 +21,10 @@ pub struct AppState {
     pub engine: EngineHandle,
     /// Web settings.
     pub http: Arc<HttpConfig>,
-    /// Failed sign-in counts.
+    /// Failed sign-in counts (the operations layer's, shared with signatures).
     pub throttle: Arc<LoginThrottle>,
+    /// The operations layer: every clinical rule, once.
+    pub ops: Operations,
 }
 
 impl AppState {
@@ -31,11 +35,13 @@ impl AppState {
             http.max_failed_logins_per_user,
             http.max_failed_logins_per_address,
         );
+        let ops = Operations::new(store.clone(), engine.config().clone(), throttle);
         Self {
             store,
             engine,
             http: Arc::new(http),
-            throttle: Arc::new(throttle),
+            throttle: ops.throttle.clone(),
+            ops,
         }
     }
 

@@ -12,14 +12,14 @@ use crate::store::instrument_log::{LogKind, NewLogEntry};
 use crate::store::patients::Mrn;
 use crate::store::runs::{NewRun, RunState};
 use crate::store::samples::{BloodVolume, Indication, NewSample, NewTube, TubeLabel};
-use crate::store::{self, Actor, RunId, Store, Timestamp};
+use crate::store::{Actor, RunId, Store, Timestamp};
 
 use super::config::EngineConfig;
 use super::control::RunControl;
 use super::error::EngineError;
 use super::event::{EventKind, RunEvent};
 use super::instrument::Board;
-use super::request::{RunRequest, RunTicket, tube_name};
+use super::request::{RunRequest, RunTicket};
 use super::simulated_lot::SIMULATED_LOT;
 use super::status::EngineStatus;
 use super::worker::{Command, Job, Shared, Worker};
@@ -392,10 +392,9 @@ impl EngineHandle {
             if !seen.insert(kind) {
                 return Err(invalid("tubes", format!("the {kind} is listed twice")));
             }
-            let name = tube_name(kind);
             tubes.push(NewTube {
-                kind: store::samples::TubeKind::parse(name)?,
-                label: TubeLabel::parse(&name.to_ascii_uppercase())?,
+                kind,
+                label: TubeLabel::parse(&kind.as_str().to_ascii_uppercase())?,
             });
         }
         Ok(CheckedRequest {

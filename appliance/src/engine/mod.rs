@@ -43,8 +43,8 @@ pub use failure::{Failure, FailureKind};
 pub use handle::{Engine, EngineHandle};
 pub use instrument::{Board, BoardFault, Instrument, SimulatedInstrument};
 pub use reading::Reading;
-pub use request::{ALL_TUBES, DEFAULT_REPLICATES, RunRequest, RunTicket, tube_kind, tube_name};
-pub use run_report::{RunReport, TubeReadings};
+pub use request::{DEFAULT_REPLICATES, RunRequest, RunTicket};
+pub use run_report::{ReportInputs, RunReport, TubeReadings};
 pub use simulated_lot::{
     DEFAULT_CONTROL_T2_MS, SIMULATED_BACKGROUND_PER_S, SIMULATED_LOT,
     SIMULATED_PER_CELL_DELTA_R2_PER_S, SimulatedTruth,

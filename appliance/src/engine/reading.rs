@@ -9,6 +9,8 @@ use nmr_core::qc::{
 };
 use serde::Serialize;
 
+use crate::store::measurements::{FitOutcome, StoredFit};
+
 /// What was made of one echo train.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Reading {
@@ -28,22 +30,6 @@ pub struct Reading {
     pub biexponential_preferred: Option<bool>,
     /// Magnet temperature during the reading, °C.
     pub temp_c: Option<f64>,
-}
-
-/// What is stored as a measurement's fit report: the fit or its error, and the bi-exponential
-/// verdict.
-#[derive(Serialize)]
-struct StoredFit<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mono: Option<&'a MonoFit>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stimulated_echoes: Option<&'a EpgFit>,
-    t2_model: T2Model,
-    t2_model_reason: &'a str,
-    biexponential_preferred: Option<bool>,
-    first_echo_amplitude: Option<f64>,
 }
 
 impl Reading {
@@ -82,6 +68,25 @@ impl Reading {
             first_echo_amplitude,
             biexponential_preferred,
             temp_c: train.acquisition().temp_c,
+        }
+    }
+
+    /// A reading rebuilt from its stored fit (e.g. to recompute a result), with the model choice
+    /// the stored fit recorded.
+    pub fn from_stored(subject: String, stored: Option<&StoredFit>, temp_c: Option<f64>) -> Self {
+        Self {
+            subject,
+            fit: match stored.map(|s| &s.outcome) {
+                Some(FitOutcome::Mono(fit)) => Ok(fit.clone()),
+                Some(FitOutcome::Error(error)) => Err(error.clone()),
+                None => Err("not fitted".to_owned()),
+            },
+            stimulated_echoes: stored.and_then(|s| s.stimulated_echoes.clone()),
+            t2_model: stored.map_or(T2Model::Exponential, |s| s.t2_model),
+            t2_model_reason: stored.map_or_else(String::new, |s| s.t2_model_reason.clone()),
+            first_echo_amplitude: stored.and_then(|s| s.first_echo_amplitude),
+            biexponential_preferred: stored.and_then(|s| s.biexponential_preferred),
+            temp_c,
         }
     }
 
@@ -134,18 +139,19 @@ impl Reading {
         }
     }
 
-    /// The fit report stored with the measurement.
-    pub fn stored_fit(&self) -> serde_json::Value {
-        let stored = StoredFit {
-            mono: self.fit.as_ref().ok(),
-            error: self.fit.as_ref().err().map(String::as_str),
-            stimulated_echoes: self.stimulated_echoes.as_ref(),
+    /// The fit as stored with the measurement.
+    pub fn stored_fit(&self) -> StoredFit {
+        StoredFit {
+            outcome: match &self.fit {
+                Ok(fit) => FitOutcome::Mono(fit.clone()),
+                Err(error) => FitOutcome::Error(error.clone()),
+            },
+            stimulated_echoes: self.stimulated_echoes.clone(),
             t2_model: self.t2_model,
-            t2_model_reason: &self.t2_model_reason,
+            t2_model_reason: self.t2_model_reason.clone(),
             biexponential_preferred: self.biexponential_preferred,
             first_echo_amplitude: self.first_echo_amplitude,
-        };
-        serde_json::to_value(&stored).unwrap_or(serde_json::Value::Null)
+        }
     }
 }
 
@@ -177,7 +183,7 @@ mod tests {
         assert!((fit.t2_ms - 200.0).abs() < 2.0, "T2 {}", fit.t2_ms);
         assert!(reading.flags(&MeasurementQcLimits::default()).is_empty());
         assert!(reading.replicate().is_some());
-        assert!(reading.stored_fit()["mono"]["t2_ms"].is_number());
+        assert!(reading.stored_fit().mono().is_some_and(|f| f.t2_ms > 0.0));
     }
 
     #[test]
@@ -193,6 +199,6 @@ mod tests {
         assert_eq!(flags.len(), 1);
         assert_eq!(flags[0].severity, Severity::Hold);
         assert!(reading.replicate().is_none());
-        assert!(reading.stored_fit()["error"].is_string());
+        assert!(matches!(reading.stored_fit().outcome, FitOutcome::Error(_)));
     }
 }

@@ -1,6 +1,6 @@
 //! What a caller asks for when it starts a run.
 
-use nmr_core::assay::{Marker, TubeKind};
+use nmr_core::assay::TubeKind;
 use serde::Serialize;
 
 use crate::store::Actor;
@@ -70,52 +70,4 @@ pub struct RunTicket {
     pub id: crate::store::RunId,
     /// Its state (`queued`).
     pub state: crate::store::runs::RunState,
-}
-
-/// The stored name of a tube kind (`control`, `quad`, `cd45`, `igg`, `epcam`, ...).
-pub fn tube_name(kind: TubeKind) -> &'static str {
-    match kind {
-        TubeKind::Control => "control",
-        TubeKind::Quad => "quad",
-        TubeKind::Cd45Control => "cd45",
-        TubeKind::IggControl => "igg",
-        TubeKind::Single(Marker::Epcam) => "epcam",
-        TubeKind::Single(Marker::Muc1) => "muc1",
-        TubeKind::Single(Marker::Her2) => "her2",
-        TubeKind::Single(Marker::Egfr) => "egfr",
-    }
-}
-
-/// The tube kind of a stored name (the inverse of [`tube_name`]).
-pub fn tube_kind(name: &str) -> Option<TubeKind> {
-    ALL_TUBES.into_iter().find(|kind| tube_name(*kind) == name)
-}
-
-/// Every kind of tube a run may hold.
-pub const ALL_TUBES: [TubeKind; 8] = [
-    TubeKind::Control,
-    TubeKind::Quad,
-    TubeKind::Cd45Control,
-    TubeKind::IggControl,
-    TubeKind::Single(Marker::Epcam),
-    TubeKind::Single(Marker::Muc1),
-    TubeKind::Single(Marker::Her2),
-    TubeKind::Single(Marker::Egfr),
-];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tube_names_round_trip_and_are_distinct() {
-        for kind in ALL_TUBES {
-            assert_eq!(tube_kind(tube_name(kind)), Some(kind));
-        }
-        let mut names: Vec<_> = ALL_TUBES.iter().map(|k| tube_name(*k)).collect();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), ALL_TUBES.len());
-        assert_eq!(tube_kind("plasma"), None);
-    }
 }

@@ -2,8 +2,8 @@
 //! readings of its tubes and the calibration of its lot and echo time.
 //!
 //! The keys are those of `ferrocount count --json` plus `run_id`, so a result from the appliance
-//! and one computed by hand from exported trains read the same. The whole report is stored as the
-//! result's JSON.
+//! and one computed by hand from exported trains read the same. The store keeps the count report
+//! typed, with its regulated values as columns (`ResultSummary::of`).
 
 use nmr_core::assay::{Calibration, CountInputs, CountReport, Indications, TubeKind, TubeSummary};
 use nmr_core::qc::{
@@ -12,8 +12,7 @@ use nmr_core::qc::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::store::results::{ResultCall, ResultCategory, ResultSummary};
-use crate::store::{RunId, StoreError};
+use crate::store::RunId;
 
 use super::failure::{Failure, FailureKind};
 use super::reading::{Reading, fit_failed_flag};
@@ -116,25 +115,6 @@ impl RunReport {
             run_id: inputs.run_id,
             count,
         })
-    }
-
-    /// The numbers the store keeps beside the report for trends.
-    pub fn summary(&self) -> Result<ResultSummary, StoreError> {
-        let category = match self.count.category.as_str() {
-            "not_detected" => ResultCategory::NotDetected,
-            "below_loq" => ResultCategory::BelowLoq,
-            _ => ResultCategory::Quantified,
-        };
-        let call = self.count.call.as_deref().map(|call| match call {
-            "unfavorable" => ResultCall::Unfavorable,
-            _ => ResultCall::Favorable,
-        });
-        ResultSummary::new(
-            self.count.per_7_5ml,
-            self.count.per_7_5ml_ci95,
-            category,
-            call,
-        )
     }
 }
 

@@ -14,17 +14,16 @@ use serde_json::json;
 use crate::store::calibrations::CalibrationContent;
 use crate::store::calibrations::{NewCalibration, ReagentLot};
 use crate::store::instrument_log::{LogKind, NewLogEntry};
-use crate::store::measurements::NewMeasurement;
-use crate::store::qc::QcStatus;
+use crate::store::measurements::{MeasurementFit, NewMeasurement};
 use crate::store::runs::RunState;
 use crate::store::{self, Actor, JsonReport, Timestamp};
+use nmr_core::qc::QcVerdict;
 
 use super::control::TubeWait;
 use super::dilution_series::{LEVELS_CELLS, SAMPLES_PER_LEVEL, calibrate_simulated_lot};
 use super::event::EventKind;
 use super::failure::{Failure, FailureKind, Stop};
 use super::reading::Reading;
-use super::request::tube_name;
 use super::run_report::{ReportInputs, RunReport, TubeReadings};
 use super::simulated_lot::{SIMULATED_LOT, SimulatedTruth};
 use super::status::BoardStatus;
@@ -66,10 +65,7 @@ impl Worker {
         self.db(self
             .store
             .set_run_calibration(actor, run_id, calibration_id))?;
-        let summary = report.summary()?;
-        self.db(self
-            .store
-            .record_result(actor, run_id, &summary, &Self::json(&report)?))?;
+        self.db(self.store.record_result(actor, run_id, &report.count))?;
         self.shared.emit(
             Some(run_id),
             EventKind::Result {
@@ -90,28 +86,22 @@ impl Worker {
     /// only when the configuration requires QC.
     fn check_qc_today(&self, job: &Job) -> Result<(), Stop> {
         self.step("checking today's QC");
-        let now = Timestamp::now().datetime();
-        let midnight = Timestamp::from_datetime(now.replace_time(time::Time::MIDNIGHT));
-        let mut recorded = 0usize;
+        let today = self.db(self.store.qc_today(Timestamp::now()))?;
+        let recorded = today.values.len();
         let mut warnings = Vec::new();
-        for material in self.db(self.store.qc_materials())? {
-            for lot in self.db(self.store.qc_lots(material.id))? {
-                for result in self.db(self.store.qc_results(lot.id, midnight))? {
-                    recorded += 1;
-                    let what = format!("{} lot {}", material.name, lot.lot);
-                    match result.status {
-                        QcStatus::Reject => {
-                            let message = format!(
-                                "today's QC of {what} was rejected at {}: no patient runs until QC passes",
-                                result.measured_at.to_rfc3339()
-                            );
-                            self.check_event(job, "qc_today", false, &message);
-                            return Err(Failure::new(FailureKind::Qc, message).into());
-                        }
-                        QcStatus::Warning => warnings.push(what),
-                        QcStatus::Pass => {}
-                    }
+        for value in &today.values {
+            let what = format!("{} lot {}", value.material.name, value.lot.lot);
+            match value.result.status {
+                QcVerdict::Reject => {
+                    let message = format!(
+                        "today's QC of {what} was rejected at {}: no patient runs until QC passes",
+                        value.result.measured_at.to_rfc3339()
+                    );
+                    self.check_event(job, "qc_today", false, &message);
+                    return Err(Failure::new(FailureKind::Qc, message).into());
                 }
+                QcVerdict::Warning => warnings.push(what),
+                QcVerdict::Pass => {}
             }
         }
         if recorded == 0 {
@@ -417,7 +407,7 @@ impl Worker {
     ) -> Result<(), Stop> {
         self.checkpoint(&job.control)?;
         let run_id = job.run_id;
-        let name = tube_name(kind);
+        let name = kind.as_str();
         let message = format!("insert tube {index} of {of}: {kind}");
         self.set_state(run_id, RunState::AwaitingTube)?;
         self.step(message.clone());
@@ -465,11 +455,10 @@ impl Worker {
     /// The replicate readings of one tube, each committed as soon as it is measured.
     fn measure_tube(&mut self, job: &Job, kind: TubeKind) -> Result<TubeReadings, Stop> {
         let run_id = job.run_id;
-        let name = tube_name(kind);
-        let tube = store::samples::TubeKind::parse(name)?;
+        let name = kind.as_str();
         let tube_id = job
             .sample
-            .tube(&tube)
+            .tube(kind)
             .ok_or_else(|| {
                 Failure::new(
                     FailureKind::Storage,
@@ -496,11 +485,11 @@ impl Worker {
                     replicate,
                     measured_at: Timestamp::now(),
                     train: &measurement.train,
-                    fit_report: Some(JsonReport::from_value(json!({
-                        "fit": reading.stored_fit(),
-                        "cpmg": measurement.report,
-                    }))),
-                    qc_flags: Self::json(&flags)?,
+                    fit_report: Some(MeasurementFit {
+                        fit: reading.stored_fit(),
+                        cpmg: measurement.report.clone(),
+                    }),
+                    qc_flags: flags.clone(),
                 },
             ))?;
             let fit = reading.fit.as_ref().ok();

@@ -54,7 +54,7 @@ impl Default for CpmgSettings {
 }
 
 /// What the CPMG run was, for the record.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CpmgReport {
     /// The settings used.
     pub settings: CpmgSettings,

@@ -7,8 +7,12 @@
 //! it). The audit entry of each measurement carries the SHA-256 of the stored train, which ties the
 //! raw data into the hash chain.
 
+use nmr_core::fit::MonoFit;
+use nmr_core::qc::QcFlag;
 use nmr_core::{Acquisition, EchoTrain, Signal};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::procedures::CpmgReport;
 
 use super::audit::append;
 use super::digest::sha256_hex;
@@ -69,10 +73,68 @@ pub struct NewMeasurement<'a> {
     pub measured_at: Timestamp,
     /// The raw train, with its acquisition metadata.
     pub train: &'a EchoTrain,
-    /// The fit report (`nmr_core::fit::MonoFit`, or the fit error), if fitted.
-    pub fit_report: Option<JsonReport>,
-    /// The QC flags raised on it (`nmr_core` QC flags; an empty list when none).
-    pub qc_flags: JsonReport,
+    /// The fit and its acquisition record, if fitted.
+    pub fit_report: Option<MeasurementFit>,
+    /// The QC flags raised on it.
+    pub qc_flags: Vec<QcFlag>,
+}
+
+/// What is stored as a measurement's fit: the mono-exponential fit or why it failed, the mono-
+/// versus bi-exponential comparison, and the CPMG procedure's record. Decoded once, here; a stored
+/// fit that does not decode is a named error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MeasurementFit {
+    /// The fit of the train.
+    pub fit: StoredFit,
+    /// How the train was acquired.
+    pub cpmg: CpmgReport,
+}
+
+/// A reading's fit as stored (new fields may be added; old records decode with their default).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredFit {
+    /// The fit, or the fit error.
+    #[serde(flatten)]
+    pub outcome: FitOutcome,
+    /// Whether two exponentials describe the decay better (`None`: not compared).
+    #[serde(default)]
+    pub biexponential_preferred: Option<bool>,
+    /// Fitted signal at the first echo, A·e^(−t₁/T2) + C.
+    #[serde(default)]
+    pub first_echo_amplitude: Option<f64>,
+    /// The fit of T2 with the refocusing angle, when it was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stimulated_echoes: Option<nmr_core::fit::EpgFit>,
+    /// Which model's T2 the reading uses (older records: the exponential).
+    #[serde(default = "exponential")]
+    pub t2_model: nmr_core::fit::T2Model,
+    /// Why that model.
+    #[serde(default)]
+    pub t2_model_reason: String,
+}
+
+fn exponential() -> nmr_core::fit::T2Model {
+    nmr_core::fit::T2Model::Exponential
+}
+
+/// A fit or why there is none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FitOutcome {
+    /// The mono-exponential fit.
+    Mono(MonoFit),
+    /// Why the train could not be fitted.
+    Error(String),
+}
+
+impl StoredFit {
+    /// The fit, when there is one.
+    pub fn mono(&self) -> Option<&MonoFit> {
+        match &self.outcome {
+            FitOutcome::Mono(fit) => Some(fit),
+            FitOutcome::Error(_) => None,
+        }
+    }
 }
 
 /// A stored measurement.
@@ -91,9 +153,9 @@ pub struct Measurement {
     /// The raw train, bit for bit as stored, with its acquisition metadata.
     pub train: EchoTrain,
     /// The fit report.
-    pub fit_report: Option<JsonReport>,
+    pub fit_report: Option<MeasurementFit>,
     /// The QC flags.
-    pub qc_flags: JsonReport,
+    pub qc_flags: Vec<QcFlag>,
     /// Size of the compressed train in the database, bytes.
     pub stored_train_bytes: usize,
 }
@@ -117,8 +179,13 @@ impl Store {
         })?;
         let blob_sha256 = sha256_hex(&blob);
         let acquisition = JsonReport::of(new.train.acquisition())?.to_text();
-        let fit = new.fit_report.as_ref().map(JsonReport::to_text);
-        let flags = new.qc_flags.to_text();
+        let fit = new
+            .fit_report
+            .as_ref()
+            .map(JsonReport::of)
+            .transpose()?
+            .map(|report| report.to_text());
+        let flags = JsonReport::of(&new.qc_flags)?.to_text();
         let measured_at = new.measured_at.to_rfc3339();
         let replicate = i64::from(new.replicate);
         let echoes = i64::try_from(new.train.len()).map_err(|_| StoreError::Invalid {
@@ -235,13 +302,26 @@ impl Store {
                     fit_report: r
                         .fit_json
                         .as_deref()
-                        .map(|text| JsonReport::stored(text, "fit report", r.id))
+                        .map(|text| decode_stored(text, "fit report", r.id))
                         .transpose()?,
-                    qc_flags: JsonReport::stored(&r.qc_flags_json, "QC flags", r.id)?,
+                    qc_flags: decode_stored(&r.qc_flags_json, "QC flags", r.id)?,
                 })
             })
             .collect()
     }
+}
+
+/// Decodes a stored JSON column into its type, naming the row when it does not decode.
+fn decode_stored<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &'static str,
+    row: i64,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|error| StoreError::Corrupt {
+        what,
+        row,
+        reason: error.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -251,6 +331,7 @@ mod tests {
     use sqlx::SqlitePool;
 
     use super::*;
+    use crate::procedures::CpmgSettings;
     use crate::store::samples::TubeKind;
     use crate::store::test_fixtures::{count, running_run, sample};
 
@@ -274,7 +355,7 @@ mod tests {
         let (operator, sample, run) = running_run(&store, "M-1").await;
         let train = noisy_train(11);
         let fit = fit_mono(&train, &FitOptions::default()).unwrap();
-        let quad = sample.tube(&TubeKind::quad()).unwrap().id;
+        let quad = sample.tube(TubeKind::Quad).unwrap().id;
         let id = store
             .add_measurement(
                 &operator.actor(),
@@ -284,8 +365,27 @@ mod tests {
                     replicate: 1,
                     measured_at: Timestamp::now(),
                     train: &train,
-                    fit_report: Some(JsonReport::of(&fit).unwrap()),
-                    qc_flags: JsonReport::empty_list(),
+                    fit_report: Some(MeasurementFit {
+                        fit: StoredFit {
+                            outcome: FitOutcome::Mono(fit.clone()),
+                            biexponential_preferred: Some(false),
+                            first_echo_amplitude: None,
+                            stimulated_echoes: None,
+                            t2_model: nmr_core::fit::T2Model::Exponential,
+                            t2_model_reason: String::new(),
+                        },
+                        cpmg: CpmgReport {
+                            settings: CpmgSettings::default(),
+                            frequency_hz: 20e6,
+                            magnet_temp_before_c: 25.0,
+                            magnet_temp_after_c: 25.0,
+                            coil_temp_before_c: 25.0,
+                            coil_temp_after_c: 25.0,
+                            phase_rad: 0.0,
+                            noise_sd: 1.0,
+                        },
+                    }),
+                    qc_flags: Vec::new(),
                 },
             )
             .await
@@ -305,7 +405,7 @@ mod tests {
         assert_eq!(bits(&m.train), bits(&train));
         let refit = fit_mono(&m.train, &FitOptions::default()).unwrap();
         assert_eq!(refit, fit, "the stored train refits to the same numbers");
-        let back: nmr_core::fit::MonoFit = m.fit_report.as_ref().unwrap().decode().unwrap();
+        let back = m.fit_report.as_ref().unwrap().fit.mono().unwrap();
         assert_eq!(back.t2_ms.to_bits(), fit.t2_ms.to_bits());
         // 500 complex echoes are 12 kB raw; noise does not compress much, times do.
         assert!(
@@ -339,10 +439,10 @@ mod tests {
             measured_at: Timestamp::now(),
             train: &train,
             fit_report: None,
-            qc_flags: JsonReport::empty_list(),
+            qc_flags: Vec::new(),
         };
-        let control = own.tube(&TubeKind::control()).unwrap().id;
-        let foreign = other.tube(&TubeKind::control()).unwrap().id;
+        let control = own.tube(TubeKind::Control).unwrap().id;
+        let foreign = other.tube(TubeKind::Control).unwrap().id;
         let actor = operator.actor();
         let wrong_tube = store.add_measurement(&actor, &new(foreign, 1)).await;
         assert!(matches!(

@@ -27,6 +27,7 @@ pub mod calibrations;
 pub mod db;
 pub(crate) mod digest;
 mod error;
+pub mod example_report;
 pub mod export;
 mod ids;
 pub mod instrument_log;

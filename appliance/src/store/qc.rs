@@ -1,10 +1,11 @@
 //! Quality control records: materials, their lots, each lot's target (mean and SD), and results.
 //!
 //! The Westgard evaluation itself is `nmr_core`'s; this module stores its verdict (status and the
-//! rules broken, as JSON) beside the value, so that a Levey–Jennings chart and "today's QC" are
+//! rules broken, as JSON decoded back into `WestgardViolation`s) beside the value, so that a Levey–Jennings chart and "today's QC" are
 //! plain queries. A lot's current target is its newest; older targets stay for the record. QC
 //! results are never updated or deleted.
 
+use nmr_core::qc::WestgardViolation;
 use serde::Serialize;
 
 use super::audit::append;
@@ -69,36 +70,8 @@ impl TargetSource {
     }
 }
 
-/// The verdict on one QC value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum QcStatus {
-    /// Within limits.
-    Pass,
-    /// A warning rule (1-2s) fired.
-    Warning,
-    /// A rejection rule fired: patient results covered by it are held.
-    Reject,
-}
-
-impl QcStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pass => "pass",
-            Self::Warning => "warning",
-            Self::Reject => "reject",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        match text {
-            "pass" => Some(Self::Pass),
-            "warning" => Some(Self::Warning),
-            "reject" => Some(Self::Reject),
-            _ => None,
-        }
-    }
-}
+/// The verdict on one QC value: `nmr_core`'s one QC verdict type, stored by its name.
+pub use nmr_core::qc::QcVerdict;
 
 /// A stored QC material.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -153,9 +126,9 @@ pub struct NewQcResult {
     /// The value, in the material's analyte unit.
     pub value: f64,
     /// The verdict.
-    pub status: QcStatus,
-    /// The Westgard rules broken (`nmr_core` report, JSON).
-    pub violations: JsonReport,
+    pub status: QcVerdict,
+    /// The Westgard rules broken.
+    pub violations: Vec<WestgardViolation>,
     /// The measurement it came from, if stored.
     pub measurement_id: Option<MeasurementId>,
     /// When it was measured.
@@ -176,9 +149,9 @@ pub struct QcResult {
     /// The value.
     pub value: f64,
     /// The verdict.
-    pub status: QcStatus,
+    pub status: QcVerdict,
     /// The rules broken.
-    pub violations: JsonReport,
+    pub violations: Vec<WestgardViolation>,
     /// The measurement it came from.
     pub measurement_id: Option<MeasurementId>,
     /// When it was measured.
@@ -463,7 +436,7 @@ impl Store {
         }
         let measured_at = new.measured_at.to_rfc3339();
         let status = new.status.as_str();
-        let violations = new.violations.to_text();
+        let violations = JsonReport::of(&new.violations)?.to_text();
         let measurement = new.measurement_id.map(|m| m.0);
         let by = actor.user_column();
         let mut tx = db::begin_write(&self.pool).await?;
@@ -512,7 +485,7 @@ impl Store {
                 .id(id)
                 .detail(serde_json::json!({
                     "lot_id": new.lot_id, "value": new.value, "status": status,
-                    "violations": new.violations.value(),
+                    "violations": new.violations,
                 })),
         )
         .await?;
@@ -555,12 +528,21 @@ impl Store {
                     lot_id: QcLotId(r.lot_id),
                     target_id: r.target_id.map(QcTargetId),
                     value: r.value,
-                    status: QcStatus::parse(&r.status).ok_or_else(|| StoreError::Corrupt {
-                        what: "QC status",
-                        row: r.id,
-                        reason: format!("{:?}", r.status),
+                    status: r
+                        .status
+                        .parse()
+                        .map_err(|e: nmr_core::vocabulary::UnknownName| StoreError::Corrupt {
+                            what: "QC status",
+                            row: r.id,
+                            reason: e.to_string(),
+                        })?,
+                    violations: serde_json::from_str(&r.violations_json).map_err(|e| {
+                        StoreError::Corrupt {
+                            what: "QC violations",
+                            row: r.id,
+                            reason: format!("not a list of Westgard violations: {e}"),
+                        }
                     })?,
-                    violations: JsonReport::stored(&r.violations_json, "QC violations", r.id)?,
                     measurement_id: r.measurement_id.map(MeasurementId),
                     measured_at: stored(&r.measured_at, "QC time", r.id)?,
                     operator_id: r.operator_id.map(UserId),
@@ -568,6 +550,56 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+/// Today's QC: every control value recorded on the UTC day of a given instant, with its material
+/// and lot. The one reading of "today's QC" that the engine's pre-run check, the dashboard and
+/// `GET /api/v1/qc` all use.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcToday {
+    /// Today's values, by material, lot and time.
+    pub values: Vec<QcTodayValue>,
+}
+
+/// One control value recorded today.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcTodayValue {
+    /// The material.
+    pub material: QcMaterial,
+    /// The lot.
+    pub lot: QcLot,
+    /// The value and its verdict.
+    pub result: QcResult,
+}
+
+impl QcToday {
+    /// The worst verdict of today's values; `None` when nothing was measured today.
+    pub fn worst(&self) -> Option<QcVerdict> {
+        self.values.iter().map(|v| v.result.status).max()
+    }
+}
+
+impl Store {
+    /// Today's QC: the values measured on the UTC day of `now` (from its midnight to the next).
+    pub async fn qc_today(&self, now: Timestamp) -> Result<QcToday, StoreError> {
+        let midnight = Timestamp::from_datetime(now.datetime().replace_time(time::Time::MIDNIGHT));
+        let next_midnight = midnight.plus(time::Duration::days(1));
+        let mut values = Vec::new();
+        for material in self.qc_materials().await? {
+            for lot in self.qc_lots(material.id).await? {
+                for result in self.qc_results(lot.id, midnight).await? {
+                    if result.measured_at < next_midnight {
+                        values.push(QcTodayValue {
+                            material: material.clone(),
+                            lot: lot.clone(),
+                            result,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(QcToday { values })
     }
 }
 
@@ -652,19 +684,19 @@ mod tests {
             lot_id: lot.id,
             value,
             status,
-            violations: JsonReport::empty_list(),
+            violations: Vec::new(),
             measurement_id: None,
             measured_at: Timestamp::parse(at).unwrap(),
             comment: None,
         };
         store
-            .record_qc_result(&actor, &new(100.5, QcStatus::Pass, "2026-11-20T07:00:00Z"))
+            .record_qc_result(&actor, &new(100.5, QcVerdict::Pass, "2026-11-20T07:00:00Z"))
             .await
             .unwrap();
         let warning = store
             .record_qc_result(
                 &actor,
-                &new(104.5, QcStatus::Warning, "2026-11-21T07:00:00Z"),
+                &new(104.5, QcVerdict::Warning, "2026-11-21T07:00:00Z"),
             )
             .await
             .unwrap();
@@ -677,15 +709,15 @@ mod tests {
         let nan = store
             .record_qc_result(
                 &actor,
-                &new(f64::NAN, QcStatus::Pass, "2026-11-22T07:00:00Z"),
+                &new(f64::NAN, QcVerdict::Pass, "2026-11-22T07:00:00Z"),
             )
             .await;
         assert!(matches!(nan, Err(StoreError::Invalid { .. })));
-        let mut unknown = new(100.0, QcStatus::Pass, "2026-11-22T07:00:00Z");
+        let mut unknown = new(100.0, QcVerdict::Pass, "2026-11-22T07:00:00Z");
         unknown.lot_id = QcLotId(77);
         let unknown = store.record_qc_result(&actor, &unknown).await;
         assert!(matches!(unknown, Err(StoreError::NotFound { .. })));
-        let mut no_measurement = new(100.0, QcStatus::Pass, "2026-11-22T07:00:00Z");
+        let mut no_measurement = new(100.0, QcVerdict::Pass, "2026-11-22T07:00:00Z");
         no_measurement.measurement_id = Some(MeasurementId(5));
         let no_measurement = store.record_qc_result(&actor, &no_measurement).await;
         assert!(

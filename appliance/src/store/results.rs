@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use nmr_core::assay::{Call, CallOutcome, CountCategory, CountEstimate};
+use nmr_core::assay::{Call, CountCategory, CountReport};
 use serde::{Deserialize, Serialize};
 
 use super::audit::append;
@@ -28,85 +28,38 @@ use super::{
     Timestamp, UserId, db,
 };
 
-/// The reporting category of a count.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResultCategory {
-    /// Below the limit of blank.
-    NotDetected,
-    /// Detected, below the limit of quantitation.
-    BelowLoq,
-    /// A quantitative value.
-    Quantified,
-}
-
-impl ResultCategory {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NotDetected => "not_detected",
-            Self::BelowLoq => "below_loq",
-            Self::Quantified => "quantified",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        [Self::NotDetected, Self::BelowLoq, Self::Quantified]
-            .into_iter()
-            .find(|c| c.as_str() == text)
-    }
-}
-
-/// The call against the indication's cut-off.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResultCall {
-    /// Below the cut-off.
-    Favorable,
-    /// At or above the cut-off.
-    Unfavorable,
-}
-
-impl ResultCall {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Favorable => "favorable",
-            Self::Unfavorable => "unfavorable",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        [Self::Favorable, Self::Unfavorable]
-            .into_iter()
-            .find(|c| c.as_str() == text)
-    }
-}
-
-/// The numbers of a result that trends and lists need, checked before storing.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+/// The regulated values of a result, kept as columns beside the whole report so that the release
+/// gate, trends and lists read typed columns and never the report's JSON: the count per 7.5 mL
+/// and its interval, the reporting category, the call, the indication and its cut-off, whether the
+/// interval spans the cut-off, and whether a QC flag holds the result. Taken from the report
+/// itself ([`ResultSummary::of`]), so the two cannot disagree.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ResultSummary {
     /// CTC per 7.5 mL of blood.
     pub per_7_5ml: f64,
     /// Its 95 % interval, low and high.
     pub per_7_5ml_ci95: [f64; 2],
     /// Reporting category.
-    pub category: ResultCategory,
+    pub category: CountCategory,
     /// Call against the cut-off, when the indication has one.
-    pub call: Option<ResultCall>,
+    pub call: Option<Call>,
+    /// The indication the call was made for.
+    pub indication: Option<String>,
+    /// Its cut-off, per 7.5 mL.
+    pub cutoff_per_7_5ml: Option<f64>,
+    /// Whether the 95 % interval spans the cut-off (the call could go either way).
+    pub interval_spans_cutoff: Option<bool>,
+    /// Whether a QC flag holds the result (it may not be released).
+    pub qc_hold: bool,
 }
 
 impl ResultSummary {
-    /// Checks that the numbers are finite and non-negative and that the interval is ordered.
-    /// (Whether the value lies inside its interval is the assay's business, not storage's: a
-    /// result is stored as the assay reported it.)
-    pub fn new(
-        per_7_5ml: f64,
-        per_7_5ml_ci95: [f64; 2],
-        category: ResultCategory,
-        call: Option<ResultCall>,
-    ) -> Result<Self, StoreError> {
-        let [low, high] = per_7_5ml_ci95;
+    /// The regulated values of `report`, checked: the numbers finite and non-negative, the
+    /// interval ordered. (Whether the value lies inside its interval is the assay's business,
+    /// not storage's: a result is stored as the assay reported it.)
+    pub fn of(report: &CountReport) -> Result<Self, StoreError> {
+        let per_7_5ml = report.per_7_5ml;
+        let [low, high] = report.per_7_5ml_ci95;
         let finite = [per_7_5ml, low, high]
             .iter()
             .all(|v| v.is_finite() && *v >= 0.0);
@@ -121,27 +74,14 @@ impl ResultSummary {
         }
         Ok(Self {
             per_7_5ml,
-            per_7_5ml_ci95,
-            category,
-            call,
+            per_7_5ml_ci95: report.per_7_5ml_ci95,
+            category: report.category,
+            call: report.call,
+            indication: report.indication.clone(),
+            cutoff_per_7_5ml: report.cutoff_per_7_5ml,
+            interval_spans_cutoff: report.call_interval_spans_cutoff,
+            qc_hold: report.qc_hold,
         })
-    }
-
-    /// The summary of an assay count and, when the indication has a cut-off, its call.
-    pub fn from_estimate(
-        estimate: &CountEstimate,
-        call: Option<&CallOutcome>,
-    ) -> Result<Self, StoreError> {
-        let category = match estimate.category {
-            CountCategory::NotDetected => ResultCategory::NotDetected,
-            CountCategory::BelowLoq => ResultCategory::BelowLoq,
-            CountCategory::Quantified => ResultCategory::Quantified,
-        };
-        let call = call.map(|outcome| match outcome.call {
-            Call::Favorable => ResultCall::Favorable,
-            Call::Unfavorable => ResultCall::Unfavorable,
-        });
-        Self::new(estimate.per_7_5ml, estimate.per_7_5ml_ci95, category, call)
     }
 }
 
@@ -235,10 +175,10 @@ pub struct ResultVersion {
     pub run_id: RunId,
     /// 1, 2, ...
     pub version: u32,
-    /// The numbers.
+    /// The regulated values (stored as columns).
     pub summary: ResultSummary,
-    /// The whole count report.
-    pub report: JsonReport,
+    /// The whole count report, decoded.
+    pub report: CountReport,
     /// Why this version replaced the previous one (`None` for version 1).
     pub reason: Option<String>,
     /// When it was stored.
@@ -261,38 +201,60 @@ pub struct TrendPoint {
     /// 95 % interval.
     pub per_7_5ml_ci95: [f64; 2],
     /// Reporting category.
-    pub category: ResultCategory,
+    pub category: CountCategory,
     /// Call against the cut-off.
-    pub call: Option<ResultCall>,
-    /// The current version's number.
+    pub call: Option<Call>,
+    /// The current version's number (above 1: the result was corrected).
     pub version: u32,
     /// Whether the run is released.
     pub released: bool,
 }
 
-fn summary_from(
-    row: i64,
+/// The regulated columns of one `results` row, as read.
+struct SummaryColumns<'a> {
     per_7_5ml: f64,
     low: f64,
     high: f64,
-    category: &str,
-    call: Option<&str>,
-) -> Result<ResultSummary, StoreError> {
+    category: &'a str,
+    call: Option<&'a str>,
+    indication: Option<String>,
+    cutoff_per_7_5ml: Option<f64>,
+    interval_spans_cutoff: Option<bool>,
+    qc_hold: bool,
+}
+
+fn summary_from(row: i64, columns: SummaryColumns<'_>) -> Result<ResultSummary, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         what: "result",
         row,
         reason,
     };
-    let category =
-        ResultCategory::parse(category).ok_or_else(|| corrupt(format!("category {category:?}")))?;
-    let call = call
-        .map(|c| ResultCall::parse(c).ok_or_else(|| corrupt(format!("call {c:?}"))))
+    let category: CountCategory = columns
+        .category
+        .parse()
+        .map_err(|e: nmr_core::vocabulary::UnknownName| corrupt(e.to_string()))?;
+    let call = columns
+        .call
+        .map(|c| c.parse::<Call>().map_err(|e| corrupt(e.to_string())))
         .transpose()?;
     Ok(ResultSummary {
-        per_7_5ml,
-        per_7_5ml_ci95: [low, high],
+        per_7_5ml: columns.per_7_5ml,
+        per_7_5ml_ci95: [columns.low, columns.high],
         category,
         call,
+        indication: columns.indication,
+        cutoff_per_7_5ml: columns.cutoff_per_7_5ml,
+        interval_spans_cutoff: columns.interval_spans_cutoff,
+        qc_hold: columns.qc_hold,
+    })
+}
+
+/// Decodes a stored count report; one that does not decode is a named error, never a default.
+fn report_from(text: &str, row: i64) -> Result<CountReport, StoreError> {
+    serde_json::from_str(text).map_err(|error| StoreError::Corrupt {
+        what: "result report",
+        row,
+        reason: format!("not a count report: {error}"),
     })
 }
 
@@ -301,20 +263,22 @@ async fn insert_version(
     actor: &Actor,
     run_id: RunId,
     version: i64,
-    summary: &ResultSummary,
-    report: &JsonReport,
+    report: &CountReport,
     reason: Option<&str>,
 ) -> Result<ResultId, StoreError> {
+    let summary = ResultSummary::of(report)?;
     let now = Timestamp::now().to_rfc3339();
     let [low, high] = summary.per_7_5ml_ci95;
     let category = summary.category.as_str();
-    let call = summary.call.map(ResultCall::as_str);
-    let report_text = report.to_text();
+    let call = summary.call.map(Call::as_str);
+    let report_text = JsonReport::of(report)?.to_text();
     let by = actor.user_column();
     let id = sqlx::query_scalar!(
         "INSERT INTO results (run_id, version, per_7_5ml, per_7_5ml_ci95_low, per_7_5ml_ci95_high,
-                              category, call, report_json, reason, created_at, created_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
+                              category, call, indication, cutoff_per_7_5ml,
+                              interval_spans_cutoff, qc_hold, report_json, reason, created_at,
+                              created_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
         run_id.0,
         version,
         summary.per_7_5ml,
@@ -322,6 +286,10 @@ async fn insert_version(
         high,
         category,
         call,
+        summary.indication,
+        summary.cutoff_per_7_5ml,
+        summary.interval_spans_cutoff,
+        summary.qc_hold,
         report_text,
         reason,
         now,
@@ -346,6 +314,7 @@ async fn insert_version(
     .detail(serde_json::json!({
         "run_id": run_id, "version": version, "per_7_5ml": summary.per_7_5ml,
         "per_7_5ml_ci95": summary.per_7_5ml_ci95, "category": category, "call": call,
+        "qc_hold": summary.qc_hold,
     }));
     if let Some(reason) = reason {
         entry = entry.reason(reason);
@@ -361,8 +330,7 @@ impl Store {
         &self,
         actor: &Actor,
         run_id: RunId,
-        summary: &ResultSummary,
-        report: &JsonReport,
+        report: &CountReport,
     ) -> Result<ResultVersion, StoreError> {
         let mut tx = db::begin_write(&self.pool).await?;
         let run = run_in(&mut tx, run_id).await?;
@@ -372,7 +340,7 @@ impl Store {
                 run.state
             )));
         }
-        let id = insert_version(&mut tx, actor, run_id, 1, summary, report, None).await?;
+        let id = insert_version(&mut tx, actor, run_id, 1, report, None).await?;
         transition_in(&mut tx, actor, run_id, RunState::AwaitingRelease, None).await?;
         tx.commit().await.context("committing a result")?;
         self.result_version(id).await
@@ -384,8 +352,7 @@ impl Store {
         &self,
         actor: &Actor,
         run_id: RunId,
-        summary: &ResultSummary,
-        report: &JsonReport,
+        report: &CountReport,
         reason: &CorrectionReason,
     ) -> Result<ResultVersion, StoreError> {
         let mut tx = db::begin_write(&self.pool).await?;
@@ -407,7 +374,6 @@ impl Store {
             actor,
             run_id,
             latest + 1,
-            summary,
             report,
             Some(reason.as_str()),
         )
@@ -427,8 +393,8 @@ impl Store {
     }
 
     /// Signs the current version of a run's result. A release needs a clinician or lab
-    /// administrator, a run awaiting release and a result no QC flag holds (`qc_hold` in its
-    /// report), and moves the run to `released`.
+    /// administrator, a run awaiting release and a result no QC flag holds (the result's
+    /// `qc_hold` column), and moves the run to `released`.
     pub async fn sign_result(
         &self,
         signer: &User,
@@ -460,7 +426,7 @@ impl Store {
             )));
         }
         let current = sqlx::query!(
-            "SELECT id, version, json_extract(report_json, '$.qc_hold') AS \"qc_hold: bool\"
+            "SELECT id, version, qc_hold AS \"qc_hold: bool\"
              FROM results WHERE run_id = ? ORDER BY version DESC LIMIT 1",
             run_id.0
         )
@@ -468,7 +434,7 @@ impl Store {
         .await
         .context("finding the result to sign")?;
         let current = found(current, "result of run", run_id)?;
-        if meaning == SignatureMeaning::Release && current.qc_hold == Some(true) {
+        if meaning == SignatureMeaning::Release && current.qc_hold {
             return Err(StoreError::Conflict(format!(
                 "a QC flag holds the result of run {run_id}: it cannot be released until the flag is resolved"
             )));
@@ -542,9 +508,11 @@ impl Store {
     /// One result version with its signatures.
     pub async fn result_version(&self, id: ResultId) -> Result<ResultVersion, StoreError> {
         let row = sqlx::query!(
-            "SELECT id, run_id, version, per_7_5ml, per_7_5ml_ci95_low, per_7_5ml_ci95_high,
-                    category, call, report_json, reason, created_at, created_by
-             FROM results WHERE id = ?",
+            r#"SELECT id, run_id, version, per_7_5ml, per_7_5ml_ci95_low, per_7_5ml_ci95_high,
+                    category, call, indication, cutoff_per_7_5ml,
+                    interval_spans_cutoff AS "interval_spans_cutoff: bool",
+                    qc_hold AS "qc_hold: bool", report_json, reason, created_at, created_by
+             FROM results WHERE id = ?"#,
             id.0
         )
         .fetch_optional(&self.pool)
@@ -561,13 +529,19 @@ impl Store {
             })?,
             summary: summary_from(
                 r.id,
-                r.per_7_5ml,
-                r.per_7_5ml_ci95_low,
-                r.per_7_5ml_ci95_high,
-                &r.category,
-                r.call.as_deref(),
+                SummaryColumns {
+                    per_7_5ml: r.per_7_5ml,
+                    low: r.per_7_5ml_ci95_low,
+                    high: r.per_7_5ml_ci95_high,
+                    category: &r.category,
+                    call: r.call.as_deref(),
+                    indication: r.indication,
+                    cutoff_per_7_5ml: r.cutoff_per_7_5ml,
+                    interval_spans_cutoff: r.interval_spans_cutoff,
+                    qc_hold: r.qc_hold,
+                },
             )?,
-            report: JsonReport::stored(&r.report_json, "result report", r.id)?,
+            report: report_from(&r.report_json, r.id)?,
             reason: r.reason,
             created_at: stored(&r.created_at, "result time", r.id)?,
             created_by: r.created_by.map(UserId),
@@ -614,7 +588,9 @@ impl Store {
         let rows = sqlx::query!(
             r#"SELECT r.id AS "result_id!", ru.id AS "run_id!", s.drawn_at, r.version,
                       r.per_7_5ml, r.per_7_5ml_ci95_low, r.per_7_5ml_ci95_high, r.category,
-                      r.call, ru.state
+                      r.call, r.indication, r.cutoff_per_7_5ml,
+                      r.interval_spans_cutoff AS "interval_spans_cutoff: bool",
+                      r.qc_hold AS "qc_hold: bool", ru.state
                FROM samples s
                JOIN runs ru ON ru.sample_id = s.id
                JOIN results r ON r.run_id = ru.id
@@ -630,11 +606,17 @@ impl Store {
             .map(|r| {
                 let summary = summary_from(
                     r.result_id,
-                    r.per_7_5ml,
-                    r.per_7_5ml_ci95_low,
-                    r.per_7_5ml_ci95_high,
-                    &r.category,
-                    r.call.as_deref(),
+                    SummaryColumns {
+                        per_7_5ml: r.per_7_5ml,
+                        low: r.per_7_5ml_ci95_low,
+                        high: r.per_7_5ml_ci95_high,
+                        category: &r.category,
+                        call: r.call.as_deref(),
+                        indication: r.indication,
+                        cutoff_per_7_5ml: r.cutoff_per_7_5ml,
+                        interval_spans_cutoff: r.interval_spans_cutoff,
+                        qc_hold: r.qc_hold,
+                    },
                 )?;
                 Ok(TrendPoint {
                     run_id: RunId(r.run_id),
@@ -648,7 +630,15 @@ impl Store {
                         row: r.result_id,
                         reason: format!("{}", r.version),
                     })?,
-                    released: r.state == RunState::Released.as_str(),
+                    released: r
+                        .state
+                        .parse::<RunState>()
+                        .map_err(|_| StoreError::Corrupt {
+                            what: "run state",
+                            row: r.run_id,
+                            reason: format!("{:?}", r.state),
+                        })?
+                        == RunState::Released,
                 })
             })
             .collect()
@@ -658,22 +648,19 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::example_report::example_report;
     use crate::store::test_fixtures::{count, running_run, user};
     use crate::store::users::Role;
     use sqlx::SqlitePool;
 
-    fn summary(per_7_5ml: f64) -> ResultSummary {
-        ResultSummary::new(
+    fn report(per_7_5ml: f64) -> CountReport {
+        example_report(
             per_7_5ml,
             [per_7_5ml * 0.5, per_7_5ml * 2.0 + 1.0],
-            ResultCategory::Quantified,
-            Some(ResultCall::Unfavorable),
+            CountCategory::Quantified,
+            Some(Call::Unfavorable),
+            false,
         )
-        .unwrap()
-    }
-
-    fn report(per_7_5ml: f64) -> JsonReport {
-        JsonReport::from_value(serde_json::json!({ "per_7_5ml": per_7_5ml, "cells": 3.1 }))
     }
 
     #[sqlx::test(migrations = "../migrations")]
@@ -682,7 +669,7 @@ mod tests {
         let (operator, sample, run) = running_run(&store, "RES-1").await;
         let actor = operator.actor();
         let first = store
-            .record_result(&actor, run.id, &summary(6.0), &report(6.0))
+            .record_result(&actor, run.id, &report(6.0))
             .await
             .unwrap();
         assert_eq!(first.version, 1);
@@ -691,14 +678,12 @@ mod tests {
             store.run(run.id).await.unwrap().state,
             RunState::AwaitingRelease
         );
-        let twice = store
-            .record_result(&actor, run.id, &summary(6.0), &report(6.0))
-            .await;
+        let twice = store.record_result(&actor, run.id, &report(6.0)).await;
         assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
 
         let reason = CorrectionReason::parse("blood volume was 5.0 mL, not 7.5 mL").unwrap();
         let second = store
-            .correct_result(&actor, run.id, &summary(9.0), &report(9.0), &reason)
+            .correct_result(&actor, run.id, &report(9.0), &reason)
             .await
             .unwrap();
         assert_eq!(second.version, 2);
@@ -739,23 +724,11 @@ mod tests {
         let (operator, _, run) = running_run(&store, "RES-2").await;
         let reason = CorrectionReason::parse("typo").unwrap();
         let none = store
-            .correct_result(
-                &operator.actor(),
-                run.id,
-                &summary(1.0),
-                &report(1.0),
-                &reason,
-            )
+            .correct_result(&operator.actor(), run.id, &report(1.0), &reason)
             .await;
         assert!(matches!(none, Err(StoreError::Conflict(_))), "{none:?}");
         let no_run = store
-            .correct_result(
-                &operator.actor(),
-                RunId(404),
-                &summary(1.0),
-                &report(1.0),
-                &reason,
-            )
+            .correct_result(&operator.actor(), RunId(404), &report(1.0), &reason)
             .await;
         assert!(matches!(
             no_run,
@@ -773,7 +746,7 @@ mod tests {
             .await;
         assert!(matches!(early, Err(StoreError::Conflict(_))), "{early:?}");
         store
-            .record_result(&operator.actor(), run.id, &summary(4.0), &report(4.0))
+            .record_result(&operator.actor(), run.id, &report(4.0))
             .await
             .unwrap();
         let by_operator = store
@@ -801,13 +774,7 @@ mod tests {
         // A correction after release needs a new signature.
         let reason = CorrectionReason::parse("wrong calibration lot").unwrap();
         let corrected = store
-            .correct_result(
-                &clinician.actor(),
-                run.id,
-                &summary(5.0),
-                &report(5.0),
-                &reason,
-            )
+            .correct_result(&clinician.actor(), run.id, &report(5.0), &reason)
             .await
             .unwrap();
         assert!(corrected.signatures.is_empty());
@@ -827,9 +794,12 @@ mod tests {
         let store = Store::from_pool(pool);
         let (operator, _sample, run) = running_run(&store, "RES-4").await;
         let clinician = user(&store, "dr-hold", Role::Clinician).await;
-        let held = JsonReport::from_value(serde_json::json!({ "per_7_5ml": 4.0, "qc_hold": true }));
+        let held = CountReport {
+            qc_hold: true,
+            ..report(4.0)
+        };
         store
-            .record_result(&operator.actor(), run.id, &summary(4.0), &held)
+            .record_result(&operator.actor(), run.id, &held)
             .await
             .unwrap();
         let refused = store
@@ -850,13 +820,7 @@ mod tests {
             .unwrap();
         let reason = CorrectionReason::parse("repeat measurement after clot removed").unwrap();
         store
-            .correct_result(
-                &clinician.actor(),
-                run.id,
-                &summary(4.0),
-                &report(4.0),
-                &reason,
-            )
+            .correct_result(&clinician.actor(), run.id, &report(4.0), &reason)
             .await
             .unwrap();
         store
@@ -866,58 +830,83 @@ mod tests {
         assert_eq!(store.run(run.id).await.unwrap().state, RunState::Released);
     }
 
-    fn estimate() -> CountEstimate {
-        CountEstimate {
-            delta_r2_per_s: 1.67,
-            delta_r2_per_s_se: 0.21,
-            cells: 5.0,
-            cells_uncut: 5.0,
-            cells_se: 0.9,
-            cells_df: 3.8,
-            cells_ci95: [2.5, 7.5],
-            blood_ml: 7.5,
-            per_ml: 0.667,
-            per_ml_ci95: [0.21, 1.56],
-            per_7_5ml: 5.0,
-            per_7_5ml_ci95: [1.6, 11.7],
-            category: CountCategory::BelowLoq,
-        }
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_count_report_is_stored_whole_and_its_regulated_values_as_columns(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let (operator, _, run) = running_run(&store, "RES-5").await;
+        let held = CountReport {
+            qc_hold: true,
+            ..example_report(
+                5.0,
+                [1.6, 11.7],
+                CountCategory::BelowLoq,
+                Some(Call::Unfavorable),
+                true,
+            )
+        };
+        let stored = store
+            .record_result(&operator.actor(), run.id, &held)
+            .await
+            .unwrap();
+        assert_eq!(stored.report, held);
+        assert_eq!(stored.summary.category, CountCategory::BelowLoq);
+        assert_eq!(stored.summary.call, Some(Call::Unfavorable));
+        assert_eq!(stored.summary.indication.as_deref(), Some("breast"));
+        assert_eq!(stored.summary.interval_spans_cutoff, Some(true));
+        assert!(stored.summary.qc_hold);
+        let columns: (String, Option<String>, Option<String>, i64, Option<i64>) = sqlx::query_as(
+            "SELECT category, call, indication, qc_hold, interval_spans_cutoff FROM results",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            columns,
+            (
+                "below_loq".to_owned(),
+                Some("unfavorable".to_owned()),
+                Some("breast".to_owned()),
+                1,
+                Some(1)
+            )
+        );
     }
 
     #[sqlx::test(migrations = "../migrations")]
-    async fn an_assay_estimate_is_stored_whole(pool: SqlitePool) {
-        let store = Store::from_pool(pool);
-        let (operator, _, run) = running_run(&store, "RES-4").await;
-        let outcome = CallOutcome {
-            indication: "breast".into(),
-            cutoff_per_7_5ml: 5.0,
-            call: Call::Unfavorable,
-            interval_spans_cutoff: true,
-        };
-        let summary = ResultSummary::from_estimate(&estimate(), Some(&outcome)).unwrap();
-        assert_eq!(summary.category, ResultCategory::BelowLoq);
-        assert_eq!(summary.call, Some(ResultCall::Unfavorable));
-        assert_eq!(summary.per_7_5ml_ci95, [1.6, 11.7]);
-        let stored = store
-            .record_result(
-                &operator.actor(),
-                run.id,
-                &summary,
-                &JsonReport::of(&estimate()).unwrap(),
-            )
-            .await
-            .unwrap();
-        let back: CountEstimate = stored.report.decode().unwrap();
-        assert_eq!(back, estimate());
+    async fn a_stored_report_that_does_not_decode_is_a_named_error(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let (_, _, run) = running_run(&store, "RES-6").await;
+        sqlx::query(
+            "INSERT INTO results (run_id, version, per_7_5ml, per_7_5ml_ci95_low,
+                                  per_7_5ml_ci95_high, category, qc_hold, report_json, created_at)
+             VALUES (?, 1, 1, 0, 2, 'quantified', 0, '{\"per_7_5ml\": 1}', '2026-11-24T00:00:00Z')",
+        )
+        .bind(run.id.0)
+        .execute(&pool)
+        .await
+        .unwrap();
+        let error = store.current_result(run.id).await.unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                StoreError::Corrupt {
+                    what: "result report",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
     }
 
     #[test]
     fn summaries_must_be_finite_with_an_ordered_interval() {
-        let q = ResultCategory::Quantified;
-        assert!(ResultSummary::new(5.0, [1.6, 11.7], q, None).is_ok());
-        assert!(ResultSummary::new(5.0, [11.7, 1.6], q, None).is_err());
-        assert!(ResultSummary::new(-1.0, [0.0, 1.0], q, None).is_err());
-        assert!(ResultSummary::new(f64::NAN, [0.0, 1.0], q, None).is_err());
+        let q = CountCategory::Quantified;
+        let of =
+            |per_7_5ml, ci95| ResultSummary::of(&example_report(per_7_5ml, ci95, q, None, false));
+        assert!(of(5.0, [1.6, 11.7]).is_ok());
+        assert!(of(5.0, [11.7, 1.6]).is_err());
+        assert!(of(-1.0, [0.0, 1.0]).is_err());
+        assert!(of(f64::NAN, [0.0, 1.0]).is_err());
     }
 
     #[test]

@@ -4,8 +4,6 @@
 //! particles), the quad-targeted tube, and optional further tubes, each with its own label
 //! (barcode). Runs measure the tubes of one sample.
 
-use std::fmt;
-
 use serde::Serialize;
 
 use super::audit::append;
@@ -78,42 +76,24 @@ impl Indication {
     }
 }
 
-/// What a tube holds: `control`, `quad`, or a further panel's name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct TubeKind(String);
+/// What a tube holds: the assay's one tube vocabulary, stored and served by its short name
+/// (`control`, `quad`, `cd45`, `igg`, `epcam`, `muc1`, `her2`, `egfr`).
+pub use nmr_core::assay::TubeKind;
 
-impl TubeKind {
-    /// The patient's processed blood without targeted particles.
-    pub fn control() -> Self {
-        Self("control".into())
-    }
-
-    /// The quad-targeted tube.
-    pub fn quad() -> Self {
-        Self("quad".into())
-    }
-
-    /// Parses a tube kind.
-    pub fn parse(text: &str) -> Result<Self, StoreError> {
-        parse_word("tube kind", text).map(Self)
-    }
-
-    /// The kind.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether this is the control tube.
-    pub fn is_control(&self) -> bool {
-        self.0 == "control"
-    }
+/// Parses a stored or typed tube name.
+pub fn parse_tube_kind(text: &str) -> Result<TubeKind, StoreError> {
+    text.trim()
+        .to_ascii_lowercase()
+        .parse()
+        .map_err(|e: nmr_core::vocabulary::UnknownName| StoreError::Invalid {
+            field: "tube kind",
+            reason: e.to_string(),
+        })
 }
 
-impl fmt::Display for TubeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Serialises a tube kind as its short name (the API's and export's form).
+fn serialize_tube_kind<S: serde::Serializer>(kind: &TubeKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(kind.as_str())
 }
 
 /// A tube's own label (barcode): 1 to 64 printable ASCII characters without spaces.
@@ -171,6 +151,7 @@ pub struct Tube {
     /// Row id.
     pub id: TubeId,
     /// What it holds.
+    #[serde(serialize_with = "serialize_tube_kind")]
     pub kind: TubeKind,
     /// Its label.
     pub label: TubeLabel,
@@ -197,8 +178,8 @@ pub struct Sample {
 
 impl Sample {
     /// The tube of this kind.
-    pub fn tube(&self, kind: &TubeKind) -> Option<&Tube> {
-        self.tubes.iter().find(|tube| &tube.kind == kind)
+    pub fn tube(&self, kind: TubeKind) -> Option<&Tube> {
+        self.tubes.iter().find(|tube| tube.kind == kind)
     }
 }
 
@@ -206,7 +187,11 @@ impl Store {
     /// Records a sample and its tubes. Needs exactly one `control` tube and at least one other;
     /// kinds and labels must be distinct; the patient must exist.
     pub async fn add_sample(&self, actor: &Actor, new: &NewSample) -> Result<Sample, StoreError> {
-        let controls = new.tubes.iter().filter(|t| t.kind.is_control()).count();
+        let controls = new
+            .tubes
+            .iter()
+            .filter(|t| t.kind == TubeKind::Control)
+            .count();
         if controls != 1 || new.tubes.len() < 2 {
             return Err(StoreError::Invalid {
                 field: "tubes",
@@ -306,7 +291,7 @@ impl Store {
                 };
                 Ok(Tube {
                     id: TubeId(t.id),
-                    kind: TubeKind::parse(&t.kind).map_err(corrupt)?,
+                    kind: parse_tube_kind(&t.kind).map_err(corrupt)?,
                     label: TubeLabel::parse(&t.label).map_err(corrupt)?,
                 })
             })
@@ -332,7 +317,7 @@ mod tests {
 
     fn tube(kind: &str, label: &str) -> NewTube {
         NewTube {
-            kind: TubeKind::parse(kind).unwrap(),
+            kind: parse_tube_kind(kind).unwrap(),
             label: TubeLabel::parse(label).unwrap(),
         }
     }
@@ -345,9 +330,9 @@ mod tests {
         assert_eq!(stored.indication.as_deref(), Some("breast"));
         assert_eq!(stored.drawn_at.to_rfc3339(), "2026-11-20T08:30:00Z");
         assert_eq!(stored.tubes.len(), 2);
-        assert!(stored.tubes[0].kind.is_control());
+        assert_eq!(stored.tubes[0].kind, TubeKind::Control);
         assert_eq!(
-            stored.tube(&TubeKind::quad()).unwrap().label.as_str(),
+            stored.tube(TubeKind::Quad).unwrap().label.as_str(),
             "MRN-1-Q"
         );
         assert_eq!(store.sample(stored.id).await.unwrap(), stored);
@@ -436,7 +421,8 @@ mod tests {
             Some("breast".into())
         );
         assert!(Indication::parse("breast cancer").is_err());
-        assert!(TubeKind::parse("").is_err());
+        assert!(parse_tube_kind("").is_err());
+        assert_eq!(parse_tube_kind(" CD45 ").unwrap(), TubeKind::Cd45Control);
         assert!(TubeLabel::parse("CS 123").is_err());
         assert!(TubeLabel::parse("CS-000123").is_ok());
     }

@@ -40,11 +40,11 @@ pub(crate) async fn sample(store: &Store, actor: &Actor, mrn: &str) -> Sample {
                 indication: Some(Indication::parse("breast").unwrap()),
                 tubes: vec![
                     NewTube {
-                        kind: TubeKind::control(),
+                        kind: TubeKind::Control,
                         label: TubeLabel::parse(&format!("{mrn}-C")).unwrap(),
                     },
                     NewTube {
-                        kind: TubeKind::quad(),
+                        kind: TubeKind::Quad,
                         label: TubeLabel::parse(&format!("{mrn}-Q")).unwrap(),
                     },
                 ],

@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AssayError, Calibration, Call, CountEstimate, DeltaR2, Indications, TubeKind, TubeSummary,
-    marker_profile,
+    AssayError, Calibration, Call, CountCategory, CountEstimate, DeltaR2, Indications, TubeKind,
+    TubeSummary, marker_profile,
 };
 use crate::qc::{QcFlag, any_hold};
 
@@ -21,7 +21,9 @@ pub struct CountReport {
     pub delta_r2_per_s: f64,
     /// Its standard error, 1/s.
     pub delta_r2_per_s_se: f64,
-    /// Its degrees of freedom (Welch–Satterthwaite; infinite when the fits' own SEs dominate).
+    /// Its degrees of freedom (Welch–Satterthwaite; infinite, written `null`, when the fits' own
+    /// SEs dominate).
+    #[serde(deserialize_with = "crate::json_float::null_as_infinity")]
     pub delta_r2_df: f64,
     /// Cells in the processed sample.
     pub cells: f64,
@@ -40,9 +42,9 @@ pub struct CountReport {
     /// 95 % interval per 7.5 mL.
     pub per_7_5ml_ci95: [f64; 2],
     /// `not_detected`, `below_loq` or `quantified`.
-    pub category: String,
+    pub category: CountCategory,
     /// `favorable` or `unfavorable` against the indication's cut-off (none without an indication).
-    pub call: Option<String>,
+    pub call: Option<Call>,
     /// The indication.
     pub indication: Option<String>,
     /// Its cut-off, per 7.5 mL.
@@ -173,14 +175,8 @@ impl CountReport {
             per_ml_ci95: count.per_ml_ci95,
             per_7_5ml: count.per_7_5ml,
             per_7_5ml_ci95: count.per_7_5ml_ci95,
-            category: count.category.as_str().to_owned(),
-            call: call.as_ref().map(|c| {
-                match c.call {
-                    Call::Favorable => "favorable",
-                    Call::Unfavorable => "unfavorable",
-                }
-                .to_owned()
-            }),
+            category: count.category,
+            call: call.as_ref().map(|c| c.call),
             indication: call.as_ref().map(|c| c.indication.clone()),
             cutoff_per_7_5ml: call.as_ref().map(|c| c.cutoff_per_7_5ml),
             call_interval_spans_cutoff: call.as_ref().map(|c| c.interval_spans_cutoff),
@@ -253,8 +249,8 @@ created = "2026-11-24T04:00:00Z"
         assert!((report.cells - 50.0).abs() < 1e-6, "{}", report.cells);
         assert!((report.per_7_5ml - 125.0).abs() < 1e-5);
         assert!(report.cells_ci95[0] < 50.0 && 50.0 < report.cells_ci95[1]);
-        assert_eq!(report.category, "quantified");
-        assert_eq!(report.call.as_deref(), Some("unfavorable"));
+        assert_eq!(report.category, CountCategory::Quantified);
+        assert_eq!(report.call, Some(Call::Unfavorable));
         assert_eq!(report.marker_profile.len(), 1);
         assert!((report.marker_profile[0].delta_r2_per_s - 0.30).abs() < 1e-9);
         assert!(report.nonspecific_controls.is_empty());
@@ -295,6 +291,6 @@ created = "2026-11-24T04:00:00Z"
         assert!(CountReport::compute(inputs(Some("lung"))).is_err());
         let report = CountReport::compute(inputs(None)).expect("a report");
         assert_eq!(report.call, None);
-        assert_eq!(report.category, "not_detected");
+        assert_eq!(report.category, CountCategory::NotDetected);
     }
 }

@@ -54,6 +54,61 @@ pub enum TubeKind {
     Single(Marker),
 }
 
+impl TubeKind {
+    /// Every kind of tube a run may hold, control and quad first.
+    pub const ALL: [TubeKind; 8] = [
+        TubeKind::Control,
+        TubeKind::Quad,
+        TubeKind::Cd45Control,
+        TubeKind::IggControl,
+        TubeKind::Single(Marker::Epcam),
+        TubeKind::Single(Marker::Muc1),
+        TubeKind::Single(Marker::Her2),
+        TubeKind::Single(Marker::Egfr),
+    ];
+
+    /// The short name the database, the API and the command line use (`control`, `quad`,
+    /// `cd45`, `igg`, `epcam`, `muc1`, `her2`, `egfr`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TubeKind::Control => "control",
+            TubeKind::Quad => "quad",
+            TubeKind::Cd45Control => "cd45",
+            TubeKind::IggControl => "igg",
+            TubeKind::Single(Marker::Epcam) => "epcam",
+            TubeKind::Single(Marker::Muc1) => "muc1",
+            TubeKind::Single(Marker::Her2) => "her2",
+            TubeKind::Single(Marker::Egfr) => "egfr",
+        }
+    }
+
+    /// What the tube is for, in a person's words (a run report's tube list).
+    pub fn role(self) -> String {
+        match self {
+            TubeKind::Control => "control (no particles)".into(),
+            TubeKind::Quad => "quad (targeted particles)".into(),
+            TubeKind::Cd45Control => "CD45 non-specific control".into(),
+            TubeKind::IggControl => "IgG non-specific control".into(),
+            TubeKind::Single(_) => format!("{} single-marker tube", self.as_str()),
+        }
+    }
+}
+
+impl std::str::FromStr for TubeKind {
+    type Err = crate::vocabulary::UnknownName;
+
+    /// The kind of a short name, the inverse of [`TubeKind::as_str`].
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        crate::vocabulary::parse_name(
+            text,
+            &Self::ALL,
+            Self::as_str,
+            "tube",
+            "control, quad, cd45, igg, epcam, muc1, her2, egfr",
+        )
+    }
+}
+
 impl fmt::Display for TubeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -76,5 +131,21 @@ mod tests {
             .expect("plain enums serialize");
         assert_eq!(text, r#"["quad",{"single":"her2"}]"#);
         assert_eq!(TubeKind::Single(Marker::Muc1).to_string(), "MUC-1 tube");
+    }
+
+    #[test]
+    fn short_names_round_trip_and_are_distinct() {
+        for kind in TubeKind::ALL {
+            assert_eq!(kind.as_str().parse::<TubeKind>(), Ok(kind));
+        }
+        let mut names: Vec<_> = TubeKind::ALL.iter().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), TubeKind::ALL.len());
+        let error = "plasma".parse::<TubeKind>().unwrap_err().to_string();
+        assert!(
+            error.contains("plasma") && error.contains("cd45"),
+            "{error}"
+        );
     }
 }

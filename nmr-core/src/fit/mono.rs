@@ -57,9 +57,11 @@ pub struct MonoFit {
     /// Its standard error.
     pub offset_se: f64,
     /// χ² over its degrees of freedom against the independent noise estimate (≈ 1 when the model
-    /// fits).
+    /// fits; NaN, written `null`, when the noise is zero).
+    #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub chi2_red: f64,
-    /// A over the noise SD per echo.
+    /// A over the noise SD per echo (infinite, written `null`, for a noiseless train).
+    #[serde(deserialize_with = "crate::json_float::null_as_infinity")]
     pub snr: f64,
     /// Noise SD per echo and channel (`noise.sd`).
     pub noise_sd: f64,

@@ -16,4 +16,7 @@ pub use measurement::{
     MeasurementQcInput, MeasurementQcLimits, MisfitSeen, check_measurement, check_replicate_cv,
     check_replicate_outlier, check_temperature_drift, median_fill_amplitude,
 };
-pub use westgard::{ControlResult, ControlTarget, WestgardRule, WestgardViolation, evaluate};
+pub use westgard::{
+    ControlResult, ControlTarget, QcVerdict, WestgardRule, WestgardViolation, evaluate,
+    judge_latest,
+};

@@ -149,6 +149,93 @@ pub struct WestgardViolation {
     pub indices: Vec<usize>,
 }
 
+/// The verdict on one control value: the worst rule it takes part in. Ordered from best to
+/// worst, so the worst of several is their maximum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QcVerdict {
+    /// Within limits.
+    Pass,
+    /// A warning rule (1-2s) fired.
+    Warning,
+    /// A rejection rule fired: patient results covered by it are held.
+    Reject,
+}
+
+impl QcVerdict {
+    /// Every verdict.
+    pub const ALL: [QcVerdict; 3] = [QcVerdict::Pass, QcVerdict::Warning, QcVerdict::Reject];
+
+    /// The verdict of the violations a value takes part in: reject when one holds, a warning
+    /// when any other fired, else pass.
+    pub fn of(violations: &[WestgardViolation]) -> Self {
+        if violations.iter().any(|v| v.severity == Severity::Hold) {
+            QcVerdict::Reject
+        } else if violations.is_empty() {
+            QcVerdict::Pass
+        } else {
+            QcVerdict::Warning
+        }
+    }
+
+    /// The stable name used in JSON and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QcVerdict::Pass => "pass",
+            QcVerdict::Warning => "warning",
+            QcVerdict::Reject => "reject",
+        }
+    }
+}
+
+impl std::fmt::Display for QcVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for QcVerdict {
+    type Err = crate::vocabulary::UnknownName;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        crate::vocabulary::parse_name(
+            text,
+            &Self::ALL,
+            Self::as_str,
+            "QC verdict",
+            "pass, warning, reject",
+        )
+    }
+}
+
+/// Judges the newest of a control material's values (the last of `values`, oldest first, all
+/// measured against `target`): the rules it takes part in, and their verdict. One control per
+/// analytical run, so the across-material R-4s and 2-2s cases do not arise.
+pub fn judge_latest(
+    values: &[f64],
+    target: ControlTarget,
+) -> Result<(QcVerdict, Vec<WestgardViolation>), WestgardError> {
+    const MATERIAL: &str = "control";
+    let Some(last) = values.len().checked_sub(1) else {
+        return Ok((QcVerdict::Pass, Vec::new()));
+    };
+    let history: Vec<ControlResult> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| ControlResult {
+            run: i as u64,
+            material: MATERIAL.to_owned(),
+            value: *value,
+        })
+        .collect();
+    let targets = BTreeMap::from([(MATERIAL.to_owned(), target)]);
+    let violations: Vec<WestgardViolation> = evaluate(&history, &targets)?
+        .into_iter()
+        .filter(|v| v.indices.contains(&last))
+        .collect();
+    Ok((QcVerdict::of(&violations), violations))
+}
+
 /// Evaluates every rule on `history` (in time order) against the materials' `targets`.
 pub fn evaluate(
     history: &[ControlResult],
@@ -486,5 +573,33 @@ mod properties {
             prop_assume!(zs.iter().all(|z| [1.0f64, 2.0, 3.0].iter().all(|l| (z.abs() - l).abs() > 1e-6) && z.abs() > 1e-6));
             prop_assert_eq!(rules(&reference), rules(&moved));
         }
+    }
+
+    #[test]
+    fn the_newest_value_is_judged_by_the_rules_it_takes_part_in() {
+        let target = ControlTarget {
+            mean: 50.0,
+            sd: 4.0,
+            n: 20,
+        };
+        // (history, newest value, verdict): z-scores against mean 50, SD 4.
+        let cases: [(&[f64], f64, QcVerdict); 5] = [
+            (&[], 51.0, QcVerdict::Pass),
+            (&[49.0, 52.0], 59.0, QcVerdict::Warning), // z = 2.25: 1-2s only
+            (&[49.0, 52.0], 63.0, QcVerdict::Reject),  // z = 3.25: 1-3s
+            (&[59.5], 59.0, QcVerdict::Reject),        // two beyond +2 SD: 2-2s
+            (&[63.0], 51.0, QcVerdict::Pass),          // an old outlier is not the new value's
+        ];
+        for (history, value, verdict) in cases {
+            let values: Vec<f64> = history.iter().copied().chain([value]).collect();
+            let (judged, violations) = judge_latest(&values, target).unwrap();
+            assert_eq!(judged, verdict, "{values:?}: {violations:?}");
+            assert_eq!(QcVerdict::of(&violations), judged);
+        }
+        assert!(judge_latest(&[f64::NAN], target).is_err());
+        for verdict in QcVerdict::ALL {
+            assert_eq!(verdict.as_str().parse::<QcVerdict>(), Ok(verdict));
+        }
+        assert!("passed".parse::<QcVerdict>().is_err());
     }
 }

@@ -45,6 +45,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::cancel))
         .routes(routes!(runs::events))
         .routes(routes!(runs::release))
+        .routes(routes!(runs::correct))
         .routes(routes!(instrument::show))
         .routes(routes!(qc::show, qc::add))
         .routes(routes!(calibrations::list, calibrations::add))

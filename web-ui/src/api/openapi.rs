@@ -336,6 +336,14 @@ pub mod schemas {
         category: ResultCategory,
         /// Call against the indication's cut-off, if the indication has one.
         call: Option<ResultCall>,
+        /// The indication the call was made for.
+        indication: Option<String>,
+        /// Its cut-off, per 7.5 mL.
+        cutoff_per_7_5ml: Option<f64>,
+        /// Whether the 95 % interval spans the cut-off (the call could go either way).
+        interval_spans_cutoff: Option<bool>,
+        /// Whether a QC flag holds the result (it may not be released).
+        qc_hold: bool,
     }
 
     /// What a signature means.
@@ -582,7 +590,7 @@ pub mod schemas {
     /// A QC verdict.
     #[derive(ToSchema)]
     #[schema(rename_all = "snake_case")]
-    pub enum QcStatus {
+    pub enum QcVerdict {
         /// In control.
         Pass,
         /// A warning rule fired.
@@ -603,7 +611,7 @@ pub mod schemas {
         /// The value measured.
         value: f64,
         /// Verdict.
-        status: QcStatus,
+        status: QcVerdict,
         /// Westgard rules violated (any JSON).
         violations: serde_json::Value,
         /// The measurement, when measured on this instrument.

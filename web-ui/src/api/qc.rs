@@ -2,19 +2,14 @@
 //! results, with today's overall status (the worst of today's results, or `none`).
 //! `POST /api/v1/qc` records a QC measurement, judged by the Westgard rules ([`record`]).
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use appliance::store::qc::{NewQcResult, QcLot, QcMaterial, QcResult, QcStatus, QcTarget};
-use appliance::store::users::User;
-use appliance::store::{JsonReport, QcLotId, Timestamp};
-use nmr_core::qc::Severity;
-use nmr_core::qc::westgard::{self, ControlResult, ControlTarget, WestgardViolation};
+use appliance::store::qc::{QcLot, QcMaterial, QcResult, QcTarget, QcVerdict};
+use appliance::store::{QcLotId, Timestamp};
 
 use crate::auth::Caller;
 use crate::extract::ApiJson;
@@ -73,24 +68,13 @@ pub async fn show(
     caller.require(Permission::ViewQc)?;
     let now = Timestamp::now();
     let since = now.plus(-time::Duration::days(31));
-    let today = now.to_rfc3339().chars().take(10).collect::<String>();
-    let mut worst: Option<QcStatus> = None;
+    let today = state.store.qc_today(now).await?;
     let mut materials = Vec::new();
     for material in state.store.qc_materials().await? {
         let mut lots = Vec::new();
         for lot in state.store.qc_lots(material.id).await? {
             let target = state.store.current_qc_target(lot.id).await?;
             let results = state.store.qc_results(lot.id, since).await?;
-            for result in results
-                .iter()
-                .filter(|r| r.measured_at.to_rfc3339().starts_with(&today))
-            {
-                worst = Some(match (worst, result.status) {
-                    (Some(QcStatus::Reject), _) | (_, QcStatus::Reject) => QcStatus::Reject,
-                    (Some(QcStatus::Warning), _) | (_, QcStatus::Warning) => QcStatus::Warning,
-                    _ => QcStatus::Pass,
-                });
-            }
             lots.push(LotView {
                 lot,
                 target,
@@ -100,12 +84,7 @@ pub async fn show(
         materials.push(MaterialView { material, lots });
     }
     Ok(Json(QcOverview {
-        today: match worst {
-            None => "none",
-            Some(QcStatus::Pass) => "pass",
-            Some(QcStatus::Warning) => "warning",
-            Some(QcStatus::Reject) => "reject",
-        },
+        today: today.worst().map_or("none", QcVerdict::as_str),
         materials,
     }))
 }
@@ -140,103 +119,14 @@ pub async fn add(
     ApiJson(request): ApiJson<NewQcMeasurement>,
 ) -> Result<(StatusCode, Json<QcResult>), ApiError> {
     caller.require(Permission::RecordQc)?;
-    let result = record(
-        &state,
-        &caller.user,
-        QcLotId(request.lot_id),
-        request.value,
-        request.comment.as_deref(),
-    )
-    .await?;
+    let result = state
+        .ops
+        .record_qc(
+            &caller.user,
+            QcLotId(request.lot_id),
+            request.value,
+            request.comment.as_deref(),
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(result)))
-}
-
-/// The earliest instant, to read a lot's whole history.
-fn beginning() -> Timestamp {
-    Timestamp::now().plus(-time::Duration::days(365 * 100))
-}
-
-/// Records `value` for a lot measured now, judged by every Westgard rule over the lot's results
-/// since its current target was set (the new value last); the verdict is the worst rule the new
-/// value breaks. Without a target there are no limits yet: the value is stored as `pass` with
-/// no violations, towards establishing one. Each lot is judged on its own (one control per
-/// run), so the across-material R-4s and 2-2s cases do not arise here.
-pub async fn record(
-    state: &AppState,
-    user: &User,
-    lot_id: QcLotId,
-    value: f64,
-    comment: Option<&str>,
-) -> Result<QcResult, ApiError> {
-    if !value.is_finite() {
-        return Err(ApiError::invalid("value", "must be a finite number"));
-    }
-    let comment = comment.map(str::trim).filter(|c| !c.is_empty());
-    if comment.is_some_and(|c| c.chars().count() > 500) {
-        return Err(ApiError::invalid(
-            "comment",
-            "must be at most 500 characters",
-        ));
-    }
-    let (status, violations) = match state.store.current_qc_target(lot_id).await? {
-        None => (QcStatus::Pass, Vec::new()),
-        Some(target) => {
-            let history = state.store.qc_results(lot_id, beginning()).await?;
-            judge(&history, &target, value)?
-        }
-    };
-    let new = NewQcResult {
-        lot_id,
-        value,
-        status,
-        violations: JsonReport::of(&violations)?,
-        measurement_id: None,
-        measured_at: Timestamp::now(),
-        comment: comment.map(str::to_owned),
-    };
-    Ok(state.store.record_qc_result(&user.actor(), &new).await?)
-}
-
-/// The verdict on `value` after `history` (oldest first) against `target`: only results recorded
-/// against this target count, and only the violations the new value takes part in.
-pub fn judge(
-    history: &[QcResult],
-    target: &QcTarget,
-    value: f64,
-) -> Result<(QcStatus, Vec<WestgardViolation>), ApiError> {
-    const MATERIAL: &str = "lot";
-    let results: Vec<ControlResult> = history
-        .iter()
-        .filter(|r| r.target_id == Some(target.id))
-        .map(|r| r.value)
-        .chain([value])
-        .enumerate()
-        .map(|(i, value)| ControlResult {
-            run: i as u64,
-            material: MATERIAL.to_owned(),
-            value,
-        })
-        .collect();
-    let last = results.len() - 1;
-    let targets = BTreeMap::from([(
-        MATERIAL.to_owned(),
-        ControlTarget {
-            mean: target.mean,
-            sd: target.sd,
-            n: target.n_values.map_or(0, |n| n as usize),
-        },
-    )]);
-    let violations: Vec<WestgardViolation> = westgard::evaluate(&results, &targets)
-        .map_err(|error| ApiError::invalid("value", error.to_string()))?
-        .into_iter()
-        .filter(|v| v.indices.contains(&last))
-        .collect();
-    let status = if violations.iter().any(|v| v.severity == Severity::Hold) {
-        QcStatus::Reject
-    } else if violations.is_empty() {
-        QcStatus::Pass
-    } else {
-        QcStatus::Warning
-    };
-    Ok((status, violations))
 }

@@ -6,8 +6,6 @@
 //! The engine does the work and the store keeps the record; this module only translates.
 
 use std::convert::Infallible;
-use std::net::IpAddr;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
@@ -18,11 +16,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 
-use appliance::engine::{EventKind, RunEvent, RunRequest, SimulatedTruth, tube_kind};
-use appliance::store::results::{ResultVersion, Signature, SignatureMeaning};
+use appliance::engine::{EventKind, RunEvent, RunRequest, SimulatedTruth};
+use appliance::store::results::{ResultVersion, SignatureMeaning};
 use appliance::store::runs::{Run, RunState};
-use appliance::store::users::User;
 use appliance::store::{AuditEntry, RunId};
+use operations::results::CorrectionOrder;
+use operations::signature::SignatureInput;
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, PathId};
@@ -99,12 +98,16 @@ pub async fn start(
     caller.require(Permission::OperateRuns)?;
     let mut extra_tubes = Vec::with_capacity(body.extra_tubes.len());
     for name in &body.extra_tubes {
-        extra_tubes.push(tube_kind(&name.to_ascii_lowercase()).ok_or_else(|| {
-            ApiError::invalid(
-                "extra_tubes",
-                format!("{name:?} is not one of cd45, igg, epcam, muc1, her2, egfr"),
-            )
-        })?);
+        extra_tubes.push(
+            name.to_ascii_lowercase()
+                .parse::<nmr_core::assay::TubeKind>()
+                .map_err(|_| {
+                    ApiError::invalid(
+                        "extra_tubes",
+                        format!("{name:?} is not one of cd45, igg, epcam, muc1, her2, egfr"),
+                    )
+                })?,
+        );
     }
     let mut request = RunRequest::new(&body.patient_mrn, body.blood_ml);
     request.indication = body.indication;
@@ -131,6 +134,21 @@ pub async fn start(
     ))
 }
 
+/// The current version of a run's result: the count report's keys with the run, its state and
+/// the version number (above 1: the result was corrected).
+#[derive(Debug, Serialize)]
+pub struct CurrentResult {
+    /// The run.
+    pub run_id: i64,
+    /// The run's state.
+    pub state: RunState,
+    /// The version shown.
+    pub version: u32,
+    /// The count report.
+    #[serde(flatten)]
+    pub report: nmr_core::assay::CountReport,
+}
+
 /// A run with its result.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunView {
@@ -142,10 +160,11 @@ pub struct RunView {
     /// The stored run.
     #[schema(value_type = super::openapi::schemas::Run)]
     pub run: Run,
-    /// The current result: the keys of `ferrocount count --json` (plus `run_id`, `state`),
+    /// The current result: the keys of `ferrocount count --json` (plus `run_id`, `state`,
+    /// `version`),
     /// once computed.
     #[schema(value_type = Option<Object>)]
-    pub result: Option<serde_json::Value>,
+    pub result: Option<CurrentResult>,
     /// Every version of the result, with signatures.
     #[schema(value_type = Vec<super::openapi::schemas::ResultVersion>)]
     pub versions: Vec<ResultVersion>,
@@ -168,14 +187,11 @@ pub async fn show(
     caller.require(Permission::ViewRuns)?;
     let run = state.store.run(RunId(id)).await?;
     let versions = state.store.result_versions(run.id).await?;
-    let result = versions.last().map(|current| {
-        let mut report = current.report.value().clone();
-        if let Some(object) = report.as_object_mut() {
-            object.insert("run_id".into(), serde_json::json!(run.id));
-            object.insert("state".into(), serde_json::json!(run.state));
-            object.insert("version".into(), serde_json::json!(current.version));
-        }
-        report
+    let result = versions.last().map(|current| CurrentResult {
+        run_id: run.id.0,
+        state: run.state,
+        version: current.version,
+        report: current.report.clone(),
     });
     if result.is_some() {
         state
@@ -412,21 +428,24 @@ pub async fn release(
     ApiJson(body): ApiJson<ReleaseRequest>,
 ) -> Result<(StatusCode, Json<SignatureView>), ApiError> {
     caller.require(Permission::ReleaseResults)?;
-    let run = state.store.run(RunId(id)).await?;
     let meaning = match body.meaning.unwrap_or(SignatureMeaningName::Release) {
         SignatureMeaningName::Release => SignatureMeaning::Release,
         SignatureMeaningName::Review => SignatureMeaning::Review,
     };
-    let signature = sign_with_password(
-        &state,
-        &caller.user,
-        client.ip(),
-        run.id,
-        &body.password,
-        &body.printed_name,
-        meaning,
-    )
-    .await?;
+    let signature = state
+        .ops
+        .release_result(
+            &caller.user,
+            client.ip(),
+            RunId(id),
+            &SignatureInput {
+                password: body.password,
+                printed_name: body.printed_name,
+            },
+            meaning,
+        )
+        .await?;
+    let run = state.store.run(RunId(id)).await?;
     let after = state.store.run(run.id).await?;
     Ok((
         StatusCode::OK,
@@ -442,49 +461,87 @@ pub async fn release(
     ))
 }
 
-/// An electronic signature, for the API and the run page alike: the signer re-enters their
-/// password (throttled like a sign-in; a failure is audited) and types their name as on their
-/// account; the store then checks the rest (role, state, QC hold) and signs.
-pub async fn sign_with_password(
-    state: &AppState,
-    signer: &User,
-    client: IpAddr,
-    run_id: RunId,
-    password: &str,
-    printed_name: &str,
-    meaning: SignatureMeaning,
-) -> Result<Signature, ApiError> {
-    let username = signer.username.clone();
-    let now = Instant::now();
-    if let Err(refusal) = state.throttle.check(&username, client, now) {
-        return Err(ApiError::TooManyAttempts {
-            what: refusal.what,
-            retry_after_s: refusal.retry_after_s,
-        });
-    }
-    let confirmed = state.store.authenticate(&username, password).await?;
-    if confirmed.as_ref().map(|u| u.id) != Some(signer.id) {
-        state.throttle.record_failure(&username, client, now);
-        state
-            .store
-            .record_event(
-                &signer.actor(),
-                AuditEntry::new("result.sign_refused", "run")
-                    .id(run_id.0)
-                    .reason("password re-entry failed"),
-            )
-            .await?;
-        return Err(ApiError::invalid(
-            "password",
-            "the password does not match the signed-in user",
-        ));
-    }
-    let expected = signer.display_name.trim();
-    if !printed_name.trim().eq_ignore_ascii_case(expected) {
-        return Err(ApiError::invalid(
-            "printed_name",
-            format!("must be the signer's name as on their account ({expected:?})"),
-        ));
-    }
-    Ok(state.store.sign_result(signer, run_id, meaning).await?)
+/// `POST /api/v1/runs/{id}/corrections` body: the corrected inputs, why, and the signer's
+/// signature (password re-entered, printed name).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorrectionRequest {
+    /// The corrected processed blood volume, mL (when it was entered wrongly).
+    pub blood_ml: Option<f64>,
+    /// The corrected indication (when it was entered wrongly).
+    pub indication: Option<String>,
+    /// Why the result is corrected (3 to 1000 characters).
+    pub reason: String,
+    /// The signer's password, re-entered.
+    pub password: String,
+    /// The signer's name as on their account.
+    pub printed_name: String,
+}
+
+/// The corrected version.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CorrectionView {
+    /// The run.
+    pub run_id: i64,
+    /// The run's state after the correction (`awaiting_release`: it must be released again).
+    #[schema(value_type = super::openapi::schemas::RunState)]
+    pub state: RunState,
+    /// The new version's number.
+    pub version: u32,
+    /// Why it was corrected.
+    pub reason: String,
+    /// CTC per 7.5 mL in the corrected version.
+    pub per_7_5ml: f64,
+}
+
+/// `POST /api/v1/runs/{id}/corrections`: corrects the run's result by a new version with a
+/// reason (recounted from its stored readings with the corrected inputs), signed by a person who
+/// may release; the original version stays.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/corrections",
+    tag = "runs",
+    security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "Run id")),
+    request_body = CorrectionRequest,
+    responses(
+        (status = 201, description = "Corrected: the new version, awaiting release", body = CorrectionView),
+        (status = 409, description = "The run has no result that may be corrected", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "A field is wrong (named)", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed password re-entries", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn correct(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,
+    caller: Caller,
+    PathId(id): PathId,
+    ApiJson(body): ApiJson<CorrectionRequest>,
+) -> Result<(StatusCode, Json<CorrectionView>), ApiError> {
+    caller.require(Permission::ReleaseResults)?;
+    let order = CorrectionOrder::parse(body.blood_ml, body.indication.as_deref(), &body.reason)?;
+    let version = state
+        .ops
+        .correct_result(
+            &caller.user,
+            client.ip(),
+            RunId(id),
+            &order,
+            &SignatureInput {
+                password: body.password,
+                printed_name: body.printed_name,
+            },
+        )
+        .await?;
+    let run = state.store.run(RunId(id)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CorrectionView {
+            run_id: id,
+            state: run.state,
+            version: version.version,
+            reason: version.reason.unwrap_or_default(),
+            per_7_5ml: version.summary.per_7_5ml,
+        }),
+    ))
 }

@@ -4,8 +4,7 @@
 //! Sign-ins are throttled per user name and per client address ([`crate::throttle`]); each
 //! attempt, successful or not, is audited with the client address.
 
-use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
@@ -13,9 +12,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-use appliance::store::users::User;
-use appliance::store::{Actor, AuditEntry};
 
 use crate::auth::{Caller, Credential, cleared_cookie, csrf_token, session_cookie};
 use crate::extract::ApiJson;
@@ -68,8 +64,15 @@ pub async fn sign_in(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     ApiJson(request): ApiJson<SignIn>,
 ) -> Result<Response, ApiError> {
-    let (user, secret) =
-        open_session(&state, &request.username, &request.password, client.ip()).await?;
+    let (user, secret) = state
+        .ops
+        .sign_in(
+            &request.username,
+            &request.password,
+            client.ip(),
+            state.session_idle(),
+        )
+        .await?;
     let view = SessionView {
         username: user.username.clone(),
         display_name: user.display_name.clone(),
@@ -85,76 +88,6 @@ pub async fn sign_in(
         Json(view),
     )
         .into_response())
-}
-
-/// Signs a user in, for the API and the sign-in page alike: checks the throttle, then the
-/// password; opens a session and returns the user and the session secret for the cookie. Every
-/// attempt is audited with the client address.
-pub async fn open_session(
-    state: &AppState,
-    username: &str,
-    password: &str,
-    address: IpAddr,
-) -> Result<(User, String), ApiError> {
-    let now = Instant::now();
-    if let Err(refusal) = state.throttle.check(username, address, now) {
-        audit_attempt(state, username, address, "throttled").await?;
-        return Err(ApiError::TooManyAttempts {
-            what: refusal.what,
-            retry_after_s: refusal.retry_after_s,
-        });
-    }
-    let Some(user) = state.store.authenticate(username, password).await? else {
-        state.throttle.record_failure(username, address, now);
-        audit_attempt(state, username, address, "refused").await?;
-        return Err(ApiError::BadCredentials);
-    };
-    state.throttle.record_success(username);
-    let (secret, _session) = state
-        .store
-        .create_session(&user, state.session_idle())
-        .await?;
-    state
-        .store
-        .record_event(
-            &user.actor(),
-            AuditEntry::new("session.sign_in", "user")
-                .id(user.id)
-                .detail(serde_json::json!({ "client": address.to_string() })),
-        )
-        .await?;
-    Ok((user, secret))
-}
-
-/// Ends a session (API and sign-out button alike) and audits it.
-pub async fn close_session(state: &AppState, user: &User, secret: &str) -> Result<(), ApiError> {
-    state.store.revoke_session(secret).await?;
-    state
-        .store
-        .record_event(
-            &user.actor(),
-            AuditEntry::new("session.sign_out", "user").id(user.id),
-        )
-        .await?;
-    Ok(())
-}
-
-async fn audit_attempt(
-    state: &AppState,
-    username: &str,
-    address: IpAddr,
-    outcome: &str,
-) -> Result<(), ApiError> {
-    let shown: String = username.chars().take(64).collect();
-    state
-        .store
-        .record_event(
-            &Actor::Appliance,
-            AuditEntry::new(&format!("session.sign_in_{outcome}"), "user")
-                .detail(serde_json::json!({ "username": shown, "client": address.to_string() })),
-        )
-        .await?;
-    Ok(())
 }
 
 /// `GET /api/v1/session`.
@@ -195,7 +128,7 @@ pub async fn sign_out(State(state): State<AppState>, caller: Caller) -> Result<R
             "a bearer token has no session to close; revoke the token instead".into(),
         ));
     };
-    close_session(&state, &caller.user, secret).await?;
+    state.ops.sign_out(&caller.user, secret).await?;
     let cookie = HeaderValue::from_str(&cleared_cookie(state.tls()))
         .map_err(|e| ApiError::Internal(format!("session cookie: {e}")))?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())

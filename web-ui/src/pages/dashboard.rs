@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use appliance::store::Timestamp;
-use appliance::store::qc::QcStatus as StoredQcStatus;
+use appliance::store::qc::QcVerdict as StoredQcStatus;
 use appliance::store::runs::{Run, RunState};
 
 use super::runs::{count_view, readable, run_patient};
@@ -16,7 +16,7 @@ use super::{PageResult, PageUser};
 use crate::roles::Permission;
 use crate::state::AppState;
 use crate::views::{
-    DashboardPage, InstrumentStatus, QcStatus, QcToday, ResultRow, RunInProgress, paths,
+    DashboardPage, InstrumentStatus, QcToday, QcVerdict, ResultRow, RunInProgress, paths,
 };
 
 /// Recent results shown.
@@ -43,7 +43,7 @@ async fn build(state: &AppState, user: &PageUser) -> Result<DashboardPage, super
         qc_today(state).await?
     } else {
         QcToday {
-            status: QcStatus::NotRun,
+            status: QcVerdict::NotRun,
             problems: Vec::new(),
             measured: 0,
         }
@@ -153,7 +153,7 @@ async fn result_row(
         return Ok(None);
     };
     let (sample, patient) = run_patient(state, run).await?;
-    let held = current.report.value()["qc_hold"].as_bool() == Some(true);
+    let held = current.summary.qc_hold;
     let status = match run.state {
         RunState::Released => "Released".to_owned(),
         RunState::AwaitingRelease if held => "Held (QC)".to_owned(),
@@ -173,59 +173,34 @@ async fn result_row(
 /// Today's QC (UTC day, as `GET /api/v1/qc` counts it): the worst verdict, what was not passed,
 /// and how many control values were recorded.
 pub(crate) async fn qc_today(state: &AppState) -> Result<QcToday, super::PageError> {
-    let now = Timestamp::now();
-    let today: String = now.to_rfc3339().chars().take(10).collect();
-    let since = now.plus(-time::Duration::days(1));
-    let mut worst: Option<StoredQcStatus> = None;
+    let today = state.store.qc_today(Timestamp::now()).await?;
     let mut problems = Vec::new();
-    let mut measured = 0u32;
-    for material in state.store.qc_materials().await? {
-        for lot in state.store.qc_lots(material.id).await? {
-            for result in state
-                .store
-                .qc_results(lot.id, since)
-                .await?
-                .into_iter()
-                .filter(|r| r.measured_at.to_rfc3339().starts_with(&today))
-            {
-                measured += 1;
-                worst = Some(match (worst, result.status) {
-                    (Some(StoredQcStatus::Reject), _) | (_, StoredQcStatus::Reject) => {
-                        StoredQcStatus::Reject
-                    }
-                    (Some(StoredQcStatus::Warning), _) | (_, StoredQcStatus::Warning) => {
-                        StoredQcStatus::Warning
-                    }
-                    _ => StoredQcStatus::Pass,
-                });
-                if result.status != StoredQcStatus::Pass {
-                    let verdict = match result.status {
-                        StoredQcStatus::Reject => "reject",
-                        _ => "warning",
-                    };
-                    let rules = violation_words(result.violations.value());
-                    problems.push(format!(
-                        "{}, lot {}: {} {} ({verdict}{})",
-                        material.name,
-                        lot.lot,
-                        result.value,
-                        material.analyte,
-                        if rules.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {rules}")
-                        }
-                    ));
+    for value in &today.values {
+        let result = &value.result;
+        if result.status != StoredQcStatus::Pass {
+            let rules = violation_words(&result.violations);
+            problems.push(format!(
+                "{}, lot {}: {} {} ({}{})",
+                value.material.name,
+                value.lot.lot,
+                result.value,
+                value.material.analyte,
+                result.status.as_str(),
+                if rules.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {rules}")
                 }
-            }
+            ));
         }
     }
+    let measured = u32::try_from(today.values.len()).unwrap_or(u32::MAX);
     Ok(QcToday {
-        status: match worst {
-            None => QcStatus::NotRun,
-            Some(StoredQcStatus::Pass) => QcStatus::Passed,
-            Some(StoredQcStatus::Warning) => QcStatus::Warning,
-            Some(StoredQcStatus::Reject) => QcStatus::Failed,
+        status: match today.worst() {
+            None => QcVerdict::NotRun,
+            Some(StoredQcStatus::Pass) => QcVerdict::Passed,
+            Some(StoredQcStatus::Warning) => QcVerdict::Warning,
+            Some(StoredQcStatus::Reject) => QcVerdict::Failed,
         },
         problems,
         measured,
@@ -233,29 +208,10 @@ pub(crate) async fn qc_today(state: &AppState) -> Result<QcToday, super::PageErr
 }
 
 /// The Westgard rules a QC value broke, in a few words ("1-3s, 2-2s").
-fn violation_words(violations: &serde_json::Value) -> String {
-    let name = |item: &serde_json::Value| -> Option<String> {
-        match item {
-            serde_json::Value::String(text) => Some(text.clone()),
-            serde_json::Value::Object(map) => ["rule", "name", "code"]
-                .iter()
-                .find_map(|key| map.get(*key))
-                .map(|value| {
-                    value
-                        .as_str()
-                        .map_or_else(|| value.to_string(), str::to_owned)
-                }),
-            _ => None,
-        }
-    };
-    match violations {
-        serde_json::Value::Array(items) => {
-            items.iter().filter_map(name).collect::<Vec<_>>().join(", ")
-        }
-        serde_json::Value::Object(map) => map
-            .get("violations")
-            .map(violation_words)
-            .unwrap_or_default(),
-        _ => String::new(),
-    }
+fn violation_words(violations: &[nmr_core::qc::WestgardViolation]) -> String {
+    violations
+        .iter()
+        .map(|violation| violation.rule.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -8,7 +8,7 @@
 //! an HTML page that names what was wrong ([`PageError`]).
 //!
 //! The role decisions are the API's ([`crate::roles`]): a page asks [`PageUser::require`] for the
-//! same permission its JSON twin asks for. Not here: the JSON API ([`crate::api`]) or rendering
+//! same permission its JSON twin asks for. Not here: the JSON API (the `api` module) or rendering
 //! details ([`crate::views`]).
 
 pub mod admin;

@@ -11,16 +11,14 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use appliance::store::qc::{QcMaterialKind, QcResult, QcStatus, TargetSource};
+use appliance::store::qc::{QcMaterialKind, QcResult, QcVerdict, TargetSource};
 use appliance::store::users::User;
 use appliance::store::{QcLotId, QcMaterialId, StoreError, Timestamp, UserId};
 use nmr_core::qc::Severity;
-use nmr_core::qc::westgard::WestgardViolation;
+use operations::OperationError;
 
 use super::{PageForm, PageResult, PageUser};
-use crate::api::qc::record;
 use crate::charts::{LeveyJenningsChart, LjPoint, LjViolation};
-use crate::problem::ApiError;
 use crate::roles::Permission;
 use crate::state::AppState;
 use crate::views::{Notice, PhantomRow, QcChoice, QcMaterialOption, QcPage, QcSetup, paths};
@@ -66,27 +64,14 @@ fn tick_label(at: &Timestamp) -> String {
 }
 
 fn lj_violations(result: &QcResult) -> Vec<LjViolation> {
-    // A stored verdict that does not decode (written by another version) still shows its status.
-    match result.violations.decode::<Vec<WestgardViolation>>() {
-        Ok(violations) => violations
-            .into_iter()
-            .map(|v| LjViolation {
-                rule: v.rule.name().to_owned(),
-                rejects: v.severity == Severity::Hold,
-            })
-            .collect(),
-        Err(_) => match result.status {
-            QcStatus::Pass => Vec::new(),
-            QcStatus::Warning => vec![LjViolation {
-                rule: "warning".into(),
-                rejects: false,
-            }],
-            QcStatus::Reject => vec![LjViolation {
-                rule: "reject".into(),
-                rejects: true,
-            }],
-        },
-    }
+    result
+        .violations
+        .iter()
+        .map(|v| LjViolation {
+            rule: v.rule.name().to_owned(),
+            rejects: v.severity == Severity::Hold,
+        })
+        .collect()
 }
 
 fn unit_of(analyte: &str) -> String {
@@ -100,9 +85,9 @@ fn unit_of(analyte: &str) -> String {
 /// The notice after recording `result`: its verdict and the rules it broke.
 fn recorded_notice(result: &QcResult, unit: &str) -> Notice {
     let (level, verdict) = match result.status {
-        QcStatus::Pass => ("success", "pass"),
-        QcStatus::Warning => ("warning", "warning"),
-        QcStatus::Reject => (
+        QcVerdict::Pass => ("success", "pass"),
+        QcVerdict::Warning => ("warning", "warning"),
+        QcVerdict::Reject => (
             "error",
             "reject — patient results covered by this QC are held",
         ),
@@ -264,9 +249,9 @@ async fn page(
                                 .unwrap_or_else(|| "instrument".into()),
                             verdict: result.target_id.map(|_| {
                                 match result.status {
-                                    QcStatus::Pass => "pass",
-                                    QcStatus::Warning => "warning",
-                                    QcStatus::Reject => "reject",
+                                    QcVerdict::Pass => "pass",
+                                    QcVerdict::Warning => "warning",
+                                    QcVerdict::Reject => "reject",
                                 }
                                 .to_owned()
                             }),
@@ -401,11 +386,15 @@ async fn submit(State(state): State<AppState>, form: PageForm<QcMeasurementForm>
     user.require(Permission::RecordQc)?;
     let outcome = match parse_measurement(&form) {
         Ok((lot_id, value)) => {
-            match record(&state, &user.user, lot_id, value, form.comment.as_deref()).await {
+            match state
+                .ops
+                .record_qc(&user.user, lot_id, value, form.comment.as_deref())
+                .await
+            {
                 Ok(result) => Ok(result),
                 // The user's input was refused: the form again, naming the field.
-                Err(ApiError::Invalid { field, reason }) => Err((field, reason)),
-                Err(ApiError::NotFound { .. }) => Err((
+                Err(OperationError::Invalid { field, reason }) => Err((field.to_owned(), reason)),
+                Err(OperationError::NotFound { .. }) => Err((
                     "material_lot_id".to_owned(),
                     "no such control material and lot".to_owned(),
                 )),

@@ -67,7 +67,7 @@ pub(crate) async fn run_patient(
 
 /// A stored result version as the pages show its count.
 pub(crate) fn count_view(version: &StoredVersion) -> CountView {
-    let report = version.report.value();
+    let report = &version.report;
     CountView {
         per_7_5ml: version.summary.per_7_5ml,
         per_7_5ml_ci95: version.summary.per_7_5ml_ci95,
@@ -77,11 +77,11 @@ pub(crate) fn count_view(version: &StoredVersion) -> CountView {
             .call
             .map(|call| call.as_str().to_owned())
             .unwrap_or_default(),
-        indication: report["indication"]
-            .as_str()
-            .unwrap_or("no indication")
-            .to_owned(),
-        interval_spans_cutoff: report["call_interval_spans_cutoff"].as_bool() == Some(true),
+        indication: report
+            .indication
+            .clone()
+            .unwrap_or_else(|| "no indication".to_owned()),
+        interval_spans_cutoff: version.summary.interval_spans_cutoff == Some(true),
     }
 }
 
@@ -147,6 +147,10 @@ fn notice(key: Option<&str>) -> Option<Notice> {
         "reviewed" => (
             "success",
             "Review recorded: your signature is recorded below.",
+        ),
+        "corrected" => (
+            "success",
+            "Result corrected: the new version awaits release; the original is kept below.",
         ),
         "started" => ("success", "Run started."),
         "cancelled" => ("info", "The run was cancelled."),
@@ -217,7 +221,7 @@ async fn new_run_page(
     errors: Vec<String>,
 ) -> Result<NewRunPage, PageError> {
     let qc = super::dashboard::qc_today(state).await?;
-    let qc_warning = (qc.status == crate::views::QcStatus::Failed).then(|| {
+    let qc_warning = (qc.status == crate::views::QcVerdict::Failed).then(|| {
         format!(
             "Today's QC failed ({}). A run may still be started; ask the lab before reporting.",
             qc.problems.join("; ")

@@ -15,9 +15,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use appliance::store::random_hex;
+use operations::OperationError;
 
 use super::{PageError, PageForm, PageResult, PageUser, read_form};
-use crate::api::session::{close_session, open_session};
 use crate::auth::{cleared_cookie, cookie_value, csrf_token, same_token, session_cookie};
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -202,7 +202,16 @@ async fn submit(
             "This sign-in form had expired. Please sign in again.".into(),
         );
     }
-    match open_session(&state, &form.username, &form.password, client.ip()).await {
+    match state
+        .ops
+        .sign_in(
+            &form.username,
+            &form.password,
+            client.ip(),
+            state.session_idle(),
+        )
+        .await
+    {
         Ok((_user, secret)) => Ok((
             AppendHeaders([
                 (
@@ -217,15 +226,15 @@ async fn submit(
             Redirect::to(&target(next.as_deref())),
         )
             .into_response()),
-        Err(ApiError::BadCredentials) => refuse(
+        Err(OperationError::BadCredentials) => refuse(
             StatusCode::UNAUTHORIZED,
             "The username or password is wrong.".into(),
         ),
-        Err(error @ ApiError::TooManyAttempts { .. }) => refuse(
+        Err(error @ OperationError::TooManyAttempts { .. }) => refuse(
             StatusCode::TOO_MANY_REQUESTS,
             format!("Sign-in refused: {error}."),
         ),
-        Err(other) => Err(other.into()),
+        Err(other) => Err(ApiError::from(other).into()),
     }
 }
 
@@ -235,7 +244,10 @@ pub struct Empty {}
 
 /// `POST /sign-out`: ends the session, clears the cookie, back to the sign-in page.
 async fn sign_out(State(state): State<AppState>, form: PageForm<Empty>) -> PageResult {
-    close_session(&state, &form.user.user, &form.user.secret).await?;
+    state
+        .ops
+        .sign_out(&form.user.user, &form.user.secret)
+        .await?;
     Ok((
         [(
             header::SET_COOKIE,

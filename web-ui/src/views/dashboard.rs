@@ -44,7 +44,7 @@ impl InstrumentStatus {
 
 /// Today's QC verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QcStatus {
+pub enum QcVerdict {
     /// All controls in.
     Passed,
     /// A warning rule (1-2s) or a phantom near its limit.
@@ -55,24 +55,24 @@ pub enum QcStatus {
     NotRun,
 }
 
-impl QcStatus {
+impl QcVerdict {
     /// Words.
     pub fn label(self) -> &'static str {
         match self {
-            QcStatus::Passed => "Passed",
-            QcStatus::Warning => "Warning",
-            QcStatus::Failed => "Failed",
-            QcStatus::NotRun => "Not run today",
+            QcVerdict::Passed => "Passed",
+            QcVerdict::Warning => "Warning",
+            QcVerdict::Failed => "Failed",
+            QcVerdict::NotRun => "Not run today",
         }
     }
 
     /// CSS class.
     pub fn class(self) -> &'static str {
         match self {
-            QcStatus::Passed => "status-ok",
-            QcStatus::Warning => "status-warn",
-            QcStatus::Failed => "status-fail",
-            QcStatus::NotRun => "status-none",
+            QcVerdict::Passed => "status-ok",
+            QcVerdict::Warning => "status-warn",
+            QcVerdict::Failed => "status-fail",
+            QcVerdict::NotRun => "status-none",
         }
     }
 }
@@ -81,7 +81,7 @@ impl QcStatus {
 #[derive(Clone, Debug, PartialEq)]
 pub struct QcToday {
     /// Verdict.
-    pub status: QcStatus,
+    pub status: QcVerdict,
     /// What failed or warned, one line each, e.g. "Phantom T2 high, lot PH-24: 1-3s (reject)".
     pub problems: Vec<String>,
     /// Controls measured today.

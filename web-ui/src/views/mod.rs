@@ -29,15 +29,17 @@ pub use admin::{AdminPage, AuditQuery, LogLine, TokenRow, UserRow};
 pub use audit_entry::AuditEntry;
 pub use calibration::{CalibrationLotRow, CalibrationPage, SelectedCalibration};
 pub use count_view::CountView;
-pub use dashboard::{DashboardPage, InstrumentStatus, QcStatus, QcToday, ResultRow, RunInProgress};
+pub use dashboard::{
+    DashboardPage, InstrumentStatus, QcToday, QcVerdict, ResultRow, RunInProgress,
+};
 pub use error_page::ErrorPage;
 pub use layout::{Layout, NavLink, Notice, Role, SignedInUser};
 pub use new_run::{LiveRunPage, NewRunForm, NewRunPage, ProgressStep};
 pub use patient::{PatientPage, PatientRunRow};
 pub use qc::{PhantomRow, QcChoice, QcMaterialOption, QcPage, QcSetup};
 pub use run::{
-    CalibrationUsed, QcFlagView, ReleaseForm, ReplicateView, ResultVersion, RunHeader, RunPage,
-    Signature, TubeView,
+    CalibrationUsed, CorrectionForm, QcFlagView, ReleaseForm, ReplicateView, ResultVersion,
+    RunHeader, RunPage, Signature, TubeView,
 };
 pub use sign_in::SignInPage;
 

@@ -84,6 +84,11 @@ pub fn run_release(run_id: i64) -> String {
     format!("/runs/{run_id}/release")
 }
 
+/// A run's correction form target.
+pub fn run_corrections(run_id: i64) -> String {
+    format!("/runs/{run_id}/corrections")
+}
+
 /// A calibration lot's page.
 pub fn calibration(calibration_id: i64) -> String {
     format!("/calibrations/{calibration_id}")

@@ -256,6 +256,19 @@ pub struct ReleaseForm {
     pub error: Option<String>,
 }
 
+/// The correction form of a result (a new version with a reason, signed).
+#[derive(Clone, Debug)]
+pub struct CorrectionForm {
+    /// Printed name pre-filled with the signed-in user's name.
+    pub printed_name: String,
+    /// The blood volume the current version was counted with, mL.
+    pub blood_ml: f64,
+    /// The current version's indication, or empty.
+    pub indication: String,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+}
+
 /// The run page.
 #[derive(Clone, Debug, Template, WebTemplate)]
 #[template(path = "run.html")]
@@ -279,6 +292,9 @@ pub struct RunPage {
     /// The release form, present only when this user may release this result now (the page
     /// still withholds it while a `hold` flag is open, and says why).
     pub release: Option<ReleaseForm>,
+    /// The correction form, present only when this user may release and the run has a result
+    /// awaiting release or released.
+    pub correction: Option<CorrectionForm>,
     /// The run's audit trail, oldest first.
     pub audit: Vec<AuditEntry>,
 }
@@ -292,6 +308,11 @@ impl RunPage {
     /// The release form's target.
     pub fn release_href(&self) -> String {
         paths::run_release(self.run.run_id)
+    }
+
+    /// The correction form's target.
+    pub fn correction_href(&self) -> String {
+        paths::run_corrections(self.run.run_id)
     }
 
     /// "5.0 CTC/7.5 mL" or empty.

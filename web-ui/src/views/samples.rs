@@ -75,7 +75,7 @@ pub fn dashboard() -> DashboardPage {
             last_tune: Some("today 07:42".into()),
         },
         qc_today: QcToday {
-            status: QcStatus::Failed,
+            status: QcVerdict::Failed,
             problems: vec!["Phantom T2 high, lot PH-24: 1-3s (reject) at 08:05".into()],
             measured: 3,
         },
@@ -131,7 +131,7 @@ pub fn dashboard_empty() -> DashboardPage {
             last_tune: None,
         },
         qc_today: QcToday {
-            status: QcStatus::NotRun,
+            status: QcVerdict::NotRun,
             problems: vec![],
             measured: 0,
         },
@@ -430,6 +430,7 @@ pub fn run() -> RunPage {
             ],
             error: None,
         }),
+        correction: None,
         audit: vec![
             AuditEntry {
                 at: "Mon 23 Nov 2026, 14:52".into(),

@@ -13,24 +13,26 @@ use serde::Deserialize;
 
 use appliance::store::audit::AuditQuery;
 use appliance::store::calibrations::ContentFormat;
-use appliance::store::measurements::Measurement;
+use appliance::store::measurements::{FitOutcome, Measurement};
 use appliance::store::results::{ResultVersion as StoredVersion, SignatureMeaning};
 use appliance::store::runs::{Run, RunState};
 use appliance::store::samples::Sample;
 use appliance::store::{AuditEntry as StoredAuditEntry, RunId};
 use nmr_core::fit::{SpectrumOptions, fit_spectrum};
+use nmr_core::qc::{QcFlag, Severity};
 
 use super::{NoticeQuery, count_view, notice, path_id, readable, run_patient};
-use crate::api::runs::sign_with_password;
 use crate::charts::{DecayChart, FittedDecay, T2DistributionChart};
 use crate::pages::{PageError, PageForm, PageResult, PageUser};
 use crate::problem::ApiError;
 use crate::roles::Permission;
 use crate::state::AppState;
 use crate::views::{
-    AuditEntry, CalibrationUsed, QcFlagView, ReleaseForm, ReplicateView, ResultVersion, RunHeader,
-    RunPage, Signature, TubeView, paths,
+    AuditEntry, CalibrationUsed, CorrectionForm, QcFlagView, ReleaseForm, ReplicateView,
+    ResultVersion, RunHeader, RunPage, Signature, TubeView, paths,
 };
+use operations::results::CorrectionOrder;
+use operations::signature::SignatureInput;
 
 /// Audit rows shown on a run's page.
 const AUDIT_ROWS: u32 = 500;
@@ -40,6 +42,7 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/runs/{id}", get(show))
         .route("/runs/{id}/release", post(release))
+        .route("/runs/{id}/corrections", post(correct))
 }
 
 /// What a stored fit report holds that the pages show.
@@ -58,58 +61,47 @@ pub(super) struct FitSummary {
 
 impl FitSummary {
     pub(super) fn of(measurement: &Measurement) -> Self {
-        let Some(report) = &measurement.fit_report else {
+        let Some(stored) = &measurement.fit_report else {
             return Self {
                 error: Some("not fitted".into()),
                 ..Self::default()
             };
         };
-        // The engine stores `{"fit": {"mono" | "error", ...}, "cpmg": ...}`; a bare fit is read too.
-        let value = report.value().get("fit").unwrap_or(report.value());
-        let mono = &value["mono"];
-        let number = |key: &str| mono[key].as_f64();
-        Self {
-            t2_ms: number("t2_ms"),
-            t2_ms_se: number("t2_ms_se"),
-            r2_per_s: number("r2_per_s"),
-            snr: number("snr"),
-            chi2_red: number("chi2_red"),
-            amplitude: number("amplitude"),
-            offset: number("offset"),
-            echoes_used: mono["echoes_used"]
-                .as_u64()
-                .and_then(|n| usize::try_from(n).ok()),
-            error: value["error"].as_str().map(str::to_owned),
+        match &stored.fit.outcome {
+            FitOutcome::Mono(mono) => Self {
+                t2_ms: Some(mono.t2_ms),
+                t2_ms_se: Some(mono.t2_ms_se),
+                r2_per_s: Some(mono.r2_per_s),
+                snr: Some(mono.snr),
+                chi2_red: Some(mono.chi2_red),
+                amplitude: Some(mono.amplitude),
+                offset: Some(mono.offset),
+                echoes_used: Some(mono.echoes_used),
+                error: None,
+            },
+            FitOutcome::Error(error) => Self {
+                error: Some(error.clone()),
+                ..Self::default()
+            },
         }
     }
 }
 
-/// QC flags of a JSON array (`nmr_core::qc::QcFlag`s).
-fn flags_of(value: &serde_json::Value) -> Vec<QcFlagView> {
-    value
-        .as_array()
-        .map(|flags| {
-            flags
-                .iter()
-                .map(|flag| QcFlagView {
-                    severity: flag["severity"].as_str().unwrap_or("warn").to_owned(),
-                    code: flag["code"].as_str().unwrap_or("").to_owned(),
-                    subject: flag["subject"].as_str().unwrap_or("run").to_owned(),
-                    message: flag["message"].as_str().unwrap_or("").to_owned(),
-                })
-                .collect()
+/// The QC flags as the pages list them.
+fn flags_of(flags: &[QcFlag]) -> Vec<QcFlagView> {
+    flags
+        .iter()
+        .map(|flag| QcFlagView {
+            severity: match flag.severity {
+                Severity::Warn => "warn",
+                Severity::Hold => "hold",
+            }
+            .to_owned(),
+            code: flag.code.as_str().to_owned(),
+            subject: flag.subject.clone(),
+            message: flag.message.clone(),
         })
-        .unwrap_or_default()
-}
-
-fn tube_role(kind: &str) -> String {
-    match kind {
-        "control" => "control (no particles)".into(),
-        "quad" => "quad (targeted particles)".into(),
-        "cd45" => "CD45 non-specific control".into(),
-        "igg" => "IgG non-specific control".into(),
-        other => format!("{other} single-marker tube"),
-    }
+        .collect()
 }
 
 /// The T2 distribution of each train (regularised NNLS), computed off the async threads.
@@ -162,7 +154,7 @@ async fn tubes(sample: &Sample, measurements: &[Measurement]) -> Vec<TubeView> {
             .filter(|((m, _), _)| m.tube_id == tube.id)
         {
             let fit = FitSummary::of(measurement);
-            let flags = flags_of(measurement.qc_flags.value());
+            let flags = flags_of(&measurement.qc_flags);
             let note = fit
                 .error
                 .clone()
@@ -213,11 +205,7 @@ async fn tubes(sample: &Sample, measurements: &[Measurement]) -> Vec<TubeView> {
         let (mean, cv) = mean_cv(&r2);
         views.push(TubeView {
             number: u32::try_from(index + 1).unwrap_or(u32::MAX),
-            role: format!(
-                "{} — {}",
-                tube_role(tube.kind.as_str()),
-                tube.label.as_str()
-            ),
+            role: format!("{} — {}", tube.kind.role(), tube.label.as_str()),
             mean_r2_per_s: mean,
             cv_percent: cv,
             replicates,
@@ -332,6 +320,7 @@ async fn run_page(
     user: &PageUser,
     id: i64,
     release_error: Option<String>,
+    correction_error: Option<String>,
 ) -> Result<RunPage, PageError> {
     let run = state.store.run(RunId(id)).await?;
     let (sample, patient) = run_patient(state, &run).await?;
@@ -364,13 +353,13 @@ async fn run_page(
         None => "the appliance".to_owned(),
     };
     let qc_flags = match current {
-        Some(version) => flags_of(&version.report.value()["qc_flags"]),
+        Some(version) => flags_of(&version.report.qc_flags),
         None => measurements
             .iter()
-            .flat_map(|m| flags_of(m.qc_flags.value()))
+            .flat_map(|m| flags_of(&m.qc_flags))
             .collect(),
     };
-    let cutoff = current.and_then(|v| v.report.value()["cutoff_per_7_5ml"].as_f64());
+    let cutoff = current.and_then(|v| v.summary.cutoff_per_7_5ml);
     let release = (user.may(Permission::ReleaseResults)
         && run.state == RunState::AwaitingRelease
         && current.is_some())
@@ -381,6 +370,16 @@ async fn run_page(
             .map(|m| (m.as_str().to_owned(), m.statement().to_owned()))
             .collect(),
         error: release_error,
+    });
+    let correction = (user.may(Permission::ReleaseResults)
+        && matches!(run.state, RunState::AwaitingRelease | RunState::Released))
+    .then_some(current)
+    .flatten()
+    .map(|version| CorrectionForm {
+        printed_name: user.user.display_name.clone(),
+        blood_ml: version.report.blood_ml,
+        indication: version.report.indication.clone().unwrap_or_default(),
+        error: correction_error,
     });
     let state_text = match (&run.failure_cause, run.state) {
         (Some(cause), s) if s.is_terminal() => {
@@ -436,6 +435,7 @@ async fn run_page(
             })
             .collect(),
         release,
+        correction,
         audit: audit_trail(state, id, &versions).await?,
     })
 }
@@ -450,7 +450,7 @@ async fn show(
     user.require(Permission::ViewRuns)?;
     let id = path_id("run", &id)?;
     let layout = user.layout(&state, &format!("Run {id}"), &paths::run(id));
-    let mut page = run_page(&state, &user, id, None)
+    let mut page = run_page(&state, &user, id, None, None)
         .await
         .map_err(|error| error.within(layout))?;
     page.layout.notice = notice(query.notice.as_deref());
@@ -493,7 +493,7 @@ async fn release(
         .into_response()),
         Err(error) => {
             let status = error.status();
-            let page = run_page(&state, &user, run_id, Some(error.public_detail())).await?;
+            let page = run_page(&state, &user, run_id, Some(error.public_detail()), None).await?;
             Ok((status, page).into_response())
         }
     }
@@ -519,17 +519,104 @@ async fn sign(
             ));
         }
     };
-    sign_with_password(
-        state,
-        &user.user,
-        client,
-        run.id,
-        &form.password,
-        &form.printed_name,
-        meaning,
-    )
-    .await?;
+    state
+        .ops
+        .release_result(
+            &user.user,
+            client,
+            run.id,
+            &SignatureInput {
+                password: form.password.clone(),
+                printed_name: form.printed_name.clone(),
+            },
+            meaning,
+        )
+        .await?;
     Ok(meaning)
+}
+
+#[derive(Debug, Deserialize)]
+struct CorrectionFields {
+    #[serde(default)]
+    blood_ml: String,
+    #[serde(default)]
+    indication: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    printed_name: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /runs/{id}/corrections`: corrects the result as `POST /api/v1/runs/{id}/corrections`
+/// does (the one operation); a refusal shows the run page again with the reason.
+async fn correct(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,
+    Path(id): Path<String>,
+    PageForm { user, form }: PageForm<CorrectionFields>,
+) -> PageResult {
+    user.require(Permission::ReleaseResults)?;
+    let run_id = path_id("run", &id)?;
+    let run = state.store.run(RunId(run_id)).await?;
+    let outcome = correct_with(&state, &user, &run, &form, client.ip()).await;
+    match outcome {
+        Ok(()) => {
+            Ok(Redirect::to(&format!("{}?notice=corrected", paths::run(run_id))).into_response())
+        }
+        Err(error) => {
+            let status = error.status();
+            let page = run_page(&state, &user, run_id, None, Some(error.public_detail())).await?;
+            Ok((status, page).into_response())
+        }
+    }
+}
+
+async fn correct_with(
+    state: &AppState,
+    user: &PageUser,
+    run: &Run,
+    form: &CorrectionFields,
+    client: std::net::IpAddr,
+) -> Result<(), ApiError> {
+    // The form always carries the current values: only what differs is a correction.
+    let current = state.store.current_result(run.id).await?;
+    let blood_ml = match form.blood_ml.trim() {
+        "" => None,
+        text => Some(text.parse::<f64>().map_err(|_| {
+            ApiError::invalid(
+                "blood_ml",
+                format!(
+                    "{:?} is not a number of mL",
+                    text.chars().take(20).collect::<String>()
+                ),
+            )
+        })?),
+    }
+    .filter(|ml| current.as_ref().is_none_or(|c| *ml != c.report.blood_ml));
+    let indication = Some(form.indication.trim())
+        .filter(|text| !text.is_empty())
+        .filter(|text| {
+            current
+                .as_ref()
+                .is_none_or(|c| c.report.indication.as_deref() != Some(*text))
+        });
+    let order = CorrectionOrder::parse(blood_ml, indication, &form.reason)?;
+    state
+        .ops
+        .correct_result(
+            &user.user,
+            client,
+            run.id,
+            &order,
+            &SignatureInput {
+                password: form.password.clone(),
+                printed_name: form.printed_name.clone(),
+            },
+        )
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

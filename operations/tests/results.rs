@@ -1,0 +1,223 @@
+//! The result rules at the operations layer, on a real assembled appliance (simulated board,
+//! SQLite file): who may correct and release, what a correction needs, that it recounts from the
+//! stored readings exactly as the first count was made, keeps the original, and must be released
+//! again.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use appliance::assembly::{Appliance, ApplianceBuilder, Simulation};
+use appliance::config::ApplianceConfig;
+use appliance::engine::{RunRequest, SimulatedTruth};
+use appliance::store::results::SignatureMeaning;
+use appliance::store::runs::RunState;
+use appliance::store::users::{NewPassword, NewUser, Role, User, Username};
+use appliance::store::{Actor, RunId};
+use operations::results::CorrectionOrder;
+use operations::signature::SignatureInput;
+use operations::{LoginThrottle, OperationError, Operations};
+
+const PASSWORD: &str = "correct horse battery";
+const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+async fn user(appliance: &Appliance, name: &str, role: Role) -> User {
+    appliance
+        .store
+        .add_user(
+            &Actor::Appliance,
+            NewUser {
+                username: Username::parse(name).expect("name"),
+                display_name: format!("{name} Tester"),
+                role,
+                password: NewPassword::parse(PASSWORD).expect("password"),
+            },
+        )
+        .await
+        .expect("user")
+}
+
+fn signed_by(user: &User) -> SignatureInput {
+    SignatureInput {
+        password: PASSWORD.to_owned(),
+        printed_name: user.display_name.clone(),
+    }
+}
+
+/// An appliance with a run that ended awaiting release (7.5 mL, breast, 20 simulated cells).
+async fn appliance_with_a_result() -> (tempfile::TempDir, Appliance, Operations, RunId) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let appliance = ApplianceBuilder::new(ApplianceConfig {
+        data_dir: dir.path().to_owned(),
+        ..ApplianceConfig::default()
+    })
+    .simulation(Simulation {
+        seed: Some(3),
+        ..Simulation::default()
+    })
+    .build()
+    .await
+    .expect("assembles");
+    let request = RunRequest {
+        indication: Some("breast".to_owned()),
+        simulate: Some(SimulatedTruth {
+            cells: 20.0,
+            background_per_s: None,
+            control_t2_ms: None,
+        }),
+        ..RunRequest::new("OPS-1", 7.5)
+    };
+    let ticket = appliance.engine.start_run(request).await.expect("queued");
+    let state = appliance
+        .engine
+        .wait_for_run(ticket.id)
+        .await
+        .expect("ends");
+    assert_eq!(state, RunState::AwaitingRelease);
+    let ops = Operations::new(
+        appliance.store.clone(),
+        appliance.engine.config().clone(),
+        LoginThrottle::new(Duration::from_secs(900), 5, 20),
+    );
+    (dir, appliance, ops, ticket.id)
+}
+
+#[test]
+fn a_correction_order_needs_a_changed_input_and_a_reason() {
+    /// (blood mL, indication, reason, the field a refusal names)
+    type Case = (
+        Option<f64>,
+        Option<&'static str>,
+        &'static str,
+        Option<&'static str>,
+    );
+    let cases: [Case; 6] = [
+        (Some(5.0), None, "volume was 5 mL", None),
+        (None, Some("prostate"), "wrong indication entered", None),
+        (None, None, "nothing changed", Some("correction")),
+        (None, Some("  "), "blank indication", Some("correction")),
+        (Some(5.0), None, " ", Some("correction reason")),
+        (Some(-1.0), None, "negative volume", Some("blood volume")),
+    ];
+    for (blood_ml, indication, reason, refused) in cases {
+        let parsed = CorrectionOrder::parse(blood_ml, indication, reason);
+        match (parsed, refused) {
+            (Ok(_), None) => {}
+            (Err(OperationError::Invalid { field, .. }), Some(expected)) => {
+                assert_eq!(field, expected, "{blood_ml:?} {indication:?} {reason:?}");
+            }
+            (other, _) => panic!("{blood_ml:?} {indication:?} {reason:?}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_correction_recounts_keeps_the_original_and_must_be_released_again() {
+    let (_dir, appliance, ops, run) = appliance_with_a_result().await;
+    let operator = user(&appliance, "olga", Role::Operator).await;
+    let clinician = user(&appliance, "claire", Role::Clinician).await;
+    let order = CorrectionOrder::parse(Some(5.0), None, "processed volume was 5.0 mL").unwrap();
+
+    // Who and how: (signer, password, printed name, expected refusal).
+    let wrong_password = SignatureInput {
+        password: "not it at all".into(),
+        printed_name: clinician.display_name.clone(),
+    };
+    let wrong_name = SignatureInput {
+        password: PASSWORD.into(),
+        printed_name: "Somebody Else".into(),
+    };
+    for (signer, signature, refused) in [
+        (&operator, signed_by(&operator), "Forbidden"),
+        (&clinician, wrong_password, "password"),
+        (&clinician, wrong_name, "printed_name"),
+    ] {
+        let error = ops
+            .correct_result(signer, CLIENT, run, &order, &signature)
+            .await
+            .expect_err("refused");
+        let named = match &error {
+            OperationError::Forbidden { .. } => "Forbidden",
+            OperationError::Invalid { field, .. } => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(named, refused, "{error}");
+    }
+    assert_eq!(appliance.store.result_versions(run).await.unwrap().len(), 1);
+
+    // Release, then correct the released result.
+    ops.release_result(
+        &clinician,
+        CLIENT,
+        run,
+        &signed_by(&clinician),
+        SignatureMeaning::Release,
+    )
+    .await
+    .expect("released");
+    let original = appliance.store.current_result(run).await.unwrap().unwrap();
+    let corrected = ops
+        .correct_result(&clinician, CLIENT, run, &order, &signed_by(&clinician))
+        .await
+        .expect("corrected");
+    assert_eq!(corrected.version, 2);
+    assert_eq!(
+        corrected.reason.as_deref(),
+        Some("processed volume was 5.0 mL")
+    );
+    // The same readings give the same cells; per 7.5 mL scales with the volume (7.5 / 5.0).
+    assert_eq!(
+        corrected.report.cells.to_bits(),
+        original.report.cells.to_bits()
+    );
+    assert_eq!(
+        corrected.report.delta_r2_per_s.to_bits(),
+        original.report.delta_r2_per_s.to_bits()
+    );
+    assert_eq!(corrected.report.blood_ml, 5.0);
+    let expected = original.report.cells * 7.5 / 5.0;
+    assert!((corrected.report.per_7_5ml - expected).abs() < 1e-9 * expected.max(1.0));
+    let versions = appliance.store.result_versions(run).await.unwrap();
+    assert_eq!(
+        versions[0], original,
+        "the original version is kept as it was"
+    );
+    assert_eq!(
+        appliance.store.run(run).await.unwrap().state,
+        RunState::AwaitingRelease
+    );
+
+    // It is released again by a new signature.
+    ops.release_result(
+        &clinician,
+        CLIENT,
+        run,
+        &signed_by(&clinician),
+        SignatureMeaning::Release,
+    )
+    .await
+    .expect("released again");
+    assert_eq!(
+        appliance.store.run(run).await.unwrap().state,
+        RunState::Released
+    );
+    let current = appliance.store.current_result(run).await.unwrap().unwrap();
+    assert_eq!((current.version, current.signatures.len()), (2, 1));
+
+    // A correction to an indication without a cut-off is refused naming it.
+    let unknown = CorrectionOrder::parse(None, Some("melanoma"), "wrong indication").unwrap();
+    let error = ops
+        .correct_result(&clinician, CLIENT, run, &unknown, &signed_by(&clinician))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(
+            &error,
+            OperationError::Invalid {
+                field: "indication",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    appliance.shutdown().await;
+}
