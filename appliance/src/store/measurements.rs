@@ -120,6 +120,9 @@ fn exponential() -> nmr_core::fit::T2Model {
 /// A fit or why there is none.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+// A fit report is decoded once per stored measurement; boxing the common variant would only add an
+// allocation to every read.
+#[allow(clippy::large_enum_variant)]
 pub enum FitOutcome {
     /// The mono-exponential fit.
     Mono(MonoFit),
