@@ -1,18 +1,30 @@
-//! `ferrocount board`: talk to the NMR front end from the command line.
+//! `ferrocount board`: talk to the NMR front end from the command line, and serve a board twin.
 //!
-//! Runs on the simulated board by default (options set the virtual tube, magnet temperature, seed
-//! and injected faults), or on real hardware with `--spi /dev/spidevX.Y` when built with the
-//! `hw-linux` feature. `info` identifies the board, `tune` finds f0, `nutation` the 90° pulse, and
-//! `cpmg` tunes, acquires an echo train, fits T2 and can write the train as CSV.
+//! Runs on the simulated board in this process by default (options set the virtual tube, magnet
+//! temperature, seed, firmware and injected faults), on a board twin in another process with
+//! `--board twin:unix:PATH` (or `twin:tcp:HOST:PORT`), or on real hardware with
+//! `--spi /dev/spidevX.Y` when built with the `hw-linux` feature. `info` identifies the board,
+//! `tune` finds f0, `nutation` the 90° pulse, `cpmg` tunes, acquires an echo train, fits T2 and can
+//! write the train as CSV, and `selftest` brings a board up step by step.
+//!
+//! `twin --listen ADDR` is the other end: the simulated board, with the same options, served on a
+//! socket until the process is stopped.
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use appliance::config::BoardChoice;
 use appliance::frontend::Frontend;
+use appliance::procedures::StepOutcome;
 use appliance::procedures::{self, CpmgSettings, NutationSettings, TuneSettings};
-use appliance::sim_board::{ClockMode, Faults, SimBoard, SimBoardConfig, SimClock, VirtualTube};
+use appliance::sim_board::{
+    ClockMode, FIRMWARE_VERSION, Faults, SimBoard, SimBoardConfig, SimClock, VirtualTube,
+};
+use appliance::twin::{TwinAddress, TwinConfig, TwinLinkOptions, TwinServer, twin_frontend};
 use clap::{Args, Subcommand};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::{InputPin, OutputPin};
@@ -27,8 +39,12 @@ pub struct BoardArgs {
     /// Print the report as JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// Which board: `simulated` (in this process) or `twin:unix:PATH` / `twin:tcp:HOST:PORT`
+    /// (a `ferrocount board twin` in another process); a real board is `--spi DEVICE`.
+    #[arg(long, global = true, value_name = "BOARD", default_value = "simulated")]
+    board: BoardChoice,
     /// Real board: spidev device (needs a build with `--features hw-linux`).
-    #[arg(long, global = true, value_name = "DEVICE")]
+    #[arg(long, global = true, value_name = "DEVICE", conflicts_with = "board")]
     spi: Option<String>,
     /// SPI clock for `--spi`, Hz.
     #[arg(long, global = true, default_value_t = 4_000_000)]
@@ -60,6 +76,36 @@ pub struct BoardArgs {
     /// Simulated board: reset in the middle of the n-th sequence.
     #[arg(long, global = true)]
     reset_during: Option<u32>,
+    /// Simulated board: the firmware version it reports, MAJOR.MINOR.PATCH.
+    #[arg(long, global = true, value_name = "VERSION", default_value_t = FirmwareFlag(FIRMWARE_VERSION))]
+    firmware: FirmwareFlag,
+    /// Simulated board: its serial number.
+    #[arg(long, global = true, value_name = "N", default_value_t = SimBoardConfig::default().serial)]
+    serial: u32,
+}
+
+/// `--firmware MAJOR.MINOR.PATCH`.
+#[derive(Clone, Copy, Debug)]
+struct FirmwareFlag((u8, u8, u8));
+
+impl FromStr for FirmwareFlag {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let parts: Vec<Result<u8, _>> = text.split('.').map(str::parse::<u8>).collect();
+        match parts.as_slice() {
+            [Ok(major), Ok(minor), Ok(patch)] => Ok(Self((*major, *minor, *patch))),
+            _ => Err(format!(
+                "{text:?}: expected MAJOR.MINOR.PATCH, each 0 to 255"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for FirmwareFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (major, minor, patch) = self.0;
+        write!(f, "{major}.{minor}.{patch}")
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,12 +134,59 @@ enum BoardAction {
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
     },
+    /// Bring-up: identity, registers, FID, CPMG, FIFO, timing and temperatures, pass/fail each
+    /// (exit status 1 when a step fails).
+    Selftest,
+    /// Serve the simulated board (with the options above) on a socket, as a separate process:
+    /// `--listen unix:PATH` or `tcp:HOST:PORT`. Runs until stopped.
+    Twin {
+        /// Where to listen.
+        #[arg(long, value_name = "ADDR")]
+        listen: TwinAddress,
+        /// A slow link: added before every SPI transaction is answered, µs.
+        #[arg(long, value_name = "US", default_value_t = 0)]
+        latency_us: u64,
+    },
 }
 
 /// Runs `ferrocount board ...`.
 pub fn run(args: BoardArgs) -> anyhow::Result<ExitCode> {
+    if let BoardAction::Twin { listen, latency_us } = &args.action {
+        return serve_twin(listen, *latency_us, &args);
+    }
     if let Some(device) = &args.spi {
         return run_hardware(device, &args);
+    }
+    match &args.board {
+        BoardChoice::Simulated => {}
+        BoardChoice::Twin(Some(address)) => {
+            let (frontend, _simulation) = twin_frontend(address, TwinLinkOptions::default());
+            return run_on(frontend, &args);
+        }
+        BoardChoice::Twin(None) => {
+            return Err(anyhow!(
+                "--board twin needs the twin's address: --board twin:unix:PATH or twin:tcp:HOST:PORT"
+            ));
+        }
+        BoardChoice::Spi => return Err(anyhow!("--board spi: give the device with --spi DEVICE")),
+    }
+    let config = sim_config(&args)?;
+    let clock = match args.speedup {
+        None => SimClock::instant(),
+        Some(speedup) => SimClock::new(ClockMode::Scaled { speedup }),
+    };
+    let frontend = Frontend::new(SimBoard::new(config, clock.clone()), clock.delay());
+    run_on(frontend, &args)
+}
+
+/// The simulated board the options describe (in this process or behind `board twin`).
+fn sim_config(args: &BoardArgs) -> anyhow::Result<SimBoardConfig> {
+    if let Some(speedup) = args.speedup
+        && !(speedup.is_finite() && speedup > 0.0)
+    {
+        return Err(anyhow!(
+            "--speedup must be a positive factor, got {speedup}"
+        ));
     }
     if !(args.t2_ms.is_finite() && args.t2_ms > 0.0) {
         return Err(anyhow!(
@@ -114,19 +207,50 @@ pub fn run(args: BoardArgs) -> anyhow::Result<ExitCode> {
         ..SimBoardConfig::default()
     };
     config.magnet.temp_c = args.magnet_temp_c;
-    let clock = match args.speedup {
-        None => SimClock::instant(),
-        Some(speedup) if speedup.is_finite() && speedup > 0.0 => {
-            SimClock::new(ClockMode::Scaled { speedup })
+    config.firmware = args.firmware.0;
+    config.serial = args.serial;
+    Ok(config)
+}
+
+/// `ferrocount board twin`: binds, says where on standard output, serves until killed.
+fn serve_twin(listen: &TwinAddress, latency_us: u64, args: &BoardArgs) -> anyhow::Result<ExitCode> {
+    let board = sim_config(args)?;
+    let description = format!(
+        "serial {:#010x}, firmware {}, {}{}",
+        board.serial,
+        args.firmware,
+        match args.speedup {
+            None => "instant virtual time".to_owned(),
+            Some(speedup) => format!("virtual time ×{speedup}"),
+        },
+        if latency_us > 0 {
+            format!(", {latency_us} µs per transaction")
+        } else {
+            String::new()
         }
-        Some(speedup) => {
-            return Err(anyhow!(
-                "--speedup must be a positive factor, got {speedup}"
-            ));
-        }
-    };
-    let frontend = Frontend::new(SimBoard::new(config, clock.clone()), clock.delay());
-    run_on(frontend, &args)
+    );
+    let server = TwinServer::bind(
+        listen,
+        TwinConfig {
+            board,
+            speedup: args.speedup,
+            latency: Duration::from_micros(latency_us),
+        },
+    )
+    .with_context(|| format!("board twin: binding {listen}"))?;
+    let bound = server
+        .local_address()
+        .with_context(|| format!("board twin: the address bound for {listen}"))?;
+    {
+        // The line a supervisor or a test waits for.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "board twin listening on {bound} ({description})")?;
+        out.flush()?;
+    }
+    server
+        .serve()
+        .with_context(|| format!("board twin on {bound}"))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(feature = "hw-linux")]
@@ -170,11 +294,43 @@ where
     let failed = |what: &'static str| {
         move |e: procedures::ProcedureError<SPI::Error>| anyhow!("{what}: {e}")
     };
-    let identity = procedures::identify(&mut frontend).map_err(failed("identify"))?;
-    match &args.action {
-        BoardAction::Info => print(args.json, &identity, || {
+    if let BoardAction::Selftest = &args.action {
+        let report = procedures::selftest(&mut frontend);
+        print(args.json, &report, || {
+            let mut text = String::new();
+            for step in &report.steps {
+                let verdict = match step.outcome {
+                    StepOutcome::Pass => "PASS",
+                    StepOutcome::Fail => "FAIL",
+                    StepOutcome::Skipped => "SKIP",
+                };
+                text.push_str(&format!("{verdict} {:<12} {}\n", step.step, step.detail));
+            }
+            let passed = report
+                .steps
+                .iter()
+                .filter(|s| s.outcome == StepOutcome::Pass)
+                .count();
+            text.push_str(&format!(
+                "self-test {}: {passed} of {} steps passed ({} SPI transactions)",
+                if report.passed { "passed" } else { "FAILED" },
+                report.steps.len(),
+                report.link.transactions
+            ));
+            text
+        })?;
+        return Ok(if report.passed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    if let BoardAction::Info = &args.action {
+        // Shown even when this host will not drive the board: that is what diagnosis needs.
+        let identity = procedures::read_identity(&mut frontend).map_err(failed("identify"))?;
+        print(args.json, &identity, || {
             format!(
-                "board serial {:#010x}{}\nprotocol {}.{}, firmware {}\nmagnet {:.3} °C, coil {:.3} °C\nRF {:.3} Hz",
+                "board serial {:#010x}{}\nprotocol {}.{}, firmware {}{}\nmagnet {:.3} °C, coil {:.3} °C\nRF {:.3} Hz",
                 identity.identity.serial,
                 if identity.simulated {
                     " (simulated)"
@@ -184,11 +340,24 @@ where
                 identity.identity.protocol.0,
                 identity.identity.protocol.1,
                 identity.firmware,
+                match procedures::check_firmware(&identity.identity) {
+                    Ok(()) => String::new(),
+                    Err(refused) => format!(" — {refused}"),
+                },
                 identity.magnet_temp_c,
                 identity.coil_temp_c,
                 identity.frequency_hz
             )
-        })?,
+        })?;
+        return Ok(if identity.firmware_supported {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    procedures::identify(&mut frontend).map_err(failed("identify"))?;
+    match &args.action {
+        BoardAction::Info | BoardAction::Selftest | BoardAction::Twin { .. } => {}
         BoardAction::Tune => {
             let tune = procedures::tune(&mut frontend, &TuneSettings::default())
                 .map_err(failed("tune"))?;

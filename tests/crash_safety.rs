@@ -8,6 +8,13 @@
 //! Kill delays are drawn (fixed seed) over the measured length of one run, so they land in
 //! start-up, checks, tuning, measurement and result recording. Every child process has a
 //! time-out; nothing here asserts on speed.
+//!
+//! The kill test runs twice: on the simulated board inside the killed process, and with the board
+//! behind a board twin's socket (`ferrocount board twin`, which lives on while the appliance is
+//! killed and restarted).
+
+#[path = "support/test_board.rs"]
+mod test_board;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, BufReader};
@@ -69,8 +76,8 @@ fn ferrocount(data_dir: &Path, args: &[&str]) -> Output {
     child.wait_with_output().expect("collecting the output")
 }
 
-fn run_args(mrn: &str, cells: &str, seed: &str) -> Vec<String> {
-    [
+fn run_args(mrn: &str, cells: &str, seed: &str, board: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = [
         "run",
         "--patient",
         mrn,
@@ -84,11 +91,13 @@ fn run_args(mrn: &str, cells: &str, seed: &str) -> Vec<String> {
     ]
     .iter()
     .map(ToString::to_string)
-    .collect()
+    .collect();
+    args.extend_from_slice(board);
+    args
 }
 
-fn complete_run(data_dir: &Path, mrn: &str, seed: u64) -> Output {
-    let args = run_args(mrn, "20", &seed.to_string());
+fn complete_run(data_dir: &Path, mrn: &str, seed: u64, board: &[String]) -> Output {
+    let args = run_args(mrn, "20", &seed.to_string(), board);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = ferrocount(data_dir, &args);
     assert!(
@@ -242,23 +251,51 @@ fn assert_nothing_lost(before: &Committed, after: &Committed, when: &str) {
 #[test]
 fn kill_9_at_random_moments_loses_nothing_committed_and_leaves_no_run_in_flight() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path();
+    kill_9_at_random_moments(dir.path(), &[], KILLS);
+}
+
+/// The same with the board behind a twin's socket; fewer kills (the twin's path is slower).
+#[test]
+fn kill_9_with_the_board_behind_the_twin_socket_loses_nothing_committed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut board = test_board::TestBoard::start(dir.path(), &[]);
+    // The killed runs hold simulation truth (their virtual tubes): the twin only.
+    let Some(twin) = board.twin("kill -9 behind the twin") else {
+        return;
+    };
+    let data = dir.path().join("data");
+    kill_9_at_random_moments(
+        &data,
+        &["--board".to_owned(), twin.board_flag()],
+        TWIN_KILLS,
+    );
+}
+
+/// Number of SIGKILLs with the board behind the twin.
+const TWIN_KILLS: usize = 6;
+
+fn kill_9_at_random_moments(data: &Path, board: &[String], kills: usize) {
     let database = data.join(DATABASE_FILE);
     let rt = runtime();
 
     // A fresh appliance calibrates its simulated lot on the first run; then one plain run gives
     // the length of a run, over which the kill moments are spread.
-    complete_run(data, "CRASH-0", 1);
+    complete_run(data, "CRASH-0", 1, board);
     let started = Instant::now();
-    complete_run(data, "CRASH-1", 2);
+    complete_run(data, "CRASH-1", 2, board);
     let run_length = started.elapsed();
 
     let mut rng = ChaCha8Rng::seed_from_u64(KILL_SEED);
     let mut kills_in_flight = 0;
     let mut kills_with_measurements_in_flight = 0;
-    for kill in 0..KILLS {
+    for kill in 0..kills {
         let mrn = format!("KILL-{kill}");
-        let args = run_args(&mrn, &format!("{}", 5 * kill), &format!("{}", 100 + kill));
+        let args = run_args(
+            &mrn,
+            &format!("{}", 5 * kill),
+            &format!("{}", 100 + kill),
+            board,
+        );
         let mut child =
             ferrocount_command(data, &args.iter().map(String::as_str).collect::<Vec<_>>())
                 .stdout(Stdio::null())
@@ -290,7 +327,7 @@ fn kill_9_at_random_moments_loses_nothing_committed_and_leaves_no_run_in_flight(
         }
 
         // Restart: the next run's engine start marks what was in flight `interrupted`.
-        complete_run(data, &format!("AFTER-{kill}"), 1000 + kill as u64);
+        complete_run(data, &format!("AFTER-{kill}"), 1000 + kill as u64, board);
         let when = format!("after restart {kill} (killed at {delay:?}, exit {status:?})");
         assert_intact(&database, &when);
         assert_audit_verifies(data, &when);
@@ -314,13 +351,13 @@ fn kill_9_at_random_moments_loses_nothing_committed_and_leaves_no_run_in_flight(
         );
     }
     eprintln!(
-        "{kills_in_flight} of {KILLS} kills caught a run in flight, {kills_with_measurements_in_flight} after a measurement; run length {run_length:?}"
+        "{kills_in_flight} of {kills} kills caught a run in flight, {kills_with_measurements_in_flight} after a measurement; run length {run_length:?}"
     );
     // Kill moments spread over a whole run land in flight (the process only slows under load,
     // which makes that more likely, not less).
     assert!(
-        kills_in_flight >= KILLS / 3,
-        "only {kills_in_flight} of {KILLS} kills caught a run in flight"
+        kills_in_flight >= kills / 3,
+        "only {kills_in_flight} of {kills} kills caught a run in flight"
     );
     assert!(
         kills_with_measurements_in_flight >= 1,
@@ -334,7 +371,7 @@ fn sigterm_during_a_run_records_it_interrupted_and_halts_the_board() {
     let data = dir.path();
     let database = data.join(DATABASE_FILE);
     let rt = runtime();
-    complete_run(data, "TERM-0", 1);
+    complete_run(data, "TERM-0", 1, &[]);
 
     // A long run (every optional tube, ten replicates); SIGTERM once the control tube is being
     // measured.

@@ -2,6 +2,9 @@
 //! directory — a simulated calibration, 20 simulated patient runs with known truth checked
 //! against their intervals, failures that name their cause, and the export.
 
+#[path = "support/test_board.rs"]
+mod test_board;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -167,6 +170,62 @@ fn a_fresh_appliance_calibrates_itself_and_twenty_runs_agree_with_truth() {
     assert!(rows.iter().any(|row| row.contains("PT-019")));
 }
 
+/// The same headless runs with the board behind a board twin's socket: the simulated lot
+/// calibrated through it, and eight patients whose intervals hold their truth (sent to the twin's
+/// coil over its side channel).
+#[test]
+fn headless_runs_through_the_twin_socket_agree_with_truth() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut board = test_board::TestBoard::start(dir.path(), &[]);
+    let Some(twin) = board.twin("headless runs through the twin") else {
+        return;
+    };
+    let board_flag = twin.board_flag();
+    let data = dir.path().join("data");
+    let run = |mrn: &str, cells: f64| {
+        let cells = cells.to_string();
+        let output = ferrocount(
+            &data,
+            &[
+                "run",
+                "--patient",
+                mrn,
+                "--blood-ml",
+                "7.5",
+                "--indication",
+                "breast",
+                "--sim-cells",
+                &cells,
+                "--board",
+                &board_flag,
+                "--json",
+            ],
+        );
+        assert!(
+            output.status.success(),
+            "{mrn}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        json(&output)
+    };
+    run("TWIN-0000", 0.0);
+    let truths = [0.0, 3.0, 10.0, 20.0, 40.0, 60.0, 85.0, 100.0];
+    let mut covered = 0;
+    for (i, cells) in truths.iter().enumerate() {
+        let result = run(&format!("TWIN-{}", i + 1), *cells);
+        assert_eq!(result["state"], "awaiting_release");
+        let low = result["cells_ci95"][0].as_f64().expect("low");
+        let high = result["cells_ci95"][1].as_f64().expect("high");
+        if low <= *cells && *cells <= high {
+            covered += 1;
+        }
+    }
+    // Each 95 % interval misses with probability 5 %: more than 2 misses of 8 has 0.6 %.
+    assert!(covered >= 6, "{covered}/8 intervals hold the truth");
+    let truth = twin.truth();
+    assert!(truth.sequences_started > 0 && truth.bus_connections >= 9);
+}
+
 #[test]
 fn failures_name_their_cause_and_keep_the_run() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -328,4 +387,106 @@ fn the_board_and_the_indications_come_from_configuration() {
     let answer = json(&output);
     assert_eq!(answer["cutoff_per_7_5ml"], 0.5);
     assert_eq!(answer["indication"], "breast");
+}
+
+/// `ferrocount result correct`: the console's way to the one correction operation — signed by a
+/// user who may release (password on standard input), a new version with the reason, the
+/// original kept (the export has both rows), a wrong password refused with exit status 1.
+#[test]
+fn a_result_is_corrected_from_the_command_line() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+    let first = ferrocount(
+        data,
+        &[
+            "run",
+            "--patient",
+            "C-1",
+            "--blood-ml",
+            "7.5",
+            "--sim-cells",
+            "12",
+            "--json",
+        ],
+    );
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let run_id = json(&first)["run_id"].as_i64().expect("run id").to_string();
+    let with_stdin = |args: &[&str], input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocount"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(data)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("output")
+    };
+    let added = with_stdin(
+        &[
+            "user",
+            "add",
+            "claire",
+            "--role",
+            "clinician",
+            "--display-name",
+            "Dr Claire",
+        ],
+        "a long enough password\n",
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let correct = |password: &str| {
+        with_stdin(
+            &[
+                "result",
+                "correct",
+                "--run",
+                &run_id,
+                "--blood-ml",
+                "5.0",
+                "--reason",
+                "processed volume was 5.0 mL",
+                "--user",
+                "claire",
+            ],
+            password,
+        )
+    };
+    let refused = correct("not the password\n");
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("password"), "{stderr}");
+    let corrected = correct("a long enough password\n");
+    assert!(
+        corrected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&corrected.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&corrected.stdout);
+    assert!(stdout.contains("version 2"), "{stdout}");
+    let export = ferrocount(data, &["export", "--csv"]);
+    let text = String::from_utf8(export.stdout).expect("UTF-8 CSV");
+    assert_eq!(
+        text.lines().count(),
+        3,
+        "header + the original + the correction: {text}"
+    );
 }

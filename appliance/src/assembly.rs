@@ -10,11 +10,13 @@
 //! logging, signals, or the first administrator.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::config::{ApplianceConfig, BoardChoice, ConfigError, SpiConfig};
+use crate::config::{ApplianceConfig, BoardChoice, ConfigError, SpiConfig, TwinSettings};
 use crate::engine::{Board, Engine, EngineConfig, EngineError, EngineHandle, SimulatedInstrument};
 use crate::sim_board::{Faults, SimBoardConfig, SimClock};
 use crate::store::{Store, StoreError};
+use crate::twin::{TwinAddress, TwinLinkOptions, twin_instrument};
 
 /// Why the appliance could not be assembled. Each names the part and what was wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -101,9 +103,15 @@ impl ApplianceBuilder {
     pub async fn build(self) -> Result<Appliance, AssemblyError> {
         let settings = engine_settings(&self.config)?;
         if self.config.board != BoardChoice::Simulated && !self.simulation.is_default() {
+            let message = match self.config.board {
+                BoardChoice::Twin(_) => {
+                    "a board twin's faults and drift are its own: give them to `ferrocount board twin`"
+                }
+                _ => "simulated faults and drift need the simulated board",
+            };
             return Err(AssemblyError::Board {
                 choice: self.config.board.clone(),
-                message: "simulated faults and drift need the simulated board".to_owned(),
+                message: message.to_owned(),
             });
         }
         let store =
@@ -122,8 +130,7 @@ impl ApplianceBuilder {
                     source,
                 })?,
         };
-        let board = match build_board(&self.config.board, &self.config.spi, &self.simulation, seed)
-        {
+        let board = match build_board(&self.config, &self.simulation, seed) {
             Ok(board) => board,
             Err(error) => {
                 store.close().await;
@@ -165,11 +172,11 @@ async fn next_simulation_seed(store: &Store) -> Result<u64, StoreError> {
 
 /// The board a configuration chooses: the one place a [`BoardChoice`] becomes a board.
 pub fn build_board(
-    choice: &BoardChoice,
-    spi: &SpiConfig,
+    config: &ApplianceConfig,
     simulation: &Simulation,
     seed: u64,
 ) -> Result<Box<dyn Board>, AssemblyError> {
+    let choice = &config.board;
     match choice {
         BoardChoice::Simulated => {
             let mut config = SimBoardConfig {
@@ -183,11 +190,39 @@ pub fn build_board(
                 SimClock::instant(),
             )))
         }
-        BoardChoice::Spi => spi_board(spi).map_err(|message| AssemblyError::Board {
+        BoardChoice::Spi => spi_board(&config.spi).map_err(|message| AssemblyError::Board {
             choice: choice.clone(),
             message,
         }),
+        BoardChoice::Twin(address) => {
+            twin_board(address.as_ref(), &config.twin).map_err(|message| AssemblyError::Board {
+                choice: choice.clone(),
+                message,
+            })
+        }
     }
+}
+
+/// The board twin at the given address (or the configured one). Nothing is connected here: the
+/// engine takes the board over first thing, and a twin that is not there yet is a logged board
+/// error, not a service that cannot start.
+fn twin_board(
+    address: Option<&TwinAddress>,
+    settings: &TwinSettings,
+) -> Result<Box<dyn Board>, String> {
+    let address = address.or(settings.address.as_ref()).ok_or_else(|| {
+        "no twin address: set [twin] address (e.g. \"unix:/run/ferrocount/twin.sock\") or give \
+         --board twin:unix:PATH"
+            .to_owned()
+    })?;
+    if settings.link_timeout_ms == 0 {
+        return Err("[twin] link_timeout_ms must be positive".to_owned());
+    }
+    let options = TwinLinkOptions {
+        io_timeout: Duration::from_millis(settings.link_timeout_ms),
+        ..TwinLinkOptions::default()
+    };
+    Ok(Box::new(twin_instrument(address, options)))
 }
 
 /// The front-end board over spidev with its configured GPIO lines.

@@ -25,6 +25,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use nmr_core::assay::Indications;
 use serde::{Deserialize, Serialize};
 
+use crate::twin::{TwinAddress, TwinAddressError};
+
 /// Prefix of every environment override.
 pub const ENV_PREFIX: &str = "FERROCOUNT_";
 
@@ -36,10 +38,13 @@ pub struct ApplianceConfig {
     pub data_dir: PathBuf,
     /// Address and port the web face listens on.
     pub listen: SocketAddr,
-    /// The board: `simulated` (default) or `spi` (real hardware, set up by [`SpiConfig`]).
+    /// The board: `simulated` (default), `spi` (real hardware, set up by [`SpiConfig`]) or
+    /// `twin` (a board twin in another process, at [`TwinSettings::address`]).
     pub board: BoardChoice,
     /// The real board's SPI device and GPIO lines (read when `board = "spi"`).
     pub spi: SpiConfig,
+    /// The board twin's address and link limits (read when `board = "twin"`).
+    pub twin: TwinSettings,
     /// A TOML file of indication cut-offs replacing the built-in table
     /// ([`DEFAULT_INDICATIONS_TOML`]).
     pub indications_file: Option<PathBuf>,
@@ -56,6 +61,7 @@ impl Default for ApplianceConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             board: BoardChoice::Simulated,
             spi: SpiConfig::default(),
+            twin: TwinSettings::default(),
             indications_file: None,
             http: HttpConfig::default(),
             log: LogConfig::default(),
@@ -64,8 +70,9 @@ impl Default for ApplianceConfig {
 }
 
 /// Which board the engine drives. Written as text in the configuration and after `--board`:
-/// `simulated` or `spi`. Built by [`crate::assembly::build_board`], the one place a choice
-/// becomes a board.
+/// `simulated`, `spi`, `twin` (at the configured `[twin] address`) or `twin:ADDRESS`
+/// (`twin:unix:PATH`, `twin:tcp:HOST:PORT`). Built by [`crate::assembly::build_board`], the one
+/// place a choice becomes a board.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum BoardChoice {
@@ -74,19 +81,24 @@ pub enum BoardChoice {
     /// The front-end board over Linux spidev (needs the `hw-linux` build), set up by
     /// [`SpiConfig`].
     Spi,
+    /// A board twin (`ferrocount board twin`) in another process: at this address, or at
+    /// [`TwinSettings::address`] when none is given.
+    Twin(Option<TwinAddress>),
 }
 
 impl BoardChoice {
     /// Every choice's text, for messages.
-    pub const CHOICES: &'static str = "simulated, spi";
+    pub const CHOICES: &'static str = "simulated, spi, twin, twin:unix:PATH, twin:tcp:HOST:PORT";
 }
 
 impl fmt::Display for BoardChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BoardChoice::Simulated => "simulated",
-            BoardChoice::Spi => "spi",
-        })
+        match self {
+            BoardChoice::Simulated => f.write_str("simulated"),
+            BoardChoice::Spi => f.write_str("spi"),
+            BoardChoice::Twin(None) => f.write_str("twin"),
+            BoardChoice::Twin(Some(address)) => write!(f, "twin:{address}"),
+        }
     }
 }
 
@@ -97,6 +109,11 @@ impl FromStr for BoardChoice {
         match text {
             "simulated" => Ok(BoardChoice::Simulated),
             "spi" => Ok(BoardChoice::Spi),
+            "twin" => Ok(BoardChoice::Twin(None)),
+            other if other.starts_with("twin:") => other["twin:".len()..]
+                .parse()
+                .map(|address| BoardChoice::Twin(Some(address)))
+                .map_err(|e: TwinAddressError| ConfigError::Invalid(format!("board: {e}"))),
             other => Err(ConfigError::Invalid(format!(
                 "board {other:?}: expected one of {}",
                 Self::CHOICES
@@ -142,6 +159,27 @@ impl Default for SpiConfig {
             clock_hz: 4_000_000,
             data_ready: None,
             reset: None,
+        }
+    }
+}
+
+/// Where the board twin listens and how long the appliance waits for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwinSettings {
+    /// `unix:PATH` or `tcp:HOST:PORT`. Required when `board = "twin"` (unless `--board
+    /// twin:ADDRESS` gives it).
+    pub address: Option<TwinAddress>,
+    /// Longest wait for any one exchange with the twin, ms: a twin that hangs fails the run
+    /// with a board cause after this long.
+    pub link_timeout_ms: u64,
+}
+
+impl Default for TwinSettings {
+    fn default() -> Self {
+        Self {
+            address: None,
+            link_timeout_ms: 5_000,
         }
     }
 }

@@ -3,6 +3,8 @@
 //! - [`assembly`]: the one wiring point: configuration in, store + board + engine out.
 //! - [`frontend`]: the SPI protocol and the embedded-hal driver for the NMR front-end board.
 //! - [`sim_board`]: a software twin of the board that speaks the same frames, for tests and demos.
+//! - [`twin`]: that simulated board in a process of its own behind a socket, and the
+//!   `SpiDevice` transport that carries each SPI transaction to it as bytes.
 //! - [`procedures`]: measurement procedures (identify, tune, nutation, noise, CPMG) returning
 //!   reports that can be stored.
 //! - [`engine`]: the acquisition engine, the one owner of the board, and the sample-run workflow.
@@ -23,3 +25,4 @@ pub mod linux;
 pub mod procedures;
 pub mod sim_board;
 pub mod store;
+pub mod twin;

@@ -34,3 +34,43 @@ pub(crate) fn parse_name<T: Copy>(
             expected,
         })
 }
+
+/// Gives a fieldless enum its text form: `ALL`, `as_str`, `Display` and `FromStr` (with
+/// [`UnknownName`]), from one table of variants and their words.
+macro_rules! vocabulary {
+    ($type:ident, $what:literal, $expected:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $type {
+            /// Every word of the vocabulary, in order.
+            pub const ALL: &'static [$type] = &[$($type::$variant),+];
+
+            /// The stable name used in JSON, reports and the database.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($type::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $type {
+            type Err = $crate::vocabulary::UnknownName;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                match text {
+                    $($text => Ok($type::$variant),)+
+                    _ => Err($crate::vocabulary::UnknownName {
+                        what: $what,
+                        text: text.to_owned(),
+                        expected: $expected,
+                    }),
+                }
+            }
+        }
+    };
+}
+pub(crate) use vocabulary;

@@ -30,6 +30,9 @@ pub struct TestApp {
     /// Bearer tokens by role: operator, clinician, lab-admin.
     pub tokens: [String; 3],
     _data_dir: tempfile::TempDir,
+    /// The board twin process and its socket's directory, when the board is behind its socket
+    /// (the twin is killed on drop).
+    _twin: Option<(crate::test_board::TwinProcess, tempfile::TempDir)>,
 }
 
 /// A signed-in browser session.
@@ -50,6 +53,23 @@ pub enum As<'a> {
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
+}
+
+/// The application with its board behind a board twin's socket: `ferrocount board twin` in its
+/// own process (seed 1, as the in-process board).
+pub async fn spawn_app_on_twin() -> TestApp {
+    let socket_dir = tempfile::tempdir().expect("temporary directory");
+    let twin = crate::test_board::TwinProcess::spawn(
+        &socket_dir.path().join("twin.sock"),
+        &["--seed", "1"],
+    );
+    let address = twin.address();
+    let mut app = spawn_app_with(|config| {
+        config.board = appliance::config::BoardChoice::Twin(Some(address));
+    })
+    .await;
+    app._twin = Some((twin, socket_dir));
+    app
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut ApplianceConfig)) -> TestApp {
@@ -102,6 +122,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ApplianceConfig)) -> TestAp
         client: reqwest::Client::new(),
         tokens: tokens.try_into().expect("three tokens"),
         _data_dir: data_dir,
+        _twin: None,
     }
 }
 

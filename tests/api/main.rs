@@ -2,6 +2,8 @@
 //! instant clock) over loopback HTTP, and the real binary for start-up and SIGTERM.
 
 mod helpers;
+#[path = "../support/test_board.rs"]
+mod test_board;
 
 mod bad_input;
 mod locks;

@@ -6,7 +6,7 @@ use appliance::store::users::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{As, PASSWORD, assert_problem, spawn_app};
+use crate::helpers::{As, PASSWORD, TestApp, assert_problem, spawn_app, spawn_app_on_twin};
 
 /// Reads a server-sent event stream to its end; returns (event name, JSON data) pairs.
 async fn read_events(response: reqwest::Response) -> Vec<(String, Value)> {
@@ -36,7 +36,16 @@ async fn read_events(response: reqwest::Response) -> Vec<(String, Value)> {
 #[tokio::test]
 async fn a_simulated_run_streams_its_progress_counts_within_its_interval_of_truth_and_is_released()
 {
-    let app = spawn_app().await;
+    run_stream_count_and_release(spawn_app().await).await;
+}
+
+/// The same API flow with the board behind a board twin's socket (a separate process).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_flow_runs_the_same_with_the_board_behind_the_twin_socket() {
+    run_stream_count_and_release(spawn_app_on_twin().await).await;
+}
+
+async fn run_stream_count_and_release(app: TestApp) {
     let operator = app.token(Role::Operator).to_owned();
     let true_cells = 60.0;
     // Subscribed before the run starts, so that no tube prompt can be missed.

@@ -8,6 +8,8 @@
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../support/test_board.rs"]
+mod test_board;
 
 mod browser;
 mod chromedriver;

@@ -44,13 +44,13 @@ pub(crate) fn calibrate_simulated_lot(
     checkpoint: &mut dyn FnMut() -> Result<(), Stop>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Calibration, Stop> {
-    let Some(slot) = board.tube_slot().cloned() else {
+    if board.tube_slot().is_none() {
         return Err(Failure::new(
             FailureKind::Calibration,
             "a simulated dilution series needs the simulated board",
         )
         .into());
-    };
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let total = LEVELS_CELLS.len() * SAMPLES_PER_LEVEL;
     let mut series = Vec::with_capacity(total);
@@ -63,7 +63,14 @@ pub(crate) fn calibrate_simulated_lot(
             };
             let mut summaries = Vec::with_capacity(2);
             for kind in [TubeKind::Control, TubeKind::Quad] {
-                slot.insert(truth.tube(kind));
+                if let Some(slot) = board.tube_slot() {
+                    slot.insert_tube(truth.tube(kind)).map_err(|e| {
+                        Failure::new(
+                            FailureKind::Board,
+                            format!("putting a calibration tube in the simulated coil: {e}"),
+                        )
+                    })?;
+                }
                 let mut replicates = Vec::new();
                 for replicate in 1..=REPLICATES {
                     checkpoint()?;

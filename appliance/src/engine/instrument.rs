@@ -1,8 +1,9 @@
 //! The board as the engine sees it: the few procedures a sample run needs, behind one object-safe
 //! trait, so the engine's thread is the same code for the simulated board and for hardware.
 //!
-//! [`Instrument`] wraps a connected [`Frontend`] (any SPI device and pins) and, on the simulated
-//! board only, the [`TubeSlot`] through which the engine puts virtual tubes in the coil.
+//! [`Instrument`] wraps a connected [`Frontend`] (any SPI device and pins) and, on a simulated
+//! board only (in process, or a twin behind a socket), the [`VirtualTubeSlot`] through which the
+//! engine puts virtual tubes in the coil.
 //!
 //! Not for: the procedures themselves ([`crate::procedures`]) or the driver ([`crate::frontend`]).
 
@@ -14,7 +15,7 @@ use crate::frontend::{Frontend, NoPin};
 use crate::procedures::{
     self, CpmgMeasurement, CpmgSettings, IdentifyReport, ProcedureError, TuneReport, TuneSettings,
 };
-use crate::sim_board::{SimBoard, SimBoardConfig, SimClock, SimDelay, TubeSlot};
+use crate::sim_board::{SimBoard, SimBoardConfig, SimClock, SimDelay, VirtualTubeSlot};
 
 use super::failure::{Failure, FailureKind};
 
@@ -64,14 +65,17 @@ pub trait Board: Send {
     fn measure_cpmg(&mut self, settings: &CpmgSettings) -> Result<CpmgMeasurement, BoardFault>;
     /// Stops any sequence and flushes the FIFO: the safe state to leave the board in.
     fn halt(&mut self) -> Result<(), BoardFault>;
-    /// The virtual tube holder: `Some` only on the simulated board.
-    fn tube_slot(&self) -> Option<&TubeSlot>;
+    /// Takes over a board this process did not leave itself (at start-up, after a crash or a
+    /// kill): halts it and flushes its FIFO before anything else ([`procedures::take_over`]).
+    fn take_over(&mut self) -> Result<(), BoardFault>;
+    /// The virtual tube holder: `Some` only on a simulated board.
+    fn tube_slot(&self) -> Option<&dyn VirtualTubeSlot>;
 }
 
 /// A connected front end, and the tube slot when it is the simulated board.
 pub struct Instrument<SPI, DR, RST, D> {
     frontend: Frontend<SPI, DR, RST, D>,
-    tube_slot: Option<TubeSlot>,
+    tube_slot: Option<Box<dyn VirtualTubeSlot>>,
 }
 
 /// The instrument on the simulated board.
@@ -83,6 +87,17 @@ impl<SPI, DR, RST, D> Instrument<SPI, DR, RST, D> {
         Self {
             frontend,
             tube_slot: None,
+        }
+    }
+
+    /// A simulated board behind `frontend` whose tubes go through `tube_slot` (a board twin).
+    pub fn with_tube_slot(
+        frontend: Frontend<SPI, DR, RST, D>,
+        tube_slot: Box<dyn VirtualTubeSlot>,
+    ) -> Self {
+        Self {
+            frontend,
+            tube_slot: Some(tube_slot),
         }
     }
 
@@ -99,7 +114,7 @@ impl SimulatedInstrument {
         let tube_slot = board.tube_slot();
         Self {
             frontend: Frontend::new(board, clock.delay()),
-            tube_slot: Some(tube_slot),
+            tube_slot: Some(Box::new(tube_slot)),
         }
     }
 }
@@ -145,7 +160,12 @@ where
         halt(&mut self.frontend).map_err(|e| BoardFault::Board(format!("halting the board: {e}")))
     }
 
-    fn tube_slot(&self) -> Option<&TubeSlot> {
-        self.tube_slot.as_ref()
+    fn take_over(&mut self) -> Result<(), BoardFault> {
+        procedures::take_over(&mut self.frontend)
+            .map_err(|e| BoardFault::Board(format!("taking over the board: {e}")))
+    }
+
+    fn tube_slot(&self) -> Option<&dyn VirtualTubeSlot> {
+        self.tube_slot.as_deref()
     }
 }

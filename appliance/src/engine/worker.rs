@@ -95,6 +95,7 @@ impl Worker {
 
     /// Serves commands until shutdown or until every handle is gone.
     pub fn serve(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        self.take_over_board();
         while let Some(command) = commands.blocking_recv() {
             match command {
                 Command::Run(job) => self.run_job(*job),
@@ -109,6 +110,41 @@ impl Worker {
         self.shut_down();
     }
 
+    /// Before anything else, the board is halted and its FIFO flushed: a sequence that a
+    /// previous process (crashed, killed, powered off) left running must neither run on nor leave
+    /// echoes to be read as ours. A board that cannot be reached now is logged; every run
+    /// identifies the board before it measures.
+    fn take_over_board(&mut self) {
+        let (kind, message) = match self.board.take_over() {
+            Ok(()) => (
+                LogKind::Event,
+                "board taken over at start-up: sequencer halted, FIFO flushed".to_owned(),
+            ),
+            Err(fault) => (
+                LogKind::Error,
+                format!("could not halt the board at start-up: {fault}"),
+            ),
+        };
+        self.log_and_announce(kind, message, "the board take-over");
+    }
+
+    /// Writes an engine-wide entry to the instrument log and publishes it as a notice; a failure
+    /// to log is published too (there is no run to fail).
+    fn log_and_announce(&self, kind: LogKind, message: String, what: &str) {
+        if let Err(error) = self.db(self
+            .store
+            .log_instrument(&NewLogEntry::message(kind, &message)))
+        {
+            self.shared.emit(
+                None,
+                EventKind::Notice {
+                    message: format!("could not log {what}: {error}"),
+                },
+            );
+        }
+        self.shared.emit(None, EventKind::Notice { message });
+    }
+
     fn shut_down(&mut self) {
         let halted = self.board.halt();
         let message = match &halted {
@@ -120,18 +156,7 @@ impl Worker {
         } else {
             LogKind::Error
         };
-        if let Err(error) = self.db(self
-            .store
-            .log_instrument(&NewLogEntry::message(kind, &message)))
-        {
-            self.shared.emit(
-                None,
-                EventKind::Notice {
-                    message: format!("could not log the shutdown: {error}"),
-                },
-            );
-        }
-        self.shared.emit(None, EventKind::Notice { message });
+        self.log_and_announce(kind, message, "the shutdown");
         self.shared.status().stopped = true;
         self.shared.stopped.send_replace(true);
     }

@@ -446,7 +446,12 @@ impl Worker {
         );
         if let Some(slot) = self.board.tube_slot() {
             let truth = job.request.simulate.unwrap_or(SimulatedTruth::cells(0.0));
-            slot.insert(truth.tube(kind));
+            slot.insert_tube(truth.tube(kind)).map_err(|e| {
+                Failure::new(
+                    FailureKind::Board,
+                    format!("putting the {name} tube in the simulated coil: {e}"),
+                )
+            })?;
         }
         self.set_state(run_id, RunState::Running)?;
         Ok(())

@@ -618,7 +618,8 @@ where
         Ok(ticks as u32)
     }
 
-    fn read_register(&mut self, spec: RegisterSpec) -> Result<u32, Error<SPI::Error>> {
+    /// Reads any register by its spec, raw (also for the self-test's read-back checks).
+    pub(crate) fn read_register(&mut self, spec: RegisterSpec) -> Result<u32, Error<SPI::Error>> {
         let payload = self.command(Command::ReadRegister, vec![spec.addr], 4)?;
         Ok(u32::from_le_bytes([
             payload[0], payload[1], payload[2], payload[3],

@@ -243,7 +243,7 @@ impl Identity {
 }
 
 /// What the sequencer is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SequencerState {
     /// Nothing loaded or started since reset/halt.
     Idle,

@@ -1,5 +1,6 @@
-//! Measurement procedures on the front end: identify, tune, nutation, noise, CPMG, and the
-//! temperature guard that aborts a measurement when the magnet drifts.
+//! Measurement procedures on the front end: take-over, identify, tune, nutation, noise, CPMG, the
+//! bring-up self-test, and the temperature guard that aborts a measurement when the magnet
+//! drifts.
 //!
 //! Each procedure takes a connected [`Frontend`] and settings, drives the board through the
 //! driver's public API only (so it runs the same on hardware and on the simulated board), and
@@ -11,13 +12,23 @@ mod cpmg;
 mod identify;
 mod noise;
 mod nutation;
+mod selftest;
+mod take_over;
 mod temperature_guard;
 mod tune;
 
 pub use cpmg::{CpmgMeasurement, CpmgReport, CpmgSettings, measure_cpmg};
-pub use identify::{IdentifyReport, identify};
+pub use identify::{
+    FirmwareMismatch, IdentifyReport, SUPPORTED_FIRMWARE_MAJOR, check_firmware, identify,
+    read_identity,
+};
 pub use noise::{NoiseReport, NoiseSettings, measure_noise};
 pub use nutation::{NutationPoint, NutationReport, NutationSettings, find_p90};
+pub use selftest::{
+    COIL_ABOVE_MAGNET_C, MAGNET_RANGE_C, MAX_CHANGE_C, MIN_SNR, STEPS, SelftestReport,
+    SelftestStep, StepOutcome, selftest,
+};
+pub use take_over::take_over;
 pub use temperature_guard::TemperatureGuard;
 pub use tune::{FrequencyModel, TuneReport, TuneSettings, TuneStep, tune};
 
@@ -33,6 +44,9 @@ pub enum ProcedureError<E> {
     /// The front end failed (bus, protocol, board, overflow, reset...).
     #[error(transparent)]
     Frontend(#[from] Error<E>),
+    /// The board runs a firmware major version this host does not support.
+    #[error(transparent)]
+    Firmware(#[from] FirmwareMismatch),
     /// The magnet drifted past the guard's limit; the sequence was halted.
     #[error(
         "magnet temperature drifted from {start_c:.3} °C to {now_c:.3} °C, beyond the ±{limit_c} °C limit: measurement aborted"

@@ -26,7 +26,7 @@ use rand_distr::{Distribution, Geometric, StandardNormal};
 
 pub use clock::{ClockMode, SimClock, SimDelay};
 pub use physics::{VirtualCoil, VirtualMagnet, VirtualReceiver, VirtualTube};
-pub use tube_slot::TubeSlot;
+pub use tube_slot::{TubeSlot, TubeSlotError, VirtualTubeSlot};
 
 use crate::frontend::protocol::{BoardStatus, Command, PROTOCOL_VERSION, Request, Response};
 use crate::frontend::pulse_program::{ENTRY_LEN, MAX_ENTRIES, ProgramEntry, PulseProgram};
@@ -59,6 +59,9 @@ pub struct SimBoardConfig {
     pub serial: u32,
     /// Protocol version the board speaks (change it to test the version check).
     pub protocol: (u8, u8),
+    /// Firmware version (major, minor, patch) in the identity block (change it to test the
+    /// host's firmware check).
+    pub firmware: (u8, u8, u8),
     /// The magnet.
     pub magnet: VirtualMagnet,
     /// The coil.
@@ -77,6 +80,7 @@ impl Default for SimBoardConfig {
             seed: 1,
             serial: 0x5111_0001,
             protocol: PROTOCOL_VERSION,
+            firmware: FIRMWARE_VERSION,
             magnet: VirtualMagnet::default(),
             coil: VirtualCoil::default(),
             tube: VirtualTube::default(),
@@ -85,6 +89,9 @@ impl Default for SimBoardConfig {
         }
     }
 }
+
+/// The firmware version the simulated board reports by default.
+pub const FIRMWARE_VERSION: (u8, u8, u8) = (0, 3, 0);
 
 const DEFAULT_FIFO_CAPACITY: u16 = 4096;
 const PHYSICS_STREAM: u64 = 1;
@@ -227,6 +234,18 @@ impl SimBoard {
     /// SPI transactions seen so far.
     pub fn transactions(&self) -> u64 {
         self.transactions
+    }
+
+    /// The sequencer's state now (a sequence whose virtual time is over is done).
+    pub fn sequencer_state(&mut self) -> SequencerState {
+        self.advance();
+        self.state
+    }
+
+    /// Echoes waiting in the FIFO now.
+    pub fn fifo_level(&mut self) -> usize {
+        self.advance();
+        self.fifo.len()
     }
 
     fn power_on_state(&mut self) {
@@ -389,7 +408,7 @@ impl SimBoard {
                 self.reset_seen = false;
                 Ok(Identity {
                     protocol: self.config.protocol,
-                    firmware: (0, 3, 0),
+                    firmware: self.config.firmware,
                     serial: self.config.serial,
                     capabilities: capability::ONBOARD_AVERAGING
                         | capability::TEMPERATURES

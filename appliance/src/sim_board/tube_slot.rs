@@ -5,11 +5,32 @@
 //! [`SimBoard`](crate::sim_board::SimBoard). The board reads the slot when a sequence starts, so a tube
 //! swapped during a sequence only takes effect at the next one, as on hardware.
 //!
+//! A board twin in another process has a slot too, reached over its side channel
+//! ([`crate::twin::TwinSimulation`]); the engine sees either through [`VirtualTubeSlot`].
+//!
 //! Not for: anything on real hardware (there is no slot to write to).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::physics::VirtualTube;
+
+/// Where the engine puts a virtual tube: in process, or on a twin across a socket.
+pub trait VirtualTubeSlot: Send + Sync {
+    /// Puts `tube` in the coil (it takes effect at the next sequence start).
+    fn insert_tube(&self, tube: VirtualTube) -> Result<(), TubeSlotError>;
+}
+
+/// The tube could not be put in the coil (the twin could not be reached).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TubeSlotError(pub String);
+
+impl VirtualTubeSlot for TubeSlot {
+    fn insert_tube(&self, tube: VirtualTube) -> Result<(), TubeSlotError> {
+        self.insert(tube);
+        Ok(())
+    }
+}
 
 /// Shared handle to the virtual tube in the coil.
 #[derive(Clone, Debug)]

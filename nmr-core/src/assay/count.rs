@@ -41,43 +41,11 @@ pub enum CountCategory {
     Quantified,
 }
 
-impl CountCategory {
-    /// Every category.
-    pub const ALL: [CountCategory; 3] = [
-        CountCategory::NotDetected,
-        CountCategory::BelowLoq,
-        CountCategory::Quantified,
-    ];
-
-    /// The stable snake_case name used in JSON, reports and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CountCategory::NotDetected => "not_detected",
-            CountCategory::BelowLoq => "below_loq",
-            CountCategory::Quantified => "quantified",
-        }
-    }
-}
-
-impl std::fmt::Display for CountCategory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for CountCategory {
-    type Err = crate::vocabulary::UnknownName;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        crate::vocabulary::parse_name(
-            text,
-            &Self::ALL,
-            Self::as_str,
-            "count category",
-            "not_detected, below_loq, quantified",
-        )
-    }
-}
+crate::vocabulary::vocabulary!(CountCategory, "count category", "not_detected, below_loq, quantified", {
+    NotDetected => "not_detected",
+    BelowLoq => "below_loq",
+    Quantified => "quantified",
+});
 
 /// A CTC count with its uncertainty, in the processed sample and per blood volume.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -43,38 +43,10 @@ pub enum Call {
     Unfavorable,
 }
 
-impl Call {
-    /// Both calls.
-    pub const ALL: [Call; 2] = [Call::Favorable, Call::Unfavorable];
-
-    /// The stable snake_case name used in JSON, reports and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Call::Favorable => "favorable",
-            Call::Unfavorable => "unfavorable",
-        }
-    }
-}
-
-impl std::fmt::Display for Call {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Call {
-    type Err = crate::vocabulary::UnknownName;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        crate::vocabulary::parse_name(
-            text,
-            &Self::ALL,
-            Self::as_str,
-            "call",
-            "favorable, unfavorable",
-        )
-    }
-}
+crate::vocabulary::vocabulary!(Call, "call", "favorable, unfavorable", {
+    Favorable => "favorable",
+    Unfavorable => "unfavorable",
+});
 
 /// A call with what it was made against.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

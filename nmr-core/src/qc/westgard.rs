@@ -163,9 +163,6 @@ pub enum QcVerdict {
 }
 
 impl QcVerdict {
-    /// Every verdict.
-    pub const ALL: [QcVerdict; 3] = [QcVerdict::Pass, QcVerdict::Warning, QcVerdict::Reject];
-
     /// The verdict of the violations a value takes part in: reject when one holds, a warning
     /// when any other fired, else pass.
     pub fn of(violations: &[WestgardViolation]) -> Self {
@@ -177,36 +174,13 @@ impl QcVerdict {
             QcVerdict::Warning
         }
     }
-
-    /// The stable name used in JSON and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QcVerdict::Pass => "pass",
-            QcVerdict::Warning => "warning",
-            QcVerdict::Reject => "reject",
-        }
-    }
 }
 
-impl std::fmt::Display for QcVerdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for QcVerdict {
-    type Err = crate::vocabulary::UnknownName;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        crate::vocabulary::parse_name(
-            text,
-            &Self::ALL,
-            Self::as_str,
-            "QC verdict",
-            "pass, warning, reject",
-        )
-    }
-}
+crate::vocabulary::vocabulary!(QcVerdict, "QC verdict", "pass, warning, reject", {
+    Pass => "pass",
+    Warning => "warning",
+    Reject => "reject",
+});
 
 /// Judges the newest of a control material's values (the last of `values`, oldest first, all
 /// measured against `target`): the rules it takes part in, and their verdict. One control per
@@ -597,7 +571,7 @@ mod properties {
             assert_eq!(QcVerdict::of(&violations), judged);
         }
         assert!(judge_latest(&[f64::NAN], target).is_err());
-        for verdict in QcVerdict::ALL {
+        for &verdict in QcVerdict::ALL {
             assert_eq!(verdict.as_str().parse::<QcVerdict>(), Ok(verdict));
         }
         assert!("passed".parse::<QcVerdict>().is_err());
