@@ -120,20 +120,24 @@ pub(crate) fn assess(
 /// Runs of equal sign among every `step`-th residual (zeros skipped): the count, its expectation
 /// for independent signs, and the one-sided p-value of too few.
 fn runs_test(residuals: &[f64], step: usize) -> (usize, f64, f64) {
-    let signs: Vec<bool> = residuals
-        .iter()
-        .step_by(step.max(1))
-        .filter(|r| **r != 0.0)
-        .map(|r| *r > 0.0)
-        .collect();
-    let positive = signs.iter().filter(|s| **s).count() as f64;
-    let negative = signs.len() as f64 - positive;
+    let (mut positive, mut negative, mut changes) = (0usize, 0usize, 0usize);
+    let mut previous: Option<bool> = None;
+    for &r in residuals.iter().step_by(step.max(1)) {
+        if r == 0.0 {
+            continue;
+        }
+        let sign = r > 0.0;
+        if sign {
+            positive += 1;
+        } else {
+            negative += 1;
+        }
+        changes += usize::from(previous.is_some_and(|p| p != sign));
+        previous = Some(sign);
+    }
+    let runs = if previous.is_some() { 1 + changes } else { 0 };
+    let (positive, negative) = (positive as f64, negative as f64);
     let n = positive + negative;
-    let runs = if signs.is_empty() {
-        0
-    } else {
-        1 + signs.windows(2).filter(|w| w[0] != w[1]).count()
-    };
     if positive == 0.0 || negative == 0.0 {
         // All one sign over many echoes is itself the strongest pattern.
         let p = if n >= 20.0 { 0.0 } else { 1.0 };
