@@ -1,6 +1,9 @@
 //! A fixed amount of fitting work for instruction counting: the benchmark's 1,000-echo complex
-//! train (T2 80 ms, SNR 100, phase 0.6 rad, offset 0.005, seed 7) fitted mono-exponentially a
-//! given number of times (first argument, default 1,000), then the last fit's T2 printed.
+//! train (T2 80 ms, SNR 100, phase 0.6 rad, offset 0.005, seed 7) fitted a given number of times
+//! (first argument, default 1,000), then the last fit's T2 printed. The second argument picks the
+//! fit: `plain` (default, the mono-exponential fit), `epg` (T2 with the refocusing angle, on the
+//! same train simulated with β = 150°) or `appliance` (the appliance's rule, [`fit_cpmg_t2`], on
+//! the β = 180° train: what an ordinary reading costs).
 //!
 //! Wall-clock benchmarks (`cargo bench -p nmr-core --bench mono`) drift with the load on a shared
 //! machine; instruction counts do not. Compare two versions of the fit with
@@ -17,8 +20,8 @@
 
 use std::hint::black_box;
 
-use nmr_core::CpmgSimulation;
-use nmr_core::fit::{FitOptions, fit_mono};
+use nmr_core::fit::{DEFAULT_T1_S, FitError, FitOptions, fit_cpmg_t2, fit_mono, fit_mono_epg};
+use nmr_core::{CpmgSimulation, Refocusing};
 
 fn main() {
     let fits: usize = match std::env::args().nth(1) {
@@ -35,14 +38,33 @@ fn main() {
     simulation.noise_sd = 0.01;
     simulation.phase_rad = 0.6;
     simulation.offset = 0.005;
+    let which = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "plain".to_owned());
+    if which == "epg" {
+        simulation.refocusing = Refocusing {
+            angle_deg: 150.0,
+            t1_s: 1.0,
+        };
+    }
     let train = simulation.simulate(7);
     let options = FitOptions::default();
+    let fit = |train: &nmr_core::EchoTrain| -> Result<f64, FitError> {
+        match which.as_str() {
+            "epg" => fit_mono_epg(train, &options, DEFAULT_T1_S).map(|fit| fit.t2_ms),
+            "appliance" => fit_cpmg_t2(train, &options, DEFAULT_T1_S).map(|fit| {
+                let (r2, _) = fit.r2_per_s();
+                1e3 / r2
+            }),
+            _ => fit_mono(train, &options).map(|fit| fit.t2_ms),
+        }
+    };
     let mut last = None;
     for _ in 0..fits {
-        last = Some(fit_mono(black_box(&train), &options));
+        last = Some(fit(black_box(&train)));
     }
     match last {
-        Some(Ok(fit)) => println!("{fits} fits; T2 {:.4} ms", fit.t2_ms),
+        Some(Ok(t2_ms)) => println!("{fits} {which} fits; T2 {t2_ms:.4} ms"),
         Some(Err(error)) => {
             eprintln!("the benchmark train did not fit: {error}");
             std::process::exit(1);

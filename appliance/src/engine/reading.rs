@@ -43,6 +43,7 @@ impl Reading {
                 stimulated_echoes,
                 used,
                 reason,
+                ..
             }) => (Ok(exponential), stimulated_echoes, used, reason),
             Err(e) => (
                 Err(e.to_string()),

@@ -8,16 +8,20 @@
 //!
 //! Every echo is fitted, the first included: the pattern of the first echoes is what identifies β.
 //! The echoes must be uniformly spaced (echo k at about k·TE, as a CPMG acquires them). A, C are
-//! linear; (A, R2, β, C) are refined together by Levenberg–Marquardt with the EPG's derivatives by
-//! finite differences, from the best β of a coarse grid (180° down to 60°) at the plain fit's R2. β is
+//! linear; (A, R2, β, C) are refined together by Levenberg–Marquardt with the EPG's exact
+//! derivatives (carried through the graph, [`crate::epg::cpmg_echoes_with_derivatives`]), from the
+//! best β of a coarse grid (180° down to 60°) at the plain fit's R2. The graph leaves out pathways
+//! worth less than 1e-4 of the noise per echo, all of them together (its bound). β is
 //! kept in (0°, 180°] (the graph is symmetric about 180°). Standard errors, the offset model and
 //! the misfit tests are those of the plain fit ([`super::offset`], [`super::misfit`]).
 //!
 //! [`fit_cpmg_t2`] is the rule the appliance uses: the plain fit, unless the β fit finds the
 //! refocusing clearly imperfect (the upper end of β's 95 % interval below
-//! [`REFOCUSING_IMPERFECT_BELOW_DEG`]). The β fit is always made: at T2 ≫ TE and T1 > T2 the
-//! stimulated echoes mostly slow the envelope down, which biases the plain T2 by a few per cent
-//! without a misfit the tests can see (a coil at β = 150°, T2 250 ms, SNR 250: χ²ᵣ 1.25).
+//! [`REFOCUSING_IMPERFECT_BELOW_DEG`]). The misfit tests cannot stand in for it: at T2 ≫ TE and
+//! T1 > T2 the stimulated echoes mostly slow the envelope down, which biases the plain T2 by a few
+//! per cent without a misfit they can see (a coil at β = 150°, T2 250 ms, SNR 250: χ²ᵣ 1.25). The
+//! β fit costs many passes of the graph, so a pre-test made for the purpose ([`refocusing_score`],
+//! a score test at β = 180° along the stimulated echoes' own pattern) decides whether it is made.
 //!
 //! Not for: magnitude-data Rician modelling (a magnitude train is fitted with Gaussian noise and its
 //! floor goes into C), or a B1 distribution across the sample (one effective β).
@@ -33,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use super::misfit::{LackOfFit, assess};
 use super::offset::{OffsetChoice, OffsetModel};
 use super::{FitError, FitInput, FitOptions, MonoFit, fit_mono};
-use crate::epg::cpmg_echoes_into;
+use crate::epg::{EXACT_TOLERANCE, cpmg_echoes_into, cpmg_echoes_with_derivatives};
 use crate::noise::NoiseEstimate;
 use crate::{EchoTrain, SignalKind};
 
@@ -129,10 +133,19 @@ pub fn fit_mono_epg(
             detail: "the echoes are not at whole multiples of one echo spacing".into(),
         });
     }
+    // The graph may leave out pathways worth 1e-4 of the noise per echo, no more: the parameters
+    // then move by less than a few thousandths of their standard errors.
+    let relative_noise = plain.noise_sd / plain.amplitude;
+    let tolerance = if relative_noise.is_finite() && relative_noise > 0.0 {
+        (1e-4 * relative_noise).max(EXACT_TOLERANCE)
+    } else {
+        EXACT_TOLERANCE
+    };
     let problem = EpgProblem {
         y: &input.signal,
         te_s,
         r1_per_s: 1.0 / t1_s,
+        tolerance,
     };
     let (solution, choice) = match plain.offset_model.used {
         OffsetModel::None => (problem.solve(plain.r2_per_s, false), plain.offset_model),
@@ -232,6 +245,10 @@ pub struct CpmgT2 {
     pub used: T2Model,
     /// Why, in words.
     pub reason: String,
+    /// The pre-test's score for stimulated echoes ([`refocusing_score`]; `None` when it could not
+    /// be made, and the β fit was then made anyway).
+    #[serde(default)]
+    pub refocusing_score: Option<f64>,
 }
 
 impl CpmgT2 {
@@ -266,7 +283,103 @@ impl CpmgT2 {
     }
 }
 
-/// The appliance's rule: fit both, and use the β fit when it finds the refocusing clearly
+/// The pre-test's threshold: the β fit is made only when the score for stimulated echoes exceeds
+/// this many standard deviations (one-sided; 16 % of trains from a perfect coil pass it).
+pub const REFOCUSING_SCORE_THRESHOLD: f64 = 1.0;
+
+/// The angle below 180° whose pattern the pre-test looks for (its direction; the test is valid
+/// for any).
+const SCREEN_ANGLE_DEG: f64 = 174.0;
+
+/// The echoes whose pattern the pre-test looks at.
+const SCREEN_ECHOES: usize = 64;
+
+/// The cheap pre-test for stimulated echoes: the score of the plain exponential's residuals (over
+/// every echo, the first included) along the pattern a refocusing angle a little below 180° adds,
+/// after projecting out what amplitude, rate and offset can absorb, in standard deviations of the
+/// noise. Without stimulated echoes it is standard normal; imperfect refocusing makes it large and
+/// positive (the first echo falls short, the later ones decay more slowly). `None` when the echoes
+/// are not at whole multiples of one spacing or there is no noise to measure it against.
+///
+/// It costs the graph of the first 64 echoes and one pass of sums over the train: a small
+/// fraction of the β fit, which the appliance then makes only when the score asks for it.
+pub fn refocusing_score(
+    train: &EchoTrain,
+    exponential: &MonoFit,
+    options: &FitOptions,
+    t1_s: f64,
+) -> Option<f64> {
+    let all_echoes = FitOptions {
+        drop_first_echo: false,
+        residuals: false,
+        ..options.clone()
+    };
+    let input = FitInput::new(train, &all_echoes);
+    let (times, y) = (input.times_s, &input.signal);
+    let te_s = input.echo_spacing_s;
+    let uniform = times
+        .iter()
+        .enumerate()
+        .all(|(k, &t)| (t - (k as f64 + 1.0) * te_s).abs() <= 0.51 * te_s);
+    let sigma = exponential.noise_sd;
+    let (a, r2, c) = (
+        exponential.amplitude,
+        exponential.r2_per_s,
+        exponential.offset,
+    );
+    if !(uniform && sigma > 0.0 && a > 0.0 && t1_s > 0.0) {
+        return None;
+    }
+    // The pattern: echoes at the screening angle minus the pure exponential, per unit amplitude,
+    // over the first echoes, where it is distinct (the first falls short, the second overshoots);
+    // later it mostly slows the decay, which the plain fit's rate absorbs. Left at zero after
+    // them, it is still a fixed direction, so the score stays standard normal without stimulated
+    // echoes, and the graph stays small.
+    let m = y.len();
+    let mut pattern = vec![0.0; m.min(SCREEN_ECHOES)];
+    cpmg_echoes_into(
+        te_s,
+        r2,
+        1.0 / t1_s,
+        SCREEN_ANGLE_DEG.to_radians(),
+        EXACT_TOLERANCE,
+        &mut pattern,
+    );
+    let with_offset = exponential.offset_model.used != OffsetModel::None;
+    let cols = 2 + usize::from(with_offset);
+    // Columns: what the plain model absorbs (e, −A·t·e[, 1]) and the pattern; r the residuals.
+    let mut gram = [[0.0; 4]; 4];
+    let mut cross = [0.0; 4];
+    let mut row = [0.0; 4];
+    for (k, (&t, &value)) in times.iter().zip(y).enumerate() {
+        let e = (-r2 * t).exp();
+        row[0] = e;
+        row[1] = -a * t * e;
+        if with_offset {
+            row[2] = 1.0;
+        }
+        row[cols] = pattern.get(k).map_or(0.0, |p| p - e);
+        let residual = value - a * e - c;
+        for i in 0..=cols {
+            cross[i] += row[i] * residual;
+            for j in i..=cols {
+                gram[i][j] += row[i] * row[j];
+            }
+        }
+    }
+    let gram = DMatrix::from_fn(cols + 1, cols + 1, |i, j| gram[i.min(j)][i.max(j)]);
+    let cross = DVector::from_column_slice(&cross[..=cols]);
+    // The pattern's part that the plain model cannot absorb: the Schur complement.
+    let absorbed = gram.view((0, 0), (cols, cols)).clone_owned().cholesky()?;
+    let coupling = gram.view((0, cols), (cols, 1)).clone_owned();
+    let solved = absorbed.solve(&coupling);
+    let remaining = gram[(cols, cols)] - (coupling.transpose() * &solved)[(0, 0)];
+    let score = cross[cols] - (solved.transpose() * cross.rows(0, cols))[(0, 0)];
+    (remaining > 0.0).then(|| score / (sigma * remaining.sqrt()))
+}
+
+/// The appliance's rule: the plain fit; the β fit when the pre-test ([`refocusing_score`]) sees a
+/// sign of stimulated echoes; and the β fit's T2 used when it finds the refocusing clearly
 /// imperfect: `β̂ + 1.96·se(β̂) <` [`REFOCUSING_IMPERFECT_BELOW_DEG`]. Near 180° the two agree and
 /// the plain fit is the more precise.
 ///
@@ -274,6 +387,20 @@ impl CpmgT2 {
 /// Whatever [`fit_mono`] refuses.
 pub fn fit_cpmg_t2(train: &EchoTrain, options: &FitOptions, t1_s: f64) -> Result<CpmgT2, FitError> {
     let exponential = fit_mono(train, options)?;
+    let score = refocusing_score(train, &exponential, options, t1_s);
+    if let Some(z) = score
+        && z <= REFOCUSING_SCORE_THRESHOLD
+    {
+        return Ok(CpmgT2 {
+            exponential,
+            stimulated_echoes: None,
+            used: T2Model::Exponential,
+            reason: format!(
+                "no sign of stimulated echoes (pre-test score {z:.2} ≤ {REFOCUSING_SCORE_THRESHOLD}): plain exponential"
+            ),
+            refocusing_score: score,
+        });
+    }
     let stimulated_echoes = fit_mono_epg(train, options, t1_s).ok();
     let (used, reason) = match &stimulated_echoes {
         Some(epg) => {
@@ -306,6 +433,7 @@ pub fn fit_cpmg_t2(train: &EchoTrain, options: &FitOptions, t1_s: f64) -> Result
         stimulated_echoes,
         used,
         reason,
+        refocusing_score: score,
     })
 }
 
@@ -323,12 +451,14 @@ struct EpgProblem<'a> {
     y: &'a [f64],
     te_s: f64,
     r1_per_s: f64,
+    /// How far the graph's echoes may be from the full graph's, per unit amplitude.
+    tolerance: f64,
 }
 
 impl EpgProblem<'_> {
     fn echoes(&self, r2: f64, beta: f64) -> Vec<f64> {
         let mut e = vec![0.0; self.y.len()];
-        cpmg_echoes_into(self.te_s, r2, self.r1_per_s, beta, &mut e);
+        cpmg_echoes_into(self.te_s, r2, self.r1_per_s, beta, self.tolerance, &mut e);
         e
     }
 
@@ -375,26 +505,32 @@ impl EpgProblem<'_> {
             .collect()
     }
 
-    /// The Jacobian columns (∂/∂A, ∂/∂R2, ∂/∂β[, ∂/∂C]) at `p`.
-    fn jacobian(&self, p: &[f64; 4], with_offset: bool) -> DMatrix<f64> {
+    /// The Jacobian columns (∂/∂A, ∂/∂R2, ∂/∂β[, ∂/∂C]) at `p`, from the graph's exact
+    /// derivatives, and the echoes themselves.
+    fn jacobian(&self, p: &[f64; 4], with_offset: bool) -> (DMatrix<f64>, Vec<f64>) {
         let m = self.y.len();
         let cols = 3 + usize::from(with_offset);
-        let e = self.echoes(p[1], p[2]);
-        let h_r = 1e-6 * p[1].abs().max(1e-6);
-        let e_r = self.echoes(p[1] + h_r, p[2]);
-        // At β = π the graph is flat in β (symmetric about 180°): difference downwards.
-        let h_b = -1e-5;
-        let e_b = self.echoes(p[1], p[2] + h_b);
-        DMatrix::from_fn(m, cols, |i, c| match c {
-            0 => e[i],
-            1 => p[0] * (e_r[i] - e[i]) / h_r,
-            2 => p[0] * (e_b[i] - e[i]) / h_b,
+        let mut echoes = vec![[0.0; 3]; m];
+        cpmg_echoes_with_derivatives(
+            self.te_s,
+            p[1],
+            self.r1_per_s,
+            p[2],
+            self.tolerance,
+            &mut echoes,
+        );
+        let j = DMatrix::from_fn(m, cols, |i, c| match c {
+            0 => echoes[i][0],
+            1 => p[0] * echoes[i][1],
+            2 => p[0] * echoes[i][2],
             _ => 1.0,
-        })
+        });
+        let e = echoes.iter().map(|echo| echo[0]).collect();
+        (j, e)
     }
 
     fn covariance(&self, s: &EpgSolution) -> Option<DMatrix<f64>> {
-        let j = self.jacobian(&s.p, s.with_offset);
+        let (j, _) = self.jacobian(&s.p, s.with_offset);
         let jtj = j.tr_mul(&j);
         let inverse = jtj.cholesky()?.inverse();
         inverse.iter().all(|v| v.is_finite()).then_some(inverse)
@@ -425,11 +561,24 @@ impl EpgProblem<'_> {
         let mut iterations = 0;
         while iterations < MAX_ITERATIONS {
             iterations += 1;
-            let j = self.jacobian(&p, with_offset);
-            let e = self.echoes(p[1], p[2]);
+            let (j, e) = self.jacobian(&p, with_offset);
             let r = DVector::from_fn(self.y.len(), |i, _| self.y[i] - p[0] * e[i] - p[3]);
             let jtj = j.tr_mul(&j);
             let jtr = j.tr_mul(&r);
+            // Done once the Gauss–Newton step is below a hundredth of every parameter's standard
+            // error: a further pass over the graph could move nothing the data can see.
+            if let Some(inverse) = jtj.clone().cholesky().map(|c| c.inverse()) {
+                let step = &inverse * &jtr;
+                let variance = rss / self.y.len().saturating_sub(cols).max(1) as f64;
+                let negligible = (0..cols).all(|d| {
+                    let se = (variance * inverse[(d, d)]).max(0.0).sqrt();
+                    step[d].abs() <= (1e-2 * se).max(1e-12 * p[d].abs())
+                });
+                if negligible {
+                    converged = true;
+                    break;
+                }
+            }
             let mut accepted = false;
             while lambda < 1e12 {
                 let mut damped = jtj.clone();

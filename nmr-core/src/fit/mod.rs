@@ -34,8 +34,8 @@ pub mod spectrum;
 
 pub use bi::{BiFit, BiProblem, Model, ModelComparison, fit_bi};
 pub use epg_mono::{
-    CpmgT2, DEFAULT_T1_S, EpgFit, REFOCUSING_IMPERFECT_BELOW_DEG, T2Model, fit_cpmg_t2,
-    fit_mono_epg,
+    CpmgT2, DEFAULT_T1_S, EpgFit, REFOCUSING_IMPERFECT_BELOW_DEG, REFOCUSING_SCORE_THRESHOLD,
+    T2Model, fit_cpmg_t2, fit_mono_epg, refocusing_score,
 };
 pub use error::FitError;
 pub use misfit::{LackOfFit, MISFIT_SIGNIFICANCE};
