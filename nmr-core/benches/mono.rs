@@ -6,7 +6,9 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use nmr_core::fit::{DEFAULT_T1_S, FitOptions, OffsetModel, fit_mono, fit_mono_epg};
+use nmr_core::fit::{
+    DEFAULT_T1_S, FitOptions, OffsetModel, fit_cpmg_t2, fit_mono, fit_mono_epg, refocusing_score,
+};
 use nmr_core::io::{parse_echo_train, write_csv};
 use nmr_core::{CpmgSimulation, Refocusing, SignalKind};
 
@@ -68,6 +70,27 @@ fn new_fits(c: &mut Criterion) {
     fit_mono(&magnitude, &FitOptions::default()).expect("clean train");
     group.bench_function("magnitude_baseline_rician", |b| {
         b.iter(|| fit_mono(black_box(&magnitude), &FitOptions::default()))
+    });
+    // What an ordinary reading costs: the appliance's rule on a perfect coil (the pre-test's
+    // score on this train is below its threshold, so no β fit), and the pre-test alone.
+    let plain = fit_mono(&complex, &FitOptions::default()).expect("clean train");
+    let score = refocusing_score(&complex, &plain, &FitOptions::default(), DEFAULT_T1_S);
+    assert!(
+        score.is_some_and(|z| z <= nmr_core::fit::REFOCUSING_SCORE_THRESHOLD),
+        "the benchmark's perfect-coil train should not ask for the β fit: {score:?}"
+    );
+    group.bench_function("refocusing_score", |b| {
+        b.iter(|| {
+            refocusing_score(
+                black_box(&complex),
+                &plain,
+                &FitOptions::default(),
+                DEFAULT_T1_S,
+            )
+        })
+    });
+    group.bench_function("appliance_rule_perfect_coil", |b| {
+        b.iter(|| fit_cpmg_t2(black_box(&complex), &FitOptions::default(), DEFAULT_T1_S))
     });
     let mut imperfect = simulation(1_000, 0.0005, false);
     imperfect.refocusing = Refocusing {
