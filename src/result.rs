@@ -38,7 +38,7 @@ enum ResultCommand {
         run: i64,
         /// The corrected processed blood volume, mL.
         #[arg(long, value_name = "V")]
-        blood_ml: Option<f64>,
+        blood_ml: Option<String>,
         /// The corrected indication.
         #[arg(long, value_name = "I")]
         indication: Option<String>,
@@ -72,7 +72,7 @@ pub fn run(args: ResultArgs) -> anyhow::Result<ExitCode> {
         data_dir,
     } = args.command;
     // Parsed before anything is opened: a bad field is refused naming it.
-    let order = CorrectionOrder::parse(blood_ml, indication.as_deref(), &reason)?;
+    let order = CorrectionOrder::parse(blood_ml.as_deref(), indication.as_deref(), &reason)?;
     let settings = engine_settings(&ApplianceConfig::load(config.as_deref())?)?;
     let password = read_password()?;
     block_on(async move {

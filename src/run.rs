@@ -18,10 +18,12 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use appliance::assembly::{ApplianceBuilder, Simulation};
 use appliance::config::{ApplianceConfig, BoardChoice};
-use appliance::engine::{EventKind, RunEvent, RunRequest, SimulatedTruth};
+use appliance::engine::{EventKind, RunEvent};
 use appliance::sim_board::Faults;
 use appliance::store::runs::RunState;
 use nmr_core::assay::CountReport;
+use operations::runs::{OrderField, RunOrderFields};
+use operations::{LoginThrottle, Operations, Requester};
 use serde_json::json;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -33,9 +35,9 @@ pub struct RunArgs {
     /// Patient's medical record number (created when new).
     #[arg(long, value_name = "MRN")]
     patient: String,
-    /// Processed blood volume, mL.
-    #[arg(long, value_name = "V")]
-    blood_ml: f64,
+    /// Processed blood volume, mL (0.5 to 50).
+    #[arg(long, value_name = "V", allow_negative_numbers = true)]
+    blood_ml: String,
     /// Indication whose cut-off gives the call (breast, prostate, colorectal).
     #[arg(long, value_name = "I")]
     indication: Option<String>,
@@ -48,18 +50,18 @@ pub struct RunArgs {
     /// Further tubes after control and quad: cd45, igg, epcam, muc1, her2, egfr (repeatable).
     #[arg(long = "tube", value_name = "KIND")]
     tubes: Vec<String>,
-    /// Replicate readings per tube.
-    #[arg(long, default_value_t = appliance::engine::DEFAULT_REPLICATES)]
-    replicates: u32,
+    /// Replicate readings per tube (2 to 10; default 3).
+    #[arg(long, value_name = "N")]
+    replicates: Option<String>,
     /// Simulation: true number of tumour cells in the processed sample.
     #[arg(long, value_name = "N")]
-    sim_cells: Option<f64>,
+    sim_cells: Option<String>,
     /// Simulation: non-specific background ΔR2 of the labelled tubes, 1/s.
     #[arg(long, value_name = "PER_S", requires = "sim_cells")]
-    sim_background: Option<f64>,
+    sim_background: Option<String>,
     /// Simulation: the patient's control-tube T2, ms.
     #[arg(long, value_name = "MS", requires = "sim_cells")]
-    sim_control_t2_ms: Option<f64>,
+    sim_control_t2_ms: Option<String>,
     /// Simulated board: seed of its randomness (default: one past the last run's id).
     #[arg(long)]
     seed: Option<u64>,
@@ -94,13 +96,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut signals = TerminationSignals::listen().context("listening for SIGTERM and SIGINT")?;
-    let mut extra_tubes = Vec::new();
-    for name in &args.tubes {
-        let kind: nmr_core::assay::TubeKind = name.to_ascii_lowercase().parse().map_err(|_| {
-            anyhow!("--tube {name}: unknown tube (cd45, igg, epcam, muc1, her2, egfr)")
-        })?;
-        extra_tubes.push(kind);
-    }
     let mut config = ApplianceConfig::load(args.config.as_deref())?;
     config.data_dir = args.data_dir.data_dir.clone();
     if let Some(board) = &args.board {
@@ -119,21 +114,49 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("assembling the appliance")?;
     let (store, engine) = (appliance.store.clone(), appliance.engine.clone());
+    let ops = Operations::with_engine(
+        store.clone(),
+        engine.clone(),
+        LoginThrottle::new(std::time::Duration::from_secs(15 * 60), 5, 20),
+    );
     let mut events = engine.subscribe();
-    let request = RunRequest {
-        indication: args.indication.clone(),
-        reagent_lot: args.lot.clone(),
-        drawn_at: args.drawn_at.clone(),
-        extra_tubes,
-        replicates: args.replicates,
-        simulate: args.sim_cells.map(|cells| SimulatedTruth {
-            cells,
-            background_per_s: args.sim_background,
-            control_t2_ms: args.sim_control_t2_ms,
-        }),
-        ..RunRequest::new(&args.patient, args.blood_ml)
+    let fields = RunOrderFields {
+        patient_mrn: args.patient.clone(),
+        blood_ml: args.blood_ml.clone(),
+        indication: args.indication.clone().unwrap_or_default(),
+        reagent_lot: args.lot.clone().unwrap_or_default(),
+        drawn_at: args.drawn_at.clone().unwrap_or_default(),
+        extra_tubes: args.tubes.clone(),
+        replicates: args.replicates.clone().unwrap_or_default(),
+        manual_tube_confirmation: false,
+        simulate_cells: args.sim_cells.clone().unwrap_or_default(),
+        simulate_background_per_s: args.sim_background.clone().unwrap_or_default(),
+        simulate_control_t2_ms: args.sim_control_t2_ms.clone().unwrap_or_default(),
     };
-    let ticket = match engine.start_run(request).await {
+    let started = match ops.parse_order(&fields).await {
+        Ok(Ok(order)) => ops.start_run(&Requester::Console, &order).await,
+        Ok(Err(problems)) => {
+            engine.shutdown().await;
+            let flag = |field: OrderField| match field {
+                OrderField::PatientMrn => "--patient",
+                OrderField::BloodMl => "--blood-ml",
+                OrderField::Indication => "--indication",
+                OrderField::ReagentLot => "--lot",
+                OrderField::DrawnAt => "--drawn-at",
+                OrderField::ExtraTubes => "--tube",
+                OrderField::Replicates => "--replicates",
+                OrderField::Simulate => "--sim-cells",
+            };
+            let lines: Vec<String> = problems
+                .0
+                .iter()
+                .map(|p| format!("{}: {}", flag(p.field), p.reason))
+                .collect();
+            return Err(anyhow!("the run was not started:\n{}", lines.join("\n")));
+        }
+        Err(error) => Err(error),
+    };
+    let ticket = match started {
         Ok(ticket) => ticket,
         Err(error) => {
             engine.shutdown().await;

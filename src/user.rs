@@ -1,15 +1,20 @@
 //! `ferrocount user add|passwd|disable`: managing the appliance's users from its console.
 //!
 //! Passwords are read from standard input when it is not a terminal (one line, for scripts and
-//! provisioning), and prompted for twice, without echo, when it is. Changes are audited as made
-//! by the appliance (whoever holds its console).
+//! provisioning), and prompted for twice, without echo, when it is. Each command is an operation
+//! of `operations::users` asked by the console (`Requester::Console`): the same rules as the
+//! admin page, audited as made by the appliance (whoever holds its console).
 
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use appliance::store::Actor;
-use appliance::store::users::{NewPassword, NewUser, Role, Username};
+use appliance::config::default_indications;
+use appliance::engine::EngineConfig;
+use appliance::store::Store;
+use appliance::store::users::NewPassword;
+use operations::users::{ChangeReason, UserOrder};
+use operations::{LoginThrottle, Operations, Requester};
 
 use crate::data_dir::{DataDirArg, block_on};
 
@@ -46,8 +51,8 @@ enum UserCommand {
     Disable {
         /// Sign-in name.
         name: String,
-        /// Why (kept in the audit trail).
-        #[arg(long, default_value = "")]
+        /// Why (kept in the audit trail; 1 to 500 characters).
+        #[arg(long)]
         reason: String,
         #[command(flatten)]
         data_dir: DataDirArg,
@@ -56,6 +61,7 @@ enum UserCommand {
 
 /// Runs a `user` command.
 pub fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
+    let console = Requester::Console;
     block_on(async move {
         match args.command {
             UserCommand::Add {
@@ -64,61 +70,55 @@ pub fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
                 display_name,
                 data_dir,
             } => {
-                let username = Username::parse(&name)?;
-                let role: Role = role.parse()?;
                 let password = read_new_password()?;
-                let store = data_dir.open_or_create().await?;
-                let user = store
-                    .add_user(
-                        &Actor::Appliance,
-                        NewUser {
-                            username,
-                            display_name,
-                            role,
-                            password,
-                        },
-                    )
-                    .await?;
+                let order = UserOrder::parse(&name, &display_name, &role, &password)?;
+                let ops = operations(data_dir.open_or_create().await?)?;
+                let user = ops.add_user(&console, order).await?;
                 println!("added user {} ({})", user.username, user.role);
-                store.close().await;
+                ops.store.close().await;
             }
             UserCommand::Passwd { name, data_dir } => {
-                let username = Username::parse(&name)?;
-                let store = data_dir.open_existing().await?;
-                store.user_by_name(&username).await?;
-                let password = read_new_password()?;
-                store
-                    .set_password(&Actor::Appliance, &username, password)
-                    .await?;
-                println!("password of {username} changed; their sessions are closed");
-                store.close().await;
+                let ops = operations(data_dir.open_existing().await?)?;
+                ops.named_user(&console, &name).await?;
+                let password = NewPassword::parse(&read_new_password()?)?;
+                ops.set_password(&console, &name, password).await?;
+                println!("password of {name} changed; their sessions are closed");
+                ops.store.close().await;
             }
             UserCommand::Disable {
                 name,
                 reason,
                 data_dir,
             } => {
-                let username = Username::parse(&name)?;
-                let store = data_dir.open_existing().await?;
-                store
-                    .disable_user(&Actor::Appliance, &username, &reason)
-                    .await?;
-                println!("disabled {username}; their sessions and API tokens are revoked");
-                store.close().await;
+                let reason = ChangeReason::parse(&reason)?;
+                let ops = operations(data_dir.open_existing().await?)?;
+                ops.disable_user(&console, &name, &reason).await?;
+                println!("disabled {name}; their sessions and API tokens are revoked");
+                ops.store.close().await;
             }
         }
         Ok(ExitCode::SUCCESS)
     })
 }
 
+/// The operations over the data directory's store (no engine: nothing is measured, so the
+/// measurement settings are the built-in ones).
+fn operations(store: Store) -> anyhow::Result<Operations> {
+    Ok(Operations::new(
+        store,
+        EngineConfig::new(default_indications()?),
+        LoginThrottle::new(std::time::Duration::from_secs(15 * 60), 5, 20),
+    ))
+}
+
 /// A new password: one line of standard input when it is not a terminal, else prompted twice.
-fn read_new_password() -> anyhow::Result<NewPassword> {
+fn read_new_password() -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         let first = rpassword::prompt_password("New password: ").context("reading the password")?;
         let second = rpassword::prompt_password("Again: ").context("reading the password")?;
         anyhow::ensure!(first == second, "the two passwords differ");
-        Ok(NewPassword::parse(&first)?)
+        Ok(first)
     } else {
         let mut text = String::new();
         stdin
@@ -126,7 +126,6 @@ fn read_new_password() -> anyhow::Result<NewPassword> {
             .take(4096)
             .read_to_string(&mut text)
             .context("reading the password from standard input")?;
-        let line = text.lines().next().unwrap_or("");
-        Ok(NewPassword::parse(line)?)
+        Ok(text.lines().next().unwrap_or("").to_owned())
     }
 }

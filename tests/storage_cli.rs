@@ -109,7 +109,14 @@ fn users_are_added_and_the_trail_verifies_until_it_is_tampered_with() {
     assert!(passwd.status.success(), "{}", text(&passwd));
     let disable = run(&data, &["user", "disable", "alice", "--reason", "left"], "");
     assert!(disable.status.success(), "{}", text(&disable));
-    let nobody = run(&data, &["user", "disable", "carol"], "");
+    let no_reason = run(&data, &["user", "disable", "alice"], "");
+    assert!(!no_reason.status.success(), "a reason is required");
+    assert!(
+        text(&no_reason).contains("--reason"),
+        "{}",
+        text(&no_reason)
+    );
+    let nobody = run(&data, &["user", "disable", "carol", "--reason", "left"], "");
     assert!(!nobody.status.success());
     assert!(text(&nobody).contains("not found"), "{}", text(&nobody));
 

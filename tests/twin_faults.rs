@@ -374,8 +374,8 @@ async fn the_appliance_killed_mid_sequence_halts_and_flushes_the_board_first_on_
     let truth = twin.truth();
     assert_eq!(
         truth.bus_log[..3],
-        ["halt", "halt", "flush FIFO"],
-        "halt and flush before anything else: {:?}",
+        ["status", "halt", "flush FIFO"],
+        "the driver's first contact, then halt and flush before anything else: {:?}",
         truth.bus_log
     );
     assert_eq!(truth.sequencer, SequencerState::Idle);

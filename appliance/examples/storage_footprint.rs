@@ -142,6 +142,8 @@ async fn main() -> anyhow::Result<()> {
                 };
                 train_bytes += appliance::store::measurements::encode_train(&train)?.len();
                 fit_bytes += serde_json::to_string(&fit_report)?.len();
+                let distribution = appliance::engine::t2_distribution(&train);
+                fit_bytes += serde_json::to_string(&distribution)?.len();
                 let tube_id = sample.tube(*kind).expect("the sample has this tube").id;
                 let clock = Instant::now();
                 store
@@ -155,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
                             train: &train,
                             fit_report: Some(fit_report),
                             qc_flags: Vec::new(),
+                            t2_distribution: Some(distribution),
                         },
                     )
                     .await?;
@@ -208,7 +211,7 @@ async fn main() -> anyhow::Result<()> {
     println!("runs: {runs}, measurements: {measurements} (500-echo complex trains)");
     println!("raw train: {} bytes (3 columns x 500 x 8)", 3 * 500 * 8);
     println!(
-        "compressed train blob: {:.0} bytes on average; fit report JSON: {:.0} bytes",
+        "compressed train blob: {:.0} bytes on average; fit report and T2 distribution JSON: {:.0} bytes",
         train_bytes as f64 / measurements as f64,
         fit_bytes as f64 / measurements as f64
     );

@@ -2,6 +2,9 @@
 //! `embedded-hal-mock` SPI device. Expected frames are written out by hand from
 //! `docs/frontend-protocol.md`; only the CRC is computed, with the `crc` crate's CRC-16/IBM-3740
 //! (CCITT-FALSE) directly, not through the driver's codec.
+//!
+//! Every new driver's first request is its first contact (protocol §2): a STATUS with sequence
+//! number 1 whose answer it does not use; its first command proper carries number 2.
 
 use appliance::frontend::{Error, Frontend, LinkTiming, PhaseCycle};
 use embedded_hal_mock::eh1::delay::NoopDelay;
@@ -75,6 +78,34 @@ fn exchange(
         response_payload,
         7 + read_payload_len,
     )));
+    t
+}
+
+/// A status block: idle, nothing waiting, last sequence number `last_seq`.
+fn idle_status(last_seq: u8) -> Vec<u8> {
+    vec![0, 0, 0, 0, 0, 0, last_seq, 0, 0, 0]
+}
+
+/// The first contact of a new driver, answered by a board that executed it.
+fn first_contact() -> Vec<Transaction<u8>> {
+    exchange(1, 0x07, &[], &idle_status(1), 10)
+}
+
+/// The first contact followed by one command with sequence number 2.
+fn first_command(
+    cmd: u8,
+    request_payload: &[u8],
+    response_payload: &[u8],
+    read_payload_len: usize,
+) -> Vec<Transaction<u8>> {
+    let mut t = first_contact();
+    t.extend(exchange(
+        2,
+        cmd,
+        request_payload,
+        response_payload,
+        read_payload_len,
+    ));
     t
 }
 
@@ -222,7 +253,7 @@ fn each_operation_puts_the_documented_frames_on_the_bus() {
             0,
         ),
         (
-            "status: done, overflow, 3 echoes, 8 scans, seq 1, 2 lost",
+            "status: done, overflow, 3 echoes, 8 scans, seq 2, 2 lost",
             |fe| {
                 let status = fe.status().expect("status");
                 assert_eq!(status.state, appliance::frontend::SequencerState::Done);
@@ -234,7 +265,7 @@ fn each_operation_puts_the_documented_frames_on_the_bus() {
             },
             0x07,
             vec![],
-            vec![2, 0b01, 3, 0, 8, 0, 1, 0, 2, 0],
+            vec![2, 0b01, 3, 0, 8, 0, 2, 0, 2, 0],
             10,
         ),
         (
@@ -260,7 +291,7 @@ fn each_operation_puts_the_documented_frames_on_the_bus() {
         ),
     ];
     for (name, operation, cmd, request_payload, response_payload, read_len) in table {
-        let expectations = exchange(1, cmd, &request_payload, &response_payload, read_len);
+        let expectations = first_command(cmd, &request_payload, &response_payload, read_len);
         let mut spi = Mock::new(&expectations);
         let mut frontend = Frontend::new(spi.clone(), NoopDelay);
         operation(&mut frontend);
@@ -271,7 +302,7 @@ fn each_operation_puts_the_documented_frames_on_the_bus() {
 
 #[test]
 fn connect_reads_identity_and_accepts_a_newer_minor_version() {
-    let expectations = exchange(1, 0x01, &[], &identity_block(1, 7), 20);
+    let expectations = first_command(0x01, &[], &identity_block(1, 7), 20);
     let mut spi = Mock::new(&expectations);
     let mut frontend = Frontend::new(spi.clone(), NoopDelay);
     let identity = frontend.connect().expect("same major version");
@@ -284,7 +315,7 @@ fn connect_reads_identity_and_accepts_a_newer_minor_version() {
 
 #[test]
 fn connect_refuses_another_major_version() {
-    let expectations = exchange(1, 0x01, &[], &identity_block(2, 0), 20);
+    let expectations = first_command(0x01, &[], &identity_block(2, 0), 20);
     let mut spi = Mock::new(&expectations);
     let mut frontend = Frontend::new(spi.clone(), NoopDelay);
     let error = frontend.connect().expect_err("major 2");
@@ -310,7 +341,7 @@ fn a_pulse_program_goes_out_as_count_then_12_byte_entries() {
     payload.extend_from_slice(&[0, 0, 0, 0, 0x11, 0, 0xFF, 0xFF, 0, 0, 0, 0]); // RF | USE_P90, full amplitude
     payload.extend_from_slice(&[0xE8, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // wait 1000 ticks
     payload.extend_from_slice(&[0xD0, 0x07, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0]); // acquire 2000 ticks
-    let expectations = exchange(1, 0x04, &payload, &[], 0);
+    let expectations = first_command(0x04, &payload, &[], 0);
     let mut spi = Mock::new(&expectations);
     let mut frontend = Frontend::new(spi.clone(), NoopDelay);
     frontend.load_program(&program).expect("loads");
@@ -358,13 +389,14 @@ fn values_that_do_not_fit_are_refused_before_any_io() {
 
 #[test]
 fn a_corrupted_response_is_read_again_and_a_nacked_request_is_resent_with_the_same_seq() {
-    let mut corrupted = response(1, 0x00, &[], 7);
+    let mut corrupted = response(2, 0x00, &[], 7);
     corrupted[3] ^= 0x01; // a flipped bit in the length field
-    let mut expectations = write(request(1, 0x05, &[]));
+    let mut expectations = first_contact();
+    expectations.extend(write(request(2, 0x05, &[])));
     expectations.extend(read(corrupted));
-    expectations.extend(read(response(1, 0x01, &[], 7))); // (a board would not do this, but) BadCrc: resend
-    expectations.extend(write(request(1, 0x05, &[]))); // same sequence number
-    expectations.extend(read(response(1, 0x00, &[], 7)));
+    expectations.extend(read(response(2, 0x01, &[], 7))); // (a board would not do this, but) BadCrc: resend
+    expectations.extend(write(request(2, 0x05, &[]))); // same sequence number
+    expectations.extend(read(response(2, 0x00, &[], 7)));
     let mut spi = Mock::new(&expectations);
     let mut frontend = Frontend::new(spi.clone(), NoopDelay);
     frontend.start().expect("start after retries");
@@ -382,8 +414,9 @@ fn a_corrupted_response_is_read_again_and_a_nacked_request_is_resent_with_the_sa
 
 #[test]
 fn a_board_error_status_is_reported_not_retried() {
-    let mut expectations = write(request(1, 0x05, &[]));
-    expectations.extend(read(response(1, 0x07, &[], 7)));
+    let mut expectations = first_contact();
+    expectations.extend(write(request(2, 0x05, &[])));
+    expectations.extend(read(response(2, 0x07, &[], 7)));
     let mut spi = Mock::new(&expectations);
     let mut frontend = Frontend::new(spi.clone(), NoopDelay);
     let error = frontend.start().expect_err("busy");
@@ -406,13 +439,19 @@ fn a_silent_board_times_out_after_exactly_the_documented_number_of_polls() {
         corrupt_rereads: 2,
         fifo_burst_echoes: 64,
     };
-    let mut expectations = Vec::new();
-    for _ in 0..timing.max_attempts {
-        expectations.extend(write(request(1, 0x07, &[])));
-        for _ in 0..timing.response_polls {
-            expectations.extend(read(vec![0xFF; 17]));
+    let silent = |seq: u8| {
+        let mut expectations = Vec::new();
+        for _ in 0..timing.max_attempts {
+            expectations.extend(write(request(seq, 0x07, &[])));
+            for _ in 0..timing.response_polls {
+                expectations.extend(read(vec![0xFF; 17]));
+            }
         }
-    }
+        expectations
+    };
+    // A board that falls silent after the first contact.
+    let mut expectations = first_contact();
+    expectations.extend(silent(2));
     let mut spi = Mock::new(&expectations);
     let mut frontend = Frontend::new(spi.clone(), NoopDelay).with_link_timing(timing);
     let error = frontend.status().expect_err("silent board");
@@ -420,15 +459,94 @@ fn a_silent_board_times_out_after_exactly_the_documented_number_of_polls() {
         matches!(
             error,
             Error::Timeout {
+                command: "status",
                 attempts: 3,
                 polls: 15,
                 budget_us: 1_500,
-                ..
             }
         ),
         "{error}"
     );
-    assert_eq!(frontend.counters().transactions, 18);
+    assert_eq!(frontend.counters().transactions, 2 + 18);
+    spi.done();
+
+    // A board silent from the start: the first contact fails, within the same bound, naming itself.
+    let mut spi = Mock::new(&silent(1));
+    let mut frontend = Frontend::new(spi.clone(), NoopDelay).with_link_timing(timing);
+    let error = frontend.identify().expect_err("silent board");
+    assert!(
+        matches!(
+            error,
+            Error::Timeout {
+                command: "first contact (status)",
+                attempts: 3,
+                polls: 15,
+                budget_us: 1_500,
+            }
+        ),
+        "{error}"
+    );
+    spi.done();
+}
+
+/// A 64-echo FIFO burst as the board answers it: `n`, then `n` (I, Q) pairs.
+fn fifo_burst(echoes: u16) -> Vec<u8> {
+    let mut payload = echoes.to_le_bytes().to_vec();
+    for k in 0..i32::from(echoes) {
+        payload.extend_from_slice(&(1000 - k).to_le_bytes());
+        payload.extend_from_slice(&(-k).to_le_bytes());
+    }
+    payload
+}
+
+#[test]
+fn the_first_contact_takes_a_replayed_answer_of_any_length_and_status_and_the_first_command_runs() {
+    // The previous host's last request had sequence number 1, the new driver's first: the board
+    // answers the first contact from its replay cache. Whatever that answer was, the driver's
+    // first command proper (number 2) is executed and answered.
+    let burst = fifo_burst(64);
+    let replays: [(&str, u8, Vec<u8>); 3] = [
+        ("a status block", 0x00, idle_status(1)),
+        ("a 64-echo FIFO burst (523 bytes)", 0x00, burst),
+        ("a refusal (Busy)", 0x07, vec![]),
+    ];
+    for (what, status, replayed) in replays {
+        let whole = 7 + replayed.len();
+        let mut expectations = write(request(1, 0x07, &[]));
+        // Read at a status block's length first; an answer longer than that is read again whole.
+        expectations.extend(read(response(1, status, &replayed, 17)));
+        if whole > 17 {
+            expectations.extend(read(response(1, status, &replayed, whole)));
+        }
+        expectations.extend(exchange(2, 0x01, &[], &identity_block(1, 0), 20));
+        let mut spi = Mock::new(&expectations);
+        let mut frontend = Frontend::new(spi.clone(), NoopDelay);
+        let identity = frontend
+            .connect()
+            .unwrap_or_else(|e| panic!("after {what}: {e}"));
+        assert_eq!(identity.serial, 0x1234_5678, "after {what}");
+        let counters = frontend.counters();
+        assert_eq!(
+            (
+                counters.corrupt_responses,
+                counters.resends,
+                counters.request_nacks
+            ),
+            (0, 0, 0),
+            "after {what}"
+        );
+        spi.done();
+    }
+}
+
+#[test]
+fn the_first_contact_happens_once_per_driver() {
+    let mut expectations = first_command(0x06, &[], &[], 0);
+    expectations.extend(exchange(3, 0x09, &[], &[], 0));
+    let mut spi = Mock::new(&expectations);
+    let mut frontend = Frontend::new(spi.clone(), NoopDelay);
+    frontend.halt().expect("halt");
+    frontend.flush_fifo().expect("flush");
     spi.done();
 }
 
@@ -440,8 +558,8 @@ fn with_a_data_ready_line_the_status_is_read_only_once_the_line_is_high() {
         PinTransaction::get(State::Low),
         PinTransaction::get(State::High),
     ]);
-    let done = vec![2, 0, 4, 0, 1, 0, 1, 0, 0, 0]; // done, 4 echoes, 1 scan
-    let expectations = exchange(1, 0x07, &[], &done, 10);
+    let done = vec![2, 0, 4, 0, 1, 0, 2, 0, 0, 0]; // done, 4 echoes, 1 scan
+    let expectations = first_command(0x07, &[], &done, 10);
     let mut spi = Mock::new(&expectations);
     let mut frontend = Frontend::new(spi.clone(), NoopDelay).with_data_ready(data_ready.clone());
     let mut polls = 0;
@@ -463,7 +581,7 @@ fn a_hardware_reset_pulses_the_line_low_then_reconnects() {
         PinTransaction::set(State::Low),
         PinTransaction::set(State::High),
     ]);
-    let expectations = exchange(1, 0x01, &[], &identity_block(1, 0), 20);
+    let expectations = first_command(0x01, &[], &identity_block(1, 0), 20);
     let mut spi = Mock::new(&expectations);
     let mut frontend = Frontend::new(spi.clone(), NoopDelay).with_reset_line(reset.clone());
     frontend.hardware_reset().expect("reset and identify");

@@ -2,19 +2,21 @@
 //! the previous schema (only `0001` applied, its rows as the previous version wrote them — count
 //! reports as JSON with `run_id`, measurement fits as `{"fit": …, "cpmg": …}`, Westgard
 //! violations as JSON) opens, is backfilled, and every stored record reads back typed with
-//! identical numbers; the release gate then reads the backfilled `qc_hold` column.
+//! identical numbers; the release gate then reads the backfilled `qc_hold` column. The T2
+//! distributions table (`0003`) is not backfilled: an old measurement reads back without one, and
+//! gets it once, computed from its stored train, the first time its run is viewed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use appliance::engine::RunReport;
+use appliance::engine::{RunReport, t2_distribution};
 use appliance::procedures::{CpmgReport, CpmgSettings};
 use appliance::store::example_report::example_report;
-use appliance::store::measurements::{FitOutcome, encode_train};
+use appliance::store::measurements::{FitOutcome, T2Distribution, encode_train};
 use appliance::store::results::SignatureMeaning;
 use appliance::store::runs::RunState;
 use appliance::store::train_codec::CODEC_NAME;
-use appliance::store::{QcLotId, RunId, Store, StoreError, Timestamp};
+use appliance::store::{Actor, QcLotId, RunId, Store, StoreError, Timestamp};
 use nmr_core::CpmgSimulation;
 use nmr_core::assay::{Call, CountCategory, CountReport};
 use nmr_core::fit::{FitOptions, fit_mono};
@@ -300,14 +302,14 @@ async fn a_database_of_the_previous_schema_is_backfilled_and_reads_back_typed() 
     }
     pool.close().await;
 
-    // Opening applies 0002 and backfills.
+    // Opening applies 0002 (and backfills) and 0003.
     let store = Store::open_file(&file).await.expect("opens and migrates");
     let applied: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
             .fetch_all(store.pool())
             .await
             .expect("migrations");
-    assert_eq!(applied, [1, 2]);
+    assert_eq!(applied, [1, 2, 3]);
 
     let check = |version: &appliance::store::results::ResultVersion, report: &CountReport| {
         assert_eq!(&version.report, report, "the whole report, typed");
@@ -367,6 +369,35 @@ async fn a_database_of_the_previous_schema_is_backfilled_and_reads_back_typed() 
     }
     assert_eq!(stored.cpmg, cpmg);
     assert!(measurements[0].qc_flags.is_empty());
+    // Stored before distributions were kept: none until its run is first viewed, when it is
+    // computed from the stored train and stored once.
+    assert_eq!(measurements[0].t2_distribution, None);
+    let computed = t2_distribution(&measurements[0].train);
+    assert!(
+        matches!(computed, T2Distribution::Computed { .. }),
+        "{computed:?}"
+    );
+    assert!(
+        store
+            .add_t2_distribution(&Actor::Appliance, measurements[0].id, &computed)
+            .await
+            .expect("stores")
+    );
+    let later = T2Distribution::Failed {
+        reason: "a second computation".into(),
+    };
+    assert!(
+        !store
+            .add_t2_distribution(&Actor::Appliance, measurements[0].id, &later)
+            .await
+            .expect("kept as it was"),
+        "a distribution is stored once"
+    );
+    let again = store
+        .run_measurements(RunId(released))
+        .await
+        .expect("reads");
+    assert_eq!(again[0].t2_distribution.as_ref(), Some(&computed));
 
     // QC results: the verdict and the Westgard violations, typed.
     let qc = store

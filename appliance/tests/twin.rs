@@ -12,6 +12,7 @@ use std::io;
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
+use appliance::frontend::protocol::{Command, MAX_PAYLOAD_LEN, Request, Response};
 use appliance::frontend::{Frontend, PulseProgram, SequencerState};
 use appliance::procedures::{self, CpmgSettings, StepOutcome, TuneSettings};
 use appliance::sim_board::{SimBoard, SimBoardConfig, SimClock, VirtualTube};
@@ -196,44 +197,61 @@ fn a_lost_link_is_an_error_and_the_next_transaction_connects_again() {
     assert_eq!(spi.connections(), 3, "hello accepted three times");
 }
 
+/// One request with sequence number `seq`, sent as raw frames (no driver, hence no first
+/// contact), and the board's answer to it.
+fn raw_request(spi: &mut TwinSpi, seq: u8, command: Command) -> Response {
+    spi.write(&Request::new(seq, command, Vec::new()).encode())
+        .expect("request sent");
+    let mut buffer = vec![0u8; Response::frame_len(MAX_PAYLOAD_LEN)];
+    for _ in 0..100 {
+        spi.read(&mut buffer).expect("answer read");
+        if let Ok(response) = Response::decode(&buffer)
+            && response.seq == seq
+        {
+            return response;
+        }
+    }
+    panic!("no answer to {} with sequence number {seq}", command.name());
+}
+
 #[test]
 fn take_over_halts_a_board_left_running_even_when_the_first_sequence_number_is_replayed() {
     let dir = tempfile::tempdir().expect("temp dir");
     let bound = spawn_twin(&unix_address(&dir, "twin.sock"), TwinConfig::default());
 
-    // The previous host: 256 status reads, then START as its 257th command, so its last
-    // sequence number is 1 — the number a new host starts with.
+    // The previous host: it sets a long sequence up through its driver, then its last request
+    // is START with sequence number 1 — a new host's first — sent as a raw frame, so the
+    // collision does not depend on how the driver numbers its requests.
     let (mut previous, simulation) = twin_frontend(&bound, TwinLinkOptions::default());
-    previous.connect().expect("identify is command 1");
+    previous.connect().expect("identify");
     let program = PulseProgram::nutation_step(10_000, 20_000).expect("program");
-    previous.load_program(&program).expect("command 2");
-    previous
-        .set_repetition_time_us(1_000_000)
-        .expect("command 3");
-    previous.set_scans(60).expect("command 4");
-    for _ in 5..=256 {
-        previous.status().expect("status");
-    }
-    previous
-        .start()
-        .expect("START is command 257, sequence number 1");
+    previous.load_program(&program).expect("program loaded");
+    previous.set_repetition_time_us(1_000_000).expect("TR set");
+    previous.set_scans(60).expect("scans set");
     drop(previous);
+    let mut previous_bus = TwinSpi::new(bound.clone(), TwinLinkOptions::default());
+    let started = raw_request(&mut previous_bus, 1, Command::Start);
+    assert_eq!(started.status, 0, "START executed");
+    drop(previous_bus);
     assert_eq!(
         simulation.truth().expect("truth").sequencer,
         SequencerState::Running
     );
 
-    // One HALT with sequence number 1 is answered from the replay cache: still running.
-    let (mut naive, _) = twin_frontend(&bound, TwinLinkOptions::default());
-    naive.halt().expect("answered");
+    // The collision is real: a HALT numbered 1 without a first contact is answered from the
+    // replay cache (START's answer) and does not halt.
+    let mut naive = TwinSpi::new(bound.clone(), TwinLinkOptions::default());
+    let answer = raw_request(&mut naive, 1, Command::Halt);
+    assert_eq!(answer.status, 0, "answered OK, from the cache");
     assert_eq!(
         simulation.truth().expect("truth").sequencer,
         SequencerState::Running,
-        "the replay cache answered the first HALT without halting"
+        "the replay cache answered the HALT without halting"
     );
     drop(naive);
 
-    // The take-over procedure on a new host, into the same collision.
+    // The take-over procedure on a new host, into the same collision: the driver's first contact
+    // takes the replayed answer, and the HALT after it is executed.
     let (mut new_host, _) = twin_frontend(&bound, TwinLinkOptions::default());
     procedures::take_over(&mut new_host).expect("take over");
     let truth = simulation.truth().expect("truth");
@@ -241,8 +259,8 @@ fn take_over_halts_a_board_left_running_even_when_the_first_sequence_number_is_r
     assert_eq!(truth.fifo_level, 0);
     assert_eq!(
         truth.bus_log,
-        ["halt", "halt", "flush FIFO"],
-        "halt and flush before anything else"
+        ["status", "halt", "flush FIFO"],
+        "first contact, then halt and flush before anything else"
     );
 }
 

@@ -52,6 +52,7 @@ pub enum Signal {
 /// A file says which it holds by its columns (`re,im`, `real`, `magnitude`); where a format's
 /// column is ambiguous (`amplitude`), its importer documents how it decides, and the fit reports
 /// the kind used and why. `ferrocount fit --signal` overrides.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SignalKind {

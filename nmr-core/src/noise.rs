@@ -43,6 +43,7 @@ const MIN_DIFFERENCES: usize = 3;
 const MIN_STRONG_MAGNITUDES: usize = 16;
 
 /// How σ was obtained.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoiseMethod {
@@ -78,6 +79,7 @@ impl NoiseMethod {
 }
 
 /// The noise of a train, and how it was found.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NoiseEstimate {
     /// Noise SD per echo of the fitted channel (for magnitude data: per receiver channel).

@@ -1,42 +1,56 @@
 //! Ferrocount's operations layer: the boundary every front end uses.
 //!
-//! One function per thing the appliance does for a person, taking the typed person who asks (a
-//! [`User`](appliance::store::users::User): who, and in which role) and typed input parsed once,
-//! returning typed outcomes or one [`OperationError`] whose variants the front ends map to 403,
-//! 404, 409, 422, an error page or an exit code. Every clinical rule is enforced here, in exactly
-//! one function (`ARCHITECTURE.md` has the table: rule → function → test); the pages, the JSON API
-//! and the command line only parse their input and translate the outcome.
+//! One function per thing the appliance does for a person, taking who asks (a [`Requester`]: a
+//! signed-in [`User`](appliance::store::users::User) in their role, or the appliance's console)
+//! and typed input parsed once, returning typed outcomes or one [`OperationError`] whose variants
+//! the front ends map to 403, 404, 409, 422, an error page or an exit code. Every clinical rule is
+//! enforced here, in exactly one function (`ARCHITECTURE.md` has the table: rule → function →
+//! test); the pages, the JSON API and the command line only parse their input and translate the
+//! outcome.
 //!
-//! - [`permission`]: who may do what (the one table; `docs/roles.md` shows it).
-//! - [`signature`]: an electronic signature's checks (password re-entry, throttle, printed name).
+//! - [`permission`]: who may do what (the one table; `docs/roles.md` shows it); [`requester`]:
+//!   who asks.
+//! - [`patients`]: find or register a patient; view one, and their trend (each view audited).
+//! - [`runs`]: start a run from a [`RunOrder`](runs::RunOrder) parsed once, confirm a tube,
+//!   cancel, view a run (audited; the T2 distributions it shows were computed when measured).
 //! - [`results`]: release a result, correct a released one (a new version with a reason).
-//! - [`qc`]: record a control value, judged by the Westgard rules.
-//! - [`sessions`]: sign in (throttled, audited) and out.
-//! - [`throttle`]: failed password counts per user and address (sign-in and signatures).
+//! - [`signature`]: an electronic signature's checks (password re-entry, throttle, printed name).
+//! - [`qc`]: record a control value, judged by the Westgard rules; today's QC; the QC overview.
+//! - [`calibrations`]: import a calibration (one canonical format), activate one with a reason.
+//! - [`users`]: add users, change roles, disable and enable them, passwords, API tokens.
+//! - [`audit`]: search the audit trail.
+//! - [`sessions`]: sign in (throttled, audited) and out; [`throttle`]: failed password counts.
 //!
 //! Not here: HTTP, HTML, argument parsing (the front ends'), SQL (the store's), the science
 //! (`nmr-core`'s), the board (the engine's).
 
+pub mod audit;
+pub mod calibrations;
 pub mod error;
+pub mod patients;
 pub mod permission;
 pub mod qc;
+pub mod requester;
 pub mod results;
+pub mod runs;
 pub mod sessions;
 pub mod signature;
 pub mod throttle;
+pub mod users;
 
 use std::sync::Arc;
 
-use appliance::engine::EngineConfig;
+use appliance::engine::{EngineConfig, EngineError, EngineHandle};
 use appliance::store::Store;
 
 pub use error::OperationError;
 pub use permission::{Permission, allows};
+pub use requester::Requester;
 pub use throttle::LoginThrottle;
 
-/// The operations over one appliance: its store, the measurement settings its engine counts with
-/// (indication cut-offs, QC limits: a recount uses the same), and the password throttle. Cheap to
-/// clone. (The operations that drive the engine take its handle as it joins this layer.)
+/// The operations over one appliance: its store, its acquisition engine (when it runs one), the
+/// measurement settings its engine counts with (indication cut-offs, QC limits: a recount uses
+/// the same), and the password throttle. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Operations {
     /// The database.
@@ -45,15 +59,42 @@ pub struct Operations {
     pub settings: Arc<EngineConfig>,
     /// Failed password counts (sign-in and signatures share them).
     pub throttle: Arc<LoginThrottle>,
+    /// The acquisition engine, for the operations that measure (none for a command that only
+    /// reads or corrects stored records).
+    engine: Option<EngineHandle>,
 }
 
 impl Operations {
-    /// Operations over these parts.
+    /// Operations over a store, without an engine: the operations that start, confirm or cancel
+    /// runs refuse (`Engine(Stopped)`).
     pub fn new(store: Store, settings: EngineConfig, throttle: LoginThrottle) -> Self {
         Self {
             store,
             settings: Arc::new(settings),
             throttle: Arc::new(throttle),
+            engine: None,
         }
+    }
+
+    /// Operations over a running appliance: its store, its engine and the engine's settings.
+    pub fn with_engine(store: Store, engine: EngineHandle, throttle: LoginThrottle) -> Self {
+        Self {
+            settings: Arc::new(engine.config().clone()),
+            store,
+            throttle: Arc::new(throttle),
+            engine: Some(engine),
+        }
+    }
+
+    /// The engine, or the refusal of an operation that needs one.
+    fn engine(&self) -> Result<&EngineHandle, OperationError> {
+        self.engine
+            .as_ref()
+            .ok_or(OperationError::Engine(EngineError::Stopped))
+    }
+
+    /// Whether the appliance measures on its simulated board (a command without an engine: no).
+    pub fn is_simulated(&self) -> bool {
+        self.engine.as_ref().is_some_and(EngineHandle::is_simulated)
     }
 }

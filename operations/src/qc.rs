@@ -1,11 +1,270 @@
-//! Quality control at the bench: recording a control value and judging it by the Westgard rules.
+//! Quality control: recording a control value judged by the Westgard rules, today's QC, the QC
+//! overview, and setting QC up (control materials, their lots, a lot's target).
+//!
+//! The set-up rules live here, once, for every front end: a material is a phantom or a control
+//! measuring an analyte the appliance charts; a lot may not be expired when it is added; a
+//! target has a positive SD, and a target established on this instrument rests on at least 20
+//! values (CLSI C24).
 
-use appliance::store::qc::{NewQcResult, QcResult, QcVerdict};
-use appliance::store::users::User;
-use appliance::store::{QcLotId, Timestamp};
+use std::collections::BTreeMap;
+
+use appliance::store::qc::{
+    NewQcResult, QcLot, QcMaterial, QcMaterialKind, QcResult, QcTarget, QcToday, QcVerdict,
+    TargetSource,
+};
+use appliance::store::{QcLotId, QcMaterialId, StoreError, Timestamp, UserId};
 use nmr_core::qc::westgard::{self, ControlTarget};
 
-use crate::{OperationError, Operations, Permission, permission};
+use crate::{OperationError, Operations, Permission, Requester};
+
+/// The analytes the appliance records and charts (the unit is the name's suffix).
+pub const ANALYTES: [&str; 2] = ["t2_ms", "cells"];
+
+/// Fewest values a target established on this instrument rests on (CLSI C24).
+pub const MIN_ESTABLISHING_VALUES: u32 = 20;
+
+/// A lot of a control material, its current target and its recent results.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcLotRecord {
+    /// The lot.
+    pub lot: QcLot,
+    /// Its current target, if set.
+    pub target: Option<QcTarget>,
+    /// Its results since the overview's start, oldest first.
+    pub results: Vec<QcResult>,
+}
+
+/// A control material and its lots.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcMaterialRecord {
+    /// The material.
+    pub material: QcMaterial,
+    /// Its lots, newest first.
+    pub lots: Vec<QcLotRecord>,
+}
+
+/// The QC overview: today's QC, every material with its lots, targets and recent results, and
+/// the printed names of the users who recorded them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcOverview {
+    /// Today's QC.
+    pub today: QcToday,
+    /// Every material, by name.
+    pub materials: Vec<QcMaterialRecord>,
+    /// Printed names by user id (for "recorded by").
+    pub operators: BTreeMap<UserId, String>,
+}
+
+/// A new control material, parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcMaterialOrder {
+    /// Its name (1 to 100 characters).
+    pub name: String,
+    /// Phantom or control.
+    pub kind: QcMaterialKind,
+    /// What is measured: one of [`ANALYTES`].
+    pub analyte: &'static str,
+}
+
+/// A new lot of a material, parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcLotOrder {
+    /// The material.
+    pub material_id: QcMaterialId,
+    /// The lot number (1 to 100 characters).
+    pub lot: String,
+    /// Its expiry date (not before today).
+    pub expires_on: time::Date,
+}
+
+/// A lot's new target, parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcTargetOrder {
+    /// The lot.
+    pub lot_id: QcLotId,
+    /// The mean.
+    pub mean: f64,
+    /// The SD (above 0).
+    pub sd: f64,
+    /// Where it comes from.
+    pub source: TargetSource,
+    /// Values it rests on (at least [`MIN_ESTABLISHING_VALUES`] when established here).
+    pub n_values: Option<u32>,
+}
+
+/// A text field trimmed, 1 to 100 characters.
+fn required_text(field: &'static str, text: &str) -> Result<String, OperationError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(OperationError::invalid(field, "must not be empty"));
+    }
+    if text.chars().count() > 100 {
+        return Err(OperationError::invalid(field, "at most 100 characters"));
+    }
+    Ok(text.to_owned())
+}
+
+/// A finite number as typed; a decimal comma (a German or French tablet keyboard's) accepted.
+pub fn number(field: &'static str, text: &str) -> Result<f64, OperationError> {
+    text.trim()
+        .replace(',', ".")
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| {
+            OperationError::invalid(
+                field,
+                format!(
+                    "{:?} is not a number",
+                    text.chars().take(40).collect::<String>()
+                ),
+            )
+        })
+}
+
+/// A row id chosen in a form.
+fn row_id(field: &'static str, text: &str, what: &str) -> Result<i64, OperationError> {
+    text.trim()
+        .parse::<i64>()
+        .map_err(|_| OperationError::invalid(field, format!("choose a {what}")))
+}
+
+impl QcMaterialOrder {
+    /// Parses a new material: a name, `phantom` or `control`, one of [`ANALYTES`].
+    pub fn parse(name: &str, kind: &str, analyte: &str) -> Result<Self, OperationError> {
+        let name = required_text("name", name)?;
+        let kind = match kind.trim() {
+            "phantom" => QcMaterialKind::Phantom,
+            "control" => QcMaterialKind::Control,
+            other => {
+                return Err(OperationError::invalid(
+                    "kind",
+                    format!("{other:?} is neither phantom nor control"),
+                ));
+            }
+        };
+        let analyte = ANALYTES
+            .into_iter()
+            .find(|a| *a == analyte.trim())
+            .ok_or_else(|| {
+                OperationError::invalid(
+                    "analyte",
+                    format!("{analyte:?} is not one of {}", ANALYTES.join(", ")),
+                )
+            })?;
+        Ok(Self {
+            name,
+            kind,
+            analyte,
+        })
+    }
+}
+
+impl QcLotOrder {
+    /// Parses a new lot: the material chosen, a lot number, an expiry date (`YYYY-MM-DD`) not
+    /// before `today`.
+    pub fn parse(
+        material_id: &str,
+        lot: &str,
+        expires_on: &str,
+        today: time::Date,
+    ) -> Result<Self, OperationError> {
+        let material_id = row_id("material_id", material_id, "control material")?;
+        let lot = required_text("lot", lot)?;
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        let expires_on = time::Date::parse(expires_on.trim(), &format).map_err(|_| {
+            OperationError::invalid(
+                "expires_on",
+                format!("{expires_on:?} is not a date like 2027-03-31"),
+            )
+        })?;
+        if expires_on < today {
+            return Err(OperationError::invalid(
+                "expires_on",
+                format!("the lot expired on {expires_on}; an expired control cannot be used"),
+            ));
+        }
+        Ok(Self {
+            material_id: QcMaterialId(material_id),
+            lot,
+            expires_on,
+        })
+    }
+}
+
+impl QcTargetOrder {
+    /// Parses a target: the lot chosen, mean, SD above 0, `manufacturer` or `established`, and
+    /// for an established target the number of values (at least [`MIN_ESTABLISHING_VALUES`]).
+    pub fn parse(
+        lot_id: &str,
+        mean: &str,
+        sd: &str,
+        source: &str,
+        n_values: &str,
+    ) -> Result<Self, OperationError> {
+        let lot_id = row_id("lot_id", lot_id, "lot")?;
+        let mean = number("mean", mean)?;
+        let sd = number("sd", sd)?;
+        if sd <= 0.0 {
+            return Err(OperationError::invalid("sd", "the SD must be above 0"));
+        }
+        let source = match source.trim() {
+            "manufacturer" => TargetSource::Manufacturer,
+            "established" => TargetSource::Established,
+            other => {
+                return Err(OperationError::invalid(
+                    "source",
+                    format!("{other:?} is neither manufacturer nor established"),
+                ));
+            }
+        };
+        let n_values = match n_values.trim() {
+            "" => None,
+            text => Some(text.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                OperationError::invalid(
+                    "n_values",
+                    format!("{text:?} is not a whole number above 0"),
+                )
+            })?),
+        };
+        if source == TargetSource::Established
+            && n_values.is_none_or(|n| n < MIN_ESTABLISHING_VALUES)
+        {
+            return Err(OperationError::invalid(
+                "n_values",
+                format!(
+                    "a target established on this instrument needs at least \
+                     {MIN_ESTABLISHING_VALUES} values (CLSI C24)"
+                ),
+            ));
+        }
+        Ok(Self {
+            lot_id: QcLotId(lot_id),
+            mean,
+            sd,
+            source,
+            n_values,
+        })
+    }
+}
+
+/// A store refusal of set-up input, naming the form's field: what collided, what was missing.
+fn setup_refusal(
+    error: StoreError,
+    duplicate_field: &'static str,
+    missing_field: &'static str,
+) -> OperationError {
+    match error {
+        StoreError::Duplicate { entity, key } => OperationError::invalid(
+            duplicate_field,
+            format!("a {entity} {key:?} exists already"),
+        ),
+        StoreError::NotFound { entity, key } => {
+            OperationError::invalid(missing_field, format!("no {entity} {key}"))
+        }
+        other => other.into(),
+    }
+}
 
 impl Operations {
     /// Records `value` for a lot measured now (operators and lab admins), judged by every
@@ -15,12 +274,12 @@ impl Operations {
     /// `pass`, towards establishing one. Each lot is judged on its own (one control per run).
     pub async fn record_qc(
         &self,
-        user: &User,
+        who: &Requester,
         lot_id: QcLotId,
         value: f64,
         comment: Option<&str>,
     ) -> Result<QcResult, OperationError> {
-        permission::require(user.role, Permission::RecordQc)?;
+        who.require(Permission::RecordQc)?;
         if !value.is_finite() {
             return Err(OperationError::invalid("value", "must be a finite number"));
         }
@@ -62,6 +321,148 @@ impl Operations {
             measured_at: Timestamp::now(),
             comment: comment.map(str::to_owned),
         };
-        Ok(self.store.record_qc_result(&user.actor(), &new).await?)
+        Ok(self.store.record_qc_result(&who.actor(), &new).await?)
+    }
+
+    /// Today's QC (the UTC day's control values and their worst verdict): `Store::qc_today`, the
+    /// one reading the engine's pre-run check uses too.
+    pub async fn qc_today(&self, who: &Requester) -> Result<QcToday, OperationError> {
+        who.require(Permission::ViewQc)?;
+        Ok(self.store.qc_today(Timestamp::now()).await?)
+    }
+
+    /// The QC overview: today's QC, and every material's lots with their current target and
+    /// their results of the last `days` days.
+    pub async fn qc_overview(
+        &self,
+        who: &Requester,
+        days: i64,
+    ) -> Result<QcOverview, OperationError> {
+        who.require(Permission::ViewQc)?;
+        let now = Timestamp::now();
+        let since = now.plus(-time::Duration::days(days));
+        let today = self.store.qc_today(now).await?;
+        let mut materials = Vec::new();
+        for material in self.store.qc_materials().await? {
+            let mut lots = Vec::new();
+            for lot in self.store.qc_lots(material.id).await? {
+                let target = self.store.current_qc_target(lot.id).await?;
+                let results = self.store.qc_results(lot.id, since).await?;
+                lots.push(QcLotRecord {
+                    lot,
+                    target,
+                    results,
+                });
+            }
+            materials.push(QcMaterialRecord { material, lots });
+        }
+        let operators = self
+            .store
+            .users()
+            .await?
+            .into_iter()
+            .map(|user| (user.id, user.display_name))
+            .collect();
+        Ok(QcOverview {
+            today,
+            materials,
+            operators,
+        })
+    }
+
+    /// Defines a control material (lab admins); a name in use is refused naming `name`.
+    pub async fn define_qc_material(
+        &self,
+        who: &Requester,
+        order: &QcMaterialOrder,
+    ) -> Result<QcMaterial, OperationError> {
+        who.require(Permission::ManageQc)?;
+        self.store
+            .add_qc_material(&who.actor(), &order.name, order.kind, order.analyte)
+            .await
+            .map_err(|e| setup_refusal(e, "name", "name"))
+    }
+
+    /// Adds a lot of a material (lab admins).
+    pub async fn add_qc_lot(
+        &self,
+        who: &Requester,
+        order: &QcLotOrder,
+    ) -> Result<QcLot, OperationError> {
+        who.require(Permission::ManageQc)?;
+        self.store
+            .add_qc_lot(
+                &who.actor(),
+                order.material_id,
+                &order.lot,
+                order.expires_on,
+            )
+            .await
+            .map_err(|e| setup_refusal(e, "lot", "material_id"))
+    }
+
+    /// Sets a lot's target (lab admins); it supersedes the lot's earlier targets, which stay on
+    /// record.
+    pub async fn set_qc_target(
+        &self,
+        who: &Requester,
+        order: &QcTargetOrder,
+    ) -> Result<QcTarget, OperationError> {
+        who.require(Permission::ManageQc)?;
+        self.store
+            .set_qc_target(
+                &who.actor(),
+                order.lot_id,
+                order.mean,
+                order.sd,
+                order.source,
+                order.n_values,
+            )
+            .await
+            .map_err(|e| setup_refusal(e, "lot_id", "lot_id"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_up_forms_are_parsed_naming_the_field() {
+        let field = |result: Result<(), OperationError>| match result {
+            Err(OperationError::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert!(QcMaterialOrder::parse("Phantom", "phantom", "t2_ms").is_ok());
+        assert_eq!(
+            field(QcMaterialOrder::parse(" ", "phantom", "t2_ms").map(drop)),
+            "name"
+        );
+        assert_eq!(
+            field(QcMaterialOrder::parse("P", "blood", "t2_ms").map(drop)),
+            "kind"
+        );
+        assert_eq!(
+            field(QcMaterialOrder::parse("P", "control", "ph").map(drop)),
+            "analyte"
+        );
+        let today = time::macros::date!(2026 - 11 - 24);
+        assert!(QcLotOrder::parse("3", "PH-1", "2026-11-24", today).is_ok());
+        assert_eq!(
+            field(QcLotOrder::parse("3", "PH-1", "2026-11-23", today).map(drop)),
+            "expires_on"
+        );
+        assert_eq!(
+            field(QcLotOrder::parse("x", "PH-1", "2027-01-01", today).map(drop)),
+            "material_id"
+        );
+        let target = |source: &str, n: &str| QcTargetOrder::parse("4", "100", "2,5", source, n);
+        assert_eq!(target("manufacturer", "").map(|t| t.sd).ok(), Some(2.5));
+        assert_eq!(field(target("established", "19").map(drop)), "n_values");
+        assert!(target("established", "20").is_ok());
+        assert_eq!(
+            field(QcTargetOrder::parse("4", "100", "0", "manufacturer", "").map(drop)),
+            "sd"
+        );
     }
 }

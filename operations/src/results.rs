@@ -17,7 +17,6 @@ use appliance::store::results::{CorrectionReason, ResultVersion, Signature, Sign
 use appliance::store::runs::RunState;
 use appliance::store::samples::{BloodVolume, Indication};
 use appliance::store::users::User;
-use nmr_core::assay::Calibration;
 
 use crate::signature::SignatureInput;
 use crate::{OperationError, Operations, Permission, permission};
@@ -35,13 +34,33 @@ pub struct CorrectionOrder {
 }
 
 impl CorrectionOrder {
-    /// Parses a correction: at least one corrected input, and a reason of 3 to 1000 characters.
+    /// Parses a correction as entered (blank: not corrected): the processed blood volume in mL
+    /// (the one range of `BloodVolume`), the indication, and a reason of 3 to 1000 characters.
+    /// At least one input must be given; [`Operations::correct_result`] refuses one that does
+    /// not differ from the current version.
     pub fn parse(
-        blood_ml: Option<f64>,
+        blood_ml: Option<&str>,
         indication: Option<&str>,
         reason: &str,
     ) -> Result<Self, OperationError> {
-        let blood = blood_ml.map(BloodVolume::from_ml).transpose()?;
+        let blood = match blood_ml.map(str::trim).filter(|text| !text.is_empty()) {
+            None => None,
+            Some(text) => {
+                let ml = text.parse::<f64>().map_err(|_| {
+                    OperationError::invalid(
+                        "blood_ml",
+                        format!(
+                            "{:?} is not a number of mL",
+                            text.chars().take(20).collect::<String>()
+                        ),
+                    )
+                })?;
+                Some(
+                    BloodVolume::from_ml(ml)
+                        .map_err(|e| OperationError::invalid("blood_ml", e.to_string()))?,
+                )
+            }
+        };
         let indication = indication
             .map(str::trim)
             .filter(|text| !text.is_empty())
@@ -108,6 +127,22 @@ impl Operations {
         let current = self.store.current_result(run.id).await?.ok_or_else(|| {
             OperationError::Conflict(format!("run {run_id} has no result to correct"))
         })?;
+        // Only what differs from the current version is a correction (the run page's form
+        // carries every current value).
+        let blood = order
+            .blood
+            .filter(|blood| blood.ml() != current.report.blood_ml);
+        let indication = order
+            .indication
+            .as_ref()
+            .filter(|i| current.report.indication.as_deref() != Some(i.as_str()));
+        if blood.is_none() && indication.is_none() {
+            return Err(OperationError::invalid(
+                "correction",
+                "nothing differs from the current version: give the corrected blood volume or \
+                 indication",
+            ));
+        }
         self.confirm_signature(
             signer,
             client,
@@ -121,7 +156,7 @@ impl Operations {
             OperationError::Conflict(format!("run {run_id} has no calibration to recount with"))
         })?;
         let stored = self.store.calibration(calibration_id).await?;
-        let calibration = Calibration::from_toml(&stored.content.text).map_err(|e| {
+        let calibration = stored.content.document().map_err(|e| {
             OperationError::Conflict(format!(
                 "the run's calibration {} is unreadable: {e}",
                 stored.id.0
@@ -130,8 +165,8 @@ impl Operations {
         let sample = self.store.sample(run.sample_id).await?;
         let measurements = self.store.run_measurements(run.id).await?;
         let tubes = tube_readings(&sample.tubes, &measurements);
-        let blood_ml = order.blood.map_or(current.report.blood_ml, BloodVolume::ml);
-        let indication = match &order.indication {
+        let blood_ml = blood.map_or(current.report.blood_ml, BloodVolume::ml);
+        let indication = match indication {
             Some(indication) => Some(indication.as_str().to_owned()),
             None => current.report.indication.clone(),
         };

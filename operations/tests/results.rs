@@ -85,18 +85,22 @@ async fn appliance_with_a_result() -> (tempfile::TempDir, Appliance, Operations,
 fn a_correction_order_needs_a_changed_input_and_a_reason() {
     /// (blood mL, indication, reason, the field a refusal names)
     type Case = (
-        Option<f64>,
+        Option<&'static str>,
         Option<&'static str>,
         &'static str,
         Option<&'static str>,
     );
-    let cases: [Case; 6] = [
-        (Some(5.0), None, "volume was 5 mL", None),
+    let cases: [Case; 10] = [
+        (Some("5.0"), None, "volume was 5 mL", None),
+        (Some("0.5"), None, "the smallest volume", None),
         (None, Some("prostate"), "wrong indication entered", None),
         (None, None, "nothing changed", Some("correction")),
-        (None, Some("  "), "blank indication", Some("correction")),
-        (Some(5.0), None, " ", Some("correction reason")),
-        (Some(-1.0), None, "negative volume", Some("blood volume")),
+        (Some(" "), Some("  "), "blank inputs", Some("correction")),
+        (Some("5.0"), None, " ", Some("correction reason")),
+        (Some("-1"), None, "negative volume", Some("blood_ml")),
+        (Some("0.49"), None, "below the one range", Some("blood_ml")),
+        (Some("50.5"), None, "above the one range", Some("blood_ml")),
+        (Some("five"), None, "not a number", Some("blood_ml")),
     ];
     for (blood_ml, indication, reason, refused) in cases {
         let parsed = CorrectionOrder::parse(blood_ml, indication, reason);
@@ -115,7 +119,7 @@ async fn a_correction_recounts_keeps_the_original_and_must_be_released_again() {
     let (_dir, appliance, ops, run) = appliance_with_a_result().await;
     let operator = user(&appliance, "olga", Role::Operator).await;
     let clinician = user(&appliance, "claire", Role::Clinician).await;
-    let order = CorrectionOrder::parse(Some(5.0), None, "processed volume was 5.0 mL").unwrap();
+    let order = CorrectionOrder::parse(Some("5.0"), None, "processed volume was 5.0 mL").unwrap();
 
     // Who and how: (signer, password, printed name, expected refusal).
     let wrong_password = SignatureInput {
@@ -202,6 +206,25 @@ async fn a_correction_recounts_keeps_the_original_and_must_be_released_again() {
     );
     let current = appliance.store.current_result(run).await.unwrap().unwrap();
     assert_eq!((current.version, current.signatures.len()), (2, 1));
+
+    // A correction that changes nothing is refused (the run page's form carries every current
+    // value: only what differs is a correction).
+    let volume = current.report.blood_ml.to_string();
+    let unchanged = CorrectionOrder::parse(Some(&volume), None, "the same again").unwrap();
+    let error = ops
+        .correct_result(&clinician, CLIENT, run, &unchanged, &signed_by(&clinician))
+        .await
+        .expect_err("nothing differs");
+    assert!(
+        matches!(
+            &error,
+            OperationError::Invalid {
+                field: "correction",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 
     // A correction to an indication without a cut-off is refused naming it.
     let unknown = CorrectionOrder::parse(None, Some("melanoma"), "wrong indication").unwrap();

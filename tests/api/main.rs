@@ -7,6 +7,7 @@ mod test_board;
 
 mod bad_input;
 mod locks;
+mod openapi_conformance;
 mod openapi_tls;
 mod page_locks;
 mod pages_admin;

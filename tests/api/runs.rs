@@ -379,4 +379,40 @@ async fn a_result_is_corrected_through_the_api_and_the_run_page() {
     assert_eq!(versions.len(), 3);
     assert_eq!(versions[2].report.blood_ml, 6.0);
     assert_eq!(versions[0].report.blood_ml, 7.5);
+
+    // Every view says the result shown was corrected: the run page, the patient page's run list
+    // and trend chart, the trend as JSON.
+    let (_, page) = crate::helpers::get_page(&app, Some(&session), &format!("/runs/{id}")).await;
+    assert!(
+        page.contains("Corrected (version 3)"),
+        "the run page's badge"
+    );
+    let run = app.store.run(ticket.id).await.expect("run");
+    let patient = app
+        .store
+        .sample(run.sample_id)
+        .await
+        .expect("sample")
+        .patient_id;
+    let (status, page) =
+        crate::helpers::get_page(&app, Some(&session), &format!("/patients/{}", patient.0)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Corrected (version 3)"),
+        "the patient page's run list"
+    );
+    assert!(page.contains("point-corrected"), "the trend chart's ring");
+    let trend: Value = app
+        .send(
+            As::Bearer(&clinician),
+            Method::GET,
+            &format!("/api/v1/patients/{}/trend", patient.0),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(trend[0]["version"], 3);
+    assert_eq!(trend[0]["corrected"], true);
 }

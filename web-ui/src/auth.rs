@@ -51,6 +51,11 @@ impl Caller {
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
         require(self.user.role, permission)
     }
+
+    /// The caller as the operations layer takes them.
+    pub fn requester(&self) -> operations::Requester {
+        operations::Requester::User(self.user.clone())
+    }
 }
 
 /// The CSRF token of a session secret.

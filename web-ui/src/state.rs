@@ -35,7 +35,7 @@ impl AppState {
             http.max_failed_logins_per_user,
             http.max_failed_logins_per_address,
         );
-        let ops = Operations::new(store.clone(), engine.config().clone(), throttle);
+        let ops = Operations::with_engine(store.clone(), engine.clone(), throttle);
         Self {
             store,
             engine,

@@ -15,6 +15,7 @@ use super::run_report::RunReport;
 
 /// One thing that happened, when, and to which run (`None`: the instrument itself).
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunEvent {
     /// The run, if the event belongs to one.
     pub run_id: Option<RunId>,
@@ -27,6 +28,7 @@ pub struct RunEvent {
 
 /// What happened.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
     /// The run moved to a new state.

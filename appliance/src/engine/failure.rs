@@ -6,6 +6,7 @@ use serde::Serialize;
 
 /// The kind of cause of a failed run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// The board: no answer, a protocol or board fault, a refused setting.
@@ -42,6 +43,7 @@ impl fmt::Display for FailureKind {
 /// A run's failure: its kind and a sentence a technician can act on. Displayed (and stored as the
 /// run's failure cause) as `kind: message`.
 #[derive(Clone, Debug, PartialEq, Serialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[error("{kind}: {message}")]
 pub struct Failure {
     /// The kind of cause.

@@ -19,16 +19,13 @@ use super::control::RunControl;
 use super::error::EngineError;
 use super::event::{EventKind, RunEvent};
 use super::instrument::Board;
-use super::request::{RunRequest, RunTicket};
+use super::request::{MAX_REPLICATES, RunRequest, RunTicket};
 use super::simulated_lot::SIMULATED_LOT;
 use super::status::EngineStatus;
 use super::worker::{Command, Job, Shared, Worker};
 
 /// Events kept for subscribers that fall behind.
 const EVENT_CAPACITY: usize = 1024;
-
-/// Most replicate readings a tube may ask for.
-const MAX_REPLICATES: u32 = 10;
 
 /// Starts the acquisition engine.
 pub struct Engine;

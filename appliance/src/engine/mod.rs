@@ -42,11 +42,11 @@ pub use event::{EventKind, RunEvent};
 pub use failure::{Failure, FailureKind};
 pub use handle::{Engine, EngineHandle};
 pub use instrument::{Board, BoardFault, Instrument, SimulatedInstrument};
-pub use reading::Reading;
-pub use request::{DEFAULT_REPLICATES, RunRequest, RunTicket};
+pub use reading::{Reading, t2_distribution};
+pub use request::{DEFAULT_REPLICATES, MAX_REPLICATES, RunRequest, RunTicket};
 pub use run_report::{ReportInputs, RunReport, TubeReadings};
 pub use simulated_lot::{
-    DEFAULT_CONTROL_T2_MS, SIMULATED_BACKGROUND_PER_S, SIMULATED_LOT,
+    DEFAULT_CONTROL_T2_MS, MAX_SIMULATED_CELLS, SIMULATED_BACKGROUND_PER_S, SIMULATED_LOT,
     SIMULATED_PER_CELL_DELTA_R2_PER_S, SimulatedTruth,
 };
 pub use status::{BoardStatus, EngineStatus, RunProgress};

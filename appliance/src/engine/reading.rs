@@ -2,14 +2,17 @@
 
 use nmr_core::EchoTrain;
 use nmr_core::assay::Replicate;
-use nmr_core::fit::{CpmgT2, DEFAULT_T1_S, EpgFit, FitOptions, MonoFit, T2Model, fit_cpmg_t2};
+use nmr_core::fit::{
+    CpmgT2, DEFAULT_T1_S, EpgFit, FitOptions, MonoFit, SpectrumOptions, T2Model, fit_cpmg_t2,
+    fit_spectrum,
+};
 use nmr_core::qc::{
     BiexponentialOptions, MeasurementQcInput, MeasurementQcLimits, MisfitSeen, QcCode, QcFlag,
     Severity, check_measurement, compare_mono_bi,
 };
 use serde::Serialize;
 
-use crate::store::measurements::{FitOutcome, StoredFit};
+use crate::store::measurements::{FitOutcome, StoredFit, T2Distribution};
 
 /// What was made of one echo train.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -153,6 +156,37 @@ impl Reading {
             biexponential_preferred: self.biexponential_preferred,
             first_echo_amplitude: self.first_echo_amplitude,
         }
+    }
+}
+
+/// The T2 distribution of a train (regularised NNLS with the default options), as it is stored
+/// with its measurement: computed once, when the train is measured (or, for a measurement stored
+/// before distributions were kept, when its run is first viewed), never on a page view. A
+/// distribution with a non-finite bin is stored as failed, naming it.
+pub fn t2_distribution(train: &EchoTrain) -> T2Distribution {
+    match fit_spectrum(train, &SpectrumOptions::default()) {
+        Ok(spectrum) => {
+            let finite = spectrum
+                .t2_bins_ms
+                .iter()
+                .chain(&spectrum.amplitudes)
+                .all(|v| v.is_finite());
+            if !finite || !spectrum.alpha.is_finite() {
+                return T2Distribution::Failed {
+                    reason: "the inversion gave a non-finite bin or regularisation weight".into(),
+                };
+            }
+            T2Distribution::Computed {
+                t2_bins_ms: spectrum.t2_bins_ms,
+                amplitudes: spectrum.amplitudes,
+                t2_logmean_ms: Some(spectrum.t2_logmean_ms).filter(|t| t.is_finite()),
+                alpha: spectrum.alpha,
+                converged: spectrum.converged,
+            }
+        }
+        Err(error) => T2Distribution::Failed {
+            reason: error.to_string(),
+        },
     }
 }
 

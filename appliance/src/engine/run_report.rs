@@ -19,6 +19,7 @@ use super::reading::{Reading, fit_failed_flag};
 
 /// The result of a run: the count report (the keys of `ferrocount count --json`) plus `run_id`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunReport {
     /// The run.
     pub run_id: RunId,

@@ -30,6 +30,9 @@ pub const DEFAULT_CONTROL_T2_MS: f64 = 240.0;
 /// cocktail contribute equally).
 pub const SINGLE_MARKER_SHARE: f64 = 0.25;
 
+/// Most tumour cells a simulated sample may hold.
+pub const MAX_SIMULATED_CELLS: f64 = 1.0e6;
+
 /// What the virtual tubes of a simulated run hold: the truth the result is checked against.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SimulatedTruth {
@@ -55,9 +58,9 @@ impl SimulatedTruth {
 
     /// Refuses values no tube can hold; names the field.
     pub fn check(&self) -> Result<(), String> {
-        if !(self.cells.is_finite() && self.cells >= 0.0) {
+        if !(self.cells.is_finite() && (0.0..=MAX_SIMULATED_CELLS).contains(&self.cells)) {
             return Err(format!(
-                "simulated cells must be a non-negative number, got {}",
+                "simulated cells must be a number from 0 to {MAX_SIMULATED_CELLS}, got {}",
                 self.cells
             ));
         }

@@ -8,6 +8,7 @@ use crate::store::runs::RunState;
 
 /// The instrument and what the engine is doing.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EngineStatus {
     /// The board, as last identified.
     pub board: Option<BoardStatus>,
@@ -27,6 +28,7 @@ pub struct EngineStatus {
 
 /// The board's identity.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BoardStatus {
     /// Serial number.
     pub serial: u32,
@@ -38,6 +40,7 @@ pub struct BoardStatus {
 
 /// Where the current run is.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunProgress {
     /// The run.
     pub run_id: RunId,

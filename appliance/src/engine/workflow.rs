@@ -23,7 +23,7 @@ use super::control::TubeWait;
 use super::dilution_series::{LEVELS_CELLS, SAMPLES_PER_LEVEL, calibrate_simulated_lot};
 use super::event::EventKind;
 use super::failure::{Failure, FailureKind, Stop};
-use super::reading::Reading;
+use super::reading::{Reading, t2_distribution};
 use super::run_report::{ReportInputs, RunReport, TubeReadings};
 use super::simulated_lot::{SIMULATED_LOT, SimulatedTruth};
 use super::status::BoardStatus;
@@ -276,7 +276,7 @@ impl Worker {
                 .into());
             }
         };
-        let calibration = Calibration::from_toml(&stored.content.text).map_err(|e| {
+        let calibration = stored.content.document().map_err(|e| {
             Failure::new(
                 FailureKind::Calibration,
                 format!(
@@ -495,6 +495,7 @@ impl Worker {
                         cpmg: measurement.report.clone(),
                     }),
                     qc_flags: flags.clone(),
+                    t2_distribution: Some(t2_distribution(&measurement.train)),
                 },
             ))?;
             let fit = reading.fit.as_ref().ok();

@@ -32,6 +32,17 @@
 //! answering is reported after at most 4 × 20 polls × 250 µs = 20 ms of waiting per command
 //! ([`LinkTiming::worst_case_wait_us`]); the driver counts polls and delays, it needs no clock.
 //!
+//! ## First contact
+//!
+//! A new driver does not know the sequence number of the board's replay cache: the board may
+//! still hold the last request of a previous host (another process, one that was killed), and
+//! when that number equals the new driver's first one the board would answer the new command
+//! from the cache without executing it — a HALT that does not halt, an IDENTIFY answered with a
+//! status block. So before its first command a driver sends one STATUS whose answer it does not
+//! use, accepting whatever the board answers with that number (read whole, however long, and
+//! CRC-checked). Afterwards the cache holds the driver's own number, and every following request
+//! carries a new one. Every caller of every command gets this; none has to remember it.
+//!
 //! ## Usage
 //!
 //! ```no_run
@@ -202,7 +213,13 @@ pub struct Frontend<SPI, DR, RST, D> {
     timing: LinkTiming,
     counters: LinkCounters,
     identity: Option<Identity>,
+    /// Whether the first contact (see the module docs) has been made: the board's replay cache
+    /// holds this driver's own sequence number.
+    synchronised: bool,
 }
+
+/// The name the first contact's errors carry (it is a STATUS, sent for its sequence number).
+const FIRST_CONTACT: &str = "first contact (status)";
 
 impl<SPI: SpiDevice, D: DelayNs> Frontend<SPI, NoPin, NoPin, D> {
     /// A driver on a SPI device with no data-ready or reset line. Does no I/O.
@@ -216,6 +233,7 @@ impl<SPI: SpiDevice, D: DelayNs> Frontend<SPI, NoPin, NoPin, D> {
             timing: LinkTiming::default(),
             counters: LinkCounters::default(),
             identity: None,
+            synchronised: false,
         }
     }
 }
@@ -238,6 +256,7 @@ where
             timing: self.timing,
             counters: self.counters,
             identity: self.identity,
+            synchronised: self.synchronised,
         }
     }
 
@@ -252,6 +271,7 @@ where
             timing: self.timing,
             counters: self.counters,
             identity: self.identity,
+            synchronised: self.synchronised,
         }
     }
 
@@ -651,13 +671,56 @@ where
     }
 
     /// Sends a command and returns its answer (at most `max_payload_len` bytes), with the retry
-    /// rules described in the module docs.
+    /// rules described in the module docs; the driver's first command is preceded by the first
+    /// contact.
     fn command_up_to(
         &mut self,
         command: Command,
         payload: Vec<u8>,
         max_payload_len: usize,
     ) -> Result<Vec<u8>, Error<SPI::Error>> {
+        if !self.synchronised {
+            self.first_contact()?;
+        }
+        let response = self.exchange(command.name(), command, payload, max_payload_len, false)?;
+        match BoardStatus::from_byte(response.status) {
+            BoardStatus::Ok => Ok(response.payload),
+            status => Err(Error::Board {
+                command: command.name(),
+                status,
+            }),
+        }
+    }
+
+    /// One STATUS whose answer is not used, so that the board's replay cache holds this driver's
+    /// sequence number before its first real command (module docs, "First contact"). Any answer
+    /// carrying that number will do, whatever its status and length: it may be the previous
+    /// host's last answer, served from the cache.
+    fn first_contact(&mut self) -> Result<(), Error<SPI::Error>> {
+        self.exchange(
+            FIRST_CONTACT,
+            Command::Status,
+            Vec::new(),
+            registers::STATUS_LEN,
+            true,
+        )?;
+        self.synchronised = true;
+        Ok(())
+    }
+
+    /// Sends one request with a new sequence number and returns the board's answer to it (any
+    /// status but `BadCrc`). `name` names the command in errors. With `read_whole_answer`, an
+    /// answer longer than `max_payload_len` (a replayed answer to another command) is read again
+    /// at the length its header declares, so its CRC can be checked; otherwise it counts as
+    /// corrupted.
+    fn exchange(
+        &mut self,
+        name: &'static str,
+        command: Command,
+        payload: Vec<u8>,
+        max_payload_len: usize,
+        read_whole_answer: bool,
+    ) -> Result<Response, Error<SPI::Error>> {
         self.seq = self.seq.wrapping_add(1);
         let request = Request::new(self.seq, command, payload).encode();
         let mut buffer = vec![0u8; Response::frame_len(max_payload_len)];
@@ -685,15 +748,7 @@ where
                         last_was_corrupt = true;
                         break;
                     }
-                    Ok(response) if response.seq == self.seq => {
-                        return match BoardStatus::from_byte(response.status) {
-                            BoardStatus::Ok => Ok(response.payload),
-                            status => Err(Error::Board {
-                                command: command.name(),
-                                status,
-                            }),
-                        };
-                    }
+                    Ok(response) if response.seq == self.seq => return Ok(response),
                     // No answer yet (idle bus reads 0x00 or 0xFF), or a stale answer to an earlier
                     // request: wait and poll again.
                     Ok(_)
@@ -706,6 +761,20 @@ where
                         last_was_corrupt = false;
                         self.delay.delay_us(self.timing.poll_interval_us);
                         if empty_polls >= self.timing.response_polls {
+                            break;
+                        }
+                    }
+                    // Longer than expected and numbered as ours: read it whole (the header's length
+                    // is at most the protocol's maximum, or decoding would have said `TooLong`).
+                    Err(FrameError::Truncated { needed, .. })
+                        if read_whole_answer
+                            && needed > buffer.len()
+                            && buffer.get(1) == Some(&self.seq) =>
+                    {
+                        buffer.resize(needed, 0);
+                        last_was_corrupt = true;
+                        rereads += 1;
+                        if rereads > self.timing.corrupt_rereads {
                             break;
                         }
                     }
@@ -723,12 +792,12 @@ where
         }
         if last_was_corrupt {
             Err(Error::Crc {
-                command: command.name(),
+                command: name,
                 attempts: self.timing.max_attempts,
             })
         } else {
             Err(Error::Timeout {
-                command: command.name(),
+                command: name,
                 attempts: self.timing.max_attempts,
                 polls: total_polls,
                 budget_us: u64::from(total_polls) * u64::from(self.timing.poll_interval_us),

@@ -45,13 +45,16 @@ impl fmt::Display for ReagentLot {
     }
 }
 
-/// The format of a calibration's content.
+/// The format of a calibration's content. TOML (what `ferrocount calibrate` writes and the
+/// engine makes) is the one format calibrations are stored in; JSON content, which earlier
+/// versions could store, is still read ([`CalibrationContent::document`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ContentFormat {
-    /// TOML text.
+    /// TOML text: the canonical stored form.
     Toml,
-    /// JSON text.
+    /// JSON text: read for old rows, never written.
     Json,
 }
 
@@ -64,8 +67,9 @@ impl ContentFormat {
     }
 }
 
-/// A calibration document, checked to parse in its format.
+/// A calibration document as stored, verbatim.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CalibrationContent {
     /// Its format.
     pub format: ContentFormat,
@@ -74,7 +78,7 @@ pub struct CalibrationContent {
 }
 
 impl CalibrationContent {
-    /// TOML content; refused when it does not parse.
+    /// TOML content (the canonical form); refused when it does not parse as TOML.
     pub fn toml(text: &str) -> Result<Self, StoreError> {
         toml::from_str::<toml::Table>(text).map_err(|error| StoreError::Invalid {
             field: "calibration content",
@@ -86,18 +90,22 @@ impl CalibrationContent {
         })
     }
 
-    /// JSON content; refused when it is not a JSON object.
-    pub fn json(text: &str) -> Result<Self, StoreError> {
-        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text).map_err(
-            |error| StoreError::Invalid {
-                field: "calibration content",
-                reason: format!("not a JSON object: {error}"),
-            },
-        )?;
-        Ok(Self {
-            format: ContentFormat::Json,
-            text: text.to_owned(),
-        })
+    /// The calibration this content holds, its numbers checked: the one decoder of a stored
+    /// calibration (TOML, or JSON for a row stored in the old format), for the engine, a
+    /// correction's recount and the pages alike.
+    pub fn document(&self) -> Result<nmr_core::assay::Calibration, String> {
+        match self.format {
+            ContentFormat::Toml => {
+                nmr_core::assay::Calibration::from_toml(&self.text).map_err(|e| e.to_string())
+            }
+            ContentFormat::Json => {
+                let parsed: nmr_core::assay::Calibration = serde_json::from_str(&self.text)
+                    .map_err(|e| format!("not a calibration: {e}"))?;
+                // Through the TOML reader, so a JSON row's numbers are checked as a TOML one's.
+                let canonical = parsed.to_toml().map_err(|e| e.to_string())?;
+                nmr_core::assay::Calibration::from_toml(&canonical).map_err(|e| e.to_string())
+            }
+        }
     }
 }
 
@@ -116,6 +124,7 @@ pub struct NewCalibration {
 
 /// A stored calibration.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Calibration {
     /// Row id.
     pub id: CalibrationId,
@@ -359,9 +368,47 @@ mod tests {
     #[test]
     fn content_must_parse() {
         assert!(CalibrationContent::toml("slope = [").is_err());
-        assert!(CalibrationContent::json("[1, 2]").is_err());
-        assert!(CalibrationContent::json("{\"slope\": 0.1}").is_ok());
         assert!(ReagentLot::parse("LOT 1").is_err());
+    }
+
+    /// A calibration as `ferrocount calibrate` writes it.
+    fn full_document() -> nmr_core::assay::Calibration {
+        nmr_core::assay::Calibration::from_toml(
+            &crate::store::example_report::example_calibration_toml(),
+        )
+        .expect("the example calibration reads")
+    }
+
+    #[test]
+    fn stored_documents_decode_in_either_format_and_are_checked() {
+        let calibration = full_document();
+        let toml = CalibrationContent::toml(&calibration.to_toml().unwrap()).unwrap();
+        assert_eq!(toml.document().unwrap(), calibration);
+        let json = CalibrationContent {
+            format: ContentFormat::Json,
+            text: serde_json::to_string(&calibration).unwrap(),
+        };
+        assert_eq!(
+            json.document().unwrap(),
+            calibration,
+            "an old JSON row reads"
+        );
+        let mut broken = calibration.clone();
+        broken.slope_per_s_per_cell = f64::NAN;
+        let bad_json = CalibrationContent {
+            format: ContentFormat::Json,
+            text: serde_json::to_string(&broken)
+                .unwrap()
+                .replace("null", "-1"),
+        };
+        assert!(bad_json.document().is_err(), "its numbers are checked too");
+        assert!(
+            CalibrationContent::toml("slope_per_s_per_cell = 0.01")
+                .unwrap()
+                .document()
+                .is_err(),
+            "a partial document is not a calibration"
+        );
     }
 
     #[sqlx::test(migrations = "../migrations")]

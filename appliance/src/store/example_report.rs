@@ -55,3 +55,23 @@ pub fn example_report(
         nonspecific_controls: Vec::new(),
     }
 }
+
+/// A plausible calibration document of the lot `RL-EXAMPLE` at 4 ms, as `ferrocount calibrate`
+/// writes it, for the store's tests and examples.
+pub fn example_calibration_toml() -> String {
+    r#"lot = "RL-EXAMPLE"
+te_ms = 4.0
+slope_per_s_per_cell = 0.004
+slope_se = 0.00004
+intercept_per_s = 0.05
+intercept_se = 0.0012
+slope_intercept_cov = -2e-8
+fit_df = 28
+lob_cells = 1.3
+lod_cells = 2.5
+loq_cells = 6.5
+created = "2026-11-24T04:00:00Z"
+levels_cells = [0.0, 5.0, 20.0, 100.0]
+"#
+    .to_owned()
+}

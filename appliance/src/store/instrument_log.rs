@@ -13,6 +13,7 @@ use super::{JsonReport, LogEntryId, RunId, Store, StoreError, Timestamp};
 
 /// What an entry records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LogKind {
     /// A tune (f0 search).
@@ -87,6 +88,7 @@ impl NewLogEntry {
 
 /// A stored entry.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogEntry {
     /// Row id.
     pub id: LogEntryId,

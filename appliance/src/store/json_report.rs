@@ -63,3 +63,22 @@ impl JsonReport {
             })
     }
 }
+
+/// A JSON document is any JSON value (its shape is its producer's).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for JsonReport {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        // No `type`: the empty schema, which any JSON value satisfies (an empty `anyOf` would
+        // allow none).
+        utoipa::openapi::schema::Schema::Object(
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+                .description(Some("Any JSON value: the record's own detail"))
+                .build(),
+        )
+        .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for JsonReport {}

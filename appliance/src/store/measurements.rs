@@ -77,6 +77,37 @@ pub struct NewMeasurement<'a> {
     pub fit_report: Option<MeasurementFit>,
     /// The QC flags raised on it.
     pub qc_flags: Vec<QcFlag>,
+    /// The train's T2 distribution, computed when it was measured (stored in the same
+    /// transaction).
+    pub t2_distribution: Option<T2Distribution>,
+}
+
+/// A measurement's T2 distribution as stored: the regularised NNLS inversion of its train
+/// (`nmr_core::fit::fit_spectrum`, default options), computed once — by the engine when the
+/// train is measured, or for a measurement stored before `migrations/0003` the first time its
+/// run is viewed — and never on a page view. Decoded once, here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum T2Distribution {
+    /// The distribution.
+    Computed {
+        /// Bin centres, log-spaced, ascending, ms.
+        t2_bins_ms: Vec<f64>,
+        /// Non-negative amplitude per bin, in signal units.
+        amplitudes: Vec<f64>,
+        /// Amplitude-weighted geometric mean T2, ms (`None` when there is no amplitude).
+        t2_logmean_ms: Option<f64>,
+        /// The regularisation weight the inversion chose.
+        alpha: f64,
+        /// Whether the non-negative solve met its optimality conditions.
+        converged: bool,
+    },
+    /// Why the train has no distribution.
+    Failed {
+        /// The inversion's error.
+        reason: String,
+    },
 }
 
 /// What is stored as a measurement's fit: the mono-exponential fit or why it failed, the mono-
@@ -92,6 +123,7 @@ pub struct MeasurementFit {
 
 /// A reading's fit as stored (new fields may be added; old records decode with their default).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredFit {
     /// The fit, or the fit error.
     #[serde(flatten)]
@@ -119,6 +151,7 @@ fn exponential() -> nmr_core::fit::T2Model {
 
 /// A fit or why there is none.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 // A fit report is decoded once per stored measurement; boxing the common variant would only add an
 // allocation to every read.
@@ -159,6 +192,9 @@ pub struct Measurement {
     pub fit_report: Option<MeasurementFit>,
     /// The QC flags.
     pub qc_flags: Vec<QcFlag>,
+    /// The train's T2 distribution (`None`: stored before distributions were kept, and not
+    /// viewed since).
+    pub t2_distribution: Option<T2Distribution>,
     /// Size of the compressed train in the database, bytes.
     pub stored_train_bytes: usize,
 }
@@ -189,6 +225,12 @@ impl Store {
             .transpose()?
             .map(|report| report.to_text());
         let flags = JsonReport::of(&new.qc_flags)?.to_text();
+        let distribution = new
+            .t2_distribution
+            .as_ref()
+            .map(JsonReport::of)
+            .transpose()?
+            .map(|report| report.to_text());
         let measured_at = new.measured_at.to_rfc3339();
         let replicate = i64::from(new.replicate);
         let echoes = i64::try_from(new.train.len()).map_err(|_| StoreError::Invalid {
@@ -255,9 +297,22 @@ impl Store {
                     "run_id": new.run_id, "tube_id": new.tube_id, "tube_kind": tube.kind,
                     "replicate": new.replicate, "echoes": echoes, "codec": CODEC_NAME,
                     "train_sha256": blob_sha256, "stored_bytes": blob.len(),
+                    "t2_distribution": distribution.is_some(),
                 })),
         )
         .await?;
+        if let Some(distribution) = &distribution {
+            sqlx::query!(
+                "INSERT INTO t2_distributions (measurement_id, distribution_json, computed_at)
+                 VALUES (?, ?, ?)",
+                id,
+                distribution,
+                measured_at
+            )
+            .execute(&mut *tx)
+            .await
+            .context("storing a measurement's T2 distribution")?;
+        }
         tx.commit().await.context("committing a measurement")?;
         Ok(MeasurementId(id))
     }
@@ -265,9 +320,12 @@ impl Store {
     /// A run's measurements with their trains, in the order they were measured.
     pub async fn run_measurements(&self, run_id: RunId) -> Result<Vec<Measurement>, StoreError> {
         let rows = sqlx::query!(
-            "SELECT id, run_id, tube_id, replicate, measured_at, train_codec, train,
-                    acquisition_json, fit_json, qc_flags_json
-             FROM measurements WHERE run_id = ? ORDER BY id",
+            r#"SELECT m.id, m.run_id, m.tube_id, m.replicate, m.measured_at, m.train_codec,
+                      m.train, m.acquisition_json, m.fit_json, m.qc_flags_json,
+                      d.distribution_json AS "distribution_json?"
+               FROM measurements m
+               LEFT JOIN t2_distributions d ON d.measurement_id = m.id
+               WHERE m.run_id = ? ORDER BY m.id"#,
             run_id.0
         )
         .fetch_all(&self.pool)
@@ -308,9 +366,64 @@ impl Store {
                         .map(|text| decode_stored(text, "fit report", r.id))
                         .transpose()?,
                     qc_flags: decode_stored(&r.qc_flags_json, "QC flags", r.id)?,
+                    t2_distribution: r
+                        .distribution_json
+                        .as_deref()
+                        .map(|text| decode_stored(text, "T2 distribution", r.id))
+                        .transpose()?,
                 })
             })
             .collect()
+    }
+
+    /// Stores the T2 distribution of a measurement that has none (one stored before
+    /// distributions were kept), computed from its stored train, and audits it. A distribution
+    /// already there is kept as it is (two viewers may compute it at once): `false` then.
+    pub async fn add_t2_distribution(
+        &self,
+        actor: &Actor,
+        measurement_id: MeasurementId,
+        distribution: &T2Distribution,
+    ) -> Result<bool, StoreError> {
+        let text = JsonReport::of(distribution)?.to_text();
+        let now = Timestamp::now().to_rfc3339();
+        let mut tx = db::begin_write(&self.pool).await?;
+        let exists =
+            sqlx::query_scalar!("SELECT id FROM measurements WHERE id = ?", measurement_id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .context("looking up a measurement")?;
+        found(exists, "measurement", measurement_id)?;
+        let inserted = sqlx::query!(
+            "INSERT INTO t2_distributions (measurement_id, distribution_json, computed_at)
+             VALUES (?, ?, ?) ON CONFLICT (measurement_id) DO NOTHING",
+            measurement_id.0,
+            text,
+            now
+        )
+        .execute(&mut *tx)
+        .await
+        .context("storing a T2 distribution")?
+        .rows_affected()
+            == 1;
+        if inserted {
+            append(
+                &mut tx,
+                actor,
+                AuditEntry::new("measurement.t2_distribution", "measurement")
+                    .id(measurement_id)
+                    .detail(serde_json::json!({
+                        "computed": "from the stored train, on first view",
+                        "outcome": match distribution {
+                            T2Distribution::Computed { .. } => "computed",
+                            T2Distribution::Failed { .. } => "failed",
+                        },
+                    })),
+            )
+            .await?;
+        }
+        tx.commit().await.context("committing a T2 distribution")?;
+        Ok(inserted)
     }
 }
 
@@ -358,6 +471,13 @@ mod tests {
         let (operator, sample, run) = running_run(&store, "M-1").await;
         let train = noisy_train(11);
         let fit = fit_mono(&train, &FitOptions::default()).unwrap();
+        let distribution = T2Distribution::Computed {
+            t2_bins_ms: vec![100.0, 150.0, 225.0],
+            amplitudes: vec![0.0, 1.0, 0.1],
+            t2_logmean_ms: Some(152.3),
+            alpha: 0.5,
+            converged: true,
+        };
         let quad = sample.tube(TubeKind::Quad).unwrap().id;
         let id = store
             .add_measurement(
@@ -389,6 +509,7 @@ mod tests {
                         },
                     }),
                     qc_flags: Vec::new(),
+                    t2_distribution: Some(distribution.clone()),
                 },
             )
             .await
@@ -408,6 +529,17 @@ mod tests {
         assert_eq!(bits(&m.train), bits(&train));
         let refit = fit_mono(&m.train, &FitOptions::default()).unwrap();
         assert_eq!(refit, fit, "the stored train refits to the same numbers");
+        assert_eq!(m.t2_distribution.as_ref(), Some(&distribution));
+        // Stored with the measurement: a second one for it is not taken.
+        let again = T2Distribution::Failed {
+            reason: "a second computation".into(),
+        };
+        assert!(
+            !store
+                .add_t2_distribution(&operator.actor(), id, &again)
+                .await
+                .unwrap()
+        );
         let back = m.fit_report.as_ref().unwrap().fit.mono().unwrap();
         assert_eq!(back.t2_ms.to_bits(), fit.t2_ms.to_bits());
         // 500 complex echoes are 12 kB raw; noise does not compress much, times do.
@@ -443,6 +575,7 @@ mod tests {
             train: &train,
             fit_report: None,
             qc_flags: Vec::new(),
+            t2_distribution: None,
         };
         let control = own.tube(TubeKind::Control).unwrap().id;
         let foreign = other.tube(TubeKind::Control).unwrap().id;

@@ -18,6 +18,7 @@ use super::{
 
 /// What a QC material is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum QcMaterialKind {
     /// A reference phantom (doped water of known T2).
@@ -45,6 +46,7 @@ impl QcMaterialKind {
 
 /// Where a target came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TargetSource {
     /// Established on this instrument from at least 20 values.
@@ -75,6 +77,7 @@ pub use nmr_core::qc::QcVerdict;
 
 /// A stored QC material.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QcMaterial {
     /// Row id.
     pub id: QcMaterialId,
@@ -88,6 +91,7 @@ pub struct QcMaterial {
 
 /// A stored QC lot.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QcLot {
     /// Row id.
     pub id: QcLotId,
@@ -95,12 +99,25 @@ pub struct QcLot {
     pub material_id: QcMaterialId,
     /// The manufacturer's lot number.
     pub lot: String,
-    /// Expiry date.
+    /// Expiry date, served as `YYYY-MM-DD`.
+    #[serde(serialize_with = "serialize_date")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
     pub expires_on: time::Date,
+}
+
+/// Serialises a date as `YYYY-MM-DD` (the ISO 8601 calendar date).
+fn serialize_date<S: serde::Serializer>(date: &time::Date, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    ))
 }
 
 /// A lot's target.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QcTarget {
     /// Row id.
     pub id: QcTargetId,
@@ -139,6 +156,7 @@ pub struct NewQcResult {
 
 /// A stored QC result.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QcResult {
     /// Row id.
     pub id: QcResultId,

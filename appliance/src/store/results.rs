@@ -34,6 +34,7 @@ use super::{
 /// interval spans the cut-off, and whether a QC flag holds the result. Taken from the report
 /// itself ([`ResultSummary::of`]), so the two cannot disagree.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResultSummary {
     /// CTC per 7.5 mL of blood.
     pub per_7_5ml: f64,
@@ -111,6 +112,7 @@ impl CorrectionReason {
 
 /// What an electronic signature means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SignatureMeaning {
     /// "I release this result for clinical use." Moves the run to `released`.
@@ -151,6 +153,7 @@ impl fmt::Display for SignatureMeaning {
 
 /// An electronic signature on one result version.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Signature {
     /// Row id.
     pub id: SignatureId,
@@ -168,6 +171,7 @@ pub struct Signature {
 
 /// One stored version of a run's result.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResultVersion {
     /// Row id.
     pub id: ResultId,
@@ -208,6 +212,13 @@ pub struct TrendPoint {
     pub version: u32,
     /// Whether the run is released.
     pub released: bool,
+}
+
+impl TrendPoint {
+    /// Whether the version shown corrects an earlier one (which is kept).
+    pub fn corrected(&self) -> bool {
+        self.version > 1
+    }
 }
 
 /// The regulated columns of one `results` row, as read.

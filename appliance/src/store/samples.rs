@@ -11,23 +11,32 @@ use super::error::{SqlxResultExt, found};
 use super::timestamp::stored;
 use super::{Actor, AuditEntry, PatientId, SampleId, Store, StoreError, Timestamp, TubeId, db};
 
-/// A processed blood volume in mL: finite, above zero, at most 50 mL.
+/// A processed blood volume in mL, from [`BloodVolume::MIN_ML`] to [`BloodVolume::MAX_ML`]:
+/// the one limit on the volume, for a run ordered from the API, the new-run page or the command
+/// line (they all parse it here, through `operations::runs::RunOrder`) and for a correction.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize)]
 #[serde(transparent)]
 pub struct BloodVolume(f64);
 
 impl BloodVolume {
-    /// Largest accepted volume (a few CellSave tubes).
+    /// Smallest accepted volume (a small draw; below it the Poisson sampling of the draw
+    /// dominates any count).
+    pub const MIN_ML: f64 = 0.5;
+    /// Largest accepted volume (several CellSave tubes).
     pub const MAX_ML: f64 = 50.0;
 
     /// Parses a volume in mL.
     pub fn from_ml(blood_ml: f64) -> Result<Self, StoreError> {
-        if blood_ml.is_finite() && blood_ml > 0.0 && blood_ml <= Self::MAX_ML {
+        if blood_ml.is_finite() && (Self::MIN_ML..=Self::MAX_ML).contains(&blood_ml) {
             Ok(Self(blood_ml))
         } else {
             Err(StoreError::Invalid {
                 field: "blood volume",
-                reason: format!("{blood_ml} mL is not within (0, {}] mL", Self::MAX_ML),
+                reason: format!(
+                    "{blood_ml} mL is not within {} to {} mL",
+                    Self::MIN_ML,
+                    Self::MAX_ML
+                ),
             })
         }
     }
@@ -402,16 +411,18 @@ mod tests {
 
     #[test]
     fn blood_volumes_outside_the_range_are_refused() {
-        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 50.01] {
+        for bad in [0.0, 0.49, -1.0, f64::NAN, f64::INFINITY, 50.01] {
             assert!(
                 BloodVolume::from_ml(bad).is_err(),
                 "{bad} should be refused"
             );
         }
-        assert_eq!(
-            BloodVolume::from_ml(7.5).map(BloodVolume::ml).ok(),
-            Some(7.5)
-        );
+        for good in [0.5, 7.5, 50.0] {
+            assert_eq!(
+                BloodVolume::from_ml(good).map(BloodVolume::ml).ok(),
+                Some(good)
+            );
+        }
     }
 
     #[test]

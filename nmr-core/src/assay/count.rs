@@ -29,8 +29,11 @@ use super::quantile::t95;
 /// Millilitres in the CellSearch reporting volume.
 pub const CELLSEARCH_VOLUME_ML: f64 = 7.5;
 
-/// How a count is reported to lab users.
+/// How a count is reported to lab users: `not_detected` (the estimate is at or below the limit
+/// of blank, LoB: not told apart from a blank), `below_loq` (detected, above the LoB, but below
+/// the limit of quantitation: the number is imprecise), `quantified` (at or above the LoQ).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CountCategory {
     /// Not told apart from a blank: the estimate is at or below the LoB.

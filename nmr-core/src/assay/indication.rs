@@ -35,6 +35,7 @@ pub struct Indications {
 
 /// The prognostic call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Call {
     /// Below the indication's cut-off.

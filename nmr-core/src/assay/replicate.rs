@@ -31,6 +31,7 @@ impl Replicate {
 
 /// Replicate statistics of one tube.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TubeSummary {
     /// What the tube holds.
     pub kind: TubeKind,

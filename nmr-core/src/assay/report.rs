@@ -16,6 +16,7 @@ use crate::qc::{QcFlag, any_hold};
 
 /// The report of one sample.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CountReport {
     /// ΔR2 = R2(quad) − R2(control), 1/s.
     pub delta_r2_per_s: f64,
@@ -24,6 +25,7 @@ pub struct CountReport {
     /// Its degrees of freedom (Welch–Satterthwaite; infinite, written `null`, when the fits' own
     /// SEs dominate).
     #[serde(deserialize_with = "crate::json_float::null_as_infinity")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub delta_r2_df: f64,
     /// Cells in the processed sample.
     pub cells: f64,
@@ -77,6 +79,7 @@ pub struct CountReport {
 
 /// ΔR2 of an extra tube against the control tube.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TubeSignal {
     /// The tube.
     pub tube: TubeKind,

@@ -11,6 +11,7 @@ use std::fmt;
 
 /// One antibody of the quad-marker cocktail, used alone in a single-marker tube.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Marker {
     /// Epithelial cell adhesion molecule (the CellSearch capture marker).
@@ -40,6 +41,7 @@ impl Marker {
 
 /// What a tube holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TubeKind {
     /// Processed blood without targeted particles: the R2 baseline.

@@ -50,6 +50,7 @@ pub const DEFAULT_T1_S: f64 = 1.0;
 const MAX_ITERATIONS: u32 = 60;
 
 /// A fit of T2 and the refocusing angle.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpgFit {
     /// T2 in milliseconds.
@@ -225,6 +226,7 @@ pub fn fit_mono_epg(
 }
 
 /// Which model gave the T2 the appliance uses.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum T2Model {
@@ -235,6 +237,7 @@ pub enum T2Model {
 }
 
 /// The appliance's T2 of one train: the plain fit, the β fit, and which is used and why.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CpmgT2 {
     /// The plain exponential fit.

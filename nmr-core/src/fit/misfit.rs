@@ -32,6 +32,7 @@ use crate::noise::{NoiseEstimate, lag1_autocorrelation};
 pub const MISFIT_SIGNIFICANCE: f64 = 0.001;
 
 /// The lack-of-fit tests of one fit.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LackOfFit {
     /// χ² over its degrees of freedom, against the independent noise estimate.

@@ -39,6 +39,7 @@ const MAX_ITERATIONS: u32 = 100;
 
 /// The report of a mono-exponential fit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MonoFit {
     /// T2 in milliseconds.
     pub t2_ms: f64,
@@ -59,9 +60,11 @@ pub struct MonoFit {
     /// χ² over its degrees of freedom against the independent noise estimate (≈ 1 when the model
     /// fits; NaN, written `null`, when the noise is zero).
     #[serde(deserialize_with = "crate::json_float::null_as_nan")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub chi2_red: f64,
     /// A over the noise SD per echo (infinite, written `null`, for a noiseless train).
     #[serde(deserialize_with = "crate::json_float::null_as_infinity")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub snr: f64,
     /// Noise SD per echo and channel (`noise.sd`).
     pub noise_sd: f64,

@@ -19,6 +19,7 @@ use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 pub const OFFSET_SIGNIFICANCE: f64 = 0.01;
 
 /// The offset model asked for.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OffsetModel {
@@ -43,6 +44,7 @@ impl OffsetModel {
 }
 
 /// Which offset model a fit used, and why.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OffsetChoice {
     /// What was asked for.

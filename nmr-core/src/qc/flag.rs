@@ -5,6 +5,7 @@ use std::fmt;
 
 /// How serious a flag is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Look at it; the result may be released.
@@ -15,6 +16,7 @@ pub enum Severity {
 
 /// The stable code of a per-measurement flag (used in JSON, storage and dashboards).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum QcCode {
     /// Signal-to-noise ratio below its limit.
@@ -62,6 +64,7 @@ impl fmt::Display for QcCode {
 
 /// One raised flag.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QcFlag {
     /// Stable code.
     pub code: QcCode,

@@ -95,6 +95,7 @@ pub struct ControlResult {
 
 /// A Westgard rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum WestgardRule {
     /// One result beyond ±2 SD (warning).
     #[serde(rename = "1-2s")]
@@ -140,6 +141,7 @@ impl WestgardRule {
 
 /// One broken rule and the results that broke it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WestgardViolation {
     /// The rule.
     pub rule: WestgardRule,
@@ -152,6 +154,7 @@ pub struct WestgardViolation {
 /// The verdict on one control value: the worst rule it takes part in. Ordered from best to
 /// worst, so the worst of several is their maximum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum QcVerdict {
     /// Within limits.

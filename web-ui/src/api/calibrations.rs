@@ -1,6 +1,8 @@
-//! `GET /api/v1/calibrations` lists them (newest first); `POST` stores one from its TOML
-//! document (the file `ferrocount calibrate` writes), optionally activating it for its lot and
-//! echo time. The lot and echo time are read from the document, so they cannot disagree with it.
+//! `GET /api/v1/calibrations` lists them (newest first); `POST` imports one from its TOML
+//! document (the file `ferrocount calibrate` writes, the one format calibrations are stored in),
+//! optionally approving it at once: activating it for its lot and echo time, with a reason. The
+//! lot and echo time are read from the document, so they cannot disagree with it. Both through
+//! `operations::calibrations`.
 
 use axum::Json;
 use axum::extract::State;
@@ -8,7 +10,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use appliance::store::calibrations::{Calibration, CalibrationContent, NewCalibration, ReagentLot};
+use appliance::store::calibrations::Calibration;
+use operations::calibrations::{ActivationReason, CalibrationImport};
 
 use crate::auth::Caller;
 use crate::extract::ApiJson;
@@ -22,14 +25,14 @@ use crate::state::AppState;
     path = "/calibrations",
     tag = "instrument",
     security(("session_cookie" = []), ("bearer" = [])),
-    responses((status = 200, description = "Every calibration, newest first", body = Vec<super::openapi::schemas::Calibration>))
+    responses((status = 200, description = "Every calibration, newest first", body = Vec<Calibration>))
 )]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<Calibration>>, ApiError> {
     caller.require(Permission::ViewCalibrations)?;
-    Ok(Json(state.store.calibrations().await?))
+    Ok(Json(state.ops.calibrations(&caller.requester()).await?))
 }
 
 /// `POST /api/v1/calibrations` body.
@@ -38,10 +41,13 @@ pub async fn list(
 pub struct NewCalibrationRequest {
     /// The calibration TOML (as written by `ferrocount calibrate`).
     pub content: String,
-    /// Make it the active calibration of its lot and echo time.
+    /// Approve it at once: make it the active calibration of its lot and echo time (needs a
+    /// `reason`).
     #[serde(default)]
     pub activate: bool,
-    /// A note.
+    /// Why it is activated (kept in the audit trail; required with `activate`).
+    pub reason: Option<String>,
+    /// A note (at most 500 characters).
     pub note: Option<String>,
 }
 
@@ -53,7 +59,7 @@ pub struct NewCalibrationRequest {
     security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
     request_body = NewCalibrationRequest,
     responses(
-        (status = 201, description = "Stored (and activated when asked)", body = super::openapi::schemas::Calibration),
+        (status = 201, description = "Stored (and activated when asked)", body = Calibration),
         (status = 409, description = "It conflicts with a stored calibration", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
     )
 )]
@@ -63,24 +69,17 @@ pub async fn add(
     ApiJson(request): ApiJson<NewCalibrationRequest>,
 ) -> Result<(StatusCode, Json<Calibration>), ApiError> {
     caller.require(Permission::ManageCalibrations)?;
-    let parsed = nmr_core::assay::Calibration::from_toml(&request.content)
-        .map_err(|error| ApiError::invalid("content", error.to_string()))?;
-    let te_us = parsed.te_ms * 1000.0;
-    if !(te_us.is_finite() && te_us >= 1.0 && te_us <= f64::from(u32::MAX)) {
-        return Err(ApiError::invalid(
-            "content",
-            format!("te_ms = {} is not a usable echo time", parsed.te_ms),
-        ));
-    }
-    let new = NewCalibration {
-        reagent_lot: ReagentLot::parse(&parsed.lot)?,
-        te_us: te_us.round() as u32,
-        content: CalibrationContent::toml(&request.content)?,
-        note: request.note.filter(|n| !n.trim().is_empty()),
+    let import = CalibrationImport::parse(&request.content, request.note.as_deref())?;
+    let reason = if request.activate {
+        Some(ActivationReason::parse(
+            request.reason.as_deref().unwrap_or_default(),
+        )?)
+    } else {
+        None
     };
     let stored = state
-        .store
-        .add_calibration(&caller.user.actor(), &new, request.activate)
+        .ops
+        .import_calibration(&caller.requester(), &import, reason.as_ref())
         .await?;
     Ok((StatusCode::CREATED, Json(stored)))
 }

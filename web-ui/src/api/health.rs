@@ -41,5 +41,5 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiE
 }
 
 async fn sqlx_ping(state: &AppState) -> bool {
-    state.store.user_count().await.is_ok()
+    state.ops.database_answers().await
 }

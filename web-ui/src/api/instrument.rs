@@ -23,10 +23,8 @@ pub struct InstrumentView {
     /// Whether the board is the simulated one.
     pub simulated: bool,
     /// The engine's snapshot.
-    #[schema(value_type = super::openapi::schemas::EngineStatus)]
     pub status: EngineStatus,
     /// The latest instrument-log entries, newest first.
-    #[schema(value_type = Vec<super::openapi::schemas::LogEntry>)]
     pub log: Vec<LogEntry>,
 }
 
@@ -46,6 +44,9 @@ pub async fn show(
     Ok(Json(InstrumentView {
         simulated: state.engine.is_simulated(),
         status: state.engine.status(),
-        log: state.store.instrument_log(None, LOG_ENTRIES).await?,
+        log: state
+            .ops
+            .instrument_log(&caller.requester(), LOG_ENTRIES)
+            .await?,
     }))
 }

@@ -3,11 +3,17 @@
 //!
 //! The document is generated, not written: every route is mounted through `utoipa_axum`'s
 //! `routes!` from a handler annotated with `#[utoipa::path]` ([`super::documented_routes`]),
-//! so the router and the document come from one declaration. The request and response types
-//! derive `ToSchema`. The appliance's own types (runs, results, QC, calibrations, the engine's
-//! status and events) are described by the mirrors in [`schemas`], named as they are in the
-//! appliance; the API tests check live answers against them, so a mirror that drifts from what
-//! is served fails a test.
+//! so the router and the document come from one declaration. Every type an answer serialises
+//! derives `ToSchema` itself — the web face's DTOs here, and the appliance's own records (runs,
+//! result versions, the count report, fits, QC flags and verdicts, calibrations, the engine's
+//! status and events) behind the `openapi` features of `appliance` and `nmr-core` — so a field
+//! added to a served type is described by the same change, and nothing is described twice.
+//!
+//! The served document is then [`closed`]: a `#[serde(flatten)]` field's `allOf` is merged into
+//! the one object the answer is, and every object whose fields are all named says
+//! `additionalProperties: false`, so an undocumented field in an answer is a disagreement that a
+//! client, and the API tests (`tests/api/openapi_conformance.rs`, a real JSON Schema validator
+//! over every documented operation), can see.
 //!
 //! On top of what each handler declares, [`with_problem_answers`] adds the problem+json answers
 //! every operation of its kind can give (401/403 for authenticated routes; 400, 413, 415 and 422
@@ -17,6 +23,8 @@
 //! appliance has no internet); any client can load the JSON.
 
 use std::sync::LazyLock;
+
+use serde_json::{Map, Value};
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -65,17 +73,20 @@ pub fn base() -> Document {
     ApiDoc::openapi()
 }
 
-/// The complete document: the routes' own descriptions plus the problem answers common to their
-/// kind.
-pub fn document() -> Document {
-    with_problem_answers(super::documented_routes().split_for_parts().1)
+/// The complete document as served: the routes' own descriptions plus the problem answers
+/// common to their kind, [`closed`].
+pub fn document() -> Result<Value, serde_json::Error> {
+    let generated = with_problem_answers(super::documented_routes().split_for_parts().1);
+    Ok(closed(serde_json::to_value(generated)?))
 }
 
 /// The document as served (built once).
 static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| {
-    document().to_pretty_json().unwrap_or_else(|error| {
-        format!("{{\"error\": \"the document did not serialise: {error}\"}}")
-    })
+    document()
+        .and_then(|document| serde_json::to_string_pretty(&document))
+        .unwrap_or_else(|error| {
+            format!("{{\"error\": \"the document did not serialise: {error}\"}}")
+        })
 });
 
 /// `GET /api/v1/openapi.json`.
@@ -241,431 +252,195 @@ pub fn problem_answer(description: &str) -> RefOr<utoipa::openapi::Response> {
     )
 }
 
-/// Descriptions of the appliance's types as the API serialises them (ids are integers, times
-/// RFC 3339 strings). They mirror `appliance::store` and `appliance::engine`, which stay free of
-/// any web concern; the API tests check served answers against them.
-#[allow(dead_code)] // descriptions, never built
-pub mod schemas {
-    use utoipa::ToSchema;
+/// The document with every `allOf` of objects merged into one object (what a
+/// `#[serde(flatten)]` field serialises as; a part that is a `oneOf`, such as a flattened tagged
+/// enum, makes the merge a `oneOf` of one object per choice), and every object schema with named
+/// properties and no `additionalProperties` closed (`additionalProperties: false`): the served
+/// types are closed records, so a field the document does not name is a disagreement.
+pub fn closed(mut document: Value) -> Value {
+    let components = document
+        .pointer("/components/schemas")
+        .cloned()
+        .unwrap_or(Value::Null);
+    merge_all_of(&mut document, &components);
+    close_objects(&mut document);
+    document
+}
 
-    /// Where a run stands.
-    #[derive(ToSchema)]
-    #[schema(rename_all = "snake_case")]
-    pub enum RunState {
-        /// Waiting for the instrument.
-        Queued,
-        /// Being measured.
-        Running,
-        /// Waiting for the operator to insert and confirm a tube.
-        AwaitingTube,
-        /// Result computed, waiting for a clinician's signature.
-        AwaitingRelease,
-        /// Result released.
-        Released,
-        /// Stopped by a failure (see `failure_cause`).
-        Failed,
-        /// Cancelled by a user.
-        Cancelled,
-        /// Cut short by a shutdown or crash.
-        Interrupted,
+/// A component schema a `$ref` names, or the schema itself.
+fn resolved(schema: &Value, components: &Value) -> Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(reference) => reference
+            .strip_prefix("#/components/schemas/")
+            .and_then(|name| components.get(name))
+            .map_or_else(|| schema.clone(), |target| resolved(target, components)),
+        None => schema.clone(),
     }
+}
 
-    /// A stored run.
-    #[derive(ToSchema)]
-    pub struct Run {
-        /// Run id.
-        id: i64,
-        /// The sample measured.
-        sample_id: i64,
-        /// Who started it (null: the appliance).
-        operator_id: Option<i64>,
-        /// Where it stands.
-        state: RunState,
-        /// Reagent lot.
-        reagent_lot: Option<String>,
-        /// Calibration used.
-        calibration_id: Option<i64>,
-        /// Measured on the simulated board.
-        simulated: bool,
-        /// Why it failed.
-        failure_cause: Option<String>,
-        /// Queued, RFC 3339.
-        #[schema(format = DateTime)]
-        queued_at: String,
-        /// Started, RFC 3339.
-        #[schema(format = DateTime)]
-        started_at: Option<String>,
-        /// Finished, RFC 3339.
-        #[schema(format = DateTime)]
-        finished_at: Option<String>,
-        /// Last change, RFC 3339.
-        #[schema(format = DateTime)]
-        updated_at: String,
+/// Replaces every `allOf` node (recursively) by the object(s) it describes.
+fn merge_all_of(node: &mut Value, components: &Value) {
+    match node {
+        Value::Object(object) => {
+            for value in object.values_mut() {
+                merge_all_of(value, components);
+            }
+            let Some(Value::Array(parts)) = object.remove("allOf") else {
+                return;
+            };
+            // One alternative per choice of the `oneOf` parts; every plain part joins each.
+            let mut alternatives = vec![Map::new()];
+            for part in &parts {
+                let mut part = resolved(part, components);
+                merge_all_of(&mut part, components);
+                let choices: Vec<Value> = match part.get("oneOf").and_then(Value::as_array) {
+                    Some(choices) => choices.iter().map(|c| resolved(c, components)).collect(),
+                    None => vec![part],
+                };
+                alternatives = alternatives
+                    .iter()
+                    .flat_map(|alternative| {
+                        choices
+                            .iter()
+                            .map(move |choice| joined(alternative, choice))
+                    })
+                    .collect();
+            }
+            let mut merged: Map<String, Value> = if alternatives.len() == 1 {
+                alternatives.remove(0)
+            } else {
+                let mut one_of = Map::new();
+                one_of.insert(
+                    "oneOf".into(),
+                    Value::Array(alternatives.into_iter().map(Value::Object).collect()),
+                );
+                one_of
+            };
+            // The node's own keywords (its description) stay.
+            for (key, value) in std::mem::take(object) {
+                merged.insert(key, value);
+            }
+            *object = merged;
+        }
+        Value::Array(items) => {
+            for item in items {
+                merge_all_of(item, components);
+            }
+        }
+        _ => {}
     }
+}
 
-    /// The reporting category of a count.
-    #[derive(ToSchema)]
-    #[schema(rename_all = "snake_case")]
-    pub enum ResultCategory {
-        /// Below the limit of detection.
-        NotDetected,
-        /// Detected, below the limit of quantitation.
-        BelowLoq,
-        /// Quantified.
-        Quantified,
+/// An object schema holding the properties and required names of both.
+fn joined(base: &Map<String, Value>, part: &Value) -> Map<String, Value> {
+    let mut joined = base.clone();
+    joined.insert("type".into(), Value::String("object".into()));
+    let mut properties = joined
+        .remove("properties")
+        .and_then(|p| p.as_object().cloned())
+        .unwrap_or_default();
+    if let Some(more) = part.get("properties").and_then(Value::as_object) {
+        properties.extend(more.clone());
     }
-
-    /// The call against the indication's cut-off.
-    #[derive(ToSchema)]
-    #[schema(rename_all = "snake_case")]
-    pub enum ResultCall {
-        /// Below the cut-off.
-        Favorable,
-        /// At or above the cut-off.
-        Unfavorable,
+    let mut required: Vec<Value> = joined
+        .remove("required")
+        .and_then(|r| r.as_array().cloned())
+        .unwrap_or_default();
+    for name in part
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if !required.contains(name) {
+            required.push(name.clone());
+        }
     }
-
-    /// The headline numbers of a result version.
-    #[derive(ToSchema)]
-    pub struct ResultSummary {
-        /// CTC per 7.5 mL.
-        per_7_5ml: f64,
-        /// 95 % interval, per 7.5 mL.
-        per_7_5ml_ci95: [f64; 2],
-        /// Reporting category.
-        category: ResultCategory,
-        /// Call against the indication's cut-off, if the indication has one.
-        call: Option<ResultCall>,
-        /// The indication the call was made for.
-        indication: Option<String>,
-        /// Its cut-off, per 7.5 mL.
-        cutoff_per_7_5ml: Option<f64>,
-        /// Whether the 95 % interval spans the cut-off (the call could go either way).
-        interval_spans_cutoff: Option<bool>,
-        /// Whether a QC flag holds the result (it may not be released).
-        qc_hold: bool,
+    joined.insert("properties".into(), Value::Object(properties));
+    if !required.is_empty() {
+        joined.insert("required".into(), Value::Array(required));
     }
-
-    /// What a signature means.
-    #[derive(ToSchema)]
-    #[schema(rename_all = "snake_case")]
-    pub enum SignatureMeaning {
-        /// Released for clinical use.
-        Release,
-        /// Reviewed.
-        Review,
+    if let (None, Some(description)) = (joined.get("description"), part.get("description")) {
+        joined.insert("description".into(), description.clone());
     }
+    joined
+}
 
-    /// An electronic signature of a result version.
-    #[derive(ToSchema)]
-    pub struct Signature {
-        /// Signature id.
-        id: i64,
-        /// The result version signed.
-        result_id: i64,
-        /// The signer.
-        user_id: i64,
-        /// The signer's printed name.
-        printed_name: String,
-        /// What it means.
-        meaning: SignatureMeaning,
-        /// When, RFC 3339.
-        #[schema(format = DateTime)]
-        signed_at: String,
+/// Closes every object schema that names its properties and says nothing of others.
+fn close_objects(node: &mut Value) {
+    match node {
+        Value::Object(object) => {
+            if object.get("properties").is_some_and(Value::is_object)
+                && !object.contains_key("additionalProperties")
+            {
+                object.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            for value in object.values_mut() {
+                close_objects(value);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
     }
+}
 
-    /// One version of a run's result (a correction is a new version with a reason).
-    #[derive(ToSchema)]
-    pub struct ResultVersion {
-        /// Result id.
-        id: i64,
-        /// The run.
-        run_id: i64,
-        /// Version number, from 1.
-        version: u32,
-        /// Headline numbers.
-        summary: ResultSummary,
-        /// The full report (the keys of `ferrocount count --json`).
-        report: serde_json::Value,
-        /// Why this version was made (null for the first).
-        reason: Option<String>,
-        /// When, RFC 3339.
-        #[schema(format = DateTime)]
-        created_at: String,
-        /// Who made it (null: the appliance).
-        created_by: Option<i64>,
-        /// Its signatures.
-        signatures: Vec<Signature>,
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
 
-    /// How a calibration document is written.
-    #[derive(ToSchema)]
-    #[schema(rename_all = "lowercase")]
-    pub enum ContentFormat {
-        /// TOML, as `ferrocount calibrate` writes.
-        Toml,
-        /// JSON.
-        Json,
-    }
-
-    /// A calibration document.
-    #[derive(ToSchema)]
-    pub struct CalibrationContent {
-        /// Its format.
-        format: ContentFormat,
-        /// Its text.
-        text: String,
-    }
-
-    /// A stored calibration.
-    #[derive(ToSchema)]
-    pub struct Calibration {
-        /// Calibration id.
-        id: i64,
-        /// Reagent lot.
-        reagent_lot: String,
-        /// Echo time, µs.
-        te_us: u32,
-        /// The document.
-        content: CalibrationContent,
-        /// A note.
-        note: Option<String>,
-        /// Whether it is the one used for its lot and echo time.
-        active: bool,
-        /// When it was stored, RFC 3339.
-        #[schema(format = DateTime)]
-        created_at: String,
-        /// Who stored it (null: the appliance).
-        created_by: Option<i64>,
-    }
-
-    /// The front-end board.
-    #[derive(ToSchema)]
-    pub struct BoardStatus {
-        /// Serial number.
-        serial: u32,
-        /// Firmware version.
-        firmware: String,
-        /// Whether it is the simulated board.
-        simulated: bool,
-    }
-
-    /// The run being measured.
-    #[derive(ToSchema)]
-    pub struct RunProgress {
-        /// The run.
-        run_id: i64,
-        /// Its state.
-        state: RunState,
-        /// The step, in words.
-        step: String,
-    }
-
-    /// The engine's snapshot.
-    #[derive(ToSchema)]
-    pub struct EngineStatus {
-        /// The board, once identified.
-        board: Option<BoardStatus>,
-        /// Larmor frequency of the last tune, Hz.
-        f0_hz: Option<f64>,
-        /// When last tuned, RFC 3339.
-        last_tune_at: Option<String>,
-        /// Magnet temperature, °C.
-        magnet_temp_c: Option<f64>,
-        /// The run being measured.
-        current_run: Option<RunProgress>,
-        /// Runs waiting, in order.
-        queued: Vec<i64>,
-        /// Whether the engine has stopped.
-        stopped: bool,
-    }
-
-    /// Kind of an instrument-log entry.
-    #[derive(ToSchema)]
-    #[schema(rename_all = "snake_case")]
-    pub enum LogKind {
-        /// A tune.
-        Tune,
-        /// A nutation (pulse-length) measurement.
-        Nutation,
-        /// A temperature reading.
-        Temperature,
-        /// An error.
-        Error,
-        /// An event (start, stop, ...).
-        Event,
-    }
-
-    /// An instrument-log entry.
-    #[derive(ToSchema)]
-    pub struct LogEntry {
-        /// Entry id.
-        id: i64,
-        /// When, RFC 3339.
-        #[schema(format = DateTime)]
-        logged_at: String,
-        /// Its kind.
-        kind: LogKind,
-        /// The run it belongs to.
-        run_id: Option<i64>,
-        /// What happened.
-        message: String,
-        /// Frequency, Hz.
-        freq_hz: Option<f64>,
-        /// Pulse length, µs.
-        pulse_us: Option<f64>,
-        /// Temperature, °C.
-        temp_c: Option<f64>,
-        /// Further detail (any JSON).
-        detail: serde_json::Value,
-    }
-
-    /// Phantom or control.
-    #[derive(ToSchema)]
-    #[schema(rename_all = "snake_case")]
-    pub enum QcMaterialKind {
-        /// A relaxation phantom.
-        Phantom,
-        /// A control material with a known cell count.
-        Control,
-    }
-
-    /// A QC material (its fields are flattened into the QC overview's material).
-    #[derive(ToSchema)]
-    pub struct QcMaterial {
-        /// Material id.
-        id: i64,
-        /// Name.
-        name: String,
-        /// Kind.
-        kind: QcMaterialKind,
-        /// What is measured.
-        analyte: String,
-    }
-
-    /// A lot of a QC material (flattened into the QC overview's lot).
-    #[derive(ToSchema)]
-    pub struct QcLot {
-        /// Lot id.
-        id: i64,
-        /// Its material.
-        material_id: i64,
-        /// Lot number.
-        lot: String,
-        /// Expiry date.
-        #[schema(format = Date)]
-        expires_on: String,
-    }
-
-    /// Where a QC target comes from.
-    #[derive(ToSchema)]
-    #[schema(rename_all = "snake_case")]
-    pub enum TargetSource {
-        /// Established from the lab's own measurements.
-        Established,
-        /// The manufacturer's.
-        Manufacturer,
-    }
-
-    /// A QC target (mean and SD).
-    #[derive(ToSchema)]
-    pub struct QcTarget {
-        /// Target id.
-        id: i64,
-        /// Its lot.
-        lot_id: i64,
-        /// Mean.
-        mean: f64,
-        /// Standard deviation.
-        sd: f64,
-        /// Where it comes from.
-        source: TargetSource,
-        /// Values it was established from.
-        n_values: Option<u32>,
-        /// When set, RFC 3339.
-        #[schema(format = DateTime)]
-        created_at: String,
-    }
-
-    /// A QC verdict.
-    #[derive(ToSchema)]
-    #[schema(rename_all = "snake_case")]
-    pub enum QcVerdict {
-        /// In control.
-        Pass,
-        /// A warning rule fired.
-        Warning,
-        /// A rejection rule fired.
-        Reject,
-    }
-
-    /// A QC result.
-    #[derive(ToSchema)]
-    pub struct QcResult {
-        /// Result id.
-        id: i64,
-        /// Its lot.
-        lot_id: i64,
-        /// Target it was judged against.
-        target_id: Option<i64>,
-        /// The value measured.
-        value: f64,
-        /// Verdict.
-        status: QcVerdict,
-        /// Westgard rules violated (any JSON).
-        violations: serde_json::Value,
-        /// The measurement, when measured on this instrument.
-        measurement_id: Option<i64>,
-        /// When, RFC 3339.
-        #[schema(format = DateTime)]
-        measured_at: String,
-        /// Who recorded it.
-        operator_id: Option<i64>,
-        /// A comment.
-        comment: Option<String>,
-    }
-
-    /// Names of run events (the SSE event name and the `event` key).
-    #[derive(ToSchema)]
-    #[schema(rename_all = "snake_case")]
-    pub enum RunEventName {
-        /// The run's state (`state`, `cause`).
-        State,
-        /// A pre-run check (`check`, `passed`, `message`).
-        Check,
-        /// Tuning started.
-        Tuning,
-        /// Tuned (`f0_hz`, `magnet_temp_c`).
-        Tuned,
-        /// Making a calibration (`lot`, `te_us`, `message`).
-        Calibrating,
-        /// A calibration was made (`lot`, `te_us`, `calibration_id`, `slope_per_s_per_cell`,
-        /// `intercept_per_s`).
-        CalibrationMade,
-        /// Insert a tube (`tube`, `index`, `of`, `message`).
-        AwaitingTube,
-        /// A tube was confirmed (`tube`, `index`, `automatic`).
-        TubeConfirmed,
-        /// A replicate was measured (`tube`, `replicate`, `of`, `measurement_id`, `t2_ms`,
-        /// `r2_per_s`, `snr`, `fit_error`, `qc_flags`).
-        Replicate,
-        /// The result (`result`: the keys of `ferrocount count --json`).
-        Result,
-        /// The run failed (`failure`).
-        Failed,
-        /// A notice (`message`).
-        Notice,
-    }
-
-    /// One server-sent event of a run: the SSE event name is `event`, the data this object.
-    /// Besides the keys below it carries the keys of its kind (see `RunEventName`).
-    #[derive(ToSchema)]
-    pub struct RunEvent {
-        /// The run.
-        run_id: Option<i64>,
-        /// When, RFC 3339.
-        at: String,
-        /// What happened.
-        event: RunEventName,
+    #[test]
+    fn flattened_parts_are_merged_and_objects_closed() {
+        let document = json!({
+            "components": { "schemas": {
+                "Report": { "type": "object", "properties": { "cells": { "type": "number" } },
+                            "required": ["cells"] },
+                "Kind": { "oneOf": [
+                    { "type": "object", "properties": { "event": { "enum": ["a"] } },
+                      "required": ["event"] },
+                    { "type": "object", "properties": { "event": { "enum": ["b"] },
+                                                        "n": { "type": "integer" } },
+                      "required": ["event", "n"] }
+                ] },
+                "Any": {}
+            } },
+            "paths": { "/x": { "get": { "responses": { "200": { "content": {
+                "application/json": { "schema": { "description": "the answer", "allOf": [
+                    { "$ref": "#/components/schemas/Report" },
+                    { "type": "object", "properties": { "run_id": { "type": "integer" } },
+                      "required": ["run_id"] }
+                ] } } } } } } },
+                "/y": { "get": { "responses": { "200": { "content": {
+                "application/json": { "schema": { "allOf": [
+                    { "$ref": "#/components/schemas/Kind" },
+                    { "type": "object", "properties": { "at": { "type": "string" } } }
+                ] } } } } } } } }
+        });
+        let served = closed(document);
+        let x = &served["paths"]["/x"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(x["description"], "the answer");
+        assert_eq!(x["additionalProperties"], false);
+        assert_eq!(x["required"], json!(["cells", "run_id"]));
+        assert!(x["properties"]["cells"].is_object() && x["properties"]["run_id"].is_object());
+        assert!(x.get("allOf").is_none());
+        let y = &served["paths"]["/y"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+            ["oneOf"];
+        assert_eq!(
+            y.as_array().map(Vec::len),
+            Some(2),
+            "one object per choice: {y}"
+        );
+        assert_eq!(y[1]["required"], json!(["event", "n"]));
+        assert!(y[1]["properties"]["at"].is_object());
+        assert_eq!(y[1]["additionalProperties"], false);
+        assert_eq!(
+            served["components"]["schemas"]["Report"]["additionalProperties"],
+            false
+        );
+        assert_eq!(
+            served["components"]["schemas"]["Any"],
+            json!({}),
+            "open stays open"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! Patients: list (by MRN prefix), register, show one, and their trend (JSON or CSV).
-//! Every view of patient data is audited (who, what, when).
+//! Patients: list (by MRN prefix), register, show one, and their trend (JSON or CSV), each
+//! through the operations layer (`operations::patients`), which audits every view of patient
+//! data (who, what, when).
 
 use axum::Json;
 use axum::extract::State;
@@ -8,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use appliance::store::patients::{Mrn, Patient};
+use appliance::store::PatientId;
+use appliance::store::patients::Patient;
 use appliance::store::results::TrendPoint;
-use appliance::store::{AuditEntry, PatientId};
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery, PathId};
@@ -67,24 +68,9 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<PatientView>>, ApiError> {
     caller.require(Permission::ViewPatients)?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("{limit} is not within 1 to 1000"),
-        ));
-    }
     let patients = state
-        .store
-        .patients_with_mrn_prefix(&query.mrn, limit)
-        .await?;
-    state
-        .store
-        .record_event(
-            &caller.user.actor(),
-            AuditEntry::new("patient.list", "patient")
-                .detail(serde_json::json!({ "mrn_prefix": query.mrn, "shown": patients.len() })),
-        )
+        .ops
+        .find_patients(&caller.requester(), &query.mrn, query.limit.unwrap_or(100))
         .await?;
     Ok(Json(patients.into_iter().map(PatientView::from).collect()))
 }
@@ -115,8 +101,10 @@ pub async fn register(
     ApiJson(request): ApiJson<NewPatient>,
 ) -> Result<(StatusCode, Json<PatientView>), ApiError> {
     caller.require(Permission::RegisterPatients)?;
-    let mrn = Mrn::parse(&request.mrn).map_err(|e| ApiError::invalid("mrn", e.to_string()))?;
-    let patient = state.store.add_patient(&caller.user.actor(), &mrn).await?;
+    let patient = state
+        .ops
+        .register_patient(&caller.requester(), &request.mrn)
+        .await?;
     Ok((StatusCode::CREATED, Json(patient.into())))
 }
 
@@ -135,15 +123,11 @@ pub async fn show(
     PathId(id): PathId,
 ) -> Result<Json<PatientView>, ApiError> {
     caller.require(Permission::ViewPatients)?;
-    let patient = state.store.patient(PatientId(id)).await?;
-    state
-        .store
-        .record_event(
-            &caller.user.actor(),
-            AuditEntry::new("patient.view", "patient").id(id),
-        )
+    let record = state
+        .ops
+        .view_patient(&caller.requester(), PatientId(id), 0, "api")
         .await?;
-    Ok(Json(patient.into()))
+    Ok(Json(record.patient.into()))
 }
 
 /// `GET /api/v1/patients/{id}/trend` query.
@@ -180,8 +164,11 @@ pub struct TrendRow {
     pub category: String,
     /// `favorable`, `unfavorable` or null.
     pub call: Option<String>,
-    /// Result version shown.
+    /// Result version shown (the current one).
     pub version: u32,
+    /// Whether the version shown corrects an earlier one (the earlier versions are kept; the
+    /// run's versions are at `GET /api/v1/runs/{run_id}`).
+    pub corrected: bool,
     /// Whether released.
     pub released: bool,
 }
@@ -196,6 +183,7 @@ impl From<TrendPoint> for TrendRow {
             category: point.category.as_str().to_owned(),
             call: point.call.map(|c| c.as_str().to_owned()),
             version: point.version,
+            corrected: point.corrected(),
             released: point.released,
         }
     }
@@ -221,24 +209,19 @@ pub async fn trend(
     ApiQuery(query): ApiQuery<TrendQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::ViewPatients)?;
-    let patient = state.store.patient(PatientId(id)).await?;
-    let rows: Vec<TrendRow> = state
-        .store
-        .patient_trend(patient.id)
-        .await?
-        .into_iter()
-        .map(TrendRow::from)
-        .collect();
     let format = query.format.unwrap_or(TrendFormat::Json);
-    state
-        .store
-        .record_event(
-            &caller.user.actor(),
-            AuditEntry::new("patient.trend_view", "patient").id(id).detail(
-                serde_json::json!({ "points": rows.len(), "format": format!("{format:?}").to_lowercase() }),
-            ),
+    let (patient, points) = state
+        .ops
+        .view_trend(
+            &caller.requester(),
+            PatientId(id),
+            match format {
+                TrendFormat::Json => "json",
+                TrendFormat::Csv => "csv",
+            },
         )
         .await?;
+    let rows: Vec<TrendRow> = points.into_iter().map(TrendRow::from).collect();
     Ok(match format {
         TrendFormat::Json => Json(rows).into_response(),
         TrendFormat::Csv => (
@@ -261,11 +244,11 @@ pub async fn trend(
 /// The trend as CSV (RFC 4180; no field needs quoting: ids, times, numbers and fixed words).
 pub fn trend_csv(rows: &[TrendRow]) -> String {
     let mut csv = String::from(
-        "run_id,drawn_at,per_7_5ml,per_7_5ml_ci95_low,per_7_5ml_ci95_high,category,call,version,released\n",
+        "run_id,drawn_at,per_7_5ml,per_7_5ml_ci95_low,per_7_5ml_ci95_high,category,call,version,corrected,released\n",
     );
     for row in rows {
         csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{}\n",
             row.run_id,
             row.drawn_at,
             row.per_7_5ml,
@@ -274,6 +257,7 @@ pub fn trend_csv(rows: &[TrendRow]) -> String {
             row.category,
             row.call.as_deref().unwrap_or(""),
             row.version,
+            row.corrected,
             row.released
         ));
     }

@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use appliance::store::QcLotId;
 use appliance::store::qc::{QcLot, QcMaterial, QcResult, QcTarget, QcVerdict};
-use appliance::store::{QcLotId, Timestamp};
 
 use crate::auth::Caller;
 use crate::extract::ApiJson;
@@ -17,14 +17,42 @@ use crate::problem::ApiError;
 use crate::roles::Permission;
 use crate::state::AppState;
 
+/// Days of results the overview lists.
+const RESULT_DAYS: i64 = 31;
+
 /// The QC overview.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QcOverview {
-    /// `pass`, `warning`, `reject`, or `none` when nothing was measured today (UTC).
-    #[schema(value_type = String, pattern = "^(pass|warning|reject|none)$")]
-    pub today: &'static str,
+    /// The worst verdict of today's control values (UTC day), or `none` when nothing was
+    /// measured today.
+    pub today: TodaysQc,
     /// Each material with its lots.
     pub materials: Vec<MaterialView>,
+}
+
+/// Today's QC in one word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TodaysQc {
+    /// Every control value today passed.
+    Pass,
+    /// The worst of today's values broke a warning rule.
+    Warning,
+    /// A value today broke a rejection rule: patient results are held.
+    Reject,
+    /// No control value was recorded today.
+    None,
+}
+
+impl TodaysQc {
+    fn of(worst: Option<QcVerdict>) -> Self {
+        match worst {
+            Some(QcVerdict::Pass) => Self::Pass,
+            Some(QcVerdict::Warning) => Self::Warning,
+            Some(QcVerdict::Reject) => Self::Reject,
+            None => Self::None,
+        }
+    }
 }
 
 /// A material and its lots.
@@ -32,7 +60,6 @@ pub struct QcOverview {
 pub struct MaterialView {
     /// The material.
     #[serde(flatten)]
-    #[schema(value_type = super::openapi::schemas::QcMaterial)]
     pub material: QcMaterial,
     /// Its lots.
     pub lots: Vec<LotView>,
@@ -43,13 +70,10 @@ pub struct MaterialView {
 pub struct LotView {
     /// The lot.
     #[serde(flatten)]
-    #[schema(value_type = super::openapi::schemas::QcLot)]
     pub lot: QcLot,
     /// Its current target (mean, SD).
-    #[schema(value_type = Option<super::openapi::schemas::QcTarget>)]
     pub target: Option<QcTarget>,
     /// Results of the last 31 days, oldest first.
-    #[schema(value_type = Vec<super::openapi::schemas::QcResult>)]
     pub results: Vec<QcResult>,
 }
 
@@ -66,26 +90,28 @@ pub async fn show(
     caller: Caller,
 ) -> Result<Json<QcOverview>, ApiError> {
     caller.require(Permission::ViewQc)?;
-    let now = Timestamp::now();
-    let since = now.plus(-time::Duration::days(31));
-    let today = state.store.qc_today(now).await?;
-    let mut materials = Vec::new();
-    for material in state.store.qc_materials().await? {
-        let mut lots = Vec::new();
-        for lot in state.store.qc_lots(material.id).await? {
-            let target = state.store.current_qc_target(lot.id).await?;
-            let results = state.store.qc_results(lot.id, since).await?;
-            lots.push(LotView {
-                lot,
-                target,
-                results,
-            });
-        }
-        materials.push(MaterialView { material, lots });
-    }
+    let overview = state
+        .ops
+        .qc_overview(&caller.requester(), RESULT_DAYS)
+        .await?;
     Ok(Json(QcOverview {
-        today: today.worst().map_or("none", QcVerdict::as_str),
-        materials,
+        today: TodaysQc::of(overview.today.worst()),
+        materials: overview
+            .materials
+            .into_iter()
+            .map(|record| MaterialView {
+                material: record.material,
+                lots: record
+                    .lots
+                    .into_iter()
+                    .map(|lot| LotView {
+                        lot: lot.lot,
+                        target: lot.target,
+                        results: lot.results,
+                    })
+                    .collect(),
+            })
+            .collect(),
     }))
 }
 
@@ -109,7 +135,7 @@ pub struct NewQcMeasurement {
     security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
     request_body = NewQcMeasurement,
     responses(
-        (status = 201, description = "Recorded, with its Westgard verdict (status and the rules the value broke)", body = super::openapi::schemas::QcResult),
+        (status = 201, description = "Recorded, with its Westgard verdict (status and the rules the value broke)", body = QcResult),
         (status = 404, description = "No such QC lot", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
     )
 )]
@@ -122,7 +148,7 @@ pub async fn add(
     let result = state
         .ops
         .record_qc(
-            &caller.user,
+            &caller.requester(),
             QcLotId(request.lot_id),
             request.value,
             request.comment.as_deref(),

@@ -16,11 +16,15 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 
-use appliance::engine::{EventKind, RunEvent, RunRequest, SimulatedTruth};
+use appliance::engine::{EventKind, RunEvent};
+use appliance::store::measurements::{StoredFit, T2Distribution};
 use appliance::store::results::{ResultVersion, SignatureMeaning};
 use appliance::store::runs::{Run, RunState};
-use appliance::store::{AuditEntry, RunId};
+use appliance::store::samples::TubeKind;
+use appliance::store::{MeasurementId, RunId, Timestamp};
+use operations::OperationError;
 use operations::results::CorrectionOrder;
+use operations::runs::{CancelReason, RunDetail, RunOrderFields};
 use operations::signature::SignatureInput;
 
 use crate::auth::Caller;
@@ -74,7 +78,6 @@ pub struct RunTicketView {
     /// Run id.
     pub id: i64,
     /// Its state (`queued`).
-    #[schema(value_type = super::openapi::schemas::RunState)]
     pub state: RunState,
 }
 
@@ -96,35 +99,27 @@ pub async fn start(
     ApiJson(body): ApiJson<StartRun>,
 ) -> Result<(StatusCode, Json<RunTicketView>), ApiError> {
     caller.require(Permission::OperateRuns)?;
-    let mut extra_tubes = Vec::with_capacity(body.extra_tubes.len());
-    for name in &body.extra_tubes {
-        extra_tubes.push(
-            name.to_ascii_lowercase()
-                .parse::<nmr_core::assay::TubeKind>()
-                .map_err(|_| {
-                    ApiError::invalid(
-                        "extra_tubes",
-                        format!("{name:?} is not one of cd45, igg, epcam, muc1, her2, egfr"),
-                    )
-                })?,
-        );
-    }
-    let mut request = RunRequest::new(&body.patient_mrn, body.blood_ml);
-    request.indication = body.indication;
-    request.reagent_lot = body.reagent_lot;
-    request.drawn_at = body.drawn_at;
-    request.extra_tubes = extra_tubes;
-    if let Some(replicates) = body.replicates {
-        request.replicates = replicates;
-    }
-    request.manual_tube_confirmation = body.manual_tube_confirmation;
-    request.simulate = body.simulate.map(|s| SimulatedTruth {
-        cells: s.cells,
-        background_per_s: s.background_per_s,
-        control_t2_ms: s.control_t2_ms,
-    });
-    request.operator = caller.user.actor();
-    let ticket = state.engine.start_run(request).await?;
+    let text = |value: Option<f64>| value.map(|v| v.to_string()).unwrap_or_default();
+    let simulate = body.simulate.as_ref();
+    let fields = RunOrderFields {
+        patient_mrn: body.patient_mrn,
+        blood_ml: body.blood_ml.to_string(),
+        indication: body.indication.unwrap_or_default(),
+        reagent_lot: body.reagent_lot.unwrap_or_default(),
+        drawn_at: body.drawn_at.unwrap_or_default(),
+        extra_tubes: body.extra_tubes,
+        replicates: body.replicates.map(|n| n.to_string()).unwrap_or_default(),
+        manual_tube_confirmation: body.manual_tube_confirmation,
+        simulate_cells: text(simulate.map(|s| s.cells)),
+        simulate_background_per_s: text(simulate.and_then(|s| s.background_per_s)),
+        simulate_control_t2_ms: text(simulate.and_then(|s| s.control_t2_ms)),
+    };
+    let order = state
+        .ops
+        .parse_order(&fields)
+        .await?
+        .map_err(OperationError::from)?;
+    let ticket = state.ops.start_run(&caller.requester(), &order).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(RunTicketView {
@@ -134,9 +129,9 @@ pub async fn start(
     ))
 }
 
-/// The current version of a run's result: the count report's keys with the run, its state and
-/// the version number (above 1: the result was corrected).
-#[derive(Debug, Serialize)]
+/// The current version of a run's result: the count report's keys with the run, its state, the
+/// version number and whether it corrects an earlier version (which is kept, in `versions`).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CurrentResult {
     /// The run.
     pub run_id: i64,
@@ -144,9 +139,34 @@ pub struct CurrentResult {
     pub state: RunState,
     /// The version shown.
     pub version: u32,
+    /// Whether this version corrects an earlier one (`version` above 1).
+    pub corrected: bool,
     /// The count report.
     #[serde(flatten)]
     pub report: nmr_core::assay::CountReport,
+}
+
+/// One replicate reading of the run: its tube, its fit (or why there is none), the QC flags it
+/// raised and the T2 distribution computed when it was measured. (The raw train stays on the
+/// appliance.)
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadingView {
+    /// The stored measurement.
+    pub measurement_id: MeasurementId,
+    /// Its tube.
+    pub tube: TubeKind,
+    /// Replicate number, from 1.
+    pub replicate: u32,
+    /// When it was measured.
+    pub measured_at: Timestamp,
+    /// Echoes in its train.
+    pub echoes: usize,
+    /// The fit of its train (`null`: not fitted).
+    pub fit: Option<StoredFit>,
+    /// QC flags raised on it.
+    pub qc_flags: Vec<nmr_core::qc::QcFlag>,
+    /// Its T2 distribution (`null`: stored before distributions were kept, not yet viewed).
+    pub t2_distribution: Option<T2Distribution>,
 }
 
 /// A run with its result.
@@ -155,19 +175,17 @@ pub struct RunView {
     /// Run id.
     pub id: i64,
     /// Where it stands.
-    #[schema(value_type = super::openapi::schemas::RunState)]
     pub state: RunState,
     /// The stored run.
-    #[schema(value_type = super::openapi::schemas::Run)]
     pub run: Run,
     /// The current result: the keys of `ferrocount count --json` (plus `run_id`, `state`,
-    /// `version`),
-    /// once computed.
-    #[schema(value_type = Option<Object>)]
+    /// `version`, `corrected`), once computed.
     pub result: Option<CurrentResult>,
-    /// Every version of the result, with signatures.
-    #[schema(value_type = Vec<super::openapi::schemas::ResultVersion>)]
+    /// Every version of the result, oldest first, with their signatures: a correction is a new
+    /// version with its reason, the original kept.
     pub versions: Vec<ResultVersion>,
+    /// The replicate readings, in the order they were measured.
+    pub readings: Vec<ReadingView>,
 }
 
 /// `GET /api/v1/runs/{id}`.
@@ -185,29 +203,48 @@ pub async fn show(
     PathId(id): PathId,
 ) -> Result<Json<RunView>, ApiError> {
     caller.require(Permission::ViewRuns)?;
-    let run = state.store.run(RunId(id)).await?;
-    let versions = state.store.result_versions(run.id).await?;
-    let result = versions.last().map(|current| CurrentResult {
-        run_id: run.id.0,
-        state: run.state,
+    let record = state
+        .ops
+        .view_run(&caller.requester(), RunId(id), RunDetail::Readings, "api")
+        .await?;
+    let result = record.current().map(|current| CurrentResult {
+        run_id: record.run.id.0,
+        state: record.run.state,
         version: current.version,
+        corrected: current.version > 1,
         report: current.report.clone(),
     });
-    if result.is_some() {
-        state
-            .store
-            .record_event(
-                &caller.user.actor(),
-                AuditEntry::new("run.result_view", "run").id(id),
-            )
-            .await?;
+    let mut readings = Vec::with_capacity(record.measurements.len());
+    for m in record.measurements {
+        let tube = record
+            .sample
+            .tubes
+            .iter()
+            .find(|t| t.id == m.tube_id)
+            .ok_or_else(|| {
+                ApiError::Internal(format!(
+                    "measurement {} names tube {}, which is not of run {id}'s sample",
+                    m.id, m.tube_id
+                ))
+            })?;
+        readings.push(ReadingView {
+            measurement_id: m.id,
+            tube: tube.kind,
+            replicate: m.replicate,
+            measured_at: m.measured_at,
+            echoes: m.train.len(),
+            fit: m.fit_report.map(|f| f.fit),
+            qc_flags: m.qc_flags,
+            t2_distribution: m.t2_distribution,
+        });
     }
     Ok(Json(RunView {
         id,
-        state: run.state,
-        run,
+        state: record.run.state,
+        run: record.run,
         result,
-        versions,
+        versions: record.versions,
+        readings,
     }))
 }
 
@@ -229,14 +266,9 @@ pub async fn confirm_tube(
     PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Permission::OperateRuns)?;
-    let run = state.store.run(RunId(id)).await?;
-    state.engine.confirm_tube(run.id)?;
     state
-        .store
-        .record_event(
-            &caller.user.actor(),
-            AuditEntry::new("run.tube_confirmed", "run").id(id),
-        )
+        .ops
+        .confirm_tube(&caller.requester(), RunId(id))
         .await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -270,14 +302,10 @@ pub async fn cancel(
     ApiJson(body): ApiJson<CancelRun>,
 ) -> Result<(StatusCode, Json<RunTicketView>), ApiError> {
     caller.require(Permission::OperateRuns)?;
-    let reason = body.reason.trim();
-    if reason.len() < 3 || reason.chars().count() > 1000 {
-        return Err(ApiError::invalid("reason", "must be 3 to 1000 characters"));
-    }
-    let run = state.store.run(RunId(id)).await?;
+    let reason = CancelReason::parse(&body.reason)?;
     let next = state
-        .engine
-        .cancel(run.id, &caller.user.actor(), reason)
+        .ops
+        .cancel_run(&caller.requester(), RunId(id), &reason)
         .await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -302,7 +330,7 @@ fn settled(state: RunState) -> bool {
     responses((
         status = 200,
         description = "Server-sent events: the run's state, then its events until the engine is done with it. Each event is named after its `event` key; its data is the event as JSON.",
-        body = super::openapi::schemas::RunEvent,
+        body = RunEvent,
         content_type = "text/event-stream"
     ))
 )]
@@ -314,7 +342,7 @@ pub async fn events(
     caller.require(Permission::ViewRuns)?;
     // Subscribe before reading the state, so nothing falls between the two.
     let receiver = state.engine.subscribe();
-    let run = state.store.run(RunId(id)).await?;
+    let run = state.ops.run(&caller.requester(), RunId(id)).await?;
     let first = RunEvent {
         run_id: Some(run.id),
         at: run.updated_at.to_rfc3339(),
@@ -391,14 +419,12 @@ pub struct SignatureView {
     /// Run id.
     pub run_id: i64,
     /// The run's state after signing.
-    #[schema(value_type = super::openapi::schemas::RunState)]
     pub state: RunState,
     /// Signed result version.
     pub result_id: i64,
     /// Printed name.
     pub printed_name: String,
     /// `release` or `review`.
-    #[schema(value_type = super::openapi::schemas::SignatureMeaning)]
     pub meaning: SignatureMeaning,
     /// The statement signed.
     pub statement: &'static str,
@@ -445,13 +471,12 @@ pub async fn release(
             meaning,
         )
         .await?;
-    let run = state.store.run(RunId(id)).await?;
-    let after = state.store.run(run.id).await?;
+    let after = state.ops.run(&caller.requester(), RunId(id)).await?.state;
     Ok((
         StatusCode::OK,
         Json(SignatureView {
             run_id: id,
-            state: after.state,
+            state: after,
             result_id: signature.result_id.0,
             printed_name: signature.printed_name,
             meaning: signature.meaning,
@@ -484,7 +509,6 @@ pub struct CorrectionView {
     /// The run.
     pub run_id: i64,
     /// The run's state after the correction (`awaiting_release`: it must be released again).
-    #[schema(value_type = super::openapi::schemas::RunState)]
     pub state: RunState,
     /// The new version's number.
     pub version: u32,
@@ -519,7 +543,12 @@ pub async fn correct(
     ApiJson(body): ApiJson<CorrectionRequest>,
 ) -> Result<(StatusCode, Json<CorrectionView>), ApiError> {
     caller.require(Permission::ReleaseResults)?;
-    let order = CorrectionOrder::parse(body.blood_ml, body.indication.as_deref(), &body.reason)?;
+    let blood_ml = body.blood_ml.map(|ml| ml.to_string());
+    let order = CorrectionOrder::parse(
+        blood_ml.as_deref(),
+        body.indication.as_deref(),
+        &body.reason,
+    )?;
     let version = state
         .ops
         .correct_result(
@@ -533,12 +562,12 @@ pub async fn correct(
             },
         )
         .await?;
-    let run = state.store.run(RunId(id)).await?;
+    let after = state.ops.run(&caller.requester(), RunId(id)).await?.state;
     Ok((
         StatusCode::CREATED,
         Json(CorrectionView {
             run_id: id,
-            state: run.state,
+            state: after,
             version: version.version,
             reason: version.reason.unwrap_or_default(),
             per_7_5ml: version.summary.per_7_5ml,

@@ -49,8 +49,8 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     caller.require(Permission::CreateOwnTokens)?;
     let (secret, token) = state
-        .store
-        .create_api_token(&caller.user.actor(), caller.user.id, &request.label)
+        .ops
+        .create_token(&caller.requester(), &request.label)
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -59,6 +59,7 @@ fn trend_point(day: i64, per_7_5ml: f64, ci: [f64; 2], category: &str) -> TrendC
         per_7_5ml_ci95: ci,
         category: category.to_string(),
         run_id: day,
+        corrected: false,
     }
 }
 
@@ -105,6 +106,44 @@ fn trend_draws_a_point_per_run_each_category_distinctly_and_the_cutoff() {
         red_segments >= 10,
         "cut-off drawn as {red_segments} red segments, not a dashed line"
     );
+}
+
+#[test]
+fn a_corrected_result_is_circled_named_in_the_legend_and_its_tooltip() {
+    let plain = trend_chart(&trend_input());
+    assert!(
+        !plain.contains("Corrected"),
+        "no correction, no legend entry"
+    );
+    let mut input = trend_input();
+    input.points[1].corrected = true;
+    let svg = trend_chart(&input);
+    assert_sound(&svg, "trend");
+    let document = parse(&svg);
+    assert_eq!(count_class(&document, "point-corrected"), 1);
+    assert_eq!(
+        count_class(&document, "point"),
+        4,
+        "still one point per run"
+    );
+    assert!(
+        svg.contains("Corrected (current version"),
+        "the legend says so"
+    );
+    assert!(svg.contains("run 30, corrected"), "the tooltip says so");
+    let rings = |svg: &str| {
+        parse(svg)
+            .descendants()
+            .filter(|n| {
+                // Drawn marks, not the transparent hotspots (which carry a class).
+                n.has_tag_name("circle")
+                    && n.attribute("r") == Some("14")
+                    && n.attribute("class").is_none()
+            })
+            .count()
+    };
+    assert_eq!(rings(&svg), 1, "one ring around the corrected point");
+    assert_eq!(rings(&plain), 0);
 }
 
 #[test]

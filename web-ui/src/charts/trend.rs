@@ -4,7 +4,8 @@
 //! Quantified counts are filled circles with their interval; "detected, below LoQ" counts are
 //! hollow orange circles with their interval; "not detected" results are hollow
 //! down-pointing triangles at their upper bound (the count is *at most* that), so no reader takes
-//! them for a measured value. It does not decide categories or calls: those come with the points.
+//! them for a measured value. A corrected result (its current version is drawn) is circled in ink
+//! and its tooltip says so. It does not decide categories or calls: those come with the points.
 
 use plotters::prelude::*;
 
@@ -33,6 +34,8 @@ pub struct TrendChartPoint {
     pub category: String,
     /// The run, for the tooltip and for scripts (`data-` free: it is in the class).
     pub run_id: i64,
+    /// Whether the result shown is a correction of an earlier version (circled and said so).
+    pub corrected: bool,
 }
 
 /// Input of [`trend_chart`].
@@ -164,6 +167,12 @@ fn draw(
         legend.push(LegendItem {
             mark: LegendMark::DownTriangle(palette::GREY),
             label: "Not detected (at most the upper bound)".into(),
+        });
+    }
+    if points.iter().any(|p| p.corrected) {
+        legend.push(LegendItem {
+            mark: LegendMark::Ring(palette::INK),
+            label: "Corrected (current version; the original is on the run's page)".into(),
         });
     }
 
@@ -308,6 +317,26 @@ fn draw(
                 .map(|(p, day)| Cross::new((**day, p.per_7_5ml), 8, palette::INK.stroke_width(3))),
         )?;
     }
+    let corrected: Vec<(f64, f64)> = points
+        .iter()
+        .zip(&days)
+        .filter(|(p, _)| p.corrected)
+        .map(|(p, day)| {
+            let y = if p.category == "not_detected" {
+                p.per_7_5ml_ci95[1]
+            } else {
+                p.per_7_5ml
+            };
+            (*day, y)
+        })
+        .collect();
+    if !corrected.is_empty() {
+        chart.draw_series(
+            corrected
+                .into_iter()
+                .map(|at| Circle::new(at, 14, palette::INK.stroke_width(2))),
+        )?;
+    }
     draw_legend(&legend_area, &legend)?;
 
     let hotspots = points
@@ -323,15 +352,21 @@ fn draw(
             Hotspot {
                 x_px,
                 y_px,
-                class: format!("point point-{} run-{}", p.category, p.run_id),
+                class: format!(
+                    "point point-{} run-{}{}",
+                    p.category,
+                    p.run_id,
+                    if p.corrected { " point-corrected" } else { "" }
+                ),
                 title: format!(
-                    "{}: {}, {} CTC/7.5 mL (95 % CI {}–{}), run {}",
+                    "{}: {}, {} CTC/7.5 mL (95 % CI {}–{}), run {}{}",
                     p.drawn_at,
                     category_words(&p.category),
                     tick(p.per_7_5ml),
                     tick(p.per_7_5ml_ci95[0]),
                     tick(p.per_7_5ml_ci95[1]),
-                    p.run_id
+                    p.run_id,
+                    if p.corrected { ", corrected" } else { "" }
                 ),
             }
         })

@@ -23,17 +23,16 @@ use tokio::io::AsyncReadExt;
 
 use appliance::store::audit::{AuditQuery as StoreAuditQuery, AuditRecord};
 use appliance::store::instrument_log::{LogEntry, LogKind};
-use appliance::store::users::{self, NewPassword, NewUser, User, Username};
-use appliance::store::{ApiTokenId, StoreError, Timestamp, random_hex};
+use appliance::store::{ApiTokenId, Timestamp, random_hex};
+use operations::OperationError;
+use operations::users::{ChangeReason, UserOrder, UserRecord, parse_role};
 
 use super::qc::when;
 use super::{PageError, PageForm, PageResult, PageUser, view_role};
 use crate::problem::ApiError;
 use crate::roles::Permission;
 use crate::state::AppState;
-use crate::views::{
-    AdminPage, AuditEntry, AuditQuery, LogLine, Notice, Role, TokenRow, UserRow, paths,
-};
+use crate::views::{AdminPage, AuditEntry, AuditQuery, LogLine, Notice, TokenRow, UserRow, paths};
 
 /// Instrument log lines shown.
 const LOG_LINES: u32 = 50;
@@ -103,32 +102,12 @@ fn log_line(entry: &LogEntry) -> LogLine {
     }
 }
 
-/// Everyone's tokens (unrevoked), with their owners.
-async fn all_tokens(state: &AppState, users: &[User]) -> PageResult<Vec<(User, users::ApiToken)>> {
-    let mut tokens = Vec::new();
-    for user in users {
-        for token in state.store.api_tokens(user.id).await? {
-            if token.revoked_at.is_none() {
-                tokens.push((user.clone(), token));
-            }
-        }
-    }
-    tokens.sort_by_key(|(_, token)| std::cmp::Reverse(token.created_at));
-    Ok(tokens)
-}
-
 /// The admin page, each section filled only when the viewer may see it (a non-admin who made
 /// their own token sees only their own tokens).
 async fn page(state: &AppState, viewer: &PageUser, path: &str) -> PageResult<AdminPage> {
-    let admin = viewer.may(Permission::ManageUsers);
-    let users = state.store.users().await?;
-    let token_owners: Vec<User> = if admin {
-        users.clone()
-    } else {
-        vec![viewer.user.clone()]
-    };
-    let tokens = all_tokens(state, &token_owners)
-        .await?
+    let accounts = state.ops.accounts(&viewer.requester()).await?;
+    let tokens = accounts
+        .tokens
         .into_iter()
         .map(|(owner, token)| TokenRow {
             token_id: token.id.0,
@@ -141,27 +120,25 @@ async fn page(state: &AppState, viewer: &PageUser, path: &str) -> PageResult<Adm
                 .map_or_else(|| "never".into(), when),
         })
         .collect();
-    let mut user_rows = Vec::new();
-    if admin {
-        // Sign-ins are kept in the audit trail (`session.sign_in`), not on the user's record.
-        let last_sign_ins = state.store.last_sign_ins().await?;
-        for u in &users {
-            user_rows.push(UserRow {
-                username: u.username.clone(),
-                display_name: u.display_name.clone(),
-                role: view_role(u.role),
-                active: !u.disabled,
-                last_sign_in: last_sign_ins
-                    .get(&u.id)
-                    .map_or_else(|| "never".to_owned(), when),
-                can_disable: !u.disabled && u.id != viewer.user.id,
-            });
-        }
-    }
+    // Sign-ins are kept in the audit trail (`session.sign_in`), not on the user's record.
+    let users = accounts
+        .users
+        .into_iter()
+        .map(|UserRecord { user, last_sign_in }| UserRow {
+            can_disable: !user.disabled && user.id != viewer.user.id,
+            username: user.username,
+            display_name: user.display_name,
+            role: view_role(user.role),
+            active: !user.disabled,
+            last_sign_in: last_sign_in
+                .as_ref()
+                .map_or_else(|| "never".to_owned(), when),
+        })
+        .collect();
     let instrument_log = if viewer.may(Permission::ViewAuditTrail) {
         state
-            .store
-            .instrument_log(None, LOG_LINES)
+            .ops
+            .instrument_log(&viewer.requester(), LOG_LINES)
             .await?
             .iter()
             .map(log_line)
@@ -171,7 +148,7 @@ async fn page(state: &AppState, viewer: &PageUser, path: &str) -> PageResult<Adm
     };
     Ok(AdminPage {
         layout: viewer.layout(state, "Administration", path),
-        users: user_rows,
+        users,
         tokens,
         new_token_secret: None,
         audit_query: AuditQuery::default(),
@@ -293,16 +270,19 @@ async fn search_audit(
         }
     };
     let records = state
-        .store
-        .audit_entries(&StoreAuditQuery {
-            username: nonblank(&search.user).map(|u| u.to_ascii_lowercase()),
-            action: nonblank(&search.action),
-            from,
-            to,
-            text: nonblank(&search.text),
-            limit: AUDIT_LIMIT,
-            ..StoreAuditQuery::default()
-        })
+        .ops
+        .search_audit_trail(
+            &user.requester(),
+            &StoreAuditQuery {
+                username: nonblank(&search.user).map(|u| u.to_ascii_lowercase()),
+                action: nonblank(&search.action),
+                from,
+                to,
+                text: nonblank(&search.text),
+                limit: AUDIT_LIMIT,
+                ..StoreAuditQuery::default()
+            },
+        )
         .await?;
     page.audit_results = Some(records.iter().map(audit_entry).collect());
     Ok(page.into_response())
@@ -321,60 +301,39 @@ pub struct NewUserForm {
     password: String,
 }
 
-fn store_role(form_value: &str) -> Option<users::Role> {
-    Role::ALL
-        .into_iter()
-        .find(|r| r.as_str() == form_value.trim())
-        .map(|r| match r {
-            Role::Operator => users::Role::Operator,
-            Role::Clinician => users::Role::Clinician,
-            Role::LabAdmin => users::Role::LabAdmin,
-        })
-}
-
 /// `POST /admin/users`: adds a user with a role and an initial password.
 async fn add_user(State(state): State<AppState>, form: PageForm<NewUserForm>) -> PageResult {
     let PageForm { user, form } = form;
     user.require(Permission::ManageUsers)?;
-    let username = match Username::parse(&form.username) {
-        Ok(name) => name,
-        Err(error) => return refused(&state, &user, "username", &error.to_string()).await,
+    let added = match UserOrder::parse(
+        &form.username,
+        &form.display_name,
+        &form.role,
+        &form.password,
+    ) {
+        Ok(order) => state.ops.add_user(&user.requester(), order).await.map(drop),
+        Err(error) => Err(error),
     };
-    let display_name = form.display_name.trim();
-    if display_name.chars().count() > 100 {
-        return refused(&state, &user, "display_name", "at most 100 characters").await;
-    }
-    let Some(role) = store_role(&form.role) else {
-        return refused(
-            &state,
-            &user,
-            "role",
-            "choose operator, clinician or lab admin",
-        )
-        .await;
-    };
-    let password = match NewPassword::parse(&form.password) {
-        Ok(password) => password,
-        Err(error) => return refused(&state, &user, "password", &error.to_string()).await,
-    };
-    let new = NewUser {
-        username: username.clone(),
-        display_name: display_name.to_owned(),
-        role,
-        password,
-    };
-    match state.store.add_user(&user.user.actor(), new).await {
-        Ok(_) => Ok(Redirect::to(&format!("{}?done=user-added", paths::ADMIN)).into_response()),
-        Err(appliance::store::StoreError::Duplicate { .. }) => {
-            refused(
-                &state,
-                &user,
-                "username",
-                &format!("{username} is taken already"),
-            )
-            .await
+    outcome(&state, &user, added, "user-added").await
+}
+
+/// After an account form: back to the admin page with its notice, or the page again with 422
+/// naming the refused field (nothing was changed); anything else is an error page.
+async fn outcome(
+    state: &AppState,
+    viewer: &PageUser,
+    result: Result<(), OperationError>,
+    done: &str,
+) -> PageResult {
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("{}?done={done}", paths::ADMIN)).into_response()),
+        Err(OperationError::Invalid { field, reason }) => {
+            refused(state, viewer, field, &reason).await
         }
-        Err(other) => Err(other.into()),
+        Err(other) => {
+            let layout = viewer.layout(state, "Administration", paths::ADMIN);
+            Err(PageError::from(other).within(layout))
+        }
     }
 }
 
@@ -393,68 +352,16 @@ async fn disable_user(
 ) -> PageResult {
     let PageForm { user, form } = form;
     user.require(Permission::ManageUsers)?;
-    let layout = user.layout(&state, "Administration", paths::ADMIN);
-    let (target, username) = named_user(&state, &layout, &name).await?;
-    if target.id == user.user.id {
-        return refused(
-            &state,
-            &user,
-            "username",
-            "you cannot disable your own account",
-        )
-        .await;
-    }
-    let reason = form.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return refused(&state, &user, "reason", "say why (1 to 500 characters)").await;
-    }
-    match state
-        .store
-        .disable_user(&user.user.actor(), &username, reason)
-        .await
-    {
-        Ok(()) => Ok(Redirect::to(&format!("{}?done=user-disabled", paths::ADMIN)).into_response()),
-        Err(error) => store_refusal(&state, &user, layout, "username", error).await,
-    }
-}
-
-/// The page for a change the store refused: its own field checks and rules (oneself, the last
-/// active lab admin, nothing to change) as 422 naming the field; anything else as an error page.
-async fn store_refusal(
-    state: &AppState,
-    viewer: &PageUser,
-    layout: crate::views::Layout,
-    field: &str,
-    error: StoreError,
-) -> PageResult {
-    match error {
-        StoreError::Invalid { field, reason } => refused(state, viewer, field, &reason).await,
-        StoreError::Conflict(text) | StoreError::NotPermitted(text) => {
-            refused(state, viewer, field, &text).await
+    let disabled = match ChangeReason::parse(&form.reason) {
+        Ok(reason) => {
+            state
+                .ops
+                .disable_user(&user.requester(), &name, &reason)
+                .await
         }
-        other => Err(PageError::from(other).within(layout)),
-    }
-}
-
-/// The account named in a form's path (with its parsed name), or a "not found" page.
-async fn named_user(
-    state: &AppState,
-    layout: &crate::views::Layout,
-    name: &str,
-) -> PageResult<(User, Username)> {
-    let not_found = || {
-        PageError::from(ApiError::NotFound {
-            entity: "user",
-            key: name.chars().take(64).collect(),
-        })
-        .within(layout.clone())
+        Err(error) => Err(error),
     };
-    let username = Username::parse(name).map_err(|_| not_found())?;
-    match state.store.user_by_name(&username).await {
-        Ok(found) => Ok((found, username)),
-        Err(StoreError::NotFound { .. }) => Err(not_found()),
-        Err(other) => Err(PageError::from(other).within(layout.clone())),
-    }
+    outcome(&state, &user, disabled, "user-disabled").await
 }
 
 /// The role form.
@@ -476,32 +383,17 @@ async fn change_role(
 ) -> PageResult {
     let PageForm { user, form } = form;
     user.require(Permission::ManageUsers)?;
-    let layout = user.layout(&state, "Administration", paths::ADMIN);
-    let (target, _) = named_user(&state, &layout, &name).await?;
-    let Some(role) = store_role(&form.role) else {
-        return refused(
-            &state,
-            &user,
-            "role",
-            "choose operator, clinician or lab admin",
-        )
-        .await;
-    };
-    if target.id == user.user.id {
-        return refused(&state, &user, "username", "you cannot change your own role").await;
-    }
-    let reason = form.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return refused(&state, &user, "reason", "say why (1 to 500 characters)").await;
-    }
-    match state
-        .store
-        .set_user_role(&user.user.actor(), target.id, role, reason)
-        .await
+    let changed = match parse_role(&form.role)
+        .and_then(|role| ChangeReason::parse(&form.reason).map(|reason| (role, reason)))
     {
-        Ok(_) => Ok(Redirect::to(&format!("{}?done=role-changed", paths::ADMIN)).into_response()),
-        Err(error) => store_refusal(&state, &user, layout, "role", error).await,
-    }
+        Ok((role, reason)) => state
+            .ops
+            .change_role(&user.requester(), &name, role, &reason)
+            .await
+            .map(drop),
+        Err(error) => Err(error),
+    };
+    outcome(&state, &user, changed, "role-changed").await
 }
 
 /// `POST /admin/users/{username}/enable`: lets a disabled user sign in again, with a reason.
@@ -512,20 +404,15 @@ async fn enable_user(
 ) -> PageResult {
     let PageForm { user, form } = form;
     user.require(Permission::ManageUsers)?;
-    let layout = user.layout(&state, "Administration", paths::ADMIN);
-    let (target, _) = named_user(&state, &layout, &name).await?;
-    let reason = form.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return refused(&state, &user, "reason", "say why (1 to 500 characters)").await;
-    }
-    match state
-        .store
-        .enable_user(&user.user.actor(), target.id, reason)
-        .await
-    {
-        Ok(_) => Ok(Redirect::to(&format!("{}?done=user-enabled", paths::ADMIN)).into_response()),
-        Err(error) => store_refusal(&state, &user, layout, "username", error).await,
-    }
+    let enabled = match ChangeReason::parse(&form.reason) {
+        Ok(reason) => state
+            .ops
+            .enable_user(&user.requester(), &name, &reason)
+            .await
+            .map(drop),
+        Err(error) => Err(error),
+    };
+    outcome(&state, &user, enabled, "user-enabled").await
 }
 
 /// The new-token form.
@@ -539,20 +426,14 @@ pub struct NewTokenForm {
 async fn create_token(State(state): State<AppState>, form: PageForm<NewTokenForm>) -> PageResult {
     let PageForm { user, form } = form;
     user.require(Permission::CreateOwnTokens)?;
-    let label = form.label.trim();
-    if label.is_empty() || label.chars().count() > 100 {
-        return refused(
-            &state,
-            &user,
-            "label",
-            "say what the token is for (1 to 100 characters)",
-        )
-        .await;
-    }
-    let (secret, _token) = state
-        .store
-        .create_api_token(&user.user.actor(), user.user.id, label)
-        .await?;
+    let (secret, token) = match state.ops.create_token(&user.requester(), &form.label).await {
+        Ok(made) => made,
+        Err(OperationError::Invalid { field, reason }) => {
+            return refused(&state, &user, field, &reason).await;
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let label = token.label;
     let mut page = page(&state, &user, paths::ADMIN).await?;
     page.new_token_secret = Some(secret);
     page.layout.notice = Some(Notice {
@@ -586,22 +467,9 @@ async fn revoke_token(
         .within(layout.clone())
     };
     let token_id = id.parse::<i64>().map(ApiTokenId).map_err(|_| not_found())?;
-    let own = state
-        .store
-        .api_tokens(user.user.id)
-        .await?
-        .iter()
-        .any(|t| t.id == token_id);
-    if own {
-        user.require(Permission::CreateOwnTokens)?;
-    } else if !user.may(Permission::ManageUsers) {
-        // Someone else's token is, to this user, no token at all: a refusal would tell them it
-        // exists.
-        return Err(not_found());
-    }
     state
-        .store
-        .revoke_api_token(&user.user.actor(), token_id)
+        .ops
+        .revoke_token(&user.requester(), token_id)
         .await
         .map_err(|e| PageError::from(e).within(layout.clone()))?;
     let target = if user.may(Permission::ManageUsers) {

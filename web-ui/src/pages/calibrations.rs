@@ -16,8 +16,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use appliance::store::CalibrationId;
-use appliance::store::calibrations::{Calibration, ContentFormat};
+use appliance::store::calibrations::Calibration;
 use nmr_core::assay::quantile::t95;
+use operations::OperationError;
+use operations::calibrations::ActivationReason;
 
 use super::qc::when;
 use super::{PageForm, PageResult, PageUser};
@@ -35,20 +37,8 @@ pub fn router() -> Router<AppState> {
         .route("/calibrations/{id}/activate", post(activate))
 }
 
-/// The calibration document of a stored calibration.
-fn document(stored: &Calibration) -> Result<nmr_core::assay::Calibration, String> {
-    match stored.content.format {
-        ContentFormat::Toml => {
-            nmr_core::assay::Calibration::from_toml(&stored.content.text).map_err(|e| e.to_string())
-        }
-        ContentFormat::Json => {
-            serde_json::from_str(&stored.content.text).map_err(|e| e.to_string())
-        }
-    }
-}
-
 fn lot_row(stored: &Calibration) -> CalibrationLotRow {
-    let parsed = document(stored).ok();
+    let parsed = stored.content.document().ok();
     let limit = |f: fn(&nmr_core::assay::Calibration) -> f64| parsed.as_ref().map_or(f64::NAN, f);
     CalibrationLotRow {
         calibration_id: stored.id.0,
@@ -75,7 +65,7 @@ fn band_at(c: &nmr_core::assay::Calibration, cells: f64, t: f64) -> [f64; 3] {
 /// The detail of one calibration.
 fn selected(stored: &Calibration, user: &PageUser) -> SelectedCalibration {
     let can_activate = !stored.active && user.may(Permission::ManageCalibrations);
-    let parsed = match document(stored) {
+    let parsed = match stored.content.document() {
         Ok(parsed) => parsed,
         Err(error) => {
             return SelectedCalibration {
@@ -224,9 +214,9 @@ async fn page(
     user: &PageUser,
     chosen: Option<CalibrationId>,
 ) -> PageResult<CalibrationPage> {
-    let all = state.store.calibrations().await?;
+    let all = state.ops.calibrations(&user.requester()).await?;
     let detail = match chosen {
-        Some(id) => Some(state.store.calibration(id).await?),
+        Some(id) => Some(state.ops.calibration(&user.requester(), id).await?),
         None => all.iter().find(|c| c.active).or(all.first()).cloned(),
     };
     let path = chosen.map_or_else(
@@ -309,29 +299,30 @@ async fn activate(
     user.require(Permission::ManageCalibrations)?;
     let layout = user.layout(&state, "Calibration", paths::CALIBRATIONS);
     let id = calibration_id(&id).map_err(|e| super::PageError::from(e).within(layout.clone()))?;
-    let reason = form.reason.trim();
-    let problem = if reason.is_empty() {
-        Some("reason: say why this calibration is activated (it goes into the audit trail)")
-    } else if reason.chars().count() > 500 {
-        Some("reason: at most 500 characters")
-    } else {
-        None
+    let activated = match ActivationReason::parse(&form.reason) {
+        Ok(reason) => {
+            state
+                .ops
+                .activate_calibration(&user.requester(), id, &reason)
+                .await
+        }
+        Err(error) => Err(error),
     };
-    if let Some(problem) = problem {
-        let mut page = page(&state, &user, Some(id))
-            .await
-            .map_err(|e| e.within(layout))?;
-        page.form_error = Some(problem.to_owned());
-        page.layout.notice = Some(Notice {
-            level: "error".into(),
-            text: format!("Not activated: {problem}."),
-        });
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    match activated {
+        Ok(_) => {}
+        Err(OperationError::Invalid { field, reason }) => {
+            let problem = format!("{field}: {reason}");
+            let mut page = page(&state, &user, Some(id))
+                .await
+                .map_err(|e| e.within(layout))?;
+            page.layout.notice = Some(Notice {
+                level: "error".into(),
+                text: format!("Not activated: {problem}."),
+            });
+            page.form_error = Some(problem);
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+        Err(other) => return Err(super::PageError::from(other).within(layout)),
     }
-    state
-        .store
-        .activate_calibration(&user.user.actor(), id, Some(reason))
-        .await
-        .map_err(|e| super::PageError::from(e).within(layout))?;
     Ok(Redirect::to(&format!("{}?activated=1", paths::calibration(id.0))).into_response())
 }

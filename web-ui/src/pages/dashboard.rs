@@ -9,9 +9,10 @@ use axum::routing::get;
 
 use appliance::store::Timestamp;
 use appliance::store::qc::QcVerdict as StoredQcStatus;
-use appliance::store::runs::{Run, RunState};
+use appliance::store::runs::RunState;
+use operations::runs::RunSummary;
 
-use super::runs::{count_view, readable, run_patient};
+use super::runs::{count_view, readable};
 use super::{PageResult, PageUser};
 use crate::roles::Permission;
 use crate::state::AppState;
@@ -20,7 +21,7 @@ use crate::views::{
 };
 
 /// Recent results shown.
-const RECENT_RESULTS: u32 = 10;
+const RECENT_RESULTS: usize = 10;
 
 /// The routes of these pages.
 pub fn router() -> Router<AppState> {
@@ -40,7 +41,7 @@ async fn show(State(state): State<AppState>, user: PageUser) -> PageResult {
 
 async fn build(state: &AppState, user: &PageUser) -> Result<DashboardPage, super::PageError> {
     let qc_today = if user.may(Permission::ViewQc) {
-        qc_today(state).await?
+        qc_today(state, user).await?
     } else {
         QcToday {
             status: QcVerdict::NotRun,
@@ -53,8 +54,17 @@ async fn build(state: &AppState, user: &PageUser) -> Result<DashboardPage, super
     let mut awaiting_release = Vec::new();
     if user.may(Permission::ViewRuns) {
         let status = state.engine.status();
-        for run in state.store.runs_in_states(&RunState::IN_FLIGHT).await? {
-            let (sample, patient) = run_patient(state, &run).await?;
+        let worklist = state
+            .ops
+            .worklist(&user.requester(), RECENT_RESULTS)
+            .await?;
+        for RunSummary {
+            run,
+            sample,
+            patient,
+            ..
+        } in &worklist.in_flight
+        {
             let step = match &status.current_run {
                 Some(current) if current.run_id == run.id => current.step.clone(),
                 _ => state_words(run.state).to_owned(),
@@ -67,25 +77,16 @@ async fn build(state: &AppState, user: &PageUser) -> Result<DashboardPage, super
             });
         }
         let patient_link = user.may(Permission::ViewPatients);
-        for run in state.store.recent_runs(RECENT_RESULTS * 3).await? {
-            if recent_results.len() as u32 >= RECENT_RESULTS {
-                break;
-            }
-            if let Some(row) = result_row(state, &run, patient_link).await? {
-                recent_results.push(row);
-            }
-        }
-        if user.may(Permission::ReleaseResults) {
-            for run in state
-                .store
-                .runs_in_states(&[RunState::AwaitingRelease])
-                .await?
-            {
-                if let Some(row) = result_row(state, &run, patient_link).await? {
-                    awaiting_release.push(row);
-                }
-            }
-        }
+        recent_results = worklist
+            .recent_results
+            .iter()
+            .filter_map(|summary| result_row(summary, patient_link))
+            .collect();
+        awaiting_release = worklist
+            .awaiting_release
+            .iter()
+            .filter_map(|summary| result_row(summary, patient_link))
+            .collect();
     }
     Ok(DashboardPage {
         layout: user.layout(state, "Dashboard", paths::DASHBOARD),
@@ -144,36 +145,38 @@ pub(crate) fn state_words(state: RunState) -> &'static str {
 }
 
 /// A run with a result as a table row (`None` when it has none).
-async fn result_row(
-    state: &AppState,
-    run: &Run,
-    patient_link: bool,
-) -> Result<Option<ResultRow>, super::PageError> {
-    let Some(current) = state.store.current_result(run.id).await? else {
-        return Ok(None);
-    };
-    let (sample, patient) = run_patient(state, run).await?;
+fn result_row(summary: &RunSummary, patient_link: bool) -> Option<ResultRow> {
+    let RunSummary {
+        run,
+        sample,
+        patient,
+        current,
+    } = summary;
+    let current = current.as_ref()?;
     let held = current.summary.qc_hold;
     let status = match run.state {
         RunState::Released => "Released".to_owned(),
         RunState::AwaitingRelease if held => "Held (QC)".to_owned(),
         other => state_words(other).to_owned(),
     };
-    Ok(Some(ResultRow {
+    Some(ResultRow {
         run_id: run.id.0,
         patient_id: patient.id.0,
         patient_mrn: patient.mrn.as_str().to_owned(),
         drawn_at: readable(&sample.drawn_at),
-        count: count_view(&current),
+        count: count_view(current),
         status,
         patient_link,
-    }))
+    })
 }
 
 /// Today's QC (UTC day, as `GET /api/v1/qc` counts it): the worst verdict, what was not passed,
 /// and how many control values were recorded.
-pub(crate) async fn qc_today(state: &AppState) -> Result<QcToday, super::PageError> {
-    let today = state.store.qc_today(Timestamp::now()).await?;
+pub(crate) async fn qc_today(
+    state: &AppState,
+    user: &PageUser,
+) -> Result<QcToday, super::PageError> {
+    let today = state.ops.qc_today(&user.requester()).await?;
     let mut problems = Vec::new();
     for value in &today.values {
         let result = &value.result;

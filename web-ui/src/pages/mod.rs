@@ -65,6 +65,11 @@ impl PageUser {
         Ok(require(self.user.role, permission)?)
     }
 
+    /// The user as the operations layer takes them.
+    pub fn requester(&self) -> operations::Requester {
+        operations::Requester::User(self.user.clone())
+    }
+
     /// Whether the role allows `permission` (to show or hide a control).
     pub fn may(&self, permission: Permission) -> bool {
         allows(self.user.role, permission)

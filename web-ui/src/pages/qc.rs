@@ -11,11 +11,13 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use appliance::store::qc::{QcMaterialKind, QcResult, QcVerdict, TargetSource};
-use appliance::store::users::User;
-use appliance::store::{QcLotId, QcMaterialId, StoreError, Timestamp, UserId};
+use appliance::store::qc::{QcMaterialKind, QcResult, QcVerdict};
+use appliance::store::{QcLotId, Timestamp};
 use nmr_core::qc::Severity;
 use operations::OperationError;
+use operations::qc::{
+    QcLotOrder, QcLotRecord, QcMaterialOrder, QcMaterialRecord, QcTargetOrder, number,
+};
 
 use super::{PageForm, PageResult, PageUser};
 use crate::charts::{LeveyJenningsChart, LjPoint, LjViolation};
@@ -157,18 +159,12 @@ async fn page(
     let mut notice = None;
     let mut setup_materials = Vec::new();
     let mut setup_lots = Vec::new();
-    let store = &state.store;
-    let since = Timestamp::now().plus(-time::Duration::days(CHART_DAYS));
-    let names: std::collections::BTreeMap<UserId, String> = store
-        .users()
-        .await?
-        .into_iter()
-        .map(|u: User| (u.id, u.display_name))
-        .collect();
+    let overview = state.ops.qc_overview(&user.requester(), CHART_DAYS).await?;
+    let names = &overview.operators;
     let mut charts = Vec::new();
     let mut phantom_history = Vec::new();
     let mut materials = Vec::new();
-    for material in store.qc_materials().await? {
+    for QcMaterialRecord { material, lots } in overview.materials {
         let unit = unit_of(&material.analyte);
         if confirm.material == Some(material.id.0) {
             notice = success(format!(
@@ -185,8 +181,12 @@ async fn page(
                 material.analyte
             ),
         });
-        for lot in store.qc_lots(material.id).await? {
-            let target = store.current_qc_target(lot.id).await?;
+        for QcLotRecord {
+            lot,
+            target,
+            results,
+        } in lots
+        {
             if confirm.lot == Some(lot.id.0) {
                 notice = success(format!(
                     "Lot {} of {} added. Set its target next: until then no Westgard rule judges its values.",
@@ -212,7 +212,6 @@ async fn page(
                     )
                 ),
             });
-            let results = store.qc_results(lot.id, since).await?;
             if let Some(result) = results.iter().find(|r| Some(r.id.0) == recorded) {
                 notice = Some(recorded_notice(result, &unit));
             }
@@ -363,20 +362,10 @@ fn parse_measurement(form: &QcMeasurementForm) -> Result<(QcLotId, f64), (String
             "choose a control material and lot".to_owned(),
         )
     })?;
-    // A decimal comma is what a tablet's German or French keyboard gives.
-    let value = form
-        .value
-        .trim()
-        .replace(',', ".")
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite())
-        .ok_or_else(|| {
-            (
-                "value".to_owned(),
-                format!("{:?} is not a number", form.value),
-            )
-        })?;
+    let value = number("value", &form.value).map_err(|error| match error {
+        OperationError::Invalid { field, reason } => (field.to_owned(), reason),
+        other => ("value".to_owned(), other.to_string()),
+    })?;
     Ok((QcLotId(lot_id), value))
 }
 
@@ -388,7 +377,7 @@ async fn submit(State(state): State<AppState>, form: PageForm<QcMeasurementForm>
         Ok((lot_id, value)) => {
             match state
                 .ops
-                .record_qc(&user.user, lot_id, value, form.comment.as_deref())
+                .record_qc(&user.requester(), lot_id, value, form.comment.as_deref())
                 .await
             {
                 Ok(result) => Ok(result),
@@ -433,24 +422,15 @@ fn refuse(field: &str, reason: impl Into<String>) -> Refusal {
     (field.to_owned(), reason.into())
 }
 
-/// The store's answer to a set-up form: its refusals of the user's input become the form's
-/// field and reason (`duplicate_field` names what collided, `missing_field` what was not found);
-/// anything else is not the user's doing and becomes an error page.
-fn store_refusal(
-    error: StoreError,
-    duplicate_field: &str,
-    missing_field: &str,
-) -> Result<Refusal, StoreError> {
-    match error {
-        StoreError::Invalid { field, reason } => Ok(refuse(field, reason)),
-        StoreError::Duplicate { entity, key } => Ok(refuse(
-            duplicate_field,
-            format!("a {entity} {key:?} exists already"),
-        )),
-        StoreError::NotFound { entity, key } => {
-            Ok(refuse(missing_field, format!("no {entity} {key}")))
-        }
-        other => Err(other),
+/// A set-up operation's outcome: where to go next, or the field the operation refused and why
+/// (the user's doing: the form again); anything else is not the user's doing (an error page).
+fn setup_refusal(
+    outcome: Result<String, OperationError>,
+) -> Result<Result<String, Refusal>, OperationError> {
+    match outcome {
+        Ok(target) => Ok(Ok(target)),
+        Err(OperationError::Invalid { field, reason }) => Ok(Err(refuse(field, reason))),
+        Err(other) => Err(other),
     }
 }
 
@@ -481,35 +461,6 @@ async fn setup_outcome(
     }
 }
 
-/// A text field trimmed, 1 to 100 characters (the store's rule, checked here to name the field).
-fn required_text(field: &str, text: &str) -> Result<String, Refusal> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(refuse(field, "must not be empty"));
-    }
-    if text.chars().count() > 100 {
-        return Err(refuse(field, "at most 100 characters"));
-    }
-    Ok(text.to_owned())
-}
-
-/// A finite number, a decimal comma accepted.
-fn number(field: &str, text: &str) -> Result<f64, Refusal> {
-    text.trim()
-        .replace(',', ".")
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite())
-        .ok_or_else(|| refuse(field, format!("{text:?} is not a number")))
-}
-
-/// A row id from a form's select.
-fn row_id(field: &str, text: &str, what: &str) -> Result<i64, Refusal> {
-    text.trim()
-        .parse::<i64>()
-        .map_err(|_| refuse(field, format!("choose a {what}")))
-}
-
 /// The new-control-material form.
 #[derive(Debug, Deserialize)]
 pub struct MaterialForm {
@@ -521,48 +472,20 @@ pub struct MaterialForm {
     analyte: String,
 }
 
-/// What the pages know how to chart (the unit is the name's suffix).
-const ANALYTES: [&str; 2] = ["t2_ms", "cells"];
-
-fn parse_material(form: &MaterialForm) -> Result<(String, QcMaterialKind, &'static str), Refusal> {
-    let name = required_text("name", &form.name)?;
-    let kind = match form.kind.trim() {
-        "phantom" => QcMaterialKind::Phantom,
-        "control" => QcMaterialKind::Control,
-        other => {
-            return Err(refuse(
-                "kind",
-                format!("{other:?} is neither phantom nor control"),
-            ));
-        }
-    };
-    let analyte = ANALYTES
-        .into_iter()
-        .find(|a| *a == form.analyte.trim())
-        .ok_or_else(|| {
-            refuse(
-                "analyte",
-                format!("{:?} is not one of {}", form.analyte, ANALYTES.join(", ")),
-            )
-        })?;
-    Ok((name, kind, analyte))
-}
-
 /// `POST /qc/materials`: defines a control material (the store audits it).
 async fn add_material(State(state): State<AppState>, form: PageForm<MaterialForm>) -> PageResult {
     let PageForm { user, form } = form;
     user.require(Permission::ManageQc)?;
-    let outcome = match parse_material(&form) {
-        Ok((name, kind, analyte)) => match state
-            .store
-            .add_qc_material(&user.user.actor(), &name, kind, analyte)
-            .await
-        {
-            Ok(material) => Ok(format!("{}?material={}", paths::QC, material.id.0)),
-            Err(error) => Err(store_refusal(error, "name", "name")?),
-        },
-        Err(refusal) => Err(refusal),
+    let made = match QcMaterialOrder::parse(&form.name, &form.kind, &form.analyte) {
+        Ok(order) => {
+            state
+                .ops
+                .define_qc_material(&user.requester(), &order)
+                .await
+        }
+        Err(error) => Err(error),
     };
+    let outcome = setup_refusal(made.map(|m| format!("{}?material={}", paths::QC, m.id.0)))?;
     setup_outcome(&state, &user, outcome).await
 }
 
@@ -577,44 +500,16 @@ pub struct LotForm {
     expires_on: String,
 }
 
-fn parse_lot(form: &LotForm) -> Result<(QcMaterialId, String, time::Date), Refusal> {
-    let material_id = row_id("material_id", &form.material_id, "control material")?;
-    let lot = required_text("lot", &form.lot)?;
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let expires_on = time::Date::parse(form.expires_on.trim(), &format).map_err(|_| {
-        refuse(
-            "expires_on",
-            format!("{:?} is not a date like 2027-03-31", form.expires_on),
-        )
-    })?;
-    let today = Timestamp::now().datetime().date();
-    if expires_on < today {
-        return Err(refuse(
-            "expires_on",
-            format!(
-                "the lot expired on {}; an expired control cannot be used",
-                date_text(expires_on)
-            ),
-        ));
-    }
-    Ok((QcMaterialId(material_id), lot, expires_on))
-}
-
 /// `POST /qc/lots`: adds a lot of a material (the store audits it).
 async fn add_lot(State(state): State<AppState>, form: PageForm<LotForm>) -> PageResult {
     let PageForm { user, form } = form;
     user.require(Permission::ManageQc)?;
-    let outcome = match parse_lot(&form) {
-        Ok((material_id, lot, expires_on)) => match state
-            .store
-            .add_qc_lot(&user.user.actor(), material_id, &lot, expires_on)
-            .await
-        {
-            Ok(lot) => Ok(format!("{}?lot={}", paths::QC, lot.id.0)),
-            Err(error) => Err(store_refusal(error, "lot", "material_id")?),
-        },
-        Err(refusal) => Err(refusal),
+    let today = Timestamp::now().datetime().date();
+    let made = match QcLotOrder::parse(&form.material_id, &form.lot, &form.expires_on, today) {
+        Ok(order) => state.ops.add_qc_lot(&user.requester(), &order).await,
+        Err(error) => Err(error),
     };
+    let outcome = setup_refusal(made.map(|lot| format!("{}?lot={}", paths::QC, lot.id.0)))?;
     setup_outcome(&state, &user, outcome).await
 }
 
@@ -633,59 +528,22 @@ pub struct TargetForm {
     n_values: String,
 }
 
-/// A parsed target: lot, mean, SD, source and the number of values it rests on.
-type Target = (QcLotId, f64, f64, TargetSource, Option<u32>);
-
-fn parse_target(form: &TargetForm) -> Result<Target, Refusal> {
-    let lot_id = row_id("lot_id", &form.lot_id, "lot")?;
-    let mean = number("mean", &form.mean)?;
-    let sd = number("sd", &form.sd)?;
-    if sd <= 0.0 {
-        return Err(refuse("sd", "the SD must be above 0"));
-    }
-    let source = match form.source.trim() {
-        "manufacturer" => TargetSource::Manufacturer,
-        "established" => TargetSource::Established,
-        other => {
-            return Err(refuse(
-                "source",
-                format!("{other:?} is neither manufacturer nor established"),
-            ));
-        }
-    };
-    let n_values = match form.n_values.trim() {
-        "" => None,
-        text => Some(text.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            refuse(
-                "n_values",
-                format!("{text:?} is not a whole number above 0"),
-            )
-        })?),
-    };
-    if source == TargetSource::Established && n_values.is_none_or(|n| n < 20) {
-        return Err(refuse(
-            "n_values",
-            "a target established on this instrument needs at least 20 values (CLSI C24)",
-        ));
-    }
-    Ok((QcLotId(lot_id), mean, sd, source, n_values))
-}
-
 /// `POST /qc/targets`: sets a lot's target mean and SD; it supersedes the lot's earlier targets,
 /// which stay on record (the store audits it).
 async fn set_target(State(state): State<AppState>, form: PageForm<TargetForm>) -> PageResult {
     let PageForm { user, form } = form;
     user.require(Permission::ManageQc)?;
-    let outcome = match parse_target(&form) {
-        Ok((lot_id, mean, sd, source, n_values)) => match state
-            .store
-            .set_qc_target(&user.user.actor(), lot_id, mean, sd, source, n_values)
-            .await
-        {
-            Ok(target) => Ok(format!("{}?target={}", paths::QC, target.lot_id.0)),
-            Err(error) => Err(store_refusal(error, "lot_id", "lot_id")?),
-        },
-        Err(refusal) => Err(refusal),
+    let made = match QcTargetOrder::parse(
+        &form.lot_id,
+        &form.mean,
+        &form.sd,
+        &form.source,
+        &form.n_values,
+    ) {
+        Ok(order) => state.ops.set_qc_target(&user.requester(), &order).await,
+        Err(error) => Err(error),
     };
+    let outcome =
+        setup_refusal(made.map(|target| format!("{}?target={}", paths::QC, target.lot_id.0)))?;
     setup_outcome(&state, &user, outcome).await
 }

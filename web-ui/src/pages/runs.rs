@@ -16,21 +16,19 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use appliance::engine::{DEFAULT_REPLICATES, RunRequest, SIMULATED_LOT, SimulatedTruth};
-use appliance::store::patients::{Mrn, Patient};
+use appliance::engine::DEFAULT_REPLICATES;
 use appliance::store::results::ResultVersion as StoredVersion;
-use appliance::store::runs::{Run, RunState};
-use appliance::store::samples::Sample;
-use appliance::store::{AuditEntry as StoredAuditEntry, RunId, Timestamp};
+use appliance::store::runs::RunState;
+use appliance::store::samples::BloodVolume;
+use appliance::store::{RunId, Timestamp};
+use operations::OperationError;
+use operations::runs::{CancelReason, RunDetail, RunOrderFields};
 
 use super::{PageError, PageForm, PageResult, PageUser};
 use crate::problem::ApiError;
 use crate::roles::Permission;
 use crate::state::AppState;
 use crate::views::{CountView, LiveRunPage, NewRunForm, NewRunPage, Notice, ProgressStep, paths};
-
-/// Blood volumes the form accepts, mL (the form's own `min`/`max`).
-const BLOOD_ML_RANGE: std::ops::RangeInclusive<f64> = 0.5..=20.0;
 
 /// The routes of these pages.
 pub fn router() -> Router<AppState> {
@@ -55,16 +53,6 @@ pub(crate) fn readable(at: &Timestamp) -> String {
         .unwrap_or_else(|_| at.to_rfc3339())
 }
 
-/// The run's sample and patient.
-pub(crate) async fn run_patient(
-    state: &AppState,
-    run: &Run,
-) -> Result<(Sample, Patient), PageError> {
-    let sample = state.store.sample(run.sample_id).await?;
-    let patient = state.store.patient(sample.patient_id).await?;
-    Ok((sample, patient))
-}
-
 /// A stored result version as the pages show its count.
 pub(crate) fn count_view(version: &StoredVersion) -> CountView {
     let report = &version.report;
@@ -82,6 +70,7 @@ pub(crate) fn count_view(version: &StoredVersion) -> CountView {
             .clone()
             .unwrap_or_else(|| "no indication".to_owned()),
         interval_spans_cutoff: version.summary.interval_spans_cutoff == Some(true),
+        version: version.version,
     }
 }
 
@@ -199,49 +188,30 @@ impl NewRunFields {
     }
 }
 
-/// Reagent lots a run may use: those with an active calibration (and, on the simulated board,
-/// its simulated lot, which the engine calibrates itself on first use).
-async fn reagent_lots(state: &AppState) -> Result<Vec<String>, PageError> {
-    let mut lots: Vec<String> = Vec::new();
-    if state.engine.is_simulated() {
-        lots.push(SIMULATED_LOT.to_owned());
-    }
-    for calibration in state.store.calibrations().await? {
-        if calibration.active && !lots.contains(&calibration.reagent_lot) {
-            lots.push(calibration.reagent_lot);
-        }
-    }
-    Ok(lots)
-}
-
 async fn new_run_page(
     state: &AppState,
     user: &PageUser,
     form: NewRunForm,
     errors: Vec<String>,
 ) -> Result<NewRunPage, PageError> {
-    let qc = super::dashboard::qc_today(state).await?;
+    let qc = super::dashboard::qc_today(state, user).await?;
     let qc_warning = (qc.status == crate::views::QcVerdict::Failed).then(|| {
         format!(
             "Today's QC failed ({}). A run may still be started; ask the lab before reporting.",
             qc.problems.join("; ")
         )
     });
+    let context = state.ops.order_context().await?;
     Ok(NewRunPage {
         layout: user.layout(state, "New run", paths::NEW_RUN),
         form,
-        indications: state
-            .engine
-            .config()
-            .indications
-            .indications
-            .keys()
-            .cloned()
-            .collect(),
-        reagent_lots: reagent_lots(state).await?,
+        indications: context.indications,
+        reagent_lots: context.reagent_lots,
         errors,
-        simulation: state.engine.is_simulated(),
+        simulation: context.simulated,
         qc_warning,
+        blood_ml_min: BloodVolume::MIN_ML,
+        blood_ml_max: BloodVolume::MAX_ML,
     })
 }
 
@@ -254,11 +224,11 @@ async fn new_run_form(State(state): State<AppState>, user: PageUser) -> PageResu
             "[year]-[month]-[day]T[hour]:[minute]"
         ))
         .unwrap_or_default();
-    let lots = reagent_lots(&state).await?;
+    let context = state.ops.order_context().await?;
     let form = NewRunForm {
         drawn_at,
         blood_ml: "7.5".into(),
-        reagent_lot: lots.first().cloned().unwrap_or_default(),
+        reagent_lot: context.reagent_lots.first().cloned().unwrap_or_default(),
         ..NewRunForm::default()
     };
     Ok(new_run_page(&state, &user, form, Vec::new())
@@ -266,82 +236,24 @@ async fn new_run_form(State(state): State<AppState>, user: PageUser) -> PageResu
         .into_response())
 }
 
-/// Parses the `datetime-local` value (`YYYY-MM-DDTHH:MM[:SS]`, UTC) into RFC 3339.
-fn parse_draw_time(text: &str) -> Result<Timestamp, String> {
-    let text = text.trim();
-    let with_seconds = if text.len() == 16 {
-        format!("{text}:00")
-    } else {
-        text.to_owned()
-    };
-    let at = Timestamp::parse(&format!("{with_seconds}Z"))
-        .map_err(|_| format!("{text:?} is not a date and time (YYYY-MM-DDTHH:MM)"))?;
-    if at.datetime() > Timestamp::now().datetime() + time::Duration::minutes(5) {
-        return Err("is in the future".into());
-    }
-    Ok(at)
-}
-
-/// Checks the form; every wrong field is named, one line each.
-fn check_new_run(
-    fields: &NewRunFields,
-    indications: &[String],
-    lots: &[String],
-    simulation: bool,
-) -> Result<RunRequest, Vec<String>> {
-    let mut errors = Vec::new();
-    let mrn = Mrn::parse(&fields.patient_mrn)
-        .map_err(|e| errors.push(format!("Patient MRN: {e}.")))
-        .ok();
-    let drawn_at = parse_draw_time(&fields.drawn_at)
-        .map_err(|e| errors.push(format!("Draw time: {e}.")))
-        .ok();
-    let blood_ml = match fields.blood_ml.trim().parse::<f64>() {
-        Ok(ml) if ml.is_finite() && BLOOD_ML_RANGE.contains(&ml) => Some(ml),
-        _ => {
-            errors.push("Blood volume must be between 0.5 and 20 mL.".into());
-            None
+impl NewRunFields {
+    /// The form as a run order (the one parser reads it).
+    fn order(&self, simulation: bool) -> RunOrderFields {
+        RunOrderFields {
+            patient_mrn: self.patient_mrn.clone(),
+            blood_ml: self.blood_ml.clone(),
+            indication: self.indication.clone(),
+            reagent_lot: self.reagent_lot.clone(),
+            drawn_at: self.drawn_at.clone(),
+            manual_tube_confirmation: simulation && self.confirm_tubes.is_some(),
+            simulate_cells: if simulation {
+                self.simulate_cells.clone()
+            } else {
+                String::new()
+            },
+            ..RunOrderFields::default()
         }
-    };
-    let indication = fields.indication.trim();
-    if !indications.iter().any(|known| known == indication) {
-        errors.push(format!(
-            "Indication: choose one of {}.",
-            indications.join(", ")
-        ));
     }
-    let lot = fields.reagent_lot.trim();
-    if !lots.iter().any(|known| known == lot) {
-        errors.push(if lots.is_empty() {
-            "Reagent lot: no lot has an active calibration.".to_owned()
-        } else {
-            format!("Reagent lot: choose one of {}.", lots.join(", "))
-        });
-    }
-    let cells = fields.simulate_cells.trim();
-    let simulate = if !simulation || cells.is_empty() {
-        None
-    } else {
-        match cells.parse::<f64>() {
-            Ok(n) if n.is_finite() && (0.0..=1.0e6).contains(&n) => Some(n),
-            _ => {
-                errors.push("Simulated cells: a number from 0 to 1 000 000.".into());
-                None
-            }
-        }
-    };
-    let (Some(mrn), Some(drawn_at), Some(blood_ml), true) =
-        (mrn, drawn_at, blood_ml, errors.is_empty())
-    else {
-        return Err(errors);
-    };
-    let mut request = RunRequest::new(mrn.as_str(), blood_ml);
-    request.indication = Some(indication.to_owned());
-    request.reagent_lot = Some(lot.to_owned());
-    request.drawn_at = Some(drawn_at.to_rfc3339());
-    request.manual_tube_confirmation = simulation && fields.confirm_tubes.is_some();
-    request.simulate = simulate.map(SimulatedTruth::cells);
-    Ok(request)
 }
 
 /// `POST /runs`: starts the run (the patient is registered when new) and goes to its live view.
@@ -350,15 +262,6 @@ async fn start_run(
     PageForm { user, form: fields }: PageForm<NewRunFields>,
 ) -> PageResult {
     user.require(Permission::OperateRuns)?;
-    let indications: Vec<String> = state
-        .engine
-        .config()
-        .indications
-        .indications
-        .keys()
-        .cloned()
-        .collect();
-    let lots = reagent_lots(&state).await?;
     let refuse = |errors: Vec<String>| {
         let state = state.clone();
         let user = user.clone();
@@ -368,20 +271,20 @@ async fn start_run(
             Ok::<Response, PageError>((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     };
-    let mut request = match check_new_run(&fields, &indications, &lots, state.engine.is_simulated())
+    let order = match state
+        .ops
+        .parse_order(&fields.order(state.engine.is_simulated()))
+        .await?
     {
-        Ok(request) => request,
-        Err(errors) => return refuse(errors).await,
+        Ok(order) => order,
+        Err(problems) => return refuse(problems.lines()).await,
     };
-    request.operator = user.user.actor();
-    match state.engine.start_run(request).await {
+    match state.ops.start_run(&user.requester(), &order).await {
         Ok(ticket) => Ok(Redirect::to(&paths::run_live(ticket.id.0)).into_response()),
-        Err(error) => match ApiError::from(error) {
-            ApiError::Invalid { field, reason } => {
-                refuse(vec![format!("{field}: {reason}.")]).await
-            }
-            other => Err(other.into()),
-        },
+        Err(OperationError::Invalid { field, reason }) => {
+            refuse(vec![format!("{field}: {reason}.")]).await
+        }
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -414,9 +317,21 @@ async fn build_live_page(
     user: &PageUser,
     id: i64,
 ) -> Result<LiveRunPage, PageError> {
-    let run = state.store.run(RunId(id)).await?;
-    let (sample, patient) = run_patient(state, &run).await?;
-    let measurements = state.store.run_measurements(run.id).await?;
+    let record = state
+        .ops
+        .view_run(
+            &user.requester(),
+            RunId(id),
+            RunDetail::Readings,
+            "live page",
+        )
+        .await?;
+    let (run, sample, patient, measurements) = (
+        &record.run,
+        &record.sample,
+        &record.patient,
+        &record.measurements,
+    );
     let finished = settled(run.state);
 
     let tube_count = sample.tubes.len();
@@ -430,7 +345,7 @@ async fn build_live_page(
     };
     let mut steps = Vec::new();
     let mut tubes_seen: Vec<_> = Vec::new();
-    for measurement in &measurements {
+    for measurement in measurements {
         let position = sample
             .tubes
             .iter()
@@ -481,22 +396,8 @@ async fn build_live_page(
             awaiting_tube: Some(u32::try_from(next).unwrap_or(u32::MAX)),
         });
     }
-    let result = if finished {
-        state.store.current_result(run.id).await?
-    } else {
-        None
-    };
-    if result.is_some() {
-        state
-            .store
-            .record_event(
-                &user.user.actor(),
-                StoredAuditEntry::new("run.result_view", "run")
-                    .id(id)
-                    .detail(serde_json::json!({ "page": "live" })),
-            )
-            .await?;
-    }
+    // The result shows once the engine is done with the run.
+    let result = record.current().filter(|_| finished);
     let failure = run.state.is_terminal().then(|| {
         format!(
             "{}{}",
@@ -520,7 +421,7 @@ async fn build_live_page(
         ),
         steps,
         finished,
-        result: result.as_ref().map(count_view),
+        result: result.map(count_view),
         failure,
         cancel_error: None,
     })
@@ -541,24 +442,27 @@ async fn cancel(
 ) -> PageResult {
     user.require(Permission::OperateRuns)?;
     let run_id = path_id("run", &id)?;
-    let run = state.store.run(RunId(run_id)).await?;
-    let reason = form.reason.trim();
-    let refusal = if reason.chars().count() < 3 || reason.chars().count() > 1000 {
-        Some((
+    let cancelled = match CancelReason::parse(&form.reason) {
+        Ok(reason) => {
+            state
+                .ops
+                .cancel_run(&user.requester(), RunId(run_id), &reason)
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    let refusal = match cancelled {
+        Ok(_) => None,
+        Err(OperationError::Invalid {
+            field: "reason",
+            reason,
+        }) => Some((
             StatusCode::UNPROCESSABLE_ENTITY,
-            "Reason for cancelling: 3 to 1000 characters.".to_owned(),
-        ))
-    } else {
-        match state
-            .engine
-            .cancel(run.id, &user.user.actor(), reason)
-            .await
-        {
-            Ok(_) => None,
-            Err(error) => {
-                let error = ApiError::from(error);
-                Some((error.status(), error.public_detail()))
-            }
+            format!("Reason for cancelling: {reason}."),
+        )),
+        Err(error) => {
+            let error = ApiError::from(error);
+            Some((error.status(), error.public_detail()))
         }
     };
     match refusal {
@@ -577,58 +481,24 @@ async fn cancel(
 mod tests {
     use super::*;
 
-    fn fields(mrn: &str, drawn_at: &str, blood: &str, indication: &str, lot: &str) -> NewRunFields {
-        NewRunFields {
-            patient_mrn: mrn.into(),
-            drawn_at: drawn_at.into(),
-            blood_ml: blood.into(),
-            indication: indication.into(),
-            reagent_lot: lot.into(),
-            ..NewRunFields::default()
-        }
-    }
-
     #[test]
-    fn a_good_form_becomes_a_run_request_in_utc() {
-        let request = check_new_run(
-            &fields("A-1", "2026-01-02T03:04", "7.5", "breast", "L1"),
-            &["breast".into()],
-            &["L1".into()],
-            false,
-        )
-        .expect("valid");
-        assert_eq!(request.drawn_at.as_deref(), Some("2026-01-02T03:04:00Z"));
-        assert_eq!(request.blood_ml, 7.5);
-        assert!(request.simulate.is_none() && !request.manual_tube_confirmation);
-    }
-
-    #[test]
-    fn every_wrong_field_is_named() {
-        let errors = check_new_run(
-            &fields("", "yesterday", "0.1", "liver", "L9"),
-            &["breast".into()],
-            &["L1".into()],
-            false,
-        )
-        .expect_err("invalid");
-        let text = errors.join("\n");
-        for field in [
-            "Patient MRN",
-            "Draw time",
-            "Blood volume",
-            "Indication",
-            "Reagent lot",
-        ] {
-            assert!(text.contains(field), "{field} not named in {text}");
-        }
-        let future = check_new_run(
-            &fields("A-1", "2999-01-01T00:00", "7.5", "breast", "L1"),
-            &["breast".into()],
-            &["L1".into()],
-            false,
-        )
-        .expect_err("future");
-        assert!(future[0].contains("future"), "{future:?}");
+    fn the_form_becomes_a_run_order_with_simulation_only_on_the_simulated_board() {
+        let fields = NewRunFields {
+            patient_mrn: "A-1".into(),
+            drawn_at: "2026-01-02T03:04".into(),
+            blood_ml: "7.5".into(),
+            indication: "breast".into(),
+            reagent_lot: "L1".into(),
+            simulate_cells: "12".into(),
+            confirm_tubes: Some("true".into()),
+        };
+        let hardware = fields.order(false);
+        assert_eq!(hardware.blood_ml, "7.5");
+        assert_eq!(hardware.drawn_at, "2026-01-02T03:04");
+        assert!(hardware.simulate_cells.is_empty() && !hardware.manual_tube_confirmation);
+        let simulated = fields.order(true);
+        assert_eq!(simulated.simulate_cells, "12");
+        assert!(simulated.manual_tube_confirmation);
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct CountView {
     pub indication: String,
     /// True when the 95 % interval contains the cut-off: the call could go either way.
     pub interval_spans_cutoff: bool,
+    /// The result version shown (above 1: it corrects the earlier ones, which are kept).
+    pub version: u32,
 }
 
 impl CountView {
@@ -33,6 +35,16 @@ impl CountView {
     /// "Favourable", "Unfavourable", "No call".
     pub fn call_words(&self) -> String {
         format::call_words(&self.call)
+    }
+
+    /// Whether the version shown corrects an earlier one.
+    pub fn corrected(&self) -> bool {
+        self.version > 1
+    }
+
+    /// "Corrected (version 2)", for a badge beside a corrected result.
+    pub fn corrected_words(&self) -> String {
+        format!("Corrected (version {})", self.version)
     }
 
     /// CSS class for the call badge.

@@ -45,6 +45,11 @@ pub struct NewRunPage {
     pub simulation: bool,
     /// When today's QC failed: a warning above the form (the run may still be started).
     pub qc_warning: Option<String>,
+    /// The smallest processed blood volume a run takes, mL (the one limit, for the field's
+    /// `min`).
+    pub blood_ml_min: f64,
+    /// The largest, mL (the field's `max`).
+    pub blood_ml_max: f64,
 }
 
 impl NewRunPage {

@@ -49,6 +49,7 @@ fn count(per_7_5ml: f64, ci: [f64; 2], category: &str, call: &str) -> CountView 
         call: call.into(),
         indication: "breast".into(),
         interval_spans_cutoff: ci[0] < 5.0 && ci[1] >= 5.0,
+        version: if per_7_5ml == 9.6 { 2 } else { 1 },
     }
 }
 
@@ -164,6 +165,8 @@ pub fn new_run() -> NewRunPage {
             "Today's QC failed (Phantom T2 high: 1-3s). Results will be held until QC passes."
                 .into(),
         ),
+        blood_ml_min: 0.5,
+        blood_ml_max: 50.0,
     }
 }
 
@@ -222,6 +225,7 @@ fn trend_points() -> Vec<TrendChartPoint> {
         per_7_5ml_ci95: ci,
         category: category.into(),
         run_id,
+        corrected: run_id == 44,
     };
     vec![
         point(0, 18.2, [12.9, 24.8], "quantified", 21),

@@ -305,6 +305,10 @@ fn new_run_has_big_fields_for_every_sample_detail() {
         );
     }
     assert!(html.contains("type=\"datetime-local\" value=\"2026-11-24T09:05\""));
+    assert!(
+        html.contains("min=\"0.5\" max=\"50\""),
+        "the volume field's limits are the one range"
+    );
     assert!(html.contains("value=\"breast\" checked"));
     assert!(!html.contains("value=\"prostate\" checked"));
     assert!(html.contains("<option value=\"RL-2611\" selected>"));
@@ -314,11 +318,11 @@ fn new_run_has_big_fields_for_every_sample_detail() {
     let mut no_lots = samples::new_run();
     no_lots.reagent_lots.clear();
     no_lots.simulation = false;
-    no_lots.errors = vec!["Blood volume must be between 0.5 and 20 mL.".into()];
+    no_lots.errors = vec!["Blood volume: 55 mL is not within 0.5 to 50 mL.".into()];
     let html = render(&no_lots);
     assert!(html.contains("No reagent lot has an active calibration"));
     assert!(html.contains("Start run</button>") && html.contains(" disabled>Start run"));
-    assert!(html.contains("Blood volume must be between 0.5 and 20 mL."));
+    assert!(html.contains("Blood volume: 55 mL is not within 0.5 to 50 mL."));
     assert!(!html.contains("simulate_cells"));
 }
 

@@ -3,25 +3,22 @@
 //! their signatures, the audit trail; and its release by electronic signature
 //! (`POST /runs/{id}/release`), which mirrors `POST /api/v1/runs/{id}/release`.
 
-use std::collections::HashSet;
-
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use appliance::store::audit::AuditQuery;
-use appliance::store::calibrations::ContentFormat;
-use appliance::store::measurements::{FitOutcome, Measurement};
-use appliance::store::results::{ResultVersion as StoredVersion, SignatureMeaning};
-use appliance::store::runs::{Run, RunState};
+use appliance::store::RunId;
+use appliance::store::audit::AuditRecord;
+use appliance::store::calibrations::Calibration as StoredCalibration;
+use appliance::store::measurements::{FitOutcome, Measurement, T2Distribution};
+use appliance::store::results::SignatureMeaning;
+use appliance::store::runs::RunState;
 use appliance::store::samples::Sample;
-use appliance::store::{AuditEntry as StoredAuditEntry, RunId};
-use nmr_core::fit::{SpectrumOptions, fit_spectrum};
 use nmr_core::qc::{QcFlag, Severity};
 
-use super::{NoticeQuery, count_view, notice, path_id, readable, run_patient};
+use super::{NoticeQuery, count_view, notice, path_id, readable};
 use crate::charts::{DecayChart, FittedDecay, T2DistributionChart};
 use crate::pages::{PageError, PageForm, PageResult, PageUser};
 use crate::problem::ApiError;
@@ -32,10 +29,8 @@ use crate::views::{
     ResultVersion, RunHeader, RunPage, Signature, TubeView, paths,
 };
 use operations::results::CorrectionOrder;
+use operations::runs::RunDetail;
 use operations::signature::SignatureInput;
-
-/// Audit rows shown on a run's page.
-const AUDIT_ROWS: u32 = 500;
 
 /// The report's routes.
 pub(super) fn router() -> Router<AppState> {
@@ -104,33 +99,26 @@ fn flags_of(flags: &[QcFlag]) -> Vec<QcFlagView> {
         .collect()
 }
 
-/// The T2 distribution of each train (regularised NNLS), computed off the async threads.
-async fn t2_distributions(
-    measurements: &[Measurement],
-    labels: Vec<String>,
-) -> Vec<Option<T2DistributionChart>> {
-    let trains: Vec<_> = measurements.iter().map(|m| m.train.clone()).collect();
-    tokio::task::spawn_blocking(move || {
-        trains
-            .iter()
-            .zip(labels)
-            .map(|(train, label)| {
-                fit_spectrum(train, &SpectrumOptions::default())
-                    .ok()
-                    .map(|spectrum| T2DistributionChart {
-                        label,
-                        t2_ms: spectrum.t2_bins_ms,
-                        amplitudes: spectrum.amplitudes,
-                        log_mean_t2_ms: Some(spectrum.t2_logmean_ms).filter(|t| t.is_finite()),
-                    })
-            })
-            .collect()
-    })
-    .await
-    .unwrap_or_default()
+/// A measurement's stored T2 distribution as the page charts it (computed when it was measured,
+/// never here), or `None` when the inversion failed.
+fn distribution_chart(measurement: &Measurement, label: String) -> Option<T2DistributionChart> {
+    match measurement.t2_distribution.as_ref()? {
+        T2Distribution::Computed {
+            t2_bins_ms,
+            amplitudes,
+            t2_logmean_ms,
+            ..
+        } => Some(T2DistributionChart {
+            label,
+            t2_ms: t2_bins_ms.clone(),
+            amplitudes: amplitudes.clone(),
+            log_mean_t2_ms: *t2_logmean_ms,
+        }),
+        T2Distribution::Failed { .. } => None,
+    }
 }
 
-async fn tubes(sample: &Sample, measurements: &[Measurement]) -> Vec<TubeView> {
+fn tubes(sample: &Sample, measurements: &[Measurement]) -> Vec<TubeView> {
     let labels: Vec<String> = measurements
         .iter()
         .map(|m| {
@@ -142,16 +130,13 @@ async fn tubes(sample: &Sample, measurements: &[Measurement]) -> Vec<TubeView> {
             format!("Tube {number}, replicate {}", m.replicate)
         })
         .collect();
-    let mut distributions = t2_distributions(measurements, labels.clone()).await;
-    distributions.resize(measurements.len(), None);
     let mut views = Vec::new();
     for (index, tube) in sample.tubes.iter().enumerate() {
         let mut replicates = Vec::new();
-        for ((measurement, label), distribution) in measurements
+        for (measurement, label) in measurements
             .iter()
             .zip(&labels)
-            .zip(distributions.iter())
-            .filter(|((m, _), _)| m.tube_id == tube.id)
+            .filter(|(m, _)| m.tube_id == tube.id)
         {
             let fit = FitSummary::of(measurement);
             let flags = flags_of(&measurement.qc_flags);
@@ -194,7 +179,7 @@ async fn tubes(sample: &Sample, measurements: &[Measurement]) -> Vec<TubeView> {
                     amplitudes: train.phase().real,
                     fit: fitted,
                 },
-                t2_distribution: distribution.clone(),
+                t2_distribution: distribution_chart(measurement, label.clone()),
             });
         }
         let r2: Vec<f64> = replicates
@@ -228,30 +213,18 @@ fn mean_cv(values: &[f64]) -> (Option<f64>, Option<f64>) {
     (Some(mean), Some(variance.sqrt() / mean.abs() * 100.0))
 }
 
-async fn calibration_used(
-    state: &AppState,
-    run: &Run,
-) -> Result<Option<CalibrationUsed>, PageError> {
-    let Some(id) = run.calibration_id else {
-        return Ok(None);
-    };
-    let stored = state.store.calibration(id).await?;
-    let parsed = match stored.content.format {
-        ContentFormat::Toml => nmr_core::assay::Calibration::from_toml(&stored.content.text).ok(),
-        ContentFormat::Json => serde_json::from_str(&stored.content.text).ok(),
-    };
-    Ok(
-        parsed.map(|c: nmr_core::assay::Calibration| CalibrationUsed {
-            calibration_id: stored.id.0,
-            lot: stored.reagent_lot.clone(),
-            slope_per_s_per_cell: c.slope_per_s_per_cell,
-            intercept_per_s: c.intercept_per_s,
-            lob_cells: c.lob_cells,
-            lod_cells: c.lod_cells,
-            loq_cells: c.loq_cells,
-            activated_at: readable(&stored.created_at),
-        }),
-    )
+fn calibration_used(stored: &StoredCalibration) -> Option<CalibrationUsed> {
+    let c = stored.content.document().ok()?;
+    Some(CalibrationUsed {
+        calibration_id: stored.id.0,
+        lot: stored.reagent_lot.clone(),
+        slope_per_s_per_cell: c.slope_per_s_per_cell,
+        intercept_per_s: c.intercept_per_s,
+        lob_cells: c.lob_cells,
+        lod_cells: c.lod_cells,
+        loq_cells: c.loq_cells,
+        activated_at: readable(&stored.created_at),
+    })
 }
 
 /// "claire" from the stored actor `user:3:claire`; "appliance" for the instrument.
@@ -262,36 +235,9 @@ fn actor_name(actor: &str) -> String {
         .map_or_else(|| actor.to_owned(), |(_, name)| name.to_owned())
 }
 
-async fn audit_trail(
-    state: &AppState,
-    run_id: i64,
-    versions: &[StoredVersion],
-) -> Result<Vec<AuditEntry>, PageError> {
-    let mut records = Vec::new();
-    let mut subjects = vec![("run".to_owned(), run_id.to_string())];
-    subjects.extend(
-        versions
-            .iter()
-            .map(|v| ("result".to_owned(), v.id.0.to_string())),
-    );
-    for (entity, entity_id) in subjects {
-        records.extend(
-            state
-                .store
-                .audit_entries(&AuditQuery {
-                    entity: Some(entity),
-                    entity_id: Some(entity_id),
-                    limit: AUDIT_ROWS,
-                    ..AuditQuery::default()
-                })
-                .await?,
-        );
-    }
-    records.sort_by_key(|r| r.id.0);
-    let mut seen = HashSet::new();
-    records.retain(|r| seen.insert(r.id.0));
-    Ok(records
-        .into_iter()
+fn audit_trail(records: &[AuditRecord]) -> Vec<AuditEntry> {
+    records
+        .iter()
         .map(|record| {
             let mut detail = Vec::new();
             if let Some(reason) = &record.reason {
@@ -304,14 +250,18 @@ async fn audit_trail(
             AuditEntry {
                 at: readable(&record.at),
                 user: actor_name(&record.actor),
-                action: record.action,
-                subject: format!("{} {}", record.entity, record.entity_id.unwrap_or_default())
-                    .trim()
-                    .to_owned(),
+                action: record.action.clone(),
+                subject: format!(
+                    "{} {}",
+                    record.entity,
+                    record.entity_id.clone().unwrap_or_default()
+                )
+                .trim()
+                .to_owned(),
                 detail: detail.join("; "),
             }
         })
-        .collect())
+        .collect()
 }
 
 /// Builds the run page (and records the view of its data).
@@ -322,36 +272,27 @@ async fn run_page(
     release_error: Option<String>,
     correction_error: Option<String>,
 ) -> Result<RunPage, PageError> {
-    let run = state.store.run(RunId(id)).await?;
-    let (sample, patient) = run_patient(state, &run).await?;
-    let versions = state.store.result_versions(run.id).await?;
-    let current = versions.last();
-    state
-        .store
-        .record_event(
-            &user.user.actor(),
-            StoredAuditEntry::new(
-                if current.is_some() {
-                    "run.result_view"
-                } else {
-                    "run.view"
-                },
-                "run",
-            )
-            .id(id)
-            .detail(serde_json::json!({ "page": "report", "patient_id": patient.id })),
+    let record = state
+        .ops
+        .view_run(
+            &user.requester(),
+            RunId(id),
+            RunDetail::Report,
+            "report page",
         )
         .await?;
-    let measurements = state.store.run_measurements(run.id).await?;
-    let operator = match run.operator_id {
-        Some(operator) => state
-            .store
-            .user(operator)
-            .await
-            .map(|u| u.display_name)
-            .unwrap_or_else(|_| format!("user {}", operator.0)),
-        None => "the appliance".to_owned(),
-    };
+    let (run, sample, patient, versions, measurements) = (
+        &record.run,
+        &record.sample,
+        &record.patient,
+        &record.versions,
+        &record.measurements,
+    );
+    let current = record.current();
+    let operator = record
+        .operator
+        .as_ref()
+        .map_or_else(|| "the appliance".to_owned(), |u| u.display_name.clone());
     let qc_flags = match current {
         Some(version) => flags_of(&version.report.qc_flags),
         None => measurements
@@ -407,9 +348,9 @@ async fn run_page(
         },
         result: current.map(count_view),
         cutoff_per_7_5ml: cutoff,
-        tubes: tubes(&sample, &measurements).await,
+        tubes: tubes(sample, measurements),
         qc_flags,
-        calibration: calibration_used(state, &run).await?,
+        calibration: record.calibration.as_ref().and_then(calibration_used),
         versions: versions
             .iter()
             .rev()
@@ -436,7 +377,7 @@ async fn run_page(
             .collect(),
         release,
         correction,
-        audit: audit_trail(state, id, &versions).await?,
+        audit: audit_trail(&record.audit),
     })
 }
 
@@ -479,8 +420,7 @@ async fn release(
 ) -> PageResult {
     user.require(Permission::ReleaseResults)?;
     let run_id = path_id("run", &id)?;
-    let run = state.store.run(RunId(run_id)).await?;
-    let outcome = sign(&state, &user, &run, &form, client.ip()).await;
+    let outcome = sign(&state, &user, RunId(run_id), &form, client.ip()).await;
     match outcome {
         Ok(meaning) => Ok(Redirect::to(&format!(
             "{}?notice={}",
@@ -502,7 +442,7 @@ async fn release(
 async fn sign(
     state: &AppState,
     user: &PageUser,
-    run: &Run,
+    run_id: RunId,
     form: &ReleaseFields,
     client: std::net::IpAddr,
 ) -> Result<SignatureMeaning, ApiError> {
@@ -524,7 +464,7 @@ async fn sign(
         .release_result(
             &user.user,
             client,
-            run.id,
+            run_id,
             &SignatureInput {
                 password: form.password.clone(),
                 printed_name: form.printed_name.clone(),
@@ -559,8 +499,7 @@ async fn correct(
 ) -> PageResult {
     user.require(Permission::ReleaseResults)?;
     let run_id = path_id("run", &id)?;
-    let run = state.store.run(RunId(run_id)).await?;
-    let outcome = correct_with(&state, &user, &run, &form, client.ip()).await;
+    let outcome = correct_with(&state, &user, RunId(run_id), &form, client.ip()).await;
     match outcome {
         Ok(()) => {
             Ok(Redirect::to(&format!("{}?notice=corrected", paths::run(run_id))).into_response())
@@ -576,39 +515,18 @@ async fn correct(
 async fn correct_with(
     state: &AppState,
     user: &PageUser,
-    run: &Run,
+    run_id: RunId,
     form: &CorrectionFields,
     client: std::net::IpAddr,
 ) -> Result<(), ApiError> {
-    // The form always carries the current values: only what differs is a correction.
-    let current = state.store.current_result(run.id).await?;
-    let blood_ml = match form.blood_ml.trim() {
-        "" => None,
-        text => Some(text.parse::<f64>().map_err(|_| {
-            ApiError::invalid(
-                "blood_ml",
-                format!(
-                    "{:?} is not a number of mL",
-                    text.chars().take(20).collect::<String>()
-                ),
-            )
-        })?),
-    }
-    .filter(|ml| current.as_ref().is_none_or(|c| *ml != c.report.blood_ml));
-    let indication = Some(form.indication.trim())
-        .filter(|text| !text.is_empty())
-        .filter(|text| {
-            current
-                .as_ref()
-                .is_none_or(|c| c.report.indication.as_deref() != Some(*text))
-        });
-    let order = CorrectionOrder::parse(blood_ml, indication, &form.reason)?;
+    // The form carries every current value; the operation takes what differs as the correction.
+    let order = CorrectionOrder::parse(Some(&form.blood_ml), Some(&form.indication), &form.reason)?;
     state
         .ops
         .correct_result(
             &user.user,
             client,
-            run.id,
+            run_id,
             &order,
             &SignatureInput {
                 password: form.password.clone(),

@@ -1,0 +1,360 @@
+//! Users and API tokens: add users with a role and a first password, change a role, disable and
+//! enable accounts, set a password, make and revoke API tokens, and the list an administrator
+//! manages them from.
+//!
+//! The rules live here and in the store beneath, once, for the admin page, the JSON API and
+//! `ferrocount user`: nobody disables or changes the role of their own account, the last active
+//! lab admin is never disabled or demoted (the store refuses), every change but a password or a
+//! token has a reason, a token is made for oneself and revoked by its owner or a user manager
+//! (to anyone else, someone else's token does not exist).
+
+use std::collections::HashMap;
+
+use appliance::store::users::{ApiToken, NewPassword, NewUser, Role, User, Username};
+use appliance::store::{ApiTokenId, StoreError, Timestamp, UserId};
+
+use crate::{OperationError, Operations, Permission, Requester};
+
+/// A new user, parsed.
+#[derive(Clone, Debug)]
+pub struct UserOrder {
+    /// What is stored.
+    pub new: NewUser,
+}
+
+impl UserOrder {
+    /// Parses a new user: a user name, a printed name (at most 100 characters; blank: the user
+    /// name), a role (`operator`, `clinician`, `lab-admin`, or `lab_admin` as the forms send it)
+    /// and a first password.
+    pub fn parse(
+        username: &str,
+        display_name: &str,
+        role: &str,
+        password: &str,
+    ) -> Result<Self, OperationError> {
+        let username = Username::parse(username)
+            .map_err(|e| OperationError::invalid("username", reason(e)))?;
+        let display_name = display_name.trim();
+        if display_name.chars().count() > 100 {
+            return Err(OperationError::invalid(
+                "display_name",
+                "at most 100 characters",
+            ));
+        }
+        let role = parse_role(role)?;
+        let password = NewPassword::parse(password)
+            .map_err(|e| OperationError::invalid("password", reason(e)))?;
+        Ok(Self {
+            new: NewUser {
+                username,
+                display_name: display_name.to_owned(),
+                role,
+                password,
+            },
+        })
+    }
+}
+
+/// A role as typed or chosen: `operator`, `clinician`, `lab-admin` (or `lab_admin`).
+pub fn parse_role(text: &str) -> Result<Role, OperationError> {
+    text.trim()
+        .replace('_', "-")
+        .parse::<Role>()
+        .map_err(|_| OperationError::invalid("role", "choose operator, clinician or lab admin"))
+}
+
+/// Why an account changes: 1 to 500 characters, kept in the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeReason(String);
+
+impl ChangeReason {
+    /// Parses a reason.
+    pub fn parse(text: &str) -> Result<Self, OperationError> {
+        let reason = text.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(OperationError::invalid(
+                "reason",
+                "say why (1 to 500 characters)",
+            ));
+        }
+        Ok(Self(reason.to_owned()))
+    }
+
+    /// The reason.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The reason a store parser gave.
+fn reason(error: StoreError) -> String {
+    match error {
+        StoreError::Invalid { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
+/// The store's refusal of an account change, naming `field` when it is the user's doing.
+fn account_refusal(error: StoreError, field: &'static str) -> OperationError {
+    match error {
+        StoreError::Invalid { field, reason } => OperationError::invalid(field, reason),
+        StoreError::Conflict(text) | StoreError::NotPermitted(text) => {
+            OperationError::invalid(field, text)
+        }
+        other => other.into(),
+    }
+}
+
+/// One user as an administrator sees them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserRecord {
+    /// The user.
+    pub user: User,
+    /// When they last signed in (the audit trail's `session.sign_in`).
+    pub last_sign_in: Option<Timestamp>,
+}
+
+/// Users and tokens as the requester may see them: every user and every live token for a user
+/// manager, only their own tokens otherwise.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Accounts {
+    /// Users (empty unless the requester manages users).
+    pub users: Vec<UserRecord>,
+    /// Unrevoked tokens with their owners, newest first.
+    pub tokens: Vec<(User, ApiToken)>,
+}
+
+impl Operations {
+    /// The users and tokens the requester may see.
+    pub async fn accounts(&self, who: &Requester) -> Result<Accounts, OperationError> {
+        let manager = who.may(Permission::ManageUsers);
+        let owners: Vec<User> = if manager {
+            self.store.users().await?
+        } else {
+            who.require(Permission::CreateOwnTokens)?;
+            who.user().cloned().into_iter().collect()
+        };
+        let mut tokens = Vec::new();
+        for owner in &owners {
+            for token in self.store.api_tokens(owner.id).await? {
+                if token.revoked_at.is_none() {
+                    tokens.push((owner.clone(), token));
+                }
+            }
+        }
+        tokens.sort_by_key(|(_, token)| std::cmp::Reverse(token.created_at));
+        let users = if manager {
+            let mut last: HashMap<UserId, Timestamp> = self.store.last_sign_ins().await?;
+            owners
+                .into_iter()
+                .map(|user| UserRecord {
+                    last_sign_in: last.remove(&user.id),
+                    user,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Accounts { users, tokens })
+    }
+
+    /// The account named `username` (user managers), or not found.
+    pub async fn named_user(
+        &self,
+        who: &Requester,
+        username: &str,
+    ) -> Result<User, OperationError> {
+        who.require(Permission::ManageUsers)?;
+        let not_found = || OperationError::NotFound {
+            entity: "user",
+            key: username.chars().take(64).collect(),
+        };
+        let name = Username::parse(username).map_err(|_| not_found())?;
+        match self.store.user_by_name(&name).await {
+            Ok(user) => Ok(user),
+            Err(StoreError::NotFound { .. }) => Err(not_found()),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Adds a user (user managers; the console); a name in use is refused naming `username`.
+    pub async fn add_user(
+        &self,
+        who: &Requester,
+        order: UserOrder,
+    ) -> Result<User, OperationError> {
+        who.require(Permission::ManageUsers)?;
+        let name = order.new.username.clone();
+        match self.store.add_user(&who.actor(), order.new).await {
+            Ok(user) => Ok(user),
+            Err(StoreError::Duplicate { .. }) => Err(OperationError::invalid(
+                "username",
+                format!("a user named {name} already exists"),
+            )),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Gives a user another role, with a reason (user managers; not one's own account).
+    pub async fn change_role(
+        &self,
+        who: &Requester,
+        username: &str,
+        role: Role,
+        reason: &ChangeReason,
+    ) -> Result<User, OperationError> {
+        let target = self.named_user(who, username).await?;
+        refuse_own(who, &target, "you cannot change your own role")?;
+        self.store
+            .set_user_role(&who.actor(), target.id, role, reason.as_str())
+            .await
+            .map_err(|e| account_refusal(e, "role"))
+    }
+
+    /// Disables an account, with a reason: no sign-in, its sessions and tokens revoked (user
+    /// managers; not one's own account, not the last active lab admin).
+    pub async fn disable_user(
+        &self,
+        who: &Requester,
+        username: &str,
+        reason: &ChangeReason,
+    ) -> Result<(), OperationError> {
+        let target = self.named_user(who, username).await?;
+        refuse_own(who, &target, "you cannot disable your own account")?;
+        let name = Username::parse(&target.username)?;
+        self.store
+            .disable_user(&who.actor(), &name, reason.as_str())
+            .await
+            .map_err(|e| account_refusal(e, "username"))
+    }
+
+    /// Lets a disabled user sign in again, with a reason (user managers); their old sessions and
+    /// tokens stay revoked.
+    pub async fn enable_user(
+        &self,
+        who: &Requester,
+        username: &str,
+        reason: &ChangeReason,
+    ) -> Result<User, OperationError> {
+        let target = self.named_user(who, username).await?;
+        self.store
+            .enable_user(&who.actor(), target.id, reason.as_str())
+            .await
+            .map_err(|e| account_refusal(e, "username"))
+    }
+
+    /// Sets a user's password and closes their sessions (user managers; the console).
+    pub async fn set_password(
+        &self,
+        who: &Requester,
+        username: &str,
+        password: NewPassword,
+    ) -> Result<(), OperationError> {
+        let target = self.named_user(who, username).await?;
+        let name = Username::parse(&target.username)?;
+        Ok(self
+            .store
+            .set_password(&who.actor(), &name, password)
+            .await?)
+    }
+
+    /// Makes an API token for the requester (a person: the console has no account); the secret
+    /// is returned this once, only its hash is kept.
+    pub async fn create_token(
+        &self,
+        who: &Requester,
+        label: &str,
+    ) -> Result<(String, ApiToken), OperationError> {
+        who.require(Permission::CreateOwnTokens)?;
+        let Some(owner) = who.user() else {
+            return Err(OperationError::Conflict(
+                "the console has no account to make a token for".into(),
+            ));
+        };
+        let label = label.trim();
+        if label.is_empty() || label.chars().count() > 100 {
+            return Err(OperationError::invalid(
+                "label",
+                "say what the token is for (1 to 100 characters)",
+            ));
+        }
+        Ok(self
+            .store
+            .create_api_token(&who.actor(), owner.id, label)
+            .await?)
+    }
+
+    /// Revokes an API token: one's own, or anyone's for a user manager. Someone else's token is,
+    /// to anyone else, no token at all (a refusal would tell them it exists).
+    pub async fn revoke_token(
+        &self,
+        who: &Requester,
+        id: ApiTokenId,
+    ) -> Result<(), OperationError> {
+        let own = match who.user() {
+            Some(user) => self
+                .store
+                .api_tokens(user.id)
+                .await?
+                .iter()
+                .any(|token| token.id == id),
+            None => false,
+        };
+        if own {
+            who.require(Permission::CreateOwnTokens)?;
+        } else if !who.may(Permission::ManageUsers) {
+            return Err(OperationError::NotFound {
+                entity: "API token",
+                key: id.0.to_string(),
+            });
+        }
+        Ok(self.store.revoke_api_token(&who.actor(), id).await?)
+    }
+}
+
+/// Refuses a change of the requester's own account.
+fn refuse_own(who: &Requester, target: &User, refusal: &str) -> Result<(), OperationError> {
+    if who.user().is_some_and(|user| user.id == target.id) {
+        return Err(OperationError::invalid("username", refusal));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_user_is_parsed_naming_the_field() {
+        let field = |result: Result<UserOrder, OperationError>| match result {
+            Err(OperationError::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let good = UserOrder::parse("Nina", "Nina Nurse", "lab_admin", "a long password").unwrap();
+        assert_eq!(good.new.username.as_str(), "nina");
+        assert_eq!(good.new.role, Role::LabAdmin);
+        assert_eq!(
+            field(UserOrder::parse("1x", "", "operator", "a long password")),
+            "username"
+        );
+        assert_eq!(
+            field(UserOrder::parse(
+                "nina",
+                &"n".repeat(101),
+                "operator",
+                "a long password"
+            )),
+            "display_name"
+        );
+        assert_eq!(
+            field(UserOrder::parse("nina", "", "boss", "a long password")),
+            "role"
+        );
+        assert_eq!(
+            field(UserOrder::parse("nina", "", "operator", "short")),
+            "password"
+        );
+        assert!(ChangeReason::parse(" ").is_err());
+        assert!(ChangeReason::parse(&"r".repeat(501)).is_err());
+    }
+}

@@ -1,0 +1,738 @@
+//! Every served JSON document agrees with the OpenAPI document, for every route.
+//!
+//! On a seeded appliance (a released and then corrected result, a cancelled run, QC with a
+//! target, an imported calibration), each operation the served document describes is called with
+//! valid input, and each answer is validated against the schema the document gives for its status
+//! and content type by a real JSON Schema validator (the `jsonschema` crate, draft 2020-12, formats
+//! checked, every `$ref` resolved from the served document itself). The document's objects are
+//! closed (`additionalProperties: false`), so an undocumented field fails as surely as a missing or
+//! mistyped one; the events of a live run are validated one by one against the event schema; and a
+//! few refusals are validated against the problem schema. An operation the document describes but
+//! this test does not call fails the test, so a new route is covered on purpose.
+
+use std::collections::BTreeSet;
+
+use appliance::store::example_report::example_calibration_toml;
+use appliance::store::qc::{QcMaterialKind, TargetSource};
+use appliance::store::users::Role;
+use appliance::store::{Actor, RunId};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::TryRecvError;
+
+use crate::helpers::{As, PASSWORD, TestApp, spawn_app};
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// The schema the served document gives for an answer, as a validator: the schema itself, with
+/// the document's components beside it so every `#/components/schemas/…` reference resolves.
+fn validator(document: &Value, schema: &Value) -> jsonschema::Validator {
+    let mut root = schema.clone();
+    let object = root.as_object_mut().expect("a schema is an object");
+    object.insert("components".into(), document["components"].clone());
+    jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap_or_else(|error| panic!("the document's schema compiles: {error}\n{schema:#}"))
+}
+
+/// Every way `value` breaks `schema`, one line each.
+fn violations(document: &Value, schema: &Value, value: &Value) -> Vec<String> {
+    let validator = validator(document, schema);
+    validator
+        .iter_errors(value)
+        .map(|error| format!("at {}: {error}", error.instance_path()))
+        .collect()
+}
+
+/// The schema of `method template`'s answer with `status` in `content_type`.
+fn answer_schema<'a>(
+    document: &'a Value,
+    method: &Method,
+    template: &str,
+    status: StatusCode,
+    content_type: &str,
+) -> &'a Value {
+    let schema = &document["paths"][template][method.as_str().to_lowercase()]["responses"]
+        [status.as_str()]["content"][content_type]["schema"];
+    assert!(
+        !schema.is_null(),
+        "{method} {template} documents a {status} answer in {content_type}"
+    );
+    schema
+}
+
+/// The (METHOD, template) pairs the document describes.
+fn documented_operations(document: &Value) -> BTreeSet<(String, String)> {
+    let mut operations = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for method in METHODS {
+            if item.get(method).is_some() {
+                operations.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    operations
+}
+
+/// One call of the walk.
+struct Call<'a> {
+    who: As<'a>,
+    method: Method,
+    path: String,
+    template: &'static str,
+    body: Option<Value>,
+    status: StatusCode,
+}
+
+fn call<'a>(
+    who: As<'a>,
+    method: Method,
+    path: impl Into<String>,
+    template: &'static str,
+    body: Option<Value>,
+    status: StatusCode,
+) -> Call<'a> {
+    Call {
+        who,
+        method,
+        path: path.into(),
+        template,
+        body,
+        status,
+    }
+}
+
+/// Makes the call and validates its answer against the document; the answer.
+async fn checked(app: &TestApp, document: &Value, call: &Call<'_>) -> Value {
+    let response = app
+        .send(
+            call.who,
+            call.method.clone(),
+            &call.path,
+            call.body.as_ref(),
+        )
+        .await;
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let text = response.text().await.expect("an answer");
+    assert_eq!(status, call.status, "{} {}: {text}", call.method, call.path);
+    if status == StatusCode::NO_CONTENT || status == StatusCode::ACCEPTED && text.is_empty() {
+        let documented = &document["paths"][call.template][call.method.as_str().to_lowercase()]["responses"]
+            [status.as_str()];
+        assert!(
+            documented.is_object() && documented.get("content").is_none(),
+            "{} {} documents its empty {status}",
+            call.method,
+            call.template
+        );
+        return Value::Null;
+    }
+    let schema = answer_schema(document, &call.method, call.template, status, &content_type);
+    if content_type == "text/csv" {
+        assert_eq!(schema["type"], "string", "CSV is documented as text");
+        return Value::String(text);
+    }
+    let answer: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} {}: JSON ({e}): {text}", call.method, call.path));
+    let wrong = violations(document, schema, &answer);
+    assert!(
+        wrong.is_empty(),
+        "{} {} ({status}) differs from its description:\n{}\n{answer:#}",
+        call.method,
+        call.path,
+        wrong.join("\n")
+    );
+    answer
+}
+
+/// Makes the call, notes that its operation was called, and validates its answer.
+async fn walk(
+    app: &TestApp,
+    document: &Value,
+    called: &mut BTreeSet<(String, String)>,
+    call: Call<'_>,
+) -> Value {
+    called.insert((call.method.to_string(), call.template.to_owned()));
+    checked(app, document, &call).await
+}
+
+/// One server-sent event (a block of `event:` and `data:` lines): its name and data as JSON;
+/// `None` for a comment such as a keep-alive.
+fn event(block: &str) -> Option<(String, Value)> {
+    let mut name = None;
+    let mut data = String::new();
+    for line in block.lines() {
+        if let Some(rest) = line.strip_prefix("event:") {
+            name = Some(rest.trim().to_owned());
+        } else if let Some(rest) = line.strip_prefix("data:") {
+            data.push_str(rest.trim_start());
+        }
+    }
+    let data: Value = serde_json::from_str(&data).ok()?;
+    Some((name?, data))
+}
+
+#[tokio::test]
+async fn every_documented_operation_answers_as_its_schema_says() {
+    let app = spawn_app().await;
+    let document: Value = app
+        .send(As::Nobody, Method::GET, "/api/v1/openapi.json", None)
+        .await
+        .json()
+        .await
+        .expect("the document is JSON");
+    let admin_token = app.token(Role::LabAdmin).to_owned();
+    let admin = As::Bearer(&admin_token);
+    let mut called: BTreeSet<(String, String)> = BTreeSet::new();
+
+    // A run, followed live from its start (the operator confirms each tube as it is asked for):
+    // every event it sends fits the event schema. The stream is opened after the run starts, so
+    // its first events (the pre-run checks, tuning) can come before it listens: every event the
+    // engine emits for the run is also taken from the engine itself and validated as the stream
+    // serialises it (`json_data` of the same `RunEvent`).
+    let mut engine_events = app.engine.subscribe();
+    let ticket = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            "/api/v1/runs",
+            "/api/v1/runs",
+            Some(
+                json!({ "patient_mrn": "DOC-1", "blood_ml": 7.5, "indication": "breast",
+                     "extra_tubes": ["cd45"], "drawn_at": "2026-11-20T08:30:00Z",
+                     "manual_tube_confirmation": true,
+                     "simulate": { "cells": 40, "control_t2_ms": 200 } }),
+            ),
+            StatusCode::ACCEPTED,
+        ),
+    )
+    .await;
+    let run = ticket["id"].as_i64().expect("a run id");
+    let mut stream = app
+        .send(
+            admin,
+            Method::GET,
+            &format!("/api/v1/runs/{run}/events"),
+            None,
+        )
+        .await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    called.insert(("GET".into(), "/api/v1/runs/{id}/events".into()));
+    let event_schema = answer_schema(
+        &document,
+        &Method::GET,
+        "/api/v1/runs/{id}/events",
+        StatusCode::OK,
+        "text/event-stream",
+    )
+    .clone();
+    let mut seen: Vec<(String, Value)> = Vec::new();
+    let mut pending = String::new();
+    // The stream ends once the run settles (its result awaits release).
+    while let Some(chunk) = stream.chunk().await.expect("the event stream reads") {
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = pending.find("\n\n") {
+            let block: String = pending.drain(..end + 2).collect();
+            let Some((name, data)) = event(&block) else {
+                continue;
+            };
+            if name == "awaiting_tube" {
+                walk(
+                    &app,
+                    &document,
+                    &mut called,
+                    call(
+                        admin,
+                        Method::POST,
+                        format!("/api/v1/runs/{run}/confirm-tube"),
+                        "/api/v1/runs/{id}/confirm-tube",
+                        None,
+                        StatusCode::ACCEPTED,
+                    ),
+                )
+                .await;
+            }
+            seen.push((name, data));
+        }
+    }
+    let names: BTreeSet<&str> = seen.iter().map(|(name, _)| name.as_str()).collect();
+    for wanted in [
+        "state",
+        "awaiting_tube",
+        "tube_confirmed",
+        "replicate",
+        "result",
+    ] {
+        assert!(names.contains(wanted), "a {wanted} event among {names:?}");
+    }
+    let mut emitted: Vec<(String, Value)> = Vec::new();
+    loop {
+        let event = match engine_events.try_recv() {
+            Ok(event) => event,
+            Err(TryRecvError::Lagged(_)) => continue,
+            Err(_) => break,
+        };
+        if event.run_id == Some(RunId(run)) {
+            let data = serde_json::to_value(&event).expect("an event serialises");
+            let name = data["event"].as_str().unwrap_or("").to_owned();
+            emitted.push((name, data));
+        }
+    }
+    let emitted_names: BTreeSet<&str> = emitted.iter().map(|(name, _)| name.as_str()).collect();
+    for wanted in ["check", "tuned"] {
+        assert!(
+            emitted_names.contains(wanted),
+            "a {wanted} event among {emitted_names:?}"
+        );
+    }
+    seen.extend(emitted);
+    for (name, data) in &seen {
+        assert_eq!(
+            data["event"],
+            name.as_str(),
+            "the SSE name is the event's tag"
+        );
+        let wrong = violations(&document, &event_schema, data);
+        assert!(
+            wrong.is_empty(),
+            "{name} event:\n{}\n{data:#}",
+            wrong.join("\n")
+        );
+    }
+    app.engine
+        .wait_for_run(RunId(run))
+        .await
+        .expect("the run ends");
+
+    // Release it, then correct it: two versions, the current one corrected.
+    walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            format!("/api/v1/runs/{run}/release"),
+            "/api/v1/runs/{id}/release",
+            Some(json!({ "password": PASSWORD, "printed_name": "lars Tester" })),
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            format!("/api/v1/runs/{run}/corrections"),
+            "/api/v1/runs/{id}/corrections",
+            Some(
+                json!({ "blood_ml": 5.0, "reason": "the tube held 5 mL", "password": PASSWORD,
+                     "printed_name": "lars Tester" }),
+            ),
+            StatusCode::CREATED,
+        ),
+    )
+    .await;
+    let shown = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::GET,
+            format!("/api/v1/runs/{run}"),
+            "/api/v1/runs/{id}",
+            None,
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    assert_eq!(shown["versions"].as_array().map(Vec::len), Some(2));
+    assert_eq!(shown["result"]["corrected"], true);
+    assert_eq!(shown["readings"].as_array().map(Vec::len), Some(9));
+    assert!(shown["readings"][0]["t2_distribution"].is_object());
+
+    // A second run waits for its first tube: cancel it.
+    let waiting = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            "/api/v1/runs",
+            "/api/v1/runs",
+            Some(json!({ "patient_mrn": "DOC-2", "blood_ml": 7.5,
+                     "manual_tube_confirmation": true })),
+            StatusCode::ACCEPTED,
+        ),
+    )
+    .await;
+    let second = waiting["id"].as_i64().expect("a run id");
+    let cancelled = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            format!("/api/v1/runs/{second}/cancel"),
+            "/api/v1/runs/{id}/cancel",
+            Some(json!({ "reason": "the sample clotted" })),
+            StatusCode::ACCEPTED,
+        ),
+    )
+    .await;
+    assert_eq!(cancelled["state"], "cancelled");
+
+    // Patients and the trend.
+    let registered = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            "/api/v1/patients",
+            "/api/v1/patients",
+            Some(json!({ "mrn": "DOC-3" })),
+            StatusCode::CREATED,
+        ),
+    )
+    .await;
+    assert_eq!(registered["mrn"], "DOC-3");
+    let listed = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::GET,
+            "/api/v1/patients?mrn=DOC-1",
+            "/api/v1/patients",
+            None,
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    let patient = listed[0]["id"].as_i64().expect("DOC-1 is listed");
+    walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::GET,
+            format!("/api/v1/patients/{patient}"),
+            "/api/v1/patients/{id}",
+            None,
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    let trend = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::GET,
+            format!("/api/v1/patients/{patient}/trend"),
+            "/api/v1/patients/{id}/trend",
+            None,
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    assert_eq!(
+        trend[0]["corrected"], true,
+        "the trend says it was corrected"
+    );
+    let csv = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::GET,
+            format!("/api/v1/patients/{patient}/trend?format=csv"),
+            "/api/v1/patients/{id}/trend",
+            None,
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    assert!(
+        csv.as_str().is_some_and(|t| t.contains(",2,true,")),
+        "{csv}"
+    );
+
+    // QC: a control lot with a target, a value recorded through the API.
+    let material = app
+        .store
+        .add_qc_material(
+            &Actor::Appliance,
+            "Control CTC low",
+            QcMaterialKind::Control,
+            "cells",
+        )
+        .await
+        .expect("a material");
+    let lot = app
+        .store
+        .add_qc_lot(
+            &Actor::Appliance,
+            material.id,
+            "CL-1",
+            time::macros::date!(2099 - 06 - 30),
+        )
+        .await
+        .expect("a lot");
+    app.store
+        .set_qc_target(
+            &Actor::Appliance,
+            lot.id,
+            10.0,
+            1.5,
+            TargetSource::Manufacturer,
+            None,
+        )
+        .await
+        .expect("a target");
+    walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            "/api/v1/qc",
+            "/api/v1/qc",
+            Some(json!({ "lot_id": lot.id.0, "value": 15.1, "comment": "a high one" })),
+            StatusCode::CREATED,
+        ),
+    )
+    .await;
+    let qc = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::GET,
+            "/api/v1/qc",
+            "/api/v1/qc",
+            None,
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    assert_eq!(qc["materials"][0]["lots"][0]["expires_on"], "2099-06-30");
+
+    // Calibrations, the instrument, tokens, the session, health and this document.
+    let imported = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            "/api/v1/calibrations",
+            "/api/v1/calibrations",
+            Some(
+                json!({ "content": example_calibration_toml(), "activate": true,
+                     "reason": "new reagent lot in use", "note": "series of 24 Nov" }),
+            ),
+            StatusCode::CREATED,
+        ),
+    )
+    .await;
+    assert_eq!(imported["active"], true);
+    for (path, template) in [
+        ("/api/v1/calibrations", "/api/v1/calibrations"),
+        ("/api/v1/instrument", "/api/v1/instrument"),
+        ("/api/v1/session", "/api/v1/session"),
+        ("/healthz", "/healthz"),
+        ("/api/v1/openapi.json", "/api/v1/openapi.json"),
+    ] {
+        walk(
+            &app,
+            &document,
+            &mut called,
+            call(admin, Method::GET, path, template, None, StatusCode::OK),
+        )
+        .await;
+    }
+    walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            "/api/v1/tokens",
+            "/api/v1/tokens",
+            Some(json!({ "label": "dashboard" })),
+            StatusCode::CREATED,
+        ),
+    )
+    .await;
+    walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            As::Nobody,
+            Method::POST,
+            "/api/v1/session",
+            "/api/v1/session",
+            Some(json!({ "username": "claire", "password": PASSWORD })),
+            StatusCode::CREATED,
+        ),
+    )
+    .await;
+    let session = app.sign_in("olga", PASSWORD).await;
+    walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            As::Browser(&session),
+            Method::DELETE,
+            "/api/v1/session",
+            "/api/v1/session",
+            None,
+            StatusCode::NO_CONTENT,
+        ),
+    )
+    .await;
+
+    // Refusals are problem documents as described.
+    walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::GET,
+            "/api/v1/runs/999999",
+            "/api/v1/runs/{id}",
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+    )
+    .await;
+    walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            "/api/v1/runs",
+            "/api/v1/runs",
+            Some(json!({ "patient_mrn": "DOC-4", "blood_ml": 55.0 })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    )
+    .await;
+    let clinician = app.token(Role::Clinician).to_owned();
+    walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            As::Bearer(&clinician),
+            Method::POST,
+            "/api/v1/calibrations",
+            "/api/v1/calibrations",
+            Some(json!({ "content": example_calibration_toml() })),
+            StatusCode::FORBIDDEN,
+        ),
+    )
+    .await;
+
+    let documented = documented_operations(&document);
+    let missed: Vec<_> = documented.difference(&called).collect();
+    assert!(
+        missed.is_empty(),
+        "documented operations this test does not call: {missed:?}"
+    );
+    assert!(
+        called.is_subset(&documented),
+        "called but not documented: {:?}",
+        called.difference(&documented).collect::<Vec<_>>()
+    );
+}
+
+/// The validator is strict: an undocumented field, a wrong type, a missing field and a malformed
+/// time are each refused (so a test that passes above means agreement, not leniency).
+#[tokio::test]
+async fn the_validator_refuses_what_the_document_does_not_allow() {
+    let app = spawn_app().await;
+    let document: Value = app
+        .send(As::Nobody, Method::GET, "/api/v1/openapi.json", None)
+        .await
+        .json()
+        .await
+        .expect("the document is JSON");
+    let schema = json!({ "$ref": "#/components/schemas/Signature" });
+    let good = json!({
+        "id": 1, "result_id": 2, "user_id": 3, "printed_name": "Lars Tester",
+        "meaning": "release", "signed_at": "2026-11-24T08:00:00Z"
+    });
+    assert!(violations(&document, &schema, &good).is_empty());
+    let cases = [
+        ("undocumented", json!(true)),
+        ("result_id", json!("two")),
+        ("meaning", json!("approve")),
+        ("signed_at", json!("yesterday")),
+    ];
+    for (key, value) in cases {
+        let mut bad = good.clone();
+        bad[key] = value;
+        assert!(
+            !violations(&document, &schema, &bad).is_empty(),
+            "{key} = {} is refused",
+            bad[key]
+        );
+    }
+    let mut missing = good.clone();
+    missing
+        .as_object_mut()
+        .expect("an object")
+        .remove("printed_name");
+    assert!(!violations(&document, &schema, &missing).is_empty());
+    // The count report is closed too, field by field.
+    let report = json!({ "$ref": "#/components/schemas/CountReport" });
+    let mut served = serde_json::to_value(appliance::store::example_report::example_report(
+        4.0,
+        [1.0, 9.0],
+        nmr_core::assay::CountCategory::BelowLoq,
+        Some(nmr_core::assay::Call::Favorable),
+        false,
+    ))
+    .expect("a report serialises");
+    assert!(
+        violations(&document, &report, &served).is_empty(),
+        "{:?}",
+        violations(&document, &report, &served)
+    );
+    served["per_100ml"] = json!(53.3);
+    assert!(!violations(&document, &report, &served).is_empty());
+}
