@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use nmr_core::assay::{Calibration, CountInputs, CountReport, Marker, TubeKind, TubeSummary};
 use nmr_core::qc::{
     MeasurementQcLimits, QcFlag, Severity, check_measurement, check_replicate_cv,
-    check_temperature_drift, median_fill_amplitude,
+    check_replicate_outlier, check_temperature_drift, median_fill_amplitude,
 };
 
 use crate::fitted_file::{FittedFile, common_te_ms};
@@ -208,8 +208,19 @@ fn qc_flags(tubes: &[(&TubeSummary, &[FittedFile])]) -> Vec<QcFlag> {
         .flat_map(|input| check_measurement(input, expected_fill, &limits))
         .collect();
     flags.extend(check_temperature_drift(&inputs, &limits));
-    for (tube, _) in tubes {
+    for (tube, files) in tubes {
         flags.extend(check_replicate_cv(&tube.kind.to_string(), tube.cv, &limits));
+        let labels: Vec<String> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| format!("{} reading {} ({})", tube.kind, i + 1, f.path.display()))
+            .collect();
+        let replicates: Vec<_> = files.iter().map(FittedFile::replicate).collect();
+        flags.extend(check_replicate_outlier(
+            &tube.kind.to_string(),
+            &labels,
+            &replicates,
+        ));
     }
     flags
 }

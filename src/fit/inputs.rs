@@ -1,6 +1,6 @@
 //! What `ferrocount fit` is asked to read: command-line paths expanded into an ordered list of inputs.
 //!
-//! A path is a file, a directory (its `*.csv`, `*.txt` and `*.dps` files in name order, descending into
+//! A path is a file, a directory (its `*.csv`, `*.txt`, `*.dps`, `*.dat` and `*.tnt` files in name order, descending into
 //! subdirectories only when asked), or `-` for standard input, which is read here, once. A path that
 //! cannot be listed becomes an input that carries its error, so it is reported in its place in the
 //! output and the other inputs go on.
@@ -13,7 +13,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// File extensions (compared case-insensitively) taken from a directory.
-pub(super) const TRAIN_EXTENSIONS: [&str; 3] = ["csv", "txt", "dps"];
+pub(super) const TRAIN_EXTENSIONS: [&str; 5] = ["csv", "txt", "dps", "dat", "tnt"];
 
 /// One thing to fit, named as the output will name it.
 #[derive(Debug)]
@@ -63,7 +63,9 @@ pub(super) fn expand(paths: &[PathBuf], recursive: bool) -> Vec<Input> {
                     let depth = if recursive { " or below it" } else { "" };
                     inputs.push(unreadable(
                         path,
-                        format!("no *.csv, *.txt or *.dps files in this directory{depth}"),
+                        format!(
+                            "no *.csv, *.txt, *.dps, *.dat or *.tnt files in this directory{depth}"
+                        ),
                     ));
                 }
             }

@@ -30,6 +30,9 @@ pub use count::{CountCategory, CountEstimate};
 pub use delta_r2::{DeltaR2, MarkerSignal, SeSource, marker_profile};
 pub use error::AssayError;
 pub use indication::{Call, CallOutcome, Cutoff, Indications};
-pub use replicate::{Replicate, TubeSummary};
+pub use replicate::{
+    MIN_OUTLIER_RELATIVE_DIFFERENCE, OUTLIER_SIGNIFICANCE, Replicate, ReplicateOutlier,
+    TubeSummary, find_outlier,
+};
 pub use report::{CountInputs, CountReport, TubeSignal};
 pub use tube::{Marker, TubeKind};
