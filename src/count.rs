@@ -23,7 +23,7 @@ use nmr_core::assay::{
 };
 use nmr_core::qc::{
     MeasurementQcLimits, QcFlag, Severity, check_measurement, check_replicate_cv,
-    check_temperature_drift, median_fill_amplitude,
+    check_replicate_outlier, check_temperature_drift, median_fill_amplitude,
 };
 
 use crate::fitted_file::{FittedFile, check_declared_te_ms, common_te_ms};
@@ -238,8 +238,19 @@ fn qc_flags(tubes: &[(&TubeSummary, &[FittedFile])]) -> Vec<QcFlag> {
         .flat_map(|input| check_measurement(input, expected_fill, &limits))
         .collect();
     flags.extend(check_temperature_drift(&inputs, &limits));
-    for (tube, _) in tubes {
+    for (tube, files) in tubes {
         flags.extend(check_replicate_cv(&tube.kind.to_string(), tube.cv, &limits));
+        let labels: Vec<String> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| format!("{} reading {} ({})", tube.kind, i + 1, f.path.display()))
+            .collect();
+        let replicates: Vec<_> = files.iter().map(FittedFile::replicate).collect();
+        flags.extend(check_replicate_outlier(
+            &tube.kind.to_string(),
+            &labels,
+            &replicates,
+        ));
     }
     flags
 }

@@ -81,6 +81,14 @@ impl FittedFile {
             converged: self.fit.converged,
             biexponential_preferred: self.biexponential_preferred,
             temp_c: self.temp_c,
+            misfit: self.fit.misfit.then(|| nmr_core::qc::MisfitSeen {
+                chi2_red: self.fit.chi2_red,
+                se_widening: self
+                    .fit
+                    .lack_of_fit
+                    .as_ref()
+                    .map_or(1.0, |l| l.se_inflation),
+            }),
         }
     }
 }

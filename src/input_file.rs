@@ -1,8 +1,9 @@
 //! Files named on the command line, read safely: regular files only, never more than a stated
 //! size, and never blocking.
 //!
-//! Every file `fit`, `count` and `calibrate` read comes through here (echo trains, calibrations,
-//! series, indications, standard input), and so does the file `calibrate --out` writes:
+//! Every file `fit`, `count` and `calibrate` read comes through here (echo trains, text or
+//! binary, the instrument parameter file `fit` reads beside a data file, calibrations, series,
+//! indications, standard input), and so does the file `calibrate --out` writes:
 //! - A path is looked at before it is opened: a FIFO, a device, a socket or a directory (also
 //!   behind a symbolic link) is an error naming it, and is never opened. The open itself uses
 //!   `O_NONBLOCK` and the opened file is checked again, so a path swapped for a FIFO in between
@@ -136,6 +137,45 @@ pub fn read_text_into(
         return Err(too_large(path, format!("{size} bytes"), limit));
     }
     read_limited(file, &name(path), limit, buffer)
+}
+
+/// Reads a whole regular file's bytes into `buffer` (cleared first), within `limit`: for formats
+/// that are not text (Tecmag `.tnt`) as much as for text ones.
+pub fn read_bytes_into(
+    path: &Path,
+    limit: InputLimit,
+    buffer: &mut Vec<u8>,
+) -> Result<(), InputError> {
+    buffer.clear();
+    let (file, size) = open_regular(path)?;
+    if size > limit.bytes() {
+        return Err(too_large(path, format!("{size} bytes"), limit));
+    }
+    let read = file
+        .take(limit.bytes().saturating_add(1))
+        .read_to_end(buffer)
+        .map_err(|source| io_error(path, source))?;
+    if read as u64 > limit.bytes() {
+        buffer.clear();
+        buffer.shrink_to(0);
+        return Err(too_large(
+            path,
+            format!("more than {} bytes", limit.bytes()),
+            limit,
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a regular file as text within `limit` when the path exists; `None` when nothing is
+/// there. Anything else at the path (a FIFO, a device, a link to one, a file too large or not
+/// text) is an error naming it, as for any other input.
+pub fn read_text_if_present(path: &Path, limit: InputLimit) -> Result<Option<String>, InputError> {
+    match fs::symlink_metadata(path) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(io_error(path, source)),
+        Ok(_) => read_text(path, limit).map(Some),
+    }
 }
 
 /// Reads the first [`HEAD_BYTES`] of a regular file within `limit` (a file over the limit is
@@ -337,7 +377,17 @@ mod tests {
             assert!(error.to_string().contains(needle), "{error}");
             let error = read_head(path, limit).expect_err("refused");
             assert!(error.to_string().contains(needle), "{error}");
+            let error = read_bytes_into(path, limit, &mut Vec::new()).expect_err("refused");
+            assert!(error.to_string().contains(needle), "{error}");
+            let error = read_text_if_present(path, limit).expect_err("there, but refused");
+            assert!(error.to_string().contains(needle), "{error}");
         }
+        let absent = dir.path().join("acqu.par");
+        assert!(
+            read_text_if_present(&absent, limit)
+                .expect("absent")
+                .is_none()
+        );
         let error = check_output(&fifo).expect_err("a FIFO is no output");
         assert!(error.to_string().contains("FIFO"), "{error}");
     }
@@ -356,6 +406,10 @@ mod tests {
             "{error}"
         );
         assert!(read_head(&big, InputLimit::mib(1)).is_err());
+        let mut bytes = Vec::new();
+        let error = read_bytes_into(&big, InputLimit::mib(1), &mut bytes).expect_err("over");
+        assert!(error.to_string().contains("1048577 bytes"), "{error}");
+        assert!(read_text_if_present(&big, InputLimit::mib(1)).is_err());
         // At the limit exactly it is read (NUL bytes are valid UTF-8).
         file.set_len(1024 * 1024).expect("a MiB");
         assert_eq!(
@@ -368,6 +422,8 @@ mod tests {
             read_head(&big, InputLimit::mib(1)).expect("head").len() as u64,
             HEAD_BYTES
         );
+        read_bytes_into(&big, InputLimit::mib(1), &mut bytes).expect("at the limit");
+        assert_eq!(bytes.len(), 1024 * 1024);
     }
 
     #[test]

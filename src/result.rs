@@ -7,11 +7,9 @@
 //!
 //! Exit status: 0 corrected; 1 refused (the message names why: role, state, field, password).
 
-use std::io::{IsTerminal, Read};
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use appliance::assembly::engine_settings;
 use appliance::config::ApplianceConfig;
 use appliance::store::RunId;
@@ -73,15 +71,16 @@ pub fn run(args: ResultArgs) -> anyhow::Result<ExitCode> {
     } = args.command;
     // Parsed before anything is opened: a bad field is refused naming it.
     let order = CorrectionOrder::parse(blood_ml.as_deref(), indication.as_deref(), &reason)?;
-    let settings = engine_settings(&ApplianceConfig::load(config.as_deref())?)?;
-    let password = read_password()?;
+    let config = ApplianceConfig::load(config.as_deref())?;
+    let settings = engine_settings(&config)?;
+    let password = crate::user::password_line("Password (to sign the correction): ")?;
     block_on(async move {
         let store = data_dir.open_existing().await?;
         let signer = store.user_by_name(&Username::parse(&user)?).await?;
         let ops = Operations::new(
             store.clone(),
             settings,
-            LoginThrottle::new(std::time::Duration::from_secs(15 * 60), 5),
+            LoginThrottle::configured(&config.http),
         );
         let signature = SignatureInput {
             password,
@@ -113,20 +112,4 @@ pub fn run(args: ResultArgs) -> anyhow::Result<ExitCode> {
             }
         }
     })
-}
-
-/// The signer's password: one line of standard input when it is not a terminal, else prompted.
-fn read_password() -> anyhow::Result<String> {
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        return rpassword::prompt_password("Password (to sign the correction): ")
-            .context("reading the password");
-    }
-    let mut text = String::new();
-    stdin
-        .lock()
-        .take(4096)
-        .read_to_string(&mut text)
-        .context("reading the password from standard input")?;
-    Ok(text.lines().next().unwrap_or("").to_owned())
 }

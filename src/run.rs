@@ -117,7 +117,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let ops = Operations::with_engine(
         store.clone(),
         engine.clone(),
-        LoginThrottle::new(std::time::Duration::from_secs(15 * 60), 5, 20),
+        LoginThrottle::configured(&appliance.config.http),
     );
     let mut events = engine.subscribe();
     let fields = RunOrderFields {

@@ -73,6 +73,28 @@ pub struct SimulateArgs {
         value_parser = finite_number
     )]
     phase_deg: f64,
+
+    /// Refocusing flip angle in degrees (180 = perfect); below 180 the echoes carry stimulated
+    /// echoes (extended phase graph), as from a coil with imperfect B1.
+    #[arg(long, value_name = "DEGREES", default_value_t = 180.0, value_parser = refocusing_degrees)]
+    refocusing_deg: f64,
+
+    /// T1 of the sample in ms (stimulated echoes are stored along z; matters only below 180°).
+    #[arg(long, value_name = "MS", default_value_t = 1000.0, allow_negative_numbers = true, value_parser = positive_number)]
+    t1_ms: f64,
+}
+
+/// A refocusing angle in (0°, 180°].
+fn refocusing_degrees(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if value > 0.0 && value <= 180.0 {
+        Ok(value)
+    } else {
+        Err(format!("{value}° is not a refocusing angle in (0, 180]"))
+    }
 }
 
 /// The fast component asked for with `--bi T2FAST_MS:FRACTION`.
@@ -137,6 +159,10 @@ fn simulation(args: &SimulateArgs) -> anyhow::Result<CpmgSimulation> {
         te_s: args.te_ms * 1e-3,
         echoes,
         magnitude: args.magnitude,
+        refocusing: nmr_core::Refocusing {
+            angle_deg: args.refocusing_deg,
+            t1_s: args.t1_ms * 1e-3,
+        },
     })
 }
 

@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use appliance::config::default_indications;
+use appliance::config::{HttpConfig, default_indications};
 use appliance::engine::EngineConfig;
 use appliance::store::Store;
 use appliance::store::users::NewPassword;
@@ -107,25 +107,34 @@ fn operations(store: Store) -> anyhow::Result<Operations> {
     Ok(Operations::new(
         store,
         EngineConfig::new(default_indications()?),
-        LoginThrottle::new(std::time::Duration::from_secs(15 * 60), 5, 20),
+        LoginThrottle::configured(&HttpConfig::default()),
     ))
 }
 
 /// A new password: one line of standard input when it is not a terminal, else prompted twice.
 fn read_new_password() -> anyhow::Result<String> {
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        let first = rpassword::prompt_password("New password: ").context("reading the password")?;
-        let second = rpassword::prompt_password("Again: ").context("reading the password")?;
+    if std::io::stdin().is_terminal() {
+        let first = password_line("New password: ")?;
+        let second = password_line("Again: ")?;
         anyhow::ensure!(first == second, "the two passwords differ");
         Ok(first)
     } else {
-        let mut text = String::new();
-        stdin
-            .lock()
-            .take(4096)
-            .read_to_string(&mut text)
-            .context("reading the password from standard input")?;
-        Ok(text.lines().next().unwrap_or("").to_owned())
+        password_line("")
     }
+}
+
+/// A password: prompted with `prompt` (not echoed) on a terminal, else the first line of
+/// standard input (at most 4 KiB read), for scripts and tests.
+pub(crate) fn password_line(prompt: &str) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return rpassword::prompt_password(prompt).context("reading the password");
+    }
+    let mut text = String::new();
+    stdin
+        .lock()
+        .take(4096)
+        .read_to_string(&mut text)
+        .context("reading the password from standard input")?;
+    Ok(text.lines().next().unwrap_or("").to_owned())
 }

@@ -104,6 +104,7 @@ fn table_output_names_each_file_with_aligned_columns() {
         "χ²red",
         "SNR",
         "echoes",
+        "misfit",
         "converged",
     ] {
         assert!(
@@ -125,6 +126,8 @@ fn table_output_names_each_file_with_aligned_columns() {
         lines[1]
     );
     assert_eq!(at(lines[0], "converged"), at(lines[1], "yes"));
+    // Two components fitted with one: the misfit is flagged, with its widening, in its column.
+    assert_eq!(at(lines[0], "misfit"), at(lines[1], "YES"), "{stdout}");
 }
 
 /// A simulated CSV whose 1-based `line` has its `re` value replaced by `value`.

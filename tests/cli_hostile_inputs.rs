@@ -178,6 +178,27 @@ fn long_train(path: &Path, bytes: usize) {
     fs::write(path, text).expect("write long train");
 }
 
+/// A Magritek Prospa `CPMGFast` export (TAB-separated time s, real, imaginary) of `echoes` echoes
+/// at TE 4 ms, a decay with T2 100 ms and a little deterministic noise.
+fn prospa(path: &Path, echoes: u64) {
+    let mut text = String::new();
+    for i in 1..=echoes {
+        let t_s = i as f64 * 0.004;
+        let noise = |k: u64| ((i * k) % 1000) as f64 / 500.0 - 1.0;
+        text.push_str(&format!(
+            "{t_s:.6}\t{:.4}\t{:.4}\n",
+            1000.0 * (-t_s / 0.1).exp() + noise(2_654_435_761),
+            noise(40_503)
+        ));
+    }
+    fs::write(path, text).expect("write Prospa export");
+}
+
+/// A Prospa `acqu.par` for [`prospa`]'s exports: TE 4000 µs, `echoes` echoes.
+fn acqu_par(echoes: u64) -> String {
+    format!("echoTime = 4000\nnrEchoes = {echoes}\nnrScans = 4\nb1Freq = 13.24\n")
+}
+
 const CALIBRATION: &str = r#"lot = "LOT-A"
 te_ms = 4.0
 slope_per_s_per_cell = 0.004
@@ -238,6 +259,33 @@ fn the_hostile_corpus_gives_0_panics_0_hangs_and_bounded_memory() {
     }
     fs::write(p("binary.csv"), &binary).expect("binary");
     fs::write(p("one-line.csv"), "1,".repeat(4 * 1024 * 1024)).expect("one long line");
+    // A binary Tecmag file (by its magic) far over the limit, sparse.
+    sparse(&p("huge.tnt"), "TNT1.005", 200 * 1024 * 1024);
+    // Instrument exports whose parameter file (read beside the data) is good, of another
+    // acquisition, a FIFO, a link to a device, or huge.
+    for dir in [
+        "prospa-good",
+        "prospa-other",
+        "prospa-fifo",
+        "prospa-zero",
+        "prospa-huge",
+    ] {
+        fs::create_dir(p(dir)).expect("dir");
+        prospa(&p(&format!("{dir}/data.dat")), 200);
+    }
+    fs::write(p("prospa-good/acqu.par"), acqu_par(200)).expect("acqu.par");
+    fs::write(p("prospa-other/acqu.par"), acqu_par(999)).expect("acqu.par");
+    mkfifo(&p("prospa-fifo/acqu.par"));
+    std::os::unix::fs::symlink("/dev/zero", p("prospa-zero/data.par")).expect("link");
+    sparse(
+        &p("prospa-huge/acqu.par"),
+        "echoTime = 4000\n",
+        200 * 1024 * 1024,
+    );
+    // A CSV reading whose `<name>.par` beside it is a FIFO: read like any input, so refused.
+    fs::create_dir(p("csv-fifo-par")).expect("dir");
+    reading(&p("csv-fifo-par/r.csv"), 3.0, 99);
+    mkfifo(&p("csv-fifo-par/r.par"));
     // Numbers.
     for (name, text) in [
         (
@@ -424,12 +472,52 @@ fn the_hostile_corpus_gives_0_panics_0_hangs_and_bounded_memory() {
         case(
             "fit binary",
             &[&"fit", &p("binary.csv")],
-            Expect::Refused("not text"),
+            Expect::Refused("not UTF-8 text"),
         ),
         case(
             "fit one 8 MB line",
             &[&"fit", &p("one-line.csv")],
             Expect::Refused("error"),
+        ),
+        case(
+            "fit 200 MB sparse .tnt",
+            &[&"fit", &p("huge.tnt")],
+            Expect::Refused("exceeds the limit of 16 MiB"),
+        ),
+        case(
+            "fit Prospa with its acqu.par",
+            &[&"fit", &p("prospa-good/data.dat")],
+            Expect::Success,
+        ),
+        case(
+            "fit Prospa, acqu.par of another run",
+            &[&"fit", &p("prospa-other/data.dat")],
+            Expect::Refused("nrEchoes = 999"),
+        ),
+        case(
+            "fit Prospa, acqu.par a FIFO",
+            &[&"fit", &p("prospa-fifo/data.dat")],
+            Expect::Refused("FIFO"),
+        ),
+        case(
+            "fit -r Prospa, acqu.par a FIFO",
+            &[&"fit", &"-r", &p("prospa-fifo")],
+            Expect::Refused("FIFO"),
+        ),
+        case(
+            "fit Prospa, data.par a link to /dev/zero",
+            &[&"fit", &p("prospa-zero/data.dat")],
+            Expect::Refused("link target is a character device"),
+        ),
+        case(
+            "fit Prospa, 200 MB acqu.par",
+            &[&"fit", &p("prospa-huge/data.dat")],
+            Expect::Refused("exceeds the limit of 16 MiB"),
+        ),
+        case(
+            "fit CSV beside a FIFO r.par",
+            &[&"fit", &p("csv-fifo-par/r.csv")],
+            Expect::Refused("FIFO"),
         ),
         case(
             "fit --max-file-mib 0",

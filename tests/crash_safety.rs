@@ -5,9 +5,12 @@
 //! A second test stops a run with SIGTERM and checks it is recorded with its cause and the board
 //! halted.
 //!
-//! Kill delays are drawn (fixed seed) over the measured length of one run, so they land in
-//! start-up, checks, tuning, measurement and result recording. Every child process has a
-//! time-out; nothing here asserts on speed.
+//! Kill moments come from the run's observed progress, not from a clock: each kill is armed at a
+//! stage — start-up, the run's start, its checks, tuning, the n-th replicate, the result —, waits
+//! (bounded) until the run's progress on stderr reaches it, then waits a seeded random offset of
+//! at most [`KILL_OFFSET_MAX`] and kills. So the kills land in every part of a
+//! run however loaded the machine is (load only stretches the run, it does not move the kills
+//! out of it). Every child process has a time-out; nothing here asserts on speed.
 //!
 //! The kill test runs twice: on the simulated board inside the killed process, and with the board
 //! behind a board twin's socket (`ferrocount board twin`, which lives on while the appliance is
@@ -20,6 +23,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use appliance::store::db::{DATABASE_FILE, check_file_integrity};
@@ -36,6 +40,92 @@ const KILLS: usize = 14;
 
 /// Seed of the kill moments.
 const KILL_SEED: u64 = 0x5EED_C1A5;
+
+/// Longest wait between reaching a kill's stage and the kill.
+const KILL_OFFSET_MAX: Duration = Duration::from_millis(25);
+
+/// Where in a run a kill is armed: a point of its observed progress.
+#[derive(Clone, Copy, Debug)]
+enum KillStage {
+    /// Right after the process starts (opening the store, migrations, the engine's start).
+    StartUp,
+    /// The first progress line that starts with this text (`ferrocount run`'s stderr).
+    Line(&'static str),
+    /// The n-th replicate measured and recorded (1-based, over all tubes).
+    Replicate(usize),
+}
+
+/// The stages the kills are armed at, in turn (kill `i` at stage `i mod 10`). A standard run
+/// measures 2 tubes × 3 replicates. Ordered so that a short series (the twin's 6 kills) already
+/// holds kills mid-measurement, mid-set-up, at start-up and at the result.
+const KILL_STAGES: [KillStage; 10] = [
+    KillStage::Replicate(2),
+    KillStage::StartUp,
+    KillStage::Line("tuning"),
+    KillStage::Replicate(4),
+    KillStage::Line("result computed"),
+    KillStage::Line("run is running"),
+    KillStage::Line("check "),
+    KillStage::Replicate(1),
+    KillStage::Line("tuned:"),
+    KillStage::Replicate(6),
+];
+
+impl KillStage {
+    /// Whether `line` is this stage's line, given the replicate lines seen so far (this one
+    /// included).
+    fn reached_by(self, line: &str, replicates_seen: usize) -> bool {
+        match self {
+            Self::StartUp => true,
+            Self::Line(prefix) => line.starts_with(prefix),
+            Self::Replicate(n) => line.contains(": replicate ") && replicates_seen == n,
+        }
+    }
+}
+
+/// Waits (bounded by [`CHILD_TIMEOUT`]) until the run's progress on stderr reaches `stage`;
+/// returns the lines seen. Fails the test when the run ends or stalls before it.
+fn wait_for_stage(lines: &mpsc::Receiver<String>, stage: KillStage) -> Vec<String> {
+    let mut seen = Vec::new();
+    if let KillStage::StartUp = stage {
+        return seen;
+    }
+    let deadline = Instant::now() + CHILD_TIMEOUT;
+    let mut replicates_seen = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                if line.contains(": replicate ") {
+                    replicates_seen += 1;
+                }
+                let reached = stage.reached_by(&line, replicates_seen);
+                seen.push(line);
+                if reached {
+                    return seen;
+                }
+            }
+            Err(error) => panic!(
+                "the run never reached {stage:?} ({error}); its progress:\n{}",
+                seen.join("\n")
+            ),
+        }
+    }
+}
+
+/// The child's stderr, line by line, on a channel (drained to the end, so the child never blocks
+/// on a full pipe).
+fn progress_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            // The receiver may be gone (the kill is done); keep draining.
+            let _ = sender.send(line);
+        }
+    });
+    receiver
+}
 
 fn ferrocount_command(data_dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferrocount"));
@@ -278,12 +368,8 @@ fn kill_9_at_random_moments(data: &Path, board: &[String], kills: usize) {
     let database = data.join(DATABASE_FILE);
     let rt = runtime();
 
-    // A fresh appliance calibrates its simulated lot on the first run; then one plain run gives
-    // the length of a run, over which the kill moments are spread.
+    // A fresh appliance calibrates its simulated lot on the first run.
     complete_run(data, "CRASH-0", 1, board);
-    let started = Instant::now();
-    complete_run(data, "CRASH-1", 2, board);
-    let run_length = started.elapsed();
 
     let mut rng = ChaCha8Rng::seed_from_u64(KILL_SEED);
     let mut kills_in_flight = 0;
@@ -296,25 +382,30 @@ fn kill_9_at_random_moments(data: &Path, board: &[String], kills: usize) {
             &format!("{}", 100 + kill),
             board,
         );
+        let stage = KILL_STAGES[kill % KILL_STAGES.len()];
+        let offset = KILL_OFFSET_MAX.mul_f64(rng.random_range(0.0..1.0));
         let mut child =
             ferrocount_command(data, &args.iter().map(String::as_str).collect::<Vec<_>>())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(Stdio::piped())
                 .spawn()
                 .expect("the binary starts");
-        let delay = run_length.mul_f64(rng.random_range(0.05..1.1));
-        std::thread::sleep(delay);
+        let lines = progress_lines(&mut child);
+        wait_for_stage(&lines, stage);
+        std::thread::sleep(offset);
+        let delay = format!("{offset:?} after {stage:?}");
         // What a reader sees committed just before the kill is a lower bound of what was.
         let before = rt.block_on(committed(&database));
         child.kill().expect("SIGKILL");
         let status = wait_bounded(&mut child, "the killed run");
-        let when = format!("after kill {kill} at {delay:?}");
+        let when = format!("after kill {kill} at {delay}");
 
         // Straight after the crash, before anything reopens it for writing.
         assert_intact(&database, &when);
         let after_kill = rt.block_on(committed(&database));
         assert_nothing_lost(&before, &after_kill, &when);
         let in_flight = rt.block_on(runs_in_flight(&database));
+        eprintln!("kill {kill} at {delay}: runs in flight {in_flight:?}");
         if !in_flight.is_empty() {
             kills_in_flight += 1;
             let measured: i64 = in_flight
@@ -328,7 +419,7 @@ fn kill_9_at_random_moments(data: &Path, board: &[String], kills: usize) {
 
         // Restart: the next run's engine start marks what was in flight `interrupted`.
         complete_run(data, &format!("AFTER-{kill}"), 1000 + kill as u64, board);
-        let when = format!("after restart {kill} (killed at {delay:?}, exit {status:?})");
+        let when = format!("after restart {kill} (killed at {delay}, exit {status:?})");
         assert_intact(&database, &when);
         assert_audit_verifies(data, &when);
         let after_restart = rt.block_on(committed(&database));
@@ -351,10 +442,11 @@ fn kill_9_at_random_moments(data: &Path, board: &[String], kills: usize) {
         );
     }
     eprintln!(
-        "{kills_in_flight} of {kills} kills caught a run in flight, {kills_with_measurements_in_flight} after a measurement; run length {run_length:?}"
+        "{kills_in_flight} of {kills} kills caught a run in flight, {kills_with_measurements_in_flight} after a measurement"
     );
-    // Kill moments spread over a whole run land in flight (the process only slows under load,
-    // which makes that more likely, not less).
+    // Most stages lie between the run's start and its result; a kill a few milliseconds after
+    // one of them finds the run in flight (load only stretches the run, which makes that more
+    // likely, not less).
     assert!(
         kills_in_flight >= kills / 3,
         "only {kills_in_flight} of {kills} kills caught a run in flight"

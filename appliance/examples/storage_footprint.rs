@@ -125,6 +125,9 @@ async fn main() -> anyhow::Result<()> {
                         outcome: FitOutcome::Mono(fit),
                         biexponential_preferred: Some(false),
                         first_echo_amplitude: None,
+                        stimulated_echoes: None,
+                        t2_model: nmr_core::fit::T2Model::Exponential,
+                        t2_model_reason: String::new(),
                     },
                     cpmg: appliance::procedures::CpmgReport {
                         settings: appliance::procedures::CpmgSettings::default(),
@@ -196,7 +199,9 @@ async fn main() -> anyhow::Result<()> {
         };
         let (re, im) = match train.signal() {
             nmr_core::Signal::Complex { re, im } => (on_grid(re), on_grid(im)),
-            nmr_core::Signal::Magnitude(m) => (on_grid(m), vec![0.0; m.len()]),
+            nmr_core::Signal::Magnitude(m) | nmr_core::Signal::Real(m) => {
+                (on_grid(m), vec![0.0; m.len()])
+            }
         };
         let train = nmr_core::EchoTrain::complex(train.times_s().to_vec(), re, im)?;
         appliance::store::measurements::encode_train(&train)?.len()

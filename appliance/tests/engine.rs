@@ -817,3 +817,51 @@ async fn optional_tubes_are_measured_after_control_and_quad_and_reported_apart()
     );
     engine.shutdown().await;
 }
+
+/// A coil at 5/6 of its nominal B1 refocuses by 150°: the readings carry stimulated echoes, the
+/// β fit finds β and is used, and the count's interval still holds the
+/// simulated truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coil_refocusing_by_150_degrees_still_counts_within_its_interval() {
+    let mut board = SimBoardConfig::default();
+    board.coil.b1_relative = 150.0 / 180.0;
+    let (_dir, store, engine) = start(board).await;
+    let mut events = engine.subscribe();
+    let ticket = engine
+        .start_run(request("MRN-B1", 30.0))
+        .await
+        .expect("queued");
+    let seen = events_of(&mut events, ticket.id).await;
+    assert_eq!(states(&seen).last(), Some(&RunState::AwaitingRelease));
+    let measurements = store
+        .run_measurements(ticket.id)
+        .await
+        .expect("measurements");
+    assert_eq!(measurements.len(), 6);
+    for m in &measurements {
+        let fit = &m.fit_report.as_ref().expect("fitted").fit;
+        assert_eq!(
+            fit.t2_model,
+            nmr_core::fit::T2Model::StimulatedEchoes,
+            "{}",
+            fit.t2_model_reason
+        );
+        let beta = fit
+            .stimulated_echoes
+            .as_ref()
+            .expect("β fitted")
+            .refocusing_angle_deg;
+        assert!((beta - 150.0).abs() < 3.0, "β {beta}");
+    }
+    let result = store
+        .current_result(ticket.id)
+        .await
+        .expect("result query")
+        .expect("a result");
+    let cells = result.report.cells;
+    let [low, high] = result.report.cells_ci95;
+    assert!(
+        low <= 30.0 && 30.0 <= high,
+        "30 cells outside [{low}, {high}] (estimate {cells})"
+    );
+}

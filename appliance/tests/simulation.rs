@@ -200,7 +200,8 @@ fn dropped_responses_are_recovered_and_no_command_runs_twice() {
 #[test]
 fn a_dead_board_gives_a_timeout_after_a_bounded_number_of_polls() {
     let mut config = SimBoardConfig::default();
-    config.faults.dead_after_transactions = Some(2); // identify's write and read, then silence
+    // The first contact's STATUS and identify, a write and a read each, then silence.
+    config.faults.dead_after_transactions = Some(4);
     let mut frontend = connect(config);
     let timing = frontend.link_timing();
     let before = frontend.counters().transactions;

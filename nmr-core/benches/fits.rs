@@ -25,6 +25,7 @@ fn bi_train_simulation(te_s: f64, echoes: usize) -> CpmgSimulation {
         te_s,
         echoes,
         magnitude: false,
+        refocusing: Default::default(),
     }
 }
 

@@ -13,6 +13,8 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::noise::{self, NoiseEstimate};
+
 /// What is known about how a train was acquired. Every field is optional: files from other
 /// instruments often say little.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -38,8 +40,45 @@ pub enum Signal {
         /// Imaginary (quadrature) channel.
         im: Vec<f64>,
     },
+    /// One channel already phased on the instrument: Gaussian noise, may go negative, may carry a
+    /// baseline; there is no quadrature channel to phase with or to check the noise against.
+    Real(Vec<f64>),
     /// Magnitudes only; their noise is Rician, not Gaussian.
     Magnitude(Vec<f64>),
+}
+
+/// What kind of values a train holds: the choice every fit's noise model follows.
+///
+/// A file says which it holds by its columns (`re,im`, `real`, `magnitude`); where a format's
+/// column is ambiguous (`amplitude`), its importer documents how it decides, and the fit reports
+/// the kind used and why. `ferrocount fit --signal` overrides.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalKind {
+    /// In-phase and quadrature channels: phased here, noise checked against the quadrature.
+    Complex,
+    /// A phased real channel: Gaussian noise, fitted as is.
+    Real,
+    /// Magnitudes: Rician noise, fitted through the Rician mean.
+    Magnitude,
+}
+
+impl SignalKind {
+    /// The kind's name as the command line and the JSON write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalKind::Complex => "complex",
+            SignalKind::Real => "real",
+            SignalKind::Magnitude => "magnitude",
+        }
+    }
+}
+
+impl std::fmt::Display for SignalKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A validated CPMG echo train.
@@ -96,20 +135,30 @@ pub enum TrainError {
         /// The offending value.
         value: f64,
     },
+    /// A conversion the values cannot support (e.g. a real channel read as complex).
+    #[error("{from} values cannot be read as {to}: {why}")]
+    KindConversion {
+        /// The train's kind.
+        from: SignalKind,
+        /// The kind asked for.
+        to: SignalKind,
+        /// Why not.
+        why: &'static str,
+    },
 }
 
 /// A train after phasing: the real channel to fit, and what phasing learned.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Phased {
-    /// The signal channel: the rotated real part (complex data) or the magnitudes.
+    /// The signal channel: the rotated real part (complex data), the real channel, or the
+    /// magnitudes.
     pub real: Vec<f64>,
-    /// The rotation applied, in radians (0 for magnitude data).
+    /// The rotation applied, in radians (0 for real and magnitude data).
     pub angle_rad: f64,
-    /// Noise standard deviation per echo in signal units; for complex data from the imaginary channel
-    /// after phasing (from the real channel's second differences when the imaginary channel is
-    /// identically zero, as in instrument exports of phased data), for magnitude data from
-    /// [`magnitude_noise_sd`].
+    /// Noise SD per echo in signal units: `noise.sd`.
     pub noise_sd: f64,
+    /// How the noise was measured (see [`crate::noise`]).
+    pub noise: NoiseEstimate,
 }
 
 impl EchoTrain {
@@ -121,6 +170,17 @@ impl EchoTrain {
         Ok(Self {
             times_s,
             signal: Signal::Complex { re, im },
+            acquisition: Acquisition::default(),
+        })
+    }
+
+    /// A train of one phased real channel from echo times (seconds) and values (any sign).
+    pub fn real(times_s: Vec<f64>, values: Vec<f64>) -> Result<Self, TrainError> {
+        check_times(&times_s)?;
+        check_column(&times_s, &values, "real")?;
+        Ok(Self {
+            times_s,
+            signal: Signal::Real(values),
             acquisition: Acquisition::default(),
         })
     }
@@ -175,6 +235,55 @@ impl EchoTrain {
         matches!(self.signal, Signal::Magnitude(_))
     }
 
+    /// The kind of values the train holds.
+    pub fn signal_kind(&self) -> SignalKind {
+        match self.signal {
+            Signal::Complex { .. } => SignalKind::Complex,
+            Signal::Real(_) => SignalKind::Real,
+            Signal::Magnitude(_) => SignalKind::Magnitude,
+        }
+    }
+
+    /// The same echoes read as another kind, for a user who knows better than the file:
+    /// complex → real keeps the phased real channel (the quadrature is dropped), complex →
+    /// magnitude takes |z|, real ↔ magnitude reads the same numbers with the other noise model
+    /// (a negative value cannot be a magnitude). Nothing can become complex.
+    ///
+    /// # Errors
+    /// [`TrainError::KindConversion`] for → complex, [`TrainError::NegativeMagnitude`] for a
+    /// negative value read as a magnitude.
+    pub fn as_kind(&self, kind: SignalKind) -> Result<EchoTrain, TrainError> {
+        let from = self.signal_kind();
+        let signal = match (&self.signal, kind) {
+            (_, k) if k == from => self.signal.clone(),
+            (_, SignalKind::Complex) => {
+                return Err(TrainError::KindConversion {
+                    from,
+                    to: kind,
+                    why: "there is no quadrature channel",
+                });
+            }
+            (Signal::Complex { .. }, SignalKind::Real) => Signal::Real(self.phase().real),
+            (Signal::Complex { re, im }, SignalKind::Magnitude) => {
+                Signal::Magnitude(re.iter().zip(im).map(|(x, y)| x.hypot(*y)).collect())
+            }
+            (Signal::Real(v), SignalKind::Magnitude) => {
+                if let Some((index, &value)) = v.iter().enumerate().find(|(_, v)| **v < 0.0) {
+                    return Err(TrainError::NegativeMagnitude { index, value });
+                }
+                Signal::Magnitude(v.clone())
+            }
+            (Signal::Magnitude(v), SignalKind::Real) => Signal::Real(v.clone()),
+            // Every (kind, kind) pair is handled above; same-kind pairs were cloned.
+            (signal, _) => signal.clone(),
+        };
+        Ok(EchoTrain {
+            times_s: self.times_s.clone(),
+            signal,
+            acquisition: self.acquisition.clone(),
+        })
+    }
+
     /// The echo spacing: the acquisition's TE when known, otherwise the median spacing of the
     /// echo times (the first echo's time when there is a single echo).
     pub fn echo_spacing_s(&self) -> f64 {
@@ -198,32 +307,29 @@ impl EchoTrain {
     ///
     /// The angle maximises the energy of the real channel, `½·arg Σ zᵢ²`, and the sign is chosen
     /// so the signal is positive; this depends on no particular echo and is invariant to the
-    /// receiver phase. The noise is the RMS of the imaginary channel after rotation (one degree of
-    /// freedom is spent on the angle). Magnitude data pass through unrotated.
+    /// receiver phase. The noise comes from [`crate::noise`]: the fitted channel's second
+    /// differences, cross-checked against the quadrature channel. A complex train whose
+    /// quadrature channel is identically zero (an instrument export of phased data) is a real
+    /// channel and is treated as one. Real and magnitude data pass through unrotated.
     pub fn phase(&self) -> Phased {
-        match &self.signal {
-            Signal::Magnitude(m) => Phased {
-                real: m.clone(),
-                angle_rad: 0.0,
-                noise_sd: magnitude_noise_sd(m),
-            },
-            Signal::Complex { re, im } if im.iter().all(|v| *v == 0.0) => Phased {
-                // A real channel only (phased on the instrument): noise from its second differences.
-                real: re.clone(),
-                angle_rad: 0.0,
-                noise_sd: real_noise_sd(re),
-            },
+        let (real, angle_rad, noise) = match &self.signal {
+            Signal::Magnitude(m) => (m.clone(), 0.0, noise::magnitude_noise(m)),
+            Signal::Real(v) => (v.clone(), 0.0, noise::real_noise(v)),
+            Signal::Complex { re, im } if im.iter().all(|v| *v == 0.0) => {
+                (re.clone(), 0.0, noise::real_noise(re))
+            }
             Signal::Complex { re, im } => {
                 let angle = phase_angle(re, im);
                 let (real, imag) = rotate(re, im, -angle);
-                let dof = (imag.len() as f64 - 1.0).max(1.0);
-                let noise_sd = (imag.iter().map(|v| v * v).sum::<f64>() / dof).sqrt();
-                Phased {
-                    real,
-                    angle_rad: angle,
-                    noise_sd,
-                }
+                let noise = noise::complex_noise(&real, &imag);
+                (real, angle, noise)
             }
+        };
+        Phased {
+            real,
+            angle_rad,
+            noise_sd: noise.sd,
+            noise,
         }
     }
 
@@ -231,7 +337,7 @@ impl EchoTrain {
     /// unchanged (magnitude data).
     pub fn phased(&self) -> EchoTrain {
         match &self.signal {
-            Signal::Magnitude(_) => self.clone(),
+            Signal::Magnitude(_) | Signal::Real(_) => self.clone(),
             Signal::Complex { re, im } => {
                 let (re, im) = rotate(re, im, -phase_angle(re, im));
                 EchoTrain {
@@ -281,57 +387,10 @@ fn rotate(re: &[f64], im: &[f64], angle: f64) -> (Vec<f64>, Vec<f64>) {
         .unzip()
 }
 
-/// Noise of magnitude data, in units of the underlying complex Gaussian noise σ per channel.
-///
-/// Where the signal is well above the noise, magnitude noise is Gaussian with SD σ; the estimate
-/// uses the scaled second differences `(yᵢ₋₁ − 2yᵢ + yᵢ₊₁)/√6` there (they cancel a slowly varying
-/// decay), robustly through the median absolute value. When fewer than 16 echoes carry such
-/// signal, the train's last quarter is taken as noise only, whose magnitudes are Rayleigh with
-/// `E[y²] = 2σ²`.
+/// Noise of magnitude data, in units of the underlying complex Gaussian noise σ per channel (see
+/// [`noise::magnitude_noise`]).
 pub fn magnitude_noise_sd(magnitude: &[f64]) -> f64 {
-    let n = magnitude.len();
-    if n < 5 {
-        return 0.0;
-    }
-    let second_diff =
-        |i: usize| (magnitude[i - 1] - 2.0 * magnitude[i] + magnitude[i + 1]) / 6f64.sqrt();
-    // A first, crude estimate over the whole train.
-    let crude = real_noise_sd(magnitude);
-    let strong: Vec<f64> = (1..n - 1)
-        .filter(|&i| magnitude[i] > 10.0 * crude)
-        .map(second_diff)
-        .collect();
-    if strong.len() >= 16 {
-        return mad_sd(strong);
-    }
-    let tail = &magnitude[n - n / 4..];
-    (tail.iter().map(|y| y * y).sum::<f64>() / (2.0 * tail.len() as f64)).sqrt()
-}
-
-/// Noise of a real channel whose imaginary partner is unknown: the robust SD of the scaled second
-/// differences, which cancel a slowly varying decay.
-fn real_noise_sd(real: &[f64]) -> f64 {
-    if real.len() < 5 {
-        return 0.0;
-    }
-    mad_sd(
-        real.windows(3)
-            .map(|w| (w[0] - 2.0 * w[1] + w[2]) / 6f64.sqrt())
-            .collect(),
-    )
-}
-
-/// A robust SD: the median absolute value scaled for a Gaussian (1.4826).
-fn mad_sd(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    for v in values.iter_mut() {
-        *v = v.abs();
-    }
-    let mid = values.len() / 2;
-    let (_, median, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
-    1.482_602_218_505_602 * *median
+    noise::magnitude_noise(magnitude).sd
 }
 
 fn check_times(times_s: &[f64]) -> Result<(), TrainError> {
@@ -431,7 +490,8 @@ mod tests {
             for (got, want) in phased.real.iter().zip(&decay) {
                 assert!((got - want).abs() < 1e-12);
             }
-            assert!(phased.noise_sd < 1e-12);
+            // Noiseless: only the decay's curvature (T2 = 50 echoes) reaches the second differences.
+            assert!(phased.noise_sd < 1e-4, "{}", phased.noise_sd);
         }
     }
 

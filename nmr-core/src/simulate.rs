@@ -5,8 +5,12 @@
 //! noise of standard deviation σ in each channel. A magnitude receiver reports `|z|`, whose noise is
 //! Rician. Everything random comes from one seeded generator, so a seed names a train exactly.
 //!
-//! Not here: pulse imperfections, diffusion in gradients, or T1 saturation; the simulated board
-//! (in `appliance`) adds the instrument around this model.
+//! With a refocusing angle β below 180° ([`Refocusing`]) each component's echoes follow the
+//! extended phase graph instead ([`crate::epg`]): stimulated echoes, with the components' common
+//! T1.
+//!
+//! Not here: diffusion in gradients, or T1 saturation between scans; the simulated board (in
+//! `appliance`) adds the instrument around this model.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -22,6 +26,31 @@ pub struct Component {
     pub amplitude: f64,
     /// Transverse relaxation time in seconds.
     pub t2_s: f64,
+}
+
+/// How the refocusing pulses turn the magnetisation.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Refocusing {
+    /// Refocusing flip angle β in degrees (180 = perfect).
+    pub angle_deg: f64,
+    /// Longitudinal relaxation time of the sample, seconds (stimulated echoes are stored along z).
+    pub t1_s: f64,
+}
+
+impl Default for Refocusing {
+    fn default() -> Self {
+        Self {
+            angle_deg: 180.0,
+            t1_s: 1.0,
+        }
+    }
+}
+
+impl Refocusing {
+    /// Whether the pulses are perfect (β = 180°): the echoes are then pure exponentials.
+    pub fn is_perfect(&self) -> bool {
+        self.angle_deg == 180.0
+    }
 }
 
 /// A CPMG acquisition to simulate.
@@ -41,6 +70,9 @@ pub struct CpmgSimulation {
     pub echoes: usize,
     /// Report magnitudes instead of complex values.
     pub magnitude: bool,
+    /// The refocusing pulses (default: perfect).
+    #[serde(default)]
+    pub refocusing: Refocusing,
 }
 
 impl CpmgSimulation {
@@ -54,10 +86,29 @@ impl CpmgSimulation {
             te_s,
             echoes,
             magnitude: false,
+            refocusing: Refocusing::default(),
         }
     }
 
-    /// The noiseless, phased signal at time `t_s`.
+    /// The noiseless, phased signal at every echo: exponentials, or the extended phase graph's
+    /// echoes when the refocusing is imperfect.
+    pub fn ideal_echoes(&self) -> Vec<f64> {
+        if self.refocusing.is_perfect() {
+            return self.times_s().iter().map(|&t| self.ideal(t)).collect();
+        }
+        let beta = self.refocusing.angle_deg.to_radians();
+        let r1 = 1.0 / self.refocusing.t1_s;
+        let mut total = vec![self.offset; self.echoes];
+        for c in &self.components {
+            let echoes = crate::epg::cpmg_echoes(self.echoes, self.te_s, 1.0 / c.t2_s, r1, beta);
+            for (t, e) in total.iter_mut().zip(echoes) {
+                *t += c.amplitude * e;
+            }
+        }
+        total
+    }
+
+    /// The noiseless, phased signal at time `t_s` with perfect refocusing.
     pub fn ideal(&self, t_s: f64) -> f64 {
         self.components
             .iter()
@@ -88,8 +139,7 @@ impl CpmgSimulation {
         let (sin, cos) = self.phase_rad.sin_cos();
         let mut re = Vec::with_capacity(times_s.len());
         let mut im = Vec::with_capacity(times_s.len());
-        for &t in &times_s {
-            let s = self.ideal(t);
+        for s in self.ideal_echoes() {
             let n_re: f64 = StandardNormal.sample(rng);
             let n_im: f64 = StandardNormal.sample(rng);
             re.push(s * cos + self.noise_sd * n_re);
@@ -135,6 +185,7 @@ mod tests {
             te_s: 0.002,
             echoes: 50,
             magnitude: false,
+            refocusing: Refocusing::default(),
         };
         let train = sim.simulate(1);
         let Signal::Complex { re, im } = train.signal() else {

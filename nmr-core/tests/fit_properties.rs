@@ -80,6 +80,7 @@ fn scaled(train: &EchoTrain, k: f64) -> EchoTrain {
             re.iter().map(|v| v * k).collect(),
             im.iter().map(|v| v * k).collect(),
         ),
+        Signal::Real(v) => EchoTrain::real(times, v.iter().map(|v| v * k).collect()),
         Signal::Magnitude(m) => EchoTrain::magnitude(times, m.iter().map(|v| v * k).collect()),
     };
     result
@@ -386,7 +387,7 @@ proptest! {
                 return Ok(());
             }
         };
-        let options = FitOptions { drop_first_echo, residuals: true };
+        let options = FitOptions { drop_first_echo, residuals: true, ..FitOptions::default() };
         if let Ok(fit) = fit_mono(&train, &options) {
             prop_assert!(fit.t2_ms.is_finite() && fit.t2_ms > 0.0, "{fit:?}");
             prop_assert!(fit.t2_ms_se.is_finite(), "{fit:?}");

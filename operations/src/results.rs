@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use appliance::engine::{Reading, ReportInputs, RunReport, TubeReadings};
 use appliance::store::RunId;
-use appliance::store::measurements::{FitOutcome, Measurement};
+use appliance::store::measurements::Measurement;
 use appliance::store::results::{CorrectionReason, ResultVersion, Signature, SignatureMeaning};
 use appliance::store::runs::RunState;
 use appliance::store::samples::{BloodVolume, Indication};
@@ -209,18 +209,11 @@ fn tube_readings(
                 .iter()
                 .filter(|m| m.tube_id == tube.id)
                 .map(|m| {
-                    let stored = m.fit_report.as_ref().map(|f| &f.fit);
-                    Reading {
-                        subject: format!("{} reading {}", tube.kind, m.replicate),
-                        fit: match stored.map(|s| &s.outcome) {
-                            Some(FitOutcome::Mono(fit)) => Ok(fit.clone()),
-                            Some(FitOutcome::Error(error)) => Err(error.clone()),
-                            None => Err("not fitted".to_owned()),
-                        },
-                        first_echo_amplitude: stored.and_then(|s| s.first_echo_amplitude),
-                        biexponential_preferred: stored.and_then(|s| s.biexponential_preferred),
-                        temp_c: m.train.acquisition().temp_c,
-                    }
+                    Reading::from_stored(
+                        format!("{} reading {}", tube.kind, m.replicate),
+                        m.fit_report.as_ref().map(|f| &f.fit),
+                        m.train.acquisition().temp_c,
+                    )
                 })
                 .collect(),
         })

@@ -75,6 +75,18 @@ impl LoginThrottle {
         }
     }
 
+    /// The one sign-in throttle policy, as the configuration's `[http]` section sets it
+    /// (`login_throttle_minutes`, `max_failed_logins_per_user`): the web face and the command
+    /// line's signatures count failures per user name and address under the same limits.
+    /// `max_failed_logins_per_address` is still read by the configuration (files of earlier
+    /// versions load) but no longer counted: it locked out everyone behind one proxy.
+    pub fn configured(http: &appliance::config::HttpConfig) -> Self {
+        Self::new(
+            Duration::from_secs(u64::from(http.login_throttle_minutes) * 60),
+            http.max_failed_logins_per_user,
+        )
+    }
+
     fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<Pair, Failures>> {
         // A panic while holding this lock cannot leave the map inconsistent (each update is one
         // insert or removal), so a poisoned lock is still usable.

@@ -1,11 +1,11 @@
 //! What `ferrocount fit` is asked to read: command-line paths expanded into an ordered list of inputs.
 //!
-//! A path is a file, a directory (its `*.csv`, `*.txt` and `*.dps` files in name order, descending into
-//! subdirectories only when asked), or `-` for standard input, which is read here, once, within the
-//! size limit. A path that cannot be listed becomes an input that carries its error, so it is
-//! reported in its place in the output and the other inputs go on. A FIFO, device or link to one
-//! is listed like a file and refused when it is read (`crate::input_file`), so it too gets its
-//! own error line instead of blocking the command.
+//! A path is a file, a directory (its `*.csv`, `*.txt`, `*.dps`, `*.dat` and `*.tnt` files in name
+//! order, descending into subdirectories only when asked), or `-` for standard input, which is read
+//! here, once, within the size limit. A path that cannot be listed becomes an input that carries
+//! its error, so it is reported in its place in the output and the other inputs go on. A FIFO,
+//! device or link to one is listed like a file and refused when it is read (`crate::input_file`),
+//! so it too gets its own error line instead of blocking the command.
 //!
 //! Not here: reading the files' contents (the fitting workers do that, in parallel).
 
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::input_file::{InputLimit, read_stdin};
 
 /// File extensions (compared case-insensitively) taken from a directory.
-pub(super) const TRAIN_EXTENSIONS: [&str; 3] = ["csv", "txt", "dps"];
+pub(super) const TRAIN_EXTENSIONS: [&str; 5] = ["csv", "txt", "dps", "dat", "tnt"];
 
 /// One thing to fit, named as the output will name it.
 #[derive(Debug)]
@@ -70,7 +70,9 @@ pub(super) fn expand(paths: &[PathBuf], recursive: bool, limit: InputLimit) -> V
                     let depth = if recursive { " or below it" } else { "" };
                     inputs.push(unreadable(
                         path,
-                        format!("no *.csv, *.txt or *.dps files in this directory{depth}"),
+                        format!(
+                            "no *.csv, *.txt, *.dps, *.dat or *.tnt files in this directory{depth}"
+                        ),
                     ));
                 }
             }

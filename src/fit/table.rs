@@ -37,7 +37,7 @@ impl Table {
     pub fn mono_header(&self, out: &mut Vec<u8>) {
         let _ = writeln!(
             out,
-            "{:<fw$}  {:<ew$}  {:<ew$}  {:>lw$}  {:>lw$}  {:>7}  {:>8}  {:>6}  converged",
+            "{:<fw$}  {:<ew$}  {:<ew$}  {:>lw$}  {:>lw$}  {:>7}  {:>8}  {:>6}  {:<10}  converged",
             "file",
             "T2 (ms)",
             "R2 (1/s)",
@@ -46,17 +46,24 @@ impl Table {
             "χ²red",
             "SNR",
             "echoes",
+            "misfit",
             fw = self.file_width,
             ew = ESTIMATE_WIDTH,
             lw = LEVEL_WIDTH,
         );
     }
 
-    /// One mono-exponential result.
+    /// One mono-exponential result; a misfit says by how much its errors were widened.
     pub fn mono_row(&self, file: &str, fit: &MonoFit, out: &mut Vec<u8>) {
+        let misfit = if fit.misfit {
+            let widened = fit.lack_of_fit.as_ref().map_or(1.0, |l| l.se_inflation);
+            format!("YES ×{}", fixed_or_scientific(widened, 1))
+        } else {
+            "no".to_owned()
+        };
         let _ = writeln!(
             out,
-            "{:<fw$}  {:<ew$}  {:<ew$}  {:>lw$}  {:>lw$}  {:>7}  {:>8}  {:>6}  {}",
+            "{:<fw$}  {:<ew$}  {:<ew$}  {:>lw$}  {:>lw$}  {:>7}  {:>8}  {:>6}  {:<10}  {}",
             file,
             with_error(fit.t2_ms, fit.t2_ms_se),
             with_error(fit.r2_per_s, fit.r2_per_s_se),
@@ -65,6 +72,7 @@ impl Table {
             fixed_or_scientific(fit.chi2_red, 2),
             fixed_or_scientific(fit.snr, 1),
             fit.echoes_used,
+            misfit,
             if fit.converged { "yes" } else { "NO" },
             fw = self.file_width,
             ew = ESTIMATE_WIDTH,
@@ -91,8 +99,21 @@ impl Table {
         );
     }
 
-    /// One bi-exponential result, with the model the comparison prefers.
+    /// One bi-exponential result, with the model the comparison prefers. Components that are not
+    /// identifiable are not printed as numbers: the row says why, and gives the mono T2.
     pub fn bi_row(&self, file: &str, fit: &BiFit, out: &mut Vec<u8>) {
+        if !fit.identifiable {
+            let _ = writeln!(
+                out,
+                "{:<fw$}  not identifiable: {}; mono T2 {} ms  (preferred mono, converged {})",
+                file,
+                fit.not_identifiable.join("; "),
+                significant(fit.comparison.mono_t2_ms, 5),
+                if fit.converged { "yes" } else { "NO" },
+                fw = self.file_width,
+            );
+            return;
+        }
         let _ = writeln!(
             out,
             "{:<fw$}  {:<ew$}  {:<ew$}  {:<ew$}  {:>lw$}  {:>7}  {:>8}  {:>6}  {:<9}  {}",
@@ -158,7 +179,12 @@ impl Table {
                 .chi2_red
                 .map_or_else(|| "-".into(), |c| fixed_or_scientific(c, 2)),
             spectrum.echoes_used,
-            peaks.join(", "),
+            if spectrum.flags.is_empty() {
+                peaks.join(", ")
+            } else {
+                let flags: Vec<String> = spectrum.flags.iter().map(|f| format!("{f:?}")).collect();
+                format!("{}  FLAGS: {}", peaks.join(", "), flags.join(", "))
+            },
             fw = self.file_width,
             lw = LEVEL_WIDTH,
         );
@@ -167,6 +193,11 @@ impl Table {
     /// An input that could not be read or fitted.
     pub fn error_row(&self, file: &str, message: &str, out: &mut Vec<u8>) {
         let _ = writeln!(out, "{file:<fw$}  error: {message}", fw = self.file_width);
+    }
+
+    /// An input that was passed over, and why (e.g. a file that holds no echo data).
+    pub fn note_row(&self, file: &str, message: &str, out: &mut Vec<u8>) {
+        let _ = writeln!(out, "{file:<fw$}  {message}", fw = self.file_width);
     }
 }
 
@@ -265,6 +296,11 @@ mod tests {
             iterations: 5,
             phase_rad: 0.0,
             rician_corrected: false,
+            signal_kind: nmr_core::SignalKind::Complex,
+            offset_model: nmr_core::fit::OffsetChoice::default(),
+            noise: None,
+            misfit: false,
+            lack_of_fit: None,
             residuals: None,
         };
         let mut out = Vec::new();

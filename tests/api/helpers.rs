@@ -30,9 +30,9 @@ pub struct TestApp {
     /// Bearer tokens by role: operator, clinician, lab-admin.
     pub tokens: [String; 3],
     _data_dir: tempfile::TempDir,
-    /// The board twin process and its socket's directory, when the board is behind its socket
-    /// (the twin is killed on drop).
-    _twin: Option<(crate::test_board::TwinProcess, tempfile::TempDir)>,
+    /// The end-to-end tests' board (a twin process, killed on drop, or a real board) and the
+    /// directory of the twin's socket, when the application is not on the in-process board.
+    _board: Option<(crate::test_board::TestBoard, tempfile::TempDir)>,
 }
 
 /// A signed-in browser session.
@@ -63,12 +63,37 @@ pub async fn spawn_app_on_twin() -> TestApp {
         &socket_dir.path().join("twin.sock"),
         &["--seed", "1"],
     );
-    let address = twin.address();
+    spawn_app_on(crate::test_board::TestBoard::Twin(twin), socket_dir).await
+}
+
+/// The application on the end-to-end tests' board (`test_board::TestBoard`): a board twin in its
+/// own process, or the real board `FERROCOUNT_TEST_SPI` names (spidev only: with no data-ready
+/// line the driver polls the board's status).
+pub async fn spawn_app_on_test_board() -> TestApp {
+    let socket_dir = tempfile::tempdir().expect("temporary directory");
+    let board = crate::test_board::TestBoard::start(socket_dir.path(), &["--seed", "1"]);
+    spawn_app_on(board, socket_dir).await
+}
+
+async fn spawn_app_on(
+    board: crate::test_board::TestBoard,
+    socket_dir: tempfile::TempDir,
+) -> TestApp {
+    use crate::test_board::TestBoard;
+    let choice = match &board {
+        TestBoard::Twin(twin) => appliance::config::BoardChoice::Twin(Some(twin.address())),
+        TestBoard::Hardware(_) => appliance::config::BoardChoice::Spi,
+    };
+    let device = match &board {
+        TestBoard::Twin(_) => None,
+        TestBoard::Hardware(device) => Some(std::path::PathBuf::from(device)),
+    };
     let mut app = spawn_app_with(|config| {
-        config.board = appliance::config::BoardChoice::Twin(Some(address));
+        config.board = choice;
+        config.spi.device = device;
     })
     .await;
-    app._twin = Some((twin, socket_dir));
+    app._board = Some((board, socket_dir));
     app
 }
 
@@ -122,7 +147,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ApplianceConfig)) -> TestAp
         client: reqwest::Client::new(),
         tokens: tokens.try_into().expect("three tokens"),
         _data_dir: data_dir,
-        _twin: None,
+        _board: None,
     }
 }
 

@@ -652,6 +652,11 @@ async fn patient_views_are_audited_and_lookups_find_or_say_so() {
     let before = audit_count(&app, "run.result_view", run).await;
     claire.page(&format!("/runs/{run}")).await;
     assert_eq!(audit_count(&app, "run.result_view", run).await, before + 1);
+    // The JSON API's view of the same run goes through the same operation: audited once more,
+    // not twice.
+    let shown = claire.get(&format!("/api/v1/runs/{run}")).await;
+    assert_eq!(shown.status(), StatusCode::OK);
+    assert_eq!(audit_count(&app, "run.result_view", run).await, before + 2);
 
     // The CSV export opens with the page's session cookie, and is audited as the API audits it.
     let csv = claire

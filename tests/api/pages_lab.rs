@@ -310,7 +310,8 @@ async fn qc_measurements_can_be_recorded_through_the_api() {
     assert_eq!(app.count("qc_results").await, 1, "only the good one stored");
 }
 
-const CALIBRATION_TOML: &str = r#"
+/// A calibration of lot RL-LAB at TE 4 ms (its numbers are a plausible lot's, made up).
+pub(crate) const CALIBRATION_TOML: &str = r#"
 lot = "RL-LAB"
 te_ms = 4.0
 slope_per_s_per_cell = 0.004

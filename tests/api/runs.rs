@@ -1,12 +1,16 @@
 //! A whole simulated run through the API: start it, follow its events, read its result, check
 //! the count against the simulated truth, release it by electronic signature. Plus manual tube
-//! confirmation, cancellation, and simulation refused where it makes no sense.
+//! confirmation, cancellation, and simulation refused where it makes no sense. The flow also runs
+//! with the board behind a board twin's socket, and — without simulation truth — on the
+//! end-to-end tests' board (the twin, or a real board named by `FERROCOUNT_TEST_SPI`).
 
 use appliance::store::users::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{As, PASSWORD, TestApp, assert_problem, spawn_app, spawn_app_on_twin};
+use crate::helpers::{
+    As, PASSWORD, TestApp, assert_problem, spawn_app, spawn_app_on_test_board, spawn_app_on_twin,
+};
 
 /// Reads a server-sent event stream to its end; returns (event name, JSON data) pairs.
 async fn read_events(response: reqwest::Response) -> Vec<(String, Value)> {
@@ -45,21 +49,22 @@ async fn the_api_flow_runs_the_same_with_the_board_behind_the_twin_socket() {
     run_stream_count_and_release(spawn_app_on_twin().await).await;
 }
 
-async fn run_stream_count_and_release(app: TestApp) {
-    let operator = app.token(Role::Operator).to_owned();
-    let true_cells = 60.0;
+/// Starts a run by `POST /api/v1/runs` with `body` (manual tube confirmation), follows its event
+/// stream to its end while confirming each tube as the engine asks for it; returns the run's id,
+/// its events and the number of tubes confirmed.
+async fn run_confirming_tubes(
+    app: &TestApp,
+    operator: &str,
+    body: &Value,
+) -> (i64, Vec<(String, Value)>, usize) {
     // Subscribed before the run starts, so that no tube prompt can be missed.
     let mut receiver = app.engine.subscribe();
     let started = app
         .send(
-            As::Bearer(&operator),
+            As::Bearer(operator),
             Method::POST,
             "/api/v1/runs",
-            Some(
-                &json!({ "patient_mrn": "RUN-1", "blood_ml": 7.5, "indication": "breast",
-                          "manual_tube_confirmation": true,
-                          "simulate": { "cells": true_cells } }),
-            ),
+            Some(body),
         )
         .await;
     assert_eq!(started.status(), StatusCode::ACCEPTED);
@@ -70,7 +75,7 @@ async fn run_stream_count_and_release(app: TestApp) {
     // Follow the run while confirming each tube as it is asked for.
     let events_response = app
         .send(
-            As::Bearer(&operator),
+            As::Bearer(operator),
             Method::GET,
             &format!("/api/v1/runs/{id}/events"),
             None,
@@ -79,7 +84,7 @@ async fn run_stream_count_and_release(app: TestApp) {
     let confirmer = {
         let client = app.client.clone();
         let url = app.url(&format!("/api/v1/runs/{id}/confirm-tube"));
-        let token = operator.clone();
+        let token = operator.to_owned();
         tokio::spawn(async move {
             let mut confirmed = 0;
             while let Ok(event) = receiver.recv().await {
@@ -92,7 +97,7 @@ async fn run_stream_count_and_release(app: TestApp) {
                     confirmed += 1;
                 }
                 if let appliance::engine::EventKind::State { state, .. } = event.kind
-                    && state.as_str() == "awaiting_release"
+                    && !matches!(state.as_str(), "queued" | "running" | "awaiting_tube")
                 {
                     break;
                 }
@@ -101,11 +106,124 @@ async fn run_stream_count_and_release(app: TestApp) {
         })
     };
     let events = read_events(events_response).await;
-    assert_eq!(
-        confirmer.await.unwrap(),
-        2,
-        "control and quad tubes were asked for"
+    (id, events, confirmer.await.unwrap())
+}
+
+/// The API flow with nothing a real board could not show, so that it runs on one too
+/// (`FERROCOUNT_TEST_SPI`, docs/raspberry-pi.md): no simulation truth (on the twin the tubes hold
+/// no cells), every tube confirmed by hand, the lot's calibration stored beforehand (a real board
+/// has no simulated lot to calibrate). What is asserted is what any board shows: the run's states,
+/// its echo trains stored with their fits, and a preliminary result from them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_flow_on_the_test_board_confirms_tubes_by_hand_and_stores_trains_and_a_result() {
+    use appliance::store::Actor;
+    use appliance::store::calibrations::{CalibrationContent, NewCalibration, ReagentLot};
+
+    let app = spawn_app_on_test_board().await;
+    // The engine's echo time with the default settings (as `EngineConfig::te_us` rounds it).
+    let te_us = appliance::procedures::CpmgSettings::default().te_us.round() as u32;
+    // A lot's calibration made at that echo time (the numbers are made up: no count is asserted).
+    let calibration = crate::pages_lab::CALIBRATION_TOML.replace(
+        "te_ms = 4.0",
+        &format!("te_ms = {}", f64::from(te_us) / 1000.0),
     );
+    assert_ne!(calibration, crate::pages_lab::CALIBRATION_TOML);
+    app.store
+        .add_calibration(
+            &Actor::Appliance,
+            &NewCalibration {
+                reagent_lot: ReagentLot::parse("RL-LAB").unwrap(),
+                te_us,
+                content: CalibrationContent::toml(&calibration).unwrap(),
+                note: Some("end-to-end test on the test board".into()),
+            },
+            true,
+        )
+        .await
+        .unwrap();
+    let operator = app.token(Role::Operator).to_owned();
+    let (id, events, confirmed) = run_confirming_tubes(
+        &app,
+        &operator,
+        &json!({ "patient_mrn": "HIL-1", "blood_ml": 7.5, "indication": "breast",
+                  "reagent_lot": "RL-LAB", "manual_tube_confirmation": true }),
+    )
+    .await;
+    assert_eq!(confirmed, 2, "control and quad tubes were asked for");
+    let states: Vec<&str> = events
+        .iter()
+        .filter(|(name, _)| name == "state")
+        .filter_map(|(_, data)| data["state"].as_str())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == "awaiting_tube").count(),
+        2,
+        "{states:?}"
+    );
+    let failures: Vec<&Value> = events
+        .iter()
+        .filter(|(name, _)| name == "failed")
+        .map(|(_, data)| data)
+        .collect();
+    assert_eq!(
+        states.last(),
+        Some(&"awaiting_release"),
+        "{states:?}, {failures:?}"
+    );
+    let replicates = events
+        .iter()
+        .filter(|(name, _)| name == "replicate")
+        .count();
+    assert_eq!(replicates, 6, "2 tubes × 3 replicates");
+
+    // Every replicate's echo train is stored whole with its fit.
+    let measurements = app
+        .store
+        .run_measurements(appliance::store::RunId(id))
+        .await
+        .unwrap();
+    assert_eq!(measurements.len(), 6);
+    let echoes = appliance::procedures::CpmgSettings::default().echoes as usize;
+    for measurement in &measurements {
+        assert_eq!(measurement.train.len(), echoes, "{measurement:?}");
+        assert!(measurement.fit_report.is_some(), "{measurement:?}");
+    }
+
+    // A result, preliminary until released, computed with the stored calibration.
+    let run: Value = app
+        .send(
+            As::Bearer(&operator),
+            Method::GET,
+            &format!("/api/v1/runs/{id}"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["state"], "awaiting_release");
+    let result = &run["result"];
+    assert_eq!(result["calibration_lot"], "RL-LAB", "{result}");
+    let cells = result["cells"].as_f64().expect("cells");
+    let [low, high] = [
+        result["cells_ci95"][0].as_f64().expect("low"),
+        result["cells_ci95"][1].as_f64().expect("high"),
+    ];
+    assert!(low <= cells && cells <= high, "{result}");
+}
+
+async fn run_stream_count_and_release(app: TestApp) {
+    let operator = app.token(Role::Operator).to_owned();
+    let true_cells = 60.0;
+    let (id, events, confirmed) = run_confirming_tubes(
+        &app,
+        &operator,
+        &json!({ "patient_mrn": "RUN-1", "blood_ml": 7.5, "indication": "breast",
+                  "manual_tube_confirmation": true,
+                  "simulate": { "cells": true_cells } }),
+    )
+    .await;
+    assert_eq!(confirmed, 2, "control and quad tubes were asked for");
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     for expected in [
         "state",

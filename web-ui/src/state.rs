@@ -2,7 +2,6 @@
 //! throttle), the engine, and the web settings. Cheap to clone.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use appliance::config::{BackupConfig, HttpConfig};
 use appliance::engine::EngineHandle;
@@ -32,10 +31,7 @@ pub struct AppState {
 impl AppState {
     /// State over these parts.
     pub fn new(store: Store, engine: EngineHandle, http: HttpConfig) -> Self {
-        let throttle = LoginThrottle::new(
-            Duration::from_secs(u64::from(http.login_throttle_minutes) * 60),
-            http.max_failed_logins_per_user,
-        );
+        let throttle = LoginThrottle::configured(&http);
         let ops = Operations::with_engine(store.clone(), engine.clone(), throttle)
             .with_token_life_days(http.token_life_days);
         Self {

@@ -77,12 +77,10 @@ pub(crate) fn calibrate_simulated_lot(
                     let measurement = board.measure_cpmg(settings)?;
                     let subject = format!("calibration {level} cells, {kind} reading {replicate}");
                     let reading = Reading::fit(subject, &measurement.train);
-                    match reading.fit {
-                        Ok(fit) => replicates.push(nmr_core::assay::Replicate::new(
-                            fit.r2_per_s,
-                            fit.r2_per_s_se,
-                        )),
-                        Err(error) => {
+                    match (reading.replicate(), &reading.fit) {
+                        (Some(replicate), _) => replicates.push(replicate),
+                        (None, error) => {
+                            let error = error.as_ref().err().map_or("no fit", String::as_str);
                             return Err(Failure::new(
                                 FailureKind::Calibration,
                                 format!("{}: the T2 fit failed: {error}", reading.subject),

@@ -2,10 +2,13 @@
 
 use nmr_core::EchoTrain;
 use nmr_core::assay::Replicate;
-use nmr_core::fit::{FitOptions, MonoFit, SpectrumOptions, fit_mono, fit_spectrum};
+use nmr_core::fit::{
+    CpmgT2, DEFAULT_T1_S, EpgFit, FitOptions, MonoFit, SpectrumOptions, T2Model, fit_cpmg_t2,
+    fit_spectrum,
+};
 use nmr_core::qc::{
-    BiexponentialOptions, MeasurementQcInput, MeasurementQcLimits, QcCode, QcFlag, Severity,
-    check_measurement, compare_mono_bi,
+    BiexponentialOptions, MeasurementQcInput, MeasurementQcLimits, MisfitSeen, QcCode, QcFlag,
+    Severity, check_measurement, compare_mono_bi,
 };
 use serde::Serialize;
 
@@ -18,6 +21,12 @@ pub struct Reading {
     pub subject: String,
     /// The mono-exponential fit, or why it failed.
     pub fit: Result<MonoFit, String>,
+    /// The fit of T2 with the refocusing angle, when the exponential misfitted.
+    pub stimulated_echoes: Option<EpgFit>,
+    /// Which model's T2 the reading uses, and why (`nmr_core::fit::fit_cpmg_t2`'s rule).
+    pub t2_model: T2Model,
+    /// Why that model.
+    pub t2_model_reason: String,
     /// Fitted signal at the first echo, A·e^(−t₁/T2) + C.
     pub first_echo_amplitude: Option<f64>,
     /// Whether two exponentials describe the decay better (`None`: not compared).
@@ -27,9 +36,25 @@ pub struct Reading {
 }
 
 impl Reading {
-    /// Fits `train` (default fit options) and compares mono with bi-exponential.
+    /// Fits `train` (default fit options, the refocusing rule of `fit_cpmg_t2`) and compares mono
+    /// with bi-exponential.
     pub fn fit(subject: String, train: &EchoTrain) -> Self {
-        let fit = fit_mono(train, &FitOptions::default()).map_err(|e| e.to_string());
+        let chosen = fit_cpmg_t2(train, &FitOptions::default(), DEFAULT_T1_S);
+        let (fit, stimulated_echoes, t2_model, t2_model_reason) = match chosen {
+            Ok(CpmgT2 {
+                exponential,
+                stimulated_echoes,
+                used,
+                reason,
+                ..
+            }) => (Ok(exponential), stimulated_echoes, used, reason),
+            Err(e) => (
+                Err(e.to_string()),
+                None,
+                T2Model::Exponential,
+                "no fit".to_owned(),
+            ),
+        };
         let first_time_s = train.times_s().first().copied().unwrap_or(0.0);
         let first_echo_amplitude = fit
             .as_ref()
@@ -41,18 +66,56 @@ impl Reading {
         Self {
             subject,
             fit,
+            stimulated_echoes,
+            t2_model,
+            t2_model_reason,
             first_echo_amplitude,
             biexponential_preferred,
             temp_c: train.acquisition().temp_c,
         }
     }
 
-    /// The reading as an assay replicate, when the fit succeeded.
+    /// A reading rebuilt from its stored fit (e.g. to recompute a result), with the model choice
+    /// the stored fit recorded.
+    pub fn from_stored(subject: String, stored: Option<&StoredFit>, temp_c: Option<f64>) -> Self {
+        Self {
+            subject,
+            fit: match stored.map(|s| &s.outcome) {
+                Some(FitOutcome::Mono(fit)) => Ok(fit.clone()),
+                Some(FitOutcome::Error(error)) => Err(error.clone()),
+                None => Err("not fitted".to_owned()),
+            },
+            stimulated_echoes: stored.and_then(|s| s.stimulated_echoes.clone()),
+            t2_model: stored.map_or(T2Model::Exponential, |s| s.t2_model),
+            t2_model_reason: stored.map_or_else(String::new, |s| s.t2_model_reason.clone()),
+            first_echo_amplitude: stored.and_then(|s| s.first_echo_amplitude),
+            biexponential_preferred: stored.and_then(|s| s.biexponential_preferred),
+            temp_c,
+        }
+    }
+
+    /// The reading as an assay replicate, when the fit succeeded: R2 of the model used.
     pub fn replicate(&self) -> Option<Replicate> {
-        self.fit
-            .as_ref()
-            .ok()
-            .map(|f| Replicate::new(f.r2_per_s, f.r2_per_s_se))
+        let fit = self.fit.as_ref().ok()?;
+        Some(match (&self.t2_model, &self.stimulated_echoes) {
+            (T2Model::StimulatedEchoes, Some(epg)) => Replicate::new(epg.r2_per_s, epg.r2_per_s_se),
+            _ => Replicate::new(fit.r2_per_s, fit.r2_per_s_se),
+        })
+    }
+
+    /// The misfit of the model used, if it misfits.
+    fn misfit(&self) -> Option<MisfitSeen> {
+        let fit = self.fit.as_ref().ok()?;
+        match (&self.t2_model, &self.stimulated_echoes) {
+            (T2Model::StimulatedEchoes, Some(epg)) => epg.misfit.then_some(MisfitSeen {
+                chi2_red: epg.chi2_red,
+                se_widening: epg.lack_of_fit.se_inflation,
+            }),
+            _ => fit.misfit.then(|| MisfitSeen {
+                chi2_red: fit.chi2_red,
+                se_widening: fit.lack_of_fit.as_ref().map_or(1.0, |l| l.se_inflation),
+            }),
+        }
     }
 
     /// What the per-measurement QC checks look at, when the fit succeeded.
@@ -65,6 +128,7 @@ impl Reading {
             converged: fit.converged,
             biexponential_preferred: self.biexponential_preferred,
             temp_c: self.temp_c,
+            misfit: self.misfit(),
         })
     }
 
@@ -86,6 +150,9 @@ impl Reading {
                 Ok(fit) => FitOutcome::Mono(fit.clone()),
                 Err(error) => FitOutcome::Error(error.clone()),
             },
+            stimulated_echoes: self.stimulated_echoes.clone(),
+            t2_model: self.t2_model,
+            t2_model_reason: self.t2_model_reason.clone(),
             biexponential_preferred: self.biexponential_preferred,
             first_echo_amplitude: self.first_echo_amplitude,
         }

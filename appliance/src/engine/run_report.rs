@@ -10,7 +10,7 @@ use nmr_core::assay::{
 };
 use nmr_core::qc::{
     MeasurementQcInput, MeasurementQcLimits, QcFlag, check_measurement, check_replicate_cv,
-    check_temperature_drift, median_fill_amplitude,
+    check_replicate_outlier, check_temperature_drift, median_fill_amplitude,
 };
 use serde::{Deserialize, Serialize};
 
@@ -166,6 +166,18 @@ fn run_flags(
         }
     }
     flags.extend(check_temperature_drift(&inputs, limits));
+    for tube in tubes {
+        let (labels, replicates): (Vec<String>, Vec<_>) = tube
+            .readings
+            .iter()
+            .filter_map(|r| r.replicate().map(|rep| (r.subject.clone(), rep)))
+            .unzip();
+        flags.extend(check_replicate_outlier(
+            &tube.kind.to_string(),
+            &labels,
+            &replicates,
+        ));
+    }
     for summary in summaries {
         flags.extend(check_replicate_cv(
             &summary.kind.to_string(),

@@ -7,9 +7,12 @@
 //!   exp(−|t − t_echo|/T2*).
 //! - **Coil**: a rectangular pulse of length τ at amplitude a nutates at ω1 = (π/2)/p90 · a/a_default.
 //!   With offset Δω the effective field is ωe = √(ω1² + Δω²): excitation leaves a transverse
-//!   amplitude (ω1/ωe)·sin(ωe·τ) (signed, so nutation passes through zero at 180°), and a
-//!   refocusing pulse refocuses the fraction (ω1/ωe)²·sin²(ωe·τ/2). In a CPMG the phase condition
-//!   keeps later echoes at the first echo's level; stimulated-echo pathways are not modelled.
+//!   amplitude (ω1/ωe)·sin(ωe·τ) (signed, so nutation passes through zero at 180°). The coil's B1
+//!   over the sample ([`VirtualCoil::b1_relative`]) scales ω1 for every pulse, so a coil at 5/6 of
+//!   its nominal B1 turns the programmed 90° and 180° pulses by 75° and 150°. The echoes of a train
+//!   of refocusing pulses follow the extended phase graph (`nmr_core::epg`) at the effective angle
+//!   β = ωe·τ, stimulated echoes included, times the off-resonance share (ω1/ωe)²; at β = 180° this
+//!   is the plain decay.
 //! - **Echo and window**: a pulse refocuses static offsets, moving the echo centre to 2·t_pulse −
 //!   t_echo. The signal is seen in the frame of the synthesiser, rotating at Δf = f0 − f_rf, so an
 //!   acquire window [a, b] records the mean of exp(−|t − t_e|/T2*)·exp(i2πΔf(t − t_e)): a window
@@ -78,6 +81,14 @@ pub struct VirtualCoil {
     pub p90_s: f64,
     /// Coil temperature above the magnet's.
     pub temp_above_magnet_c: f64,
+    /// B1 over the sample relative to the nominal B1 `p90_s` stands for (1 = perfect). Below one
+    /// the refocusing pulses turn by less than 180° and the echoes carry stimulated echoes.
+    #[serde(default = "unit_b1")]
+    pub b1_relative: f64,
+}
+
+fn unit_b1() -> f64 {
+    1.0
 }
 
 impl Default for VirtualCoil {
@@ -85,6 +96,7 @@ impl Default for VirtualCoil {
         Self {
             p90_s: 10e-6,
             temp_above_magnet_c: 0.8,
+            b1_relative: 1.0,
         }
     }
 }
@@ -135,6 +147,7 @@ impl VirtualTube {
             te_s: 1.0,
             echoes: 1,
             magnitude: false,
+            refocusing: Default::default(),
         };
         self.spin_density * decay.ideal(t_s)
     }
@@ -272,7 +285,7 @@ pub(crate) fn evaluate_scan(
     let tick_s = TICK_NS as f64 * 1e-9;
     let offset_hz = magnet.larmor_hz(temp_c) - settings.rf_hz;
     let offset_rad_s = 2.0 * std::f64::consts::PI * offset_hz;
-    let omega1_default = std::f64::consts::FRAC_PI_2 / coil.p90_s;
+    let omega1_default = std::f64::consts::FRAC_PI_2 / coil.p90_s * coil.b1_relative;
 
     // Flatten the single loop level.
     let start = entries.iter().position(|e| e.flags & FLAG_LOOP_START != 0);
@@ -289,6 +302,16 @@ pub(crate) fn evaluate_scan(
         _ => order.extend(0..entries.len()),
     }
 
+    let refocusing = refocusing_train(
+        &order,
+        entries,
+        settings,
+        tick_s,
+        omega1_default,
+        offset_rad_s,
+        tube,
+    );
+    let mut refocusing_pulses = 0usize;
     let mut t = 0.0;
     let mut excitation: Option<(f64, f64, f64)> = None; // (centre, amplitude, phase)
     let mut refocus_factor: Option<f64> = None;
@@ -333,6 +356,7 @@ pub(crate) fn evaluate_scan(
                             Some((transverse_share * (omega_eff * length / 2.0).sin()).powi(2));
                     }
                     echo_centre = 2.0 * centre - echo_centre;
+                    refocusing_pulses += 1;
                 }
             }
             blanked_until = t + length + f64::from(settings.acq_delay_ticks) * tick_s;
@@ -348,11 +372,11 @@ pub(crate) fn evaluate_scan(
                         magnet.t2_star_s,
                     )
                     .scale((t + length - open) / length);
-                    let decay = tube.decay(t + length / 2.0 - centre);
-                    mean.mul(Cplx::polar(
-                        exc * refocus_factor.unwrap_or(1.0) * decay,
-                        phase,
-                    ))
+                    let echo = match (&refocusing, refocusing_pulses) {
+                        (Some(echoes), k) if k >= 1 && k <= echoes.len() => echoes[k - 1],
+                        _ => refocus_factor.unwrap_or(1.0) * tube.decay(t + length / 2.0 - centre),
+                    };
+                    mean.mul(Cplx::polar(exc * echo, phase))
                 }
             };
             windows.push(value);
@@ -366,6 +390,67 @@ pub(crate) fn evaluate_scan(
         mz_after_excitation,
         duration_s: t,
     }
+}
+
+/// The echoes of a CPMG by the extended phase graph when its refocusing is imperfect: `None` for a
+/// program with no refocusing pulse or with β = 180° (the plain decay is then exact). The spacing is
+/// twice the time from the excitation's centre to the first refocusing pulse's; β is the first
+/// refocusing pulse's effective angle; each echo includes the spin density and the off-resonance
+/// share (ω1/ωe)².
+fn refocusing_train(
+    order: &[usize],
+    entries: &[ProgramEntry],
+    settings: ScanSettings,
+    tick_s: f64,
+    omega1_default: f64,
+    offset_rad_s: f64,
+    tube: &VirtualTube,
+) -> Option<Vec<f64>> {
+    let mut t = 0.0;
+    let mut pulses: Vec<(f64, f64, f64)> = Vec::new(); // (centre, effective angle, share²)
+    for &index in order {
+        let entry = entries[index];
+        let ticks = if entry.flags & FLAG_USE_P90 != 0 {
+            settings.p90_ticks
+        } else if entry.flags & FLAG_USE_P180 != 0 {
+            settings.p180_ticks
+        } else {
+            entry.duration_ticks
+        };
+        let length = f64::from(ticks) * tick_s;
+        if entry.flags & FLAG_RF != 0 {
+            let amplitude =
+                f64::from(settings.tx_amplitude) / 32768.0 * f64::from(entry.amplitude) / 65535.0;
+            let omega1 = omega1_default * amplitude;
+            let omega_eff = (omega1 * omega1 + offset_rad_s * offset_rad_s).sqrt();
+            let share = if omega_eff > 0.0 {
+                omega1 / omega_eff
+            } else {
+                0.0
+            };
+            pulses.push((t + length / 2.0, omega_eff * length, share * share));
+        }
+        t += length;
+    }
+    let (first, refocusing) = pulses.split_first()?;
+    let &(centre, beta, share2) = refocusing.first()?;
+    if (beta - std::f64::consts::PI).abs() < 1e-9 {
+        return None;
+    }
+    let te_s = 2.0 * (centre - first.0);
+    if te_s <= 0.0 || te_s.is_nan() {
+        return None;
+    }
+    let mut echoes = vec![0.0; refocusing.len()];
+    let r1 = 1.0 / tube.t1_s;
+    for component in &tube.components {
+        let decay =
+            nmr_core::epg::cpmg_echoes(refocusing.len(), te_s, 1.0 / component.t2_s, r1, beta);
+        for (e, d) in echoes.iter_mut().zip(decay) {
+            *e += tube.spin_density * component.amplitude * share2 * d;
+        }
+    }
+    Some(echoes)
 }
 
 #[cfg(test)]

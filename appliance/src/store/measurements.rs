@@ -29,6 +29,7 @@ pub fn encode_train(train: &EchoTrain) -> Result<Vec<u8>, train_codec::CodecErro
     let signal = match train.signal() {
         Signal::Complex { re, im } => SignalColumns::Complex { re, im },
         Signal::Magnitude(magnitude) => SignalColumns::Magnitude(magnitude),
+        Signal::Real(real) => SignalColumns::Real(real),
     };
     train_codec::encode(train.times_s(), signal)
 }
@@ -53,6 +54,7 @@ pub fn decode_train(
         train_codec::DecodedSignal::Magnitude(magnitude) => {
             EchoTrain::magnitude(decoded.times_s, magnitude)
         }
+        train_codec::DecodedSignal::Real(real) => EchoTrain::real(decoded.times_s, real),
     }
     .map_err(|error| corrupt(error.to_string()))?;
     Ok(train.with_acquisition(acquisition))
@@ -132,12 +134,28 @@ pub struct StoredFit {
     /// Fitted signal at the first echo, A·e^(−t₁/T2) + C.
     #[serde(default)]
     pub first_echo_amplitude: Option<f64>,
+    /// The fit of T2 with the refocusing angle, when it was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stimulated_echoes: Option<nmr_core::fit::EpgFit>,
+    /// Which model's T2 the reading uses (older records: the exponential).
+    #[serde(default = "exponential")]
+    pub t2_model: nmr_core::fit::T2Model,
+    /// Why that model.
+    #[serde(default)]
+    pub t2_model_reason: String,
+}
+
+fn exponential() -> nmr_core::fit::T2Model {
+    nmr_core::fit::T2Model::Exponential
 }
 
 /// A fit or why there is none.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
+// A fit report is decoded once per stored measurement; boxing the common variant would only add an
+// allocation to every read.
+#[allow(clippy::large_enum_variant)]
 pub enum FitOutcome {
     /// The mono-exponential fit.
     Mono(MonoFit),
@@ -475,6 +493,9 @@ mod tests {
                             outcome: FitOutcome::Mono(fit.clone()),
                             biexponential_preferred: Some(false),
                             first_echo_amplitude: None,
+                            stimulated_echoes: None,
+                            t2_model: nmr_core::fit::T2Model::Exponential,
+                            t2_model_reason: String::new(),
                         },
                         cpmg: CpmgReport {
                             settings: CpmgSettings::default(),
@@ -501,7 +522,9 @@ mod tests {
         assert_eq!(m.train, train, "train and acquisition metadata survive");
         let bits = |t: &EchoTrain| match t.signal() {
             Signal::Complex { re, im } => re.iter().chain(im).map(|v| v.to_bits()).collect(),
-            Signal::Magnitude(m) => m.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            Signal::Magnitude(m) | Signal::Real(m) => {
+                m.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            }
         };
         assert_eq!(bits(&m.train), bits(&train));
         let refit = fit_mono(&m.train, &FitOptions::default()).unwrap();

@@ -6,7 +6,7 @@
 //! offset  size  field
 //! 0       4     magic "FCET" (Ferrocount echo train)
 //! 4       1     version = 1
-//! 5       1     signal kind: 1 = complex (re, im), 2 = magnitude
+//! 5       1     signal kind: 1 = complex (re, im), 2 = magnitude, 3 = phased real channel
 //! 6       4     echo count n, u32 little-endian, 1 ..= 1_000_000
 //! 10      ...   raw DEFLATE of the columns: times_s, then re and im (or magnitude),
 //!               each n f64 little-endian, byte-shuffled
@@ -34,6 +34,7 @@ const MAGIC: &[u8; 4] = b"FCET";
 const VERSION: u8 = 1;
 const KIND_COMPLEX: u8 = 1;
 const KIND_MAGNITUDE: u8 = 2;
+const KIND_REAL: u8 = 3;
 const HEADER_LEN: usize = 10;
 
 /// Longest train the codec accepts (bounds what a damaged blob can make us allocate).
@@ -73,6 +74,8 @@ pub enum SignalColumns<'a> {
     },
     /// Magnitude only.
     Magnitude(&'a [f64]),
+    /// One phased real channel.
+    Real(&'a [f64]),
 }
 
 /// A decoded train's columns.
@@ -87,6 +90,8 @@ pub enum DecodedSignal {
     },
     /// Magnitude only.
     Magnitude(Vec<f64>),
+    /// One phased real channel.
+    Real(Vec<f64>),
 }
 
 /// A decoded train.
@@ -125,6 +130,7 @@ pub fn encode(times_s: &[f64], signal: SignalColumns<'_>) -> Result<Vec<u8>, Cod
     let (kind, columns): (u8, Vec<&[f64]>) = match signal {
         SignalColumns::Complex { re, im } => (KIND_COMPLEX, vec![re, im]),
         SignalColumns::Magnitude(magnitude) => (KIND_MAGNITUDE, vec![magnitude]),
+        SignalColumns::Real(real) => (KIND_REAL, vec![real]),
     };
     if let Some(bad) = columns.iter().find(|c| c.len() != n) {
         return Err(CodecError::UnequalColumns {
@@ -170,7 +176,7 @@ pub fn decode(blob: &[u8]) -> Result<DecodedTrain, CodecError> {
     let kind = blob[5];
     let columns = match kind {
         KIND_COMPLEX => 3,
-        KIND_MAGNITUDE => 2,
+        KIND_MAGNITUDE | KIND_REAL => 2,
         other => {
             return Err(CodecError::BadHeader(format!(
                 "unknown signal kind {other}"
@@ -197,13 +203,13 @@ pub fn decode(blob: &[u8]) -> Result<DecodedTrain, CodecError> {
     }
     let column = |index: usize| unshuffle(&body[index * 8 * n..(index + 1) * 8 * n], n);
     let times_s = column(0);
-    let signal = if kind == KIND_COMPLEX {
-        DecodedSignal::Complex {
+    let signal = match kind {
+        KIND_COMPLEX => DecodedSignal::Complex {
             re: column(1),
             im: column(2),
-        }
-    } else {
-        DecodedSignal::Magnitude(column(1))
+        },
+        KIND_REAL => DecodedSignal::Real(column(1)),
+        _ => DecodedSignal::Magnitude(column(1)),
     };
     Ok(DecodedTrain { times_s, signal })
 }
@@ -238,7 +244,9 @@ mod tests {
                     prop_assert_eq!(bits(&re2), bits(&re));
                     prop_assert_eq!(bits(&im2), bits(&im));
                 }
-                DecodedSignal::Magnitude(_) => prop_assert!(false, "kind changed"),
+                DecodedSignal::Magnitude(_) | DecodedSignal::Real(_) => {
+                    prop_assert!(false, "kind changed")
+                }
             }
         }
 
@@ -249,8 +257,10 @@ mod tests {
             let t: Vec<f64> = (1..=values.len()).map(|i| i as f64 * 0.004).collect();
             let blob = encode(&t, SignalColumns::Magnitude(&values)).unwrap();
             let decoded = decode(&blob).unwrap();
-            prop_assert_eq!(decoded.times_s, t);
-            prop_assert_eq!(decoded.signal, DecodedSignal::Magnitude(values));
+            prop_assert_eq!(&decoded.times_s, &t);
+            prop_assert_eq!(decoded.signal, DecodedSignal::Magnitude(values.clone()));
+            let blob = encode(&t, SignalColumns::Real(&values)).unwrap();
+            prop_assert_eq!(decode(&blob).unwrap().signal, DecodedSignal::Real(values));
         }
 
         // A damaged blob is an error, never a panic.

@@ -38,6 +38,9 @@ pub use indication::{Call, CallOutcome, Cutoff, Indications};
 pub use plausibility::{
     CalibrationInvalid, ImplausibleCount, check_blood_ml, check_calibration, check_count,
 };
-pub use replicate::{Replicate, TubeSummary};
+pub use replicate::{
+    MIN_OUTLIER_RELATIVE_DIFFERENCE, OUTLIER_SIGNIFICANCE, Replicate, ReplicateOutlier,
+    TubeSummary, find_outlier,
+};
 pub use report::{CountInputs, CountReport, TubeSignal};
 pub use tube::{Marker, TubeKind};

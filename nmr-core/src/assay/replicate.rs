@@ -48,6 +48,73 @@ pub struct TubeSummary {
     pub fit_se_rms_per_s: f64,
 }
 
+/// A replicate reading that stands apart from the others of its tube.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplicateOutlier {
+    /// Which reading (0-based, in the order given).
+    pub index: usize,
+    /// Its R2, 1/s.
+    pub r2_per_s: f64,
+    /// The mean R2 of the other readings, 1/s.
+    pub others_r2_per_s: f64,
+    /// `r2 / others − 1`.
+    pub relative_difference: f64,
+    /// The difference in standard errors.
+    pub z: f64,
+}
+
+/// Family-wise level of [`find_outlier`]'s test.
+pub const OUTLIER_SIGNIFICANCE: f64 = 0.01;
+/// Smallest relative difference [`find_outlier`] names: half the default replicate-CV limit, so
+/// that a reading is named only when it matters for the tube.
+pub const MIN_OUTLIER_RELATIVE_DIFFERENCE: f64 = 0.01;
+
+/// The rule that names a drifting or otherwise deviant reading among a tube's replicates.
+///
+/// With at least three readings, each reading i is compared with the mean of the others:
+/// `zᵢ = (R2ᵢ − mean₋ᵢ) / √(seᵢ² + Σ_{j≠i} seⱼ²/(n − 1)²)`, the standard errors being the fits'
+/// own (honest: widened on misfit). The reading with the largest |zᵢ| is named when |zᵢ| exceeds
+/// the two-sided Bonferroni critical value at [`OUTLIER_SIGNIFICANCE`] over the n readings, and
+/// its R2 differs from the others' by at least [`MIN_OUTLIER_RELATIVE_DIFFERENCE`]. With two
+/// readings neither can be told to be the odd one: `None`.
+pub fn find_outlier(replicates: &[Replicate]) -> Option<ReplicateOutlier> {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    let n = replicates.len();
+    if n < 3 {
+        return None;
+    }
+    let critical = Normal::standard().inverse_cdf(1.0 - OUTLIER_SIGNIFICANCE / (2.0 * n as f64));
+    let mut best: Option<ReplicateOutlier> = None;
+    for (i, r) in replicates.iter().enumerate() {
+        let others: Vec<&Replicate> = replicates
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, o)| o)
+            .collect();
+        let m = others.len() as f64;
+        let mean = others.iter().map(|o| o.r2_per_s).sum::<f64>() / m;
+        let var_mean = others.iter().map(|o| o.r2_per_s_se.powi(2)).sum::<f64>() / (m * m);
+        let scale = (r.r2_per_s_se.powi(2) + var_mean).sqrt();
+        if !(scale > 0.0 && mean > 0.0) {
+            continue;
+        }
+        let z = (r.r2_per_s - mean) / scale;
+        if best.as_ref().is_none_or(|b| z.abs() > b.z.abs()) {
+            best = Some(ReplicateOutlier {
+                index: i,
+                r2_per_s: r.r2_per_s,
+                others_r2_per_s: mean,
+                relative_difference: r.r2_per_s / mean - 1.0,
+                z,
+            });
+        }
+    }
+    best.filter(|b| {
+        b.z.abs() > critical && b.relative_difference.abs() >= MIN_OUTLIER_RELATIVE_DIFFERENCE
+    })
+}
+
 /// Fewest replicates a tube needs for an SD.
 pub const MIN_REPLICATES: usize = 2;
 
@@ -114,6 +181,31 @@ impl TubeSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_drifting_reading_is_named_and_agreeing_ones_are_not() {
+        let agree = [
+            Replicate::new(3.000, 0.01),
+            Replicate::new(3.012, 0.01),
+            Replicate::new(2.995, 0.01),
+        ];
+        assert!(find_outlier(&agree).is_none());
+        let drifted = [
+            Replicate::new(3.000, 0.01),
+            Replicate::new(3.150, 0.01),
+            Replicate::new(2.995, 0.01),
+        ];
+        let outlier = find_outlier(&drifted).expect("reading 2 drifted");
+        assert_eq!(outlier.index, 1);
+        assert!((outlier.relative_difference - (3.150 / 2.9975 - 1.0)).abs() < 1e-12);
+        // The same spread with honest (wide) errors is not an outlier, nor with two readings.
+        let wide: Vec<Replicate> = drifted
+            .iter()
+            .map(|r| Replicate::new(r.r2_per_s, 0.1))
+            .collect();
+        assert!(find_outlier(&wide).is_none());
+        assert!(find_outlier(&drifted[..2]).is_none());
+    }
 
     #[test]
     fn summary_matches_hand_computation() {

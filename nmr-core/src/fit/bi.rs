@@ -17,15 +17,23 @@
 //!   are positive, `T2s/T2f ≥` [`MIN_T2_RATIO`], `T2f ≥ 2·TE` and `T2s ≤` the last echo time, and the
 //!   covariance exists.
 //!
-//! Otherwise the report says mono is preferred and lists the [`BiProblem`]s; the bi numbers are
-//! then descriptive only. Why α = 0.001: the verdict is a per-tube QC flag, and a false flag costs a
+//! Otherwise the report says mono is preferred and lists the [`BiProblem`]s. A two-component fit
+//! that fails a check is **not identifiable** ([`BiFit::identifiable`] false, with the reasons in
+//! words in [`BiFit::not_identifiable`]): its component numbers (a fraction outside [0, 1], a
+//! negative amplitude, a T2 outside the window…) are not results and the command line never prints
+//! them as such.
+//!
+//! The offset follows [`FitOptions::offset`] (`free`, `none`, or `auto`: the two-component model
+//! with and without C compared by the F-test of [`super::offset`]); the mono comparison model
+//! uses the same choice. Why α = 0.001: the verdict is a per-tube QC flag, and a false flag costs a
 //! re-measurement on every one-in-α tube; moreover the F reference distribution is only approximate
 //! here (under the mono hypothesis the second T2 is not identified, Davies 1987), so the true false
 //! alarm rate sits above the nominal one and a small α keeps it low. Real two-pool decays at the
 //! instrument's SNR give p-values many orders of magnitude smaller, so little power is lost.
 //!
 //! What it is not for: more than two components (use the T2 spectrum), magnitude-data Rician
-//! correction (a magnitude train is fitted as is; its noise floor goes into `C`).
+//! correction (a magnitude train is fitted with the Gaussian model; its noise floor goes into `C`,
+//! so use `--offset free` there).
 //!
 //! ## Reference
 //! G. H. Golub and V. Pereyra, "The differentiation of pseudo-inverses and nonlinear least squares
@@ -39,8 +47,9 @@ use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 
 use super::FitError;
 use super::exp_sum::{ExpSumFit, RateBounds, fit_exp_sum};
+use super::offset::{OffsetChoice, OffsetModel};
 use super::{FitInput, FitOptions, fit_mono};
-use crate::EchoTrain;
+use crate::{EchoTrain, SignalKind};
 
 /// Significance level of the F-test that must be passed before bi is preferred.
 pub const BI_SIGNIFICANCE: f64 = 0.001;
@@ -151,6 +160,15 @@ pub struct BiFit {
     pub residuals: Option<Vec<f64>>,
     /// Mono versus bi.
     pub comparison: ModelComparison,
+    /// Whether the two components are physically meaningful and told apart (every check of
+    /// [`ModelComparison::bi_problems`] passed). When false the component numbers are not results.
+    pub identifiable: bool,
+    /// Why not, in words with the offending numbers (empty when identifiable).
+    pub not_identifiable: Vec<String>,
+    /// The kind of values fitted.
+    pub signal_kind: SignalKind,
+    /// The offset model used, and why.
+    pub offset_model: OffsetChoice,
 }
 
 /// Fits `A_f·exp(−t/T2f) + A_s·exp(−t/T2s) + C` to a train and compares it with the mono model.
@@ -190,17 +208,37 @@ pub fn fit_bi(train: &EchoTrain, options: &FitOptions) -> Result<BiFit, FitError
     fit_mono(
         train,
         &FitOptions {
-            drop_first_echo: options.drop_first_echo,
             residuals: false,
+            ..options.clone()
         },
     )?;
-    fit_bi_points(
-        input.times_s,
-        &input.signal,
-        Some(input.noise_sd),
-        input.echo_spacing_s,
-        options.residuals,
-    )
+    let points = |with_offset: bool| {
+        fit_bi_points(
+            input.times_s,
+            &input.signal,
+            Some(input.noise_sd),
+            input.echo_spacing_s,
+            options.residuals,
+            with_offset,
+        )
+    };
+    let (mut fit, choice) = match options.offset {
+        OffsetModel::Free => (points(true)?, OffsetChoice::as_asked(OffsetModel::Free)),
+        OffsetModel::None => (points(false)?, OffsetChoice::as_asked(OffsetModel::None)),
+        OffsetModel::Auto => {
+            let (free, none) = (points(true)?, points(false)?);
+            let choice =
+                OffsetChoice::decide(none.comparison.rss_bi, free.comparison.rss_bi, used, 5);
+            if choice.used == OffsetModel::Free {
+                (free, choice)
+            } else {
+                (none, choice)
+            }
+        }
+    };
+    fit.signal_kind = input.kind;
+    fit.offset_model = choice;
+    Ok(fit)
 }
 
 /// Fits both models to already selected, phased points and compares them.
@@ -212,6 +250,7 @@ pub(crate) fn fit_bi_points(
     noise_sd: Option<f64>,
     echo_spacing_s: f64,
     want_residuals: bool,
+    with_offset: bool,
 ) -> Result<BiFit, FitError> {
     let m = times_s.len();
     if m < MIN_BI_ECHOES {
@@ -226,9 +265,9 @@ pub(crate) fn fit_bi_points(
         what,
         detail: "no rate pair gives a well-posed linear subproblem".into(),
     };
-    let mono = fit_exp_sum(times_s, y, 1, bounds)
+    let mono = fit_exp_sum(times_s, y, 1, bounds, with_offset)
         .ok_or_else(|| not_identifiable("the mono comparison model"))?;
-    let bi = fit_exp_sum(times_s, y, 2, bounds)
+    let bi = fit_exp_sum(times_s, y, 2, bounds, with_offset)
         .ok_or_else(|| not_identifiable("the bi-exponential model"))?;
 
     let covariance = bi.covariance(times_s);
@@ -267,6 +306,34 @@ pub(crate) fn fit_bi_points(
     if covariance.is_none() {
         problems.push(BiProblem::SingularCovariance);
     }
+    let reasons: Vec<String> = problems
+        .iter()
+        .map(|problem| match problem {
+            BiProblem::NotConverged => {
+                "the optimiser stopped on its iteration cap or a rate bound".to_owned()
+            }
+            BiProblem::NonPositiveAmplitude => format!(
+                "amplitudes {a_f:.4e} and {a_s:.4e} are not both positive (fast fraction {fraction_fast:.4e}, outside [0, 1] or at its edge)"
+            ),
+            BiProblem::ComponentsMerged => format!(
+                "T2s/T2f = {:.3} is below {MIN_T2_RATIO}: the components have merged",
+                rate_f / rate_s
+            ),
+            BiProblem::FastBelowWindow => format!(
+                "T2f = {:.4} ms is shorter than two echo spacings ({:.4} ms)",
+                1e3 / rate_f,
+                2e3 * echo_spacing_s
+            ),
+            BiProblem::SlowBeyondWindow => format!(
+                "T2s = {:.4} ms is longer than the last echo time ({:.4} ms)",
+                1e3 / rate_s,
+                1e3 * t_last
+            ),
+            BiProblem::SingularCovariance => {
+                "the two components' parameters are not determined (singular covariance)".to_owned()
+            }
+        })
+        .collect();
 
     let comparison = compare(&mono, &bi, m, problems);
     let sigma = noise_sd
@@ -294,7 +361,7 @@ pub(crate) fn fit_bi_points(
         fraction_fast,
         fraction_fast_se,
         offset: bi.offset,
-        offset_se: se(4),
+        offset_se: if with_offset { se(4) } else { Some(0.0) },
         chi2_red,
         snr: if sigma > 0.0 {
             sum / sigma
@@ -306,7 +373,15 @@ pub(crate) fn fit_bi_points(
         converged: bi.converged,
         iterations: bi.iterations,
         residuals,
+        identifiable: comparison.bi_identifiable,
+        not_identifiable: reasons,
         comparison,
+        signal_kind: SignalKind::Complex,
+        offset_model: OffsetChoice::as_asked(if with_offset {
+            OffsetModel::Free
+        } else {
+            OffsetModel::None
+        }),
     })
 }
 
@@ -388,6 +463,7 @@ mod tests {
             te_s,
             echoes,
             magnitude: false,
+            refocusing: Default::default(),
         };
         simulation.simulate(seed)
     }

@@ -1,7 +1,7 @@
 //! Sums of exponentials plus a constant, fitted by variable projection.
 //!
-//! Model: `y(t) = Σ_k a_k·exp(−r_k t) + c` with `K` = 1 or 2 rates. For fixed rates the amplitudes
-//! and the offset are linear and solved exactly by least squares (QR); only the rates are iterated,
+//! Model: `y(t) = Σ_k a_k·exp(−r_k t) + c` with `K` = 1 or 2 rates, the offset `c` fitted or fixed
+//! at zero. For fixed rates the amplitudes and the offset are linear and solved exactly by least squares (QR); only the rates are iterated,
 //! by Levenberg–Marquardt on `θ_k = ln r_k` (which keeps every rate positive) with Kaufman's
 //! approximation of the variable-projection Jacobian. Seeds come from an exhaustive coarse grid of
 //! rate tuples, whose linear subproblems cost O(1) each once the grid's Gram products are known.
@@ -58,12 +58,14 @@ pub(crate) struct ExpSumFit {
     pub iterations: u32,
     /// `true` when some rate ended on its bound.
     pub at_bound: bool,
+    /// Whether the offset was fitted (else it is zero).
+    pub with_offset: bool,
 }
 
 impl ExpSumFit {
     /// Number of free parameters: one amplitude and one rate per component, plus the offset.
     pub fn parameter_count(&self) -> usize {
-        2 * self.rates_per_s.len() + 1
+        2 * self.rates_per_s.len() + usize::from(self.with_offset)
     }
 
     /// The model at time `t_s`.
@@ -76,7 +78,7 @@ impl ExpSumFit {
             + self.offset
     }
 
-    /// Covariance of `(a_1, T2_1, …, a_K, T2_K, c)` (T2 in s) as σ²(JᵀJ)⁻¹ with σ² = RSS/(m − p);
+    /// Covariance of `(a_1, T2_1, …, a_K, T2_K[, c])` (T2 in s) as σ²(JᵀJ)⁻¹ with σ² = RSS/(m − p);
     /// `None` when JᵀJ is singular or there are no residual degrees of freedom.
     pub fn covariance(&self, times_s: &[f64]) -> Option<DMatrix<f64>> {
         let m = times_s.len();
@@ -86,7 +88,7 @@ impl ExpSumFit {
         }
         let j = DMatrix::from_fn(m, p, |i, col| {
             let t = times_s[i];
-            if col == p - 1 {
+            if self.with_offset && col == p - 1 {
                 return 1.0;
             }
             let k = col / 2;
@@ -123,10 +125,15 @@ struct LinearSolution {
 
 /// Solves the linear amplitudes and offset for fixed rates by QR; `None` when two columns of Φ
 /// have merged (rank loss) or the solution is not finite.
-fn linear_solve(times: &EchoTimes<'_>, y: &DVector<f64>, rates: &[f64]) -> Option<LinearSolution> {
+fn linear_solve(
+    times: &EchoTimes<'_>,
+    y: &DVector<f64>,
+    rates: &[f64],
+    with_offset: bool,
+) -> Option<LinearSolution> {
     let m = y.len();
     let k = rates.len();
-    let mut phi = DMatrix::from_element(m, k + 1, 1.0);
+    let mut phi = DMatrix::from_element(m, k + usize::from(with_offset), 1.0);
     for (c, &r) in rates.iter().enumerate() {
         times.decay_into(r, phi.column_mut(c).as_mut_slice());
     }
@@ -146,7 +153,7 @@ fn linear_solve(times: &EchoTimes<'_>, y: &DVector<f64>, rates: &[f64]) -> Optio
     let rss = (y - &phi * &coef).norm_squared();
     Some(LinearSolution {
         amplitudes: coef.rows(0, k).iter().copied().collect(),
-        offset: coef[k],
+        offset: if with_offset { coef[k] } else { 0.0 },
         rss,
         q,
         phi,
@@ -162,6 +169,7 @@ pub(crate) fn fit_exp_sum(
     y: &[f64],
     components: usize,
     bounds: RateBounds,
+    with_offset: bool,
 ) -> Option<ExpSumFit> {
     let m = times_s.len();
     if components == 0 || m < 2 * components + 2 || times_s.len() != y.len() {
@@ -175,10 +183,10 @@ pub(crate) fn fit_exp_sum(
     }
     let yv = DVector::from_column_slice(y);
     let times = EchoTimes::new(times_s);
-    let seeds = grid_seeds(&times, &yv, components, bounds, 3);
+    let seeds = grid_seeds(&times, &yv, components, bounds, 3, with_offset);
     let mut best: Option<ExpSumFit> = None;
     for seed in seeds {
-        if let Some(fit) = levenberg_marquardt(&times, &yv, &seed, bounds)
+        if let Some(fit) = levenberg_marquardt(&times, &yv, &seed, bounds, with_offset)
             && best.as_ref().is_none_or(|b| fit.rss < b.rss)
         {
             best = Some(fit);
@@ -194,6 +202,7 @@ fn grid_seeds(
     components: usize,
     bounds: RateBounds,
     keep: usize,
+    with_offset: bool,
 ) -> Vec<Vec<f64>> {
     const GRID: usize = 40;
     let (lo, hi) = (bounds.min_per_s.ln(), bounds.max_per_s.ln());
@@ -221,19 +230,23 @@ fn grid_seeds(
     let mut scored: Vec<(bool, f64, Vec<usize>)> = Vec::new();
     let mut consider = |idx: Vec<usize>| {
         let k = idx.len();
-        let n = k + 1;
+        let n = k + usize::from(with_offset);
         let mut normal = DMatrix::<f64>::zeros(n, n);
         let mut rhs = DVector::<f64>::zeros(n);
         for (p, &a) in idx.iter().enumerate() {
             for (q, &b) in idx.iter().enumerate() {
                 normal[(p, q)] = gram[a][b];
             }
-            normal[(p, k)] = ones_dot[a];
-            normal[(k, p)] = ones_dot[a];
+            if with_offset {
+                normal[(p, k)] = ones_dot[a];
+                normal[(k, p)] = ones_dot[a];
+            }
             rhs[p] = y_dot[a];
         }
-        normal[(k, k)] = m as f64;
-        rhs[k] = y_sum;
+        if with_offset {
+            normal[(k, k)] = m as f64;
+            rhs[k] = y_sum;
+        }
         let Some(chol) = normal.cholesky() else {
             return;
         };
@@ -269,6 +282,7 @@ fn levenberg_marquardt(
     y: &DVector<f64>,
     seed: &[f64],
     bounds: RateBounds,
+    with_offset: bool,
 ) -> Option<ExpSumFit> {
     const MAX_ITERATIONS: u32 = 200;
     let k = seed.len();
@@ -279,7 +293,7 @@ fn levenberg_marquardt(
         .map(|r| r.ln().clamp(theta_lo, theta_hi))
         .collect();
     let rates_of = |th: &[f64]| th.iter().map(|v| v.exp()).collect::<Vec<f64>>();
-    let mut current = linear_solve(times, y, &rates_of(&theta))?;
+    let mut current = linear_solve(times, y, &rates_of(&theta), with_offset)?;
     let mut mu = 1e-3;
     let mut converged = false;
     let mut iterations = 0;
@@ -288,7 +302,7 @@ fn levenberg_marquardt(
         let rates = rates_of(&theta);
         // Residual ρ = y − Φc and the Kaufman Jacobian dρ/dθ_k ≈ P⊥(a_k r_k t e^{−r_k t}) (the model's
         // derivative is −a_k r_k t e^{−r_k t}; ρ carries the opposite sign).
-        let mut coef = DVector::from_element(k + 1, current.offset);
+        let mut coef = DVector::from_element(k + usize::from(with_offset), current.offset);
         for (c, a) in current.amplitudes.iter().enumerate() {
             coef[c] = *a;
         }
@@ -322,7 +336,7 @@ fn levenberg_marquardt(
                 .zip(step.iter())
                 .map(|(t, s)| (t + s).clamp(theta_lo, theta_hi))
                 .collect();
-            match linear_solve(times, y, &rates_of(&trial)) {
+            match linear_solve(times, y, &rates_of(&trial), with_offset) {
                 Some(next) if next.rss < current.rss => {
                     let relative_gain =
                         (current.rss - next.rss) / current.rss.max(f64::MIN_POSITIVE);
@@ -365,6 +379,7 @@ fn levenberg_marquardt(
         converged: converged && !at_bound,
         iterations,
         at_bound,
+        with_offset,
     })
 }
 
@@ -385,7 +400,7 @@ mod tests {
     fn noiseless_mono_is_exact() {
         let t = times(1e-3, 300);
         let y: Vec<f64> = t.iter().map(|t| 80.0 * (-t / 0.05).exp() + 2.0).collect();
-        let fit = fit_exp_sum(&t, &y, 1, BOUNDS).expect("well posed");
+        let fit = fit_exp_sum(&t, &y, 1, BOUNDS, true).expect("well posed");
         assert!(fit.converged);
         assert!((1.0 / fit.rates_per_s[0] - 0.05).abs() < 1e-9);
         assert!((fit.amplitudes[0] - 80.0).abs() < 1e-7);
@@ -399,7 +414,7 @@ mod tests {
             .iter()
             .map(|t| 40.0 * (-t / 0.02).exp() + 60.0 * (-t / 0.15).exp() - 1.0)
             .collect();
-        let fit = fit_exp_sum(&t, &y, 2, BOUNDS).expect("well posed");
+        let fit = fit_exp_sum(&t, &y, 2, BOUNDS, true).expect("well posed");
         assert!(fit.converged, "{fit:?}");
         assert!((1.0 / fit.rates_per_s[0] - 0.02).abs() < 1e-7, "{fit:?}");
         assert!((1.0 / fit.rates_per_s[1] - 0.15).abs() < 1e-7, "{fit:?}");
@@ -415,6 +430,6 @@ mod tests {
     fn too_few_points_is_none() {
         let t = times(1e-3, 5);
         let y = vec![1.0; 5];
-        assert!(fit_exp_sum(&t, &y, 2, BOUNDS).is_none());
+        assert!(fit_exp_sum(&t, &y, 2, BOUNDS, true).is_none());
     }
 }

@@ -12,24 +12,39 @@
 //!   mono-versus-bi [`ModelComparison`] (F-test, AICc, BIC, identifiability).
 //! - [`fit_spectrum`]: the T2 distribution by SVD-compressed, Tikhonov-regularised NNLS with α
 //!   chosen by GCV.
+//! - [`fit_mono_epg`]: T2 with the refocusing angle β (stimulated echoes, extended phase graph), and
+//!   [`fit_cpmg_t2`], the appliance's rule for when to use it.
+//!
+//! Every fit reports the signal kind it used, its offset model ([`offset`]) and its misfit
+//! ([`misfit`]).
 //!
 //! Not here: what the fits mean for a patient (see the assay), or where trains come from.
 
 pub mod bi;
 mod echo_times;
+pub mod epg_mono;
 mod error;
 mod exp_sum;
+pub mod misfit;
 mod mono;
 mod nnls;
+pub mod offset;
 mod rician;
 pub mod spectrum;
 
 pub use bi::{BiFit, BiProblem, Model, ModelComparison, fit_bi};
+pub use epg_mono::{
+    CpmgT2, DEFAULT_T1_S, EpgFit, REFOCUSING_IMPERFECT_BELOW_DEG, REFOCUSING_SCORE_THRESHOLD,
+    T2Model, fit_cpmg_t2, fit_mono_epg, refocusing_score,
+};
 pub use error::FitError;
+pub use misfit::{LackOfFit, MISFIT_SIGNIFICANCE};
 pub use mono::{MonoFit, fit_mono};
+pub use offset::{OFFSET_SIGNIFICANCE, OffsetChoice, OffsetModel};
 pub use rician::rician_mean;
 pub use spectrum::{
-    AlphaChoice, AlphaMethod, Baseline, SpectrumOptions, SpectrumPeak, T2Spectrum, fit_spectrum,
+    AlphaChoice, AlphaMethod, Baseline, ExcludedPeak, MINOR_PEAK_FRACTION, SpectrumFlag,
+    SpectrumOptions, SpectrumPeak, T2Spectrum, fit_spectrum,
 };
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +56,9 @@ pub struct FitOptions {
     pub drop_first_echo: bool,
     /// Return the residuals of the echoes used (default: false).
     pub residuals: bool,
+    /// The offset model (default: [`OffsetModel::Free`]; the appliance uses the default).
+    #[serde(default)]
+    pub offset: OffsetModel,
 }
 
 impl Default for FitOptions {
@@ -48,6 +66,7 @@ impl Default for FitOptions {
         Self {
             drop_first_echo: true,
             residuals: false,
+            offset: OffsetModel::Free,
         }
     }
 }
@@ -59,9 +78,11 @@ pub(crate) struct FitInput<'a> {
     pub times_s: &'a [f64],
     pub signal: Vec<f64>,
     pub noise_sd: f64,
+    pub noise: crate::noise::NoiseEstimate,
     pub phase_rad: f64,
     pub echo_spacing_s: f64,
     pub magnitude: bool,
+    pub kind: crate::SignalKind,
     /// The phased value of the echo left out, if one was.
     pub dropped_echo: Option<f64>,
 }
@@ -77,9 +98,11 @@ impl<'a> FitInput<'a> {
             times_s: &train.times_s()[skip..],
             signal,
             noise_sd: phased.noise_sd,
+            noise: phased.noise,
             phase_rad: phased.angle_rad,
             echo_spacing_s: train.echo_spacing_s(),
             magnitude: train.is_magnitude(),
+            kind: train.signal_kind(),
             dropped_echo,
         }
     }

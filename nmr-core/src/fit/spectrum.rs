@@ -31,6 +31,8 @@
 //! with tensor product structure in 2 and 2.5 dimensions", IEEE Trans. Signal Process. 50 (2002)
 //! 1017–1026 (SVD compression). G. H. Golub, M. Heath and G. Wahba, "Generalized cross-validation as
 //! a method for choosing a good ridge parameter", Technometrics 21 (1979) 215–223 (GCV).
+//! P. C. Hansen, "Analysis of discrete ill-posed problems by means of the L-curve", SIAM Rev. 34
+//! (1992) 561–580 (L-curve).
 //! C. L. Lawson and R. J. Hanson, *Solving Least Squares Problems*, 1974 (NNLS).
 
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
@@ -52,6 +54,9 @@ pub enum AlphaChoice {
     /// SDs of its χ² spread, σ being the train's noise SD (from the quadrature channel). Falls back
     /// to GCV when σ is unknown.
     Discrepancy,
+    /// The L-curve's corner (Hansen 1992): the α of largest curvature of
+    /// `(ln ‖K f + c − y‖, ln ‖f‖)` over the α grid (half a decade apart, refined by a parabola).
+    LCurve,
     /// A fixed α, in the units of the objective `‖K f + c − y‖² + α‖f‖²` (kernel entries ≤ 1).
     Fixed(f64),
 }
@@ -121,8 +126,36 @@ pub enum AlphaMethod {
     Gcv,
     /// Discrepancy principle.
     Discrepancy,
+    /// The L-curve's corner.
+    LCurve,
     /// Given by the caller.
     Fixed,
+}
+
+/// A peak left out of the summary statistics, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExcludedPeak {
+    /// The peak.
+    pub peak: SpectrumPeak,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+/// What a technician should know about a distribution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpectrumFlag {
+    /// More than 1 % of the amplitude sits in the three shortest bins: the distribution may go on
+    /// below the grid (shorten the echo spacing, or lower the shortest bin).
+    SignalAtShortEdge,
+    /// More than 1 % of the amplitude sits in the three longest bins: T2 at 99 % is not measured
+    /// (the train is too short for the slowest component).
+    SignalAtLongEdge,
+    /// A short peak (below three echo spacings) that the noise could have made: its amplitude is
+    /// below three standard errors of an isolated component there. Left out of the summary.
+    UnsupportedShortComponent,
+    /// A tiny isolated peak (< 1 % of the amplitude, apart from the rest): left out of the summary.
+    MinorIsolatedPeak,
 }
 
 /// One peak of a T2 distribution: a run of adjacent bins above 1 % of the tallest bin.
@@ -149,9 +182,11 @@ pub struct T2Spectrum {
     pub t2_bins_ms: Vec<f64>,
     /// Non-negative amplitude per bin, in signal units (a bin's echo-zero contribution).
     pub amplitudes: Vec<f64>,
-    /// Amplitude-weighted geometric mean T2 ("T2LM").
+    /// Amplitude-weighted geometric mean T2 ("T2LM") over the peaks the summary keeps (see
+    /// [`summary_peaks`]: minor isolated peaks and unsupported short components are left out).
     pub t2_logmean_ms: f64,
-    /// T2 below which 99 % of the amplitude lies (interpolated in log T2 on the cumulative sum).
+    /// T2 below which 99 % of the kept amplitude lies (interpolated in log T2 on the cumulative
+    /// sum).
     pub t2_at_99_ms: f64,
     /// Sum of the bin amplitudes: the extrapolated signal at t = 0 without the baseline.
     pub total_amplitude: f64,
@@ -175,6 +210,14 @@ pub struct T2Spectrum {
     pub echoes_used: usize,
     /// Singular values of the kernel kept after truncation.
     pub singular_values_kept: usize,
+    /// Peaks left out of `t2_logmean_ms` and `t2_at_99_ms` (see [`summary_peaks`]).
+    pub excluded_peaks: Vec<ExcludedPeak>,
+    /// Log-mean over the whole distribution, nothing left out.
+    pub t2_logmean_all_ms: f64,
+    /// T2 at 99 % over the whole distribution.
+    pub t2_at_99_all_ms: f64,
+    /// Flags (edges, unsupported short components, minor peaks).
+    pub flags: Vec<SpectrumFlag>,
 }
 
 /// Most bins an inversion accepts (the Gram matrix is bins × bins).
@@ -342,7 +385,7 @@ impl CompressedProblem {
 pub fn fit_spectrum(train: &EchoTrain, options: &SpectrumOptions) -> Result<T2Spectrum, FitError> {
     let fit_options = FitOptions {
         drop_first_echo: options.drop_first_echo,
-        residuals: false,
+        ..FitOptions::default()
     };
     let input = FitInput::new(train, &fit_options);
     let used = input.times_s.len();
@@ -449,6 +492,11 @@ pub(crate) fn invert(
                 .ok_or_else(|| unsolvable("every α of the GCV search"))?;
             (alpha, sol, AlphaMethod::Gcv)
         }
+        AlphaChoice::LCurve => {
+            let (alpha, sol) =
+                l_curve_search(&problem).ok_or_else(|| unsolvable("every α of the L-curve"))?;
+            (alpha, sol, AlphaMethod::LCurve)
+        }
         AlphaChoice::Discrepancy => match noise_sd.filter(|s| *s > 0.0 && s.is_finite()) {
             Some(sd) => {
                 let (alpha, sol) =
@@ -489,10 +537,44 @@ pub(crate) fn invert(
     let chi2_red = noise_sd
         .filter(|s| *s > 0.0 && s.is_finite())
         .and_then(|s| (mf > df).then(|| solution.rss / ((mf - df) * s * s)));
+    let peaks = find_peaks(&t2_bins_ms, &amplitudes);
+    let summary = summary_peaks(&peaks, &amplitudes, times_s, noise_sd, echo_spacing_s);
+    let kept: Vec<f64> = amplitudes
+        .iter()
+        .enumerate()
+        .map(|(j, a)| if summary.excluded_bins[j] { 0.0 } else { *a })
+        .collect();
+    let kept_total: f64 = kept.iter().sum();
+    let (robust_log_mean, robust_99) = if kept_total > 0.0 {
+        (
+            (kept
+                .iter()
+                .zip(&t2_bins_ms)
+                .map(|(a, t)| a * t.ln())
+                .sum::<f64>()
+                / kept_total)
+                .exp(),
+            quantile_t2(&t2_bins_ms, &kept, 0.99),
+        )
+    } else {
+        (log_mean, quantile_t2(&t2_bins_ms, &amplitudes, 0.99))
+    };
+    let mut flags = summary.flags;
+    let edge = |range: std::ops::Range<usize>| amplitudes[range].iter().sum::<f64>() / total;
+    if edge(0..3.min(n)) > 0.01 {
+        flags.push(SpectrumFlag::SignalAtShortEdge);
+    }
+    if edge(n.saturating_sub(3)..n) > 0.01 {
+        flags.push(SpectrumFlag::SignalAtLongEdge);
+    }
     Ok(T2Spectrum {
-        t2_logmean_ms: log_mean,
-        t2_at_99_ms: quantile_t2(&t2_bins_ms, &amplitudes, 0.99),
-        peaks: find_peaks(&t2_bins_ms, &amplitudes),
+        t2_logmean_ms: robust_log_mean,
+        t2_at_99_ms: robust_99,
+        t2_logmean_all_ms: log_mean,
+        t2_at_99_all_ms: quantile_t2(&t2_bins_ms, &amplitudes, 0.99),
+        excluded_peaks: summary.excluded,
+        flags,
+        peaks,
         t2_bins_ms,
         amplitudes,
         total_amplitude: total,
@@ -656,6 +738,142 @@ fn quantile_t2(t2_ms: &[f64], amplitudes: &[f64], fraction: f64) -> f64 {
         }
     }
     t2_ms[t2_ms.len() - 1]
+}
+
+/// Which peaks the summary statistics leave out, with the flags that say so.
+struct Summary {
+    excluded: Vec<ExcludedPeak>,
+    excluded_bins: Vec<bool>,
+    flags: Vec<SpectrumFlag>,
+}
+
+/// The rule for the summary statistics (log-mean, T2 at 99 %): every peak counts except
+///
+/// 1. a **minor isolated peak**: one holding less than [`MINOR_PEAK_FRACTION`] (1 %) of the
+///    amplitude and not the largest (peaks are separated by empty bins by construction), which a
+///    regularised inversion puts at the grid's long end from a slight baseline error or noise; and
+/// 2. an **unsupported short component**: a peak whose log-mean T2 is below three echo spacings and
+///    whose amplitude is below three standard errors of a single component there, `σ /
+///    √(Σᵢ exp(−2tᵢ/T2))` with σ the train's noise: the noise alone makes such peaks at low SNR.
+///
+/// Both stay in the distribution and in `peaks`; `t2_logmean_all_ms` and `t2_at_99_all_ms` keep
+/// the figures over everything.
+fn summary_peaks(
+    peaks: &[SpectrumPeak],
+    amplitudes: &[f64],
+    times_s: &[f64],
+    noise_sd: Option<f64>,
+    echo_spacing_s: f64,
+) -> Summary {
+    let mut summary = Summary {
+        excluded: Vec::new(),
+        excluded_bins: vec![false; amplitudes.len()],
+        flags: Vec::new(),
+    };
+    let largest = peaks
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.amplitude.total_cmp(&b.1.amplitude))
+        .map(|(k, _)| k);
+    for (k, peak) in peaks.iter().enumerate() {
+        if Some(k) == largest {
+            continue;
+        }
+        let reason = if let Some(sigma) = noise_sd.filter(|s| *s > 0.0)
+            && peak.t2_logmean_ms < 3.0 * echo_spacing_s * 1e3
+        {
+            let rate = 1e3 / peak.t2_logmean_ms;
+            let information: f64 = times_s.iter().map(|t| (-2.0 * rate * t).exp()).sum();
+            let standard_error = sigma / information.sqrt();
+            (peak.amplitude < 3.0 * standard_error).then(|| {
+                (
+                    SpectrumFlag::UnsupportedShortComponent,
+                    format!(
+                        "short peak at {:.3} ms holds {:.1} % of the amplitude, {:.1} standard errors: the noise could have made it",
+                        peak.t2_logmean_ms,
+                        100.0 * peak.fraction,
+                        peak.amplitude / standard_error
+                    ),
+                )
+            })
+        } else {
+            None
+        };
+        let reason = reason.or_else(|| {
+            (peak.fraction < MINOR_PEAK_FRACTION).then(|| {
+                (
+                    SpectrumFlag::MinorIsolatedPeak,
+                    format!(
+                        "isolated peak at {:.3} ms holds {:.2} % of the amplitude (< {:.0} %)",
+                        peak.t2_logmean_ms,
+                        100.0 * peak.fraction,
+                        100.0 * MINOR_PEAK_FRACTION
+                    ),
+                )
+            })
+        });
+        if let Some((flag, reason)) = reason {
+            for bin in peak.first_bin..=peak.last_bin {
+                summary.excluded_bins[bin] = true;
+            }
+            if !summary.flags.contains(&flag) {
+                summary.flags.push(flag);
+            }
+            summary.excluded.push(ExcludedPeak {
+                peak: peak.clone(),
+                reason,
+            });
+        }
+    }
+    summary
+}
+
+/// Peaks below this fraction of the amplitude, isolated from the rest, are left out of the
+/// summary statistics.
+pub const MINOR_PEAK_FRACTION: f64 = 0.01;
+
+/// The L-curve's corner over the α grid of [`gcv_search`]: the point of largest curvature of
+/// `(ln RSS^½, ln ‖f‖)`, from finite differences along the grid.
+fn l_curve_search(problem: &CompressedProblem) -> Option<(f64, RegularisedSolution)> {
+    const GRID: usize = 41;
+    let (lo, hi) = log_alpha_range(problem)?;
+    let mut points = Vec::with_capacity(GRID);
+    let mut warm: Vec<usize> = Vec::new();
+    for k in 0..GRID {
+        let log_alpha = hi - (hi - lo) * k as f64 / (GRID - 1) as f64;
+        if let Some(sol) = problem.solve(log_alpha.exp(), &warm) {
+            warm.clone_from(&sol.passive);
+            let norm = sol.f.norm();
+            if sol.rss > 0.0 && norm > 0.0 {
+                points.push((log_alpha, 0.5 * sol.rss.ln(), norm.ln(), sol));
+            }
+        }
+    }
+    if points.len() < 3 {
+        return points.pop().map(|p| (p.0.exp(), p.3));
+    }
+    let mut best = (f64::NEG_INFINITY, 1);
+    for i in 1..points.len() - 1 {
+        let (a, b, c) = (&points[i - 1], &points[i], &points[i + 1]);
+        let h = b.0 - a.0;
+        let (dx, dy) = ((c.1 - a.1) / (2.0 * h), (c.2 - a.2) / (2.0 * h));
+        let (ddx, ddy) = (
+            (c.1 - 2.0 * b.1 + a.1) / (h * h),
+            (c.2 - 2.0 * b.2 + a.2) / (h * h),
+        );
+        let speed = (dx * dx + dy * dy).powf(1.5);
+        // Signed curvature; the corner bends towards the origin.
+        let curvature = if speed > 0.0 {
+            (dx * ddy - dy * ddx) / speed
+        } else {
+            0.0
+        };
+        if curvature.is_finite() && curvature > best.0 {
+            best = (curvature, i);
+        }
+    }
+    let chosen = points.swap_remove(best.1);
+    Some((chosen.0.exp(), chosen.3))
 }
 
 /// Runs of bins above 1 % of the tallest bin.
@@ -904,6 +1122,7 @@ mod tests {
             te_s,
             echoes,
             magnitude: false,
+            refocusing: Default::default(),
         };
         simulation.simulate(seed)
     }

@@ -1,9 +1,14 @@
 //! Ferrocount's echo-train CSV: reading and writing.
+//!
+//! The columns after the time say what the values are: `re,im` (complex), `real` (a phased real
+//! channel), `magnitude`. The ambiguous `amplitude` column (written by many tools for either) is
+//! read as a magnitude unless a value is negative, which no magnitude detector gives, and then as a
+//! phased real channel; the imported train says which rule decided.
 
 use std::fmt::Write as _;
 
-use super::{ParseError, Rows, number};
-use crate::{Acquisition, EchoTrain, Signal};
+use super::{Columns, ImportedTrain, ParseError, Rows, number};
+use crate::{Acquisition, Signal};
 
 /// A CSV starts with `#` comments or has a header whose first column is a time with its unit.
 pub(super) fn recognises(text: &str) -> bool {
@@ -28,10 +33,10 @@ fn time_scale(column: &str) -> Option<f64> {
     }
 }
 
-pub(super) fn parse(text: &str) -> Result<EchoTrain, ParseError> {
+pub(super) fn parse(text: &str) -> Result<ImportedTrain, ParseError> {
     let mut acquisition = Acquisition::default();
-    let mut header: Option<(usize, f64, bool)> = None;
-    let mut rows = Rows::new(false);
+    let mut header: Option<(usize, f64, Columns)> = None;
+    let mut rows = Rows::new(Columns::Magnitude);
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let trimmed = raw.trim();
@@ -42,14 +47,14 @@ pub(super) fn parse(text: &str) -> Result<EchoTrain, ParseError> {
             read_metadata(comment, line, &mut acquisition)?;
             continue;
         }
-        let Some((_, scale, complex)) = header else {
+        let Some((_, scale, columns)) = header else {
             let fields: Vec<&str> = trimmed.split(',').map(str::trim).collect();
-            header = Some(read_header(&fields, line)?);
-            if let Some((_, _, true)) = header {
-                rows = Rows::new(true);
-            }
+            let read = read_header(&fields, line)?;
+            rows = Rows::new(read.2);
+            header = Some(read);
             continue;
         };
+        let complex = columns == Columns::Complex;
         // Data rows are most of a file: split them without allocating.
         let width = if complex { 3 } else { 2 };
         let mut fields = [""; 3];
@@ -68,11 +73,8 @@ pub(super) fn parse(text: &str) -> Result<EchoTrain, ParseError> {
         }
         rows.lines.push(line);
         rows.times_s.push(number(fields[0], line, "time")? / scale);
-        rows.first.push(number(
-            fields[1],
-            line,
-            if complex { "re" } else { "magnitude" },
-        )?);
+        rows.first
+            .push(number(fields[1], line, columns.first_name())?);
         if let Some(im) = rows.second.as_mut() {
             im.push(number(fields[2], line, "im")?);
         }
@@ -83,34 +85,40 @@ pub(super) fn parse(text: &str) -> Result<EchoTrain, ParseError> {
             message: "no header row: expected e.g. `t_ms,re,im` or `t_ms,magnitude`".into(),
         });
     };
-    Ok(rows.into_train(header_line)?.with_acquisition(acquisition))
+    let (train, reason) = rows.into_train(header_line)?;
+    Ok(ImportedTrain::new(
+        train.with_acquisition(acquisition),
+        reason,
+    ))
 }
 
-fn read_header(fields: &[&str], line: usize) -> Result<(usize, f64, bool), ParseError> {
+fn read_header(fields: &[&str], line: usize) -> Result<(usize, f64, Columns), ParseError> {
     let scale = time_scale(fields[0]).ok_or_else(|| ParseError::Header {
         line,
         message: format!("first column `{}` must be t_s, t_ms or t_us", fields[0]),
     })?;
     let rest: Vec<String> = fields[1..].iter().map(|f| f.to_ascii_lowercase()).collect();
-    let complex = match rest
+    let columns = match rest
         .iter()
         .map(String::as_str)
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["re", "im"] => true,
-        ["magnitude"] | ["amplitude"] => false,
+        ["re", "im"] => Columns::Complex,
+        ["real"] => Columns::Real,
+        ["magnitude"] => Columns::Magnitude,
+        ["amplitude"] => Columns::Amplitude,
         _ => {
             return Err(ParseError::Header {
                 line,
                 message: format!(
-                    "after the time column expected `re,im` or one `magnitude`/`amplitude` column, found `{}`",
+                    "after the time column expected `re,im`, `real`, `magnitude` or `amplitude`, found `{}`",
                     fields[1..].join(",")
                 ),
             });
         }
     };
-    Ok((line, scale, complex))
+    Ok((line, scale, columns))
 }
 
 /// `# key=value` pairs (several may share a line, separated by spaces or commas).
@@ -165,9 +173,9 @@ pub(super) fn read_metadata(
     Ok(())
 }
 
-/// Writes a train as Ferrocount CSV: metadata comments, a `t_ms` column, and `re,im` or
+/// Writes a train as Ferrocount CSV: metadata comments, a `t_ms` column, and `re,im`, `real` or
 /// `magnitude`. Values are written with full round-trip precision.
-pub fn write_csv(train: &EchoTrain) -> String {
+pub fn write_csv(train: &crate::EchoTrain) -> String {
     let mut out = String::with_capacity(train.len() * 40 + 128);
     let a = train.acquisition();
     if let Some(te) = a.te_s {
@@ -188,6 +196,12 @@ pub fn write_csv(train: &EchoTrain) -> String {
             out.push_str("t_ms,re,im\n");
             for ((t, x), y) in times.zip(re).zip(im) {
                 let _ = writeln!(out, "{t},{x},{y}");
+            }
+        }
+        Signal::Real(v) => {
+            out.push_str("t_ms,real\n");
+            for (t, x) in times.zip(v) {
+                let _ = writeln!(out, "{t},{x}");
             }
         }
         Signal::Magnitude(m) => {
@@ -220,6 +234,34 @@ mod tests {
     }
 
     #[test]
+    fn the_columns_declare_the_kind_and_amplitude_follows_its_rule() {
+        use crate::SignalKind;
+        let read = |text: &str| super::super::read_echo_trains(text.as_bytes(), None).unwrap();
+        let real = read("t_ms,real\n1,5\n2,-0.1\n");
+        assert_eq!(real[0].train.signal_kind(), SignalKind::Real);
+        assert!(
+            real[0].signal_reason.contains("`real`"),
+            "{}",
+            real[0].signal_reason
+        );
+        let magnitude = read("t_ms,magnitude\n1,5\n2,0.1\n");
+        assert_eq!(magnitude[0].train.signal_kind(), SignalKind::Magnitude);
+        // `amplitude`: magnitude while no value is negative, a real channel once one is.
+        let positive = read("t_ms,amplitude\n1,5\n2,0.1\n");
+        assert_eq!(positive[0].train.signal_kind(), SignalKind::Magnitude);
+        assert!(positive[0].signal_reason.contains("no value is negative"));
+        let negative = read("t_ms,amplitude\n1,5\n2,-0.1\n");
+        assert_eq!(negative[0].train.signal_kind(), SignalKind::Real);
+        assert!(
+            negative[0].signal_reason.contains("line 3"),
+            "{}",
+            negative[0].signal_reason
+        );
+        let complex = read("t_ms,re,im\n1,5,0.1\n2,1,0\n");
+        assert_eq!(complex[0].train.signal_kind(), SignalKind::Complex);
+    }
+
+    #[test]
     fn errors_name_the_line() {
         let cases = [
             ("t_ms,re,im\n1,1,0\n2,x,0\n", "line 3", "re `x`"),
@@ -243,9 +285,16 @@ mod tests {
         let mut sim = crate::CpmgSimulation::mono(1.0, 0.08, 0.0005, 200);
         sim.noise_sd = 0.01;
         sim.phase_rad = 0.3;
-        for magnitude in [false, true] {
-            sim.magnitude = magnitude;
+        for kind in [
+            crate::SignalKind::Complex,
+            crate::SignalKind::Real,
+            crate::SignalKind::Magnitude,
+        ] {
+            sim.magnitude = kind == crate::SignalKind::Magnitude;
             let mut train = sim.simulate(3);
+            if kind == crate::SignalKind::Real {
+                train = train.as_kind(kind).unwrap();
+            }
             let mut acq = train.acquisition().clone();
             acq.scans = Some(4);
             acq.temp_c = Some(25.25);

@@ -1,7 +1,7 @@
 //! Green Imaging GeoSpec `.txt` exports (INI-like sections, `[Data]` rows).
 
-use super::{ParseError, Rows, number};
-use crate::{Acquisition, EchoTrain};
+use super::{Columns, ImportedTrain, ParseError, Rows, number};
+use crate::Acquisition;
 
 /// A GeoSpec file is sectioned, with a `[Data]` section.
 pub(super) fn recognises(text: &str) -> bool {
@@ -16,10 +16,14 @@ pub(super) fn recognises(text: &str) -> bool {
             .any(|l| l.trim().eq_ignore_ascii_case("[data]"))
 }
 
-pub(super) fn parse(text: &str) -> Result<EchoTrain, ParseError> {
+pub(super) fn parse(text: &str) -> Result<ImportedTrain, ParseError> {
     let mut acquisition = Acquisition::default();
     let (data_line, rows) = read_sections(text, &mut acquisition, true)?;
-    Ok(rows.into_train(data_line)?.with_acquisition(acquisition))
+    let (train, _) = rows.into_train(data_line)?;
+    Ok(ImportedTrain::new(
+        train.with_acquisition(acquisition),
+        "GeoSpec exports the receiver's real and imaginary channels, not phased",
+    ))
 }
 
 /// Reads the metadata of the sections before `[Data]` into `acquisition`.
@@ -35,7 +39,7 @@ fn read_sections(
     data: bool,
 ) -> Result<(usize, Rows), ParseError> {
     let mut section = String::new();
-    let mut rows = Rows::new(true);
+    let mut rows = Rows::new(Columns::Complex);
     let mut data_line = 0;
     let mut header_seen = false;
     for (index, raw) in text.lines().enumerate() {

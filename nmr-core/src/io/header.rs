@@ -4,6 +4,9 @@
 //! - CSV: the `# key=value` comment lines before the column header.
 //! - GeoSpec: the sections before `[Data]` (`Tau` in `[Parameters]`).
 //! - minispec: no header; its echo time is only known from the echo times, so nothing is declared.
+//! - Prospa and Spinsolve: the data file has no header (the echo time is in the parameter file
+//!   beside it, which a caller reads whole, within its limit); Tecmag `.tnt` is binary. Nothing
+//!   is declared from their first kilobytes.
 //!
 //! The same readers as the full parsers are used, so a header read here and the train parsed
 //! later agree. Not here: the echoes.

@@ -1,10 +1,9 @@
 //! Bruker minispec `.dps` exports: TAB-separated `index, time_ms, amplitude` rows.
 //!
-//! The amplitude is the phased real channel (it goes negative in the noisy tail), so the train is
-//! complex with a zero imaginary channel, not a magnitude train.
+//! The amplitude is the instrument's phased real channel (it goes negative in the noisy tail), so
+//! the train is a real channel with Gaussian noise, not a magnitude train.
 
-use super::{ParseError, Rows, number};
-use crate::EchoTrain;
+use super::{Columns, ImportedTrain, ParseError, Rows, number};
 
 /// Three numeric fields, the first a whole number (the echo index).
 pub(super) fn recognises(first_line: &str) -> bool {
@@ -14,8 +13,8 @@ pub(super) fn recognises(first_line: &str) -> bool {
         && fields[1..].iter().all(|f| f.parse::<f64>().is_ok())
 }
 
-pub(super) fn parse(text: &str) -> Result<EchoTrain, ParseError> {
-    let mut rows = Rows::new(true);
+pub(super) fn parse(text: &str) -> Result<ImportedTrain, ParseError> {
+    let mut rows = Rows::new(Columns::Real);
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let trimmed = raw.trim();
@@ -35,11 +34,12 @@ pub(super) fn parse(text: &str) -> Result<EchoTrain, ParseError> {
         rows.lines.push(line);
         rows.times_s.push(number(fields[1], line, "time")? / 1e3);
         rows.first.push(number(fields[2], line, "amplitude")?);
-        if let Some(im) = rows.second.as_mut() {
-            im.push(0.0);
-        }
     }
-    rows.into_train(1)
+    let (train, _) = rows.into_train(1)?;
+    Ok(ImportedTrain::new(
+        train,
+        "a minispec .dps amplitude is the instrument's phased real channel",
+    ))
 }
 
 #[cfg(test)]
@@ -50,7 +50,7 @@ mod tests {
     fn reads_rows_as_a_real_channel_in_milliseconds() {
         let train =
             parse_echo_train("0\t0.2150800000\t87.09\r\n1\t0.4272800000\t-85.41\r\n").unwrap();
-        assert!(!train.is_magnitude());
+        assert_eq!(train.signal_kind(), crate::SignalKind::Real);
         assert!((train.times_s()[1] - 0.00042728).abs() < 1e-15);
         let e = parse_echo_train("0\t0.2\t87\n1\t0.4\n").unwrap_err();
         assert!(e.to_string().starts_with("line 2"), "{e}");

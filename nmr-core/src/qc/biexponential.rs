@@ -55,7 +55,7 @@ pub fn compare_mono_bi(
 ) -> Option<BiexponentialCheck> {
     let fit_options = FitOptions {
         drop_first_echo: options.drop_first_echo,
-        residuals: false,
+        ..FitOptions::default()
     };
     let fit = fit_bi(train, &fit_options).ok()?;
     let minor = fit.fraction_fast.min(1.0 - fit.fraction_fast);

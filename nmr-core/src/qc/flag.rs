@@ -33,6 +33,10 @@ pub enum QcCode {
     TemperatureDrift,
     /// The replicate R2 values of a tube disagree more than their limit.
     ReplicateCvHigh,
+    /// The decay model does not describe the echoes within their noise.
+    Misfit,
+    /// One replicate reading of a tube differs from the others beyond its uncertainty.
+    ReplicateOutlier,
 }
 
 impl QcCode {
@@ -46,6 +50,8 @@ impl QcCode {
             QcCode::FitNotConverged => "fit_not_converged",
             QcCode::TemperatureDrift => "temperature_drift",
             QcCode::ReplicateCvHigh => "replicate_cv_high",
+            QcCode::Misfit => "misfit",
+            QcCode::ReplicateOutlier => "replicate_outlier",
         }
     }
 }

@@ -56,6 +56,19 @@ pub struct MeasurementQcInput {
     pub biexponential_preferred: Option<bool>,
     /// Magnet temperature at the measurement, °C, if recorded.
     pub temp_c: Option<f64>,
+    /// The fit's misfit, when the model did not describe the echoes (see
+    /// `nmr_core::fit::misfit`).
+    #[serde(default)]
+    pub misfit: Option<MisfitSeen>,
+}
+
+/// What a misfitting fit showed: its χ² against the noise and how much its errors were widened.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MisfitSeen {
+    /// χ²ᵣ against the independent noise estimate.
+    pub chi2_red: f64,
+    /// The factor the standard errors were widened by.
+    pub se_widening: f64,
 }
 
 /// Checks one measurement. `expected_fill_amplitude` is the amplitude a correctly filled tube
@@ -125,6 +138,19 @@ pub fn check_measurement(
             ));
         }
     }
+    if let Some(seen) = input.misfit {
+        flags.push(flag(
+            QcCode::Misfit,
+            Severity::Warn,
+            format!(
+                "The echo train does not follow the decay model within its noise (χ² {:.2} times \
+                 the noise); its T2 uncertainty was widened {:.1}×. Check for a bubble, a clot, \
+                 settling or a temperature change during the reading, and re-measure if it \
+                 persists.",
+                seen.chi2_red, seen.se_widening
+            ),
+        ));
+    }
     if input.biexponential_preferred == Some(true) {
         flags.push(flag(
             QcCode::BiexponentialPreferred,
@@ -178,6 +204,34 @@ pub fn check_replicate_cv(tube: &str, cv: f64, limits: &MeasurementQcLimits) -> 
     })
 }
 
+/// Names a replicate reading that differs from the others of its tube beyond its uncertainty (see
+/// [`crate::assay::find_outlier`] for the rule); `labels` name the readings in order.
+pub fn check_replicate_outlier(
+    tube: &str,
+    labels: &[String],
+    replicates: &[crate::assay::Replicate],
+) -> Option<QcFlag> {
+    let outlier = crate::assay::find_outlier(replicates)?;
+    let label = labels
+        .get(outlier.index)
+        .cloned()
+        .unwrap_or_else(|| format!("{tube} reading {}", outlier.index + 1));
+    Some(QcFlag {
+        code: QcCode::ReplicateOutlier,
+        severity: Severity::Warn,
+        subject: label.clone(),
+        message: format!(
+            "{label} differs from the other readings of the {tube}: R2 {:.4} /s against {:.4} /s \
+             ({:+.1} %, {:.1} standard errors). Check that reading (fill, bubbles, temperature) \
+             and re-measure it.",
+            outlier.r2_per_s,
+            outlier.others_r2_per_s,
+            100.0 * outlier.relative_difference,
+            outlier.z
+        ),
+    })
+}
+
 /// The median first-echo amplitude of a run: the expected fill when no reference is configured.
 pub fn median_fill_amplitude(measurements: &[MeasurementQcInput]) -> Option<f64> {
     let mut amplitudes: Vec<f64> = measurements
@@ -209,6 +263,7 @@ mod tests {
             converged: true,
             biexponential_preferred: Some(false),
             temp_c: Some(25.0),
+            misfit: None,
         }
     }
 

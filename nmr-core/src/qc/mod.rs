@@ -13,8 +13,8 @@ pub mod westgard;
 pub use biexponential::{BiexponentialCheck, BiexponentialOptions, compare_mono_bi};
 pub use flag::{QcCode, QcFlag, Severity, any_hold};
 pub use measurement::{
-    MeasurementQcInput, MeasurementQcLimits, check_measurement, check_replicate_cv,
-    check_temperature_drift, median_fill_amplitude,
+    MeasurementQcInput, MeasurementQcLimits, MisfitSeen, check_measurement, check_replicate_cv,
+    check_replicate_outlier, check_temperature_drift, median_fill_amplitude,
 };
 pub use westgard::{
     ControlResult, ControlTarget, QcVerdict, WestgardRule, WestgardViolation, evaluate,

@@ -59,7 +59,7 @@ pub const BEARER_SCHEME: &str = "bearer";
     modifiers(&SecuritySchemes),
     // `RunEvent` is no route's body (the event stream is text): listed here so that the data of
     // each server-sent event stays described.
-    components(schemas(ProblemDocument, schemas::RunEvent)),
+    components(schemas(ProblemDocument, appliance::engine::RunEvent)),
     tags(
         (name = "meta", description = "Health and this document (no authentication)"),
         (name = "session", description = "Signing in and out; API tokens"),
