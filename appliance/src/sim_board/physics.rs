@@ -322,25 +322,11 @@ pub(crate) fn evaluate_scan(
     let mut window_s = Vec::new();
     for &index in &order {
         let entry = entries[index];
-        let ticks = if entry.flags & FLAG_USE_P90 != 0 {
-            settings.p90_ticks
-        } else if entry.flags & FLAG_USE_P180 != 0 {
-            settings.p180_ticks
-        } else {
-            entry.duration_ticks
-        };
-        let length = f64::from(ticks) * tick_s;
+        let length = entry_length_s(entry, settings, tick_s);
         if entry.flags & FLAG_RF != 0 {
-            let amplitude =
-                f64::from(settings.tx_amplitude) / 32768.0 * f64::from(entry.amplitude) / 65535.0;
-            let omega1 = omega1_default * amplitude;
-            let omega_eff = (omega1 * omega1 + offset_rad_s * offset_rad_s).sqrt();
+            let (omega_eff, transverse_share) =
+                rf_field(entry, settings, omega1_default, offset_rad_s);
             let centre = t + length / 2.0;
-            let transverse_share = if omega_eff > 0.0 {
-                omega1 / omega_eff
-            } else {
-                0.0
-            };
             match excitation {
                 None => {
                     let exc = transverse_share * (omega_eff * length).sin();
@@ -392,6 +378,39 @@ pub(crate) fn evaluate_scan(
     }
 }
 
+/// How long a program entry lasts: the calibrated 90° or 180° pulse when the entry asks for it,
+/// else its own duration.
+fn entry_length_s(entry: ProgramEntry, settings: ScanSettings, tick_s: f64) -> f64 {
+    let ticks = if entry.flags & FLAG_USE_P90 != 0 {
+        settings.p90_ticks
+    } else if entry.flags & FLAG_USE_P180 != 0 {
+        settings.p180_ticks
+    } else {
+        entry.duration_ticks
+    };
+    f64::from(ticks) * tick_s
+}
+
+/// The effective nutation rate of an RF entry off resonance and the share of it that tips
+/// magnetisation into the transverse plane (ω1/ωe; 0 with no field at all).
+fn rf_field(
+    entry: ProgramEntry,
+    settings: ScanSettings,
+    omega1_default: f64,
+    offset_rad_s: f64,
+) -> (f64, f64) {
+    let amplitude =
+        f64::from(settings.tx_amplitude) / 32768.0 * f64::from(entry.amplitude) / 65535.0;
+    let omega1 = omega1_default * amplitude;
+    let omega_eff = (omega1 * omega1 + offset_rad_s * offset_rad_s).sqrt();
+    let share = if omega_eff > 0.0 {
+        omega1 / omega_eff
+    } else {
+        0.0
+    };
+    (omega_eff, share)
+}
+
 /// The echoes of a CPMG by the extended phase graph when its refocusing is imperfect: `None` for a
 /// program with no refocusing pulse or with β = 180° (the plain decay is then exact). The spacing is
 /// twice the time from the excitation's centre to the first refocusing pulse's; β is the first
@@ -410,24 +429,9 @@ fn refocusing_train(
     let mut pulses: Vec<(f64, f64, f64)> = Vec::new(); // (centre, effective angle, share²)
     for &index in order {
         let entry = entries[index];
-        let ticks = if entry.flags & FLAG_USE_P90 != 0 {
-            settings.p90_ticks
-        } else if entry.flags & FLAG_USE_P180 != 0 {
-            settings.p180_ticks
-        } else {
-            entry.duration_ticks
-        };
-        let length = f64::from(ticks) * tick_s;
+        let length = entry_length_s(entry, settings, tick_s);
         if entry.flags & FLAG_RF != 0 {
-            let amplitude =
-                f64::from(settings.tx_amplitude) / 32768.0 * f64::from(entry.amplitude) / 65535.0;
-            let omega1 = omega1_default * amplitude;
-            let omega_eff = (omega1 * omega1 + offset_rad_s * offset_rad_s).sqrt();
-            let share = if omega_eff > 0.0 {
-                omega1 / omega_eff
-            } else {
-                0.0
-            };
+            let (omega_eff, share) = rf_field(entry, settings, omega1_default, offset_rad_s);
             pulses.push((t + length / 2.0, omega_eff * length, share * share));
         }
         t += length;
