@@ -12,8 +12,8 @@
 use std::collections::HashSet;
 
 use appliance::engine::{
-    DEFAULT_REPLICATES, MAX_REPLICATES, RunRequest, RunTicket, SIMULATED_LOT, SimulatedTruth,
-    t2_distribution,
+    DEFAULT_REPLICATES, MAX_REPLICATES, MIN_REPLICATES, RunRequest, RunTicket, SIMULATED_LOT,
+    SimulatedTruth, t2_distribution,
 };
 use appliance::store::audit::{AuditQuery, AuditRecord};
 use appliance::store::calibrations::{Calibration, ReagentLot};
@@ -349,12 +349,12 @@ impl RunOrder {
         let replicates = match fields.replicates.trim() {
             "" => Some(DEFAULT_REPLICATES),
             text => match text.parse::<u32>() {
-                Ok(n) if (2..=MAX_REPLICATES).contains(&n) => Some(n),
+                Ok(n) if (MIN_REPLICATES..=MAX_REPLICATES).contains(&n) => Some(n),
                 _ => {
                     wrong(
                         OrderField::Replicates,
                         format!(
-                            "{:?} per tube; allowed 2 to {MAX_REPLICATES}",
+                            "{:?} per tube; allowed {MIN_REPLICATES} to {MAX_REPLICATES}",
                             text.chars().take(20).collect::<String>()
                         ),
                     );

@@ -21,6 +21,20 @@ use appliance::store::{ApiTokenId, StoreError, Timestamp, UserId};
 
 use crate::{OperationError, Operations, Permission, Requester};
 
+/// Longest API token label, in characters once surrounding white space is dropped (at least one
+/// is needed: the label says what the token is for).
+pub const TOKEN_LABEL_MAX_CHARS: usize = 100;
+
+/// The label rule of [`Operations::create_token`] as an ECMA-262 regular expression (the form
+/// JSON Schema states it in): optional surrounding white space around 1 to
+/// [`TOKEN_LABEL_MAX_CHARS`] characters that begin and end with a non-space.
+pub fn token_label_pattern() -> String {
+    format!(
+        r"^\s*\S(?:[\s\S]{{0,{inner}}}\S)?\s*$",
+        inner = TOKEN_LABEL_MAX_CHARS - 2
+    )
+}
+
 pub use appliance::config::DEFAULT_TOKEN_LIFE_DAYS;
 
 /// A token just made: its secret (shown this once), its description and when it stops working.
@@ -299,10 +313,10 @@ impl Operations {
             ));
         };
         let label = label.trim();
-        if label.is_empty() || label.chars().count() > 100 {
+        if label.is_empty() || label.chars().count() > TOKEN_LABEL_MAX_CHARS {
             return Err(OperationError::invalid(
                 "label",
-                "say what the token is for (1 to 100 characters)",
+                format!("say what the token is for (1 to {TOKEN_LABEL_MAX_CHARS} characters)"),
             ));
         }
         let (secret, token) = self
