@@ -435,15 +435,29 @@ fn simulated_truth(
 pub struct CancelReason(String);
 
 impl CancelReason {
+    /// Shortest reason, in characters once surrounding white space is dropped.
+    pub const MIN_CHARS: usize = 3;
+    /// Longest reason, likewise.
+    pub const MAX_CHARS: usize = 1000;
+
+    /// The rule as an ECMA-262 pattern, for the API's document.
+    pub fn pattern() -> String {
+        crate::text_rule::trimmed_chars_pattern(Self::MIN_CHARS, Self::MAX_CHARS)
+    }
+
     /// Parses a reason.
     pub fn parse(text: &str) -> Result<Self, OperationError> {
         let reason = text.trim();
-        if (3..=1000).contains(&reason.chars().count()) {
+        if (Self::MIN_CHARS..=Self::MAX_CHARS).contains(&reason.chars().count()) {
             Ok(Self(reason.to_owned()))
         } else {
             Err(OperationError::invalid(
                 "reason",
-                "must be 3 to 1000 characters",
+                format!(
+                    "must be {} to {} characters",
+                    Self::MIN_CHARS,
+                    Self::MAX_CHARS
+                ),
             ))
         }
     }

@@ -1068,6 +1068,79 @@ async fn declared_input_constraints_are_the_enforced_ones() {
         ));
     }
 
+    // Reasons, counted once surrounding white space is dropped: a cancel's 3 to 1000 characters
+    // (probed on an unknown run: the reason is read first, so 404 means it passed), an unlock's
+    // 1 to 500 (on an unknown user name, likewise).
+    let cancel = body_property(&document, "/api/v1/runs/{id}/cancel", "reason").clone();
+    let unlock = body_property(&document, "/api/v1/users/{username}/unlock", "reason").clone();
+    for (what, schema, path, min, max) in [
+        (
+            "cancel reason",
+            &cancel,
+            "/api/v1/runs/999999/cancel",
+            3,
+            1000,
+        ),
+        (
+            "unlock reason",
+            &unlock,
+            "/api/v1/users/nobody7/unlock",
+            1,
+            500,
+        ),
+    ] {
+        for text in [
+            String::new(),
+            " ".repeat(min + 2),
+            "x".repeat(min - 1),
+            "x".repeat(min),
+            format!("  {}\t", "x".repeat(min)),
+            "x".repeat(max),
+            format!(" {} ", "é".repeat(max)),
+            "x".repeat(max + 1),
+            format!("a{}b", " ".repeat(max - 2)),
+            format!("a{}b", "\n".repeat(max - 1)),
+        ] {
+            let value = Value::String(text);
+            let status = app
+                .send(admin, Method::POST, path, Some(&json!({ "reason": value })))
+                .await
+                .status();
+            assert!(
+                [StatusCode::NOT_FOUND, StatusCode::UNPROCESSABLE_ENTITY].contains(&status),
+                "{what} {value}: {status}"
+            );
+            let enforced = status == StatusCode::NOT_FOUND;
+            wrong.extend(disagreement(
+                what,
+                &value,
+                accepts(schema, &value),
+                enforced,
+            ));
+        }
+    }
+
+    // The patient list's `limit`, 1 to 1000.
+    let schema = parameter(&document, "get", "/api/v1/patients", "limit").clone();
+    for n in [0_i64, 1, 2, 999, 1000, 1001, 5000, -1] {
+        let status = app
+            .send(
+                admin,
+                Method::GET,
+                &format!("/api/v1/patients?limit={n}"),
+                None,
+            )
+            .await
+            .status();
+        let value = json!(n);
+        wrong.extend(disagreement(
+            "limit",
+            &value,
+            accepts(&schema, &value),
+            status == StatusCode::OK,
+        ));
+    }
+
     // The trend's format: `json` or `csv`.
     let patient: Value = app
         .send(

@@ -2,7 +2,8 @@
 //! the one function that enforces the constraint, so that the OpenAPI document is neither looser
 //! nor tighter than the server: replicates per tube (`RunOrder::parse`, [`MIN_REPLICATES`] to
 //! [`MAX_REPLICATES`]), MRNs ([`Mrn::parse`], stated as [`Mrn::pattern`]), API token labels
-//! (`Operations::create_token`, stated as [`token_label_pattern`]) and ids in the path
+//! (`Operations::create_token`, stated as [`token_label_pattern`]), cancel and unlock reasons
+//! ([`CancelReason`], [`ChangeReason`]), the patient list's `limit` ([`MAX_LISTED`]) and ids in the path
 //! ([`PathId::parse`], stated as [`PathId::pattern`]). `tests/api/openapi_conformance.rs`
 //! (`declared_input_constraints_are_the_enforced_ones`) sends values at and beyond each end of
 //! each rule and checks that the document and the server agree on every one.
@@ -12,7 +13,9 @@
 
 use appliance::engine::{MAX_REPLICATES, MIN_REPLICATES};
 use appliance::store::patients::Mrn;
-use operations::users::token_label_pattern;
+use operations::patients::MAX_LISTED;
+use operations::runs::CancelReason;
+use operations::users::{ChangeReason, token_label_pattern};
 use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 
 use crate::extract::PathId;
@@ -50,6 +53,45 @@ pub fn token_label() -> Object {
         .description(Some(format!(
             "What the token is for: 1 to {} characters once surrounding white space is dropped",
             operations::users::TOKEN_LABEL_MAX_CHARS
+        )))
+        .build()
+}
+
+/// Why a run is cancelled.
+pub fn cancel_reason() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(CancelReason::pattern()))
+        .description(Some(format!(
+            "Why (kept in the audit trail): {} to {} characters once surrounding white space is \
+             dropped",
+            CancelReason::MIN_CHARS,
+            CancelReason::MAX_CHARS
+        )))
+        .build()
+}
+
+/// Why an account's state changes (an unlock).
+pub fn change_reason() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(ChangeReason::pattern()))
+        .description(Some(format!(
+            "Why (kept in the audit trail): 1 to {} characters once surrounding white space is \
+             dropped",
+            ChangeReason::MAX_CHARS
+        )))
+        .build()
+}
+
+/// How many patients a list holds at most.
+pub fn list_limit() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(1))
+        .maximum(Some(MAX_LISTED))
+        .description(Some(format!(
+            "At most this many, 1 to {MAX_LISTED} (default 100)"
         )))
         .build()
 }

@@ -48,8 +48,8 @@ pub struct ListQuery {
     /// MRN prefix (empty: all).
     #[serde(default)]
     pub mrn: String,
-    /// At most this many (1 to 1000, default 100).
-    #[param(minimum = 1, maximum = 1000)]
+    /// At most this many (default 100).
+    #[param(schema_with = super::input_schemas::list_limit)]
     pub limit: Option<u32>,
 }
 

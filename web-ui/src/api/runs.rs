@@ -280,8 +280,8 @@ pub async fn confirm_tube(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRun {
-    /// Why (kept in the audit trail), 3 to 1000 characters.
-    #[schema(min_length = 3, max_length = 1000)]
+    /// Why (kept in the audit trail).
+    #[schema(schema_with = super::input_schemas::cancel_reason)]
     pub reason: String,
 }
 
