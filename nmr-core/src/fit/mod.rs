@@ -30,6 +30,7 @@ mod mono;
 mod nnls;
 pub mod offset;
 mod rician;
+mod rician_exp_sum;
 pub mod spectrum;
 
 pub use bi::{BiFit, BiProblem, Model, ModelComparison, fit_bi};
