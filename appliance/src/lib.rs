@@ -8,6 +8,7 @@
 //! - [`procedures`]: measurement procedures (identify, tune, nutation, noise, CPMG) returning
 //!   reports that can be stored.
 //! - [`engine`]: the acquisition engine, the one owner of the board, and the sample-run workflow.
+//! - [`backup`]: encrypted backups of the database and their verified restore.
 //! - [`store`]: the SQLite database (users, patients, samples, runs, measurements, results,
 //!   calibrations, QC, instrument log, the hash-chained audit trail).
 //! - `linux` (features `hw-linux`, `rpi`): adapters for spidev and GPIO on Linux / Raspberry Pi.
@@ -16,6 +17,7 @@
 //! any of this.
 
 pub mod assembly;
+pub mod backup;
 pub mod config;
 pub mod engine;
 pub mod first_admin;
