@@ -71,8 +71,9 @@ use table::Table;
         correlation), misfit and lack_of_fit (the χ² and runs tests, the standard-error \
         widening).\n  \
         bi: preferred (mono|bi), t2_fast_ms, t2_slow_ms, fraction_fast (each with _se), \
-        amplitude_fast, amplitude_slow, offset, chi2_red, snr, echoes_used and the model \
-        comparison (F-test, AICc, BIC, identifiability).\n  \
+        amplitude_fast, amplitude_slow, offset, chi2_red, snr, echoes_used, rician_corrected \
+        (magnitudes are fitted with the Rician mean, like mono) and the model comparison \
+        (F-test, AICc, BIC, identifiability).\n  \
         spectrum: t2_logmean_ms, t2_at_99_ms (leaving out minor isolated peaks < 1 % and short \
         peaks the noise could have made: excluded_peaks, with t2_logmean_all_ms and \
         t2_at_99_all_ms over everything), flags (signal_at_short_edge, signal_at_long_edge, \

@@ -35,6 +35,18 @@ fn bi(c: &mut Criterion) {
     group.bench_function("fit_bi 1000 echoes", |b| {
         b.iter(|| fit_bi(std::hint::black_box(&train), &FitOptions::default()))
     });
+    // Magnitudes at SNR 50 reaching the floor: the Gaussian seed plus the Rician refinement of
+    // both models (the bi fit and its mono comparison).
+    let mut magnitude = bi_train_simulation(1e-3, 1_000);
+    magnitude.noise_sd = 2.0;
+    magnitude.magnitude = true;
+    let magnitude = magnitude.simulate(1);
+    let fit = fit_bi(&magnitude, &FitOptions::default()).expect("a clean two-pool train");
+    assert!(fit.rician_corrected);
+    group.sample_size(20);
+    group.bench_function("fit_bi_magnitude_rician 1000 echoes", |b| {
+        b.iter(|| fit_bi(std::hint::black_box(&magnitude), &FitOptions::default()))
+    });
     group.finish();
 }
 

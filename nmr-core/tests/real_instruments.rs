@@ -10,7 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
-use nmr_core::fit::{FitOptions, OffsetModel, SpectrumOptions, fit_bi, fit_mono, fit_spectrum};
+use nmr_core::fit::{
+    AlphaChoice, FitOptions, OffsetModel, SpectrumOptions, fit_bi, fit_mono, fit_spectrum,
+};
 use nmr_core::io::{ImportedTrain, read_echo_trains};
 
 fn external(name: &str) -> PathBuf {
@@ -105,10 +107,25 @@ fn bunter_summary_is_robust_to_its_tiny_long_peak_and_matches_the_vendor() {
                 ..SpectrumOptions::default()
             },
         ),
+        (
+            "default grid, L-curve",
+            SpectrumOptions {
+                alpha: AlphaChoice::LCurve,
+                ..SpectrumOptions::default()
+            },
+        ),
+        (
+            "default grid, discrepancy",
+            SpectrumOptions {
+                alpha: AlphaChoice::Discrepancy,
+                ..SpectrumOptions::default()
+            },
+        ),
     ] {
         let spectrum = fit_spectrum(train, &options).expect("a clear decay");
         println!(
-            "Bunter, {label}: log-mean {:.3} ms (all {:.3}), T2 at 99 % {:.2} ms (all {:.2}); excluded {:?}; flags {:?}",
+            "Bunter, {label}: α {:.3e}; log-mean {:.3} ms (all {:.3}), T2 at 99 % {:.2} ms (all {:.2}); excluded {:?}; flags {:?}",
+            spectrum.alpha,
             spectrum.t2_logmean_ms,
             spectrum.t2_logmean_all_ms,
             spectrum.t2_at_99_ms,
@@ -128,9 +145,12 @@ fn bunter_summary_is_robust_to_its_tiny_long_peak_and_matches_the_vendor() {
         assert!(
             spectrum.t2_at_99_ms < spectrum.t2_at_99_all_ms || spectrum.excluded_peaks.is_empty()
         );
-        if options.t2_max_ms.is_some() {
-            // T2 at 99 % depends on how far the grid lets the main peak's tail run: with the
-            // vendor's grid it is the vendor's figure.
+        // T2 at 99 % is a tail statistic: it follows the regularisation. On the default grid GCV
+        // picks α ≈ 2e-2, which smooths the main peak's long side out to ~150 ms (2 % of the
+        // amplitude above 90 ms) and reads 119 ms; the L-curve and the discrepancy principle
+        // pick α ≈ 1 and 12 and read within 10 % of the vendor, as does GCV on the vendor's
+        // 500 ms grid (where it picks α ≈ 7e-7).
+        if options.t2_max_ms.is_some() || options.alpha != AlphaChoice::Gcv {
             assert!(
                 (spectrum.t2_at_99_ms / 89.125 - 1.0).abs() < 0.10,
                 "{label}"

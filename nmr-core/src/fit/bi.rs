@@ -31,9 +31,14 @@
 //! alarm rate sits above the nominal one and a small α keeps it low. Real two-pool decays at the
 //! instrument's SNR give p-values many orders of magnitude smaller, so little power is lost.
 //!
-//! What it is not for: more than two components (use the T2 spectrum), magnitude-data Rician
-//! correction (a magnitude train is fitted with the Gaussian model; its noise floor goes into `C`,
-//! so use `--offset free` there).
+//! Magnitude trains (issue 12) are fitted against the Rician mean of `|A_f·e^(−t/T2f) +
+//! A_s·e^(−t/T2s) + C|` with the noise σ, like the mono fit: the Gaussian fit above is the seed,
+//! [`super::rician_exp_sum`] refines all parameters and σ (method of moments), and both the bi and
+//! the mono comparison model are judged by the Rician residuals, so the F-test compares like with
+//! like. The Gaussian model put the noise floor into `C` and lengthened the slow component where
+//! its tail nears the floor.
+//!
+//! What it is not for: more than two components (use the T2 spectrum).
 //!
 //! ## Reference
 //! G. H. Golub and V. Pereyra, "The differentiation of pseudo-inverses and nonlinear least squares
@@ -48,6 +53,7 @@ use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 use super::FitError;
 use super::exp_sum::{ExpSumFit, RateBounds, fit_exp_sum};
 use super::offset::{OffsetChoice, OffsetModel};
+use super::rician_exp_sum::{refine_rician, rician_variances};
 use super::{FitInput, FitOptions, fit_mono};
 use crate::{EchoTrain, SignalKind};
 
@@ -169,6 +175,9 @@ pub struct BiFit {
     pub signal_kind: SignalKind,
     /// The offset model used, and why.
     pub offset_model: OffsetChoice,
+    /// Whether the Rician noise floor was modelled (magnitude data).
+    #[serde(default)]
+    pub rician_corrected: bool,
 }
 
 /// Fits `A_f·exp(−t/T2f) + A_s·exp(−t/T2s) + C` to a train and compares it with the mono model.
@@ -212,6 +221,7 @@ pub fn fit_bi(train: &EchoTrain, options: &FitOptions) -> Result<BiFit, FitError
             ..options.clone()
         },
     )?;
+    let rician_sigma = (input.magnitude && input.noise_sd > 0.0).then_some(input.noise_sd);
     let points = |with_offset: bool| {
         fit_bi_points(
             input.times_s,
@@ -220,6 +230,7 @@ pub fn fit_bi(train: &EchoTrain, options: &FitOptions) -> Result<BiFit, FitError
             input.echo_spacing_s,
             options.residuals,
             with_offset,
+            rician_sigma,
         )
     };
     let (mut fit, choice) = match options.offset {
@@ -243,7 +254,8 @@ pub fn fit_bi(train: &EchoTrain, options: &FitOptions) -> Result<BiFit, FitError
 
 /// Fits both models to already selected, phased points and compares them.
 ///
-/// `noise_sd`: the train's noise SD if known. `echo_spacing_s`: TE.
+/// `noise_sd`: the train's noise SD if known. `echo_spacing_s`: TE. `rician_sigma`: for
+/// magnitudes, the model-free σ from which the Rician refinement starts (`None`: Gaussian data).
 pub(crate) fn fit_bi_points(
     times_s: &[f64],
     y: &[f64],
@@ -251,6 +263,7 @@ pub(crate) fn fit_bi_points(
     echo_spacing_s: f64,
     want_residuals: bool,
     with_offset: bool,
+    rician_sigma: Option<f64>,
 ) -> Result<BiFit, FitError> {
     let m = times_s.len();
     if m < MIN_BI_ECHOES {
@@ -269,6 +282,13 @@ pub(crate) fn fit_bi_points(
         .ok_or_else(|| not_identifiable("the mono comparison model"))?;
     let bi = fit_exp_sum(times_s, y, 2, bounds, with_offset)
         .ok_or_else(|| not_identifiable("the bi-exponential model"))?;
+    let (mono, bi) = match rician_sigma {
+        Some(sigma) => (
+            refine_rician(times_s, y, &mono, sigma, bounds),
+            refine_rician(times_s, y, &bi, sigma, bounds),
+        ),
+        None => (mono, bi),
+    };
 
     let covariance = bi.covariance(times_s);
     let se = |d: usize| covariance.as_ref().map(|c| c[(d, d)].sqrt());
@@ -339,9 +359,24 @@ pub(crate) fn fit_bi_points(
     let sigma = noise_sd
         .filter(|s| *s > 0.0 && s.is_finite())
         .unwrap_or_else(|| (bi.rss / (m - bi.parameter_count()) as f64).sqrt());
+    let dof = (m - bi.parameter_count()) as f64;
     let chi2_red = noise_sd
         .filter(|s| *s > 0.0 && s.is_finite())
-        .map(|s| bi.rss / ((m - bi.parameter_count()) as f64 * s * s));
+        .map(|s| match bi.rician_sigma {
+            // Each echo against its own Rician variance at the model-free σ (the spread shrinks
+            // on the floor), as the mono fit's χ² does.
+            Some(_) => {
+                let variances = rician_variances(times_s, &bi, s);
+                let chi2: f64 = times_s
+                    .iter()
+                    .zip(y)
+                    .zip(&variances)
+                    .map(|((&t, &v), var)| (v - bi.model(t)).powi(2) / var)
+                    .sum();
+                chi2 / dof
+            }
+            None => bi.rss / (dof * s * s),
+        });
     let residuals = want_residuals.then(|| {
         times_s
             .iter()
@@ -382,6 +417,7 @@ pub(crate) fn fit_bi_points(
         } else {
             OffsetModel::None
         }),
+        rician_corrected: bi.rician_sigma.is_some(),
     })
 }
 

@@ -185,7 +185,7 @@ pub fn fit_mono_epg(
         .collect();
     let noise = input.noise.clone().with_correlation(&residuals);
     let parameters = 3 + usize::from(solution.with_offset);
-    let (misfit, lack_of_fit) = assess(&residuals, None, &noise, parameters);
+    let (misfit, lack_of_fit) = assess(&residuals, None, None, &noise, parameters);
     let dof = m.saturating_sub(parameters).max(1) as f64;
     let variance = solution.rss / dof;
     let covariance = problem.covariance(&solution);

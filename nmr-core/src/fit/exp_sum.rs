@@ -60,6 +60,9 @@ pub(crate) struct ExpSumFit {
     pub at_bound: bool,
     /// Whether the offset was fitted (else it is zero).
     pub with_offset: bool,
+    /// For magnitudes fitted against the Rician mean ([`super::rician_exp_sum`]): the noise σ of
+    /// that model. `None` for the Gaussian model.
+    pub rician_sigma: Option<f64>,
 }
 
 impl ExpSumFit {
@@ -68,8 +71,8 @@ impl ExpSumFit {
         2 * self.rates_per_s.len() + usize::from(self.with_offset)
     }
 
-    /// The model at time `t_s`.
-    pub fn model(&self, t_s: f64) -> f64 {
+    /// The noise-free signal `Σ a_k·exp(−r_k t) + c` at time `t_s`.
+    pub fn signal(&self, t_s: f64) -> f64 {
         self.rates_per_s
             .iter()
             .zip(&self.amplitudes)
@@ -78,28 +81,46 @@ impl ExpSumFit {
             + self.offset
     }
 
+    /// The model at time `t_s`: the signal, or its Rician mean for a magnitude fit.
+    pub fn model(&self, t_s: f64) -> f64 {
+        let signal = self.signal(t_s);
+        match self.rician_sigma {
+            Some(sigma) => super::rician::rician_mean(signal, sigma).0,
+            None => signal,
+        }
+    }
+
     /// Covariance of `(a_1, T2_1, …, a_K, T2_K[, c])` (T2 in s) as σ²(JᵀJ)⁻¹ with σ² = RSS/(m − p);
-    /// `None` when JᵀJ is singular or there are no residual degrees of freedom.
+    /// `None` when JᵀJ is singular or there are no residual degrees of freedom. For a Rician fit
+    /// each row of J carries the mean's slope ∂E/∂ν.
     pub fn covariance(&self, times_s: &[f64]) -> Option<DMatrix<f64>> {
         let m = times_s.len();
         let p = self.parameter_count();
         if m <= p {
             return None;
         }
+        let slopes: Option<Vec<f64>> = self.rician_sigma.map(|sigma| {
+            times_s
+                .iter()
+                .map(|&t| super::rician::rician_mean(self.signal(t), sigma).1)
+                .collect()
+        });
         let j = DMatrix::from_fn(m, p, |i, col| {
             let t = times_s[i];
+            let slope = slopes.as_ref().map_or(1.0, |s| s[i]);
             if self.with_offset && col == p - 1 {
-                return 1.0;
+                return slope;
             }
             let k = col / 2;
             let r = self.rates_per_s[k];
             let e = (-r * t).exp();
-            if col % 2 == 0 {
-                e
-            } else {
-                // ∂/∂T2 of a·exp(−t/T2) = a·t/T2²·exp(−t/T2) = a·t·r²·exp(−r t)
-                self.amplitudes[k] * t * r * r * e
-            }
+            slope
+                * if col % 2 == 0 {
+                    e
+                } else {
+                    // ∂/∂T2 of a·exp(−t/T2) = a·t/T2²·exp(−t/T2) = a·t·r²·exp(−r t)
+                    self.amplitudes[k] * t * r * r * e
+                }
         });
         let jtj = j.tr_mul(&j);
         let inverse = jtj.cholesky()?.inverse();
@@ -380,6 +401,7 @@ fn levenberg_marquardt(
         iterations,
         at_bound,
         with_offset,
+        rician_sigma: None,
     })
 }
 

@@ -9,7 +9,8 @@
 //! - [`fit_mono`]: `A·exp(−t/T2) + C` by variable projection, seeded by a log-linear fit, with a
 //!   Rician noise-floor model for magnitude-only data.
 //! - [`fit_bi`]: `A_f·exp(−t/T2f) + A_s·exp(−t/T2s) + C` by variable projection, with the
-//!   mono-versus-bi [`ModelComparison`] (F-test, AICc, BIC, identifiability).
+//!   mono-versus-bi [`ModelComparison`] (F-test, AICc, BIC, identifiability); magnitude-only data
+//!   are refined against the Rician mean, as for the mono fit.
 //! - [`fit_spectrum`]: the T2 distribution by SVD-compressed, Tikhonov-regularised NNLS with α
 //!   chosen by GCV.
 //! - [`fit_mono_epg`]: T2 with the refocusing angle β (stimulated echoes, extended phase graph), and
@@ -30,6 +31,7 @@ mod mono;
 mod nnls;
 pub mod offset;
 mod rician;
+mod rician_exp_sum;
 pub mod spectrum;
 
 pub use bi::{BiFit, BiProblem, Model, ModelComparison, fit_bi};
