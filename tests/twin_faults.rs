@@ -120,7 +120,7 @@ impl Service {
             .client
             .post(format!("{}/api/v1/runs", self.base))
             .bearer_auth(&self.token)
-            .json(&json!({ "patient_mrn": mrn, "blood_ml": 7.5, "simulate": { "cells": cells } }))
+            .json(&json!({ "patient_mrn": mrn, "accession": format!("{mrn}-A"), "blood_ml": 7.5, "simulate": { "cells": cells } }))
             .send()
             .await
             .expect("POST /runs");

@@ -12,10 +12,10 @@ use appliance::engine::{
 use appliance::frontend::Frontend;
 use appliance::sim_board::{Faults, SimBoard, SimBoardConfig, SimClock};
 use appliance::store::audit::AuditQuery;
-use appliance::store::patients::Mrn;
-use appliance::store::qc::{NewQcResult, QcMaterialKind, QcVerdict};
+use appliance::store::patients::{Mrn, NewPatient};
+use appliance::store::qc::{ControlLevel, NewQcResult, QcMaterialKind, QcVerdict};
 use appliance::store::runs::{NewRun, RunState};
-use appliance::store::samples::{BloodVolume, NewSample, NewTube, TubeKind, TubeLabel};
+use appliance::store::samples::{Accession, BloodVolume, NewSample, NewTube, TubeKind, TubeLabel};
 use appliance::store::{Actor, RunId, Store, Timestamp};
 use nmr_core::assay::Indications;
 use tempfile::TempDir;
@@ -38,11 +38,18 @@ async fn start(board: SimBoardConfig) -> (TempDir, Store, EngineHandle) {
     (dir, store, engine)
 }
 
+/// A fresh accession number for each run a test starts.
+fn next_accession(mrn: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{mrn}-A{n}")
+}
+
 fn request(mrn: &str, cells: f64) -> RunRequest {
     RunRequest {
         indication: Some("breast".into()),
         simulate: Some(SimulatedTruth::cells(cells)),
-        ..RunRequest::new(mrn, 7.5)
+        ..RunRequest::new(mrn, &next_accession(mrn), 7.5)
     }
 }
 
@@ -430,7 +437,13 @@ async fn a_rejected_qc_today_fails_the_run_with_a_qc_cause() {
     let (_dir, store, engine) = start(SimBoardConfig::default()).await;
     let actor = Actor::Appliance;
     let material = store
-        .add_qc_material(&actor, "CTC control low", QcMaterialKind::Control, "cells")
+        .add_qc_material(
+            &actor,
+            "CTC control low",
+            QcMaterialKind::Control,
+            Some(ControlLevel::Negative),
+            "cells",
+        )
         .await
         .expect("material");
     let expiry = time::Date::from_calendar_date(2099, time::Month::January, 1).expect("a date");
@@ -447,6 +460,7 @@ async fn a_rejected_qc_today_fails_the_run_with_a_qc_cause() {
                 status: QcVerdict::Reject,
                 violations: Vec::new(),
                 measurement_id: None,
+                reagent_lot: None,
                 measured_at: Timestamp::now(),
                 comment: None,
             },
@@ -480,7 +494,16 @@ async fn runs_left_in_flight_are_interrupted_at_start_with_an_audit_entry() {
     let store = Store::open(dir.path()).await.expect("database");
     let actor = Actor::Appliance;
     let patient = store
-        .add_patient(&actor, &Mrn::parse("MRN-11").expect("an MRN"))
+        .add_patient(
+            &actor,
+            &NewPatient {
+                mrn: Mrn::parse("MRN-11").expect("an MRN"),
+                birth_date: None,
+                name: None,
+                initials: None,
+                indication: None,
+            },
+        )
         .await
         .expect("patient");
     let sample = store
@@ -488,9 +511,11 @@ async fn runs_left_in_flight_are_interrupted_at_start_with_an_audit_entry() {
             &actor,
             &NewSample {
                 patient_id: patient.id,
+                accession: Accession::parse("ACC-11").expect("an accession"),
                 drawn_at: Timestamp::now(),
                 blood: BloodVolume::from_ml(7.5).expect("a volume"),
                 indication: None,
+                indication_override_reason: None,
                 tubes: vec![
                     NewTube {
                         kind: TubeKind::Control,
@@ -593,7 +618,9 @@ async fn simulation_truth_is_refused_on_hardware_and_bad_requests_name_their_fie
         matches!(refused, Err(EngineError::SimulationOnHardware)),
         "{refused:?}"
     );
-    let no_lot = engine.start_run(RunRequest::new("MRN-14", 7.5)).await;
+    let no_lot = engine
+        .start_run(RunRequest::new("MRN-14", "ACC-14", 7.5))
+        .await;
     assert!(
         matches!(
             &no_lot,
@@ -608,7 +635,7 @@ async fn simulation_truth_is_refused_on_hardware_and_bad_requests_name_their_fie
         .start_run(RunRequest {
             indication: Some("lung".into()),
             reagent_lot: Some("LOT-9".into()),
-            ..RunRequest::new("MRN-14", 7.5)
+            ..RunRequest::new("MRN-14", "ACC-14", 7.5)
         })
         .await;
     assert!(
@@ -625,7 +652,7 @@ async fn simulation_truth_is_refused_on_hardware_and_bad_requests_name_their_fie
         .start_run(RunRequest {
             replicates: 1,
             reagent_lot: Some("LOT-9".into()),
-            ..RunRequest::new("MRN-14", 7.5)
+            ..RunRequest::new("MRN-14", "ACC-14", 7.5)
         })
         .await;
     assert!(matches!(
@@ -638,7 +665,7 @@ async fn simulation_truth_is_refused_on_hardware_and_bad_requests_name_their_fie
     let bad_volume = engine
         .start_run(RunRequest {
             reagent_lot: Some("LOT-9".into()),
-            ..RunRequest::new("MRN-14", -2.0)
+            ..RunRequest::new("MRN-14", "ACC-14", -2.0)
         })
         .await;
     assert!(bad_volume.is_err());
@@ -650,7 +677,7 @@ async fn simulation_truth_is_refused_on_hardware_and_bad_requests_name_their_fie
     let ticket = engine
         .start_run(RunRequest {
             reagent_lot: Some("LOT-9".into()),
-            ..RunRequest::new("MRN-14", 7.5)
+            ..RunRequest::new("MRN-14", "ACC-14", 7.5)
         })
         .await
         .expect("queued");

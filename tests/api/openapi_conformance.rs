@@ -210,7 +210,7 @@ async fn every_documented_operation_answers_as_its_schema_says() {
             "/api/v1/runs",
             "/api/v1/runs",
             Some(
-                json!({ "patient_mrn": "DOC-1", "blood_ml": 7.5, "indication": "breast",
+                json!({ "patient_mrn": "DOC-1", "accession": "DOC-1-A213", "blood_ml": 7.5, "indication": "breast",
                      "extra_tubes": ["cd45"], "drawn_at": "2026-11-20T08:30:00Z",
                      "manual_tube_confirmation": true,
                      "simulate": { "cells": 40, "control_t2_ms": 200 } }),
@@ -377,8 +377,10 @@ async fn every_documented_operation_answers_as_its_schema_says() {
             Method::POST,
             "/api/v1/runs",
             "/api/v1/runs",
-            Some(json!({ "patient_mrn": "DOC-2", "blood_ml": 7.5,
-                     "manual_tube_confirmation": true })),
+            Some(
+                json!({ "patient_mrn": "DOC-2", "accession": "DOC-2-A380", "blood_ml": 7.5,
+                     "manual_tube_confirmation": true }),
+            ),
             StatusCode::ACCEPTED,
         ),
     )
@@ -410,7 +412,7 @@ async fn every_documented_operation_answers_as_its_schema_says() {
             Method::POST,
             "/api/v1/patients",
             "/api/v1/patients",
-            Some(json!({ "mrn": "DOC-3" })),
+            Some(json!({ "mrn": "DOC-3", "birth_date": "1970-01-01" })),
             StatusCode::CREATED,
         ),
     )
@@ -489,6 +491,7 @@ async fn every_documented_operation_answers_as_its_schema_says() {
             &Actor::Appliance,
             "Control CTC low",
             QcMaterialKind::Control,
+            Some(appliance::store::qc::ControlLevel::Negative),
             "cells",
         )
         .await
@@ -646,7 +649,7 @@ async fn every_documented_operation_answers_as_its_schema_says() {
             Method::POST,
             "/api/v1/runs",
             "/api/v1/runs",
-            Some(json!({ "patient_mrn": "DOC-4", "blood_ml": 55.0 })),
+            Some(json!({ "patient_mrn": "DOC-4", "accession": "DOC-4-A650", "blood_ml": 55.0 })),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
     )

@@ -153,7 +153,7 @@ async fn finished_run(app: &TestApp, mrn: &str, cells: f64) -> (i64, i64) {
             Method::POST,
             "/api/v1/runs",
             Some(
-                &json!({ "patient_mrn": mrn, "blood_ml": 7.5, "indication": "breast",
+                &json!({ "patient_mrn": mrn, "accession": format!("{mrn}-A"), "blood_ml": 7.5, "indication": "breast",
                           "simulate": { "cells": cells } }),
             ),
         )
@@ -183,6 +183,7 @@ fn run_form<'a>(mrn: &'a str, csrf: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("csrf_token", csrf),
         ("patient_mrn", mrn),
+        ("accession", mrn),
         ("drawn_at", "2026-01-15T08:30"),
         ("blood_ml", "7.5"),
         ("indication", "breast"),

@@ -64,7 +64,13 @@ async fn control_lot(app: &TestApp) -> QcLot {
     let actor = Actor::Appliance;
     let material = app
         .store
-        .add_qc_material(&actor, "Phantom T2 mid", QcMaterialKind::Phantom, "t2_ms")
+        .add_qc_material(
+            &actor,
+            "Phantom T2 mid",
+            QcMaterialKind::Phantom,
+            None,
+            "t2_ms",
+        )
         .await
         .expect("material");
     let expires = time::Date::from_calendar_date(2099, time::Month::December, 31).expect("date");
@@ -1045,8 +1051,28 @@ async fn the_qc_set_up_forms_refuse_bad_input_naming_the_field_and_store_nothing
         ),
         (
             "/qc/materials",
-            owned(&[("name", "New"), ("kind", "control"), ("analyte", "ph")]),
+            owned(&[
+                ("name", "New"),
+                ("kind", "control"),
+                ("control_level", "positive"),
+                ("analyte", "ph"),
+            ]),
             "analyte",
+        ),
+        (
+            "/qc/materials",
+            owned(&[("name", "New"), ("kind", "control"), ("analyte", "cells")]),
+            "control_level",
+        ),
+        (
+            "/qc/materials",
+            owned(&[
+                ("name", "New"),
+                ("kind", "control"),
+                ("control_level", "low"),
+                ("analyte", "cells"),
+            ]),
+            "control_level",
         ),
         (
             "/qc/lots",

@@ -145,7 +145,7 @@ async fn the_api_flow_on_the_test_board_confirms_tubes_by_hand_and_stores_trains
     let (id, events, confirmed) = run_confirming_tubes(
         &app,
         &operator,
-        &json!({ "patient_mrn": "HIL-1", "blood_ml": 7.5, "indication": "breast",
+        &json!({ "patient_mrn": "HIL-1", "accession": "HIL-1-A148", "blood_ml": 7.5, "indication": "breast",
                   "reagent_lot": "RL-LAB", "manual_tube_confirmation": true }),
     )
     .await;
@@ -218,7 +218,7 @@ async fn run_stream_count_and_release(app: TestApp) {
     let (id, events, confirmed) = run_confirming_tubes(
         &app,
         &operator,
-        &json!({ "patient_mrn": "RUN-1", "blood_ml": 7.5, "indication": "breast",
+        &json!({ "patient_mrn": "RUN-1", "accession": "RUN-1-A221", "blood_ml": 7.5, "indication": "breast",
                   "manual_tube_confirmation": true,
                   "simulate": { "cells": true_cells } }),
     )
@@ -344,7 +344,7 @@ async fn a_run_waiting_for_its_tube_can_be_cancelled_and_says_so() {
     let operator = app.token(Role::Operator).to_owned();
     let ticket: Value = app
         .send(As::Bearer(&operator), Method::POST, "/api/v1/runs",
-              Some(&json!({ "patient_mrn": "RUN-2", "blood_ml": 7.5, "manual_tube_confirmation": true })))
+              Some(&json!({ "patient_mrn": "RUN-2", "accession": "RUN-2-A347", "blood_ml": 7.5, "manual_tube_confirmation": true })))
         .await
         .json()
         .await
@@ -407,7 +407,7 @@ async fn a_result_is_corrected_through_the_api_and_the_run_page() {
             background_per_s: None,
             control_t2_ms: None,
         }),
-        ..appliance::engine::RunRequest::new("COR-1", 7.5)
+        ..appliance::engine::RunRequest::new("COR-1", "COR-1-A1", 7.5)
     };
     let ticket = app.engine.start_run(request).await.expect("queued");
     app.engine.wait_for_run(ticket.id).await.expect("ends");

@@ -4,6 +4,7 @@ use nmr_core::assay::Indications;
 use nmr_core::qc::MeasurementQcLimits;
 
 use crate::procedures::{CpmgSettings, TuneSettings};
+use crate::site::{QcPolicy, SiteConfig};
 
 /// The engine's settings. `EngineConfig::new(indications)` gives the documented defaults.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +25,11 @@ pub struct EngineConfig {
     pub max_temperature_change_c: f64,
     /// Seed of the simulated dilution series' sample matrix (control T2 of each spiked sample).
     pub calibration_seed: u64,
+    /// The site (time zone, lab and instrument identity, paper, patient name policy): read by
+    /// the operations layer and the faces through the same settings the engine counts with.
+    pub site: SiteConfig,
+    /// How QC gates patient runs.
+    pub qc_policy: QcPolicy,
 }
 
 impl EngineConfig {
@@ -38,6 +44,8 @@ impl EngineConfig {
             temperature_window_ms: 5_000,
             max_temperature_change_c: 0.02,
             calibration_seed: 7,
+            site: SiteConfig::default(),
+            qc_policy: QcPolicy::default(),
         }
     }
 
