@@ -4,6 +4,12 @@
 //! number and the echo-train files of its control and quad-marker tube readings. Every file is
 //! fitted; each sample's ΔR2 comes from its two tubes' replicate R2 values; the calibration
 //! itself is `nmr_core::assay::Calibration::from_series`.
+//!
+//! Everything that can be checked without fitting is checked first, so a bad series fails in
+//! moments, not after minutes of fitting: `--out` (a regular file or a new one), the lot, the
+//! series' design (levels, blanks, replicates per tube, `nmr_core::assay::check_series_design`),
+//! and every train file (a regular file within `--max-file-mib`) with the echo time its header
+//! declares against `--te-ms` and the others. The calibration is written whole or not at all.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -12,11 +18,15 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
+use nmr_core::assay::replicate::MIN_REPLICATES;
 use nmr_core::assay::{
     Calibration, CalibrationOptions, DeltaR2, LobMethod, SpikedSample, TubeKind, TubeSummary,
+    check_series_design,
 };
 
-use crate::fitted_file::{FittedFile, common_te_ms};
+use crate::fitted_file::{FittedFile, check_declared_te_ms, common_te_ms};
+use crate::input_file::{InputLimitArg, check_output, read_text, write_atomically};
+use crate::number_arg;
 
 /// Arguments of `ferrocount calibrate`.
 #[derive(Debug, clap::Args)]
@@ -31,10 +41,10 @@ pub struct CalibrateArgs {
     #[arg(long, value_name = "L")]
     pub lot: Option<String>,
     /// Expected echo time in ms; the trains' own echo time must match it.
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", value_parser = number_arg::positive)]
     pub te_ms: Option<f64>,
-    /// Imprecision goal that sets the limit of quantitation, CV in percent.
-    #[arg(long, value_name = "PCT", default_value_t = 20.0)]
+    /// Imprecision goal that sets the limit of quantitation, CV in percent (above 0, at most 100).
+    #[arg(long, value_name = "PCT", default_value_t = 20.0, value_parser = number_arg::percent)]
     pub cv_goal_pct: f64,
     /// Which limit of blank to report as `lob_cells`.
     #[arg(long, value_enum, default_value_t = LobChoice::Parametric)]
@@ -42,6 +52,8 @@ pub struct CalibrateArgs {
     /// Creation time to record (RFC 3339); default: now.
     #[arg(long, value_name = "RFC3339")]
     pub created: Option<String>,
+    #[command(flatten)]
+    pub limit: InputLimitArg,
 }
 
 /// The LoB method, as a command-line value.
@@ -78,8 +90,9 @@ struct SeriesFile {
 
 /// Runs the command.
 pub fn run(args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.series)
-        .with_context(|| format!("cannot read series file {}", args.series.display()))?;
+    let limit = args.limit.limit();
+    check_output(&args.out).context("--out")?;
+    let text = read_text(&args.series, limit).context("cannot read the series file")?;
     let base = args.series.parent().unwrap_or(Path::new("."));
     let series = parse_series(&text, base)
         .with_context(|| format!("series file {}", args.series.display()))?;
@@ -88,10 +101,15 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or(series.lot.clone())
         .context("no reagent lot: pass --lot or put a `# lot=...` line in the series file")?;
+    nmr_core::assay::plausibility::check_lot(&lot)
+        .map_err(|reason| anyhow::anyhow!("reagent lot: {reason}"))?;
+    check_design(&series.rows).with_context(|| format!("series file {}", args.series.display()))?;
+    let paths: Vec<&Path> = series.rows.iter().map(|row| row.file.as_path()).collect();
+    check_declared_te_ms(&paths, args.te_ms.map(|te| (te, "--te-ms")), limit)?;
 
     let mut fitted: Vec<(SeriesRow, FittedFile)> = Vec::with_capacity(series.rows.len());
     for row in &series.rows {
-        let file = FittedFile::read(&row.file)?;
+        let file = FittedFile::read(&row.file, limit)?;
         if !file.fit.converged {
             bail!("the T2 fit of {} did not converge", row.file.display());
         }
@@ -120,8 +138,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
     };
     let calibration = Calibration::from_series(&lot, te_ms, &created, &samples, &options)?;
     let toml = calibration.to_toml()?;
-    std::fs::write(&args.out, toml)
-        .with_context(|| format!("cannot write calibration {}", args.out.display()))?;
+    write_atomically(&args.out, toml.as_bytes()).context("cannot write the calibration")?;
     writeln!(
         std::io::stdout(),
         "calibration for lot {} at TE {} ms from {} samples: ΔR2 = {:.4} (±{:.4}) + {:.5} (±{:.5}) /s per cell; \
@@ -136,9 +153,33 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<ExitCode> {
         calibration.lob_cells,
         calibration.lod_cells,
         calibration.loq_cells,
-        args.out.display()
+        crate::printable::printable(&args.out.display().to_string(), false)
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The series' design, from its rows alone: the levels (`check_series_design` on one number of
+/// cells per sample), and in every sample at least [`MIN_REPLICATES`] readings of each tube.
+fn check_design(rows: &[SeriesRow]) -> anyhow::Result<()> {
+    let mut by_sample: BTreeMap<&str, (f64, [usize; 2])> = BTreeMap::new();
+    for row in rows {
+        let entry = by_sample
+            .entry(row.sample.as_str())
+            .or_insert((row.cells, [0, 0]));
+        entry.1[row.tube as usize] += 1;
+    }
+    for (sample, (_, [control, quad])) in &by_sample {
+        for (tube, found) in [("control", control), ("quad-marker", quad)] {
+            if *found < MIN_REPLICATES {
+                bail!(
+                    "sample `{sample}`: the {tube} tube has {found} reading(s), at least {MIN_REPLICATES} are needed"
+                );
+            }
+        }
+    }
+    let cells: Vec<f64> = by_sample.values().map(|(cells, _)| *cells).collect();
+    check_series_design(&cells)?;
+    Ok(())
 }
 
 /// Groups fitted rows by sample and turns each sample into a ΔR2 at its cell number.

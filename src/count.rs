@@ -6,19 +6,30 @@
 //! configured cut-off. Optional single-marker tubes give a marker profile (ΔR2 per marker, never
 //! turned into counts that are added up) and CD45/IgG tubes a non-specific-binding check. QC flags (per reading, temperature drift, replicate CV) are reported with
 //! the result; a flag of severity `hold` means the result must not be released.
+//!
+//! Inputs are read safely (`crate::input_file`): regular files only, at most `--max-file-mib`
+//! each, and every file's declared echo time is checked against the calibration's from its first
+//! kilobytes before any file is read in full. The count itself passes
+//! `nmr_core::assay::check_count`: a calibration or volume outside the physical ranges is an error,
+//! never a printed number.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use nmr_core::assay::{Calibration, CountInputs, CountReport, Marker, TubeKind, TubeSummary};
+use anyhow::Context;
+use nmr_core::assay::{
+    Calibration, CountInputs, CountReport, Indications, Marker, TubeKind, TubeSummary,
+};
 use nmr_core::qc::{
     MeasurementQcLimits, QcFlag, Severity, check_measurement, check_replicate_cv,
     check_replicate_outlier, check_temperature_drift, median_fill_amplitude,
 };
 
-use crate::fitted_file::{FittedFile, common_te_ms};
+use crate::fitted_file::{FittedFile, check_declared_te_ms, common_te_ms};
+use crate::input_file::{InputLimit, InputLimitArg, read_text};
+use crate::number_arg;
+use crate::printable::printable;
 
 /// Arguments of `ferrocount count`.
 #[derive(Debug, clap::Args)]
@@ -32,8 +43,8 @@ pub struct CountArgs {
     /// The calibration TOML for this reagent lot and echo time.
     #[arg(long, value_name = "CAL.toml")]
     pub calibration: PathBuf,
-    /// Processed blood volume, mL.
-    #[arg(long, value_name = "V")]
+    /// Processed blood volume, mL (0.5 to 50).
+    #[arg(long, value_name = "V", value_parser = number_arg::positive)]
     pub blood_ml: f64,
     /// Indication whose cut-off the call uses (breast, prostate, colorectal, …).
     #[arg(long, value_name = "NAME")]
@@ -57,6 +68,8 @@ pub struct CountArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub limit: InputLimitArg,
 }
 
 /// Extra tubes of a run: their summaries and fitted files.
@@ -67,28 +80,45 @@ struct ExtraTube {
 
 /// Runs the command.
 pub fn run(args: &CountArgs) -> anyhow::Result<ExitCode> {
-    if !(args.blood_ml.is_finite() && args.blood_ml > 0.0) {
-        bail!(
-            "--blood-ml must be a positive volume in mL, got {}",
-            args.blood_ml
-        );
-    }
-    let calibration_text = std::fs::read_to_string(&args.calibration)
-        .with_context(|| format!("cannot read calibration {}", args.calibration.display()))?;
+    nmr_core::assay::check_blood_ml(args.blood_ml).context("--blood-ml")?;
+    let limit = args.limit.limit();
+    let calibration_text =
+        read_text(&args.calibration, limit).context("cannot read the calibration")?;
     let calibration = Calibration::from_toml(&calibration_text)
         .with_context(|| format!("calibration {}", args.calibration.display()))?;
     let indications = match &args.indications {
-        Some(path) => appliance::config::indications_from_file(path)
-            .with_context(|| format!("indications file {}", path.display()))?,
+        // Read within the limit like every input (a FIFO or device is refused, unread).
+        Some(path) => {
+            let text = read_text(path, limit).context("cannot read the indications file")?;
+            Indications::from_toml(&text)
+                .with_context(|| format!("indications file {}", path.display()))?
+        }
         None => appliance::config::default_indications()?,
     };
     if let Some(indication) = &args.indication {
         indications.cutoff(indication)?;
     }
+    // Before any file is read in full: the lot, then every file (a regular file within the limit)
+    // and the echo time its header declares against the calibration's.
+    calibration.check_applies(args.lot.as_deref(), calibration.te_ms)?;
+    let paths: Vec<&Path> = args
+        .control
+        .iter()
+        .chain(&args.labeled)
+        .chain(args.markers.iter().map(|(_, path)| path))
+        .chain(&args.cd45)
+        .chain(&args.igg)
+        .map(PathBuf::as_path)
+        .collect();
+    check_declared_te_ms(
+        &paths,
+        Some((calibration.te_ms, "the calibration's echo time")),
+        limit,
+    )?;
 
-    let control = read_all(&args.control)?;
-    let labeled = read_all(&args.labeled)?;
-    let extra = extra_tubes(args)?;
+    let control = read_all(&args.control, limit)?;
+    let labeled = read_all(&args.labeled, limit)?;
+    let extra = extra_tubes(args, limit)?;
     let all: Vec<FittedFile> = control
         .iter()
         .chain(&labeled)
@@ -129,8 +159,8 @@ pub fn run(args: &CountArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_all(paths: &[PathBuf]) -> anyhow::Result<Vec<FittedFile>> {
-    paths.iter().map(|p| FittedFile::read(p)).collect()
+fn read_all(paths: &[PathBuf], limit: InputLimit) -> anyhow::Result<Vec<FittedFile>> {
+    paths.iter().map(|p| FittedFile::read(p, limit)).collect()
 }
 
 fn summary(kind: TubeKind, files: &[FittedFile]) -> anyhow::Result<TubeSummary> {
@@ -139,7 +169,7 @@ fn summary(kind: TubeKind, files: &[FittedFile]) -> anyhow::Result<TubeSummary> 
 }
 
 /// Reads the optional single-marker and non-specific control tubes, in a fixed order.
-fn extra_tubes(args: &CountArgs) -> anyhow::Result<Vec<ExtraTube>> {
+fn extra_tubes(args: &CountArgs, limit: InputLimit) -> anyhow::Result<Vec<ExtraTube>> {
     let mut tubes = Vec::new();
     for marker in Marker::ALL {
         let paths: Vec<PathBuf> = args
@@ -149,20 +179,20 @@ fn extra_tubes(args: &CountArgs) -> anyhow::Result<Vec<ExtraTube>> {
             .map(|(_, path)| path.clone())
             .collect();
         if !paths.is_empty() {
-            tubes.push(extra_tube(TubeKind::Single(marker), &paths)?);
+            tubes.push(extra_tube(TubeKind::Single(marker), &paths, limit)?);
         }
     }
     if !args.cd45.is_empty() {
-        tubes.push(extra_tube(TubeKind::Cd45Control, &args.cd45)?);
+        tubes.push(extra_tube(TubeKind::Cd45Control, &args.cd45, limit)?);
     }
     if !args.igg.is_empty() {
-        tubes.push(extra_tube(TubeKind::IggControl, &args.igg)?);
+        tubes.push(extra_tube(TubeKind::IggControl, &args.igg, limit)?);
     }
     Ok(tubes)
 }
 
-fn extra_tube(kind: TubeKind, paths: &[PathBuf]) -> anyhow::Result<ExtraTube> {
-    let files = read_all(paths)?;
+fn extra_tube(kind: TubeKind, paths: &[PathBuf], limit: InputLimit) -> anyhow::Result<ExtraTube> {
+    let files = read_all(paths, limit)?;
     Ok(ExtraTube {
         summary: summary(kind, &files)?,
         files,
@@ -291,7 +321,9 @@ fn print_text(report: &CountReport) -> std::io::Result<()> {
             writeln!(
                 out,
                 "QC {severity} [{}] {}: {}",
-                flag.code, flag.subject, flag.message
+                flag.code,
+                printable(&flag.subject, false),
+                printable(&flag.message, false)
             )?;
         }
         if report.qc_hold {

@@ -8,7 +8,9 @@
 //! file holds one train per delay). An input that cannot be read, parsed or fitted gets its own
 //! line with the error, the others go on, and the exit status is 1 when any input failed. A file
 //! that is an instrument's result rather than echo data (a Prospa T2 distribution beside its data)
-//! gets a `skipped` line and is not a failure.
+//! gets a `skipped` line and is not a failure. Data and parameter files alike are read through
+//! `crate::input_file` (regular files only, within `--max-file-mib`), and outside text in the
+//! table is printed through `crate::printable`.
 //!
 //! Not here: the fits themselves (`nmr_core::fit`), or storing results (the appliance).
 
@@ -16,11 +18,11 @@ mod inputs;
 mod ordered_map;
 mod table;
 
-use std::io::{self, BufWriter, Read, StdoutLock, Write};
+use std::io::{self, BufWriter, StdoutLock, Write};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::{fs, thread};
+use std::thread;
 
 use clap::{Args, ValueEnum};
 use nmr_core::fit::{
@@ -31,6 +33,10 @@ use nmr_core::io::{ImportedTrain, ParseError, read_echo_trains};
 use nmr_core::{EchoTrain, SignalKind};
 use serde::Serialize;
 
+use crate::input_file::{
+    InputError, InputLimit, InputLimitArg, read_bytes_into, read_text_if_present,
+};
+use crate::printable::printable;
 use inputs::{Input, Source};
 use ordered_map::{Sink, ordered_map};
 use table::Table;
@@ -47,6 +53,9 @@ use table::Table;
         Files are fitted in parallel and reported in the order given. An input that cannot be \
         read or fitted gets a line with its error and the others go on; the exit status is then \
         1.\n\n\
+        Only regular files are read (data and parameter files alike): a FIFO, a device or a link \
+        to one is an error naming it. A file (or standard input) larger than --max-file-mib \
+        (default 16 MiB) is refused before it is read.\n\n\
         Signal kind: each format declares what its values are (complex `re,im`; a phased `real` \
         channel; `magnitude`; a CSV `amplitude` column is a magnitude unless a value is negative, \
         then a real channel; a minispec amplitude is a real channel). --signal overrides it. \
@@ -126,6 +135,9 @@ pub struct FitArgs {
     /// Worker threads [default: the available cores].
     #[arg(long, short = 'j', value_name = "N")]
     jobs: Option<NonZeroUsize>,
+
+    #[command(flatten)]
+    limit: InputLimitArg,
 
     /// Files, directories, or `-` for standard input.
     #[arg(required = true, value_name = "PATH")]
@@ -213,6 +225,8 @@ impl OffsetArg {
 
 /// How every input is fitted and reported.
 struct Settings {
+    /// The largest file read.
+    limit: InputLimit,
     model: Model,
     options: FitOptions,
     signal: Option<SignalKind>,
@@ -247,8 +261,10 @@ struct Outcome {
 
 /// Runs `ferrocount fit`; the exit code is 1 when any input failed.
 pub fn run(args: &FitArgs) -> anyhow::Result<ExitCode> {
-    let inputs = inputs::expand(&args.paths, args.recursive);
+    let limit = args.limit.limit();
+    let inputs = inputs::expand(&args.paths, args.recursive, limit);
     let settings = Settings {
+        limit,
         model: args.model,
         options: FitOptions {
             drop_first_echo: !args.keep_first_echo,
@@ -263,7 +279,10 @@ pub fn run(args: &FitArgs) -> anyhow::Result<ExitCode> {
             bins: args.bins,
             ..SpectrumOptions::default()
         },
-        table: (!args.json).then(|| Table::new(inputs.iter().map(|i| i.name.as_str()))),
+        table: (!args.json).then(|| {
+            let names: Vec<_> = inputs.iter().map(|i| printable(&i.name, false)).collect();
+            Table::new(names.iter().map(|name| name.as_ref()))
+        }),
     };
     let jobs = args.jobs.map_or_else(
         || thread::available_parallelism().map_or(1, NonZeroUsize::get),
@@ -337,7 +356,7 @@ fn fit_input(input: &Input, buffer: &mut Vec<u8>, settings: &Settings) -> Outcom
     let model = settings.model.name();
     let file = input.name.as_str();
     let mut bytes = Vec::with_capacity(512);
-    let trains = read(input, buffer).and_then(|(content, parameters)| {
+    let trains = read(input, buffer, settings.limit).and_then(|(content, parameters)| {
         read_echo_trains(content, parameters.as_deref()).map_err(|e| match e {
             ParseError::NotAnEchoTrain { what } => Skip::NotData(what),
             other => Skip::Error(other.to_string()),
@@ -347,7 +366,13 @@ fn fit_input(input: &Input, buffer: &mut Vec<u8>, settings: &Settings) -> Outcom
         Ok(trains) => trains,
         Err(Skip::NotData(what)) => {
             match &settings.table {
-                Some(table) => table.note_row(file, &format!("skipped: {what}"), &mut bytes),
+                // The table goes to a terminal: outside text is printed with its control
+                // characters escaped (the JSON lines escape them as JSON does).
+                Some(table) => table.note_row(
+                    &printable(file, false),
+                    &printable(&format!("skipped: {what}"), false),
+                    &mut bytes,
+                ),
                 None => json_line(
                     &SkippedLine {
                         file,
@@ -383,10 +408,7 @@ fn fit_input(input: &Input, buffer: &mut Vec<u8>, settings: &Settings) -> Outcom
                 continue;
             }
         };
-        let shown = match label {
-            Some(label) => format!("{file} [{label}]"),
-            None => file.to_owned(),
-        };
+        let shown = shown_name(file, label);
         let signal = Signal {
             train: label,
             signal_kind: report.kind(),
@@ -447,11 +469,7 @@ fn write_error(
     let model = settings.model.name();
     match &settings.table {
         Some(table) => {
-            let shown = match train {
-                Some(label) => format!("{file} [{label}]"),
-                None => file.to_owned(),
-            };
-            table.error_row(&shown, error, out);
+            table.error_row(&shown_name(file, train), &printable(error, false), out);
         }
         None => json_line(
             &ErrorLine {
@@ -498,29 +516,49 @@ fn as_asked(
 
 /// The input's bytes (a file read into the reused buffer, or text already in memory) and the
 /// text of the parameter file beside a file, when there is one.
-fn read<'a>(input: &'a Input, buffer: &'a mut Vec<u8>) -> Result<(&'a [u8], Option<String>), Skip> {
+fn read<'a>(
+    input: &'a Input,
+    buffer: &'a mut Vec<u8>,
+    limit: InputLimit,
+) -> Result<(&'a [u8], Option<String>), Skip> {
     match &input.source {
         Source::Text(text) => Ok((text.as_bytes(), None)),
         Source::Unreadable(message) => Err(Skip::Error(message.clone())),
         Source::File(path) => {
-            buffer.clear();
-            fs::File::open(path)
-                .and_then(|mut file| file.read_to_end(buffer))
+            read_bytes_into(path, limit, buffer)
                 .map_err(|e| Skip::Error(format!("cannot read: {e}")))?;
-            Ok((buffer, parameter_file(path)))
+            let parameters = parameter_file(path, limit)
+                .map_err(|e| Skip::Error(format!("cannot read the parameter file: {e}")))?;
+            Ok((buffer, parameters))
         }
     }
 }
 
-/// The instrument's parameter file beside `path`: `<stem>.par`, else `acqu.par`.
-fn parameter_file(path: &Path) -> Option<String> {
+/// The instrument's parameter file beside `path`: `<stem>.par`, else `acqu.par`; `None` when
+/// neither is there. It is read like any input (a regular file within `limit`), so a FIFO or
+/// device named `acqu.par` is an error naming it rather than a blocked or unbounded read.
+fn parameter_file(path: &Path, limit: InputLimit) -> Result<Option<String>, InputError> {
     let own = path.with_extension("par");
     let shared = path.with_file_name("acqu.par");
-    [own, shared]
-        .into_iter()
-        .filter(|candidate| candidate.as_path() != path)
-        .find_map(|candidate| fs::read(&candidate).ok())
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    for candidate in [own, shared] {
+        if candidate.as_path() == path {
+            continue;
+        }
+        if let Some(text) = read_text_if_present(&candidate, limit)? {
+            return Ok(Some(text));
+        }
+    }
+    Ok(None)
+}
+
+/// How a train is named in the table: the file, and the train's label for a file of several;
+/// control characters escaped (the table goes to a terminal).
+fn shown_name(file: &str, train: Option<&str>) -> String {
+    let shown = match train {
+        Some(label) => format!("{file} [{label}]"),
+        None => file.to_owned(),
+    };
+    printable(&shown, false).into_owned()
 }
 
 /// Fits the model asked for.

@@ -1,6 +1,9 @@
 //! One echo-train file read and fitted: the unit both `calibrate` and `count` work on.
 //!
-//! Reads the file, parses it by content (`nmr_core::io::parse_echo_train`), fits a
+//! [`declared_te_ms`] reads only a file's first kilobytes (refusing a FIFO, a device or a file
+//! over the size limit without reading it) and returns the echo time its header declares, so the
+//! commands can check every file's echo time before reading any in full. [`FittedFile::read`]
+//! reads the file (a regular file within the limit), parses it by content (`nmr_core::io::parse_echo_train`), fits a
 //! mono-exponential (`nmr_core::fit::fit_mono`, default options) and keeps what the assay and QC
 //! need: R2 and its SE, the echo time, the magnet temperature, the first-echo amplitude and
 //! whether the decay prefers two exponentials (`nmr_core::qc::compare_mono_bi`).
@@ -8,9 +11,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+
+use crate::input_file::{InputLimit, read_head, read_text};
 use nmr_core::assay::Replicate;
 use nmr_core::fit::{FitOptions, MonoFit, fit_mono};
-use nmr_core::io::parse_echo_train;
+use nmr_core::io::{declared_acquisition, parse_echo_train};
 use nmr_core::qc::{BiexponentialOptions, MeasurementQcInput, compare_mono_bi};
 
 /// A fitted echo-train file.
@@ -31,10 +36,9 @@ pub struct FittedFile {
 }
 
 impl FittedFile {
-    /// Reads and fits `path`.
-    pub fn read(path: &Path) -> anyhow::Result<FittedFile> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read echo-train file {}", path.display()))?;
+    /// Reads and fits `path`: a regular file of at most `limit`.
+    pub fn read(path: &Path, limit: InputLimit) -> anyhow::Result<FittedFile> {
+        let text = read_text(path, limit).context("cannot read an echo-train file")?;
         let train = parse_echo_train(&text)
             .with_context(|| format!("{} is not a readable echo train", path.display()))?;
         let te_ms = match train.acquisition().te_s {
@@ -89,6 +93,56 @@ impl FittedFile {
     }
 }
 
+/// The echo time `path` declares in its header, ms (`None` when it declares none: a minispec
+/// file, or a CSV without `# te_ms=`), from its first kilobytes only. A FIFO, a device or a file
+/// over `limit` is refused here, unread.
+pub fn declared_te_ms(path: &Path, limit: InputLimit) -> anyhow::Result<Option<f64>> {
+    let head = read_head(path, limit).context("cannot read an echo-train file")?;
+    let declared = declared_acquisition(&head)
+        .with_context(|| format!("{} is not a readable echo train", path.display()))?;
+    Ok(declared.te_s.map(|te_s| te_s * 1000.0))
+}
+
+/// Checks, before any file is read in full, that the echo times `paths` declare agree with
+/// each other and with `expected` (ms, from the command line or the calibration), and that every
+/// path is a regular file within `limit`. Files that declare no echo time are checked after the
+/// fit ([`common_te_ms`]).
+pub fn check_declared_te_ms(
+    paths: &[&Path],
+    expected: Option<(f64, &str)>,
+    limit: InputLimit,
+) -> anyhow::Result<()> {
+    let mut first: Option<(f64, &Path)> = None;
+    for path in paths {
+        let Some(te_ms) = declared_te_ms(path, limit)? else {
+            continue;
+        };
+        if let Some((wanted, source)) = expected
+            && !same_te_ms(te_ms, wanted)
+        {
+            bail!(
+                "{} declares an echo time of {te_ms} ms in its header, but {source} is {wanted} ms",
+                path.display()
+            );
+        }
+        match first {
+            Some((te_first, path_first)) if !same_te_ms(te_ms, te_first) => bail!(
+                "echo times differ: {} declares {te_first} ms, {} declares {te_ms} ms",
+                path_first.display(),
+                path.display()
+            ),
+            Some(_) => {}
+            None => first = Some((te_ms, path)),
+        }
+    }
+    Ok(())
+}
+
+/// Echo times closer than 0.1 µs are the same.
+fn same_te_ms(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1.0e-4
+}
+
 /// The spacing of evenly spaced echo times, ms (within 0.1 %).
 fn uniform_spacing_ms(times_s: &[f64]) -> anyhow::Result<f64> {
     if times_s.len() < 2 {
@@ -110,7 +164,7 @@ pub fn common_te_ms(files: &[FittedFile]) -> anyhow::Result<f64> {
         bail!("no echo-train files");
     };
     for file in files {
-        if (file.te_ms - first.te_ms).abs() > 1.0e-4 {
+        if !same_te_ms(file.te_ms, first.te_ms) {
             bail!(
                 "echo times differ: {} was acquired at {} ms, {} at {} ms",
                 first.path.display(),

@@ -5,6 +5,7 @@
 
 mod audit;
 mod backup;
+mod backup_key;
 mod board;
 mod calibrate;
 mod count;
@@ -13,6 +14,10 @@ mod demo;
 mod export;
 mod fit;
 mod fitted_file;
+mod input_file;
+mod number_arg;
+mod printable;
+mod restore;
 mod result;
 mod run;
 mod serve;
@@ -58,13 +63,18 @@ enum Command {
     User(user::UserArgs),
     /// Check the audit trail's hash chain.
     Audit(audit::AuditArgs),
-    /// Write a consistent copy of the database to PATH (safe while the appliance runs).
+    /// Write an encrypted, consistent backup of the database to PATH (safe while the appliance
+    /// runs).
     Backup(backup::BackupArgs),
+    /// Make a key pair for the lab's backups: the identity to FILE, the public key printed.
+    BackupKey(backup_key::BackupKeyArgs),
+    /// Check an encrypted backup (key, integrity, audit chain) and put it back as the database.
+    Restore(restore::RestoreArgs),
     /// Run the appliance: the engine on its board and the web face, until SIGTERM.
     Serve(serve::ServeArgs),
 }
 
-fn main() -> anyhow::Result<ExitCode> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Board(args) => board::run(args),
@@ -79,12 +89,20 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::User(args) => user::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Backup(args) => backup::run(args),
+        Command::BackupKey(args) => backup_key::run(&args),
+        Command::Restore(args) => restore::run(args),
         Command::Serve(args) => serve::run(args),
     };
     match outcome {
+        Ok(code) => code,
         // A reader that has seen enough (`| head`) ends the command, as for any Unix tool.
-        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
-        other => other,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // As Rust prints an error returned from `main`, but with the control characters of
+        // outside text (file names, lines quoted from files, lot names) escaped.
+        Err(e) => {
+            eprintln!("Error: {}", printable::printable(&format!("{e:?}"), true));
+            ExitCode::FAILURE
+        }
     }
 }
 

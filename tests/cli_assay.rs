@@ -256,8 +256,10 @@ fn count_refuses_another_echo_time_or_lot() {
     args.extend(["--blood-ml", "7.5"]);
     let output = ferrocount(&args);
     assert!(!output.status.success());
+    // Refused from the files' headers, before any is read in full or fitted.
     assert!(
-        stderr(&output).contains("echo time of 4 ms"),
+        stderr(&output).contains("declares an echo time of 2 ms")
+            && stderr(&output).contains("the calibration's echo time is 4 ms"),
         "{}",
         stderr(&output)
     );
@@ -452,11 +454,18 @@ fn unreadable_inputs_are_clear_errors() {
     );
 
     let series = dir.path().join("series.csv");
-    std::fs::write(
-        &series,
-        "# lot=A\nsample,cells,tube,file\nS1,0,control,nowhere.csv\n",
-    )
-    .expect("write series");
+    // A series whose design is sound (the design is checked before any file is opened).
+    let mut rows = String::from("# lot=A\nsample,cells,tube,file\n");
+    for (level, cells) in [0, 5, 10, 20, 50].iter().enumerate() {
+        for sample in 0..2 {
+            for tube in ["control", "quad"] {
+                for _ in 0..2 {
+                    rows.push_str(&format!("S{level}{sample},{cells},{tube},nowhere.csv\n"));
+                }
+            }
+        }
+    }
+    std::fs::write(&series, rows).expect("write series");
     let out = dir.path().join("cal_out.toml");
     let output = ferrocount(&[
         "calibrate",

@@ -166,9 +166,15 @@ fn users_are_added_and_the_trail_verifies_until_it_is_tampered_with() {
 fn audit_verify_and_backup_refuse_a_missing_database() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let empty = dir.path().join("nothing-here");
+    let (_, recipient) = appliance::backup::new_key_pair(&appliance::store::Timestamp::now());
     for args in [
         &["audit", "verify"][..],
-        &["backup", "/tmp/never-written.db"][..],
+        &[
+            "backup",
+            "/tmp/never-written.db.age",
+            "--recipient",
+            &recipient,
+        ][..],
     ] {
         let output = run(&empty, args, "");
         assert!(!output.status.success(), "{}", text(&output));
@@ -208,15 +214,26 @@ fn a_backup_taken_while_another_process_writes_is_consistent() {
             }
         })
     });
+    let key_file = dir.path().join("lab.key");
+    let made = ferrocount(&["backup-key", &key_file.display().to_string()], "");
+    assert!(made.status.success(), "{}", text(&made));
+    let recipient = String::from_utf8_lossy(&made.stdout).trim().to_owned();
     let copies: Vec<_> = (0..3)
         .map(|i| {
-            let copy_dir = dir.path().join(format!("copy{i}"));
-            std::fs::create_dir_all(&copy_dir).expect("a directory for the copy");
-            let target = copy_dir.join("ferrocount.db");
-            let backup = run(&data, &["backup", &target.display().to_string()], "");
+            let target = dir.path().join(format!("copy{i}.db.age"));
+            let backup = run(
+                &data,
+                &[
+                    "backup",
+                    &target.display().to_string(),
+                    "--recipient",
+                    &recipient,
+                ],
+                "",
+            );
             assert!(backup.status.success(), "{}", text(&backup));
             assert!(text(&backup).contains("integrity ok"), "{}", text(&backup));
-            copy_dir
+            target
         })
         .collect();
     writer.join().expect("the writer finishes");
@@ -225,7 +242,9 @@ fn a_backup_taken_while_another_process_writes_is_consistent() {
         &data,
         &[
             "backup",
-            &copies[0].join("ferrocount.db").display().to_string(),
+            &copies[0].display().to_string(),
+            "--recipient",
+            &recipient,
         ],
         "",
     );
@@ -234,17 +253,20 @@ fn a_backup_taken_while_another_process_writes_is_consistent() {
         "an existing backup is never overwritten"
     );
 
-    rt.block_on(async {
-        for copy_dir in &copies {
-            let file = copy_dir.join("ferrocount.db");
-            let integrity = appliance::store::db::check_file_integrity(&file)
-                .await
-                .expect("the copy opens");
-            assert_eq!(integrity, ["ok"]);
-        }
-    });
-    for copy_dir in &copies {
-        let verified = run(copy_dir, &["audit", "verify"], "");
+    for (i, backup) in copies.iter().enumerate() {
+        let copy_dir = dir.path().join(format!("restored{i}"));
+        let restored = run(
+            &copy_dir,
+            &[
+                "restore",
+                &backup.display().to_string(),
+                "--identity",
+                &key_file.display().to_string(),
+            ],
+            "",
+        );
+        assert!(restored.status.success(), "{}", text(&restored));
+        let verified = run(&copy_dir, &["audit", "verify"], "");
         assert!(verified.status.success(), "{}", text(&verified));
     }
     rt.block_on(store.close());

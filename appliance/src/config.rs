@@ -57,6 +57,8 @@ pub struct ApplianceConfig {
     pub http: HttpConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Backups.
+    pub backup: BackupConfig,
 }
 
 impl Default for ApplianceConfig {
@@ -72,8 +74,19 @@ impl Default for ApplianceConfig {
             qc: QcConfig::default(),
             http: HttpConfig::default(),
             log: LogConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
+}
+
+/// Backups: who they are encrypted for.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// The lab's age X25519 public keys (`age1…`) every backup is encrypted for: the admin page's
+    /// download and `ferrocount backup` without `--recipient`. Only the public half is configured;
+    /// the identity that decrypts stays with the lab. Empty: no backup can be made.
+    pub recipients: Vec<String>,
 }
 
 /// Which board the engine drives. Written as text in the configuration and after `--board`:
@@ -223,6 +236,9 @@ pub fn indications_from_file(file: &Path) -> Result<Indications, ConfigError> {
         .map_err(|e| ConfigError::Invalid(format!("{}: {e}", file.display())))
 }
 
+/// How long an API token works unless `http.token_life_days` says otherwise, days.
+pub const DEFAULT_TOKEN_LIFE_DAYS: u32 = 90;
+
 /// Settings of the web face.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -236,12 +252,19 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// A request that takes longer than this is answered 408/503, seconds.
     pub request_timeout_s: u64,
-    /// Failed sign-ins for one user name within the throttle window before it is refused.
+    /// Failed sign-ins for one user name from one client address within the throttle window
+    /// before that user name is refused from that address (other addresses are not affected).
     pub max_failed_logins_per_user: u32,
-    /// Failed sign-ins from one client address within the window before it is refused.
-    pub max_failed_logins_per_address: u32,
+    /// Retired: sign-ins are throttled per user name and address together (a per-address limit
+    /// locked out everyone behind one proxy). Still read, and ignored, so that configuration
+    /// files written for earlier versions load.
+    #[serde(skip_serializing)]
+    pub max_failed_logins_per_address: Option<u32>,
     /// The sign-in throttle window, minutes.
     pub login_throttle_minutes: u32,
+    /// An API token stops working this many days after it was made (a password change ends it
+    /// sooner).
+    pub token_life_days: u32,
     /// TLS certificate and key; plain HTTP when absent.
     pub tls: Option<TlsConfig>,
 }
@@ -254,8 +277,9 @@ impl Default for HttpConfig {
             max_body_bytes: 64 * 1024,
             request_timeout_s: 30,
             max_failed_logins_per_user: 5,
-            max_failed_logins_per_address: 20,
+            max_failed_logins_per_address: None,
             login_throttle_minutes: 15,
+            token_life_days: DEFAULT_TOKEN_LIFE_DAYS,
             tls: None,
         }
     }
@@ -463,6 +487,19 @@ mod tests {
         assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(config.http.session_idle_minutes, 7);
         assert_eq!(config.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn a_file_with_the_retired_per_address_limit_still_loads() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "[http]\nmax_failed_logins_per_user = 3\nmax_failed_logins_per_address = 20"
+        )
+        .unwrap();
+        let config = ApplianceConfig::load_with_env(Some(file.path()), &[]).unwrap();
+        assert_eq!(config.http.max_failed_logins_per_user, 3);
+        assert_eq!(config.http.token_life_days, DEFAULT_TOKEN_LIFE_DAYS);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`engine`]: the acquisition engine, the one owner of the board, and the sample-run workflow.
 //! - [`site`]: the site's time zone, lab and instrument identity, paper size, patient name
 //!   policy and QC policy (configuration's `[site]` and `[qc]`).
+//! - [`backup`]: encrypted backups of the database and their verified restore.
 //! - [`store`]: the SQLite database (users, patients, samples, runs, measurements, results,
 //!   calibrations, QC, instrument log, the hash-chained audit trail).
 //! - `linux` (features `hw-linux`, `rpi`): adapters for spidev and GPIO on Linux / Raspberry Pi.
@@ -18,6 +19,7 @@
 //! any of this.
 
 pub mod assembly;
+pub mod backup;
 pub mod config;
 pub mod engine;
 pub mod first_admin;

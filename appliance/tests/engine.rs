@@ -726,6 +726,69 @@ async fn a_lot_without_calibration_fails_with_a_calibration_cause() {
     engine.shutdown().await;
 }
 
+/// A calibration with a slope of 1e−300 (as an older database or a hand-made file can hold:
+/// the store keeps the text as given) fails the run with a calibration cause naming the field;
+/// no result awaits release. The outside probe's run reported 3.96e299 cells per 7.5 mL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_degenerate_stored_calibration_fails_the_run_instead_of_giving_a_result() {
+    use appliance::store::calibrations::{CalibrationContent, NewCalibration, ReagentLot};
+    let (_dir, store, engine) = start(SimBoardConfig::default()).await;
+    let text = r#"lot = "LOT-D"
+te_ms = 1.0
+slope_per_s_per_cell = 1e-300
+slope_se = 1e-302
+intercept_per_s = 0.02
+intercept_se = 0.002
+slope_intercept_cov = 0.0
+lob_cells = 0.5
+lod_cells = 1.0
+loq_cells = 2.0
+created = "2026-11-24T04:00:00Z"
+"#;
+    store
+        .add_calibration(
+            &Actor::Appliance,
+            &NewCalibration {
+                reagent_lot: ReagentLot::parse("LOT-D").expect("lot"),
+                te_us: config().te_us(),
+                content: CalibrationContent::toml(text).expect("TOML"),
+                note: None,
+            },
+            true,
+        )
+        .await
+        .expect("stored as given");
+    let ticket = engine
+        .start_run(RunRequest {
+            reagent_lot: Some("LOT-D".into()),
+            ..request("MRN-16", 20.0)
+        })
+        .await
+        .expect("queued");
+    assert_eq!(
+        engine.wait_for_run(ticket.id).await.expect("state"),
+        RunState::Failed
+    );
+    let cause = store
+        .run(ticket.id)
+        .await
+        .expect("run")
+        .failure_cause
+        .expect("cause");
+    assert!(
+        cause.starts_with("calibration: ") && cause.contains("slope_per_s_per_cell"),
+        "{cause}"
+    );
+    assert!(
+        store
+            .current_result(ticket.id)
+            .await
+            .expect("results")
+            .is_none()
+    );
+    engine.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optional_tubes_are_measured_after_control_and_quad_and_reported_apart() {
     use nmr_core::assay::{Marker, TubeKind as AssayTube};

@@ -41,7 +41,7 @@ pub enum OperationError {
     /// Too many failed password entries (429).
     #[error("too many failed attempts for {what}; try again in {retry_after_s} s")]
     TooManyAttempts {
-        /// The user name or address that is throttled.
+        /// What is throttled: "this user name from this address".
         what: &'static str,
         /// Seconds until the window ends.
         retry_after_s: u64,

@@ -16,10 +16,13 @@
 //! - [`results`]: release a result, correct a released one (a new version with a reason).
 //! - [`signature`]: an electronic signature's checks (password re-entry, throttle, printed name).
 //! - [`qc`]: record a control value, judged by the Westgard rules; today's QC; the QC overview.
-//! - [`calibrations`]: import a calibration (one canonical format), activate one with a reason.
-//! - [`users`]: add users, change roles, disable and enable them, passwords, API tokens.
+//! - [`calibrations`]: import a calibration (one canonical format, checked for plausibility),
+//!   activate one with a reason.
+//! - [`users`]: add users, change roles, disable and enable them, passwords, API tokens (made for
+//!   their holder, working for the token life, ended by a password change).
 //! - [`audit`]: search the audit trail.
-//! - [`sessions`]: sign in (throttled, audited) and out; [`throttle`]: failed password counts.
+//! - [`sessions`]: sign in (throttled, audited) and out, a lab admin's unlock of a throttled
+//!   user name; [`throttle`]: failed password counts per user name and address together.
 //!
 //! Not here: HTTP, HTML, argument parsing (the front ends'), SQL (the store's), the science
 //! (`nmr-core`'s), the board (the engine's).
@@ -62,6 +65,8 @@ pub struct Operations {
     /// The acquisition engine, for the operations that measure (none for a command that only
     /// reads or corrects stored records).
     engine: Option<EngineHandle>,
+    /// How long an API token works after it is made ([`Operations::with_token_life_days`]).
+    token_life: time::Duration,
 }
 
 impl Operations {
@@ -73,6 +78,7 @@ impl Operations {
             settings: Arc::new(settings),
             throttle: Arc::new(throttle),
             engine: None,
+            token_life: default_token_life(),
         }
     }
 
@@ -83,7 +89,14 @@ impl Operations {
             store,
             throttle: Arc::new(throttle),
             engine: Some(engine),
+            token_life: default_token_life(),
         }
+    }
+
+    /// The same operations with API tokens working `days` after they are made (at least 1).
+    pub fn with_token_life_days(mut self, days: u32) -> Self {
+        self.token_life = time::Duration::days(i64::from(days.max(1)));
+        self
     }
 
     /// The engine, or the refusal of an operation that needs one.
@@ -97,4 +110,9 @@ impl Operations {
     pub fn is_simulated(&self) -> bool {
         self.engine.as_ref().is_some_and(EngineHandle::is_simulated)
     }
+}
+
+/// The token life unless the configuration says otherwise.
+fn default_token_life() -> time::Duration {
+    time::Duration::days(i64::from(users::DEFAULT_TOKEN_LIFE_DAYS))
 }

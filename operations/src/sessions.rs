@@ -1,6 +1,7 @@
-//! Signing in and out: the password checked (throttled per user name and client address, each
-//! attempt audited), a session opened or closed. The API's `POST/DELETE /api/v1/session` and the
-//! sign-in page and sign-out button use the same two functions.
+//! Signing in and out: the password checked (throttled per user name and client address
+//! together, each attempt audited), a session opened or closed; a lab admin's unlock of a
+//! throttled user name. The API's `POST/DELETE /api/v1/session` and the sign-in page and sign-out
+//! button use the same two functions; `POST /api/v1/users/{username}/unlock` the third.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -8,7 +9,9 @@ use std::time::Instant;
 use appliance::store::users::User;
 use appliance::store::{Actor, AuditEntry};
 
-use crate::{OperationError, Operations};
+use crate::throttle::Lockout;
+use crate::users::ChangeReason;
+use crate::{OperationError, Operations, Requester};
 
 impl Operations {
     /// Signs `username` in from `address`: the throttle, then the password; opens a session that
@@ -33,7 +36,7 @@ impl Operations {
             self.audit_attempt(username, address, "refused").await?;
             return Err(OperationError::BadCredentials);
         };
-        self.throttle.record_success(username);
+        self.throttle.record_success(username, address);
         let (secret, _session) = self.store.create_session(&user, idle).await?;
         self.store
             .record_event(
@@ -56,6 +59,32 @@ impl Operations {
             )
             .await?;
         Ok(())
+    }
+
+    /// A user manager lifts the sign-in throttle on `username` from every address, saying why;
+    /// audited with the addresses whose failures were forgotten. An unknown user name is 404.
+    pub async fn unlock_sign_in(
+        &self,
+        who: &Requester,
+        username: &str,
+        reason: &ChangeReason,
+    ) -> Result<Vec<Lockout>, OperationError> {
+        let user = self.named_user(who, username).await?;
+        let forgotten = self.throttle.unlock(&user.username, Instant::now());
+        let addresses: Vec<String> = forgotten.iter().map(|l| l.address.to_string()).collect();
+        self.store
+            .record_event(
+                &who.actor(),
+                AuditEntry::new("session.unlock", "user")
+                    .id(user.id)
+                    .reason(reason.as_str())
+                    .detail(serde_json::json!({
+                        "username": user.username,
+                        "addresses": addresses,
+                    })),
+            )
+            .await?;
+        Ok(forgotten)
     }
 
     async fn audit_attempt(

@@ -1,12 +1,18 @@
 //! Users and API tokens: add users with a role and a first password, change a role, disable and
-//! enable accounts, set a password, make and revoke API tokens, and the list an administrator
-//! manages them from.
+//! enable accounts, set a password, make and revoke API tokens, the bearer check, and the list an
+//! administrator manages them from.
 //!
 //! The rules live here and in the store beneath, once, for the admin page, the JSON API and
 //! `ferrocount user`: nobody disables or changes the role of their own account, the last active
 //! lab admin is never disabled or demoted (the store refuses), every change but a password or a
 //! token has a reason, a token is made for oneself and revoked by its owner or a user manager
-//! (to anyone else, someone else's token does not exist).
+//! (to anyone else, someone else's token does not exist). A token works for the token life after
+//! it is made (`http.token_life_days`, default [`DEFAULT_TOKEN_LIFE_DAYS`] days; a lab that
+//! shortens it shortens it for tokens already made) and not at all once its user's password
+//! changes or the user is disabled: [`Operations::create_token`] states the expiry,
+//! [`Operations::token_user`] is the one bearer check, and [`Operations::set_password`] /
+//! [`Operations::disable_user`] end the user's sessions and tokens in the store's one
+//! transaction with the change.
 
 use std::collections::HashMap;
 
@@ -14,6 +20,19 @@ use appliance::store::users::{ApiToken, NewPassword, NewUser, Role, User, Userna
 use appliance::store::{ApiTokenId, StoreError, Timestamp, UserId};
 
 use crate::{OperationError, Operations, Permission, Requester};
+
+pub use appliance::config::DEFAULT_TOKEN_LIFE_DAYS;
+
+/// A token just made: its secret (shown this once), its description and when it stops working.
+#[derive(Debug)]
+pub struct IssuedToken {
+    /// The secret for `Authorization: Bearer`.
+    pub secret: String,
+    /// The stored description.
+    pub token: ApiToken,
+    /// When it stops working (a password change ends it sooner).
+    pub expires_at: Timestamp,
+}
 
 /// A new user, parsed.
 #[derive(Clone, Debug)]
@@ -243,7 +262,9 @@ impl Operations {
             .map_err(|e| account_refusal(e, "username"))
     }
 
-    /// Sets a user's password and closes their sessions (user managers; the console).
+    /// Sets a user's password (user managers; the console) and ends everything the old one
+    /// opened: the user's sessions and API tokens are revoked in the same transaction (audited
+    /// as `tokens_revoked`), so a leaked token dies with the password it was made under.
     pub async fn set_password(
         &self,
         who: &Requester,
@@ -258,13 +279,19 @@ impl Operations {
             .await?)
     }
 
+    /// How long an API token works after it is made.
+    pub fn token_life(&self) -> time::Duration {
+        self.token_life
+    }
+
     /// Makes an API token for the requester (a person: the console has no account); the secret
-    /// is returned this once, only its hash is kept.
+    /// is returned this once, only its hash is kept. It works until `expires_at`, the token life
+    /// after it was made.
     pub async fn create_token(
         &self,
         who: &Requester,
         label: &str,
-    ) -> Result<(String, ApiToken), OperationError> {
+    ) -> Result<IssuedToken, OperationError> {
         who.require(Permission::CreateOwnTokens)?;
         let Some(owner) = who.user() else {
             return Err(OperationError::Conflict(
@@ -278,10 +305,24 @@ impl Operations {
                 "say what the token is for (1 to 100 characters)",
             ));
         }
-        Ok(self
+        let (secret, token) = self
             .store
             .create_api_token(&who.actor(), owner.id, label)
-            .await?)
+            .await?;
+        let expires_at = token.created_at.plus(self.token_life);
+        Ok(IssuedToken {
+            secret,
+            token,
+            expires_at,
+        })
+    }
+
+    /// The user behind a bearer token, if the token is unrevoked, younger than the token life
+    /// and its user enabled; `None` otherwise (the caller answers 401 without saying which). An
+    /// expired token's use is not recorded.
+    pub async fn token_user(&self, secret: &str) -> Result<Option<User>, OperationError> {
+        let issued_after = Timestamp::now().plus(-self.token_life);
+        Ok(self.store.api_token_user(secret, issued_after).await?)
     }
 
     /// Revokes an API token: one's own, or anyone's for a user manager. Someone else's token is,

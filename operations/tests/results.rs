@@ -76,7 +76,7 @@ async fn appliance_with_a_result() -> (tempfile::TempDir, Appliance, Operations,
     let ops = Operations::new(
         appliance.store.clone(),
         appliance.engine.config().clone(),
-        LoginThrottle::new(Duration::from_secs(900), 5, 20),
+        LoginThrottle::new(Duration::from_secs(900), 5),
     );
     (dir, appliance, ops, ticket.id)
 }

@@ -1,16 +1,20 @@
 //! What `ferrocount fit` is asked to read: command-line paths expanded into an ordered list of inputs.
 //!
-//! A path is a file, a directory (its `*.csv`, `*.txt`, `*.dps`, `*.dat` and `*.tnt` files in name order, descending into
-//! subdirectories only when asked), or `-` for standard input, which is read here, once. A path that
-//! cannot be listed becomes an input that carries its error, so it is reported in its place in the
-//! output and the other inputs go on.
+//! A path is a file, a directory (its `*.csv`, `*.txt`, `*.dps`, `*.dat` and `*.tnt` files in name
+//! order, descending into subdirectories only when asked), or `-` for standard input, which is read
+//! here, once, within the size limit. A path that cannot be listed becomes an input that carries
+//! its error, so it is reported in its place in the output and the other inputs go on. A FIFO,
+//! device or link to one is listed like a file and refused when it is read (`crate::input_file`),
+//! so it too gets its own error line instead of blocking the command.
 //!
 //! Not here: reading the files' contents (the fitting workers do that, in parallel).
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
+
+use crate::input_file::{InputLimit, read_stdin};
 
 /// File extensions (compared case-insensitively) taken from a directory.
 pub(super) const TRAIN_EXTENSIONS: [&str; 5] = ["csv", "txt", "dps", "dat", "tnt"];
@@ -36,7 +40,7 @@ pub(super) enum Source {
 }
 
 /// Expands the command-line paths, in order, into inputs.
-pub(super) fn expand(paths: &[PathBuf], recursive: bool) -> Vec<Input> {
+pub(super) fn expand(paths: &[PathBuf], recursive: bool, limit: InputLimit) -> Vec<Input> {
     let mut inputs = Vec::with_capacity(paths.len());
     let mut stdin_read = false;
     for path in paths {
@@ -45,7 +49,10 @@ pub(super) fn expand(paths: &[PathBuf], recursive: bool) -> Vec<Input> {
                 Source::Unreadable("standard input was already read by an earlier `-`".into())
             } else {
                 stdin_read = true;
-                read_stdin()
+                match read_stdin(limit) {
+                    Ok(text) => Source::Text(text),
+                    Err(e) => Source::Unreadable(format!("cannot read: {e}")),
+                }
             };
             inputs.push(Input {
                 name: "-".into(),
@@ -82,14 +89,6 @@ fn unreadable(path: &Path, message: String) -> Input {
     Input {
         name: path.display().to_string(),
         source: Source::Unreadable(message),
-    }
-}
-
-fn read_stdin() -> Source {
-    let mut text = String::new();
-    match io::stdin().lock().read_to_string(&mut text) {
-        Ok(_) => Source::Text(text),
-        Err(e) => Source::Unreadable(format!("cannot read standard input: {e}")),
     }
 }
 
@@ -142,7 +141,7 @@ mod tests {
         }
         fs::create_dir(root.join("m")).unwrap();
         fs::write(root.join("m").join("inner.csv"), "").unwrap();
-        let flat = expand(&[root.to_path_buf()], false);
+        let flat = expand(&[root.to_path_buf()], false, InputLimit::default());
         let expected: Vec<String> = ["a.TXT", "b.csv", "c.dps", "z.csv"]
             .iter()
             .map(|n| root.join(n).display().to_string())
@@ -150,7 +149,7 @@ mod tests {
         assert_eq!(names(&flat), expected);
         assert!(flat.iter().all(|i| matches!(i.source, Source::File(_))));
 
-        let deep = expand(&[root.to_path_buf()], true);
+        let deep = expand(&[root.to_path_buf()], true, InputLimit::default());
         let mut expected_deep = expected.clone();
         expected_deep.insert(3, root.join("m").join("inner.csv").display().to_string());
         assert_eq!(names(&deep), expected_deep);
@@ -164,7 +163,11 @@ mod tests {
         let file = dir.path().join("x.csv");
         fs::write(&file, "").unwrap();
         let missing = dir.path().join("missing.csv");
-        let inputs = expand(&[missing.clone(), empty.clone(), file.clone()], false);
+        let inputs = expand(
+            &[missing.clone(), empty.clone(), file.clone()],
+            false,
+            InputLimit::default(),
+        );
         assert_eq!(inputs.len(), 3);
         assert_eq!(inputs[0].name, missing.display().to_string());
         assert!(

@@ -249,3 +249,88 @@ async fn bad_bodies_get_a_named_4xx_problem_and_store_nothing() {
     assert_problem(oversized, StatusCode::PAYLOAD_TOO_LARGE, "65536 bytes").await;
     assert_eq!(counts(&app).await, before, "nothing stored ({TABLES:?})");
 }
+
+/// The outside probe's degenerate calibrations, volumes and draw times: each is refused with
+/// the field named, nothing is stored, and the same calibration with sane numbers is accepted.
+#[tokio::test]
+async fn degenerate_calibrations_volumes_and_draw_times_are_refused_by_name() {
+    let app = spawn_app().await;
+    let admin = app.token(Role::LabAdmin).to_owned();
+    let valid = r#"lot = "LOT-P"
+te_ms = 1.0
+slope_per_s_per_cell = 0.004
+slope_se = 0.0001
+intercept_per_s = 0.02
+intercept_se = 0.002
+slope_intercept_cov = -1e-8
+lob_cells = 0.5
+lod_cells = 1.0
+loq_cells = 2.0
+created = "2026-11-24T04:00:00Z"
+"#;
+    let before = counts(&app).await;
+    for (from, to, field) in [
+        (
+            "slope_per_s_per_cell = 0.004",
+            "slope_per_s_per_cell = 1e-300",
+            "slope_per_s_per_cell",
+        ),
+        ("slope_se = 0.0001", "slope_se = 1e308", "slope_se"),
+        (
+            "intercept_per_s = 0.02",
+            "intercept_per_s = 1e308",
+            "intercept_per_s",
+        ),
+        ("lob_cells = 0.5", "lob_cells = -5", "lob_cells"),
+        ("2026-11-24T04:00:00Z", "9999-99-99T00:00:00Z", "created"),
+        (
+            "slope_intercept_cov = -1e-8",
+            "slope_intercept_cov = 1",
+            "slope_intercept_cov",
+        ),
+    ] {
+        let content = valid.replace(from, to);
+        assert_ne!(content, valid, "{from}");
+        let response = app
+            .send(
+                As::Bearer(&admin),
+                Method::POST,
+                "/api/v1/calibrations",
+                Some(&json!({ "content": content, "activate": true })),
+            )
+            .await;
+        assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, field).await;
+    }
+    for (body, names) in [
+        (json!({ "patient_mrn": "M-9", "blood_ml": 1e-300 }), "blood"),
+        (json!({ "patient_mrn": "M-9", "blood_ml": 0.1 }), "blood"),
+        (
+            json!({ "patient_mrn": "M-9", "blood_ml": 7.5, "drawn_at": "1970-01-01T00:00:00Z" }),
+            "draw",
+        ),
+        (
+            json!({ "patient_mrn": "M-9", "blood_ml": 7.5, "drawn_at": "2100-01-01T00:00:00Z" }),
+            "draw",
+        ),
+    ] {
+        let response = app
+            .send(
+                As::Bearer(&admin),
+                Method::POST,
+                "/api/v1/runs",
+                Some(&body),
+            )
+            .await;
+        assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, names).await;
+    }
+    assert_eq!(counts(&app).await, before, "nothing stored ({TABLES:?})");
+    let accepted = app
+        .send(
+            As::Bearer(&admin),
+            Method::POST,
+            "/api/v1/calibrations",
+            Some(&json!({ "content": valid })),
+        )
+        .await;
+    assert_eq!(accepted.status(), StatusCode::CREATED);
+}

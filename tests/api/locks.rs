@@ -129,6 +129,12 @@ fn table() -> Vec<Route> {
             Some(json!({ "lot_id": 999_999, "value": 1.0 })),
             Roles(&[Operator, LabAdmin]),
         ),
+        route(
+            Method::POST,
+            "/api/v1/users/olga/unlock",
+            Some(json!({ "reason": "locks test" })),
+            Roles(&[LabAdmin]),
+        ),
         // Last: it ends the caller's session (bearer callers get 409, which is still "allowed").
         route(Method::DELETE, "/api/v1/session", None, AnyRole),
     ]

@@ -6,8 +6,9 @@
 //! and content type by a real JSON Schema validator (the `jsonschema` crate, draft 2020-12, formats
 //! checked, every `$ref` resolved from the served document itself). The document's objects are
 //! closed (`additionalProperties: false`), so an undocumented field fails as surely as a missing or
-//! mistyped one; the events of a live run are validated one by one against the event schema; and a
-//! few refusals are validated against the problem schema. An operation the document describes but
+//! mistyped one; the event stream is text as documented, and the data of each event of a live run
+//! is validated against the `RunEvent` schema; and a few refusals are validated against the
+//! problem schema. An operation the document describes but
 //! this test does not call fails the test, so a new route is covered on purpose.
 
 use std::collections::BTreeSet;
@@ -137,9 +138,18 @@ async fn checked(app: &TestApp, document: &Value, call: &Call<'_>) -> Value {
         return Value::Null;
     }
     let schema = answer_schema(document, &call.method, call.template, status, &content_type);
-    if content_type == "text/csv" {
-        assert_eq!(schema["type"], "string", "CSV is documented as text");
-        return Value::String(text);
+    if content_type.starts_with("text/") {
+        // CSV, the health check's `ok`: text, documented as a string.
+        let answer = Value::String(text);
+        let wrong = violations(document, schema, &answer);
+        assert!(
+            wrong.is_empty(),
+            "{} {} ({status}, {content_type}) differs from its description:\n{}",
+            call.method,
+            call.path,
+            wrong.join("\n")
+        );
+        return answer;
     }
     let answer: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{} {}: JSON ({e}): {text}", call.method, call.path));
@@ -230,7 +240,24 @@ async fn every_documented_operation_answers_as_its_schema_says() {
         .await;
     assert_eq!(stream.status(), StatusCode::OK);
     called.insert(("GET".into(), "/api/v1/runs/{id}/events".into()));
-    let event_schema = answer_schema(
+    // The stream is text, its only documented media type (a body described as one JSON object
+    // made every stream a schema violation); each event's data is a `RunEvent`, the component
+    // the operation's description names.
+    assert_eq!(
+        stream.headers()["content-type"],
+        "text/event-stream",
+        "the stream's media type"
+    );
+    let media =
+        &document["paths"]["/api/v1/runs/{id}/events"]["get"]["responses"]["200"]["content"];
+    assert_eq!(
+        media
+            .as_object()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["text/event-stream".to_owned()]),
+        "the event stream's only media type"
+    );
+    let body_schema = answer_schema(
         &document,
         &Method::GET,
         "/api/v1/runs/{id}/events",
@@ -238,11 +265,14 @@ async fn every_documented_operation_answers_as_its_schema_says() {
         "text/event-stream",
     )
     .clone();
+    let event_schema = json!({ "$ref": "#/components/schemas/RunEvent" });
     let mut seen: Vec<(String, Value)> = Vec::new();
     let mut pending = String::new();
+    let mut body = String::new();
     // The stream ends once the run settles (its result awaits release).
     while let Some(chunk) = stream.chunk().await.expect("the event stream reads") {
         pending.push_str(&String::from_utf8_lossy(&chunk));
+        body.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = pending.find("\n\n") {
             let block: String = pending.drain(..end + 2).collect();
             let Some((name, data)) = event(&block) else {
@@ -267,6 +297,8 @@ async fn every_documented_operation_answers_as_its_schema_says() {
             seen.push((name, data));
         }
     }
+    let wrong = violations(&document, &body_schema, &Value::String(body));
+    assert!(wrong.is_empty(), "the stream's body: {}", wrong.join("\n"));
     let names: BTreeSet<&str> = seen.iter().map(|(name, _)| name.as_str()).collect();
     for wanted in [
         "state",
@@ -609,6 +641,21 @@ async fn every_documented_operation_answers_as_its_schema_says() {
         ),
     )
     .await;
+    let unlocked = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            "/api/v1/users/claire/unlock",
+            "/api/v1/users/{username}/unlock",
+            Some(json!({ "reason": "locked herself out at the bench" })),
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    assert_eq!(unlocked["username"], "claire");
     let session = app.sign_in("olga", PASSWORD).await;
     walk(
         &app,

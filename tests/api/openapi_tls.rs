@@ -14,13 +14,14 @@ use crate::helpers::{As, PASSWORD, spawn_app, spawn_app_with};
 /// Every operation the API serves, written down here independently of the document: a route
 /// added to the router changes the document (routes are mounted with their documentation), so
 /// this list must be updated with it, on purpose.
-const EXPECTED_OPERATIONS: [(&str, &str); 22] = [
+const EXPECTED_OPERATIONS: [(&str, &str); 23] = [
     ("GET", "/healthz"),
     ("GET", "/api/v1/openapi.json"),
     ("POST", "/api/v1/session"),
     ("GET", "/api/v1/session"),
     ("DELETE", "/api/v1/session"),
     ("POST", "/api/v1/tokens"),
+    ("POST", "/api/v1/users/{username}/unlock"),
     ("GET", "/api/v1/patients"),
     ("POST", "/api/v1/patients"),
     ("GET", "/api/v1/patients/{id}"),

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     As, BrowserSession, Csrf, PASSWORD, ROLES, TestApp, assert_problem, client, get_page, location,
-    post_form, spawn_app,
+    post_form, spawn_app, spawn_app_with,
 };
 
 fn name_of(role: Role) -> &'static str {
@@ -788,67 +788,93 @@ async fn the_audit_search_filters_by_user_action_dates_and_text() {
     assert!(reversed.contains("to:"));
 }
 
+/// The backup download is encrypted for the configured recipient, streams whole with and
+/// without `Accept-Encoding: gzip` (the gzip one used to end early with a panic in the stream),
+/// restores into a sound database holding what was stored, and leaves no file behind.
 #[tokio::test]
-async fn the_backup_is_a_whole_sqlite_database_and_leaves_no_file_behind() {
-    let app = spawn_app().await;
+async fn the_backup_download_is_encrypted_whole_with_and_without_gzip_and_restores() {
+    use std::io::Read;
+    let (identity, recipient) =
+        appliance::backup::new_key_pair(&appliance::store::Timestamp::now());
+    let app = spawn_app_with(|config| config.backup.recipients = vec![recipient.clone()]).await;
     control_lot(&app).await;
     let admin = browser(&app, Role::LabAdmin).await;
-    let response = client()
-        .get(app.url("/admin/backup"))
-        .header("cookie", &admin.cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let disposition = response.headers()["content-disposition"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let name = disposition
-        .strip_prefix("attachment; filename=\"")
-        .and_then(|rest| rest.strip_suffix('"'))
-        .expect("an attachment with a file name");
-    let stamp = name
-        .strip_prefix("ferrocount-")
-        .and_then(|n| n.strip_suffix(".db"))
-        .unwrap();
-    assert!(
-        stamp.len() == 15
-            && stamp.as_bytes()[8] == b'-'
-            && stamp.replace('-', "").bytes().all(|b| b.is_ascii_digit()),
-        "{name}"
-    );
-    let bytes = response.bytes().await.unwrap();
-    assert!(bytes.starts_with(b"SQLite format 3\0"));
-
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join(name);
-    std::fs::write(&file, &bytes).unwrap();
-    let copy = sqlx::SqlitePool::connect_with(
-        sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&file)
-            .read_only(true),
-    )
-    .await
-    .unwrap();
-    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(&copy)
-        .await
+    for gzip in [false, true] {
+        let mut request = client()
+            .get(app.url("/admin/backup"))
+            .header("cookie", &admin.cookie);
+        if gzip {
+            request = request.header("accept-encoding", "gzip");
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            gzip.then(|| "gzip".to_owned()),
+        );
+        let disposition = response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let name = disposition
+            .strip_prefix("attachment; filename=\"")
+            .and_then(|rest| rest.strip_suffix('"'))
+            .expect("an attachment with a file name")
+            .to_owned();
+        let stamp = name
+            .strip_prefix("ferrocount-")
+            .and_then(|n| n.strip_suffix(".db.age"))
+            .unwrap();
+        assert!(
+            stamp.len() == 15
+                && stamp.as_bytes()[8] == b'-'
+                && stamp.replace('-', "").bytes().all(|b| b.is_ascii_digit()),
+            "{name}"
+        );
+        let sent = response.bytes().await.expect("the whole body arrives");
+        let bytes = if gzip {
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(&sent[..])
+                .read_to_end(&mut plain)
+                .expect("a complete gzip stream");
+            plain
+        } else {
+            sent.to_vec()
+        };
+        assert!(bytes.starts_with(b"age-encryption.org/v1\n"), "an age file");
+        assert!(
+            !bytes.windows(16).any(|w| w == b"SQLite format 3\0"),
+            "no plain database inside"
+        );
+        let file = dir.path().join(&name);
+        std::fs::write(&file, &bytes).unwrap();
+        let restored_dir = dir.path().join(if gzip { "gzip" } else { "plain" });
+        let key = appliance::backup::RestoreKey::identity_file(
+            appliance::backup::secrecy::ExposeSecret::expose_secret(&identity),
+        )
         .unwrap();
-    assert_eq!(users, 3);
-    let lots: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM qc_lots")
-        .fetch_one(&copy)
-        .await
-        .unwrap();
-    assert_eq!(lots, 1);
-    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&copy)
-        .await
-        .unwrap();
-    assert_eq!(check, "ok");
-    copy.close().await;
-
-    assert_eq!(audit_count(&app, "database.backup").await, 1);
+        let restored = appliance::backup::restore(&restored_dir, &file, key, &Actor::Appliance)
+            .await
+            .expect("the download restores");
+        assert!(restored.audit_rows > 0 && restored.previous.is_none());
+        let copy = appliance::store::Store::open(&restored_dir).await.unwrap();
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(copy.pool())
+            .await
+            .unwrap();
+        assert_eq!(users, 3);
+        let lots: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM qc_lots")
+            .fetch_one(copy.pool())
+            .await
+            .unwrap();
+        assert_eq!(lots, 1);
+        copy.close().await;
+    }
+    assert_eq!(audit_count(&app, "database.backup").await, 2);
     let data_dir = app
         .store
         .pool()
@@ -860,9 +886,26 @@ async fn the_backup_is_a_whole_sqlite_database_and_leaves_no_file_behind() {
     let leftovers: Vec<_> = std::fs::read_dir(&data_dir)
         .unwrap()
         .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.file_name().to_string_lossy().contains("backup"))
+        .filter(|entry| entry.file_name().to_string_lossy().contains("snapshot"))
         .collect();
     assert!(leftovers.is_empty(), "temporary file left: {leftovers:?}");
+}
+
+/// Without a configured key there is no backup (never a plain copy of every patient's data).
+#[tokio::test]
+async fn without_a_configured_key_the_backup_is_refused() {
+    let app = spawn_app().await;
+    let admin = browser(&app, Role::LabAdmin).await;
+    let response = client()
+        .get(app.url("/admin/backup"))
+        .header("cookie", &admin.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("[backup] recipients"), "{body}");
+    assert_eq!(audit_count(&app, "database.backup").await, 0);
 }
 
 /// A form's fields, owned.

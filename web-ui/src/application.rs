@@ -94,7 +94,8 @@ impl Application {
                     source,
                 })?;
         let address = listener.local_addr()?;
-        let state = AppState::new(store, engine, config.http.clone());
+        let state =
+            AppState::new(store, engine, config.http.clone()).with_backup(config.backup.clone());
         Ok(Self {
             listener,
             address,
@@ -222,7 +223,8 @@ fn read_private_key(file: &Path) -> Result<PrivateKeyDer<'static>, ServeError> {
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
 /// The whole router with its layers: body-size limit, request time-out, security headers,
-/// response compression, tracing, and problem answers for unknown routes and methods.
+/// `Cache-Control: no-store` unless an answer says otherwise, response compression, tracing,
+/// and problem answers for unknown routes and methods.
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.http.request_timeout_s.max(1));
     let limit = state.http.max_body_bytes;
@@ -250,6 +252,13 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
+        ))
+        // Pages and API answers may carry patient data: no browser or proxy keeps them (sign
+        // out, press Back: nothing is shown). Only the embedded static files say otherwise
+        // (`no-cache` with an ETag), so this is the default for every other answer.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
         ))
         .layer(compression())
         .layer(TraceLayer::new_for_http())

@@ -119,19 +119,23 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            // The scheme is case-insensitive (RFC 9110 §11.1): `Bearer`, `bearer`, `BEARER`.
             let token = value
                 .to_str()
                 .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim)
+                .and_then(|v| v.trim_start().split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim())
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| {
                     ApiError::Unauthenticated(
                         "the Authorization header must be `Bearer <token>`".into(),
                     )
                 })?;
-            let user = state.store.api_token_user(token).await?.ok_or_else(|| {
-                ApiError::Unauthenticated("the API token is unknown or revoked".into())
+            let user = state.ops.token_user(token).await?.ok_or_else(|| {
+                ApiError::Unauthenticated(
+                    "the API token is unknown or revoked, or has expired".into(),
+                )
             })?;
             return Ok(Self {
                 user,

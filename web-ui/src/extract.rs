@@ -1,7 +1,8 @@
-//! Request extractors whose rejections are problem documents: a JSON body, a numeric path id
-//! and a query string. axum's own extractors answer plain text; these wrap them so that every
+//! Request extractors whose rejections are problem documents: a JSON body, a numeric path id, a
+//! user name in the path and a query string. axum's own extractors answer plain text; these wrap them so that every
 //! client error names what was wrong in `application/problem+json`.
 
+use appliance::store::users::Username;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -112,4 +113,22 @@ fn query_rejection(rejection: &QueryRejection) -> ApiError {
         .map(str::to_owned)
         .unwrap_or_else(|| "query".to_owned());
     ApiError::invalid(field, reason)
+}
+
+/// A user name in the path (`/api/v1/users/{username}/...`).
+#[derive(Clone, Debug)]
+pub struct PathUsername(pub Username);
+
+impl FromRequestParts<AppState> for PathUsername {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(text)) => Ok(Self(Username::parse(&text)?)),
+            Err(rejection) => Err(ApiError::invalid(
+                "username",
+                format!("the path's user name {}", rejection.body_text()),
+            )),
+        }
+    }
 }

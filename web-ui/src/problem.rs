@@ -74,7 +74,7 @@ pub enum ApiError {
     /// Too many failed sign-ins.
     #[error("too many failed sign-ins for {what}; try again in {retry_after_s} s")]
     TooManyAttempts {
-        /// "this user name" or "this address".
+        /// What is throttled: "this user name from this address".
         what: &'static str,
         /// Seconds until the next attempt is accepted.
         retry_after_s: u64,
@@ -85,6 +85,9 @@ pub enum ApiError {
     /// The route exists, the method does not.
     #[error("method not allowed here")]
     MethodNotAllowed,
+    /// The appliance cannot serve now (its database or engine does not answer).
+    #[error("the appliance is not available")]
+    Unavailable,
     /// A fault of the appliance (logged, hidden from the client).
     #[error("internal error: {0}")]
     Internal(String),
@@ -152,6 +155,11 @@ impl ApiError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
                 "Method not allowed",
+            ),
+            Self::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
             ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use appliance::config::HttpConfig;
+use appliance::config::{BackupConfig, HttpConfig};
 use appliance::engine::EngineHandle;
 use appliance::store::Store;
 
@@ -24,20 +24,30 @@ pub struct AppState {
     pub throttle: Arc<LoginThrottle>,
     /// The operations layer: every clinical rule, once.
     pub ops: Operations,
+    /// Who the backup download is encrypted for.
+    pub backup: Arc<BackupConfig>,
 }
 
 impl AppState {
     /// State over these parts.
     pub fn new(store: Store, engine: EngineHandle, http: HttpConfig) -> Self {
         let throttle = LoginThrottle::configured(&http);
-        let ops = Operations::with_engine(store.clone(), engine.clone(), throttle);
+        let ops = Operations::with_engine(store.clone(), engine.clone(), throttle)
+            .with_token_life_days(http.token_life_days);
         Self {
             store,
             engine,
             http: Arc::new(http),
             throttle: ops.throttle.clone(),
             ops,
+            backup: Arc::new(BackupConfig::default()),
         }
+    }
+
+    /// The same state with the backup settings (the lab's public keys) of the configuration.
+    pub fn with_backup(mut self, backup: BackupConfig) -> Self {
+        self.backup = Arc::new(backup);
+        self
     }
 
     /// Inactivity after which a session ends.

@@ -420,11 +420,13 @@ impl EngineHandle {
                 ));
             }
         };
+        let now = Timestamp::now();
         let drawn_at = match &request.drawn_at {
             Some(text) => Timestamp::parse(text)
                 .map_err(|e| invalid("draw time", format!("{text:?} is not RFC 3339: {e}")))?,
-            None => Timestamp::now(),
+            None => now,
         };
+        check_draw_time(drawn_at, now).map_err(|reason| invalid("draw time", reason))?;
         let mut seen = HashSet::new();
         let mut tubes = Vec::new();
         for kind in request.tubes() {
@@ -449,6 +451,27 @@ impl EngineHandle {
     }
 }
 
+/// Draw times before this year are typing errors (no appliance ran then).
+const EARLIEST_DRAW_YEAR: i32 = 2000;
+/// How far a draw time may lie ahead of the appliance's clock (another device's clock skew).
+const DRAW_CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+
+/// A blood draw happened in the past: not after `now` (give or take [`DRAW_CLOCK_SKEW`]) and not
+/// before [`EARLIEST_DRAW_YEAR`].
+fn check_draw_time(drawn_at: Timestamp, now: Timestamp) -> Result<(), String> {
+    let text = drawn_at.to_rfc3339();
+    if drawn_at.datetime() > now.datetime() + DRAW_CLOCK_SKEW {
+        Err(format!(
+            "{text} is in the future (the appliance's clock reads {})",
+            now.to_rfc3339()
+        ))
+    } else if drawn_at.datetime().year() < EARLIEST_DRAW_YEAR {
+        Err(format!("{text} is before the year {EARLIEST_DRAW_YEAR}"))
+    } else {
+        Ok(())
+    }
+}
+
 struct CheckedRequest {
     mrn: Mrn,
     birth_date: Option<BirthDate>,
@@ -458,4 +481,23 @@ struct CheckedRequest {
     lot: ReagentLot,
     drawn_at: Timestamp,
     tubes: Vec<NewTube>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draw_times_in_the_future_or_before_2000_are_refused() {
+        let now = Timestamp::parse("2026-11-24T12:00:00Z").expect("a time");
+        let at = |text: &str| check_draw_time(Timestamp::parse(text).expect(text), now);
+        assert!(at("2026-11-24T08:30:00Z").is_ok());
+        assert!(at("2026-11-24T12:04:00Z").is_ok(), "within the clock skew");
+        assert!(at("2000-01-01T00:00:00Z").is_ok());
+        let future = at("2100-01-01T00:00:00Z").expect_err("2100");
+        assert!(future.contains("future"), "{future}");
+        assert!(at("2026-11-24T12:06:00Z").is_err());
+        let past = at("1970-01-01T00:00:00Z").expect_err("1970");
+        assert!(past.contains("2000"), "{past}");
+    }
 }

@@ -5,7 +5,9 @@
 //! and one computed by hand from exported trains read the same. The store keeps the count report
 //! typed, with its regulated values as columns (`ResultSummary::of`).
 
-use nmr_core::assay::{Calibration, CountInputs, CountReport, Indications, TubeKind, TubeSummary};
+use nmr_core::assay::{
+    AssayError, Calibration, CountInputs, CountReport, Indications, TubeKind, TubeSummary,
+};
 use nmr_core::qc::{
     MeasurementQcInput, MeasurementQcLimits, QcFlag, check_measurement, check_replicate_cv,
     check_replicate_outlier, check_temperature_drift, median_fill_amplitude,
@@ -111,7 +113,18 @@ impl RunReport {
             te_ms: inputs.te_ms,
             qc_flags,
         })
-        .map_err(|e| Failure::new(FailureKind::Qc, e.to_string()))?;
+        .map_err(|error| {
+            // A count the plausibility check refuses fails the run with its cause: the
+            // calibration's when the calibration is out of range, QC's otherwise.
+            let kind = match &error {
+                AssayError::Implausible(implausible) if implausible.quantity == "calibration" => {
+                    FailureKind::Calibration
+                }
+                AssayError::Calibration(_) => FailureKind::Calibration,
+                _ => FailureKind::Qc,
+            };
+            Failure::new(kind, error.to_string())
+        })?;
         Ok(Self {
             run_id: inputs.run_id,
             count,

@@ -81,6 +81,13 @@ pub enum StoreError {
     /// The operating system's random source failed.
     #[error("random source failed: {0}")]
     Random(String),
+    /// Another process holds the database in a way that forbids opening it now (a restore is
+    /// replacing it).
+    #[error("the database {path} is being replaced by a restore; try again when it has finished")]
+    Locked {
+        /// The database file.
+        path: PathBuf,
+    },
     /// A backup target exists already or cannot be written.
     #[error("backup to {path} refused: {reason}")]
     Backup {

@@ -61,6 +61,8 @@ pub use timestamp::Timestamp;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// The shared advisory lock on the database file ([`db::lock_shared`]) while any clone lives.
+    _lock: Option<std::sync::Arc<std::fs::File>>,
 }
 
 impl Store {
@@ -71,33 +73,38 @@ impl Store {
         Self::open_file(&file).await
     }
 
-    /// Opens a database file directly, applying pending migrations.
+    /// Opens a database file directly, applying pending migrations, and holds the shared lock on
+    /// it (a restore in progress refuses the open).
     pub async fn open_file(database_file: &Path) -> Result<Self, StoreError> {
+        // Locked before the first connection when the file exists, so not even the migrations
+        // touch a file a restore is replacing; a new file is locked once SQLite has created it.
+        let early = if database_file.exists() {
+            Some(db::lock_shared(database_file)?)
+        } else {
+            None
+        };
+        let pool = db::open_file(database_file).await?;
+        let lock = match early.map_or_else(|| db::lock_shared(database_file), Ok) {
+            Ok(lock) => lock,
+            Err(error) => {
+                pool.close().await;
+                return Err(error);
+            }
+        };
         Ok(Self {
-            pool: db::open_file(database_file).await?,
+            pool,
+            _lock: Some(std::sync::Arc::new(lock)),
         })
     }
 
     /// Wraps a pool that is already migrated (tests get one from `#[sqlx::test]`).
     pub fn from_pool(pool: SqlitePool) -> Self {
-        Self { pool }
+        Self { pool, _lock: None }
     }
 
     /// The underlying pool.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
-    }
-
-    /// Writes a consistent copy to `target` (see [`db::backup_into`]) and audits it.
-    pub async fn backup(&self, actor: &Actor, target: &Path) -> Result<(), StoreError> {
-        db::backup_into(&self.pool, target).await?;
-        self.record_event(
-            actor,
-            AuditEntry::new("database.backup", "database")
-                .detail(serde_json::json!({ "target": target.display().to_string() })),
-        )
-        .await?;
-        Ok(())
     }
 
     /// `PRAGMA integrity_check`: `["ok"]` when the file is sound.

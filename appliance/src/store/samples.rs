@@ -20,26 +20,21 @@ use super::{Actor, AuditEntry, PatientId, SampleId, Store, StoreError, Timestamp
 pub struct BloodVolume(f64);
 
 impl BloodVolume {
-    /// Smallest accepted volume (a small draw; below it the Poisson sampling of the draw
+    /// Smallest accepted volume: the start of `nmr_core::assay::plausibility::BLOOD_ML`, the one
+    /// range the count is also checked against (below it the Poisson sampling of the draw
     /// dominates any count).
-    pub const MIN_ML: f64 = 0.5;
-    /// Largest accepted volume (several CellSave tubes).
-    pub const MAX_ML: f64 = 50.0;
+    pub const MIN_ML: f64 = *nmr_core::assay::plausibility::BLOOD_ML.start();
+    /// Largest accepted volume (several CellSave tubes): the end of the same range.
+    pub const MAX_ML: f64 = *nmr_core::assay::plausibility::BLOOD_ML.end();
 
-    /// Parses a volume in mL.
+    /// Parses a volume in mL, checked by `nmr_core::assay::check_blood_ml`.
     pub fn from_ml(blood_ml: f64) -> Result<Self, StoreError> {
-        if blood_ml.is_finite() && (Self::MIN_ML..=Self::MAX_ML).contains(&blood_ml) {
-            Ok(Self(blood_ml))
-        } else {
-            Err(StoreError::Invalid {
+        nmr_core::assay::check_blood_ml(blood_ml)
+            .map(|()| Self(blood_ml))
+            .map_err(|error| StoreError::Invalid {
                 field: "blood volume",
-                reason: format!(
-                    "{blood_ml} mL is not within {} to {} mL",
-                    Self::MIN_ML,
-                    Self::MAX_ML
-                ),
+                reason: error.reason,
             })
-        }
     }
 
     /// The volume in mL.

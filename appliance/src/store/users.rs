@@ -505,7 +505,8 @@ impl Store {
         }
     }
 
-    /// Sets a new password and revokes the user's open sessions.
+    /// Sets a new password and revokes the user's open sessions and API tokens (a token made
+    /// under the old password must not outlive it).
     pub async fn set_password(
         &self,
         actor: &Actor,
@@ -536,12 +537,25 @@ impl Store {
         .await
         .context("revoking sessions after a password change")?
         .rows_affected();
+        let tokens_revoked = sqlx::query!(
+            "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+            now,
+            id
+        )
+        .execute(&mut *tx)
+        .await
+        .context("revoking API tokens after a password change")?
+        .rows_affected();
         append(
             &mut tx,
             actor,
             AuditEntry::new("user.password", "user")
                 .id(id)
-                .detail(serde_json::json!({ "username": name, "sessions_revoked": revoked })),
+                .detail(serde_json::json!({
+                    "username": name,
+                    "sessions_revoked": revoked,
+                    "tokens_revoked": tokens_revoked,
+                })),
         )
         .await?;
         tx.commit().await.context("committing a password change")?;
@@ -885,23 +899,40 @@ impl Store {
         ))
     }
 
-    /// The user behind an API token, if it is unrevoked and its user enabled; records the use.
-    pub async fn api_token_user(&self, secret: &str) -> Result<Option<User>, StoreError> {
+    /// The user behind an API token, if it is unrevoked, was made after `issued_after` (older
+    /// tokens have expired: the operations layer sets the token life) and its user is enabled;
+    /// records the use. An expired token's use is not recorded.
+    pub async fn api_token_user(
+        &self,
+        secret: &str,
+        issued_after: Timestamp,
+    ) -> Result<Option<User>, StoreError> {
         let token_hash = sha256_hex(secret.as_bytes());
         let now = Timestamp::now().to_rfc3339();
         let mut tx = db::begin_write(&self.pool).await?;
-        let user_id = sqlx::query_scalar!(
-            "UPDATE api_tokens SET last_used_at = ? WHERE token_hash = ? AND revoked_at IS NULL
-             RETURNING user_id",
-            now,
+        let token = sqlx::query!(
+            "SELECT id, user_id, created_at FROM api_tokens
+             WHERE token_hash = ? AND revoked_at IS NULL",
             token_hash
         )
         .fetch_optional(&mut *tx)
         .await
         .context("checking an API token")?;
-        let Some(user_id) = user_id else {
+        let Some(token) = token else {
             return Ok(None);
         };
+        if stored(&token.created_at, "token creation time", token.id)? <= issued_after {
+            return Ok(None);
+        }
+        sqlx::query!(
+            "UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
+            now,
+            token.id
+        )
+        .execute(&mut *tx)
+        .await
+        .context("recording an API token's use")?;
+        let user_id = token.user_id;
         let user = found(user_by_id(&mut tx, UserId(user_id)).await?, "user", user_id)?;
         tx.commit().await.context("committing an API token's use")?;
         Ok((!user.disabled).then_some(user))
@@ -964,6 +995,11 @@ mod tests {
 
     use super::*;
     use crate::store::test_fixtures::{PASSWORD, count, user};
+
+    /// A cut-off no token in these tests is older than (so none has expired).
+    fn long_ago() -> Timestamp {
+        Timestamp::parse("2000-01-01T00:00:00Z").unwrap()
+    }
 
     #[test]
     fn names_roles_and_passwords_are_parsed() {
@@ -1031,6 +1067,10 @@ mod tests {
         let alice = user(&store, "alice", Role::Operator).await;
         let idle = time::Duration::minutes(15);
         let (cookie, _) = store.create_session(&alice, idle).await.unwrap();
+        let (old_token, _) = store
+            .create_api_token(&alice.actor(), alice.id, "script")
+            .await
+            .unwrap();
         let name = Username::parse("alice").unwrap();
         store
             .set_password(
@@ -1041,6 +1081,27 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.authenticate("alice", PASSWORD).await.unwrap(), None);
+        // A token made under the old password dies with it (it used to live on); a new one works.
+        assert_eq!(
+            store.api_token_user(&old_token, long_ago()).await.unwrap(),
+            None
+        );
+        assert!(
+            store.api_tokens(alice.id).await.unwrap()[0]
+                .revoked_at
+                .is_some()
+        );
+        let (new_token, _) = store
+            .create_api_token(&alice.actor(), alice.id, "script")
+            .await
+            .unwrap();
+        assert!(
+            store
+                .api_token_user(&new_token, long_ago())
+                .await
+                .unwrap()
+                .is_some()
+        );
         assert!(
             store
                 .authenticate("alice", "another long one")
@@ -1079,7 +1140,10 @@ mod tests {
             .unwrap();
         assert_eq!(store.authenticate("alice", PASSWORD).await.unwrap(), None);
         assert_eq!(store.session_user(&cookie, idle).await.unwrap(), None);
-        assert_eq!(store.api_token_user(&token).await.unwrap(), None);
+        assert_eq!(
+            store.api_token_user(&token, long_ago()).await.unwrap(),
+            None
+        );
         assert!(store.user(alice.id).await.unwrap().disabled);
         let reason: Option<String> =
             sqlx::query_scalar("SELECT reason FROM audit_log WHERE action = 'user.disable'")
@@ -1133,7 +1197,11 @@ mod tests {
             .unwrap();
         assert!(!stored.contains(&secret[API_TOKEN_PREFIX.len()..]));
         assert_eq!(
-            store.api_token_user(&secret).await.unwrap().map(|u| u.id),
+            store
+                .api_token_user(&secret, long_ago())
+                .await
+                .unwrap()
+                .map(|u| u.id),
             Some(admin.id)
         );
         assert!(
@@ -1141,11 +1209,27 @@ mod tests {
                 .last_used_at
                 .is_some()
         );
+        // Made at or before the cut-off: expired, and the attempt is not recorded as a use.
+        let used = store.api_tokens(admin.id).await.unwrap()[0].last_used_at;
+        assert_eq!(
+            store
+                .api_token_user(&secret, token.created_at)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store.api_tokens(admin.id).await.unwrap()[0].last_used_at,
+            used
+        );
         store
             .revoke_api_token(&admin.actor(), token.id)
             .await
             .unwrap();
-        assert_eq!(store.api_token_user(&secret).await.unwrap(), None);
+        assert_eq!(
+            store.api_token_user(&secret, long_ago()).await.unwrap(),
+            None
+        );
         let missing = store.revoke_api_token(&admin.actor(), ApiTokenId(99)).await;
         assert!(
             matches!(missing, Err(StoreError::NotFound { .. })),
@@ -1339,7 +1423,10 @@ mod tests {
                 .is_some()
         );
         assert_eq!(store.session_user(&cookie, idle).await.unwrap(), None);
-        assert_eq!(store.api_token_user(&token).await.unwrap(), None);
+        assert_eq!(
+            store.api_token_user(&token, long_ago()).await.unwrap(),
+            None
+        );
         let rows = audit_rows(&pool, "user.enable").await;
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].0.as_deref(), Some("back from leave"));

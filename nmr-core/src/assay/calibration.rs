@@ -26,6 +26,7 @@ use super::delta_r2::DeltaR2;
 use super::ep17::{lob_nonparametric, lob_parametric, lod_parametric};
 use super::error::AssayError;
 use super::linearity::{AllowableNonlinearity, Linearity, check_linearity};
+use super::plausibility::check_calibration;
 use super::weighted_fit::fit_polynomial;
 
 /// One spiked sample of the dilution series: a known number of cells and the measured ΔR2.
@@ -141,36 +142,15 @@ impl Calibration {
         options: &CalibrationOptions,
     ) -> Result<Calibration, AssayError> {
         AssayError::check("echo time (ms)", te_ms, true)?;
-        check_created(created)?;
-        if lot.trim().is_empty() {
-            return Err(AssayError::Series("the reagent lot is empty".to_string()));
-        }
         for sample in series {
-            AssayError::check("spiked cells", sample.cells, false)?;
             AssayError::check(
                 "spiked sample ΔR2 (1/s)",
                 sample.delta.delta_r2_per_s,
                 false,
             )?;
-            if sample.cells < 0.0 {
-                return Err(AssayError::Series(format!(
-                    "a level of {} cells is negative",
-                    sample.cells
-                )));
-            }
         }
-        let levels = distinct_levels(series);
-        if levels.len() < MIN_LEVELS || levels[0] != 0.0 {
-            return Err(AssayError::Series(format!(
-                "{} distinct level(s){}: at least {MIN_LEVELS} including 0 cells are needed",
-                levels.len(),
-                if levels.first() == Some(&0.0) {
-                    ""
-                } else {
-                    " and no blank (0 cells)"
-                }
-            )));
-        }
+        let cells: Vec<f64> = series.iter().map(|s| s.cells).collect();
+        let levels = check_series_design(&cells)?;
         let groups: Vec<Vec<f64>> = levels
             .iter()
             .map(|&level| {
@@ -181,11 +161,6 @@ impl Calibration {
                     .collect()
             })
             .collect();
-        if let Some((level, _)) = levels.iter().zip(&groups).find(|(_, g)| g.len() < 2) {
-            return Err(AssayError::Series(format!(
-                "the level of {level} cells has a single sample; every level needs replicates"
-            )));
-        }
 
         // 1. Variance model and weights.
         let variance = VarianceModel::fit(&levels, &groups);
@@ -233,10 +208,13 @@ impl Calibration {
         let parametric = lob_parametric(std::slice::from_ref(blanks))?;
         let nonparametric = lob_nonparametric(blanks)
             .ok_or_else(|| AssayError::Series("no usable blank results".to_string()))?;
+        // A limit of blank below no cells says only that every positive estimate is above the
+        // blanks: it is reported as 0 (the raw values stay in the record below).
         let lob = match options.lob_method {
             LobMethod::Parametric => parametric.lob,
             LobMethod::Nonparametric => nonparametric,
-        };
+        }
+        .max(0.0);
         let low_max = options.low_level_max_cells.unwrap_or(levels[1]);
         let low_groups: Vec<Vec<f64>> = levels
             .iter()
@@ -260,7 +238,7 @@ impl Calibration {
                 cv_goal_pct: options.cv_goal * 100.0,
             })?;
 
-        Ok(Calibration {
+        let calibration = Calibration {
             lot: lot.to_string(),
             te_ms,
             slope_per_s_per_cell: slope,
@@ -280,7 +258,9 @@ impl Calibration {
             levels_cells: levels,
             samples: Some(series.len()),
             linearity: Some(linearity),
-        })
+        };
+        calibration.validate()?;
+        Ok(calibration)
     }
 
     /// Degrees of freedom of the line's SEs (infinite when the file does not say).
@@ -325,40 +305,13 @@ impl Calibration {
         Ok(calibration)
     }
 
-    fn validate(&self) -> Result<(), AssayError> {
-        AssayError::check("te_ms", self.te_ms, true)?;
-        AssayError::check("slope_per_s_per_cell", self.slope_per_s_per_cell, true)?;
-        AssayError::check("slope_se", self.slope_se, false)?;
-        AssayError::check("intercept_per_s", self.intercept_per_s, false)?;
-        AssayError::check("intercept_se", self.intercept_se, false)?;
-        AssayError::check("slope_intercept_cov", self.slope_intercept_cov, false)?;
-        AssayError::check("lob_cells", self.lob_cells, false)?;
-        AssayError::check("lod_cells", self.lod_cells, false)?;
-        AssayError::check("loq_cells", self.loq_cells, false)?;
-        if !(self.lob_cells <= self.lod_cells && self.lod_cells <= self.loq_cells) {
-            return Err(AssayError::Config {
-                what: "calibration file".to_string(),
-                reason: format!(
-                    "the limits must satisfy LoB ≤ LoD ≤ LoQ, got {} / {} / {} cells",
-                    self.lob_cells, self.lod_cells, self.loq_cells
-                ),
-            });
-        }
-        if self.slope_se < 0.0 || self.intercept_se < 0.0 {
-            return Err(AssayError::Config {
-                what: "calibration file".to_string(),
-                reason: "a standard error is negative".to_string(),
-            });
-        }
-        if let Some(df) = self.fit_df
-            && (df.is_nan() || df <= 0.0)
-        {
-            return Err(AssayError::Config {
-                what: "calibration file".to_string(),
-                reason: format!("fit_df must be positive, got {df}"),
-            });
-        }
-        check_created(&self.created)
+    /// Checks every field against the physical ranges of [`super::plausibility`]; the one
+    /// check every calibration passes before use, whether built here or read from a file.
+    ///
+    /// # Errors
+    /// [`AssayError::Calibration`] naming the first field out of range.
+    pub fn validate(&self) -> Result<(), AssayError> {
+        Ok(check_calibration(self)?)
     }
 }
 
@@ -403,11 +356,45 @@ impl VarianceModel {
     }
 }
 
-fn distinct_levels(series: &[SpikedSample]) -> Vec<f64> {
-    let mut levels: Vec<f64> = series.iter().map(|s| s.cells).collect();
+/// The design rules of a dilution series, checked on its samples' cell numbers alone (so a
+/// caller can check a series before measuring or fitting anything): every number of cells finite
+/// and not negative, at least [`MIN_LEVELS`] distinct levels including a blank (0 cells), and
+/// every level with at least two samples. Returns the levels in ascending order.
+///
+/// # Errors
+/// [`AssayError::Series`] (or [`AssayError::InvalidNumber`]) saying which rule fails.
+pub fn check_series_design(cells: &[f64]) -> Result<Vec<f64>, AssayError> {
+    for &sample_cells in cells {
+        AssayError::check("spiked cells", sample_cells, false)?;
+        if sample_cells < 0.0 {
+            return Err(AssayError::Series(format!(
+                "a level of {sample_cells} cells is negative"
+            )));
+        }
+    }
+    let mut levels = cells.to_vec();
     levels.sort_by(f64::total_cmp);
     levels.dedup();
-    levels
+    if levels.len() < MIN_LEVELS || levels[0] != 0.0 {
+        return Err(AssayError::Series(format!(
+            "{} distinct level(s){}: at least {MIN_LEVELS} including 0 cells are needed",
+            levels.len(),
+            if levels.first() == Some(&0.0) {
+                ""
+            } else {
+                " and no blank (0 cells)"
+            }
+        )));
+    }
+    if let Some(level) = levels
+        .iter()
+        .find(|&&level| cells.iter().filter(|&&c| c == level).count() < 2)
+    {
+        return Err(AssayError::Series(format!(
+            "the level of {level} cells has a single sample; every level needs replicates"
+        )));
+    }
+    Ok(levels)
 }
 
 /// CV of one level's cell estimates (SD / mean); `None` for a non-positive mean.
@@ -419,46 +406,6 @@ fn level_cv(cells: &[f64]) -> Option<f64> {
     }
     let sd = (cells.iter().map(|c| (c - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
     Some(sd / mean)
-}
-
-/// Checks that `created` has the shape of an RFC 3339 date-time (`YYYY-MM-DDTHH:MM:SS` followed
-/// by optional fractional seconds and a `Z` or ±HH:MM offset).
-fn check_created(created: &str) -> Result<(), AssayError> {
-    let bytes = created.as_bytes();
-    let digits = |range: std::ops::Range<usize>| {
-        bytes
-            .get(range)
-            .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
-    };
-    let shape_ok = bytes.len() >= 20
-        && digits(0..4)
-        && bytes[4] == b'-'
-        && digits(5..7)
-        && bytes[7] == b'-'
-        && digits(8..10)
-        && matches!(bytes[10], b'T' | b't')
-        && digits(11..13)
-        && bytes[13] == b':'
-        && digits(14..16)
-        && bytes[16] == b':'
-        && digits(17..19);
-    let zone_ok = created.ends_with('Z')
-        || created.ends_with('z')
-        || (created.len() >= 25 && {
-            let zone = &created[created.len() - 6..];
-            let z = zone.as_bytes();
-            matches!(z[0], b'+' | b'-') && z[3] == b':'
-        });
-    if shape_ok && zone_ok {
-        Ok(())
-    } else {
-        Err(AssayError::Config {
-            what: "calibration `created`".to_string(),
-            reason: format!(
-                "`{created}` is not an RFC 3339 date-time such as 2026-11-24T05:00:00Z"
-            ),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -650,23 +597,25 @@ mod properties {
     use proptest::prelude::*;
 
     proptest! {
-        /// Any calibration with finite numbers survives TOML exactly.
+        /// Any calibration within the physical ranges survives TOML exactly.
         #[test]
         fn toml_round_trip_is_exact(
             te_ms in 0.1f64..50.0,
             slope in 1e-6f64..1.0,
-            slope_se in 0.0f64..1e-2,
+            relative_slope_se in 0.0f64..0.5,
             intercept in -1.0f64..1.0,
             intercept_se in 0.0f64..0.1,
-            cov in -1e-4f64..1e-4,
+            correlation in -1.0f64..1.0,
             df in proptest::option::of(1.0f64..500.0),
-            lob in -5.0f64..50.0,
+            lob in 0.0f64..50.0,
             lod_above_lob in 0.0f64..50.0,
             loq_above_lod in 0.0f64..100.0,
             lot in "[A-Za-z0-9_-]{1,16}",
         ) {
             let lod = lob + lod_above_lob;
             let loq = lod + loq_above_lod;
+            let slope_se = slope * relative_slope_se;
+            let cov = correlation * slope_se * intercept_se;
             let calibration = Calibration {
                 lot,
                 te_ms,

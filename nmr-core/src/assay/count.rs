@@ -17,12 +17,17 @@
 //!
 //! Category: `not_detected` when N ≤ LoB, `below_loq` when N < LoQ, `quantified` otherwise
 //! (on the uncut estimate).
+//!
+//! Every count passes [`super::plausibility::check_count`] before it is returned: a count that is
+//! not finite, negative, outside its own interval, or from a volume or calibration outside the
+//! physical ranges is an error naming the quantity, never a result.
 
 use serde::{Deserialize, Serialize};
 
 use super::calibration::Calibration;
 use super::delta_r2::DeltaR2;
 use super::error::AssayError;
+use super::plausibility::{check_blood_ml, check_count};
 use super::poisson::{garwood_lower95, garwood_upper95};
 use super::quantile::t95;
 
@@ -88,7 +93,7 @@ impl CountEstimate {
         calibration: &Calibration,
         blood_ml: f64,
     ) -> Result<CountEstimate, AssayError> {
-        AssayError::check("blood volume (mL)", blood_ml, true)?;
+        check_blood_ml(blood_ml)?;
         AssayError::check("ΔR2 (1/s)", delta.delta_r2_per_s, false)?;
         AssayError::check("ΔR2 standard error (1/s)", delta.se_per_s, false)?;
         let slope = calibration.slope_per_s_per_cell;
@@ -122,7 +127,7 @@ impl CountEstimate {
         } else {
             CountCategory::Quantified
         };
-        Ok(CountEstimate {
+        let count = CountEstimate {
             delta_r2_per_s: delta.delta_r2_per_s,
             delta_r2_per_s_se: delta.se_per_s,
             cells: cells.max(0.0),
@@ -139,7 +144,9 @@ impl CountEstimate {
                 per_ml_ci95[1] * CELLSEARCH_VOLUME_ML,
             ],
             category,
-        })
+        };
+        check_count(&count, calibration)?;
+        Ok(count)
     }
 }
 
@@ -256,6 +263,43 @@ mod tests {
         let cal = calibration();
         assert!(CountEstimate::from_delta(&delta(0.1, 0.01, 4.0), &cal, 0.0).is_err());
         assert!(CountEstimate::from_delta(&delta(f64::NAN, 0.01, 4.0), &cal, 1.0).is_err());
+    }
+
+    /// The outside probe's nonsense results: each is now an error naming the quantity, not a
+    /// count. (The calibrations are built field by field, past `Calibration::validate`, as a
+    /// program holding a `Calibration` could.)
+    #[test]
+    fn degenerate_inputs_give_a_named_error_not_a_count() {
+        let twenty_cells = delta(0.25, 0.01, 4.0);
+        type Edit = fn(&mut Calibration);
+        let cases: [(&str, Edit, f64); 5] = [
+            ("calibration", |c| c.slope_per_s_per_cell = 1e-300, 7.5),
+            ("calibration", |c| c.slope_se = 1e308, 7.5),
+            ("calibration", |c| c.intercept_per_s = 1e308, 7.5),
+            ("blood_ml", |_| {}, 1e-300),
+            ("blood_ml", |_| {}, 1e-320),
+        ];
+        for (quantity, edit, blood_ml) in cases {
+            let mut cal = calibration();
+            edit(&mut cal);
+            match CountEstimate::from_delta(&twenty_cells, &cal, blood_ml) {
+                Err(AssayError::Implausible(error)) => assert_eq!(error.quantity, quantity),
+                other => panic!("{quantity}: {other:?}"),
+            }
+        }
+        // A ΔR2 SE so large the interval is infinite.
+        let wild = delta(0.25, 1e300, 4.0);
+        match CountEstimate::from_delta(&wild, &calibration(), 7.5) {
+            Err(AssayError::Implausible(error)) => {
+                assert_eq!(error.quantity, "cells_se", "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A ΔR2 far beyond any patient: more than 10⁵ cells per 7.5 mL.
+        match CountEstimate::from_delta(&delta(5000.0, 0.01, 4.0), &calibration(), 7.5) {
+            Err(AssayError::Implausible(error)) => assert_eq!(error.quantity, "per_7_5ml"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use super::plausibility::{CalibrationInvalid, ImplausibleCount};
+
 /// Why an assay computation (tube statistics, calibration, counting, configuration) refused its
 /// input. Every variant names the offending quantity so the message can be shown to a user as is.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -43,6 +45,13 @@ pub enum AssayError {
     /// A calibration or configuration file could not be read.
     #[error("{what}: {reason}")]
     Config { what: String, reason: String },
+    /// A calibration field outside its physical range.
+    #[error(transparent)]
+    Calibration(#[from] CalibrationInvalid),
+    /// A count that must not become a result (not finite, negative, outside its own interval,
+    /// or from a blood volume outside the physical range).
+    #[error(transparent)]
+    Implausible(#[from] ImplausibleCount),
     /// The requested indication has no configured cut-off.
     #[error("no cut-off is configured for indication `{0}` (known: {1})")]
     UnknownIndication(String, String),

@@ -7,6 +7,8 @@
 //! - [`count`]: N = (ΔR2 − b)/s with intervals, per mL and per 7.5 mL with the Poisson sampling of
 //!   the draw ([`poisson`], Garwood), and the reporting category.
 //! - [`indication`]: cut-offs per indication (configuration) and the favourable/unfavourable call.
+//! - [`plausibility`]: the physical ranges every calibration and every count is checked against
+//!   before anything uses it.
 //!
 //! Pure: numbers in, numbers and reports out. Not here: fitting echo trains ([`crate::fit`]),
 //! files, clocks, QC flags ([`crate::qc`]).
@@ -18,6 +20,7 @@ pub mod ep17;
 pub mod error;
 pub mod indication;
 pub mod linearity;
+pub mod plausibility;
 pub mod poisson;
 pub mod quantile;
 pub mod replicate;
@@ -25,11 +28,16 @@ pub mod report;
 pub mod tube;
 pub mod weighted_fit;
 
-pub use calibration::{Calibration, CalibrationOptions, LobMethod, SpikedSample};
+pub use calibration::{
+    Calibration, CalibrationOptions, LobMethod, SpikedSample, check_series_design,
+};
 pub use count::{CountCategory, CountEstimate};
 pub use delta_r2::{DeltaR2, MarkerSignal, SeSource, marker_profile};
 pub use error::AssayError;
 pub use indication::{Call, CallOutcome, Cutoff, Indications};
+pub use plausibility::{
+    CalibrationInvalid, ImplausibleCount, check_blood_ml, check_calibration, check_count,
+};
 pub use replicate::{
     MIN_OUTLIER_RELATIVE_DIFFERENCE, OUTLIER_SIGNIFICANCE, Replicate, ReplicateOutlier,
     TubeSummary, find_outlier,

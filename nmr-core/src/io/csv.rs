@@ -122,7 +122,7 @@ fn read_header(fields: &[&str], line: usize) -> Result<(usize, f64, Columns), Pa
 }
 
 /// `# key=value` pairs (several may share a line, separated by spaces or commas).
-fn read_metadata(
+pub(super) fn read_metadata(
     comment: &str,
     line: usize,
     acquisition: &mut Acquisition,

@@ -17,8 +17,28 @@ pub(super) fn recognises(text: &str) -> bool {
 }
 
 pub(super) fn parse(text: &str) -> Result<ImportedTrain, ParseError> {
-    let mut section = String::new();
     let mut acquisition = Acquisition::default();
+    let (data_line, rows) = read_sections(text, &mut acquisition, true)?;
+    let (train, _) = rows.into_train(data_line)?;
+    Ok(ImportedTrain::new(
+        train.with_acquisition(acquisition),
+        "GeoSpec exports the receiver's real and imaginary channels, not phased",
+    ))
+}
+
+/// Reads the metadata of the sections before `[Data]` into `acquisition`.
+pub(super) fn read_header(text: &str, acquisition: &mut Acquisition) -> Result<(), ParseError> {
+    read_sections(text, acquisition, false).map(|_| ())
+}
+
+/// Walks the sections: metadata into `acquisition`, and (when `data`) the `[Data]` rows, which
+/// are returned with the line of the `[Data]` heading. Without `data` it stops at `[Data]`.
+fn read_sections(
+    text: &str,
+    acquisition: &mut Acquisition,
+    data: bool,
+) -> Result<(usize, Rows), ParseError> {
+    let mut section = String::new();
     let mut rows = Rows::new(Columns::Complex);
     let mut data_line = 0;
     let mut header_seen = false;
@@ -32,6 +52,9 @@ pub(super) fn parse(text: &str) -> Result<ImportedTrain, ParseError> {
             section = trimmed[1..trimmed.len() - 1].to_ascii_lowercase();
             if section == "data" {
                 data_line = line;
+                if !data {
+                    break;
+                }
             }
             continue;
         }
@@ -87,11 +110,7 @@ pub(super) fn parse(text: &str) -> Result<ImportedTrain, ParseError> {
             _ => {}
         }
     }
-    let (train, _) = rows.into_train(data_line)?;
-    Ok(ImportedTrain::new(
-        train.with_acquisition(acquisition),
-        "GeoSpec exports the receiver's real and imaginary channels, not phased",
-    ))
+    Ok((data_line, rows))
 }
 
 #[cfg(test)]

@@ -23,11 +23,15 @@
 //! Files that are an instrument's result rather than its data (a Prospa T2 distribution) are
 //! refused as [`ParseError::NotAnEchoTrain`], so a caller can skip them.
 //!
+//! [`declared_acquisition`] reads only what a file declares before its first echo (its echo time,
+//! scans…), so a caller can check a file's echo time from its first kilobytes.
+//!
 //! Errors name the line (1-based) and what was wrong. Reading files and walking folders is the
 //! caller's business; this module only sees bytes and text.
 
 mod csv;
 mod geospec;
+mod header;
 mod minispec;
 mod parameters;
 mod prospa;
@@ -37,6 +41,7 @@ mod tecmag;
 use thiserror::Error;
 
 pub use csv::write_csv;
+pub use header::declared_acquisition;
 
 use crate::{EchoTrain, SignalKind, TrainError};
 

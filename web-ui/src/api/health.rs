@@ -1,25 +1,13 @@
-//! `GET /healthz`: is the appliance up? No authentication, no patient data.
+//! `GET /healthz`: is the appliance up? `ok` (200, plain text) when the database answers and the
+//! engine runs, else a bare 503 problem. Nothing more: it needs no credentials, so it tells nobody
+//! the version or the state of the parts (signed-in users read those at `GET /api/v1/instrument`).
 
-use axum::Json;
 use axum::extract::State;
-use serde::Serialize;
-use utoipa::ToSchema;
+use axum::http::header;
+use axum::response::IntoResponse;
 
 use crate::problem::ApiError;
 use crate::state::AppState;
-
-/// The health answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
-    /// `ok` when the database answers and the engine runs, else `degraded`.
-    pub status: &'static str,
-    /// Whether the database answered.
-    pub database: bool,
-    /// Whether the acquisition engine is running.
-    pub engine: bool,
-    /// The binary's version.
-    pub version: &'static str,
-}
 
 /// `GET /healthz`.
 #[utoipa::path(
@@ -27,19 +15,17 @@ pub struct Health {
     path = "/healthz",
     tag = "meta",
     security(()),
-    responses((status = 200, description = "Whether the database and the engine answer", body = Health))
+    responses(
+        (status = 200, description = "The database answers and the engine runs", body = String, content_type = "text/plain", example = "ok"),
+        (status = 503, description = "The database or the engine does not answer", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
+    )
 )]
-pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    let database = sqlx_ping(&state).await;
+pub async fn healthz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let database = state.ops.database_answers().await;
     let engine = !state.engine.status().stopped;
-    Ok(Json(Health {
-        status: if database && engine { "ok" } else { "degraded" },
-        database,
-        engine,
-        version: env!("CARGO_PKG_VERSION"),
-    }))
-}
-
-async fn sqlx_ping(state: &AppState) -> bool {
-    state.ops.database_answers().await
+    if database && engine {
+        Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok"))
+    } else {
+        Err(ApiError::Unavailable)
+    }
 }

@@ -20,6 +20,8 @@ const LOG_ENTRIES: u32 = 20;
 /// The instrument's status.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InstrumentView {
+    /// The appliance software's version.
+    pub version: &'static str,
     /// Whether the board is the simulated one.
     pub simulated: bool,
     /// The engine's snapshot.
@@ -42,6 +44,7 @@ pub async fn show(
 ) -> Result<Json<InstrumentView>, ApiError> {
     caller.require(Permission::ViewInstrument)?;
     Ok(Json(InstrumentView {
+        version: env!("CARGO_PKG_VERSION"),
         simulated: state.engine.is_simulated(),
         status: state.engine.status(),
         log: state

@@ -36,6 +36,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
             session::sign_out
         ))
         .routes(routes!(tokens::create))
+        .routes(routes!(session::unlock))
         .routes(routes!(patients::list, patients::register))
         .routes(routes!(patients::show))
         .routes(routes!(patients::trend))

@@ -57,7 +57,9 @@ pub const BEARER_SCHEME: &str = "bearer";
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
     ),
     modifiers(&SecuritySchemes),
-    components(schemas(ProblemDocument)),
+    // `RunEvent` is no route's body (the event stream is text): listed here so that the data of
+    // each server-sent event stays described.
+    components(schemas(ProblemDocument, appliance::engine::RunEvent)),
     tags(
         (name = "meta", description = "Health and this document (no authentication)"),
         (name = "session", description = "Signing in and out; API tokens"),

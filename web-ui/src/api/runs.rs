@@ -340,8 +340,8 @@ fn settled(state: RunState) -> bool {
     params(("id" = i64, Path, minimum = 1, description = "Run id")),
     responses((
         status = 200,
-        description = "Server-sent events: the run's state, then its events until the engine is done with it. Each event is named after its `event` key; its data is the event as JSON.",
-        body = RunEvent,
+        description = "Server-sent events (text, not one JSON document): the run's state, then its events until the engine is done with it. Each event is named after its `event` key; its `data:` line is one `RunEvent` (see the components) as JSON.",
+        body = String,
         content_type = "text/event-stream"
     ))
 )]

@@ -1,7 +1,8 @@
 //! `POST /api/v1/session` signs in (sets the session cookie), `GET` says who is signed in and
-//! repeats the CSRF token, `DELETE` signs out.
+//! repeats the CSRF token, `DELETE` signs out; `POST /api/v1/users/{username}/unlock` lets a lab
+//! admin lift the sign-in throttle on a user name.
 //!
-//! Sign-ins are throttled per user name and per client address ([`crate::throttle`]); each
+//! Sign-ins are throttled per user name and client address together ([`crate::throttle`]); each
 //! attempt, successful or not, is audited with the client address.
 
 use std::net::SocketAddr;
@@ -13,8 +14,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use operations::users::ChangeReason;
+
 use crate::auth::{Caller, Credential, cleared_cookie, csrf_token, session_cookie};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, PathUsername};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -55,7 +58,7 @@ pub struct SessionView {
         (status = 201, description = "Signed in; the session cookie is set", body = SessionView,
             headers(("set-cookie" = String, description = "`ferrocount_session=<secret>; HttpOnly; SameSite=Strict; Path=/` (and `Secure` under TLS)"))),
         (status = 401, description = "The user name or password is wrong", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed sign-ins for the user name or the address", body = super::openapi::ProblemDocument, content_type = "application/problem+json",
+        (status = 429, description = "Too many failed sign-ins for the user name from this address", body = super::openapi::ProblemDocument, content_type = "application/problem+json",
             headers(("retry-after" = u64, description = "Seconds until the next attempt is accepted"))),
     )
 )]
@@ -132,4 +135,68 @@ pub async fn sign_out(State(state): State<AppState>, caller: Caller) -> Result<R
     let cookie = HeaderValue::from_str(&cleared_cookie(state.tls()))
         .map_err(|e| ApiError::Internal(format!("session cookie: {e}")))?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+/// `POST /api/v1/users/{username}/unlock` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnlockRequest {
+    /// Why the lock is lifted (kept in the audit trail; 1 to 500 characters).
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: String,
+}
+
+/// One address the throttle had counted failures from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnlockedAddress {
+    /// The client address.
+    pub address: String,
+    /// Failed sign-ins counted from it in the current window.
+    pub failures: u32,
+    /// Whether sign-ins from it were being refused.
+    pub locked: bool,
+}
+
+/// What an unlock forgot.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Unlocked {
+    /// The user name.
+    pub username: String,
+    /// The addresses whose failures were forgotten (empty: nothing was counted).
+    pub addresses: Vec<UnlockedAddress>,
+}
+
+/// `POST /api/v1/users/{username}/unlock`: a lab admin lifts the sign-in throttle on a user name
+/// from every address, with a reason (audited).
+#[utoipa::path(
+    post,
+    path = "/users/{username}/unlock",
+    tag = "session",
+    security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
+    params(("username" = String, Path, min_length = 1, max_length = 64, description = "The user name")),
+    request_body = UnlockRequest,
+    responses((status = 200, description = "The failures that were forgotten", body = Unlocked))
+)]
+pub async fn unlock(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathUsername(username): PathUsername,
+    ApiJson(request): ApiJson<UnlockRequest>,
+) -> Result<Json<Unlocked>, ApiError> {
+    let reason = ChangeReason::parse(&request.reason)?;
+    let forgotten = state
+        .ops
+        .unlock_sign_in(&caller.requester(), username.as_str(), &reason)
+        .await?;
+    Ok(Json(Unlocked {
+        username: username.as_str().to_owned(),
+        addresses: forgotten
+            .into_iter()
+            .map(|lockout| UnlockedAddress {
+                address: lockout.address.to_string(),
+                failures: lockout.failures,
+                locked: lockout.locked,
+            })
+            .collect(),
+    }))
 }

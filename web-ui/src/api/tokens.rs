@@ -1,4 +1,6 @@
-//! `POST /api/v1/tokens`: a new API token for the caller, shown once (only its hash is kept).
+//! `POST /api/v1/tokens`: a new API token for the caller, shown once (only its hash is kept),
+//! working until `expires_at` (the token life: `http.token_life_days`, default 90) or until the
+//! caller's password changes.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,7 +11,6 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::extract::ApiJson;
 use crate::problem::ApiError;
-use crate::roles::Permission;
 use crate::state::AppState;
 
 /// Token request.
@@ -31,6 +32,9 @@ pub struct CreatedToken {
     pub token: String,
     /// Its first characters, to recognise it later.
     pub prefix: String,
+    /// When it stops working (RFC 3339); a password change ends it sooner.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
 }
 
 /// `POST /api/v1/tokens`.
@@ -47,18 +51,18 @@ pub async fn create(
     caller: Caller,
     ApiJson(request): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    caller.require(Permission::CreateOwnTokens)?;
-    let (secret, token) = state
+    let issued = state
         .ops
         .create_token(&caller.requester(), &request.label)
         .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
-            id: token.id.0,
-            label: token.label,
-            token: secret,
-            prefix: token.prefix,
+            id: issued.token.id.0,
+            label: issued.token.label,
+            token: issued.secret,
+            prefix: issued.token.prefix,
+            expires_at: issued.expires_at.to_rfc3339(),
         }),
     ))
 }

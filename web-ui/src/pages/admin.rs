@@ -4,12 +4,10 @@
 //! What the store supports is what the page offers: adding a user with a role and an initial
 //! password, changing a user's role, disabling one (which revokes their sessions and tokens)
 //! and enabling them again; never one's own account, nor the last active lab admin. Every change is
-//! audited by the store in the same transaction; the backup is audited by `Store::backup`.
+//! audited by the store in the same transaction; the backup is audited by `appliance::backup`.
 //!
 //! A new API token's secret is shown once, in the answer to the form that made it (never in a
 //! URL), so that answer is the page itself rather than a redirect, and is not cached.
-
-use std::path::{Path as FsPath, PathBuf};
 
 use axum::Router;
 use axum::body::Body;
@@ -19,11 +17,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use futures_util::stream;
 use serde::Deserialize;
-use tokio::io::AsyncReadExt;
 
+use appliance::backup::BackupKey;
 use appliance::store::audit::{AuditQuery as StoreAuditQuery, AuditRecord};
 use appliance::store::instrument_log::{LogEntry, LogKind};
-use appliance::store::{ApiTokenId, Timestamp, random_hex};
+use appliance::store::{ApiTokenId, Timestamp};
 use operations::OperationError;
 use operations::users::{ChangeReason, UserOrder, UserRecord, parse_role};
 
@@ -426,19 +424,23 @@ pub struct NewTokenForm {
 async fn create_token(State(state): State<AppState>, form: PageForm<NewTokenForm>) -> PageResult {
     let PageForm { user, form } = form;
     user.require(Permission::CreateOwnTokens)?;
-    let (secret, token) = match state.ops.create_token(&user.requester(), &form.label).await {
+    let issued = match state.ops.create_token(&user.requester(), &form.label).await {
         Ok(made) => made,
         Err(OperationError::Invalid { field, reason }) => {
             return refused(&state, &user, field, &reason).await;
         }
         Err(other) => return Err(other.into()),
     };
-    let label = token.label;
+    let label = &issued.token.label;
     let mut page = page(&state, &user, paths::ADMIN).await?;
-    page.new_token_secret = Some(secret);
+    page.new_token_secret = Some(issued.secret);
     page.layout.notice = Some(Notice {
         level: "success".into(),
-        text: format!("API token “{label}” created. Copy it now: it is not shown again."),
+        text: format!(
+            "API token “{label}” created; it works until {} (UTC) or until your password \
+             changes. Copy it now: it is not shown again.",
+            issued.expires_at.datetime().date()
+        ),
     });
     let mut response = (StatusCode::CREATED, page).into_response();
     response
@@ -480,26 +482,24 @@ async fn revoke_token(
     Ok(Redirect::to(&target).into_response())
 }
 
-/// Where the snapshot is written: beside the database (same file system, not a RAM-backed
-/// /tmp on the appliance), else the system's temporary directory.
-fn backup_dir(state: &AppState) -> PathBuf {
-    let options = state.store.pool().connect_options();
-    options
-        .get_filename()
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty() && dir.is_dir())
-        .map(FsPath::to_path_buf)
-        .unwrap_or_else(std::env::temp_dir)
-}
-
-/// `GET /admin/backup`: a consistent snapshot of the database (`VACUUM INTO`, audited by the
-/// store) streamed as `ferrocount-YYYYMMDD-HHMMSS.db`. The temporary file is unlinked as soon
-/// as it is open, so it is gone whatever happens to the download.
+/// `GET /admin/backup`: an encrypted, consistent snapshot of the database
+/// (`appliance::backup`: `VACUUM INTO`, integrity-checked, audited, age-encrypted for the
+/// configuration's `[backup] recipients`) streamed as `ferrocount-YYYYMMDD-HHMMSS.db.age`. The
+/// snapshot is unlinked as soon as it is open, so it is gone whatever happens to the download.
+/// The body comes from a channel the encryption thread fills, which ends once and stays ended:
+/// the compression layer may poll it again after its end (a stream that panics then cut every
+/// gzip download short). Without a configured key there is no backup: 409 saying what to
+/// configure.
 async fn backup(State(state): State<AppState>, user: PageUser) -> PageResult {
     user.require(Permission::DownloadBackup)?;
+    let key = BackupKey::recipients(&state.backup.recipients).map_err(|error| {
+        ApiError::Conflict(format!(
+            "{error}; the download is encrypted for the lab's public keys in [backup] recipients"
+        ))
+    })?;
     let now = Timestamp::now().datetime();
     let filename = format!(
-        "ferrocount-{:04}{:02}{:02}-{:02}{:02}{:02}.db",
+        "ferrocount-{:04}{:02}{:02}-{:02}{:02}{:02}.db.age",
         now.year(),
         u8::from(now.month()),
         now.day(),
@@ -507,42 +507,21 @@ async fn backup(State(state): State<AppState>, user: PageUser) -> PageResult {
         now.minute(),
         now.second()
     );
-    let target = backup_dir(&state).join(format!(
-        ".ferrocount-backup-{}.db",
-        random_hex::<8>().map_err(ApiError::from)?
-    ));
-    let written = state.store.backup(&user.user.actor(), &target).await;
-    let opened = match written {
-        Ok(()) => tokio::fs::File::open(&target).await.map_err(|error| {
-            ApiError::Internal(format!("opening the backup {}: {error}", target.display()))
-        }),
-        Err(error) => Err(error.into()),
-    };
-    if let Err(error) = tokio::fs::remove_file(&target).await
-        && error.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(path = %target.display(), %error, "could not remove a backup's temporary file");
-    }
-    let file = opened?;
-    let length = file.metadata().await.ok().map(|m| m.len());
-    // Reads the file in chunks; a read error ends the stream (and so the download) with it.
-    let body = Body::from_stream(stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
-        let mut chunk = vec![0u8; 64 * 1024];
-        match file.read(&mut chunk).await {
-            Ok(0) => None,
-            Ok(n) => {
-                chunk.truncate(n);
-                Some((Ok::<_, std::io::Error>(chunk), Some(file)))
-            }
-            Err(error) => Some((Err(error), None)),
-        }
-    }));
+    let snapshot = appliance::backup::snapshot(
+        &state.store,
+        &user.user.actor(),
+        &key,
+        &format!("download {filename}"),
+    )
+    .await
+    .map_err(|error| ApiError::Internal(format!("backup: {error}")))?;
+    let mut chunks = appliance::backup::encrypted_chunks(snapshot, key);
+    let body = Body::from_stream(stream::poll_fn(move |cx| chunks.poll_recv(cx)));
     let mut response: Response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/vnd.sqlite3"),
+        HeaderValue::from_static("application/octet-stream"),
     );
     headers.insert(
         header::CONTENT_DISPOSITION,
@@ -550,8 +529,5 @@ async fn backup(State(state): State<AppState>, user: PageUser) -> PageResult {
             .map_err(|e| ApiError::Internal(format!("backup header: {e}")))?,
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(length) = length {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    }
     Ok(response)
 }

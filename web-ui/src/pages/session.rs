@@ -49,9 +49,19 @@ pub fn sign_in_href(inactivity: bool, next: &str) -> String {
     href
 }
 
-/// Only a path on this server (never `//host` or `scheme:`) may be a return target.
+/// Longest return target kept.
+const NEXT_MAX_BYTES: usize = 2048;
+
+/// Only a plain path on this server may be a return target: it starts with one `/`, and every
+/// character is printable ASCII other than `\\` (no space, tab, newline or other control
+/// character, which browsers drop or which would break the `Location` header; no `//host`,
+/// `/\\host` or `scheme:`, which browsers read as another site). Anything else goes to the
+/// dashboard.
 fn is_local_path(next: &str) -> bool {
-    next.starts_with('/') && !next.starts_with("//") && !next.contains('\\')
+    next.len() <= NEXT_MAX_BYTES
+        && next.starts_with('/')
+        && !next.starts_with("//")
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
 }
 
 fn percent_encode(text: &str) -> String {
@@ -256,4 +266,34 @@ async fn sign_out(State(state): State<AppState>, form: PageForm<Empty>) -> PageR
         Redirect::to(&format!("{}?reason=signed-out", paths::SIGN_IN)),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_local_paths_are_return_targets() {
+        for good in ["/patients/12", "/runs/3?tab=qc", "/calibrations/4#line"] {
+            assert!(is_local_path(good), "{good}");
+        }
+        for bad in [
+            "/\t/example.com",
+            "/\n/example.com",
+            "/\r\nSet-Cookie: x=1",
+            "//example.com",
+            "/\\example.com",
+            "/x\\y",
+            "https://example.com",
+            "javascript:alert(1)",
+            "/ /example.com",
+            "/\u{7f}",
+            "/é",
+            "",
+            "patients",
+        ] {
+            assert!(!is_local_path(bad), "{bad:?}");
+        }
+        assert!(!is_local_path(&format!("/{}", "a".repeat(NEXT_MAX_BYTES))));
+    }
 }
