@@ -129,6 +129,8 @@ fn progress_lines(child: &mut Child) -> mpsc::Receiver<String> {
 
 fn ferrocount_command(data_dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferrocount"));
+    // A fresh instrument without QC: its runs start and their results stay on QC hold.
+    command.env("FERROCOUNT_QC__POLICY", "run_but_hold");
     command
         .args(args)
         .arg("--data-dir")

@@ -8,8 +8,11 @@ mod test_board;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// Runs the binary on a fresh instrument without QC: "run, but hold" lets its runs start (their
+/// results stay on QC hold; the gate itself is tested in `tests/api/qc_gate.rs`).
 fn ferrocount(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ferrocount"))
+        .env("FERROCOUNT_QC__POLICY", "run_but_hold")
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
@@ -451,6 +454,7 @@ fn a_result_is_corrected_from_the_command_line() {
     let run_id = json(&first)["run_id"].as_i64().expect("run id").to_string();
     let with_stdin = |args: &[&str], input: &str| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocount"))
+            .env("FERROCOUNT_QC__POLICY", "run_but_hold")
             .args(args)
             .arg("--data-dir")
             .arg(data)

@@ -85,6 +85,7 @@ impl Service {
             .arg(twin.board_flag())
             .arg("--data-dir")
             .arg(data_dir)
+            .env("FERROCOUNT_QC__POLICY", "run_but_hold")
             .envs(env.iter().copied())
             .env("RUST_BACKTRACE", "0")
             .env_remove("RUST_LOG")

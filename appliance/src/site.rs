@@ -16,6 +16,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::Timestamp;
+
 /// The `[site]` section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -72,6 +74,41 @@ impl SiteTimeZone {
     pub fn zone(&self) -> &jiff::tz::TimeZone {
         &self.zone
     }
+
+    /// The site's calendar day holding `at`: its local midnight and the next, as instants (23,
+    /// 24 or 25 hours apart across a DST change).
+    pub fn day_of(&self, at: Timestamp) -> Result<(Timestamp, Timestamp), SiteError> {
+        let zoned = self.zoned(at)?;
+        let start = zoned.start_of_day().map_err(SiteError::time)?;
+        let next = zoned
+            .date()
+            .tomorrow()
+            .and_then(|day| day.to_zoned(self.zone.clone()))
+            .map_err(SiteError::time)?;
+        Ok((instant(&start)?, instant(&next)?))
+    }
+
+    /// `at` in local time with the zone's abbreviation: `2026-12-02 09:12 CET`.
+    pub fn local_text(&self, at: Timestamp) -> String {
+        match self.zoned(at) {
+            Ok(zoned) => zoned.strftime("%Y-%m-%d %H:%M %Z").to_string(),
+            Err(_) => at.to_rfc3339(),
+        }
+    }
+
+    fn zoned(&self, at: Timestamp) -> Result<jiff::Zoned, SiteError> {
+        let unix = at.datetime().unix_timestamp_nanos();
+        let instant = jiff::Timestamp::from_nanosecond(unix).map_err(SiteError::time)?;
+        Ok(instant.to_zoned(self.zone.clone()))
+    }
+}
+
+/// A jiff instant as the store's timestamp.
+fn instant(zoned: &jiff::Zoned) -> Result<Timestamp, SiteError> {
+    let nanos = zoned.timestamp().as_nanosecond();
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .map(Timestamp::from_datetime)
+        .map_err(|e| SiteError::Time(e.to_string()))
 }
 
 impl FromStr for SiteTimeZone {
@@ -167,6 +204,15 @@ pub enum SiteError {
         "time_zone {0:?} is not an IANA time zone name (e.g. \"Europe/Berlin\", \"America/New_York\", \"UTC\")"
     )]
     UnknownTimeZone(String),
+    /// A time outside what the calendar can hold.
+    #[error("a time the site's calendar cannot hold: {0}")]
+    Time(String),
+}
+
+impl SiteError {
+    fn time(error: jiff::Error) -> Self {
+        SiteError::Time(error.to_string())
+    }
 }
 
 #[cfg(test)]
@@ -189,5 +235,26 @@ mod tests {
             Err(SiteError::UnknownTimeZone("Europe/Bonn".into()))
         );
         assert!(refused.unwrap_err().to_string().contains("IANA"));
+    }
+
+    #[test]
+    fn the_sites_day_runs_from_local_midnight_to_the_next_across_a_dst_change() {
+        let berlin: SiteTimeZone = "Europe/Berlin".parse().unwrap();
+        // 2026-03-29 is the spring change in Berlin (02:00 CET → 03:00 CEST): a 23-hour day
+        // from 2026-03-28T23:00Z to 2026-03-29T22:00Z.
+        let noon = Timestamp::parse("2026-03-29T10:00:00Z").unwrap();
+        let (start, end) = berlin.day_of(noon).unwrap();
+        assert_eq!(start.to_rfc3339(), "2026-03-28T23:00:00Z");
+        assert_eq!(end.to_rfc3339(), "2026-03-29T22:00:00Z");
+        // 00:30 local on the 29th is still that day; 23:30Z on the 28th too.
+        let late = Timestamp::parse("2026-03-28T23:30:00Z").unwrap();
+        assert_eq!(berlin.day_of(late).unwrap().0, start);
+        assert_eq!(berlin.local_text(noon), "2026-03-29 12:00 CEST");
+        let utc = SiteTimeZone::utc();
+        let (start, end) = utc.day_of(noon).unwrap();
+        assert_eq!(
+            (start.to_rfc3339().as_str(), end.to_rfc3339().as_str()),
+            ("2026-03-29T00:00:00Z", "2026-03-30T00:00:00Z")
+        );
     }
 }

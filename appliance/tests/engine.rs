@@ -433,7 +433,7 @@ async fn a_drifting_magnet_fails_the_run_with_a_temperature_cause() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejected_qc_today_fails_the_run_with_a_qc_cause() {
+async fn a_rejected_qc_today_is_shown_and_left_to_the_qc_gate() {
     let (_dir, store, engine) = start(SimBoardConfig::default()).await;
     let actor = Actor::Appliance;
     let material = store
@@ -467,23 +467,22 @@ async fn a_rejected_qc_today_fails_the_run_with_a_qc_cause() {
         )
         .await
         .expect("QC result");
+    // The engine measures and says so in the run's checks; whether the run may start and its
+    // result be released is the operations layer's QC gate (operations::qc_gate).
+    let mut events = engine.subscribe();
     let ticket = engine
         .start_run(request("MRN-10", 10.0))
         .await
         .expect("queued");
+    let seen = events_of(&mut events, ticket.id).await;
     assert_eq!(
         engine.wait_for_run(ticket.id).await.expect("state"),
-        RunState::Failed
+        RunState::AwaitingRelease
     );
-    let cause = store
-        .run(ticket.id)
-        .await
-        .expect("run")
-        .failure_cause
-        .expect("a cause");
+    let shown = format!("{seen:?}");
     assert!(
-        cause.starts_with("qc: ") && cause.contains("QC-1"),
-        "{cause}"
+        shown.contains("rejected on CTC control low lot QC-1") && shown.contains("QC hold"),
+        "{shown}"
     );
     engine.shutdown().await;
 }

@@ -25,6 +25,8 @@ use appliance::store::samples::{Accession, BloodVolume, Indication, Sample, Tube
 use appliance::store::users::User;
 use appliance::store::{Actor, AuditEntry, RunId, StoreError, Timestamp};
 
+use appliance::site::QcPolicy;
+
 use crate::{OperationError, Operations, Permission, Requester};
 
 /// How far a draw time may lie ahead of the appliance's clock (another device's clock skew).
@@ -604,7 +606,18 @@ impl Operations {
         order: &RunOrder,
     ) -> Result<RunTicket, OperationError> {
         who.require(Permission::OperateRuns)?;
-        Ok(self.engine()?.start_run(order.request(who.actor())).await?)
+        let engine = self.engine()?;
+        if self.settings.qc_policy == QcPolicy::RequirePassing {
+            let gate = self.qc_gate(&order.reagent_lot, Timestamp::now()).await?;
+            if !gate.passed() {
+                return Err(OperationError::Conflict(format!(
+                    "the run was not started: QC has not passed today ({}). Run and record both \
+                     controls first",
+                    gate.missing_text()
+                )));
+            }
+        }
+        Ok(engine.start_run(order.request(who.actor())).await?)
     }
 
     /// The operator confirms the tube a run waits for is in the coil (audited).

@@ -17,8 +17,6 @@ pub struct EngineConfig {
     pub qc_limits: MeasurementQcLimits,
     /// Cut-offs per indication.
     pub indications: Indications,
-    /// Refuse runs when no QC result was recorded today (a rejected QC always refuses).
-    pub require_qc_today: bool,
     /// The stable-temperature check reads the magnet twice this far apart, ms.
     pub temperature_window_ms: u32,
     /// ... and fails when the two readings differ by more than this, °C.
@@ -40,7 +38,6 @@ impl EngineConfig {
             tune: TuneSettings::default(),
             qc_limits: MeasurementQcLimits::default(),
             indications,
-            require_qc_today: false,
             temperature_window_ms: 5_000,
             max_temperature_change_c: 0.02,
             calibration_seed: 7,

@@ -660,7 +660,17 @@ impl Store {
     /// Today's QC: the values measured on the UTC day of `now` (from its midnight to the next).
     pub async fn qc_today(&self, now: Timestamp) -> Result<QcToday, StoreError> {
         let midnight = Timestamp::from_datetime(now.datetime().replace_time(time::Time::MIDNIGHT));
-        let next_midnight = midnight.plus(time::Duration::days(1));
+        self.qc_between(midnight, midnight.plus(time::Duration::days(1)))
+            .await
+    }
+
+    /// The control values measured from `midnight` up to (not including) `next_midnight`: a
+    /// site's calendar day (`appliance::site::SiteTimeZone::day_of`).
+    pub async fn qc_between(
+        &self,
+        midnight: Timestamp,
+        next_midnight: Timestamp,
+    ) -> Result<QcToday, StoreError> {
         let mut values = Vec::new();
         for material in self.qc_materials().await? {
             for lot in self.qc_lots(material.id).await? {
