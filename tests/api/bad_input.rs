@@ -302,14 +302,20 @@ created = "2026-11-24T04:00:00Z"
         assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, field).await;
     }
     for (body, names) in [
-        (json!({ "patient_mrn": "M-9", "blood_ml": 1e-300 }), "blood"),
-        (json!({ "patient_mrn": "M-9", "blood_ml": 0.1 }), "blood"),
         (
-            json!({ "patient_mrn": "M-9", "blood_ml": 7.5, "drawn_at": "1970-01-01T00:00:00Z" }),
+            json!({ "patient_mrn": "M-9", "accession": "M-9-A", "blood_ml": 1e-300 }),
+            "blood",
+        ),
+        (
+            json!({ "patient_mrn": "M-9", "accession": "M-9-A", "blood_ml": 0.1 }),
+            "blood",
+        ),
+        (
+            json!({ "patient_mrn": "M-9", "accession": "M-9-A", "blood_ml": 7.5, "drawn_at": "1970-01-01T00:00:00Z" }),
             "draw",
         ),
         (
-            json!({ "patient_mrn": "M-9", "blood_ml": 7.5, "drawn_at": "2100-01-01T00:00:00Z" }),
+            json!({ "patient_mrn": "M-9", "accession": "M-9-A", "blood_ml": 7.5, "drawn_at": "2100-01-01T00:00:00Z" }),
             "draw",
         ),
     ] {

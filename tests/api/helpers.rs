@@ -162,20 +162,31 @@ pub async fn spawn_fresh_app(adjust: impl FnOnce(&mut ApplianceConfig)) -> TestA
 /// simulated reagent lot, so that the QC gate lets patient runs start and be released. (Tests of
 /// the gate itself start from [`spawn_fresh_app`].)
 pub async fn record_passing_qc(store: &Store) {
+    record_passing_qc_for(store, "SIM-LOT-1").await;
+}
+
+/// A passing negative and positive control today for `reagent_lot`.
+pub async fn record_passing_qc_for(store: &Store, reagent_lot: &str) {
     use appliance::store::calibrations::ReagentLot;
     use appliance::store::qc::{ControlLevel, NewQcResult, QcMaterialKind, QcVerdict};
     let actor = Actor::Appliance;
     let expires = time::Date::from_calendar_date(2099, time::Month::December, 31).expect("date");
     for (name, level, value) in [
-        ("Negative control (tests)", ControlLevel::Negative, 0.0),
-        ("Positive control (tests)", ControlLevel::Positive, 50.0),
+        ("Negative control", ControlLevel::Negative, 0.0),
+        ("Positive control", ControlLevel::Positive, 50.0),
     ] {
+        let name = format!("{name} (tests, {reagent_lot})");
         let material = store
-            .add_qc_material(&actor, name, QcMaterialKind::Control, Some(level), "cells")
+            .add_qc_material(&actor, &name, QcMaterialKind::Control, Some(level), "cells")
             .await
             .expect("control material");
         let lot = store
-            .add_qc_lot(&actor, material.id, &format!("QC-{level}"), expires)
+            .add_qc_lot(
+                &actor,
+                material.id,
+                &format!("QC-{level}-{reagent_lot}"),
+                expires,
+            )
             .await
             .expect("control lot");
         store
@@ -187,7 +198,7 @@ pub async fn record_passing_qc(store: &Store) {
                     status: QcVerdict::Pass,
                     violations: Vec::new(),
                     measurement_id: None,
-                    reagent_lot: Some(ReagentLot::parse("SIM-LOT-1").expect("lot")),
+                    reagent_lot: Some(ReagentLot::parse(reagent_lot).expect("lot")),
                     measured_at: appliance::store::Timestamp::now(),
                     comment: None,
                 },

@@ -194,7 +194,10 @@ fn run_form<'a>(mrn: &'a str, csrf: &'a str) -> Vec<(&'a str, &'a str)> {
 
 #[tokio::test]
 async fn each_page_renders_real_data_for_the_roles_allowed_and_refuses_the_others() {
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_fresh_app(|config| {
+        config.qc.policy = appliance::site::QcPolicy::RunButHold;
+    })
+    .await;
     let (run, patient) = finished_run(&app, "PG-1", 30.0).await;
     let olga = Browser::sign_in(&app, "olga").await;
     let claire = Browser::sign_in(&app, "claire").await;

@@ -120,6 +120,7 @@ async fn the_api_flow_on_the_test_board_confirms_tubes_by_hand_and_stores_trains
     use appliance::store::calibrations::{CalibrationContent, NewCalibration, ReagentLot};
 
     let app = spawn_app_on_test_board().await;
+    crate::helpers::record_passing_qc_for(&app.store, "RL-LAB").await;
     // The engine's echo time with the default settings (as `EngineConfig::te_us` rounds it).
     let te_us = appliance::procedures::CpmgSettings::default().te_us.round() as u32;
     // A lot's calibration made at that echo time (the numbers are made up: no count is asserted).

@@ -110,7 +110,7 @@ async fn answers_with_patient_data_are_never_stored() {
             As::Bearer(&token),
             Method::POST,
             "/api/v1/patients",
-            Some(&json!({ "mrn": "NS-1" })),
+            Some(&json!({ "mrn": "NS-1", "birth_date": "1970-01-01" })),
         )
         .await;
     let patient: Value = created.json().await.unwrap();
