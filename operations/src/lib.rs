@@ -39,6 +39,7 @@ pub mod results;
 pub mod runs;
 pub mod sessions;
 pub mod signature;
+pub mod text_rule;
 pub mod throttle;
 pub mod users;
 

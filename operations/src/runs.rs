@@ -12,8 +12,8 @@
 use std::collections::HashSet;
 
 use appliance::engine::{
-    DEFAULT_REPLICATES, MAX_REPLICATES, RunRequest, RunTicket, SIMULATED_LOT, SimulatedTruth,
-    t2_distribution,
+    DEFAULT_REPLICATES, MAX_REPLICATES, MIN_REPLICATES, RunRequest, RunTicket, SIMULATED_LOT,
+    SimulatedTruth, t2_distribution,
 };
 use appliance::store::audit::{AuditQuery, AuditRecord};
 use appliance::store::calibrations::{Calibration, ReagentLot};
@@ -385,12 +385,12 @@ impl RunOrder {
         let replicates = match fields.replicates.trim() {
             "" => Some(DEFAULT_REPLICATES),
             text => match text.parse::<u32>() {
-                Ok(n) if (2..=MAX_REPLICATES).contains(&n) => Some(n),
+                Ok(n) if (MIN_REPLICATES..=MAX_REPLICATES).contains(&n) => Some(n),
                 _ => {
                     wrong(
                         OrderField::Replicates,
                         format!(
-                            "{:?} per tube; allowed 2 to {MAX_REPLICATES}",
+                            "{:?} per tube; allowed {MIN_REPLICATES} to {MAX_REPLICATES}",
                             text.chars().take(20).collect::<String>()
                         ),
                     );
@@ -476,15 +476,29 @@ fn simulated_truth(
 pub struct CancelReason(String);
 
 impl CancelReason {
+    /// Shortest reason, in characters once surrounding white space is dropped.
+    pub const MIN_CHARS: usize = 3;
+    /// Longest reason, likewise.
+    pub const MAX_CHARS: usize = 1000;
+
+    /// The rule as an ECMA-262 pattern, for the API's document.
+    pub fn pattern() -> String {
+        crate::text_rule::trimmed_chars_pattern(Self::MIN_CHARS, Self::MAX_CHARS)
+    }
+
     /// Parses a reason.
     pub fn parse(text: &str) -> Result<Self, OperationError> {
         let reason = text.trim();
-        if (3..=1000).contains(&reason.chars().count()) {
+        if (Self::MIN_CHARS..=Self::MAX_CHARS).contains(&reason.chars().count()) {
             Ok(Self(reason.to_owned()))
         } else {
             Err(OperationError::invalid(
                 "reason",
-                "must be 3 to 1000 characters",
+                format!(
+                    "must be {} to {} characters",
+                    Self::MIN_CHARS,
+                    Self::MAX_CHARS
+                ),
             ))
         }
     }
@@ -555,9 +569,17 @@ pub struct Worklist {
     pub in_flight: Vec<RunSummary>,
     /// The newest runs with a result, newest first.
     pub recent_results: Vec<RunSummary>,
-    /// Runs whose result awaits release (empty unless the requester may release).
+    /// One page of the runs whose result awaits release, oldest first, at most
+    /// [`AWAITING_PAGE_SIZE`] (empty unless the requester may release).
     pub awaiting_release: Vec<RunSummary>,
+    /// Where the next page of results awaiting release starts (`after` for the next call), when
+    /// there are more.
+    pub awaiting_next: Option<RunId>,
 }
+
+/// Results awaiting release shown per page of the worklist: the dashboard stays the same size
+/// however many results wait (the outside probe's 100,000 waiting results timed the page out).
+pub const AWAITING_PAGE_SIZE: u32 = 25;
 
 /// Audit rows a run's report shows at most, per record.
 const AUDIT_ROWS: u32 = 500;
@@ -652,12 +674,14 @@ impl Operations {
     }
 
     /// The worklist (anyone who may view runs): runs in flight, the `recent` newest results, and
-    /// for those who may release the results awaiting release. A list, not a view of one
-    /// patient's data: not audited (opening a run or a patient is).
+    /// for those who may release one page of the results awaiting release, those of runs after
+    /// `awaiting_after` (none: the first page). A list, not a view of one patient's data: not
+    /// audited (opening a run or a patient is).
     pub async fn worklist(
         &self,
         who: &Requester,
         recent: usize,
+        awaiting_after: Option<RunId>,
     ) -> Result<Worklist, OperationError> {
         who.require(Permission::ViewRuns)?;
         let mut in_flight = Vec::new();
@@ -676,12 +700,22 @@ impl Operations {
             }
         }
         let mut awaiting_release = Vec::new();
+        let mut awaiting_next = None;
         if who.may(Permission::ReleaseResults) {
-            for run in self
+            // One more than a page says whether another page follows.
+            let mut page = self
                 .store
-                .runs_in_states(&[RunState::AwaitingRelease])
-                .await?
-            {
+                .runs_in_state_page(
+                    RunState::AwaitingRelease,
+                    awaiting_after,
+                    AWAITING_PAGE_SIZE + 1,
+                )
+                .await?;
+            if page.len() > AWAITING_PAGE_SIZE as usize {
+                page.truncate(AWAITING_PAGE_SIZE as usize);
+                awaiting_next = page.last().map(|run| run.id);
+            }
+            for run in page {
                 awaiting_release.push(self.summary(run, true).await?);
             }
         }
@@ -689,6 +723,7 @@ impl Operations {
             in_flight,
             recent_results,
             awaiting_release,
+            awaiting_next,
         })
     }
 

@@ -21,6 +21,17 @@ use appliance::store::{ApiTokenId, StoreError, Timestamp, UserId};
 
 use crate::{OperationError, Operations, Permission, Requester};
 
+/// Longest API token label, in characters once surrounding white space is dropped (at least one
+/// is needed: the label says what the token is for).
+pub const TOKEN_LABEL_MAX_CHARS: usize = 100;
+
+/// The label rule of [`Operations::create_token`] as an ECMA-262 regular expression (the form
+/// JSON Schema states it in): 1 to [`TOKEN_LABEL_MAX_CHARS`] characters once surrounding white
+/// space is dropped.
+pub fn token_label_pattern() -> String {
+    crate::text_rule::trimmed_chars_pattern(1, TOKEN_LABEL_MAX_CHARS)
+}
+
 pub use appliance::config::DEFAULT_TOKEN_LIFE_DAYS;
 
 /// A token just made: its secret (shown this once), its description and when it stops working.
@@ -87,13 +98,21 @@ pub fn parse_role(text: &str) -> Result<Role, OperationError> {
 pub struct ChangeReason(String);
 
 impl ChangeReason {
+    /// Longest reason, in characters once surrounding white space is dropped.
+    pub const MAX_CHARS: usize = 500;
+
+    /// The rule as an ECMA-262 pattern, for the API's document.
+    pub fn pattern() -> String {
+        crate::text_rule::trimmed_chars_pattern(1, Self::MAX_CHARS)
+    }
+
     /// Parses a reason.
     pub fn parse(text: &str) -> Result<Self, OperationError> {
         let reason = text.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
+        if reason.is_empty() || reason.chars().count() > Self::MAX_CHARS {
             return Err(OperationError::invalid(
                 "reason",
-                "say why (1 to 500 characters)",
+                format!("say why (1 to {} characters)", Self::MAX_CHARS),
             ));
         }
         Ok(Self(reason.to_owned()))
@@ -299,10 +318,10 @@ impl Operations {
             ));
         };
         let label = label.trim();
-        if label.is_empty() || label.chars().count() > 100 {
+        if label.is_empty() || label.chars().count() > TOKEN_LABEL_MAX_CHARS {
             return Err(OperationError::invalid(
                 "label",
-                "say what the token is for (1 to 100 characters)",
+                format!("say what the token is for (1 to {TOKEN_LABEL_MAX_CHARS} characters)"),
             ));
         }
         let (secret, token) = self

@@ -786,3 +786,399 @@ async fn the_validator_refuses_what_the_document_does_not_allow() {
     served["per_100ml"] = json!(53.3);
     assert!(!violations(&document, &report, &served).is_empty());
 }
+
+/// Every `$ref` of the document names a schema it holds (the trend's `format` named one it did
+/// not).
+fn dangling_references(node: &Value, components: &Value, found: &mut Vec<String>) {
+    match node {
+        Value::Object(object) => {
+            if let Some(reference) = object.get("$ref").and_then(Value::as_str) {
+                let name = reference.strip_prefix("#/components/schemas/");
+                if name.is_none_or(|name| components.get(name).is_none()) {
+                    found.push(reference.to_owned());
+                }
+            }
+            for value in object.values() {
+                dangling_references(value, components, found);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                dangling_references(item, components, found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The schema a documented JSON body gives its property `name`.
+fn body_property<'a>(document: &'a Value, template: &str, name: &str) -> &'a Value {
+    let mut schema = &document["paths"][template]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"];
+    if let Some(component) = schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+    {
+        schema = &document["components"]["schemas"][component];
+    }
+    let property = &schema["properties"][name];
+    assert!(property.is_object(), "POST {template} documents `{name}`");
+    property
+}
+
+/// The schema a documented operation gives its parameter `name`.
+fn parameter<'a>(document: &'a Value, method: &str, template: &str, name: &str) -> &'a Value {
+    let schema = document["paths"][template][method]["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == name)
+        .map(|p| &p["schema"]);
+    schema.unwrap_or_else(|| panic!("{method} {template} documents `{name}`"))
+}
+
+/// One probe whose document verdict and server verdict differ, in words.
+fn disagreement(what: &str, value: &Value, declared: bool, enforced: bool) -> Option<String> {
+    (declared != enforced).then(|| {
+        let said = |accepts: bool| if accepts { "accepts" } else { "refuses" };
+        format!(
+            "{what} = {value}: the document {}, the server {}",
+            said(declared),
+            said(enforced)
+        )
+    })
+}
+
+/// The document's constraints on the constrained inputs are the server's, neither looser nor
+/// tighter: for each input, values at, inside and just beyond both ends of the rule (chosen here
+/// from the rule as the operations layer states it, not read from the document) are sent to the
+/// server and validated against the declared schema, and the two verdicts must agree value by
+/// value. The outside probe found `replicates` documented from 0 (enforced 2 to 10), MRN and
+/// token label lengths unstated, ids that the schema allowed as `1898.0` and the server refused,
+/// and the trend's `format` naming a schema the document did not hold.
+#[tokio::test]
+async fn declared_input_constraints_are_the_enforced_ones() {
+    let app = spawn_app().await;
+    let document: Value = app
+        .send(As::Nobody, Method::GET, "/api/v1/openapi.json", None)
+        .await
+        .json()
+        .await
+        .expect("the document is JSON");
+    let mut dangling = Vec::new();
+    dangling_references(&document, &document["components"]["schemas"], &mut dangling);
+    let admin_token = app.token(Role::LabAdmin).to_owned();
+    let admin = As::Bearer(&admin_token);
+    // A schema that does not compile (a reference to nothing) accepts nothing; the dangling
+    // reference is reported above.
+    let accepts = |schema: &Value, value: &Value| {
+        let mut root = schema.clone();
+        if let Some(object) = root.as_object_mut() {
+            object.insert("components".into(), document["components"].clone());
+        }
+        jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&root)
+            .is_ok_and(|validator| validator.is_valid(value))
+    };
+    let mut wrong: Vec<String> = dangling
+        .iter()
+        .map(|reference| format!("{reference} names no schema of the document"))
+        .collect();
+
+    // Replicates per tube, 2 to 10; a whole number written as `3.0` is an integer to JSON Schema
+    // and to the server. The order's simulated sample is refused on purpose (it is the last field
+    // an order is checked for), so a refusal naming it means the replicates passed and no run
+    // starts.
+    let schema = body_property(&document, "/api/v1/runs", "replicates").clone();
+    for value in [
+        json!(-1),
+        json!(0),
+        json!(1),
+        json!(2),
+        json!(2.0),
+        json!(2.5),
+        json!(3),
+        json!(10),
+        json!(10.0),
+        json!(11),
+        json!(4_294_967_298_u64),
+        json!("3"),
+        Value::Null,
+    ] {
+        let body = json!({ "patient_mrn": "PROBE-1", "blood_ml": 7.5, "replicates": value,
+                           "simulate": { "cells": -1.0 } });
+        let answer = app
+            .send(admin, Method::POST, "/api/v1/runs", Some(&body))
+            .await;
+        let status = answer.status();
+        let problem: Value = answer.json().await.unwrap_or(Value::Null);
+        assert!(
+            status == StatusCode::UNPROCESSABLE_ENTITY,
+            "replicates = {value}: {status} {problem}"
+        );
+        let enforced = problem["field"] == "simulate";
+        wrong.extend(disagreement(
+            "replicates",
+            &value,
+            accepts(&schema, &value),
+            enforced,
+        ));
+    }
+
+    // MRNs: 1 to 32 of letters, digits, `-`, `.`, `/` with a digit, surrounding white space
+    // dropped; a run order's `patient_mrn` is the same rule, so the same declaration.
+    let schema = body_property(&document, "/api/v1/patients", "mrn").clone();
+    if body_property(&document, "/api/v1/runs", "patient_mrn") != &schema {
+        wrong.push("a run order's `patient_mrn` is declared unlike a patient's `mrn`".into());
+    }
+    let longest = format!("{}7", "M".repeat(31));
+    for (n, text) in [
+        String::new(),
+        " ".into(),
+        "ABC".into(),
+        "1".into(),
+        "a1".into(),
+        "AB-1.2/3".into(),
+        "AB 12".into(),
+        "AB_12".into(),
+        "M\u{e9}12".into(),
+        " \tN12 ".into(),
+        longest.clone(),
+        format!("{longest}7"),
+        format!("  {longest}\n"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // A duplicate (409) was accepted by the rule before the store found it taken.
+        let value = Value::String(text);
+        let answer = app
+            .send(
+                admin,
+                Method::POST,
+                "/api/v1/patients",
+                Some(&json!({ "mrn": value })),
+            )
+            .await;
+        let status = answer.status();
+        assert!(
+            [
+                StatusCode::CREATED,
+                StatusCode::CONFLICT,
+                StatusCode::UNPROCESSABLE_ENTITY
+            ]
+            .contains(&status),
+            "mrn #{n} {value}: {status}"
+        );
+        let enforced = status != StatusCode::UNPROCESSABLE_ENTITY;
+        wrong.extend(disagreement(
+            "mrn",
+            &value,
+            accepts(&schema, &value),
+            enforced,
+        ));
+    }
+
+    // Token labels: 1 to 100 characters once surrounding white space is dropped.
+    let schema = body_property(&document, "/api/v1/tokens", "label").clone();
+    for text in [
+        String::new(),
+        " ".into(),
+        "\t\n".into(),
+        "a".into(),
+        " a ".into(),
+        "two\nlines".into(),
+        "x".repeat(100),
+        "x".repeat(101),
+        format!("  {}\t", "x".repeat(100)),
+        format!(" {} ", "é".repeat(100)),
+        "é".repeat(101),
+    ] {
+        let value = Value::String(text);
+        let answer = app
+            .send(
+                admin,
+                Method::POST,
+                "/api/v1/tokens",
+                Some(&json!({ "label": value })),
+            )
+            .await;
+        let status = answer.status();
+        assert!(
+            [StatusCode::CREATED, StatusCode::UNPROCESSABLE_ENTITY].contains(&status),
+            "label {value}: {status}"
+        );
+        let enforced = status == StatusCode::CREATED;
+        wrong.extend(disagreement(
+            "label",
+            &value,
+            accepts(&schema, &value),
+            enforced,
+        ));
+    }
+
+    // Ids in the path: one declaration for every `{id}`, probed on a run (an unknown id is 404,
+    // a refused one 422).
+    let schema = parameter(&document, "get", "/api/v1/runs/{id}", "id").clone();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for method in METHODS {
+            if item.get(method).is_some()
+                && path.contains("{id}")
+                && parameter(&document, method, path, "id") != &schema
+            {
+                wrong.push(format!(
+                    "{method} {path}: its id is declared unlike a run's"
+                ));
+            }
+        }
+    }
+    for text in [
+        "1",
+        "7",
+        "0",
+        "-1",
+        "+1",
+        "01",
+        "1898.0",
+        "1e3",
+        "0x10",
+        "999999999999999999",
+        "1000000000000000000",
+        "9223372036854775808",
+        "one",
+    ] {
+        let value = Value::String(text.to_owned());
+        let status = app
+            .send(admin, Method::GET, &format!("/api/v1/runs/{text}"), None)
+            .await
+            .status();
+        assert!(
+            [
+                StatusCode::OK,
+                StatusCode::NOT_FOUND,
+                StatusCode::UNPROCESSABLE_ENTITY
+            ]
+            .contains(&status),
+            "id {text}: {status}"
+        );
+        let enforced = status != StatusCode::UNPROCESSABLE_ENTITY;
+        wrong.extend(disagreement(
+            "id",
+            &value,
+            accepts(&schema, &value),
+            enforced,
+        ));
+    }
+
+    // Reasons, counted once surrounding white space is dropped: a cancel's 3 to 1000 characters
+    // (probed on an unknown run: the reason is read first, so 404 means it passed), an unlock's
+    // 1 to 500 (on an unknown user name, likewise).
+    let cancel = body_property(&document, "/api/v1/runs/{id}/cancel", "reason").clone();
+    let unlock = body_property(&document, "/api/v1/users/{username}/unlock", "reason").clone();
+    for (what, schema, path, min, max) in [
+        (
+            "cancel reason",
+            &cancel,
+            "/api/v1/runs/999999/cancel",
+            3,
+            1000,
+        ),
+        (
+            "unlock reason",
+            &unlock,
+            "/api/v1/users/nobody7/unlock",
+            1,
+            500,
+        ),
+    ] {
+        for text in [
+            String::new(),
+            " ".repeat(min + 2),
+            "x".repeat(min - 1),
+            "x".repeat(min),
+            format!("  {}\t", "x".repeat(min)),
+            "x".repeat(max),
+            format!(" {} ", "é".repeat(max)),
+            "x".repeat(max + 1),
+            format!("a{}b", " ".repeat(max - 2)),
+            format!("a{}b", "\n".repeat(max - 1)),
+        ] {
+            let value = Value::String(text);
+            let status = app
+                .send(admin, Method::POST, path, Some(&json!({ "reason": value })))
+                .await
+                .status();
+            assert!(
+                [StatusCode::NOT_FOUND, StatusCode::UNPROCESSABLE_ENTITY].contains(&status),
+                "{what} {value}: {status}"
+            );
+            let enforced = status == StatusCode::NOT_FOUND;
+            wrong.extend(disagreement(
+                what,
+                &value,
+                accepts(schema, &value),
+                enforced,
+            ));
+        }
+    }
+
+    // The patient list's `limit`, 1 to 1000.
+    let schema = parameter(&document, "get", "/api/v1/patients", "limit").clone();
+    for n in [0_i64, 1, 2, 999, 1000, 1001, 5000, -1] {
+        let status = app
+            .send(
+                admin,
+                Method::GET,
+                &format!("/api/v1/patients?limit={n}"),
+                None,
+            )
+            .await
+            .status();
+        let value = json!(n);
+        wrong.extend(disagreement(
+            "limit",
+            &value,
+            accepts(&schema, &value),
+            status == StatusCode::OK,
+        ));
+    }
+
+    // The trend's format: `json` or `csv`.
+    let patient: Value = app
+        .send(
+            admin,
+            Method::POST,
+            "/api/v1/patients",
+            Some(&json!({ "mrn": "TREND-1" })),
+        )
+        .await
+        .json()
+        .await
+        .expect("a patient");
+    let patient = patient["id"].as_i64().expect("an id");
+    let schema = parameter(&document, "get", "/api/v1/patients/{id}/trend", "format").clone();
+    for text in ["json", "csv", "CSV", "xml", ""] {
+        let value = Value::String(text.to_owned());
+        let status = app
+            .send(
+                admin,
+                Method::GET,
+                &format!("/api/v1/patients/{patient}/trend?format={text}"),
+                None,
+            )
+            .await
+            .status();
+        wrong.extend(disagreement(
+            "format",
+            &value,
+            accepts(&schema, &value),
+            status == StatusCode::OK,
+        ));
+    }
+    assert!(
+        wrong.is_empty(),
+        "the document and the server disagree:\n{}",
+        wrong.join("\n")
+    );
+}

@@ -9,7 +9,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{As, PASSWORD, TestApp, spawn_app};
+use crate::helpers::{As, PASSWORD, TestApp, get_page, spawn_app};
 
 /// The live view's script, to check that it handles every event the server sends.
 const LIVE_RUN_SCRIPT: &str = include_str!("../../web-ui/static/live-run.js");
@@ -773,4 +773,130 @@ async fn unknown_pages_are_html_for_browsers_and_problems_for_the_api() {
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
         assert!(content_type(&response).starts_with("text/html"), "{path}");
     }
+}
+
+/// The outside probe's growing dashboard: with many results awaiting release, the dashboard shows
+/// one bounded page of them, oldest first, with a link to the next page, and the pages together
+/// show each waiting result exactly once. (Seeded through the store: 60 runs measured by the
+/// engine would take minutes; the page reads only what the store holds.)
+#[tokio::test]
+async fn results_awaiting_release_are_paged_with_a_bounded_page_and_links() {
+    use appliance::store::Actor;
+    use appliance::store::Timestamp;
+    use appliance::store::example_report::example_report;
+    use appliance::store::patients::Mrn;
+    use appliance::store::runs::{NewRun, RunState};
+    use appliance::store::samples::{BloodVolume, NewSample, NewTube, TubeKind, TubeLabel};
+    use nmr_core::assay::{Call, CountCategory};
+    use operations::runs::AWAITING_PAGE_SIZE;
+
+    let app = spawn_app().await;
+    let page_size = AWAITING_PAGE_SIZE as usize;
+    let waiting = 2 * page_size + 10;
+    let actor = Actor::Appliance;
+    let mut seeded = Vec::new();
+    for n in 0..waiting {
+        let mrn = format!("PAGE-{n:03}");
+        let patient = app
+            .store
+            .patient_by_mrn_or_add(&actor, &Mrn::parse(&mrn).expect("an MRN"))
+            .await
+            .expect("a patient");
+        let tube = |kind, suffix: &str| NewTube {
+            kind,
+            label: TubeLabel::parse(&format!("{mrn}-{suffix}")).expect("a label"),
+        };
+        let sample = app
+            .store
+            .add_sample(
+                &actor,
+                &NewSample {
+                    patient_id: patient.id,
+                    drawn_at: Timestamp::parse("2026-11-20T08:30:00Z").expect("a time"),
+                    blood: BloodVolume::from_ml(7.5).expect("a volume"),
+                    indication: None,
+                    tubes: vec![tube(TubeKind::Control, "C"), tube(TubeKind::Quad, "Q")],
+                },
+            )
+            .await
+            .expect("a sample");
+        let run = app
+            .store
+            .create_run(
+                &actor,
+                &NewRun {
+                    sample_id: sample.id,
+                    operator_id: None,
+                    reagent_lot: Some("LOT-P1".into()),
+                    simulated: true,
+                },
+            )
+            .await
+            .expect("a run");
+        app.store
+            .set_run_state(&actor, run.id, RunState::Running, None)
+            .await
+            .expect("running");
+        app.store
+            .record_result(
+                &actor,
+                run.id,
+                &example_report(
+                    4.0,
+                    [1.0, 9.0],
+                    CountCategory::Quantified,
+                    Some(Call::Favorable),
+                    false,
+                ),
+            )
+            .await
+            .expect("a result awaiting release");
+        seeded.push(mrn);
+    }
+
+    let clinician = app.sign_in("claire", PASSWORD).await;
+    let mut path = "/".to_owned();
+    let mut shown: Vec<String> = Vec::new();
+    let mut pages = 0;
+    loop {
+        let (status, html) = get_page(&app, Some(&clinician), &path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        pages += 1;
+        let awaiting = html
+            .split("id=\"awaiting-heading\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</section>").next())
+            .expect("an awaiting-release section");
+        let on_page: Vec<String> = seeded
+            .iter()
+            .filter(|mrn| awaiting.contains(mrn.as_str()))
+            .cloned()
+            .collect();
+        assert!(
+            !on_page.is_empty() && on_page.len() <= page_size,
+            "{path}: {} waiting results on one page (at most {page_size})",
+            on_page.len()
+        );
+        if pages > 1 {
+            assert!(
+                awaiting.contains("rel=\"first\""),
+                "{path}: a link back to the first page"
+            );
+        }
+        shown.extend(on_page);
+        let next = awaiting
+            .split("rel=\"next\"")
+            .next()
+            .filter(|_| awaiting.contains("rel=\"next\""))
+            .and_then(|before| before.rsplit("href=\"").next())
+            .and_then(|href| href.split('"').next())
+            .map(|href| href.replace("&amp;", "&"));
+        match next {
+            Some(href) => path = href,
+            None => break,
+        }
+        assert!(pages <= waiting, "the links end");
+    }
+    assert_eq!(pages, waiting.div_ceil(page_size), "pages of {page_size}");
+    assert_eq!(shown, seeded, "each waiting result once, oldest first");
 }

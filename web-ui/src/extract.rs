@@ -63,23 +63,80 @@ fn json_rejection(rejection: JsonRejection, limit_bytes: usize) -> ApiError {
     }
 }
 
-/// A numeric id in the path (`/api/v1/runs/{id}`).
+/// A numeric id in the path (`/api/v1/runs/{id}`): a positive decimal integer written plainly,
+/// without sign, leading zero, fraction or exponent, of at most [`PathId::MAX_DIGITS`] digits
+/// (so within `i64`). `1898.0` or `+1898` is refused, not read as 1898: the OpenAPI document
+/// states this rule as [`PathId::pattern`], which the API's conformance test checks value by
+/// value against this parser.
 #[derive(Clone, Copy, Debug)]
 pub struct PathId(pub i64);
+
+impl PathId {
+    /// Most digits of an id (every 18-digit number fits an `i64`).
+    pub const MAX_DIGITS: usize = 18;
+
+    /// The rule as an ECMA-262 regular expression for the document.
+    pub fn pattern() -> String {
+        format!("^[1-9][0-9]{{0,{}}}$", Self::MAX_DIGITS - 1)
+    }
+
+    /// Parses a path segment.
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        let plain = (1..=Self::MAX_DIGITS).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && !text.starts_with('0');
+        match text.parse::<i64>() {
+            Ok(id) if plain => Ok(Self(id)),
+            _ => Err(ApiError::invalid(
+                "id",
+                format!(
+                    "{:?} is not an id (a positive whole number of at most {} digits, written plainly)",
+                    text.chars().take(40).collect::<String>(),
+                    Self::MAX_DIGITS
+                ),
+            )),
+        }
+    }
+}
 
 impl FromRequestParts<AppState> for PathId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match axum::extract::Path::<i64>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(id)) if id > 0 => Ok(Self(id)),
-            Ok(axum::extract::Path(id)) => Err(ApiError::invalid(
-                "id",
-                format!("{id} is not a positive id"),
-            )),
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(text)) => Self::parse(&text),
             Err(rejection) => Err(path_rejection(&rejection)),
         }
     }
+}
+
+/// An optional whole number in a JSON body: an integer, or a number without fraction (`3.0`,
+/// which JSON Schema's `integer` includes, so the document's `integer` is what the server reads);
+/// `2.5`, a string or a value beyond `u32` is refused. For `#[serde(default, deserialize_with)]`.
+pub fn optional_whole_u32<'de, D>(deserializer: D) -> Result<Option<u32>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    use serde::de::Error;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|x| x.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(x))
+            .map(|x| x as u64)
+    });
+    whole
+        .and_then(|n| u32::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "{number} is not a whole number from 0 to {}",
+                u32::MAX
+            ))
+        })
 }
 
 fn path_rejection(rejection: &PathRejection) -> ApiError {

@@ -43,7 +43,7 @@ pub use failure::{Failure, FailureKind};
 pub use handle::{Engine, EngineHandle};
 pub use instrument::{Board, BoardFault, Instrument, SimulatedInstrument};
 pub use reading::{Reading, t2_distribution};
-pub use request::{DEFAULT_REPLICATES, MAX_REPLICATES, RunRequest, RunTicket};
+pub use request::{DEFAULT_REPLICATES, MAX_REPLICATES, MIN_REPLICATES, RunRequest, RunTicket};
 pub use run_report::{ReportInputs, RunReport, TubeReadings};
 pub use simulated_lot::{
     DEFAULT_CONTROL_T2_MS, MAX_SIMULATED_CELLS, SIMULATED_BACKGROUND_PER_S, SIMULATED_LOT,

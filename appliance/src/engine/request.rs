@@ -75,7 +75,10 @@ impl RunRequest {
 /// Replicate readings per tube unless asked otherwise.
 pub const DEFAULT_REPLICATES: u32 = 3;
 
-/// Most replicate readings per tube a run may ask for (at least 2: a spread needs two).
+/// Fewest replicate readings per tube a run may ask for: a spread needs two.
+pub const MIN_REPLICATES: u32 = 2;
+
+/// Most replicate readings per tube a run may ask for.
 pub const MAX_REPLICATES: u32 = 10;
 
 /// The answer to a queued run: its id and state.

@@ -27,6 +27,18 @@ impl Mrn {
     /// Longest accepted MRN, in characters.
     pub const MAX_CHARS: usize = 32;
 
+    /// [`Mrn::parse`]'s rule as an ECMA-262 regular expression, the form in which JSON Schema
+    /// (the API's OpenAPI document) states it: optional surrounding white space, then 1 to
+    /// [`Mrn::MAX_CHARS`] letters (either case), digits, `-`, `.` and `/`, at least one a digit.
+    /// The API's conformance test sends values at and beyond each end of the rule and checks
+    /// that this pattern and `parse` agree on every one.
+    pub fn pattern() -> String {
+        format!(
+            r"^\s*(?=[A-Za-z0-9./-]{{1,{max}}}\s*$)[A-Za-z0-9./-]*[0-9][A-Za-z0-9./-]*\s*$",
+            max = Self::MAX_CHARS
+        )
+    }
+
     /// Parses an MRN.
     pub fn parse(text: &str) -> Result<Self, StoreError> {
         let mrn = text.trim().to_ascii_uppercase();

@@ -409,6 +409,36 @@ impl Store {
         .collect()
     }
 
+    /// One page of the runs in `state`, oldest first: at most `limit` (1 to 1000) runs whose id
+    /// is above `after` (keyset paging: the page is one indexed query however many runs are in
+    /// the state, and a run that changes state between pages is neither shown twice nor skipped
+    /// among those that stay).
+    pub async fn runs_in_state_page(
+        &self,
+        state: RunState,
+        after: Option<RunId>,
+        limit: u32,
+    ) -> Result<Vec<Run>, StoreError> {
+        let limit = i64::from(limit.clamp(1, 1000));
+        let after = after.map_or(0, |id| id.0);
+        let state = state.as_str();
+        sqlx::query_as!(
+            RunRow,
+            "SELECT id, sample_id, operator_id, state, reagent_lot, calibration_id, simulated,
+                    failure_cause, queued_at, started_at, finished_at, updated_at
+             FROM runs WHERE state = ? AND id > ? ORDER BY id LIMIT ?",
+            state,
+            after,
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("listing a page of runs by state")?
+        .into_iter()
+        .map(RunRow::into_run)
+        .collect()
+    }
+
     /// The most recent runs, newest first.
     pub async fn recent_runs(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
         let limit = i64::from(limit.clamp(1, 1000));

@@ -4,6 +4,7 @@
 
 pub mod calibrations;
 pub mod health;
+pub mod input_schemas;
 pub mod instrument;
 pub mod patients;
 pub mod qc;

@@ -28,7 +28,8 @@ use serde_json::{Map, Value};
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -78,7 +79,9 @@ pub fn base() -> Document {
 /// The complete document as served: the routes' own descriptions plus the problem answers
 /// common to their kind, [`closed`].
 pub fn document() -> Result<Value, serde_json::Error> {
-    let generated = with_problem_answers(super::documented_routes().split_for_parts().1);
+    let generated = with_path_ids(with_problem_answers(
+        super::documented_routes().split_for_parts().1,
+    ));
     Ok(closed(serde_json::to_value(generated)?))
 }
 
@@ -185,6 +188,31 @@ pub fn with_problem_answers(mut openapi: Document) -> Document {
         .flatten()
         {
             add_problem_answers(operation, has_id);
+        }
+    }
+    openapi
+}
+
+/// Declares every `{id}` path parameter as [`crate::extract::PathId`] reads it (the handlers'
+/// annotations name the parameter; its rule is stated once, from the parser).
+pub fn with_path_ids(mut openapi: Document) -> Document {
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if parameter.name == "id" && parameter.parameter_in == ParameterIn::Path {
+                    parameter.schema =
+                        Some(RefOr::T(Schema::Object(super::input_schemas::path_id())));
+                }
+            }
         }
     }
     openapi

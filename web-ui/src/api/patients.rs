@@ -64,8 +64,8 @@ pub struct ListQuery {
     /// MRN prefix (empty: all).
     #[serde(default)]
     pub mrn: String,
-    /// At most this many (1 to 1000, default 100).
-    #[param(minimum = 1, maximum = 1000)]
+    /// At most this many (default 100).
+    #[param(schema_with = super::input_schemas::list_limit)]
     pub limit: Option<u32>,
 }
 
@@ -96,6 +96,7 @@ pub async fn list(
 #[serde(deny_unknown_fields)]
 pub struct NewPatient {
     /// Medical record number.
+    #[schema(schema_with = super::input_schemas::mrn)]
     pub mrn: String,
     /// Date of birth, `YYYY-MM-DD` (required: the second identifier).
     #[schema(format = Date)]
@@ -148,7 +149,7 @@ pub async fn register(
     path = "/patients/{id}",
     tag = "patients",
     security(("session_cookie" = []), ("bearer" = [])),
-    params(("id" = i64, Path, minimum = 1, description = "Patient id")),
+    params(("id" = String, Path, description = "Patient id")),
     responses((status = 200, description = "The patient (audited)", body = PatientView))
 )]
 pub async fn show(
@@ -170,6 +171,7 @@ pub async fn show(
 #[serde(deny_unknown_fields)]
 pub struct TrendQuery {
     /// `json` (default) or `csv`.
+    #[param(inline)]
     pub format: Option<TrendFormat>,
 }
 
@@ -229,7 +231,7 @@ impl From<TrendPoint> for TrendRow {
     path = "/patients/{id}/trend",
     tag = "patients",
     security(("session_cookie" = []), ("bearer" = [])),
-    params(("id" = i64, Path, minimum = 1, description = "Patient id"), TrendQuery),
+    params(("id" = String, Path, description = "Patient id"), TrendQuery),
     responses((
         status = 200,
         description = "One row per run with a result, by draw time (audited); CSV with a header row when `format=csv`",

@@ -38,6 +38,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct StartRun {
     /// Patient's MRN (registered when new).
+    #[schema(schema_with = super::input_schemas::mrn)]
     pub patient_mrn: String,
     /// Patient's date of birth, `YYYY-MM-DD`: the second identifier, required for a patient
     /// whose birth date is on record (a mismatch is refused and nothing is stored).
@@ -60,6 +61,8 @@ pub struct StartRun {
     #[serde(default)]
     pub extra_tubes: Vec<String>,
     /// Replicates per tube (default 3).
+    #[serde(default, deserialize_with = "crate::extract::optional_whole_u32")]
+    #[schema(schema_with = super::input_schemas::replicates)]
     pub replicates: Option<u32>,
     /// Wait for `confirm-tube` even on the simulated board.
     #[serde(default)]
@@ -205,7 +208,7 @@ pub struct RunView {
     path = "/runs/{id}",
     tag = "runs",
     security(("session_cookie" = []), ("bearer" = [])),
-    params(("id" = i64, Path, minimum = 1, description = "Run id")),
+    params(("id" = String, Path, description = "Run id")),
     responses((status = 200, description = "The run, its current result and every result version (a view of a result is audited)", body = RunView))
 )]
 pub async fn show(
@@ -265,7 +268,7 @@ pub async fn show(
     path = "/runs/{id}/confirm-tube",
     tag = "runs",
     security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
-    params(("id" = i64, Path, minimum = 1, description = "Run id")),
+    params(("id" = String, Path, description = "Run id")),
     responses(
         (status = 202, description = "The engine has the confirmation"),
         (status = 409, description = "The run is not waiting for a tube", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
@@ -288,8 +291,8 @@ pub async fn confirm_tube(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRun {
-    /// Why (kept in the audit trail), 3 to 1000 characters.
-    #[schema(min_length = 3, max_length = 1000)]
+    /// Why (kept in the audit trail).
+    #[schema(schema_with = super::input_schemas::cancel_reason)]
     pub reason: String,
 }
 
@@ -299,7 +302,7 @@ pub struct CancelRun {
     path = "/runs/{id}/cancel",
     tag = "runs",
     security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
-    params(("id" = i64, Path, minimum = 1, description = "Run id")),
+    params(("id" = String, Path, description = "Run id")),
     request_body = CancelRun,
     responses(
         (status = 202, description = "Cancelled, or will be at the next safe point", body = RunTicketView),
@@ -337,7 +340,7 @@ fn settled(state: RunState) -> bool {
     path = "/runs/{id}/events",
     tag = "runs",
     security(("session_cookie" = []), ("bearer" = [])),
-    params(("id" = i64, Path, minimum = 1, description = "Run id")),
+    params(("id" = String, Path, description = "Run id")),
     responses((
         status = 200,
         description = "Server-sent events (text, not one JSON document): the run's state, then its events until the engine is done with it. Each event is named after its `event` key; its `data:` line is one `RunEvent` (see the components) as JSON.",
@@ -449,7 +452,7 @@ pub struct SignatureView {
     path = "/runs/{id}/release",
     tag = "runs",
     security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
-    params(("id" = i64, Path, minimum = 1, description = "Run id")),
+    params(("id" = String, Path, description = "Run id")),
     request_body = ReleaseRequest,
     responses(
         (status = 200, description = "Signed: the electronic signature made", body = SignatureView),
@@ -537,7 +540,7 @@ pub struct CorrectionView {
     path = "/runs/{id}/corrections",
     tag = "runs",
     security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
-    params(("id" = i64, Path, minimum = 1, description = "Run id")),
+    params(("id" = String, Path, description = "Run id")),
     request_body = CorrectionRequest,
     responses(
         (status = 201, description = "Corrected: the new version, awaiting release", body = CorrectionView),

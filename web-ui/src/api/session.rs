@@ -141,8 +141,8 @@ pub async fn sign_out(State(state): State<AppState>, caller: Caller) -> Result<R
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnlockRequest {
-    /// Why the lock is lifted (kept in the audit trail; 1 to 500 characters).
-    #[schema(min_length = 1, max_length = 500)]
+    /// Why the lock is lifted (kept in the audit trail).
+    #[schema(schema_with = super::input_schemas::change_reason)]
     pub reason: String,
 }
 

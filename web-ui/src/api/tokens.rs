@@ -17,7 +17,8 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
-    /// What the token is for (1 to 100 characters).
+    /// What the token is for.
+    #[schema(schema_with = super::input_schemas::token_label)]
     pub label: String,
 }
 

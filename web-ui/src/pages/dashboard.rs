@@ -3,10 +3,12 @@
 //! permissions reach (operators see runs and results, never links into patients' histories).
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use serde::Deserialize;
 
+use appliance::store::RunId;
 use appliance::store::Timestamp;
 use appliance::store::qc::QcVerdict as StoredQcStatus;
 use appliance::store::runs::RunState;
@@ -28,18 +30,40 @@ pub fn router() -> Router<AppState> {
     Router::new().route(paths::DASHBOARD, get(show))
 }
 
-/// `GET /`.
-async fn show(State(state): State<AppState>, user: PageUser) -> PageResult {
+/// Query of the dashboard: `awaiting_after`, where the page of results awaiting release starts
+/// (the last run id of the page before; absent or unreadable: the first page).
+#[derive(Debug, Default, Deserialize)]
+pub struct DashboardQuery {
+    #[serde(default)]
+    awaiting_after: Option<String>,
+}
+
+/// `GET /[?awaiting_after=<run id>]`.
+async fn show(
+    State(state): State<AppState>,
+    user: PageUser,
+    Query(query): Query<DashboardQuery>,
+) -> PageResult {
     // Every role may read the instrument's status; the rest follows the role.
     user.require(Permission::ViewInstrument)?;
     let layout = user.layout(&state, "Dashboard", paths::DASHBOARD);
-    let page = build(&state, &user)
+    let awaiting_after = query
+        .awaiting_after
+        .as_deref()
+        .and_then(|text| text.parse::<i64>().ok())
+        .filter(|id| *id > 0)
+        .map(RunId);
+    let page = build(&state, &user, awaiting_after)
         .await
         .map_err(|error| error.within(layout.clone()))?;
     Ok(DashboardPage { layout, ..page }.into_response())
 }
 
-async fn build(state: &AppState, user: &PageUser) -> Result<DashboardPage, super::PageError> {
+async fn build(
+    state: &AppState,
+    user: &PageUser,
+    awaiting_after: Option<RunId>,
+) -> Result<DashboardPage, super::PageError> {
     let qc_today = if user.may(Permission::ViewQc) {
         qc_today(state, user).await?
     } else {
@@ -52,11 +76,12 @@ async fn build(state: &AppState, user: &PageUser) -> Result<DashboardPage, super
     let mut runs_in_progress = Vec::new();
     let mut recent_results = Vec::new();
     let mut awaiting_release = Vec::new();
+    let mut awaiting_next_href = None;
     if user.may(Permission::ViewRuns) {
         let status = state.engine.status();
         let worklist = state
             .ops
-            .worklist(&user.requester(), RECENT_RESULTS)
+            .worklist(&user.requester(), RECENT_RESULTS, awaiting_after)
             .await?;
         for RunSummary {
             run,
@@ -87,6 +112,13 @@ async fn build(state: &AppState, user: &PageUser) -> Result<DashboardPage, super
             .iter()
             .filter_map(|summary| result_row(summary, patient_link))
             .collect();
+        awaiting_next_href = worklist.awaiting_next.map(|after| {
+            format!(
+                "{}?awaiting_after={}#awaiting-heading",
+                paths::DASHBOARD,
+                after.0
+            )
+        });
     }
     Ok(DashboardPage {
         layout: user.layout(state, "Dashboard", paths::DASHBOARD),
@@ -95,6 +127,9 @@ async fn build(state: &AppState, user: &PageUser) -> Result<DashboardPage, super
         runs_in_progress,
         recent_results,
         awaiting_release,
+        awaiting_next_href,
+        awaiting_first_href: awaiting_after
+            .map(|_| format!("{}#awaiting-heading", paths::DASHBOARD)),
         may_release: user.may(Permission::ReleaseResults),
         may_start_runs: user.may(Permission::OperateRuns),
     })

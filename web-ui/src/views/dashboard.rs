@@ -155,6 +155,10 @@ pub struct DashboardPage {
     pub recent_results: Vec<ResultRow>,
     /// Results waiting for a clinician's release.
     pub awaiting_release: Vec<ResultRow>,
+    /// The next page of results awaiting release, when more wait.
+    pub awaiting_next_href: Option<String>,
+    /// The first page of results awaiting release, when this is a later one.
+    pub awaiting_first_href: Option<String>,
     /// Whether the reader may release results (the "awaiting release" section is theirs).
     pub may_release: bool,
     /// Whether the reader may start runs (the "start a new run" button).

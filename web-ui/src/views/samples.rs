@@ -115,6 +115,8 @@ pub fn dashboard() -> DashboardPage {
             status: "Awaiting release".into(),
             patient_link: true,
         }],
+        awaiting_next_href: Some("/?awaiting_after=115#awaiting-heading".into()),
+        awaiting_first_href: None,
         may_release: true,
         may_start_runs: true,
     }
@@ -139,6 +141,8 @@ pub fn dashboard_empty() -> DashboardPage {
         runs_in_progress: vec![],
         recent_results: vec![],
         awaiting_release: vec![],
+        awaiting_next_href: None,
+        awaiting_first_href: None,
         may_release: true,
         may_start_runs: true,
     }

@@ -1,0 +1,110 @@
+//! The JSON Schemas of the API's constrained inputs, each built from the constant or pattern of
+//! the one function that enforces the constraint, so that the OpenAPI document is neither looser
+//! nor tighter than the server: replicates per tube (`RunOrder::parse`, [`MIN_REPLICATES`] to
+//! [`MAX_REPLICATES`]), MRNs ([`Mrn::parse`], stated as [`Mrn::pattern`]), API token labels
+//! (`Operations::create_token`, stated as [`token_label_pattern`]), cancel and unlock reasons
+//! ([`CancelReason`], [`ChangeReason`]), the patient list's `limit` ([`MAX_LISTED`]) and ids in the path
+//! ([`PathId::parse`], stated as [`PathId::pattern`]). `tests/api/openapi_conformance.rs`
+//! (`declared_input_constraints_are_the_enforced_ones`) sends values at and beyond each end of
+//! each rule and checks that the document and the server agree on every one.
+//!
+//! Not for: deciding anything. The rules stay in the functions named above; this module only
+//! states them in the document's terms.
+
+use appliance::engine::{MAX_REPLICATES, MIN_REPLICATES};
+use appliance::store::patients::Mrn;
+use operations::patients::MAX_LISTED;
+use operations::runs::CancelReason;
+use operations::users::{ChangeReason, token_label_pattern};
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+
+use crate::extract::PathId;
+
+/// Replicates per tube (absent or null: the default).
+pub fn replicates() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(MIN_REPLICATES))
+        .maximum(Some(MAX_REPLICATES))
+        .description(Some(format!(
+            "Replicate readings per tube, {MIN_REPLICATES} to {MAX_REPLICATES} (default 3)"
+        )))
+        .build()
+}
+
+/// A medical record number.
+pub fn mrn() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(Mrn::pattern()))
+        .description(Some(format!(
+            "Medical record number: 1 to {} letters, digits, `-`, `.` or `/` with at least one \
+             digit (surrounding white space is dropped, letters are uppercased)",
+            Mrn::MAX_CHARS
+        )))
+        .build()
+}
+
+/// What an API token is for.
+pub fn token_label() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(token_label_pattern()))
+        .description(Some(format!(
+            "What the token is for: 1 to {} characters once surrounding white space is dropped",
+            operations::users::TOKEN_LABEL_MAX_CHARS
+        )))
+        .build()
+}
+
+/// Why a run is cancelled.
+pub fn cancel_reason() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(CancelReason::pattern()))
+        .description(Some(format!(
+            "Why (kept in the audit trail): {} to {} characters once surrounding white space is \
+             dropped",
+            CancelReason::MIN_CHARS,
+            CancelReason::MAX_CHARS
+        )))
+        .build()
+}
+
+/// Why an account's state changes (an unlock).
+pub fn change_reason() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(ChangeReason::pattern()))
+        .description(Some(format!(
+            "Why (kept in the audit trail): 1 to {} characters once surrounding white space is \
+             dropped",
+            ChangeReason::MAX_CHARS
+        )))
+        .build()
+}
+
+/// How many patients a list holds at most.
+pub fn list_limit() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(1))
+        .maximum(Some(MAX_LISTED))
+        .description(Some(format!(
+            "At most this many, 1 to {MAX_LISTED} (default 100)"
+        )))
+        .build()
+}
+
+/// An id in the path.
+pub fn path_id() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(PathId::pattern()))
+        .description(Some(format!(
+            "A positive whole number of at most {} digits, written plainly (no sign, leading \
+             zero, fraction or exponent)",
+            PathId::MAX_DIGITS
+        )))
+        .build()
+}
