@@ -906,7 +906,7 @@ async fn declared_input_constraints_are_the_enforced_ones() {
         json!("3"),
         Value::Null,
     ] {
-        let body = json!({ "patient_mrn": "PROBE-1", "blood_ml": 7.5, "replicates": value,
+        let body = json!({ "patient_mrn": "PROBE-1", "accession": "PROBE-A1", "blood_ml": 7.5, "replicates": value,
                            "simulate": { "cells": -1.0 } });
         let answer = app
             .send(admin, Method::POST, "/api/v1/runs", Some(&body))
@@ -958,7 +958,7 @@ async fn declared_input_constraints_are_the_enforced_ones() {
                 admin,
                 Method::POST,
                 "/api/v1/patients",
-                Some(&json!({ "mrn": value })),
+                Some(&json!({ "mrn": value, "birth_date": "1970-01-01" })),
             )
             .await;
         let status = answer.status();
@@ -1150,7 +1150,7 @@ async fn declared_input_constraints_are_the_enforced_ones() {
             admin,
             Method::POST,
             "/api/v1/patients",
-            Some(&json!({ "mrn": "TREND-1" })),
+            Some(&json!({ "mrn": "TREND-1", "birth_date": "1970-01-01" })),
         )
         .await
         .json()

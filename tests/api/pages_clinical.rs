@@ -799,7 +799,16 @@ async fn results_awaiting_release_are_paged_with_a_bounded_page_and_links() {
         let mrn = format!("PAGE-{n:03}");
         let patient = app
             .store
-            .patient_by_mrn_or_add(&actor, &Mrn::parse(&mrn).expect("an MRN"))
+            .patient_by_mrn_or_add(
+                &actor,
+                &appliance::store::patients::NewPatient {
+                    mrn: Mrn::parse(&mrn).expect("an MRN"),
+                    birth_date: None,
+                    name: None,
+                    initials: None,
+                    indication: None,
+                },
+            )
             .await
             .expect("a patient");
         let tube = |kind, suffix: &str| NewTube {
@@ -812,9 +821,12 @@ async fn results_awaiting_release_are_paged_with_a_bounded_page_and_links() {
                 &actor,
                 &NewSample {
                     patient_id: patient.id,
+                    accession: appliance::store::samples::Accession::parse(&mrn)
+                        .expect("an accession"),
                     drawn_at: Timestamp::parse("2026-11-20T08:30:00Z").expect("a time"),
                     blood: BloodVolume::from_ml(7.5).expect("a volume"),
                     indication: None,
+                    indication_override_reason: None,
                     tubes: vec![tube(TubeKind::Control, "C"), tube(TubeKind::Quad, "Q")],
                 },
             )
