@@ -32,9 +32,10 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow, ensure};
 use appliance::assembly::{ApplianceBuilder, Simulation};
 use appliance::config::ApplianceConfig;
-use appliance::engine::{EngineHandle, EventKind, RunRequest, SimulatedTruth};
+use appliance::engine::{EngineHandle, EventKind, RunRequest, SIMULATED_LOT, SimulatedTruth};
+use appliance::store::calibrations::ReagentLot;
 use appliance::store::db::DATABASE_FILE;
-use appliance::store::qc::{NewQcResult, QcMaterialKind, QcVerdict, TargetSource};
+use appliance::store::qc::{ControlLevel, NewQcResult, QcMaterialKind, QcVerdict, TargetSource};
 use appliance::store::results::SignatureMeaning;
 use appliance::store::runs::RunState;
 use appliance::store::users::{NewPassword, NewUser, Role, User, Username};
@@ -262,7 +263,13 @@ async fn seed_qc(
 ) -> anyhow::Result<()> {
     let actor = admin.actor();
     let material = store
-        .add_qc_material(&actor, CONTROL_MATERIAL, QcMaterialKind::Control, "cells")
+        .add_qc_material(
+            &actor,
+            CONTROL_MATERIAL,
+            QcMaterialKind::Control,
+            Some(ControlLevel::Positive),
+            "cells",
+        )
         .await?;
     let expires_on = now.plus(Duration::days(365)).datetime().date();
     let lot = store
@@ -358,6 +365,7 @@ async fn record_qc(
                 status,
                 violations: violations.to_vec(),
                 measurement_id: None,
+                reagent_lot: Some(ReagentLot::parse(SIMULATED_LOT)?),
                 measured_at,
                 comment: (status != QcVerdict::Pass)
                     .then(|| "demo: deliberate Westgard violation".to_owned()),
@@ -366,6 +374,16 @@ async fn record_qc(
         .await
         .context("recording a demo QC value")?;
     Ok(())
+}
+
+/// A demo patient's date of birth: made up, fixed by their index (1940 to 1979).
+fn demo_birth_date(index: u32) -> String {
+    format!(
+        "{}-{:02}-{:02}",
+        1940 + index % 40,
+        1 + index * 7 % 12,
+        1 + index * 11 % 28
+    )
 }
 
 fn round1(value: f64) -> f64 {
@@ -410,8 +428,9 @@ async fn seed_patients(
                     background_per_s: None,
                     control_t2_ms: None,
                 }),
+                birth_date: Some(demo_birth_date(index)),
                 operator: operator.actor(),
-                ..RunRequest::new(&mrn, DEMO_BLOOD_ML)
+                ..RunRequest::new(&mrn, &format!("{mrn}-M{month:02}"), DEMO_BLOOD_ML)
             };
             let ticket = engine.start_run(request).await?;
             let state = engine.wait_for_run(ticket.id).await?;

@@ -48,7 +48,7 @@ enum Command {
     /// Count CTCs from a run's control and quad-marker echo trains with a calibration.
     Count(count::CountArgs),
     /// A headless sample run on the simulated board: checks, tune, tubes, replicates, result.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Seed a demo database by really running simulated patients over months, with QC history.
     Demo(demo::DemoArgs),
     /// Export stored results (one CSV row per result version).
@@ -80,7 +80,7 @@ fn main() -> ExitCode {
         Command::Board(args) => board::run(args),
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Count(args) => count::run(&args),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Export(args) => export::run(args),
         Command::Simulate(args) => simulate::run(&args).map(|()| ExitCode::SUCCESS),

@@ -35,12 +35,22 @@ pub struct RunArgs {
     /// Patient's medical record number (created when new).
     #[arg(long, value_name = "MRN")]
     patient: String,
+    /// Patient's date of birth, YYYY-MM-DD (the second identifier; required for a patient whose
+    /// birth date is on record, and a mismatch is refused).
+    #[arg(long, value_name = "DATE")]
+    birth_date: Option<String>,
+    /// The specimen's accession number (unique, as on its label).
+    #[arg(long, value_name = "ACCESSION")]
+    accession: String,
     /// Processed blood volume, mL (0.5 to 50).
     #[arg(long, value_name = "V", allow_negative_numbers = true)]
     blood_ml: String,
     /// Indication whose cut-off gives the call (breast, prostate, colorectal).
     #[arg(long, value_name = "I")]
     indication: Option<String>,
+    /// Why the indication differs from the patient's (an explicit, audited override).
+    #[arg(long, value_name = "REASON")]
+    indication_override_reason: Option<String>,
     /// Reagent lot (default on the simulated board: the simulated lot SIM-LOT-1).
     #[arg(long, value_name = "LOT")]
     lot: Option<String>,
@@ -122,8 +132,11 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut events = engine.subscribe();
     let fields = RunOrderFields {
         patient_mrn: args.patient.clone(),
+        birth_date: args.birth_date.clone().unwrap_or_default(),
+        accession: args.accession.clone(),
         blood_ml: args.blood_ml.clone(),
         indication: args.indication.clone().unwrap_or_default(),
+        indication_override_reason: args.indication_override_reason.clone().unwrap_or_default(),
         reagent_lot: args.lot.clone().unwrap_or_default(),
         drawn_at: args.drawn_at.clone().unwrap_or_default(),
         extra_tubes: args.tubes.clone(),
@@ -139,6 +152,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
             engine.shutdown().await;
             let flag = |field: OrderField| match field {
                 OrderField::PatientMrn => "--patient",
+                OrderField::BirthDate => "--birth-date",
+                OrderField::Accession => "--accession",
                 OrderField::BloodMl => "--blood-ml",
                 OrderField::Indication => "--indication",
                 OrderField::ReagentLot => "--lot",

@@ -129,6 +129,8 @@ fn progress_lines(child: &mut Child) -> mpsc::Receiver<String> {
 
 fn ferrocount_command(data_dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferrocount"));
+    // A fresh instrument without QC: its runs start and their results stay on QC hold.
+    command.env("FERROCOUNT_QC__POLICY", "run_but_hold");
     command
         .args(args)
         .arg("--data-dir")
@@ -171,6 +173,8 @@ fn run_args(mrn: &str, cells: &str, seed: &str, board: &[String]) -> Vec<String>
         "run",
         "--patient",
         mrn,
+        "--accession",
+        &format!("{mrn}-A"),
         "--blood-ml",
         "7.5",
         "--sim-cells",
@@ -473,6 +477,8 @@ fn sigterm_during_a_run_records_it_interrupted_and_halts_the_board() {
             "run",
             "--patient",
             "TERM-1",
+            "--accession",
+            "TERM-1-A474",
             "--blood-ml",
             "7.5",
             "--sim-cells",

@@ -8,8 +8,11 @@ mod test_board;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// Runs the binary on a fresh instrument without QC: "run, but hold" lets its runs start (their
+/// results stay on QC hold; the gate itself is tested in `tests/api/qc_gate.rs`).
 fn ferrocount(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ferrocount"))
+        .env("FERROCOUNT_QC__POLICY", "run_but_hold")
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
@@ -76,6 +79,8 @@ fn a_fresh_appliance_calibrates_itself_and_twenty_runs_agree_with_truth() {
             "run",
             "--patient",
             "CAL-0",
+            "--accession",
+            "CAL-0-A77",
             "--blood-ml",
             "7.5",
             "--sim-cells",
@@ -101,6 +106,8 @@ fn a_fresh_appliance_calibrates_itself_and_twenty_runs_agree_with_truth() {
                 "run",
                 "--patient",
                 &mrn,
+                "--accession",
+                &format!("{mrn}-A"),
                 "--blood-ml",
                 "7.5",
                 "--indication",
@@ -190,6 +197,8 @@ fn headless_runs_through_the_twin_socket_agree_with_truth() {
                 "run",
                 "--patient",
                 mrn,
+                "--accession",
+                &format!("{mrn}-A"),
                 "--blood-ml",
                 "7.5",
                 "--indication",
@@ -238,6 +247,8 @@ fn failures_name_their_cause_and_keep_the_run() {
             "run",
             "--patient",
             "F-1",
+            "--accession",
+            "F-1-A239",
             "--blood-ml",
             "7.5",
             "--sim-cells",
@@ -260,6 +271,8 @@ fn failures_name_their_cause_and_keep_the_run() {
             "run",
             "--patient",
             "F-2",
+            "--accession",
+            "F-2-A261",
             "--blood-ml",
             "7.5",
             "--sim-cells",
@@ -277,6 +290,8 @@ fn failures_name_their_cause_and_keep_the_run() {
             "run",
             "--patient",
             "F-3",
+            "--accession",
+            "F-3-A278",
             "--blood-ml",
             "7.5",
             "--sim-cells",
@@ -293,7 +308,18 @@ fn failures_name_their_cause_and_keep_the_run() {
     assert!(cause.starts_with("board: "), "{cause}");
 
     // Bad input is refused before anything is stored, naming the field.
-    let refused = ferrocount(data, &["run", "--patient", "F-4", "--blood-ml", "-3"]);
+    let refused = ferrocount(
+        data,
+        &[
+            "run",
+            "--patient",
+            "F-4",
+            "--accession",
+            "F-4-A",
+            "--blood-ml",
+            "-3",
+        ],
+    );
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("blood"), "{stderr}");
@@ -314,6 +340,8 @@ fn the_board_and_the_indications_come_from_configuration() {
             "run",
             "--patient",
             "B-1",
+            "--accession",
+            "B-1-A315",
             "--blood-ml",
             "7.5",
             "--board",
@@ -339,6 +367,8 @@ fn the_board_and_the_indications_come_from_configuration() {
             "run",
             "--patient",
             "B-1",
+            "--accession",
+            "B-1-A340",
             "--blood-ml",
             "7.5",
             "--board",
@@ -370,6 +400,8 @@ fn the_board_and_the_indications_come_from_configuration() {
             config.to_str().expect("UTF-8 path"),
             "--patient",
             "B-2",
+            "--accession",
+            "B-2-A371",
             "--blood-ml",
             "7.5",
             "--indication",
@@ -405,6 +437,8 @@ fn a_result_is_corrected_from_the_command_line() {
             "run",
             "--patient",
             "C-1",
+            "--accession",
+            "C-1-A406",
             "--blood-ml",
             "7.5",
             "--sim-cells",
@@ -420,6 +454,7 @@ fn a_result_is_corrected_from_the_command_line() {
     let run_id = json(&first)["run_id"].as_i64().expect("run id").to_string();
     let with_stdin = |args: &[&str], input: &str| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocount"))
+            .env("FERROCOUNT_QC__POLICY", "run_but_hold")
             .args(args)
             .arg("--data-dir")
             .arg(data)

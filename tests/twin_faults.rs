@@ -85,6 +85,7 @@ impl Service {
             .arg(twin.board_flag())
             .arg("--data-dir")
             .arg(data_dir)
+            .env("FERROCOUNT_QC__POLICY", "run_but_hold")
             .envs(env.iter().copied())
             .env("RUST_BACKTRACE", "0")
             .env_remove("RUST_LOG")
@@ -120,7 +121,7 @@ impl Service {
             .client
             .post(format!("{}/api/v1/runs", self.base))
             .bearer_auth(&self.token)
-            .json(&json!({ "patient_mrn": mrn, "blood_ml": 7.5, "simulate": { "cells": cells } }))
+            .json(&json!({ "patient_mrn": mrn, "accession": format!("{mrn}-A"), "blood_ml": 7.5, "simulate": { "cells": cells } }))
             .send()
             .await
             .expect("POST /runs");

@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let request = |i: u32| RunRequest {
         indication: Some("breast".into()),
         simulate: Some(SimulatedTruth::cells(f64::from(i % 10) * 5.0)),
-        ..RunRequest::new(&format!("MRN-{i:05}"), 7.5)
+        ..RunRequest::new(&format!("MRN-{i:05}"), &format!("ACC-{i:05}"), 7.5)
     };
     let started = Instant::now();
     let first = engine.start_run(request(0)).await?;

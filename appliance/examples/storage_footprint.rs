@@ -10,10 +10,12 @@ use std::time::Instant;
 use appliance::store::example_report::example_report;
 use appliance::store::measurements::NewMeasurement;
 use appliance::store::measurements::{FitOutcome, MeasurementFit, StoredFit};
-use appliance::store::patients::Mrn;
+use appliance::store::patients::{BirthDate, Mrn, NewPatient};
 use appliance::store::results::SignatureMeaning;
 use appliance::store::runs::{NewRun, RunState};
-use appliance::store::samples::{BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel};
+use appliance::store::samples::{
+    Accession, BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel,
+};
 use appliance::store::users::{NewPassword, NewUser, Role, Username};
 use appliance::store::{Actor, Store, Timestamp};
 use nmr_core::assay::{Call, CountCategory};
@@ -56,13 +58,21 @@ async fn main() -> anyhow::Result<()> {
     let mut started = Vec::with_capacity(runs);
     for i in 0..runs {
         let patient = store
-            .patient_by_mrn_or_add(&actor, &Mrn::parse(&format!("FP-{}", i % 20 + 1000))?)
+            .patient_by_mrn_or_add(
+                &actor,
+                &NewPatient::new(
+                    Mrn::parse(&format!("FP-{}", i % 20 + 1000))?,
+                    BirthDate::parse("1961-04-23", Timestamp::now().datetime().date())?,
+                ),
+            )
             .await?;
         let sample = store
             .add_sample(
                 &actor,
                 &NewSample {
                     patient_id: patient.id,
+                    accession: Accession::parse(&format!("FP{i:07}"))?,
+                    indication_override_reason: None,
                     drawn_at: Timestamp::now(),
                     blood: BloodVolume::from_ml(7.5)?,
                     indication: Some(Indication::parse("breast")?),

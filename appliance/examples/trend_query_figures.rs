@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 
 use appliance::store::db::{DATABASE_FILE, connect_options, migrate};
 use appliance::store::example_report::example_report;
-use appliance::store::patients::Mrn;
+use appliance::store::patients::{BirthDate, Mrn, NewPatient};
 use appliance::store::runs::{NewRun, RunState};
-use appliance::store::samples::{BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel};
+use appliance::store::samples::{
+    Accession, BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel,
+};
 use appliance::store::{Actor, Store, Timestamp};
 use nmr_core::assay::CountCategory;
 use sqlx::sqlite::{SqlitePoolOptions, SqliteSynchronous};
@@ -49,7 +51,13 @@ async fn main() -> anyhow::Result<()> {
     let mut patient_ids = Vec::with_capacity(patients);
     for p in 0..patients {
         let patient = store
-            .patient_by_mrn_or_add(&actor, &Mrn::parse(&format!("TQ-{p:06}"))?)
+            .patient_by_mrn_or_add(
+                &actor,
+                &NewPatient::new(
+                    Mrn::parse(&format!("TQ-{p:06}"))?,
+                    BirthDate::parse("1961-04-23", start.datetime().date())?,
+                ),
+            )
             .await?;
         patient_ids.push(patient.id);
     }
@@ -61,6 +69,8 @@ async fn main() -> anyhow::Result<()> {
                 &actor,
                 &NewSample {
                     patient_id,
+                    accession: Accession::parse(&format!("TQ{i:07}"))?,
+                    indication_override_reason: None,
                     drawn_at: start.plus(time::Duration::days(30 * draw as i64)),
                     blood: BloodVolume::from_ml(7.5)?,
                     indication: Some(Indication::parse("breast")?),

@@ -149,7 +149,11 @@ impl ApplianceBuilder {
 /// The engine's settings for `config`, for what counts without the board (a correction's recount
 /// from the command line): the same as [`ApplianceBuilder::build`] gives the engine.
 pub fn engine_settings(config: &ApplianceConfig) -> Result<EngineConfig, ConfigError> {
-    Ok(EngineConfig::new(config.indications()?))
+    Ok(EngineConfig {
+        site: config.site.clone(),
+        qc_policy: config.qc.policy,
+        ..EngineConfig::new(config.indications()?)
+    })
 }
 
 impl Appliance {

@@ -25,6 +25,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use nmr_core::assay::Indications;
 use serde::{Deserialize, Serialize};
 
+pub use crate::site::{PaperSize, PatientNamePolicy, QcConfig, QcPolicy, SiteConfig, SiteTimeZone};
 use crate::twin::{TwinAddress, TwinAddressError};
 
 /// Prefix of every environment override.
@@ -48,6 +49,10 @@ pub struct ApplianceConfig {
     /// A TOML file of indication cut-offs replacing the built-in table
     /// ([`DEFAULT_INDICATIONS_TOML`]).
     pub indications_file: Option<PathBuf>,
+    /// The site: time zone, lab and instrument identity, paper size, patient name policy.
+    pub site: SiteConfig,
+    /// The QC policy that gates patient runs.
+    pub qc: QcConfig,
     /// The web face.
     pub http: HttpConfig,
     /// Logging.
@@ -65,6 +70,8 @@ impl Default for ApplianceConfig {
             spi: SpiConfig::default(),
             twin: TwinSettings::default(),
             indications_file: None,
+            site: SiteConfig::default(),
+            qc: QcConfig::default(),
             http: HttpConfig::default(),
             log: LogConfig::default(),
             backup: BackupConfig::default(),
@@ -434,6 +441,27 @@ mod tests {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/ferrocount.example.toml");
         let config = ApplianceConfig::load_with_env(Some(&example), &[]).unwrap();
         assert_eq!(config, ApplianceConfig::default());
+    }
+
+    #[test]
+    fn the_site_and_the_qc_policy_are_read_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("site.toml");
+        std::fs::write(
+            &file,
+            "[site]\ntime_zone = \"Europe/Berlin\"\nlab_name = \"Labor Mitte\"\n\
+             paper_size = \"Letter\"\npatient_name = \"initials\"\n[qc]\npolicy = \"run_but_hold\"\n",
+        )
+        .unwrap();
+        let config = ApplianceConfig::load_with_env(Some(&file), &[]).unwrap();
+        assert_eq!(config.site.time_zone.name(), "Europe/Berlin");
+        assert_eq!(config.site.lab_name, "Labor Mitte");
+        assert_eq!(config.site.paper_size, PaperSize::Letter);
+        assert_eq!(config.site.patient_name, PatientNamePolicy::Initials);
+        assert_eq!(config.qc.policy, QcPolicy::RunButHold);
+        std::fs::write(&file, "[site]\ntime_zone = \"Berlin\"\n").unwrap();
+        let error = ApplianceConfig::load_with_env(Some(&file), &[]).unwrap_err();
+        assert!(error.to_string().contains("\"Berlin\""), "{error}");
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`procedures`]: measurement procedures (identify, tune, nutation, noise, CPMG) returning
 //!   reports that can be stored.
 //! - [`engine`]: the acquisition engine, the one owner of the board, and the sample-run workflow.
+//! - [`site`]: the site's time zone, lab and instrument identity, paper size, patient name
+//!   policy and QC policy (configuration's `[site]` and `[qc]`).
 //! - [`backup`]: encrypted backups of the database and their verified restore.
 //! - [`store`]: the SQLite database (users, patients, samples, runs, measurements, results,
 //!   calibrations, QC, instrument log, the hash-chained audit trail).
@@ -26,5 +28,6 @@ pub mod frontend;
 pub mod linux;
 pub mod procedures;
 pub mod sim_board;
+pub mod site;
 pub mod store;
 pub mod twin;

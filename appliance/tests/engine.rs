@@ -12,10 +12,10 @@ use appliance::engine::{
 use appliance::frontend::Frontend;
 use appliance::sim_board::{Faults, SimBoard, SimBoardConfig, SimClock};
 use appliance::store::audit::AuditQuery;
-use appliance::store::patients::Mrn;
-use appliance::store::qc::{NewQcResult, QcMaterialKind, QcVerdict};
+use appliance::store::patients::{Mrn, NewPatient};
+use appliance::store::qc::{ControlLevel, NewQcResult, QcMaterialKind, QcVerdict};
 use appliance::store::runs::{NewRun, RunState};
-use appliance::store::samples::{BloodVolume, NewSample, NewTube, TubeKind, TubeLabel};
+use appliance::store::samples::{Accession, BloodVolume, NewSample, NewTube, TubeKind, TubeLabel};
 use appliance::store::{Actor, RunId, Store, Timestamp};
 use nmr_core::assay::Indications;
 use tempfile::TempDir;
@@ -45,11 +45,18 @@ async fn start_configured(
     (dir, store, engine)
 }
 
+/// A fresh accession number for each run a test starts.
+fn next_accession(mrn: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{mrn}-A{n}")
+}
+
 fn request(mrn: &str, cells: f64) -> RunRequest {
     RunRequest {
         indication: Some("breast".into()),
         simulate: Some(SimulatedTruth::cells(cells)),
-        ..RunRequest::new(mrn, 7.5)
+        ..RunRequest::new(mrn, &next_accession(mrn), 7.5)
     }
 }
 
@@ -433,11 +440,17 @@ async fn a_drifting_magnet_fails_the_run_with_a_temperature_cause() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejected_qc_today_fails_the_run_with_a_qc_cause() {
+async fn a_rejected_qc_today_is_shown_and_left_to_the_qc_gate() {
     let (_dir, store, engine) = start(SimBoardConfig::default()).await;
     let actor = Actor::Appliance;
     let material = store
-        .add_qc_material(&actor, "CTC control low", QcMaterialKind::Control, "cells")
+        .add_qc_material(
+            &actor,
+            "CTC control low",
+            QcMaterialKind::Control,
+            Some(ControlLevel::Negative),
+            "cells",
+        )
         .await
         .expect("material");
     let expiry = time::Date::from_calendar_date(2099, time::Month::January, 1).expect("a date");
@@ -454,29 +467,29 @@ async fn a_rejected_qc_today_fails_the_run_with_a_qc_cause() {
                 status: QcVerdict::Reject,
                 violations: Vec::new(),
                 measurement_id: None,
+                reagent_lot: None,
                 measured_at: Timestamp::now(),
                 comment: None,
             },
         )
         .await
         .expect("QC result");
+    // The engine measures and says so in the run's checks; whether the run may start and its
+    // result be released is the operations layer's QC gate (operations::qc_gate).
+    let mut events = engine.subscribe();
     let ticket = engine
         .start_run(request("MRN-10", 10.0))
         .await
         .expect("queued");
+    let seen = events_of(&mut events, ticket.id).await;
     assert_eq!(
         engine.wait_for_run(ticket.id).await.expect("state"),
-        RunState::Failed
+        RunState::AwaitingRelease
     );
-    let cause = store
-        .run(ticket.id)
-        .await
-        .expect("run")
-        .failure_cause
-        .expect("a cause");
+    let shown = format!("{seen:?}");
     assert!(
-        cause.starts_with("qc: ") && cause.contains("QC-1"),
-        "{cause}"
+        shown.contains("rejected on CTC control low lot QC-1") && shown.contains("QC hold"),
+        "{shown}"
     );
     engine.shutdown().await;
 }
@@ -487,7 +500,16 @@ async fn runs_left_in_flight_are_interrupted_at_start_with_an_audit_entry() {
     let store = Store::open(dir.path()).await.expect("database");
     let actor = Actor::Appliance;
     let patient = store
-        .add_patient(&actor, &Mrn::parse("MRN-11").expect("an MRN"))
+        .add_patient(
+            &actor,
+            &NewPatient {
+                mrn: Mrn::parse("MRN-11").expect("an MRN"),
+                birth_date: None,
+                name: None,
+                initials: None,
+                indication: None,
+            },
+        )
         .await
         .expect("patient");
     let sample = store
@@ -495,9 +517,11 @@ async fn runs_left_in_flight_are_interrupted_at_start_with_an_audit_entry() {
             &actor,
             &NewSample {
                 patient_id: patient.id,
+                accession: Accession::parse("ACC-11").expect("an accession"),
                 drawn_at: Timestamp::now(),
                 blood: BloodVolume::from_ml(7.5).expect("a volume"),
                 indication: None,
+                indication_override_reason: None,
                 tubes: vec![
                     NewTube {
                         kind: TubeKind::Control,
@@ -600,7 +624,9 @@ async fn simulation_truth_is_refused_on_hardware_and_bad_requests_name_their_fie
         matches!(refused, Err(EngineError::SimulationOnHardware)),
         "{refused:?}"
     );
-    let no_lot = engine.start_run(RunRequest::new("MRN-14", 7.5)).await;
+    let no_lot = engine
+        .start_run(RunRequest::new("MRN-14", "ACC-14", 7.5))
+        .await;
     assert!(
         matches!(
             &no_lot,
@@ -615,7 +641,7 @@ async fn simulation_truth_is_refused_on_hardware_and_bad_requests_name_their_fie
         .start_run(RunRequest {
             indication: Some("lung".into()),
             reagent_lot: Some("LOT-9".into()),
-            ..RunRequest::new("MRN-14", 7.5)
+            ..RunRequest::new("MRN-14", "ACC-14", 7.5)
         })
         .await;
     assert!(
@@ -632,7 +658,7 @@ async fn simulation_truth_is_refused_on_hardware_and_bad_requests_name_their_fie
         .start_run(RunRequest {
             replicates: 1,
             reagent_lot: Some("LOT-9".into()),
-            ..RunRequest::new("MRN-14", 7.5)
+            ..RunRequest::new("MRN-14", "ACC-14", 7.5)
         })
         .await;
     assert!(matches!(
@@ -645,7 +671,7 @@ async fn simulation_truth_is_refused_on_hardware_and_bad_requests_name_their_fie
     let bad_volume = engine
         .start_run(RunRequest {
             reagent_lot: Some("LOT-9".into()),
-            ..RunRequest::new("MRN-14", -2.0)
+            ..RunRequest::new("MRN-14", "ACC-14", -2.0)
         })
         .await;
     assert!(bad_volume.is_err());
@@ -657,7 +683,7 @@ async fn simulation_truth_is_refused_on_hardware_and_bad_requests_name_their_fie
     let ticket = engine
         .start_run(RunRequest {
             reagent_lot: Some("LOT-9".into()),
-            ..RunRequest::new("MRN-14", 7.5)
+            ..RunRequest::new("MRN-14", "ACC-14", 7.5)
         })
         .await
         .expect("queued");

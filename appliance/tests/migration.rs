@@ -4,7 +4,10 @@
 //! violations as JSON) opens, is backfilled, and every stored record reads back typed with
 //! identical numbers; the release gate then reads the backfilled `qc_hold` column. The T2
 //! distributions table (`0003`) is not backfilled: an old measurement reads back without one, and
-//! gets it once, computed from its stored train, the first time its run is viewed.
+//! gets it once, computed from its stored train, the first time its run is viewed. Patient
+//! identity (`0004`): each old sample gets the accession `LEGACY-<id>`, each patient the
+//! indication of their newest sample, and no birth date (none was recorded); an old control
+//! material has no level and an old QC value no reagent lot.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -309,7 +312,39 @@ async fn a_database_of_the_previous_schema_is_backfilled_and_reads_back_typed() 
             .fetch_all(store.pool())
             .await
             .expect("migrations");
-    assert_eq!(applied, [1, 2, 3]);
+    assert_eq!(applied, [1, 2, 3, 4]);
+
+    // 0004: accession numbers, the patient's indication; what was never recorded stays absent.
+    let record = store
+        .patient(appliance::store::PatientId(patient))
+        .await
+        .expect("the patient reads back typed");
+    assert_eq!(record.birth_date, None);
+    assert_eq!(
+        record.indication.as_ref().map(|i| i.as_str()),
+        Some("breast")
+    );
+    let run = store.run(RunId(released)).await.expect("run");
+    let sample = store.sample(run.sample_id).await.expect("sample");
+    assert_eq!(
+        sample.accession.as_str(),
+        format!("LEGACY-{}", run.sample_id.0)
+    );
+    assert_eq!(sample.indication_override_reason, None);
+    let materials = store.qc_materials().await.expect("materials");
+    assert!(materials.iter().all(|m| m.control_level.is_none()));
+    let no_accession = store
+        .pool()
+        .execute(
+            "INSERT INTO samples (patient_id, drawn_at, blood_ml, created_at)
+             VALUES (1, '2026-10-01T08:00:00Z', 7.5, '2026-10-01T08:00:00Z')",
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        no_accession.to_string().contains("accession"),
+        "{no_accession}"
+    );
 
     let check = |version: &appliance::store::results::ResultVersion, report: &CountReport| {
         assert_eq!(&version.report, report, "the whole report, typed");
@@ -412,6 +447,7 @@ async fn a_database_of_the_previous_schema_is_backfilled_and_reads_back_typed() 
         [QcVerdict::Pass, QcVerdict::Reject]
     );
     assert_eq!(qc[1].violations, rejection);
+    assert!(qc.iter().all(|r| r.reagent_lot.is_none()), "never recorded");
 
     // The release gate reads the backfilled column: the held result is refused.
     let signer = store

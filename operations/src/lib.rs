@@ -33,6 +33,7 @@ pub mod error;
 pub mod patients;
 pub mod permission;
 pub mod qc;
+pub mod qc_gate;
 pub mod requester;
 pub mod results;
 pub mod runs;

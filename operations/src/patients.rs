@@ -4,13 +4,30 @@
 //! API and the pages alike: `patient.list`, `patient.lookup`, `patient.view`,
 //! `patient.trend_view`.
 
-use appliance::store::patients::{Mrn, Patient};
+use appliance::site::PatientNamePolicy;
+use appliance::store::patients::{BirthDate, Mrn, NewPatient, Patient, PersonName};
 use appliance::store::results::{ResultVersion, TrendPoint};
 use appliance::store::runs::Run;
+use appliance::store::samples::Indication;
 use appliance::store::samples::Sample;
-use appliance::store::{AuditEntry, PatientId};
+use appliance::store::{AuditEntry, PatientId, Timestamp};
 
 use crate::{OperationError, Operations, Permission, Requester};
+
+/// A patient to register, as entered (the API body, the registration form).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PatientRegistration {
+    /// The MRN.
+    pub mrn: String,
+    /// The date of birth, `YYYY-MM-DD`.
+    pub birth_date: String,
+    /// The name, where the site keeps names.
+    pub name: Option<String>,
+    /// The initials, where the site keeps initials.
+    pub initials: Option<String>,
+    /// The indication (blank: not yet known).
+    pub indication: String,
+}
 
 /// Most patients one search lists.
 pub const MAX_LISTED: u32 = 1000;
@@ -41,16 +58,66 @@ pub struct PatientRecord {
 }
 
 impl Operations {
-    /// Registers a patient by MRN (operators at the bedside, clinicians, lab admins); a
-    /// conflict when the MRN exists.
+    /// Registers a patient (operators at the bedside, clinicians, lab admins) by the two
+    /// identifiers, the MRN and the date of birth, with a name or initials only where the site's
+    /// configuration keeps them (`[site] patient_name`; given otherwise, they are refused: minimum
+    /// necessary), and their indication when known; a conflict when the MRN exists.
     pub async fn register_patient(
         &self,
         who: &Requester,
-        mrn: &str,
+        registration: &PatientRegistration,
     ) -> Result<Patient, OperationError> {
         who.require(Permission::RegisterPatients)?;
-        let mrn = Mrn::parse(mrn).map_err(|e| OperationError::invalid("mrn", e.to_string()))?;
-        Ok(self.store.add_patient(&who.actor(), &mrn).await?)
+        let invalid = |field: &'static str| {
+            move |e: appliance::store::StoreError| OperationError::invalid(field, e.to_string())
+        };
+        let mrn = Mrn::parse(&registration.mrn).map_err(invalid("mrn"))?;
+        let birth_date =
+            BirthDate::parse(&registration.birth_date, Timestamp::now().datetime().date())
+                .map_err(invalid("birth_date"))?;
+        let policy = self.settings.site.patient_name;
+        let named = |field: &'static str, text: &Option<String>, kept: bool| match text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            None => Ok(None),
+            Some(_) if !kept => Err(OperationError::invalid(
+                field,
+                "this site keeps no patient names or initials (minimum necessary)",
+            )),
+            Some(text) => PersonName::parse(field, text)
+                .map(Some)
+                .map_err(|e| OperationError::invalid(field, e.to_string())),
+        };
+        let name = named(
+            "name",
+            &registration.name,
+            policy == PatientNamePolicy::Name,
+        )?;
+        let initials = named(
+            "initials",
+            &registration.initials,
+            policy == PatientNamePolicy::Initials,
+        )?;
+        let indication = match registration.indication.trim() {
+            "" => None,
+            text => {
+                self.settings
+                    .indications
+                    .cutoff(text)
+                    .map_err(|e| OperationError::invalid("indication", e.to_string()))?;
+                Some(Indication::parse(text).map_err(invalid("indication"))?)
+            }
+        };
+        let new = NewPatient {
+            mrn,
+            birth_date: Some(birth_date),
+            name,
+            initials,
+            indication,
+        };
+        Ok(self.store.add_patient(&who.actor(), &new).await?)
     }
 
     /// Patients whose MRN starts with `mrn_prefix` (empty: all), at most `limit` (1 to

@@ -8,9 +8,10 @@
 
 use std::collections::BTreeMap;
 
+use appliance::store::calibrations::ReagentLot;
 use appliance::store::qc::{
-    NewQcResult, QcLot, QcMaterial, QcMaterialKind, QcResult, QcTarget, QcToday, QcVerdict,
-    TargetSource,
+    ControlLevel, NewQcResult, QcLot, QcMaterial, QcMaterialKind, QcResult, QcTarget, QcToday,
+    QcVerdict, TargetSource,
 };
 use appliance::store::{QcLotId, QcMaterialId, StoreError, Timestamp, UserId};
 use nmr_core::qc::westgard::{self, ControlTarget};
@@ -62,6 +63,8 @@ pub struct QcMaterialOrder {
     pub name: String,
     /// Phantom or control.
     pub kind: QcMaterialKind,
+    /// A control's level (negative or positive); a phantom has none.
+    pub control_level: Option<ControlLevel>,
     /// What is measured: one of [`ANALYTES`].
     pub analyte: &'static str,
 }
@@ -130,8 +133,14 @@ fn row_id(field: &'static str, text: &str, what: &str) -> Result<i64, OperationE
 }
 
 impl QcMaterialOrder {
-    /// Parses a new material: a name, `phantom` or `control`, one of [`ANALYTES`].
-    pub fn parse(name: &str, kind: &str, analyte: &str) -> Result<Self, OperationError> {
+    /// Parses a new material: a name, `phantom` or `control`, a control's level (`negative` or
+    /// `positive`; blank for a phantom), one of [`ANALYTES`].
+    pub fn parse(
+        name: &str,
+        kind: &str,
+        control_level: &str,
+        analyte: &str,
+    ) -> Result<Self, OperationError> {
         let name = required_text("name", name)?;
         let kind = match kind.trim() {
             "phantom" => QcMaterialKind::Phantom,
@@ -141,6 +150,26 @@ impl QcMaterialOrder {
                     "kind",
                     format!("{other:?} is neither phantom nor control"),
                 ));
+            }
+        };
+        let control_level = match (kind, control_level.trim()) {
+            (QcMaterialKind::Phantom, "") => None,
+            (QcMaterialKind::Phantom, _) => {
+                return Err(OperationError::invalid(
+                    "control_level",
+                    "a phantom has no control level; leave it blank",
+                ));
+            }
+            (QcMaterialKind::Control, level) => {
+                Some(level.parse::<ControlLevel>().map_err(|_| {
+                    OperationError::invalid(
+                        "control_level",
+                        format!(
+                            "{:?}: a control material is negative or positive",
+                            level.chars().take(20).collect::<String>()
+                        ),
+                    )
+                })?)
             }
         };
         let analyte = ANALYTES
@@ -155,6 +184,7 @@ impl QcMaterialOrder {
         Ok(Self {
             name,
             kind,
+            control_level,
             analyte,
         })
     }
@@ -272,14 +302,23 @@ impl Operations {
     /// (`westgard::judge_latest`, the one Westgard judgement): the verdict is the worst rule the
     /// new value takes part in. Without a target there are no limits yet: the value is stored as
     /// `pass`, towards establishing one. Each lot is judged on its own (one control per run).
+    /// `reagent_lot` is the reagent lot a control was measured with (the QC gate counts a
+    /// control value for its own reagent lot only).
     pub async fn record_qc(
         &self,
         who: &Requester,
         lot_id: QcLotId,
         value: f64,
+        reagent_lot: Option<&str>,
         comment: Option<&str>,
     ) -> Result<QcResult, OperationError> {
         who.require(Permission::RecordQc)?;
+        let reagent_lot = reagent_lot
+            .map(str::trim)
+            .filter(|lot| !lot.is_empty())
+            .map(ReagentLot::parse)
+            .transpose()
+            .map_err(|e| OperationError::invalid("reagent_lot", e.to_string()))?;
         if !value.is_finite() {
             return Err(OperationError::invalid("value", "must be a finite number"));
         }
@@ -318,6 +357,7 @@ impl Operations {
             status,
             violations,
             measurement_id: None,
+            reagent_lot,
             measured_at: Timestamp::now(),
             comment: comment.map(str::to_owned),
         };
@@ -378,7 +418,13 @@ impl Operations {
     ) -> Result<QcMaterial, OperationError> {
         who.require(Permission::ManageQc)?;
         self.store
-            .add_qc_material(&who.actor(), &order.name, order.kind, order.analyte)
+            .add_qc_material(
+                &who.actor(),
+                &order.name,
+                order.kind,
+                order.control_level,
+                order.analyte,
+            )
             .await
             .map_err(|e| setup_refusal(e, "name", "name"))
     }
@@ -433,17 +479,17 @@ mod tests {
             Err(OperationError::Invalid { field, .. }) => field,
             other => panic!("{other:?}"),
         };
-        assert!(QcMaterialOrder::parse("Phantom", "phantom", "t2_ms").is_ok());
+        assert!(QcMaterialOrder::parse("Phantom", "phantom", "", "t2_ms").is_ok());
         assert_eq!(
-            field(QcMaterialOrder::parse(" ", "phantom", "t2_ms").map(drop)),
+            field(QcMaterialOrder::parse(" ", "phantom", "", "t2_ms").map(drop)),
             "name"
         );
         assert_eq!(
-            field(QcMaterialOrder::parse("P", "blood", "t2_ms").map(drop)),
+            field(QcMaterialOrder::parse("P", "blood", "", "t2_ms").map(drop)),
             "kind"
         );
         assert_eq!(
-            field(QcMaterialOrder::parse("P", "control", "ph").map(drop)),
+            field(QcMaterialOrder::parse("P", "control", "positive", "ph").map(drop)),
             "analyte"
         );
         let today = time::macros::date!(2026 - 11 - 24);

@@ -12,9 +12,10 @@ use std::net::IpAddr;
 
 use appliance::engine::{Reading, ReportInputs, RunReport, TubeReadings};
 use appliance::store::RunId;
+use appliance::store::calibrations::ReagentLot;
 use appliance::store::measurements::Measurement;
 use appliance::store::results::{CorrectionReason, ResultVersion, Signature, SignatureMeaning};
-use appliance::store::runs::RunState;
+use appliance::store::runs::{Run, RunState};
 use appliance::store::samples::{BloodVolume, Indication};
 use appliance::store::users::User;
 
@@ -93,6 +94,9 @@ impl Operations {
     ) -> Result<Signature, OperationError> {
         permission::require(signer.role, Permission::ReleaseResults)?;
         let run = self.store.run(run_id).await?;
+        if meaning == SignatureMeaning::Release {
+            self.release_qc_gate(&run).await?;
+        }
         self.confirm_signature(
             signer,
             client,
@@ -103,6 +107,26 @@ impl Operations {
         )
         .await?;
         Ok(self.store.sign_result(signer, run.id, meaning).await?)
+    }
+
+    /// The QC gate at release: the run's reagent lot passed QC at both levels on the site's day
+    /// the run was queued (`QcGate`); otherwise the result is on QC hold, naming what is missing.
+    async fn release_qc_gate(&self, run: &Run) -> Result<(), OperationError> {
+        let Some(lot) = run.reagent_lot.as_deref() else {
+            return Err(OperationError::Conflict(
+                "QC hold: the run has no reagent lot, so no QC can stand for it".into(),
+            ));
+        };
+        let lot = ReagentLot::parse(lot)?;
+        let gate = self.qc_gate(&lot, run.queued_at).await?;
+        if gate.passed() {
+            Ok(())
+        } else {
+            Err(OperationError::Conflict(format!(
+                "QC hold: not released, QC has not passed for the run's day ({})",
+                gate.missing_text()
+            )))
+        }
     }
 
     /// Corrects a run's result: recounts it from its stored readings with the corrected inputs

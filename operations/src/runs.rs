@@ -18,12 +18,14 @@ use appliance::engine::{
 use appliance::store::audit::{AuditQuery, AuditRecord};
 use appliance::store::calibrations::{Calibration, ReagentLot};
 use appliance::store::measurements::Measurement;
-use appliance::store::patients::{Mrn, Patient};
+use appliance::store::patients::{BirthDate, Mrn, Patient};
 use appliance::store::results::ResultVersion;
 use appliance::store::runs::{Run, RunState};
-use appliance::store::samples::{BloodVolume, Indication, Sample, TubeKind};
+use appliance::store::samples::{Accession, BloodVolume, Indication, Sample, TubeKind};
 use appliance::store::users::User;
 use appliance::store::{Actor, AuditEntry, RunId, StoreError, Timestamp};
+
+use appliance::site::QcPolicy;
 
 use crate::{OperationError, Operations, Permission, Requester};
 
@@ -39,10 +41,16 @@ pub const EARLIEST_DRAW_YEAR: i32 = 2000;
 pub struct RunOrderFields {
     /// The patient's MRN (registered when new).
     pub patient_mrn: String,
+    /// The patient's date of birth, `YYYY-MM-DD` (the second identifier).
+    pub birth_date: String,
+    /// The specimen's accession number (required; typed or scanned from its label).
+    pub accession: String,
     /// Processed blood volume, mL.
     pub blood_ml: String,
     /// Indication (blank: none; a configured one gives a call against its cut-off).
     pub indication: String,
+    /// When the indication is not the patient's: why (the explicit, audited override).
+    pub indication_override_reason: String,
     /// Reagent lot (blank: the simulated lot on the simulated board; required on hardware).
     pub reagent_lot: String,
     /// Blood draw time: RFC 3339, or `YYYY-MM-DDTHH:MM[:SS]` taken as UTC (the page's
@@ -67,6 +75,10 @@ pub struct RunOrderFields {
 pub enum OrderField {
     /// The MRN.
     PatientMrn,
+    /// The date of birth.
+    BirthDate,
+    /// The specimen's accession number.
+    Accession,
     /// The blood volume.
     BloodMl,
     /// The indication.
@@ -88,6 +100,8 @@ impl OrderField {
     pub fn key(self) -> &'static str {
         match self {
             Self::PatientMrn => "patient_mrn",
+            Self::BirthDate => "birth_date",
+            Self::Accession => "accession",
             Self::BloodMl => "blood_ml",
             Self::Indication => "indication",
             Self::ReagentLot => "reagent_lot",
@@ -102,6 +116,8 @@ impl OrderField {
     pub fn label(self) -> &'static str {
         match self {
             Self::PatientMrn => "Patient MRN",
+            Self::BirthDate => "Date of birth",
+            Self::Accession => "Accession number",
             Self::BloodMl => "Blood volume",
             Self::Indication => "Indication",
             Self::ReagentLot => "Reagent lot",
@@ -165,10 +181,17 @@ pub struct OrderContext {
 pub struct RunOrder {
     /// The patient.
     pub mrn: Mrn,
+    /// Their date of birth, when given (a known patient's run must give it: the engine checks it
+    /// with `Patient::confirm_birth_date` before storing anything).
+    pub birth_date: Option<BirthDate>,
+    /// The specimen.
+    pub accession: Accession,
     /// Processed blood.
     pub blood: BloodVolume,
     /// The indication, if any.
     pub indication: Option<Indication>,
+    /// Why the indication differs from the patient's, when it does.
+    pub indication_override_reason: Option<String>,
     /// The reagent lot.
     pub reagent_lot: ReagentLot,
     /// When the blood was drawn (`None`: now).
@@ -256,6 +279,19 @@ impl RunOrder {
         let mrn = Mrn::parse(&fields.patient_mrn)
             .map_err(|e| wrong(OrderField::PatientMrn, reason_of(e)))
             .ok();
+        let birth_date = match fields.birth_date.trim() {
+            "" => None,
+            text => BirthDate::parse(text, context.now.datetime().date())
+                .map_err(|e| wrong(OrderField::BirthDate, reason_of(e)))
+                .ok(),
+        };
+        let accession = Accession::parse(&fields.accession)
+            .map_err(|e| wrong(OrderField::Accession, reason_of(e)))
+            .ok();
+        let indication_override_reason = match fields.indication_override_reason.trim() {
+            "" => None,
+            reason => Some(reason.chars().take(1000).collect::<String>()),
+        };
         let blood = match number(&fields.blood_ml) {
             Ok(ml) => BloodVolume::from_ml(ml)
                 .map_err(|e| wrong(OrderField::BloodMl, reason_of(e)))
@@ -366,14 +402,17 @@ impl RunOrder {
             .map_err(|reason| wrong(OrderField::Simulate, reason))
             .ok()
             .flatten();
-        match (mrn, blood, reagent_lot, replicates) {
-            (Some(mrn), Some(blood), Some(reagent_lot), Some(replicates))
+        match (mrn, accession, blood, reagent_lot, replicates) {
+            (Some(mrn), Some(accession), Some(blood), Some(reagent_lot), Some(replicates))
                 if problems.is_empty() =>
             {
                 Ok(Self {
                     mrn,
+                    birth_date,
+                    accession,
                     blood,
                     indication,
+                    indication_override_reason,
                     reagent_lot,
                     drawn_at,
                     extra_tubes,
@@ -389,7 +428,9 @@ impl RunOrder {
     /// The engine's request for this order, by `operator`.
     pub fn request(&self, operator: Actor) -> RunRequest {
         RunRequest {
+            birth_date: self.birth_date.map(|d| d.to_string()),
             indication: self.indication.as_ref().map(|i| i.as_str().to_owned()),
+            indication_override_reason: self.indication_override_reason.clone(),
             reagent_lot: Some(self.reagent_lot.as_str().to_owned()),
             drawn_at: self.drawn_at.map(|at| at.to_rfc3339()),
             extra_tubes: self.extra_tubes.clone(),
@@ -397,7 +438,7 @@ impl RunOrder {
             manual_tube_confirmation: self.manual_tube_confirmation,
             simulate: self.simulate,
             operator,
-            ..RunRequest::new(self.mrn.as_str(), self.blood.ml())
+            ..RunRequest::new(self.mrn.as_str(), self.accession.as_str(), self.blood.ml())
         }
     }
 }
@@ -587,7 +628,18 @@ impl Operations {
         order: &RunOrder,
     ) -> Result<RunTicket, OperationError> {
         who.require(Permission::OperateRuns)?;
-        Ok(self.engine()?.start_run(order.request(who.actor())).await?)
+        let engine = self.engine()?;
+        if self.settings.qc_policy == QcPolicy::RequirePassing {
+            let gate = self.qc_gate(&order.reagent_lot, Timestamp::now()).await?;
+            if !gate.passed() {
+                return Err(OperationError::Conflict(format!(
+                    "the run was not started: QC has not passed today ({}). Run and record both \
+                     controls first",
+                    gate.missing_text()
+                )));
+            }
+        }
+        Ok(engine.start_run(order.request(who.actor())).await?)
     }
 
     /// The operator confirms the tube a run waits for is in the coil (audited).
@@ -854,6 +906,7 @@ mod tests {
     fn fields(mrn: &str, blood: &str, indication: &str, lot: &str, drawn: &str) -> RunOrderFields {
         RunOrderFields {
             patient_mrn: mrn.into(),
+            accession: "ACC-1".into(),
             blood_ml: blood.into(),
             indication: indication.into(),
             reagent_lot: lot.into(),
@@ -910,6 +963,8 @@ mod tests {
     #[test]
     fn every_wrong_field_is_named() {
         let mut wrong = fields("", "0.1", "liver", "L9", "yesterday");
+        wrong.birth_date = "23.04.1961".into();
+        wrong.accession = "26 CTC".into();
         wrong.extra_tubes = vec!["plasma".into(), "cd45".into(), "cd45".into()];
         wrong.replicates = "1".into();
         wrong.simulate_cells = "12".into();
@@ -919,6 +974,8 @@ mod tests {
             named,
             [
                 OrderField::PatientMrn,
+                OrderField::BirthDate,
+                OrderField::Accession,
                 OrderField::BloodMl,
                 OrderField::Indication,
                 OrderField::ReagentLot,
@@ -932,6 +989,8 @@ mod tests {
         let lines = problems.lines().join("\n");
         for label in [
             "Patient MRN",
+            "Date of birth",
+            "Accession number",
             "Blood volume",
             "Indication",
             "Reagent lot",

@@ -64,7 +64,7 @@ async fn appliance_with_a_result() -> (tempfile::TempDir, Appliance, Operations,
             background_per_s: None,
             control_t2_ms: None,
         }),
-        ..RunRequest::new("OPS-1", 7.5)
+        ..RunRequest::new("OPS-1", "OPS-1-A1", 7.5)
     };
     let ticket = appliance.engine.start_run(request).await.expect("queued");
     let state = appliance

@@ -45,13 +45,25 @@ async fn bad_bodies_get_a_named_4xx_problem_and_store_nothing() {
         ),
         (
             "/api/v1/patients",
-            json!({ "mrn": "M-1", "name": "Jane" }),
+            json!({ "mrn": "M-1", "nickname": "Jane" }),
             StatusCode::UNPROCESSABLE_ENTITY,
             "name",
         ),
         (
             "/api/v1/patients",
-            json!({ "mrn": "no digits" }),
+            json!({ "mrn": "M-1" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "birth_date",
+        ),
+        (
+            "/api/v1/patients",
+            json!({ "mrn": "M-1", "birth_date": "1961-02-30" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "birth date",
+        ),
+        (
+            "/api/v1/patients",
+            json!({ "mrn": "no digits", "birth_date": "1970-01-01" }),
             StatusCode::UNPROCESSABLE_ENTITY,
             "mrn",
         ),
@@ -69,49 +81,55 @@ async fn bad_bodies_get_a_named_4xx_problem_and_store_nothing() {
         ),
         (
             "/api/v1/runs",
-            json!({ "patient_mrn": "M-2", "blood_ml": "lots" }),
+            json!({ "patient_mrn": "M-3", "blood_ml": 7.5 }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "accession",
+        ),
+        (
+            "/api/v1/runs",
+            json!({ "patient_mrn": "M-2", "accession": "M-2-A72", "blood_ml": "lots" }),
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid type",
         ),
         (
             "/api/v1/runs",
-            json!({ "patient_mrn": "M-2", "blood_ml": -1 }),
+            json!({ "patient_mrn": "M-2", "accession": "M-2-A78", "blood_ml": -1 }),
             StatusCode::UNPROCESSABLE_ENTITY,
             "blood",
         ),
         (
             "/api/v1/runs",
-            json!({ "patient_mrn": "M-2", "blood_ml": 7.5, "colour": 1 }),
+            json!({ "patient_mrn": "M-2", "accession": "M-2-A84", "blood_ml": 7.5, "colour": 1 }),
             StatusCode::UNPROCESSABLE_ENTITY,
             "colour",
         ),
         (
             "/api/v1/runs",
-            json!({ "patient_mrn": "M-2", "blood_ml": 7.5, "simulate": { "cells": -5 } }),
+            json!({ "patient_mrn": "M-2", "accession": "M-2-A90", "blood_ml": 7.5, "simulate": { "cells": -5 } }),
             StatusCode::UNPROCESSABLE_ENTITY,
             "cells",
         ),
         (
             "/api/v1/runs",
-            json!({ "patient_mrn": "M-2", "blood_ml": 7.5, "simulate": { "cels": 5 } }),
+            json!({ "patient_mrn": "M-2", "accession": "M-2-A96", "blood_ml": 7.5, "simulate": { "cels": 5 } }),
             StatusCode::UNPROCESSABLE_ENTITY,
             "cels",
         ),
         (
             "/api/v1/runs",
-            json!({ "patient_mrn": "M-2", "blood_ml": 7.5, "extra_tubes": ["plasma"] }),
+            json!({ "patient_mrn": "M-2", "accession": "M-2-A102", "blood_ml": 7.5, "extra_tubes": ["plasma"] }),
             StatusCode::UNPROCESSABLE_ENTITY,
             "extra_tubes",
         ),
         (
             "/api/v1/runs",
-            json!({ "patient_mrn": "M-2", "blood_ml": 7.5, "drawn_at": "yesterday" }),
+            json!({ "patient_mrn": "M-2", "accession": "M-2-A108", "blood_ml": 7.5, "drawn_at": "yesterday" }),
             StatusCode::UNPROCESSABLE_ENTITY,
             "draw",
         ),
         (
             "/api/v1/runs",
-            json!({ "patient_mrn": "", "blood_ml": 7.5 }),
+            json!({ "patient_mrn": "", "accession": "X-A114", "blood_ml": 7.5 }),
             StatusCode::UNPROCESSABLE_ENTITY,
             "MRN",
         ),
@@ -284,14 +302,20 @@ created = "2026-11-24T04:00:00Z"
         assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, field).await;
     }
     for (body, names) in [
-        (json!({ "patient_mrn": "M-9", "blood_ml": 1e-300 }), "blood"),
-        (json!({ "patient_mrn": "M-9", "blood_ml": 0.1 }), "blood"),
         (
-            json!({ "patient_mrn": "M-9", "blood_ml": 7.5, "drawn_at": "1970-01-01T00:00:00Z" }),
+            json!({ "patient_mrn": "M-9", "accession": "M-9-A", "blood_ml": 1e-300 }),
+            "blood",
+        ),
+        (
+            json!({ "patient_mrn": "M-9", "accession": "M-9-A", "blood_ml": 0.1 }),
+            "blood",
+        ),
+        (
+            json!({ "patient_mrn": "M-9", "accession": "M-9-A", "blood_ml": 7.5, "drawn_at": "1970-01-01T00:00:00Z" }),
             "draw",
         ),
         (
-            json!({ "patient_mrn": "M-9", "blood_ml": 7.5, "drawn_at": "2100-01-01T00:00:00Z" }),
+            json!({ "patient_mrn": "M-9", "accession": "M-9-A", "blood_ml": 7.5, "drawn_at": "2100-01-01T00:00:00Z" }),
             "draw",
         ),
     ] {

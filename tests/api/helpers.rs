@@ -98,6 +98,13 @@ async fn spawn_app_on(
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut ApplianceConfig)) -> TestApp {
+    let app = spawn_fresh_app(adjust).await;
+    record_passing_qc(&app.store).await;
+    app
+}
+
+/// A fresh instrument: no QC material, no QC value (the QC gate refuses patient runs).
+pub async fn spawn_fresh_app(adjust: impl FnOnce(&mut ApplianceConfig)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temporary directory");
     let mut config = ApplianceConfig {
         listen: "127.0.0.1:0".parse().expect("address"),
@@ -148,6 +155,56 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ApplianceConfig)) -> TestAp
         tokens: tokens.try_into().expect("three tokens"),
         _data_dir: data_dir,
         _board: None,
+    }
+}
+
+/// The lab ran its controls this morning: a passing negative and positive control today for the
+/// simulated reagent lot, so that the QC gate lets patient runs start and be released. (Tests of
+/// the gate itself start from [`spawn_fresh_app`].)
+pub async fn record_passing_qc(store: &Store) {
+    record_passing_qc_for(store, "SIM-LOT-1").await;
+}
+
+/// A passing negative and positive control today for `reagent_lot`.
+pub async fn record_passing_qc_for(store: &Store, reagent_lot: &str) {
+    use appliance::store::calibrations::ReagentLot;
+    use appliance::store::qc::{ControlLevel, NewQcResult, QcMaterialKind, QcVerdict};
+    let actor = Actor::Appliance;
+    let expires = time::Date::from_calendar_date(2099, time::Month::December, 31).expect("date");
+    for (name, level, value) in [
+        ("Negative control", ControlLevel::Negative, 0.0),
+        ("Positive control", ControlLevel::Positive, 50.0),
+    ] {
+        let name = format!("{name} (tests, {reagent_lot})");
+        let material = store
+            .add_qc_material(&actor, &name, QcMaterialKind::Control, Some(level), "cells")
+            .await
+            .expect("control material");
+        let lot = store
+            .add_qc_lot(
+                &actor,
+                material.id,
+                &format!("QC-{level}-{reagent_lot}"),
+                expires,
+            )
+            .await
+            .expect("control lot");
+        store
+            .record_qc_result(
+                &actor,
+                &NewQcResult {
+                    lot_id: lot.id,
+                    value,
+                    status: QcVerdict::Pass,
+                    violations: Vec::new(),
+                    measurement_id: None,
+                    reagent_lot: Some(ReagentLot::parse(reagent_lot).expect("lot")),
+                    measured_at: appliance::store::Timestamp::now(),
+                    comment: None,
+                },
+            )
+            .await
+            .expect("control value");
     }
 }
 

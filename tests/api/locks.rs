@@ -59,7 +59,7 @@ fn table() -> Vec<Route> {
         route(
             Method::POST,
             "/api/v1/patients",
-            Some(json!({ "mrn": "LOCK-1" })),
+            Some(json!({ "mrn": "LOCK-1", "birth_date": "1970-01-01" })),
             Roles(&[Operator, Clinician, LabAdmin]),
         ),
         route(
@@ -83,7 +83,7 @@ fn table() -> Vec<Route> {
         route(
             Method::POST,
             "/api/v1/runs",
-            Some(json!({ "patient_mrn": "LOCK-2", "blood_ml": 7.5 })),
+            Some(json!({ "patient_mrn": "LOCK-2", "accession": "LOCK-2-A86", "blood_ml": 7.5 })),
             Roles(&[Operator, LabAdmin]),
         ),
         route(Method::GET, "/api/v1/runs/{r}", None, AnyRole),
@@ -149,7 +149,7 @@ async fn every_route_answers_each_role_as_the_roles_table_says() {
             As::Bearer(&admin),
             Method::POST,
             "/api/v1/patients",
-            Some(&json!({ "mrn": "LOCK-0" })),
+            Some(&json!({ "mrn": "LOCK-0", "birth_date": "1970-01-01" })),
         )
         .await
         .json()
@@ -162,7 +162,7 @@ async fn every_route_answers_each_role_as_the_roles_table_says() {
             As::Bearer(&admin),
             Method::POST,
             "/api/v1/runs",
-            Some(&json!({ "patient_mrn": "LOCK-0", "blood_ml": 7.5, "simulate": { "cells": 0 } })),
+            Some(&json!({ "patient_mrn": "LOCK-0", "birth_date": "1970-01-01", "accession": "LOCK-0-A159", "blood_ml": 7.5, "simulate": { "cells": 0 } })),
         )
         .await
         .json()

@@ -14,6 +14,7 @@ mod pages_admin;
 mod pages_clinical;
 mod pages_lab;
 mod patients;
+mod qc_gate;
 mod runs;
 mod serve_binary;
 mod session;

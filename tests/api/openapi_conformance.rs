@@ -220,7 +220,7 @@ async fn every_documented_operation_answers_as_its_schema_says() {
             "/api/v1/runs",
             "/api/v1/runs",
             Some(
-                json!({ "patient_mrn": "DOC-1", "blood_ml": 7.5, "indication": "breast",
+                json!({ "patient_mrn": "DOC-1", "accession": "DOC-1-A213", "blood_ml": 7.5, "indication": "breast",
                      "extra_tubes": ["cd45"], "drawn_at": "2026-11-20T08:30:00Z",
                      "manual_tube_confirmation": true,
                      "simulate": { "cells": 40, "control_t2_ms": 200 } }),
@@ -409,8 +409,10 @@ async fn every_documented_operation_answers_as_its_schema_says() {
             Method::POST,
             "/api/v1/runs",
             "/api/v1/runs",
-            Some(json!({ "patient_mrn": "DOC-2", "blood_ml": 7.5,
-                     "manual_tube_confirmation": true })),
+            Some(
+                json!({ "patient_mrn": "DOC-2", "accession": "DOC-2-A380", "blood_ml": 7.5,
+                     "manual_tube_confirmation": true }),
+            ),
             StatusCode::ACCEPTED,
         ),
     )
@@ -442,7 +444,7 @@ async fn every_documented_operation_answers_as_its_schema_says() {
             Method::POST,
             "/api/v1/patients",
             "/api/v1/patients",
-            Some(json!({ "mrn": "DOC-3" })),
+            Some(json!({ "mrn": "DOC-3", "birth_date": "1970-01-01" })),
             StatusCode::CREATED,
         ),
     )
@@ -521,6 +523,7 @@ async fn every_documented_operation_answers_as_its_schema_says() {
             &Actor::Appliance,
             "Control CTC low",
             QcMaterialKind::Control,
+            Some(appliance::store::qc::ControlLevel::Negative),
             "cells",
         )
         .await
@@ -693,7 +696,7 @@ async fn every_documented_operation_answers_as_its_schema_says() {
             Method::POST,
             "/api/v1/runs",
             "/api/v1/runs",
-            Some(json!({ "patient_mrn": "DOC-4", "blood_ml": 55.0 })),
+            Some(json!({ "patient_mrn": "DOC-4", "accession": "DOC-4-A650", "blood_ml": 55.0 })),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
     )
@@ -903,7 +906,7 @@ async fn declared_input_constraints_are_the_enforced_ones() {
         json!("3"),
         Value::Null,
     ] {
-        let body = json!({ "patient_mrn": "PROBE-1", "blood_ml": 7.5, "replicates": value,
+        let body = json!({ "patient_mrn": "PROBE-1", "accession": "PROBE-A1", "blood_ml": 7.5, "replicates": value,
                            "simulate": { "cells": -1.0 } });
         let answer = app
             .send(admin, Method::POST, "/api/v1/runs", Some(&body))
@@ -955,7 +958,7 @@ async fn declared_input_constraints_are_the_enforced_ones() {
                 admin,
                 Method::POST,
                 "/api/v1/patients",
-                Some(&json!({ "mrn": value })),
+                Some(&json!({ "mrn": value, "birth_date": "1970-01-01" })),
             )
             .await;
         let status = answer.status();
@@ -1147,7 +1150,7 @@ async fn declared_input_constraints_are_the_enforced_ones() {
             admin,
             Method::POST,
             "/api/v1/patients",
-            Some(&json!({ "mrn": "TREND-1" })),
+            Some(&json!({ "mrn": "TREND-1", "birth_date": "1970-01-01" })),
         )
         .await
         .json()

@@ -283,7 +283,7 @@ async fn json_is_gzipped_when_accepted_and_event_streams_never_are() {
             As::Bearer(&admin),
             Method::POST,
             "/api/v1/runs",
-            Some(&json!({ "patient_mrn": "GZ-1", "blood_ml": 7.5, "simulate": { "cells": 0 } })),
+            Some(&json!({ "patient_mrn": "GZ-1", "accession": "GZ-1-A285", "blood_ml": 7.5, "simulate": { "cells": 0 } })),
         )
         .await
         .json()

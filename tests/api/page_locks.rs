@@ -151,7 +151,7 @@ async fn every_page_answers_each_role_as_the_roles_tables_say() {
             As::Bearer(&admin),
             Method::POST,
             "/api/v1/patients",
-            Some(&json!({ "mrn": "LOCK-7" })),
+            Some(&json!({ "mrn": "LOCK-7", "birth_date": "1970-01-01" })),
         )
         .await
         .json()
@@ -163,7 +163,7 @@ async fn every_page_answers_each_role_as_the_roles_tables_say() {
             As::Bearer(&admin),
             Method::POST,
             "/api/v1/runs",
-            Some(&json!({ "patient_mrn": "LOCK-7", "blood_ml": 7.5, "simulate": { "cells": 3 } })),
+            Some(&json!({ "patient_mrn": "LOCK-7", "birth_date": "1970-01-01", "accession": "LOCK-7-A166", "blood_ml": 7.5, "simulate": { "cells": 3 } })),
         )
         .await
         .json()

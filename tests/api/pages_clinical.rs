@@ -153,7 +153,7 @@ async fn finished_run(app: &TestApp, mrn: &str, cells: f64) -> (i64, i64) {
             Method::POST,
             "/api/v1/runs",
             Some(
-                &json!({ "patient_mrn": mrn, "blood_ml": 7.5, "indication": "breast",
+                &json!({ "patient_mrn": mrn, "accession": format!("{mrn}-A"), "blood_ml": 7.5, "indication": "breast",
                           "simulate": { "cells": cells } }),
             ),
         )
@@ -183,6 +183,7 @@ fn run_form<'a>(mrn: &'a str, csrf: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("csrf_token", csrf),
         ("patient_mrn", mrn),
+        ("accession", mrn),
         ("drawn_at", "2026-01-15T08:30"),
         ("blood_ml", "7.5"),
         ("indication", "breast"),
@@ -193,7 +194,10 @@ fn run_form<'a>(mrn: &'a str, csrf: &'a str) -> Vec<(&'a str, &'a str)> {
 
 #[tokio::test]
 async fn each_page_renders_real_data_for_the_roles_allowed_and_refuses_the_others() {
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_fresh_app(|config| {
+        config.qc.policy = appliance::site::QcPolicy::RunButHold;
+    })
+    .await;
     let (run, patient) = finished_run(&app, "PG-1", 30.0).await;
     let olga = Browser::sign_in(&app, "olga").await;
     let claire = Browser::sign_in(&app, "claire").await;
@@ -795,7 +799,16 @@ async fn results_awaiting_release_are_paged_with_a_bounded_page_and_links() {
         let mrn = format!("PAGE-{n:03}");
         let patient = app
             .store
-            .patient_by_mrn_or_add(&actor, &Mrn::parse(&mrn).expect("an MRN"))
+            .patient_by_mrn_or_add(
+                &actor,
+                &appliance::store::patients::NewPatient {
+                    mrn: Mrn::parse(&mrn).expect("an MRN"),
+                    birth_date: None,
+                    name: None,
+                    initials: None,
+                    indication: None,
+                },
+            )
             .await
             .expect("a patient");
         let tube = |kind, suffix: &str| NewTube {
@@ -808,9 +821,12 @@ async fn results_awaiting_release_are_paged_with_a_bounded_page_and_links() {
                 &actor,
                 &NewSample {
                     patient_id: patient.id,
+                    accession: appliance::store::samples::Accession::parse(&mrn)
+                        .expect("an accession"),
                     drawn_at: Timestamp::parse("2026-11-20T08:30:00Z").expect("a time"),
                     blood: BloodVolume::from_ml(7.5).expect("a volume"),
                     indication: None,
+                    indication_override_reason: None,
                     tubes: vec![tube(TubeKind::Control, "C"), tube(TubeKind::Quad, "Q")],
                 },
             )

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     As, BrowserSession, Csrf, PASSWORD, ROLES, TestApp, assert_problem, client, get_page, location,
-    post_form, spawn_app, spawn_app_with,
+    post_form, spawn_app, spawn_fresh_app,
 };
 
 fn name_of(role: Role) -> &'static str {
@@ -64,7 +64,13 @@ async fn control_lot(app: &TestApp) -> QcLot {
     let actor = Actor::Appliance;
     let material = app
         .store
-        .add_qc_material(&actor, "Phantom T2 mid", QcMaterialKind::Phantom, "t2_ms")
+        .add_qc_material(
+            &actor,
+            "Phantom T2 mid",
+            QcMaterialKind::Phantom,
+            None,
+            "t2_ms",
+        )
         .await
         .expect("material");
     let expires = time::Date::from_calendar_date(2099, time::Month::December, 31).expect("date");
@@ -144,7 +150,7 @@ async fn qc_page_shows_a_levey_jennings_chart_per_lot_with_violations_marked() {
 
 #[tokio::test]
 async fn recording_qc_judges_the_value_by_westgard_and_audits_it() {
-    let app = spawn_app().await;
+    let app = spawn_fresh_app(|_| {}).await;
     let lot = control_lot(&app).await;
     let lot_id = lot.id.0.to_string();
     let operator = browser(&app, Role::Operator).await;
@@ -204,7 +210,7 @@ async fn recording_qc_judges_the_value_by_westgard_and_audits_it() {
 
 #[tokio::test]
 async fn the_qc_form_refuses_bad_input_wrong_roles_and_forged_posts() {
-    let app = spawn_app().await;
+    let app = spawn_fresh_app(|_| {}).await;
     let lot = control_lot(&app).await;
     let lot_id = lot.id.0.to_string();
     let operator = browser(&app, Role::Operator).await;
@@ -258,7 +264,7 @@ async fn the_qc_form_refuses_bad_input_wrong_roles_and_forged_posts() {
 
 #[tokio::test]
 async fn qc_measurements_can_be_recorded_through_the_api() {
-    let app = spawn_app().await;
+    let app = spawn_fresh_app(|_| {}).await;
     let lot = control_lot(&app).await;
     let operator = app.token(Role::Operator).to_owned();
     let response = app
@@ -711,7 +717,7 @@ async fn an_api_token_is_shown_once_works_and_can_be_revoked() {
 
 #[tokio::test]
 async fn the_audit_search_filters_by_user_action_dates_and_text() {
-    let app = spawn_app().await;
+    let app = spawn_fresh_app(|_| {}).await;
     let lot = control_lot(&app).await;
     let operator = browser(&app, Role::Operator).await;
     post_form(
@@ -790,7 +796,10 @@ async fn the_backup_download_is_encrypted_whole_with_and_without_gzip_and_restor
     use std::io::Read;
     let (identity, recipient) =
         appliance::backup::new_key_pair(&appliance::store::Timestamp::now());
-    let app = spawn_app_with(|config| config.backup.recipients = vec![recipient.clone()]).await;
+    let app = spawn_fresh_app(|config| {
+        config.backup.recipients = vec![recipient.clone()];
+    })
+    .await;
     control_lot(&app).await;
     let admin = browser(&app, Role::LabAdmin).await;
     let dir = tempfile::tempdir().unwrap();
@@ -945,7 +954,7 @@ fn redirected_id(target: &str, key: &str) -> i64 {
 
 #[tokio::test]
 async fn on_a_fresh_instrument_a_lab_admin_defines_material_lot_and_target_then_runs_qc() {
-    let app = spawn_app().await;
+    let app = spawn_fresh_app(|_| {}).await;
     let admin = browser(&app, Role::LabAdmin).await;
     let (status, body) = get_page(&app, Some(&admin), "/qc").await;
     assert_eq!(status, StatusCode::OK);
@@ -1088,8 +1097,28 @@ async fn the_qc_set_up_forms_refuse_bad_input_naming_the_field_and_store_nothing
         ),
         (
             "/qc/materials",
-            owned(&[("name", "New"), ("kind", "control"), ("analyte", "ph")]),
+            owned(&[
+                ("name", "New"),
+                ("kind", "control"),
+                ("control_level", "positive"),
+                ("analyte", "ph"),
+            ]),
             "analyte",
+        ),
+        (
+            "/qc/materials",
+            owned(&[("name", "New"), ("kind", "control"), ("analyte", "cells")]),
+            "control_level",
+        ),
+        (
+            "/qc/materials",
+            owned(&[
+                ("name", "New"),
+                ("kind", "control"),
+                ("control_level", "low"),
+                ("analyte", "cells"),
+            ]),
+            "control_level",
         ),
         (
             "/qc/lots",

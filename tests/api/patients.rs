@@ -17,7 +17,7 @@ async fn a_patient_is_registered_once_shown_and_every_view_is_audited() {
             As::Bearer(&operator),
             Method::POST,
             "/api/v1/patients",
-            Some(&json!({ "mrn": " mrn-42 " })),
+            Some(&json!({ "mrn": " mrn-42 ", "birth_date": "1961-04-23" })),
         )
         .await;
     assert_eq!(created.status(), StatusCode::CREATED);
@@ -28,7 +28,7 @@ async fn a_patient_is_registered_once_shown_and_every_view_is_audited() {
             As::Bearer(&operator),
             Method::POST,
             "/api/v1/patients",
-            Some(&json!({ "mrn": "MRN-42" })),
+            Some(&json!({ "mrn": "MRN-42", "birth_date": "1961-04-23" })),
         )
         .await;
     assert_problem(again, StatusCode::CONFLICT, "MRN-42").await;
@@ -166,7 +166,7 @@ async fn the_trend_lists_each_runs_current_result_as_json_and_csv() {
                 Method::POST,
                 "/api/v1/runs",
                 Some(
-                    &json!({ "patient_mrn": "T-1", "blood_ml": 7.5, "drawn_at": drawn_at,
+                    &json!({ "patient_mrn": "T-1", "accession": format!("T-1-{drawn_at}"), "blood_ml": 7.5, "drawn_at": drawn_at,
                               "indication": "breast", "simulate": { "cells": cells } }),
                 ),
             )
@@ -225,4 +225,103 @@ async fn the_trend_lists_each_runs_current_result_as_json_and_csv() {
     assert_eq!(lines.len(), 3);
     assert!(lines[0].starts_with("run_id,drawn_at,per_7_5ml,"));
     assert!(lines[1].starts_with(&format!("{},2026-01-05T09:00:00Z,", runs[0])));
+}
+
+#[tokio::test]
+async fn a_run_names_the_patient_by_two_identifiers_and_a_mismatch_stores_nothing() {
+    let app = spawn_app().await;
+    let operator = app.token(Role::Operator).to_owned();
+    let registered = app
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            "/api/v1/patients",
+            Some(&json!({ "mrn": "PPI-1", "birth_date": "1961-04-23", "indication": "prostate" })),
+        )
+        .await;
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let patient: Value = registered.json().await.unwrap();
+    assert_eq!(patient["birth_date"], "1961-04-23");
+    assert_eq!(patient["indication"], "prostate");
+    assert_eq!(patient["name"], Value::Null, "minimum necessary by default");
+    let named = app
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            "/api/v1/patients",
+            Some(&json!({ "mrn": "PPI-2", "birth_date": "1961-04-23", "name": "Jane Roe" })),
+        )
+        .await;
+    assert_problem(named, StatusCode::UNPROCESSABLE_ENTITY, "name").await;
+
+    let (samples, runs) = (app.count("samples").await, app.count("runs").await);
+    let order =
+        |birth_date: Option<&str>, accession: &str, indication: &str, reason: Option<&str>| {
+            json!({ "patient_mrn": "PPI-1", "birth_date": birth_date, "accession": accession,
+                "blood_ml": 7.5, "indication": indication,
+                "indication_override_reason": reason, "simulate": { "cells": 0 } })
+        };
+    for (body, field) in [
+        (
+            order(Some("1961-04-24"), "PPI-A1", "prostate", None),
+            "birth date",
+        ),
+        (order(None, "PPI-A1", "prostate", None), "birth date"),
+        (
+            order(Some("1961-04-23"), "PPI-A1", "breast", None),
+            "indication",
+        ),
+    ] {
+        let refused = app
+            .send(
+                As::Bearer(&operator),
+                Method::POST,
+                "/api/v1/runs",
+                Some(&body),
+            )
+            .await;
+        assert_problem(refused, StatusCode::UNPROCESSABLE_ENTITY, field).await;
+    }
+    assert_eq!(app.count("samples").await, samples, "nothing stored");
+    assert_eq!(app.count("runs").await, runs, "nothing stored");
+
+    // The right identifiers, then an override for another indication with its reason.
+    for (accession, indication, reason) in [
+        ("PPI-A1", "prostate", None),
+        (
+            "PPI-A2",
+            "breast",
+            Some("second primary; oncologist's order"),
+        ),
+    ] {
+        let started = app
+            .send(
+                As::Bearer(&operator),
+                Method::POST,
+                "/api/v1/runs",
+                Some(&order(Some("1961-04-23"), accession, indication, reason)),
+            )
+            .await;
+        assert_eq!(started.status(), StatusCode::ACCEPTED, "{accession}");
+        let ticket: Value = started.json().await.unwrap();
+        let run = app
+            .store
+            .run(appliance::store::RunId(ticket["id"].as_i64().unwrap()))
+            .await
+            .unwrap();
+        let sample = app.store.sample(run.sample_id).await.unwrap();
+        assert_eq!(sample.accession.as_str(), accession);
+        assert_eq!(sample.indication.as_deref(), Some(indication));
+        assert_eq!(sample.indication_override_reason.as_deref(), reason);
+        app.engine.wait_for_run(run.id).await.unwrap();
+    }
+    let reused = app
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            "/api/v1/runs",
+            Some(&order(Some("1961-04-23"), "PPI-A1", "prostate", None)),
+        )
+        .await;
+    assert_problem(reused, StatusCode::CONFLICT, "PPI-A1").await;
 }

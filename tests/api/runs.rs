@@ -120,6 +120,7 @@ async fn the_api_flow_on_the_test_board_confirms_tubes_by_hand_and_stores_trains
     use appliance::store::calibrations::{CalibrationContent, NewCalibration, ReagentLot};
 
     let app = spawn_app_on_test_board().await;
+    crate::helpers::record_passing_qc_for(&app.store, "RL-LAB").await;
     // The engine's echo time with the default settings (as `EngineConfig::te_us` rounds it).
     let te_us = appliance::procedures::CpmgSettings::default().te_us.round() as u32;
     // A lot's calibration made at that echo time (the numbers are made up: no count is asserted).
@@ -145,7 +146,7 @@ async fn the_api_flow_on_the_test_board_confirms_tubes_by_hand_and_stores_trains
     let (id, events, confirmed) = run_confirming_tubes(
         &app,
         &operator,
-        &json!({ "patient_mrn": "HIL-1", "blood_ml": 7.5, "indication": "breast",
+        &json!({ "patient_mrn": "HIL-1", "accession": "HIL-1-A148", "blood_ml": 7.5, "indication": "breast",
                   "reagent_lot": "RL-LAB", "manual_tube_confirmation": true }),
     )
     .await;
@@ -218,7 +219,7 @@ async fn run_stream_count_and_release(app: TestApp) {
     let (id, events, confirmed) = run_confirming_tubes(
         &app,
         &operator,
-        &json!({ "patient_mrn": "RUN-1", "blood_ml": 7.5, "indication": "breast",
+        &json!({ "patient_mrn": "RUN-1", "accession": "RUN-1-A221", "blood_ml": 7.5, "indication": "breast",
                   "manual_tube_confirmation": true,
                   "simulate": { "cells": true_cells } }),
     )
@@ -344,7 +345,7 @@ async fn a_run_waiting_for_its_tube_can_be_cancelled_and_says_so() {
     let operator = app.token(Role::Operator).to_owned();
     let ticket: Value = app
         .send(As::Bearer(&operator), Method::POST, "/api/v1/runs",
-              Some(&json!({ "patient_mrn": "RUN-2", "blood_ml": 7.5, "manual_tube_confirmation": true })))
+              Some(&json!({ "patient_mrn": "RUN-2", "accession": "RUN-2-A347", "blood_ml": 7.5, "manual_tube_confirmation": true })))
         .await
         .json()
         .await
@@ -407,7 +408,7 @@ async fn a_result_is_corrected_through_the_api_and_the_run_page() {
             background_per_s: None,
             control_t2_ms: None,
         }),
-        ..appliance::engine::RunRequest::new("COR-1", 7.5)
+        ..appliance::engine::RunRequest::new("COR-1", "COR-1-A1", 7.5)
     };
     let ticket = app.engine.start_run(request).await.expect("queued");
     app.engine.wait_for_run(ticket.id).await.expect("ends");

@@ -110,7 +110,7 @@ async fn answers_with_patient_data_are_never_stored() {
             As::Bearer(&token),
             Method::POST,
             "/api/v1/patients",
-            Some(&json!({ "mrn": "NS-1" })),
+            Some(&json!({ "mrn": "NS-1", "birth_date": "1970-01-01" })),
         )
         .await;
     let patient: Value = created.json().await.unwrap();
@@ -421,7 +421,7 @@ async fn cookie_requests_that_change_things_need_the_csrf_token_and_bearer_reque
     let app = spawn_app().await;
     let session = app.sign_in("olga", PASSWORD).await;
     let before = app.count("patients").await;
-    let body = json!({ "mrn": "MRN-100" });
+    let body = json!({ "mrn": "MRN-100", "birth_date": "1970-01-01" });
     let refused = app
         .send(
             As::BrowserWithoutCsrf(&session),
@@ -462,7 +462,7 @@ async fn cookie_requests_that_change_things_need_the_csrf_token_and_bearer_reque
             As::Bearer(&token),
             Method::POST,
             "/api/v1/patients",
-            Some(&json!({ "mrn": "MRN-101" })),
+            Some(&json!({ "mrn": "MRN-101", "birth_date": "1970-01-01" })),
         )
         .await;
     assert_eq!(by_bearer.status(), StatusCode::CREATED);

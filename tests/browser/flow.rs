@@ -102,6 +102,7 @@ async fn start_run(browser: &mut Browser) -> Result<i64> {
     browser.goto("/runs/new").await?;
     browser.step("new-run").await?;
     browser.fill("#patient_mrn", MRN).await?;
+    browser.fill("#accession", &format!("{MRN}-A1")).await?;
     let drawn_at = browser.find("#drawn_at").await?.prop("value").await?;
     if drawn_at.is_none_or(|value| value.is_empty()) {
         browser.set_value("#drawn_at", "2026-11-24T08:30").await?;

@@ -15,9 +15,11 @@ use std::time::Instant;
 use appliance::assembly::ApplianceBuilder;
 use appliance::config::ApplianceConfig;
 use appliance::store::example_report::example_report;
-use appliance::store::patients::Mrn;
+use appliance::store::patients::{BirthDate, Mrn, NewPatient};
 use appliance::store::runs::{NewRun, RunState};
-use appliance::store::samples::{BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel};
+use appliance::store::samples::{
+    Accession, BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel,
+};
 use appliance::store::users::{NewPassword, NewUser, Role, Username};
 use appliance::store::{Actor, Timestamp};
 use nmr_core::assay::CountCategory;
@@ -68,7 +70,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let patient = store
             .patient_by_mrn_or_add(
                 &actor,
-                &Mrn::parse(&format!("LOAD-{:05}", i / RUNS_PER_PATIENT))?,
+                &NewPatient::new(
+                    Mrn::parse(&format!("LOAD-{:05}", i / RUNS_PER_PATIENT))?,
+                    BirthDate::parse("1961-04-23", Timestamp::now().datetime().date())?,
+                ),
             )
             .await?;
         let sample = store
@@ -76,6 +81,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 &actor,
                 &NewSample {
                     patient_id: patient.id,
+                    accession: Accession::parse(&format!("LD{i:07}"))?,
+                    indication_override_reason: None,
                     drawn_at: start.plus(time::Duration::days((i % RUNS_PER_PATIENT) as i64 * 30)),
                     blood: BloodVolume::from_ml(7.5)?,
                     indication: Some(Indication::parse("breast")?),

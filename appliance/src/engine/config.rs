@@ -4,6 +4,7 @@ use nmr_core::assay::Indications;
 use nmr_core::qc::MeasurementQcLimits;
 
 use crate::procedures::{CpmgSettings, TuneSettings};
+use crate::site::{QcPolicy, SiteConfig};
 
 /// The engine's settings. `EngineConfig::new(indications)` gives the documented defaults.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,14 +17,17 @@ pub struct EngineConfig {
     pub qc_limits: MeasurementQcLimits,
     /// Cut-offs per indication.
     pub indications: Indications,
-    /// Refuse runs when no QC result was recorded today (a rejected QC always refuses).
-    pub require_qc_today: bool,
     /// The stable-temperature check reads the magnet twice this far apart, ms.
     pub temperature_window_ms: u32,
     /// ... and fails when the two readings differ by more than this, °C.
     pub max_temperature_change_c: f64,
     /// Seed of the simulated dilution series' sample matrix (control T2 of each spiked sample).
     pub calibration_seed: u64,
+    /// The site (time zone, lab and instrument identity, paper, patient name policy): read by
+    /// the operations layer and the faces through the same settings the engine counts with.
+    pub site: SiteConfig,
+    /// How QC gates patient runs.
+    pub qc_policy: QcPolicy,
 }
 
 impl EngineConfig {
@@ -34,10 +38,11 @@ impl EngineConfig {
             tune: TuneSettings::default(),
             qc_limits: MeasurementQcLimits::default(),
             indications,
-            require_qc_today: false,
             temperature_window_ms: 5_000,
             max_temperature_change_c: 0.02,
             calibration_seed: 7,
+            site: SiteConfig::default(),
+            qc_policy: QcPolicy::default(),
         }
     }
 

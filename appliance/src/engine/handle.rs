@@ -9,9 +9,9 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::store::calibrations::ReagentLot;
 use crate::store::instrument_log::{LogKind, NewLogEntry};
-use crate::store::patients::Mrn;
+use crate::store::patients::{BirthDate, Mrn, NewPatient, RunIndication};
 use crate::store::runs::{NewRun, RunState};
-use crate::store::samples::{BloodVolume, Indication, NewSample, NewTube, TubeLabel};
+use crate::store::samples::{Accession, BloodVolume, Indication, NewSample, NewTube, TubeLabel};
 use crate::store::{Actor, RunId, Store, Timestamp};
 
 use super::config::EngineConfig;
@@ -159,19 +159,55 @@ impl EngineHandle {
         }
         let checked = self.check(&request)?;
         let actor = &request.operator;
-        let patient = self
-            .store
-            .patient_by_mrn_or_add(actor, &checked.mrn)
-            .await?;
+        let known = self.store.patient_by_mrn(&checked.mrn).await?;
+        let indication = match &known {
+            Some(patient) => {
+                patient.confirm_birth_date(checked.birth_date)?;
+                patient.run_indication(
+                    checked.indication.as_ref(),
+                    request.indication_override_reason.as_deref(),
+                )?
+            }
+            None => RunIndication {
+                indication: checked.indication.clone(),
+                override_reason: None,
+            },
+        };
+        let patient = match known {
+            Some(patient) => match (patient.birth_date, checked.birth_date) {
+                (None, Some(born)) => {
+                    self.store
+                        .record_birth_date(actor, patient.id, born)
+                        .await?
+                }
+                _ => patient,
+            },
+            None => {
+                self.store
+                    .patient_by_mrn_or_add(
+                        actor,
+                        &NewPatient {
+                            mrn: checked.mrn.clone(),
+                            birth_date: checked.birth_date,
+                            name: None,
+                            initials: None,
+                            indication: checked.indication.clone(),
+                        },
+                    )
+                    .await?
+            }
+        };
         let sample = self
             .store
             .add_sample(
                 actor,
                 &NewSample {
                     patient_id: patient.id,
+                    accession: checked.accession,
                     drawn_at: checked.drawn_at,
                     blood: checked.blood,
-                    indication: checked.indication,
+                    indication: indication.indication,
+                    indication_override_reason: indication.override_reason,
                     tubes: checked.tubes,
                 },
             )
@@ -356,6 +392,12 @@ impl EngineHandle {
             ));
         }
         let mrn = Mrn::parse(&request.patient_mrn)?;
+        let accession = Accession::parse(&request.accession)?;
+        let birth_date = request
+            .birth_date
+            .as_deref()
+            .map(|text| BirthDate::parse(text, Timestamp::now().datetime().date()))
+            .transpose()?;
         let blood = BloodVolume::from_ml(request.blood_ml)?;
         let indication = match request.indication.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -398,6 +440,8 @@ impl EngineHandle {
         }
         Ok(CheckedRequest {
             mrn,
+            birth_date,
+            accession,
             blood,
             indication,
             lot,
@@ -430,6 +474,8 @@ fn check_draw_time(drawn_at: Timestamp, now: Timestamp) -> Result<(), String> {
 
 struct CheckedRequest {
     mrn: Mrn,
+    birth_date: Option<BirthDate>,
+    accession: Accession,
     blood: BloodVolume,
     indication: Option<Indication>,
     lot: ReagentLot,

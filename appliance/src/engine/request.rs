@@ -12,10 +12,18 @@ use super::simulated_lot::SimulatedTruth;
 pub struct RunRequest {
     /// Patient's medical record number (the patient is created when new).
     pub patient_mrn: String,
+    /// The patient's date of birth, `YYYY-MM-DD` (the second identifier: checked against a
+    /// known patient's, a mismatch refused before anything is stored; recorded for a new patient
+    /// or one stored before birth dates were).
+    pub birth_date: Option<String>,
+    /// The specimen's accession number (unique).
+    pub accession: String,
     /// Processed blood volume, mL.
     pub blood_ml: f64,
     /// Why the blood was drawn (an indication with a configured cut-off gives a call).
     pub indication: Option<String>,
+    /// When `indication` differs from the patient's: the reason for that explicit override.
+    pub indication_override_reason: Option<String>,
     /// Reagent lot of the tubes (default on the simulated board: the simulated lot; required on
     /// hardware).
     pub reagent_lot: Option<String>,
@@ -36,12 +44,16 @@ pub struct RunRequest {
 }
 
 impl RunRequest {
-    /// A run of the control and quad tubes, 3 replicates each, by the appliance itself.
-    pub fn new(patient_mrn: &str, blood_ml: f64) -> Self {
+    /// A run of the control and quad tubes of the specimen `accession`, 3 replicates each, by
+    /// the appliance itself.
+    pub fn new(patient_mrn: &str, accession: &str, blood_ml: f64) -> Self {
         Self {
             patient_mrn: patient_mrn.to_owned(),
+            birth_date: None,
+            accession: accession.to_owned(),
             blood_ml,
             indication: None,
+            indication_override_reason: None,
             reagent_lot: None,
             drawn_at: None,
             extra_tubes: Vec::new(),

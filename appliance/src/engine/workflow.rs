@@ -82,39 +82,39 @@ impl Worker {
         Ok(())
     }
 
-    /// Today's QC: a rejected control since midnight UTC stops the run; none recorded stops it
-    /// only when the configuration requires QC.
+    /// Today's QC, shown in the run's checks. It decides nothing: whether a run may start and
+    /// whether its result may be released is the operations layer's QC gate
+    /// (`operations::qc_gate`), the one home of that rule.
     fn check_qc_today(&self, job: &Job) -> Result<(), Stop> {
         self.step("checking today's QC");
         let today = self.db(self.store.qc_today(Timestamp::now()))?;
         let recorded = today.values.len();
         let mut warnings = Vec::new();
+        let mut rejected = Vec::new();
         for value in &today.values {
             let what = format!("{} lot {}", value.material.name, value.lot.lot);
             match value.result.status {
-                QcVerdict::Reject => {
-                    let message = format!(
-                        "today's QC of {what} was rejected at {}: no patient runs until QC passes",
-                        value.result.measured_at.to_rfc3339()
-                    );
-                    self.check_event(job, "qc_today", false, &message);
-                    return Err(Failure::new(FailureKind::Qc, message).into());
-                }
+                QcVerdict::Reject => rejected.push(what),
                 QcVerdict::Warning => warnings.push(what),
                 QcVerdict::Pass => {}
             }
         }
         if recorded == 0 {
-            if self.shared.config.require_qc_today {
-                let message = "no QC result recorded today: run the controls first";
-                self.check_event(job, "qc_today", false, message);
-                return Err(Failure::new(FailureKind::Qc, message).into());
-            }
             self.check_event(
                 job,
                 "qc_today",
                 true,
-                "no QC result recorded today (not required by the configuration)",
+                "no QC result recorded today: the result stays on QC hold until QC passes",
+            );
+        } else if !rejected.is_empty() {
+            self.check_event(
+                job,
+                "qc_today",
+                true,
+                &format!(
+                    "today's QC was rejected on {}: the result stays on QC hold until QC passes",
+                    rejected.join(", ")
+                ),
             );
         } else if warnings.is_empty() {
             self.check_event(

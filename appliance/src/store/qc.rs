@@ -9,6 +9,7 @@ use nmr_core::qc::WestgardViolation;
 use serde::Serialize;
 
 use super::audit::append;
+use super::calibrations::ReagentLot;
 use super::error::{SqlxResultExt, found};
 use super::timestamp::stored;
 use super::{
@@ -75,6 +76,9 @@ impl TargetSource {
 /// The verdict on one QC value: `nmr_core`'s one QC verdict type, stored by its name.
 pub use nmr_core::qc::QcVerdict;
 
+/// A control material's level (negative, positive): `nmr_core`'s vocabulary, stored by its name.
+pub use nmr_core::qc::ControlLevel;
+
 /// A stored QC material.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -85,6 +89,9 @@ pub struct QcMaterial {
     pub name: String,
     /// Phantom or control.
     pub kind: QcMaterialKind,
+    /// A control's level; `None` for a phantom, and for a control stored before levels were
+    /// (it counts for no level until a lab admin sets one).
+    pub control_level: Option<ControlLevel>,
     /// What is measured, unit in the name (`t2_ms`, `cells`).
     pub analyte: String,
 }
@@ -148,6 +155,9 @@ pub struct NewQcResult {
     pub violations: Vec<WestgardViolation>,
     /// The measurement it came from, if stored.
     pub measurement_id: Option<MeasurementId>,
+    /// The reagent lot the control was measured with (a patient run's QC gate asks for its
+    /// own lot's); `None` for a phantom.
+    pub reagent_lot: Option<ReagentLot>,
     /// When it was measured.
     pub measured_at: Timestamp,
     /// A comment.
@@ -172,6 +182,9 @@ pub struct QcResult {
     pub violations: Vec<WestgardViolation>,
     /// The measurement it came from.
     pub measurement_id: Option<MeasurementId>,
+    /// The reagent lot it was measured with (`None`: a phantom, or recorded before lots were).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub reagent_lot: Option<ReagentLot>,
     /// When it was measured.
     pub measured_at: Timestamp,
     /// Who recorded it.
@@ -201,25 +214,43 @@ fn nonblank(field: &'static str, text: &str) -> Result<String, StoreError> {
 }
 
 impl Store {
-    /// Adds a QC material; names are unique.
+    /// Adds a QC material; names are unique; a control has its level, a phantom none.
     pub async fn add_qc_material(
         &self,
         actor: &Actor,
         name: &str,
         kind: QcMaterialKind,
+        control_level: Option<ControlLevel>,
         analyte: &str,
     ) -> Result<QcMaterial, StoreError> {
         let name = nonblank("QC material name", name)?;
         let analyte = nonblank("QC analyte", analyte)?;
+        match (kind, control_level) {
+            (QcMaterialKind::Control, None) => {
+                return Err(StoreError::Invalid {
+                    field: "control level",
+                    reason: "a control material is negative or positive".into(),
+                });
+            }
+            (QcMaterialKind::Phantom, Some(level)) => {
+                return Err(StoreError::Invalid {
+                    field: "control level",
+                    reason: format!("a phantom has no control level (got {level})"),
+                });
+            }
+            _ => {}
+        }
         let now = Timestamp::now().to_rfc3339();
         let kind_text = kind.as_str();
+        let level_text = control_level.map(ControlLevel::as_str);
         let by = actor.user_column();
         let mut tx = db::begin_write(&self.pool).await?;
         let id = sqlx::query_scalar!(
-            "INSERT INTO qc_materials (name, kind, analyte, created_at, created_by)
-             VALUES (?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
+            "INSERT INTO qc_materials (name, kind, control_level, analyte, created_at, created_by)
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
             name,
             kind_text,
+            level_text,
             analyte,
             now,
             by
@@ -232,7 +263,10 @@ impl Store {
             actor,
             AuditEntry::new("qc.material.add", "qc_material")
                 .id(id)
-                .detail(serde_json::json!({ "name": name, "kind": kind_text, "analyte": analyte })),
+                .detail(serde_json::json!({
+                    "name": name, "kind": kind_text, "control_level": level_text,
+                    "analyte": analyte,
+                })),
         )
         .await?;
         tx.commit().await.context("committing a QC material")?;
@@ -240,16 +274,19 @@ impl Store {
             id: QcMaterialId(id),
             name,
             kind,
+            control_level,
             analyte,
         })
     }
 
     /// All QC materials, by name.
     pub async fn qc_materials(&self) -> Result<Vec<QcMaterial>, StoreError> {
-        let rows = sqlx::query!("SELECT id, name, kind, analyte FROM qc_materials ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .context("listing QC materials")?;
+        let rows = sqlx::query!(
+            "SELECT id, name, kind, control_level, analyte FROM qc_materials ORDER BY name"
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("listing QC materials")?;
         rows.into_iter()
             .map(|r| {
                 Ok(QcMaterial {
@@ -259,6 +296,15 @@ impl Store {
                         row: r.id,
                         reason: format!("{:?}", r.kind),
                     })?,
+                    control_level: r
+                        .control_level
+                        .map(|level| level.parse::<ControlLevel>())
+                        .transpose()
+                        .map_err(|e| StoreError::Corrupt {
+                            what: "QC control level",
+                            row: r.id,
+                            reason: e.to_string(),
+                        })?,
                     name: r.name,
                     analyte: r.analyte,
                 })
@@ -456,6 +502,7 @@ impl Store {
         let status = new.status.as_str();
         let violations = JsonReport::of(&new.violations)?.to_text();
         let measurement = new.measurement_id.map(|m| m.0);
+        let reagent_lot = new.reagent_lot.as_ref().map(ReagentLot::as_str);
         let by = actor.user_column();
         let mut tx = db::begin_write(&self.pool).await?;
         let lot = sqlx::query_scalar!("SELECT id FROM qc_lots WHERE id = ?", new.lot_id.0)
@@ -472,14 +519,15 @@ impl Store {
         .context("finding the QC target")?;
         let id = sqlx::query_scalar!(
             "INSERT INTO qc_results (lot_id, target_id, value, status, violations_json,
-                                     measurement_id, measured_at, operator_id, comment)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
+                                     measurement_id, reagent_lot, measured_at, operator_id, comment)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
             new.lot_id.0,
             target,
             new.value,
             status,
             violations,
             measurement,
+            reagent_lot,
             measured_at,
             by,
             new.comment,
@@ -503,7 +551,7 @@ impl Store {
                 .id(id)
                 .detail(serde_json::json!({
                     "lot_id": new.lot_id, "value": new.value, "status": status,
-                    "violations": new.violations,
+                    "violations": new.violations, "reagent_lot": reagent_lot,
                 })),
         )
         .await?;
@@ -516,6 +564,7 @@ impl Store {
             status: new.status,
             violations: new.violations.clone(),
             measurement_id: new.measurement_id,
+            reagent_lot: new.reagent_lot.clone(),
             measured_at: new.measured_at,
             operator_id: by.map(UserId),
             comment: new.comment.clone(),
@@ -531,7 +580,7 @@ impl Store {
         let since = since.to_rfc3339();
         let rows = sqlx::query!(
             "SELECT id, lot_id, target_id, value, status, violations_json, measurement_id,
-                    measured_at, operator_id, comment
+                    reagent_lot, measured_at, operator_id, comment
              FROM qc_results WHERE lot_id = ? AND measured_at >= ? ORDER BY measured_at, id",
             lot_id.0,
             since
@@ -562,6 +611,15 @@ impl Store {
                         }
                     })?,
                     measurement_id: r.measurement_id.map(MeasurementId),
+                    reagent_lot: r
+                        .reagent_lot
+                        .map(|lot| ReagentLot::parse(&lot))
+                        .transpose()
+                        .map_err(|e| StoreError::Corrupt {
+                            what: "QC reagent lot",
+                            row: r.id,
+                            reason: e.to_string(),
+                        })?,
                     measured_at: stored(&r.measured_at, "QC time", r.id)?,
                     operator_id: r.operator_id.map(UserId),
                     comment: r.comment,
@@ -602,7 +660,17 @@ impl Store {
     /// Today's QC: the values measured on the UTC day of `now` (from its midnight to the next).
     pub async fn qc_today(&self, now: Timestamp) -> Result<QcToday, StoreError> {
         let midnight = Timestamp::from_datetime(now.datetime().replace_time(time::Time::MIDNIGHT));
-        let next_midnight = midnight.plus(time::Duration::days(1));
+        self.qc_between(midnight, midnight.plus(time::Duration::days(1)))
+            .await
+    }
+
+    /// The control values measured from `midnight` up to (not including) `next_midnight`: a
+    /// site's calendar day (`appliance::site::SiteTimeZone::day_of`).
+    pub async fn qc_between(
+        &self,
+        midnight: Timestamp,
+        next_midnight: Timestamp,
+    ) -> Result<QcToday, StoreError> {
         let mut values = Vec::new();
         for material in self.qc_materials().await? {
             for lot in self.qc_lots(material.id).await? {
@@ -643,6 +711,7 @@ mod tests {
                 &actor,
                 "T2 phantom 100 ms",
                 QcMaterialKind::Phantom,
+                None,
                 "t2_ms",
             )
             .await
@@ -652,6 +721,7 @@ mod tests {
                 &actor,
                 "T2 phantom 100 ms",
                 QcMaterialKind::Phantom,
+                None,
                 "t2_ms",
             )
             .await;
@@ -704,6 +774,7 @@ mod tests {
             status,
             violations: Vec::new(),
             measurement_id: None,
+            reagent_lot: None,
             measured_at: Timestamp::parse(at).unwrap(),
             comment: None,
         };

@@ -1,4 +1,5 @@
-//! Samples: one blood draw of a patient, its processed volume, indication and tubes.
+//! Samples: one blood draw of a patient, its specimen accession number, processed volume,
+//! indication and tubes.
 //!
 //! Each sample is split into tubes: the control tube (the patient's blood without targeted
 //! particles), the quad-targeted tube, and optional further tubes, each with its own label
@@ -125,6 +126,55 @@ impl TubeLabel {
     }
 }
 
+/// A specimen's accession number (the API's `accession`): what the lab's specimen label says,
+/// typed or scanned (a barcode scanner types it like a keyboard and ends with Enter). 1 to 32
+/// printable ASCII characters without spaces; surrounding whitespace dropped; unique across the
+/// appliance's samples. Samples stored before accession numbers have `LEGACY-<sample id>`
+/// (`migrations/0004`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Accession(String);
+
+impl Accession {
+    /// Longest accepted accession number, in characters.
+    pub const MAX_CHARS: usize = 32;
+
+    /// Parses an accession number.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        let accession = text.trim();
+        let shown: String = accession.chars().take(40).collect();
+        let invalid = |reason: String| StoreError::Invalid {
+            field: "accession",
+            reason,
+        };
+        if accession.is_empty() {
+            return Err(invalid(
+                "is empty; type or scan the number on the specimen's label".into(),
+            ));
+        }
+        if accession.len() > Self::MAX_CHARS {
+            return Err(invalid(format!("{shown:?} is longer than 32 characters")));
+        }
+        if let Some(bad) = accession.chars().find(|c| !c.is_ascii_graphic()) {
+            return Err(invalid(format!(
+                "{shown:?} holds {bad:?}; only printable characters without spaces"
+            )));
+        }
+        Ok(Self(accession.to_owned()))
+    }
+
+    /// The accession number.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Accession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A tube of a new sample.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewTube {
@@ -139,12 +189,16 @@ pub struct NewTube {
 pub struct NewSample {
     /// Whose blood.
     pub patient_id: PatientId,
+    /// The specimen's accession number.
+    pub accession: Accession,
     /// When it was drawn.
     pub drawn_at: Timestamp,
     /// The processed blood volume.
     pub blood: BloodVolume,
     /// Why it was drawn.
     pub indication: Option<Indication>,
+    /// When `indication` is not the patient's: the reason given for that explicit override.
+    pub indication_override_reason: Option<String>,
     /// Its tubes: one `control` and at least one other.
     pub tubes: Vec<NewTube>,
 }
@@ -168,12 +222,16 @@ pub struct Sample {
     pub id: SampleId,
     /// Whose blood.
     pub patient_id: PatientId,
+    /// The specimen's accession number.
+    pub accession: Accession,
     /// When it was drawn.
     pub drawn_at: Timestamp,
     /// Processed blood volume, mL.
     pub blood_ml: f64,
     /// Why it was drawn.
     pub indication: Option<String>,
+    /// When the indication is not the patient's: the reason given for the override.
+    pub indication_override_reason: Option<String>,
     /// Its tubes, control first.
     pub tubes: Vec<Tube>,
     /// When it was recorded.
@@ -210,6 +268,12 @@ impl Store {
         let drawn_at = new.drawn_at.to_rfc3339();
         let blood_ml = new.blood.ml();
         let indication = new.indication.as_ref().map(|i| i.as_str());
+        let accession = new.accession.as_str();
+        let override_reason = new
+            .indication_override_reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
         let by = actor.user_column();
         let mut tx = db::begin_write(&self.pool).await?;
         let patient = sqlx::query_scalar!("SELECT id FROM patients WHERE id = ?", new.patient_id.0)
@@ -218,18 +282,21 @@ impl Store {
             .context("checking a sample's patient")?;
         found(patient, "patient", new.patient_id)?;
         let sample_id = sqlx::query_scalar!(
-            "INSERT INTO samples (patient_id, drawn_at, blood_ml, indication, created_at, created_by)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
+            "INSERT INTO samples (patient_id, accession, drawn_at, blood_ml, indication,
+                                  indication_override_reason, created_at, created_by)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
             new.patient_id.0,
+            accession,
             drawn_at,
             blood_ml,
             indication,
+            override_reason,
             now,
             by,
         )
         .fetch_one(&mut *tx)
         .await
-        .context("adding a sample")?;
+        .unique("adding a sample", "sample with accession", accession)?;
         for tube in &new.tubes {
             let (kind, label) = (tube.kind.as_str(), tube.label.as_str());
             sqlx::query!(
@@ -257,8 +324,9 @@ impl Store {
             AuditEntry::new("sample.add", "sample")
                 .id(sample_id)
                 .detail(serde_json::json!({
-                    "patient_id": new.patient_id, "drawn_at": drawn_at, "blood_ml": blood_ml,
-                    "indication": indication, "tubes": tubes,
+                    "patient_id": new.patient_id, "accession": accession, "drawn_at": drawn_at,
+                    "blood_ml": blood_ml, "indication": indication,
+                    "indication_override_reason": override_reason, "tubes": tubes,
                 })),
         )
         .await?;
@@ -269,7 +337,8 @@ impl Store {
     /// A sample with its tubes.
     pub async fn sample(&self, id: SampleId) -> Result<Sample, StoreError> {
         let row = sqlx::query!(
-            "SELECT id, patient_id, drawn_at, blood_ml, indication, created_at
+            "SELECT id, patient_id, accession, drawn_at, blood_ml, indication,
+                    indication_override_reason, created_at
              FROM samples WHERE id = ?",
             id.0
         )
@@ -303,9 +372,23 @@ impl Store {
         Ok(Sample {
             id: SampleId(row.id),
             patient_id: PatientId(row.patient_id),
+            accession: row
+                .accession
+                .as_deref()
+                .ok_or_else(|| StoreError::Invalid {
+                    field: "accession",
+                    reason: "missing".into(),
+                })
+                .and_then(Accession::parse)
+                .map_err(|error| StoreError::Corrupt {
+                    what: "sample accession",
+                    row: row.id,
+                    reason: error.to_string(),
+                })?,
             drawn_at: stored(&row.drawn_at, "sample draw time", row.id)?,
             blood_ml: row.blood_ml,
             indication: row.indication,
+            indication_override_reason: row.indication_override_reason,
             tubes,
             created_at: stored(&row.created_at, "sample creation time", row.id)?,
         })
@@ -315,7 +398,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::patients::Mrn;
+    use crate::store::patients::{BirthDate, Mrn, NewPatient};
     use crate::store::test_fixtures::{count, sample};
     use sqlx::SqlitePool;
 
@@ -343,17 +426,72 @@ mod tests {
     }
 
     #[sqlx::test(migrations = "../migrations")]
+    async fn an_accession_number_is_used_once(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let first = sample(&store, &Actor::Appliance, "MRN-3").await;
+        let again = store
+            .add_sample(
+                &Actor::Appliance,
+                &NewSample {
+                    patient_id: first.patient_id,
+                    accession: first.accession.clone(),
+                    drawn_at: Timestamp::now(),
+                    blood: BloodVolume::from_ml(7.5).unwrap(),
+                    indication: None,
+                    indication_override_reason: None,
+                    tubes: vec![tube("control", "C9"), tube("quad", "Q9")],
+                },
+            )
+            .await;
+        assert!(
+            matches!(again, Err(StoreError::Duplicate { ref key, .. }) if key == first.accession.as_str()),
+            "{again:?}"
+        );
+        assert_eq!(count(&pool, "samples").await, 1);
+        let rewrite = sqlx::query("UPDATE samples SET accession = 'OTHER'")
+            .execute(&pool)
+            .await;
+        assert!(rewrite.is_err(), "an accession number is never changed");
+    }
+
+    #[test]
+    fn accession_numbers_are_what_a_scanner_types() {
+        assert_eq!(
+            Accession::parse(" 26-CTC-000123\n").unwrap().as_str(),
+            "26-CTC-000123"
+        );
+        for bad in ["", "  ", "26 CTC", "26-ÇTC", &"9".repeat(33)] {
+            assert!(
+                matches!(
+                    Accession::parse(bad),
+                    Err(StoreError::Invalid {
+                        field: "accession",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
     async fn bad_samples_are_refused_whole(pool: SqlitePool) {
         let store = Store::from_pool(pool.clone());
+        let born = BirthDate::parse("1970-01-01", time::macros::date!(2026 - 01 - 01)).unwrap();
         let patient = store
-            .add_patient(&Actor::Appliance, &Mrn::parse("MRN-2").unwrap())
+            .add_patient(
+                &Actor::Appliance,
+                &NewPatient::new(Mrn::parse("MRN-2").unwrap(), born),
+            )
             .await
             .unwrap();
         let new = |patient_id, tubes| NewSample {
             patient_id,
+            accession: Accession::parse("ACC-2").unwrap(),
             drawn_at: Timestamp::now(),
             blood: BloodVolume::from_ml(7.5).unwrap(),
             indication: None,
+            indication_override_reason: None,
             tubes,
         };
         let no_control = store

@@ -2,9 +2,13 @@
 
 use sqlx::SqlitePool;
 
-use super::patients::Mrn;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::patients::{BirthDate, Mrn, NewPatient};
 use super::runs::{NewRun, Run, RunState};
-use super::samples::{BloodVolume, Indication, NewSample, NewTube, Sample, TubeKind, TubeLabel};
+use super::samples::{
+    Accession, BloodVolume, Indication, NewSample, NewTube, Sample, TubeKind, TubeLabel,
+};
 use super::users::{NewPassword, NewUser, Role, User, Username};
 use super::{Actor, Store, Timestamp};
 
@@ -25,9 +29,23 @@ pub(crate) async fn user(store: &Store, name: &str, role: Role) -> User {
         .unwrap()
 }
 
+/// The birth date of every fixture patient.
+pub(crate) fn birth_date() -> BirthDate {
+    BirthDate::parse("1961-04-23", time::macros::date!(2026 - 01 - 01)).unwrap()
+}
+
+/// A fresh accession number for each fixture sample.
+fn next_accession(mrn: &str) -> Accession {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    Accession::parse(&format!("{mrn}-A{}", NEXT.fetch_add(1, Ordering::Relaxed))).unwrap()
+}
+
 pub(crate) async fn sample(store: &Store, actor: &Actor, mrn: &str) -> Sample {
     let patient = store
-        .patient_by_mrn_or_add(actor, &Mrn::parse(mrn).unwrap())
+        .patient_by_mrn_or_add(
+            actor,
+            &NewPatient::new(Mrn::parse(mrn).unwrap(), birth_date()),
+        )
         .await
         .unwrap();
     store
@@ -35,9 +53,11 @@ pub(crate) async fn sample(store: &Store, actor: &Actor, mrn: &str) -> Sample {
             actor,
             &NewSample {
                 patient_id: patient.id,
+                accession: next_accession(mrn),
                 drawn_at: Timestamp::parse("2026-11-20T08:30:00Z").unwrap(),
                 blood: BloodVolume::from_ml(7.5).unwrap(),
                 indication: Some(Indication::parse("breast").unwrap()),
+                indication_override_reason: None,
                 tubes: vec![
                     NewTube {
                         kind: TubeKind::Control,

@@ -6,11 +6,13 @@
 //! [`QcFlag`]s and [`westgard::WestgardViolation`]s with a severity (warn or hold).
 
 pub mod biexponential;
+pub mod control_level;
 pub mod flag;
 pub mod measurement;
 pub mod westgard;
 
 pub use biexponential::{BiexponentialCheck, BiexponentialOptions, compare_mono_bi};
+pub use control_level::ControlLevel;
 pub use flag::{QcCode, QcFlag, Severity, any_hold};
 pub use measurement::{
     MeasurementQcInput, MeasurementQcLimits, MisfitSeen, check_measurement, check_replicate_cv,

@@ -13,6 +13,8 @@ use appliance::store::PatientId;
 use appliance::store::patients::Patient;
 use appliance::store::results::TrendPoint;
 
+use operations::patients::PatientRegistration;
+
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery, PathId};
 use crate::problem::ApiError;
@@ -24,8 +26,18 @@ use crate::state::AppState;
 pub struct PatientView {
     /// Id.
     pub id: i64,
-    /// Medical record number.
+    /// Medical record number (the first identifier).
     pub mrn: String,
+    /// Date of birth, `YYYY-MM-DD` (the second identifier; null for a patient registered before
+    /// birth dates were recorded, until their next run records it).
+    #[schema(format = Date)]
+    pub birth_date: Option<String>,
+    /// Name, where the site keeps names.
+    pub name: Option<String>,
+    /// Initials, where the site keeps initials.
+    pub initials: Option<String>,
+    /// The patient's indication (it sets the cut-off of their runs' calls).
+    pub indication: Option<String>,
     /// First seen, RFC 3339.
     pub created_at: String,
 }
@@ -35,6 +47,10 @@ impl From<Patient> for PatientView {
         Self {
             id: patient.id.0,
             mrn: patient.mrn.as_str().to_owned(),
+            birth_date: patient.birth_date.map(|d| d.to_string()),
+            name: patient.name.map(|n| n.as_str().to_owned()),
+            initials: patient.initials.map(|n| n.as_str().to_owned()),
+            indication: patient.indication.map(|i| i.as_str().to_owned()),
             created_at: patient.created_at.to_rfc3339(),
         }
     }
@@ -82,6 +98,15 @@ pub struct NewPatient {
     /// Medical record number.
     #[schema(schema_with = super::input_schemas::mrn)]
     pub mrn: String,
+    /// Date of birth, `YYYY-MM-DD` (required: the second identifier).
+    #[schema(format = Date)]
+    pub birth_date: String,
+    /// Name (only where the site's `[site] patient_name = "name"`; refused otherwise).
+    pub name: Option<String>,
+    /// Initials (only where the site's `[site] patient_name = "initials"`; refused otherwise).
+    pub initials: Option<String>,
+    /// The patient's indication, one with a configured cut-off (absent: not yet known).
+    pub indication: Option<String>,
 }
 
 /// `POST /api/v1/patients`: 201 with the patient; 409 when the MRN exists.
@@ -104,7 +129,16 @@ pub async fn register(
     caller.require(Permission::RegisterPatients)?;
     let patient = state
         .ops
-        .register_patient(&caller.requester(), &request.mrn)
+        .register_patient(
+            &caller.requester(),
+            &PatientRegistration {
+                mrn: request.mrn,
+                birth_date: request.birth_date,
+                name: request.name,
+                initials: request.initials,
+                indication: request.indication.unwrap_or_default(),
+            },
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(patient.into())))
 }

@@ -123,6 +123,9 @@ pub struct NewQcMeasurement {
     pub lot_id: i64,
     /// The value, in the material's analyte unit.
     pub value: f64,
+    /// The reagent lot a control was measured with (the QC gate counts a control value for its
+    /// own reagent lot only); absent for a phantom.
+    pub reagent_lot: Option<String>,
     /// A comment.
     pub comment: Option<String>,
 }
@@ -151,6 +154,7 @@ pub async fn add(
             &caller.requester(),
             QcLotId(request.lot_id),
             request.value,
+            request.reagent_lot.as_deref(),
             request.comment.as_deref(),
         )
         .await?;

@@ -40,10 +40,18 @@ pub struct StartRun {
     /// Patient's MRN (registered when new).
     #[schema(schema_with = super::input_schemas::mrn)]
     pub patient_mrn: String,
+    /// Patient's date of birth, `YYYY-MM-DD`: the second identifier, required for a patient
+    /// whose birth date is on record (a mismatch is refused and nothing is stored).
+    #[schema(format = Date)]
+    pub birth_date: Option<String>,
+    /// The specimen's accession number (unique; 1 to 32 printable characters, no spaces).
+    pub accession: String,
     /// Processed blood volume, mL.
     pub blood_ml: f64,
     /// Indication (a configured one gives a call against its cut-off).
     pub indication: Option<String>,
+    /// When `indication` is not the patient's: the reason for the override (audited).
+    pub indication_override_reason: Option<String>,
     /// Reagent lot (default on the simulated board: its simulated lot).
     pub reagent_lot: Option<String>,
     /// Blood draw time, RFC 3339 (default: now).
@@ -106,8 +114,11 @@ pub async fn start(
     let simulate = body.simulate.as_ref();
     let fields = RunOrderFields {
         patient_mrn: body.patient_mrn,
+        birth_date: body.birth_date.unwrap_or_default(),
+        accession: body.accession,
         blood_ml: body.blood_ml.to_string(),
         indication: body.indication.unwrap_or_default(),
+        indication_override_reason: body.indication_override_reason.unwrap_or_default(),
         reagent_lot: body.reagent_lot.unwrap_or_default(),
         drawn_at: body.drawn_at.unwrap_or_default(),
         extra_tubes: body.extra_tubes,

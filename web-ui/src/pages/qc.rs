@@ -351,6 +351,8 @@ pub struct QcMeasurementForm {
     #[serde(default)]
     value: String,
     #[serde(default)]
+    reagent_lot: Option<String>,
+    #[serde(default)]
     comment: Option<String>,
 }
 
@@ -377,7 +379,13 @@ async fn submit(State(state): State<AppState>, form: PageForm<QcMeasurementForm>
         Ok((lot_id, value)) => {
             match state
                 .ops
-                .record_qc(&user.requester(), lot_id, value, form.comment.as_deref())
+                .record_qc(
+                    &user.requester(),
+                    lot_id,
+                    value,
+                    form.reagent_lot.as_deref(),
+                    form.comment.as_deref(),
+                )
                 .await
             {
                 Ok(result) => Ok(result),
@@ -469,6 +477,8 @@ pub struct MaterialForm {
     #[serde(default)]
     kind: String,
     #[serde(default)]
+    control_level: String,
+    #[serde(default)]
     analyte: String,
 }
 
@@ -476,15 +486,16 @@ pub struct MaterialForm {
 async fn add_material(State(state): State<AppState>, form: PageForm<MaterialForm>) -> PageResult {
     let PageForm { user, form } = form;
     user.require(Permission::ManageQc)?;
-    let made = match QcMaterialOrder::parse(&form.name, &form.kind, &form.analyte) {
-        Ok(order) => {
-            state
-                .ops
-                .define_qc_material(&user.requester(), &order)
-                .await
-        }
-        Err(error) => Err(error),
-    };
+    let made =
+        match QcMaterialOrder::parse(&form.name, &form.kind, &form.control_level, &form.analyte) {
+            Ok(order) => {
+                state
+                    .ops
+                    .define_qc_material(&user.requester(), &order)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
     let outcome = setup_refusal(made.map(|m| format!("{}?material={}", paths::QC, m.id.0)))?;
     setup_outcome(&state, &user, outcome).await
 }

@@ -160,6 +160,10 @@ struct NewRunFields {
     #[serde(default)]
     patient_mrn: String,
     #[serde(default)]
+    birth_date: String,
+    #[serde(default)]
+    accession: String,
+    #[serde(default)]
     drawn_at: String,
     #[serde(default)]
     blood_ml: String,
@@ -178,6 +182,8 @@ impl NewRunFields {
         let clip = |text: &str| text.chars().take(100).collect::<String>();
         NewRunForm {
             patient_mrn: clip(&self.patient_mrn),
+            birth_date: clip(&self.birth_date),
+            accession: clip(&self.accession),
             drawn_at: clip(&self.drawn_at),
             blood_ml: clip(&self.blood_ml),
             indication: clip(&self.indication),
@@ -241,6 +247,8 @@ impl NewRunFields {
     fn order(&self, simulation: bool) -> RunOrderFields {
         RunOrderFields {
             patient_mrn: self.patient_mrn.clone(),
+            birth_date: self.birth_date.clone(),
+            accession: self.accession.clone(),
             blood_ml: self.blood_ml.clone(),
             indication: self.indication.clone(),
             reagent_lot: self.reagent_lot.clone(),
@@ -485,6 +493,8 @@ mod tests {
     fn the_form_becomes_a_run_order_with_simulation_only_on_the_simulated_board() {
         let fields = NewRunFields {
             patient_mrn: "A-1".into(),
+            birth_date: "1961-04-23".into(),
+            accession: "ACC-1".into(),
             drawn_at: "2026-01-02T03:04".into(),
             blood_ml: "7.5".into(),
             indication: "breast".into(),

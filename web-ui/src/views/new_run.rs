@@ -13,6 +13,10 @@ use super::paths;
 pub struct NewRunForm {
     /// Patient MRN (a new MRN creates the patient).
     pub patient_mrn: String,
+    /// Date of birth, `YYYY-MM-DD` (the `date` input's format).
+    pub birth_date: String,
+    /// The specimen's accession number.
+    pub accession: String,
     /// Draw time as `YYYY-MM-DDTHH:MM` (the `datetime-local` input's format).
     pub drawn_at: String,
     /// Blood volume in mL, as typed.

@@ -154,6 +154,8 @@ pub fn new_run() -> NewRunPage {
         layout: layout(Role::Operator, "New run", paths::NEW_RUN),
         form: NewRunForm {
             patient_mrn: "A-204 117".into(),
+            birth_date: "1961-04-23".into(),
+            accession: "26-CTC-000123".into(),
             drawn_at: "2026-11-24T09:05".into(),
             blood_ml: "7.5".into(),
             indication: "breast".into(),

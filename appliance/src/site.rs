@@ -1,0 +1,260 @@
+//! The site: who runs this appliance, where, and by which local rules — the `[site]` and `[qc]`
+//! sections of the configuration.
+//!
+//! What it is for: the site's time zone (an IANA name; the tz database is compiled into the
+//! binary by `jiff`, nothing is read from the host or downloaded), the laboratory's name and
+//! address and the instrument's identity printed on report headers (and sent to the hospital's
+//! systems), the paper size of printed reports, whether a patient's name or initials are kept
+//! (minimum necessary: neither by default), and the QC policy that gates patient runs.
+//!
+//! What it is not for: the rules themselves. The QC gate is enforced in the operations layer; this
+//! module only says which policy the site chose. Stored times stay UTC; the zone is for showing
+//! and for reading what people type.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::Timestamp;
+
+/// The `[site]` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteConfig {
+    /// The site's time zone, an IANA name (`time_zone = "Europe/Berlin"`).
+    pub time_zone: SiteTimeZone,
+    /// The laboratory's name, on report headers.
+    pub lab_name: String,
+    /// The laboratory's address (one line, or lines separated by `\n`), on report headers.
+    pub lab_address: String,
+    /// The instrument's serial number (its name is `[http] instrument_name`).
+    pub instrument_serial: String,
+    /// Paper size of printed reports.
+    pub paper_size: PaperSize,
+    /// What is kept of a patient besides the MRN and the date of birth.
+    pub patient_name: PatientNamePolicy,
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        Self {
+            time_zone: SiteTimeZone::utc(),
+            lab_name: "Laboratory (set [site] lab_name)".to_owned(),
+            lab_address: String::new(),
+            instrument_serial: "unset".to_owned(),
+            paper_size: PaperSize::A4,
+            patient_name: PatientNamePolicy::None,
+        }
+    }
+}
+
+/// The site's time zone: an IANA name resolved against the compiled-in tz database.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SiteTimeZone {
+    name: String,
+    zone: jiff::tz::TimeZone,
+}
+
+impl SiteTimeZone {
+    /// UTC (the default until a site says otherwise).
+    pub fn utc() -> Self {
+        Self {
+            name: "UTC".to_owned(),
+            zone: jiff::tz::TimeZone::UTC,
+        }
+    }
+
+    /// The IANA name as configured.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The zone.
+    pub fn zone(&self) -> &jiff::tz::TimeZone {
+        &self.zone
+    }
+
+    /// The site's calendar day holding `at`: its local midnight and the next, as instants (23,
+    /// 24 or 25 hours apart across a DST change).
+    pub fn day_of(&self, at: Timestamp) -> Result<(Timestamp, Timestamp), SiteError> {
+        let zoned = self.zoned(at)?;
+        let start = zoned.start_of_day().map_err(SiteError::time)?;
+        let next = zoned
+            .date()
+            .tomorrow()
+            .and_then(|day| day.to_zoned(self.zone.clone()))
+            .map_err(SiteError::time)?;
+        Ok((instant(&start)?, instant(&next)?))
+    }
+
+    /// `at` in local time with the zone's abbreviation: `2026-12-02 09:12 CET`.
+    pub fn local_text(&self, at: Timestamp) -> String {
+        match self.zoned(at) {
+            Ok(zoned) => zoned.strftime("%Y-%m-%d %H:%M %Z").to_string(),
+            Err(_) => at.to_rfc3339(),
+        }
+    }
+
+    fn zoned(&self, at: Timestamp) -> Result<jiff::Zoned, SiteError> {
+        let unix = at.datetime().unix_timestamp_nanos();
+        let instant = jiff::Timestamp::from_nanosecond(unix).map_err(SiteError::time)?;
+        Ok(instant.to_zoned(self.zone.clone()))
+    }
+}
+
+/// A jiff instant as the store's timestamp.
+fn instant(zoned: &jiff::Zoned) -> Result<Timestamp, SiteError> {
+    let nanos = zoned.timestamp().as_nanosecond();
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .map(Timestamp::from_datetime)
+        .map_err(|e| SiteError::Time(e.to_string()))
+}
+
+impl FromStr for SiteTimeZone {
+    type Err = SiteError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let name = name.trim();
+        let zone = jiff::tz::db()
+            .get(name)
+            .map_err(|_| SiteError::UnknownTimeZone(name.to_owned()))?;
+        Ok(Self {
+            name: name.to_owned(),
+            zone,
+        })
+    }
+}
+
+impl fmt::Display for SiteTimeZone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl Serialize for SiteTimeZone {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for SiteTimeZone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Paper size of printed reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaperSize {
+    /// ISO A4, 210 × 297 mm.
+    A4,
+    /// US Letter, 8.5 × 11 in.
+    Letter,
+}
+
+impl PaperSize {
+    /// Width and height in millimetres.
+    pub fn size_mm(self) -> (f32, f32) {
+        match self {
+            PaperSize::A4 => (210.0, 297.0),
+            PaperSize::Letter => (215.9, 279.4),
+        }
+    }
+}
+
+/// What the appliance keeps of a patient besides the two identifiers (minimum necessary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatientNamePolicy {
+    /// Neither name nor initials (the default).
+    None,
+    /// Initials (asked when a patient is registered).
+    Initials,
+    /// The full name (asked when a patient is registered).
+    Name,
+}
+
+/// The `[qc]` section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QcConfig {
+    /// How QC gates patient runs.
+    pub policy: QcPolicy,
+}
+
+/// How QC gates a patient run (issue 11 point 1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QcPolicy {
+    /// A patient run needs passing QC today (the site's calendar day) for its reagent lot at both
+    /// control levels (negative and positive); without it the run does not start.
+    #[default]
+    RequirePassing,
+    /// The run starts, and its result carries a QC hold that blocks release until QC passes.
+    RunButHold,
+}
+
+/// A site setting that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SiteError {
+    /// Not a zone of the tz database.
+    #[error(
+        "time_zone {0:?} is not an IANA time zone name (e.g. \"Europe/Berlin\", \"America/New_York\", \"UTC\")"
+    )]
+    UnknownTimeZone(String),
+    /// A time outside what the calendar can hold.
+    #[error("a time the site's calendar cannot hold: {0}")]
+    Time(String),
+}
+
+impl SiteError {
+    fn time(error: jiff::Error) -> Self {
+        SiteError::Time(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iana_names_resolve_from_the_compiled_in_database() {
+        let berlin: SiteTimeZone = "Europe/Berlin".parse().unwrap();
+        assert_eq!(berlin.name(), "Europe/Berlin");
+        // 2026-07-01T12:00Z is 14:00 in Berlin (CEST, +02:00): the zone knows its rules.
+        let noon = jiff::Timestamp::from_second(1_782_907_200).unwrap();
+        assert_eq!(
+            berlin.zone().to_offset(noon),
+            jiff::tz::Offset::from_hours(2).unwrap()
+        );
+        let refused = "Europe/Bonn".parse::<SiteTimeZone>();
+        assert_eq!(
+            refused,
+            Err(SiteError::UnknownTimeZone("Europe/Bonn".into()))
+        );
+        assert!(refused.unwrap_err().to_string().contains("IANA"));
+    }
+
+    #[test]
+    fn the_sites_day_runs_from_local_midnight_to_the_next_across_a_dst_change() {
+        let berlin: SiteTimeZone = "Europe/Berlin".parse().unwrap();
+        // 2026-03-29 is the spring change in Berlin (02:00 CET → 03:00 CEST): a 23-hour day
+        // from 2026-03-28T23:00Z to 2026-03-29T22:00Z.
+        let noon = Timestamp::parse("2026-03-29T10:00:00Z").unwrap();
+        let (start, end) = berlin.day_of(noon).unwrap();
+        assert_eq!(start.to_rfc3339(), "2026-03-28T23:00:00Z");
+        assert_eq!(end.to_rfc3339(), "2026-03-29T22:00:00Z");
+        // 00:30 local on the 29th is still that day; 23:30Z on the 28th too.
+        let late = Timestamp::parse("2026-03-28T23:30:00Z").unwrap();
+        assert_eq!(berlin.day_of(late).unwrap().0, start);
+        assert_eq!(berlin.local_text(noon), "2026-03-29 12:00 CEST");
+        let utc = SiteTimeZone::utc();
+        let (start, end) = utc.day_of(noon).unwrap();
+        assert_eq!(
+            (start.to_rfc3339().as_str(), end.to_rfc3339().as_str()),
+            ("2026-03-29T00:00:00Z", "2026-03-30T00:00:00Z")
+        );
+    }
+}
