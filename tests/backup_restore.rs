@@ -29,6 +29,8 @@ fn command(args: &[&std::ffi::OsStr]) -> Output {
         .args(args)
         .env_remove("FERROCOUNT_DATA_DIR")
         .env_remove("FERROCOUNT_CONFIG")
+        // A fresh data directory has no QC yet: its runs start and are held, as the site may choose.
+        .env("FERROCOUNT_QC__POLICY", "run_but_hold")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -61,6 +63,8 @@ fn run_sample(data: &Path, mrn: &str, seed: u64) -> Output {
             "run",
             "--patient",
             mrn,
+            "--accession",
+            &format!("{mrn}-A{seed}"),
             "--blood-ml",
             "7.5",
             "--sim-cells",

@@ -66,6 +66,7 @@ async fn appliance_with_a_result() -> (tempfile::TempDir, Appliance, Operations,
         }),
         ..RunRequest::new("OPS-1", "OPS-1-A1", 7.5)
     };
+    record_passing_controls_today(&appliance).await;
     let ticket = appliance.engine.start_run(request).await.expect("queued");
     let state = appliance
         .engine
@@ -79,6 +80,53 @@ async fn appliance_with_a_result() -> (tempfile::TempDir, Appliance, Operations,
         LoginThrottle::new(Duration::from_secs(900), 5),
     );
     (dir, appliance, ops, ticket.id)
+}
+
+/// The lab's controls this morning: a passing negative and positive control for the simulated
+/// reagent lot, without which the QC gate holds every release.
+async fn record_passing_controls_today(appliance: &Appliance) {
+    use appliance::store::calibrations::ReagentLot;
+    use appliance::store::qc::{ControlLevel, NewQcResult, QcMaterialKind, QcVerdict};
+    let expires = time::Date::from_calendar_date(2099, time::Month::December, 31).expect("date");
+    for (level, value) in [
+        (ControlLevel::Negative, 0.0),
+        (ControlLevel::Positive, 50.0),
+    ] {
+        let store = &appliance.store;
+        let material = store
+            .add_qc_material(
+                &Actor::Appliance,
+                &format!("{level} control"),
+                QcMaterialKind::Control,
+                Some(level),
+                "cells",
+            )
+            .await
+            .expect("control material");
+        let lot = store
+            .add_qc_lot(
+                &Actor::Appliance,
+                material.id,
+                &format!("QC-{level}"),
+                expires,
+            )
+            .await
+            .expect("control lot");
+        let result = NewQcResult {
+            lot_id: lot.id,
+            value,
+            status: QcVerdict::Pass,
+            violations: Vec::new(),
+            measurement_id: None,
+            reagent_lot: Some(ReagentLot::parse("SIM-LOT-1").expect("lot")),
+            measured_at: appliance::store::Timestamp::now(),
+            comment: None,
+        };
+        store
+            .record_qc_result(&Actor::Appliance, &result)
+            .await
+            .expect("control value");
+    }
 }
 
 #[test]
