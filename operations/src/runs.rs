@@ -29,11 +29,9 @@ use appliance::site::QcPolicy;
 
 use crate::{OperationError, Operations, Permission, Requester};
 
-/// How far a draw time may lie ahead of the appliance's clock (another device's clock skew).
-pub const DRAW_CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
-
-/// Draw times before this year are typing errors (no appliance ran then).
-pub const EARLIEST_DRAW_YEAR: i32 = 2000;
+/// The draw-time rule is the engine's, which checks every request with it; a run order applies it
+/// as it parses the order, so the person typing sees the reason on the form.
+pub use appliance::engine::{DRAW_CLOCK_SKEW, EARLIEST_DRAW_YEAR, check_draw_time};
 
 /// A run order as entered, every value as typed (blank: not given). The API body, the new-run
 /// form and `ferrocount run` fill it; [`RunOrder::parse`] reads it.
@@ -251,22 +249,6 @@ pub fn parse_draw_time(text: &str, now: Timestamp) -> Result<Timestamp, String> 
         })?;
     check_draw_time(at, now)?;
     Ok(at)
-}
-
-/// A blood draw happened in the past: not after `now` (give or take [`DRAW_CLOCK_SKEW`]) and not
-/// before [`EARLIEST_DRAW_YEAR`].
-pub fn check_draw_time(drawn_at: Timestamp, now: Timestamp) -> Result<(), String> {
-    let text = drawn_at.to_rfc3339();
-    if drawn_at.datetime() > now.datetime() + DRAW_CLOCK_SKEW {
-        Err(format!(
-            "{text} is in the future (the appliance's clock reads {})",
-            now.to_rfc3339()
-        ))
-    } else if drawn_at.datetime().year() < EARLIEST_DRAW_YEAR {
-        Err(format!("{text} is before the year {EARLIEST_DRAW_YEAR}"))
-    } else {
-        Ok(())
-    }
 }
 
 impl RunOrder {

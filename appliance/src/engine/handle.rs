@@ -452,13 +452,14 @@ impl EngineHandle {
 }
 
 /// Draw times before this year are typing errors (no appliance ran then).
-const EARLIEST_DRAW_YEAR: i32 = 2000;
+pub const EARLIEST_DRAW_YEAR: i32 = 2000;
 /// How far a draw time may lie ahead of the appliance's clock (another device's clock skew).
-const DRAW_CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+pub const DRAW_CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
 
 /// A blood draw happened in the past: not after `now` (give or take [`DRAW_CLOCK_SKEW`]) and not
-/// before [`EARLIEST_DRAW_YEAR`].
-fn check_draw_time(drawn_at: Timestamp, now: Timestamp) -> Result<(), String> {
+/// before [`EARLIEST_DRAW_YEAR`]. The one home of this rule: the engine checks every request with
+/// it, and the operations layer's run order (`operations::runs::RunOrder::parse`) calls it too.
+pub fn check_draw_time(drawn_at: Timestamp, now: Timestamp) -> Result<(), String> {
     let text = drawn_at.to_rfc3339();
     if drawn_at.datetime() > now.datetime() + DRAW_CLOCK_SKEW {
         Err(format!(

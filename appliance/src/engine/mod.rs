@@ -40,7 +40,7 @@ pub use config::EngineConfig;
 pub use error::EngineError;
 pub use event::{EventKind, RunEvent};
 pub use failure::{Failure, FailureKind};
-pub use handle::{Engine, EngineHandle};
+pub use handle::{DRAW_CLOCK_SKEW, EARLIEST_DRAW_YEAR, Engine, EngineHandle, check_draw_time};
 pub use instrument::{Board, BoardFault, Instrument, SimulatedInstrument};
 pub use reading::{Reading, t2_distribution};
 pub use request::{DEFAULT_REPLICATES, MAX_REPLICATES, MIN_REPLICATES, RunRequest, RunTicket};
