@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use appliance::engine::Instrument;
 use appliance::engine::{
-    Engine, EngineConfig, EngineError, EngineHandle, EventKind, RunEvent, RunRequest,
+    Engine, EngineConfig, EngineError, EngineHandle, EventKind, RunEvent, RunRequest, RunTicket,
     SIMULATED_LOT, SimulatedInstrument, SimulatedTruth,
 };
 use appliance::frontend::Frontend;
@@ -50,6 +50,26 @@ fn next_accession(mrn: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{mrn}-A{n}")
+}
+
+/// Starts `request`, requires the run to end failed, and gives its ticket and failure cause.
+async fn failed_run(
+    store: &Store,
+    engine: &EngineHandle,
+    request: RunRequest,
+) -> (RunTicket, String) {
+    let ticket = engine.start_run(request).await.expect("queued");
+    assert_eq!(
+        engine.wait_for_run(ticket.id).await.expect("state"),
+        RunState::Failed
+    );
+    let cause = store
+        .run(ticket.id)
+        .await
+        .expect("run")
+        .failure_cause
+        .expect("a failure cause");
+    (ticket, cause)
 }
 
 fn request(mrn: &str, cells: f64) -> RunRequest {
@@ -421,20 +441,7 @@ async fn a_drifting_magnet_fails_the_run_with_a_temperature_cause() {
     let mut board = SimBoardConfig::default();
     board.magnet.drift_c_per_s = 0.01;
     let (_dir, store, engine) = start(board).await;
-    let ticket = engine
-        .start_run(request("MRN-9", 10.0))
-        .await
-        .expect("queued");
-    assert_eq!(
-        engine.wait_for_run(ticket.id).await.expect("state"),
-        RunState::Failed
-    );
-    let cause = store
-        .run(ticket.id)
-        .await
-        .expect("run")
-        .failure_cause
-        .expect("a cause");
+    let (_, cause) = failed_run(&store, &engine, request("MRN-9", 10.0)).await;
     assert!(cause.starts_with("temperature: "), "{cause}");
     engine.shutdown().await;
 }
@@ -680,23 +687,15 @@ async fn simulation_truth_is_refused_on_hardware_and_bad_requests_name_their_fie
 
     // The board answers that it is the simulator: the identity check refuses to measure on it
     // as hardware.
-    let ticket = engine
-        .start_run(RunRequest {
+    let (_, cause) = failed_run(
+        &store,
+        &engine,
+        RunRequest {
             reagent_lot: Some("LOT-9".into()),
             ..RunRequest::new("MRN-14", "ACC-14", 7.5)
-        })
-        .await
-        .expect("queued");
-    assert_eq!(
-        engine.wait_for_run(ticket.id).await.expect("state"),
-        RunState::Failed
-    );
-    let cause = store
-        .run(ticket.id)
-        .await
-        .expect("run")
-        .failure_cause
-        .expect("cause");
+        },
+    )
+    .await;
     assert!(
         cause.starts_with("board: ") && cause.contains("simulated"),
         "{cause}"
@@ -707,23 +706,15 @@ async fn simulation_truth_is_refused_on_hardware_and_bad_requests_name_their_fie
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lot_without_calibration_fails_with_a_calibration_cause() {
     let (_dir, store, engine) = start(SimBoardConfig::default()).await;
-    let ticket = engine
-        .start_run(RunRequest {
+    let (_, cause) = failed_run(
+        &store,
+        &engine,
+        RunRequest {
             reagent_lot: Some("LOT-9".into()),
             ..request("MRN-15", 3.0)
-        })
-        .await
-        .expect("queued");
-    assert_eq!(
-        engine.wait_for_run(ticket.id).await.expect("state"),
-        RunState::Failed
-    );
-    let cause = store
-        .run(ticket.id)
-        .await
-        .expect("run")
-        .failure_cause
-        .expect("cause");
+        },
+    )
+    .await;
     assert!(
         cause.starts_with("calibration: ") && cause.contains("LOT-9"),
         "{cause}"
@@ -764,23 +755,15 @@ created = "2026-11-24T04:00:00Z"
         )
         .await
         .expect("stored as given");
-    let ticket = engine
-        .start_run(RunRequest {
+    let (ticket, cause) = failed_run(
+        &store,
+        &engine,
+        RunRequest {
             reagent_lot: Some("LOT-D".into()),
             ..request("MRN-16", 20.0)
-        })
-        .await
-        .expect("queued");
-    assert_eq!(
-        engine.wait_for_run(ticket.id).await.expect("state"),
-        RunState::Failed
-    );
-    let cause = store
-        .run(ticket.id)
-        .await
-        .expect("run")
-        .failure_cause
-        .expect("cause");
+        },
+    )
+    .await;
     assert!(
         cause.starts_with("calibration: ") && cause.contains("slope_per_s_per_cell"),
         "{cause}"
