@@ -75,15 +75,9 @@ fn print(label: &str, s: &Summary) {
     );
 }
 
-#[test]
-fn magnitude_data_with_a_baseline_are_unbiased_with_honest_intervals() {
-    let s = study(800, 1_000_000, &FitOptions::default(), |rng| {
-        let (snr, baseline, phase) = snr_and_baseline(rng);
-        let mut sim = base(snr, baseline, phase);
-        sim.magnitude = true;
-        (sim, None)
-    });
-    print("magnitude, baseline 0–5 %, SNR 30–1000, --offset free", &s);
+/// The bar for a study: resolved to better than 0.5 % (standard error of the mean below
+/// 0.2 %), T2 bias under 0.5 %, ±1.96·se coverage 93–97 %.
+fn assert_unbiased_with_honest_intervals(s: &Summary) {
     assert!(s.sem < 0.002, "the study resolves 0.5 %: {}", s.sem);
     assert!(
         s.mean_relative_error.abs() < 0.005,
@@ -98,6 +92,18 @@ fn magnitude_data_with_a_baseline_are_unbiased_with_honest_intervals() {
 }
 
 #[test]
+fn magnitude_data_with_a_baseline_are_unbiased_with_honest_intervals() {
+    let s = study(800, 1_000_000, &FitOptions::default(), |rng| {
+        let (snr, baseline, phase) = snr_and_baseline(rng);
+        let mut sim = base(snr, baseline, phase);
+        sim.magnitude = true;
+        (sim, None)
+    });
+    print("magnitude, baseline 0–5 %, SNR 30–1000, --offset free", &s);
+    assert_unbiased_with_honest_intervals(&s);
+}
+
+#[test]
 fn phased_real_data_with_a_baseline_are_unbiased_with_honest_intervals() {
     let s = study(800, 2_000_000, &FitOptions::default(), |rng| {
         let (snr, baseline, phase) = snr_and_baseline(rng);
@@ -107,16 +113,7 @@ fn phased_real_data_with_a_baseline_are_unbiased_with_honest_intervals() {
         "phased real, baseline 0–5 %, SNR 30–1000, --offset free",
         &s,
     );
-    assert!(
-        s.mean_relative_error.abs() < 0.005,
-        "bias {}",
-        s.mean_relative_error
-    );
-    assert!(
-        (0.93..=0.97).contains(&s.coverage),
-        "coverage {}",
-        s.coverage
-    );
+    assert_unbiased_with_honest_intervals(&s);
 }
 
 #[test]
