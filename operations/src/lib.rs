@@ -20,6 +20,8 @@
 //!   activate one with a reason.
 //! - [`users`]: add users, change roles, disable and enable them, passwords, API tokens (made for
 //!   their holder, working for the token life, ended by a password change).
+//! - [`outbox`]: deliver the durable outbox of messages to the hospital's systems (the retry rule,
+//!   one sender per destination), a lab admin's view of it and resend of a parked message.
 //! - [`audit`]: search the audit trail.
 //! - [`sessions`]: sign in (throttled, audited) and out, a lab admin's unlock of a throttled
 //!   user name; [`throttle`]: failed password counts per user name and address together.
@@ -30,6 +32,7 @@
 pub mod audit;
 pub mod calibrations;
 pub mod error;
+pub mod outbox;
 pub mod patients;
 pub mod permission;
 pub mod qc;

@@ -39,6 +39,8 @@ pub enum Permission {
     ViewAuditTrail,
     /// Download a copy of the whole database.
     DownloadBackup,
+    /// See the outbox of messages to the hospital's systems and resend a parked one.
+    ManageOutbox,
 }
 
 impl Permission {
@@ -60,6 +62,7 @@ impl Permission {
             Self::ManageUsers => "manage users and API tokens",
             Self::ViewAuditTrail => "read the audit trail and instrument log",
             Self::DownloadBackup => "download backups",
+            Self::ManageOutbox => "see or resend outgoing messages",
         }
     }
 }
@@ -142,6 +145,7 @@ mod tests {
             Permission::ManageUsers,
             Permission::ViewAuditTrail,
             Permission::DownloadBackup,
+            Permission::ManageOutbox,
         ] {
             assert!(allows(Role::LabAdmin, permission));
             assert!(!allows(Role::Operator, permission));

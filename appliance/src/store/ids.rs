@@ -53,4 +53,6 @@ id_type! {
     LogEntryId,
     /// A row of `audit_log`.
     AuditId,
+    /// A row of `outbox_messages`.
+    OutboxId,
 }

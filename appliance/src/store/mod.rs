@@ -33,6 +33,7 @@ mod ids;
 pub mod instrument_log;
 mod json_report;
 pub mod measurements;
+pub mod outbox;
 pub mod patients;
 pub mod qc;
 pub mod results;
@@ -63,6 +64,8 @@ pub struct Store {
     pool: SqlitePool,
     /// The shared advisory lock on the database file ([`db::lock_shared`]) while any clone lives.
     _lock: Option<std::sync::Arc<std::fs::File>>,
+    /// Where a release sends its messages ([`Store::with_outbox`]): none unless configured.
+    outbox: std::sync::Arc<[outbox::OutboxTarget]>,
 }
 
 impl Store {
@@ -94,12 +97,31 @@ impl Store {
         Ok(Self {
             pool,
             _lock: Some(std::sync::Arc::new(lock)),
+            outbox: std::sync::Arc::new([]),
         })
     }
 
     /// Wraps a pool that is already migrated (tests get one from `#[sqlx::test]`).
     pub fn from_pool(pool: SqlitePool) -> Self {
-        Self { pool, _lock: None }
+        Self {
+            pool,
+            _lock: None,
+            outbox: std::sync::Arc::new([]),
+        }
+    }
+
+    /// This store with every release writing one outbox message per target, in the release's
+    /// own transaction (issue 14's durable outbox). Set once at the wiring point, before the
+    /// store is shared.
+    #[must_use]
+    pub fn with_outbox(mut self, targets: Vec<outbox::OutboxTarget>) -> Self {
+        self.outbox = targets.into();
+        self
+    }
+
+    /// The outbox targets a release writes messages for.
+    pub fn outbox_targets(&self) -> &[outbox::OutboxTarget] {
+        &self.outbox
     }
 
     /// The underlying pool.

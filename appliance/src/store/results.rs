@@ -475,6 +475,16 @@ impl Store {
         .await?;
         if meaning == SignatureMeaning::Release {
             transition_in(&mut tx, &actor, run_id, RunState::Released, None).await?;
+            // The durable outbox: the release and its outgoing messages commit together.
+            super::outbox::enqueue_release_in(
+                &mut tx,
+                &actor,
+                &self.outbox,
+                run_id,
+                current.id,
+                current.version,
+            )
+            .await?;
         }
         tx.commit().await.context("committing a signature")?;
         Ok(Signature {
