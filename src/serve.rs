@@ -114,6 +114,40 @@ async fn serve(config: ApplianceConfig) -> anyhow::Result<()> {
             "first start: administrator created; its password was printed on the console"
         );
     }
+    // The outbox senders, one per HL7 v2 destination (issue 14); FHIR delivery is not built yet,
+    // so a FHIR destination stops start-up rather than collect messages nobody sends.
+    if config
+        .destinations
+        .iter()
+        .any(|d| d.format() == appliance::store::outbox::MessageFormat::Fhir)
+    {
+        anyhow::bail!(
+            "[[destinations]]: kind = \"fhir\" is not delivered by this version; remove it (HL7 v2 \
+             destinations work)"
+        );
+    }
+    let senders: Vec<_> = operations::hl7v2::Hl7Destination::configured(&config.destinations)
+        .into_iter()
+        .map(|destination| {
+            let ops = operations::Operations::with_engine(
+                store.clone(),
+                engine.clone(),
+                operations::LoginThrottle::configured(&config.http),
+            );
+            tracing::info!(
+                destination = destination.name,
+                address = destination.address,
+                "outbox sender started"
+            );
+            tokio::spawn(async move {
+                ops.run_sender(
+                    operations::hl7v2::Hl7Courier { destination },
+                    operations::outbox::RetryPolicy::default(),
+                )
+                .await;
+            })
+        })
+        .collect();
     let application = web_ui::Application::build(&config, store.clone(), engine.clone()).await?;
     let address = application.local_addr();
     let scheme = if application.is_tls() {
@@ -162,6 +196,10 @@ async fn serve(config: ApplianceConfig) -> anyhow::Result<()> {
     tracing::info!("stopped accepting requests; stopping the engine");
     if let Some(watchdog) = watchdog {
         watchdog.abort();
+    }
+    // A message being sent stays pending and is sent again, with its control id, after restart.
+    for sender in senders {
+        sender.abort();
     }
     // The engine halts the board and records the run in flight; give it a bounded time.
     if tokio::time::timeout(Duration::from_secs(60), engine.shutdown())

@@ -114,13 +114,16 @@ impl ApplianceBuilder {
                 message: message.to_owned(),
             });
         }
-        let store =
-            Store::open(&self.config.data_dir)
-                .await
-                .map_err(|source| AssemblyError::Store {
-                    data_dir: self.config.data_dir.clone(),
-                    source,
-                })?;
+        let store = Store::open(&self.config.data_dir)
+            .await
+            .map_err(|source| AssemblyError::Store {
+                data_dir: self.config.data_dir.clone(),
+                source,
+            })?
+            // Every release writes its messages for the configured destinations (issue 14).
+            .with_outbox(crate::interop::destination::outbox_targets(
+                &self.config.destinations,
+            ));
         let seed = match self.simulation.seed {
             Some(seed) => seed,
             None => next_simulation_seed(&store)

@@ -25,6 +25,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use nmr_core::assay::Indications;
 use serde::{Deserialize, Serialize};
 
+pub use crate::interop::destination::DestinationConfig;
 pub use crate::site::{PaperSize, PatientNamePolicy, QcConfig, QcPolicy, SiteConfig, SiteTimeZone};
 use crate::twin::{TwinAddress, TwinAddressError};
 
@@ -59,6 +60,8 @@ pub struct ApplianceConfig {
     pub log: LogConfig,
     /// Backups.
     pub backup: BackupConfig,
+    /// Where released results are sent (`[[destinations]]`, issue 14): HL7 v2 over MLLP, FHIR.
+    pub destinations: Vec<DestinationConfig>,
 }
 
 impl Default for ApplianceConfig {
@@ -75,6 +78,7 @@ impl Default for ApplianceConfig {
             http: HttpConfig::default(),
             log: LogConfig::default(),
             backup: BackupConfig::default(),
+            destinations: Vec::new(),
         }
     }
 }
@@ -356,10 +360,17 @@ impl ApplianceConfig {
     /// Loads defaults, then `file` (which must exist when given), then `FERROCOUNT_*` variables
     /// from the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::base(file)?
+        let config: Self = Self::base(file)?
             .merge(Env::prefixed(ENV_PREFIX).split("__"))
             .extract()
-            .map_err(|error| ConfigError::Invalid(error.to_string()))
+            .map_err(|error| ConfigError::Invalid(error.to_string()))?;
+        config.checked()
+    }
+
+    /// The configuration, its parts that cannot be checked by their types checked.
+    fn checked(self) -> Result<Self, ConfigError> {
+        crate::interop::destination::check(&self.destinations).map_err(ConfigError::Invalid)?;
+        Ok(self)
     }
 
     /// Like [`load`](Self::load) with given environment variables instead of the process's
@@ -381,9 +392,10 @@ impl ApplianceConfig {
             }
         }
         figment = figment.merge(Serialized::defaults(dict));
-        figment
+        let config: Self = figment
             .extract()
-            .map_err(|error| ConfigError::Invalid(error.to_string()))
+            .map_err(|error| ConfigError::Invalid(error.to_string()))?;
+        config.checked()
     }
 
     fn base(file: Option<&Path>) -> Result<Figment, ConfigError> {

@@ -10,6 +10,7 @@
 //! - [`engine`]: the acquisition engine, the one owner of the board, and the sample-run workflow.
 //! - [`site`]: the site's time zone, lab and instrument identity, paper size, patient name
 //!   policy and QC policy (configuration's `[site]` and `[qc]`).
+//! - [`interop`]: HL7 v2 messages (ORU^R01) for released results and MLLP, their transport.
 //! - [`backup`]: encrypted backups of the database and their verified restore.
 //! - [`store`]: the SQLite database (users, patients, samples, runs, measurements, results,
 //!   calibrations, QC, instrument log, the hash-chained audit trail).
@@ -24,6 +25,7 @@ pub mod config;
 pub mod engine;
 pub mod first_admin;
 pub mod frontend;
+pub mod interop;
 #[cfg(feature = "hw-linux")]
 pub mod linux;
 pub mod procedures;

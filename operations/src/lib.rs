@@ -22,6 +22,7 @@
 //!   their holder, working for the token life, ended by a password change).
 //! - [`outbox`]: deliver the durable outbox of messages to the hospital's systems (the retry rule,
 //!   one sender per destination), a lab admin's view of it and resend of a parked message.
+//! - [`hl7v2`]: an HL7 v2 destination: the ORU^R01 of a released result, sent over MLLP.
 //! - [`audit`]: search the audit trail.
 //! - [`sessions`]: sign in (throttled, audited) and out, a lab admin's unlock of a throttled
 //!   user name; [`throttle`]: failed password counts per user name and address together.
@@ -32,6 +33,7 @@
 pub mod audit;
 pub mod calibrations;
 pub mod error;
+pub mod hl7v2;
 pub mod outbox;
 pub mod patients;
 pub mod permission;

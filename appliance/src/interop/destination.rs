@@ -1,0 +1,245 @@
+//! The configuration's `[[destinations]]`: where released results are sent.
+//!
+//! ```toml
+//! [[destinations]]
+//! kind = "hl7v2"
+//! name = "lis"                  # optional; default "hl7v2-1", "hl7v2-2", …
+//! address = "lis.example:2575"  # host:port of the LIS's MLLP listener
+//! receiving_application = "LIS" # MSH-5 (optional)
+//! receiving_facility = "HOSP"   # MSH-6 (optional)
+//! sending_facility = "ONCLAB"   # MSH-4, this lab as the LIS knows it (optional)
+//! mrn_authority = "HOSP"        # PID-3.4, who assigns the MRNs (optional)
+//! timeout_ms = 10000            # connect, then acknowledgement, each (optional)
+//!
+//! [[destinations]]
+//! kind = "fhir"
+//! base_url = "https://fhir.example/r4"
+//! token_file = "/etc/ferrocount/fhir-token"
+//! ```
+//!
+//! Checked when the configuration is loaded ([`check`]): names unique, an address `host:port`
+//! with a port, a FHIR base URL over https (http only to a loopback host), a token file that
+//! exists. What it is not for: sending (the operations layer's outbox sender).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::outbox::{MessageFormat, OutboxTarget};
+
+/// One `[[destinations]]` table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", deny_unknown_fields)]
+pub enum DestinationConfig {
+    /// HL7 v2.5.1 ORU^R01 over MLLP.
+    #[serde(rename = "hl7v2")]
+    Hl7v2 {
+        /// The destination's name (outbox rows, the outbox page).
+        #[serde(default)]
+        name: Option<String>,
+        /// `host:port` of the MLLP listener.
+        address: String,
+        /// MSH-5.
+        #[serde(default)]
+        receiving_application: String,
+        /// MSH-6.
+        #[serde(default)]
+        receiving_facility: String,
+        /// MSH-4.
+        #[serde(default)]
+        sending_facility: String,
+        /// PID-3.4.
+        #[serde(default)]
+        mrn_authority: String,
+        /// Connect, then acknowledgement, each at most this long.
+        #[serde(default = "default_timeout_ms")]
+        timeout_ms: u64,
+    },
+    /// HL7 FHIR R4 over REST.
+    #[serde(rename = "fhir")]
+    Fhir {
+        /// The destination's name.
+        #[serde(default)]
+        name: Option<String>,
+        /// The FHIR server's base URL.
+        base_url: String,
+        /// A file holding the bearer token (the token itself is never configured).
+        token_file: PathBuf,
+    },
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+impl DestinationConfig {
+    /// The format its messages take.
+    pub fn format(&self) -> MessageFormat {
+        match self {
+            Self::Hl7v2 { .. } => MessageFormat::Hl7v2,
+            Self::Fhir { .. } => MessageFormat::Fhir,
+        }
+    }
+
+    /// Its name: the configured one, or `<kind>-<n>` (n counts from 1 in the file's order).
+    pub fn name(&self, position: usize) -> String {
+        let configured = match self {
+            Self::Hl7v2 { name, .. } | Self::Fhir { name, .. } => name,
+        };
+        configured
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", self.format().as_str(), position + 1))
+    }
+}
+
+/// The outbox targets of the configured destinations, in order.
+pub fn outbox_targets(destinations: &[DestinationConfig]) -> Vec<OutboxTarget> {
+    destinations
+        .iter()
+        .enumerate()
+        .map(|(i, d)| OutboxTarget {
+            name: d.name(i),
+            format: d.format(),
+        })
+        .collect()
+}
+
+/// Checks the destinations: each problem named with the destination's position and key.
+pub fn check(destinations: &[DestinationConfig]) -> Result<(), String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, destination) in destinations.iter().enumerate() {
+        let name = destination.name(i);
+        let at = format!("destinations[{i}] ({name})");
+        if name.trim().is_empty() || name.len() > 64 {
+            return Err(format!("{at}: name must be 1 to 64 characters"));
+        }
+        if !names.insert(name.clone()) {
+            return Err(format!("{at}: name {name:?} is used twice"));
+        }
+        match destination {
+            DestinationConfig::Hl7v2 {
+                address,
+                timeout_ms,
+                receiving_application,
+                receiving_facility,
+                sending_facility,
+                mrn_authority,
+                ..
+            } => {
+                for (key, value) in [
+                    ("receiving_application", receiving_application),
+                    ("receiving_facility", receiving_facility),
+                    ("sending_facility", sending_facility),
+                    ("mrn_authority", mrn_authority),
+                ] {
+                    // HL7 v2.5.1 HD.1 (namespace id) holds at most 20 characters.
+                    if value.chars().count() > 20 {
+                        return Err(format!("{at}: {key} {value:?} is over 20 characters"));
+                    }
+                }
+                let port = address
+                    .rsplit_once(':')
+                    .filter(|(host, _)| !host.is_empty())
+                    .and_then(|(_, port)| port.parse::<u16>().ok())
+                    .filter(|port| *port > 0);
+                if port.is_none() {
+                    return Err(format!(
+                        "{at}: address {address:?} is not host:port (e.g. \"lis.example:2575\")"
+                    ));
+                }
+                if !(100..=600_000).contains(timeout_ms) {
+                    return Err(format!(
+                        "{at}: timeout_ms {timeout_ms} is outside 100 to 600000"
+                    ));
+                }
+            }
+            DestinationConfig::Fhir {
+                base_url,
+                token_file,
+                ..
+            } => {
+                let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                    .iter()
+                    .any(|p| base_url.starts_with(p));
+                if !(base_url.starts_with("https://") || loopback) {
+                    return Err(format!(
+                        "{at}: base_url {base_url:?} must be https:// (http only to this machine)"
+                    ));
+                }
+                if !token_file.is_file() {
+                    return Err(format!(
+                        "{at}: token_file {} does not exist or is not a file",
+                        token_file.display()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<DestinationConfig>, String> {
+        #[derive(Deserialize)]
+        struct File {
+            destinations: Vec<DestinationConfig>,
+        }
+        let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        check(&file.destinations)?;
+        Ok(file.destinations)
+    }
+
+    #[test]
+    fn destinations_are_read_named_and_checked() {
+        let read = parse(
+            "[[destinations]]\nkind = \"hl7v2\"\naddress = \"lis.example:2575\"\n\
+             [[destinations]]\nkind = \"hl7v2\"\nname = \"backup-lis\"\naddress = \"10.0.0.9:2575\"\n",
+        )
+        .unwrap();
+        let targets = outbox_targets(&read);
+        assert_eq!(targets[0].name, "hl7v2-1");
+        assert_eq!(targets[1].name, "backup-lis");
+        assert_eq!(targets[0].format, MessageFormat::Hl7v2);
+
+        for (text, says) in [
+            (
+                "kind = \"hl7v2\"\naddress = \"lis.example\"",
+                "not host:port",
+            ),
+            ("kind = \"hl7v2\"\naddress = \":2575\"", "not host:port"),
+            (
+                "kind = \"hl7v2\"\naddress = \"h:1\"\ntimeout_ms = 5",
+                "timeout_ms",
+            ),
+            (
+                "kind = \"hl7v2\"\naddress = \"h:1\"\nport = 3",
+                "unknown field",
+            ),
+            (
+                "kind = \"hl7v2\"\naddress = \"h:1\"\nmrn_authority = \"A very long authority name\"",
+                "over 20",
+            ),
+            ("kind = \"smtp\"\naddress = \"h:1\"", "unknown variant"),
+            (
+                "kind = \"fhir\"\nbase_url = \"http://fhir.example\"\ntoken_file = \"/etc/hostname\"",
+                "https",
+            ),
+            (
+                "kind = \"fhir\"\nbase_url = \"https://fhir.example\"\ntoken_file = \"/no/such/token\"",
+                "token_file",
+            ),
+        ] {
+            let error = parse(&format!("[[destinations]]\n{text}\n")).unwrap_err();
+            assert!(error.contains(says), "{text}: {error}");
+        }
+        let twice = parse(
+            "[[destinations]]\nkind = \"hl7v2\"\nname = \"lis\"\naddress = \"a:1\"\n\
+             [[destinations]]\nkind = \"hl7v2\"\nname = \"lis\"\naddress = \"b:1\"\n",
+        )
+        .unwrap_err();
+        assert!(twice.contains("used twice"), "{twice}");
+    }
+}

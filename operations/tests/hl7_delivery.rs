@@ -1,0 +1,370 @@
+//! Delivery of released results as HL7 v2.5.1 ORU^R01 over MLLP to a third-party receiver
+//! (python-hl7's asyncio MLLP server, `tests/interop/receiver.py`), which validates every message
+//! with hl7apy (strict, v2.5.1) as it arrives.
+//!
+//! The receiver is down at first, then answers a message slowly while the sender is stopped
+//! mid-send (its task aborted, as a killed appliance stops), answers AE, then AR, drops the
+//! connection without answering, and is too slow once for the sender's time-out. Afterwards every
+//! released version arrived, each accepted once in effect (a repeat only with the same control id
+//! and the same text), one patient's in order with the correction as `C` after its `F`, and every
+//! message was valid.
+//!
+//! Needs Python with hl7apy and hl7: `FERROCOUNT_INTEROP_PYTHON`, else `target/interop-venv`
+//! (`scripts/test` installs it).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use appliance::config::default_indications;
+use appliance::engine::EngineConfig;
+use appliance::store::example_report::example_report;
+use appliance::store::outbox::{MessageFormat, OutboxState, OutboxTarget};
+use appliance::store::patients::{BirthDate, Mrn, NewPatient};
+use appliance::store::results::{CorrectionReason, SignatureMeaning};
+use appliance::store::runs::{NewRun, RunState};
+use appliance::store::samples::{
+    Accession, BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel,
+};
+use appliance::store::users::{NewPassword, NewUser, Role, User, Username};
+use appliance::store::{Actor, RunId, Store, Timestamp};
+use nmr_core::assay::{Call, CountCategory};
+use operations::hl7v2::{Hl7Courier, Hl7Destination};
+use operations::outbox::RetryPolicy;
+use operations::{LoginThrottle, Operations, Requester};
+
+fn python() -> PathBuf {
+    if let Some(path) = std::env::var_os("FERROCOUNT_INTEROP_PYTHON") {
+        return PathBuf::from(path);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/interop-venv/bin/python")
+}
+
+/// The receiver process, killed when dropped.
+struct Receiver(Child);
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_receiver(dir: &Path, script: &str, slow_s: f64) -> (Receiver, u16) {
+    let port_file = dir.join("port");
+    let python = python();
+    let child = Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/receiver.py"))
+        .arg(&port_file)
+        .arg(dir.join("received.jsonl"))
+        .arg(script)
+        .arg(slow_s.to_string())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {} (run scripts/test, which installs hl7apy and hl7): {e}",
+                python.display()
+            )
+        });
+    let receiver = Receiver(child);
+    for _ in 0..200 {
+        if let Ok(text) = std::fs::read_to_string(&port_file) {
+            return (receiver, text.trim().parse().unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the MLLP receiver did not start within 10 s");
+}
+
+fn received(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("received.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+async fn add_user(store: &Store, name: &str, role: Role) -> User {
+    store
+        .add_user(
+            &Actor::Appliance,
+            NewUser {
+                username: Username::parse(name).unwrap(),
+                display_name: name.to_owned(),
+                role,
+                password: NewPassword::parse("correct horse battery").unwrap(),
+            },
+        )
+        .await
+        .unwrap()
+}
+
+async fn released_run(store: &Store, clinician: &User, mrn: &str, per_7_5ml: f64) -> RunId {
+    let actor = Actor::Appliance;
+    let patient = store
+        .patient_by_mrn_or_add(
+            &actor,
+            &NewPatient::new(
+                Mrn::parse(mrn).unwrap(),
+                BirthDate::parse("1961-04-23", time::macros::date!(2026 - 01 - 01)).unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    let sample = store
+        .add_sample(
+            &actor,
+            &NewSample {
+                patient_id: patient.id,
+                accession: Accession::parse(&format!("{mrn}-A")).unwrap(),
+                drawn_at: Timestamp::parse("2026-11-20T08:30:00Z").unwrap(),
+                blood: BloodVolume::from_ml(7.5).unwrap(),
+                indication: Some(Indication::parse("breast").unwrap()),
+                indication_override_reason: None,
+                tubes: vec![
+                    NewTube {
+                        kind: TubeKind::Control,
+                        label: TubeLabel::parse(&format!("{mrn}-C")).unwrap(),
+                    },
+                    NewTube {
+                        kind: TubeKind::Quad,
+                        label: TubeLabel::parse(&format!("{mrn}-Q")).unwrap(),
+                    },
+                ],
+            },
+        )
+        .await
+        .unwrap();
+    let run = store
+        .create_run(
+            &actor,
+            &NewRun {
+                sample_id: sample.id,
+                operator_id: None,
+                reagent_lot: Some("LOT-A1".into()),
+                simulated: true,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .set_run_state(&actor, run.id, RunState::Running, None)
+        .await
+        .unwrap();
+    store
+        .record_result(&actor, run.id, &report(per_7_5ml))
+        .await
+        .unwrap();
+    store
+        .sign_result(clinician, run.id, SignatureMeaning::Release)
+        .await
+        .unwrap();
+    run.id
+}
+
+fn report(per_7_5ml: f64) -> nmr_core::assay::CountReport {
+    example_report(
+        per_7_5ml,
+        [per_7_5ml * 0.5, per_7_5ml * 2.0 + 1.0],
+        CountCategory::Quantified,
+        Some(Call::Unfavorable),
+        false,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn released_results_arrive_once_in_order_through_every_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("data"))
+        .await
+        .unwrap()
+        .with_outbox(vec![OutboxTarget {
+            name: "lis".into(),
+            format: MessageFormat::Hl7v2,
+        }]);
+    let clinician = add_user(&store, "dr-lis", Role::Clinician).await;
+    let admin = Requester::User(add_user(&store, "ada", Role::LabAdmin).await);
+    // Patient A: a release (F), then a correction released (C); patients B and C: one each.
+    let a = released_run(&store, &clinician, "LIS-1", 4.28).await;
+    store
+        .correct_result(
+            &clinician.actor(),
+            a,
+            &report(5.0),
+            &CorrectionReason::parse("blood volume entered wrongly").unwrap(),
+        )
+        .await
+        .unwrap();
+    store
+        .sign_result(&clinician, a, SignatureMeaning::Release)
+        .await
+        .unwrap();
+    let b = released_run(&store, &clinician, "LIS-2", 12.5).await;
+    let c = released_run(&store, &clinician, "LIS-3", 0.1 + 0.2).await;
+    let mut settings = EngineConfig::new(default_indications().unwrap());
+    settings.site.lab_name = "Example Lab & Co".into();
+    settings.site.instrument_serial = "FC-TEST-1".into();
+    let ops = Operations::new(
+        store.clone(),
+        settings,
+        LoginThrottle::new(Duration::from_secs(60), 5),
+    );
+    let policy = RetryPolicy {
+        first_delay: Duration::ZERO,
+        ..RetryPolicy::default()
+    };
+    // The receiver is down: a port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let destination = Hl7Destination {
+        name: "lis".into(),
+        address: dead,
+        receiving_application: "LIS".into(),
+        receiving_facility: "HOSP".into(),
+        sending_facility: "ONC|LAB".into(),
+        mrn_authority: "HOSP".into(),
+        timeout: Duration::from_secs(1),
+    };
+    let mut courier = Hl7Courier {
+        destination: destination.clone(),
+    };
+    for _ in 0..2 {
+        let retried = ops
+            .deliver_next(&mut courier, &policy)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(retried.state, OutboxState::Pending, "{retried:?}");
+    }
+
+    let (_receiver, port) = start_receiver(dir.path(), "slow,AE,AR,drop,slow", 2.0).await;
+    courier.destination.address = format!("127.0.0.1:{port}");
+    // Stopped mid-send: the receiver has the message and has not answered yet.
+    let sending = {
+        let ops = ops.clone();
+        let mut courier = courier.clone();
+        tokio::spawn(async move { ops.deliver_next(&mut courier, &policy).await })
+    };
+    for _ in 0..200 {
+        if !received(dir.path()).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sending.abort();
+    assert!(sending.await.unwrap_err().is_cancelled());
+    assert_eq!(received(dir.path()).len(), 1);
+
+    // The sender again, until every message is delivered; a parked one is resent, as a lab admin
+    // would after the cause was fixed.
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(
+            rounds < 40,
+            "not all delivered after 40 rounds: {:#?}",
+            store.outbox_messages(None, 100).await.unwrap()
+        );
+        match ops.deliver_next(&mut courier, &policy).await.unwrap() {
+            Some(message) if message.state == OutboxState::Parked => {
+                ops.resend_message(&admin, message.id, "fixed at the LIS")
+                    .await
+                    .unwrap();
+            }
+            Some(_) => {}
+            None => {
+                let open = store
+                    .outbox_messages(None, 100)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|m| m.state != OutboxState::Delivered);
+                if !open {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    let outbox = store.outbox_messages(None, 100).await.unwrap();
+    assert_eq!(outbox.len(), 4);
+    let control_of: BTreeMap<String, (RunId, u32)> = outbox
+        .iter()
+        .map(|m| (m.control_id(), (m.run_id, m.attempts)))
+        .collect();
+    let log = received(dir.path());
+    for line in &log {
+        assert!(
+            line["invalid"].is_null(),
+            "hl7apy found: {}",
+            line["invalid"]
+        );
+    }
+    let answers: BTreeSet<&str> = log.iter().filter_map(|l| l["answer"].as_str()).collect();
+    assert_eq!(
+        answers,
+        BTreeSet::from(["AA", "AE", "AR", "drop", "slow"]),
+        "every failure was met"
+    );
+    // Repeats only with the same control id, and then with the same text.
+    let mut text_of: BTreeMap<&str, &str> = BTreeMap::new();
+    for line in &log {
+        let id = line["control_id"].as_str().unwrap();
+        let raw = line["raw"].as_str().unwrap();
+        assert!(control_of.contains_key(id), "unknown control id {id}");
+        assert_eq!(*text_of.entry(id).or_insert(raw), raw, "{id} changed");
+    }
+    // Each arrived and was accepted (AA, or the slow answer of an aborted send).
+    let accepted: BTreeSet<&str> = log
+        .iter()
+        .filter(|l| matches!(l["answer"].as_str(), Some("AA" | "slow")))
+        .map(|l| l["control_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(accepted.len(), 4, "{log:#?}");
+    // Patient A's correction, all C, arrived only after its F was accepted.
+    let runs = |run: RunId| -> Vec<&String> {
+        let mut ids: Vec<&String> = control_of
+            .iter()
+            .filter(|(_, (r, _))| *r == run)
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let [first, correction] = runs(a)[..] else {
+        panic!("patient A has two messages")
+    };
+    let position = |id: &str, pred: &dyn Fn(&serde_json::Value) -> bool| {
+        log.iter()
+            .position(|l| l["control_id"] == id && pred(l))
+            .unwrap()
+    };
+    let first_accepted = position(first, &|l| l["answer"] == "AA");
+    let correction_arrived = position(correction, &|_| true);
+    assert!(first_accepted < correction_arrived, "{log:#?}");
+    for line in &log {
+        let statuses: Vec<&str> = line["statuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        let expected = if line["control_id"] == correction.as_str() {
+            "C"
+        } else {
+            "F"
+        };
+        assert!(statuses.iter().all(|s| *s == expected), "{statuses:?}");
+    }
+    // The value went out as released, never re-rounded.
+    let text = text_of[runs(c)[0].as_str()];
+    assert!(text.contains("|NM|67568-6^") && text.contains("|0.30000000000000004|"));
+    assert!(text_of[first.as_str()].contains("|4.28|/(7500.uL)^/(7500.uL)^UCUM|"));
+    assert!(text.contains("|ONC\\F\\LAB|"), "{text}");
+    assert!(text.contains("|Example Lab \\T\\ Co"), "{text}");
+    assert_eq!(runs(b).len(), 1);
+    store.close().await;
+}
