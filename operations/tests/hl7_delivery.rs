@@ -9,8 +9,11 @@
 //! and the same text), one patient's in order with the correction as `C` after its `F`, and every
 //! message was valid.
 //!
-//! Needs Python with hl7apy and hl7: `FERROCOUNT_INTEROP_PYTHON`, else `target/interop-venv`
-//! (`scripts/test` installs it).
+//! Every unit sent is checked with the NLM's `@lhncbc/ucum-lhc` (`tests/interop/ucum.js`).
+//!
+//! Needs Python with hl7apy and hl7 (`FERROCOUNT_INTEROP_PYTHON`, else `target/interop-venv`) and
+//! node with ucum-lhc (`FERROCOUNT_INTEROP_NODE_MODULES`, else `target/interop-node/node_modules`);
+//! `scripts/test` installs both.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -39,6 +42,31 @@ fn python() -> PathBuf {
         return PathBuf::from(path);
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/interop-venv/bin/python")
+}
+
+/// Whether ucum-lhc finds every unit valid, and what it said.
+fn ucum_valid(units: &[&str]) -> (bool, String) {
+    let modules = std::env::var_os("FERROCOUNT_INTEROP_NODE_MODULES").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/interop-node/node_modules"),
+        PathBuf::from,
+    );
+    let output = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/ucum.js"))
+        .args(units)
+        .env("NODE_PATH", &modules)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run node (scripts/test installs ucum-lhc): {e}"));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        said.contains("\"status\""),
+        "ucum-lhc did not run (NODE_PATH {}): {said}",
+        modules.display()
+    );
+    (output.status.success(), said)
 }
 
 /// The receiver process, killed when dropped.
@@ -366,5 +394,30 @@ async fn released_results_arrive_once_in_order_through_every_failure() {
     assert!(text.contains("|ONC\\F\\LAB|"), "{text}");
     assert!(text.contains("|Example Lab \\T\\ Co"), "{text}");
     assert_eq!(runs(b).len(), 1);
+
+    // Every unit sent is valid UCUM by the NLM's ucum-lhc; the validator refuses a wrong one.
+    let units: BTreeSet<String> = log
+        .iter()
+        .flat_map(|l| {
+            let raw = l["raw"].as_str().unwrap().to_owned();
+            raw.split('\r')
+                .filter(|s| s.starts_with("OBX|"))
+                .filter_map(|s| {
+                    s.split('|')
+                        .nth(6)
+                        .map(|u| u.split('^').next().unwrap_or("").to_owned())
+                })
+                .filter(|u| !u.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        units,
+        BTreeSet::from(["/(7500.uL)".to_owned(), "/mL".to_owned(), "s-1".to_owned()])
+    );
+    let (valid, said) = ucum_valid(&units.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(valid, "{said}");
+    let (valid, said) = ucum_valid(&["/[7.5mL]"]);
+    assert!(!valid && said.contains("invalid"), "{said}");
     store.close().await;
 }
