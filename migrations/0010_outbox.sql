@@ -6,6 +6,9 @@
 -- stored, never-changed result version when it is sent; its control id is derived from the row id
 -- (`FC` and eight digits: stable across every retry, unique per message).
 --
+-- attempts counts every delivery attempt; unanswered those without an answer since the message was
+-- written or last resent (the retry bound and back-off count these, so a resend gets its full
+-- retries).
 -- state: `pending` (to be sent, not before next_attempt_ms, Unix milliseconds), `delivered` (the
 -- destination acknowledged it: final), `parked` (the destination rejected it, or it was not
 -- acknowledged after the bounded retries: parked_reason says why; a lab admin's resend makes it
@@ -19,6 +22,7 @@ CREATE TABLE outbox_messages (
     patient_id INTEGER NOT NULL REFERENCES patients (id),
     state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'parked')),
     attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    unanswered INTEGER NOT NULL DEFAULT 0 CHECK (unanswered >= 0),
     next_attempt_ms INTEGER NOT NULL,
     last_outcome TEXT,
     parked_reason TEXT CHECK ((state = 'parked') = (parked_reason IS NOT NULL)),

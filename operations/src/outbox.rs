@@ -117,11 +117,12 @@ pub fn judge(
             reason: format!("the message could not be built: {text}"),
         },
         Err(NoAnswer(detail)) => {
-            let attempt = message.attempts.saturating_add(1);
+            // Counted since the message was written or resent: a resend gets its full retries.
+            let attempt = message.unanswered.saturating_add(1);
             if attempt >= policy.max_attempts {
                 DeliveryOutcome::Parked {
                     reason: format!(
-                        "no acknowledgement after {attempt} attempts; the last: {detail}"
+                        "no acknowledgement after {attempt} attempts in a row; the last: {detail}"
                     ),
                 }
             } else {
@@ -238,7 +239,7 @@ mod tests {
 
     use crate::LoginThrottle;
 
-    fn message(attempts: u32) -> OutboxMessage {
+    fn message(unanswered: u32) -> OutboxMessage {
         OutboxMessage {
             id: OutboxId(7),
             destination: "lis".into(),
@@ -247,7 +248,8 @@ mod tests {
             run_id: RunId(1),
             patient_id: appliance::store::PatientId(1),
             state: OutboxState::Pending,
-            attempts,
+            attempts: 100,
+            unanswered,
             next_attempt_ms: 0,
             last_outcome: None,
             parked_reason: None,
@@ -267,7 +269,8 @@ mod tests {
     #[test]
     fn only_an_acknowledgement_delivers_and_a_refusal_parks_at_once() {
         let policy = RetryPolicy::default();
-        let judged = |answer, attempts| judge(&policy, &message(attempts), answer, 1_000);
+        // 100 attempts before, but only `unanswered` since the last resend count.
+        let judged = |answer, unanswered| judge(&policy, &message(unanswered), answer, 1_000);
         assert_eq!(
             judged(Ok(Answer::Accepted("AA".into())), 0),
             DeliveryOutcome::Delivered {

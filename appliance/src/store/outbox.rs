@@ -115,6 +115,9 @@ pub struct OutboxMessage {
     pub state: OutboxState,
     /// Delivery attempts so far (a resend does not reset them).
     pub attempts: u32,
+    /// Attempts without an answer since the message was written or last resent (what the retry
+    /// bound and the back-off count).
+    pub unanswered: u32,
     /// Not sent before this instant (Unix milliseconds).
     pub next_attempt_ms: i64,
     /// What the last attempt came to.
@@ -241,6 +244,7 @@ struct Row {
     patient_id: i64,
     state: String,
     attempts: i64,
+    unanswered: i64,
     next_attempt_ms: i64,
     last_outcome: Option<String>,
     parked_reason: Option<String>,
@@ -263,6 +267,8 @@ impl Row {
                 .ok_or_else(|| corrupt("outbox state", &self.state))?,
             attempts: u32::try_from(self.attempts)
                 .map_err(|_| corrupt("outbox attempts", &self.attempts.to_string()))?,
+            unanswered: u32::try_from(self.unanswered)
+                .map_err(|_| corrupt("outbox attempts", &self.unanswered.to_string()))?,
             destination: self.destination,
             result_id: ResultId(self.result_id),
             run_id: RunId(self.run_id),
@@ -292,7 +298,7 @@ impl Store {
         let row = sqlx::query_as!(
             Row,
             "SELECT m.id, m.destination, m.format, m.result_id, m.run_id, m.patient_id, m.state,
-                    m.attempts, m.next_attempt_ms, m.last_outcome, m.parked_reason, m.created_at,
+                    m.attempts, m.unanswered, m.next_attempt_ms, m.last_outcome, m.parked_reason, m.created_at,
                     m.delivered_at
              FROM outbox_messages m
              WHERE m.destination = ? AND m.state = 'pending' AND m.next_attempt_ms <= ?
@@ -328,7 +334,7 @@ impl Store {
         let row = sqlx::query_as!(
             Row,
             "SELECT id, destination, format, result_id, run_id, patient_id, state, attempts,
-                    next_attempt_ms, last_outcome, parked_reason, created_at, delivered_at
+                    unanswered, next_attempt_ms, last_outcome, parked_reason, created_at, delivered_at
              FROM outbox_messages WHERE id = ?",
             id.0
         )
@@ -348,7 +354,7 @@ impl Store {
         let rows = sqlx::query_as!(
             Row,
             "SELECT id, destination, format, result_id, run_id, patient_id, state, attempts,
-                    next_attempt_ms, last_outcome, parked_reason, created_at, delivered_at
+                    unanswered, next_attempt_ms, last_outcome, parked_reason, created_at, delivered_at
              FROM outbox_messages WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2",
             state,
             limit,
@@ -417,13 +423,15 @@ impl Store {
         sqlx::query!(
             "UPDATE outbox_messages
              SET state = ?, attempts = ?, last_outcome = ?, parked_reason = ?, delivered_at = ?,
-                 next_attempt_ms = COALESCE(?, next_attempt_ms)
+                 next_attempt_ms = COALESCE(?, next_attempt_ms),
+                 unanswered = unanswered + (? IS NOT NULL)
              WHERE id = ?",
             state_text,
             attempts,
             detail,
             parked,
             delivered,
+            next,
             next,
             id.0,
         )
@@ -471,7 +479,7 @@ impl Store {
         }
         let now_ms = unix_ms(Timestamp::now());
         sqlx::query!(
-            "UPDATE outbox_messages SET state = 'pending', parked_reason = NULL,
+            "UPDATE outbox_messages SET state = 'pending', parked_reason = NULL, unanswered = 0,
                     next_attempt_ms = ? WHERE id = ?",
             now_ms,
             id.0,
@@ -687,6 +695,7 @@ mod tests {
             .unwrap();
         assert_eq!(parked.state, OutboxState::Parked);
         assert_eq!(parked.attempts, 2);
+        assert_eq!(parked.unanswered, 1);
         assert_eq!(store.next_outbox_message("lis", far).await.unwrap(), None);
 
         let admin = user(&store, "ada", Role::LabAdmin).await;
@@ -696,6 +705,7 @@ mod tests {
             .unwrap();
         assert_eq!(resent.state, OutboxState::Pending);
         assert_eq!(resent.control_id(), head.control_id());
+        assert_eq!((resent.attempts, resent.unanswered), (2, 0));
         let again = store
             .resend_outbox_message(&admin.actor(), head.id, "twice")
             .await;
