@@ -481,16 +481,23 @@ fn draw(
         .map(|(p, day)| (*day, mark_y(p)))
         .collect();
     if !preliminary.is_empty() {
+        // The word goes right of the box, or left of it near the right edge (never clipped).
+        let right_edge = x_low + 0.8 * (x_high - x_low);
         chart.draw_series(preliminary.iter().map(|at| {
+            let (offset, anchor) = if at.0 > right_edge {
+                (-15, HPos::Right)
+            } else {
+                (15, HPos::Left)
+            };
             EmptyElement::at(*at)
                 + Rectangle::new([(-12, -12), (12, 12)], palette::INK.stroke_width(2))
                 + Text::new(
                     "preliminary",
-                    (15, -13),
+                    (offset, -13),
                     (FONT, NOTE_PT)
                         .into_font()
                         .color(&palette::INK)
-                        .pos(Pos::new(HPos::Left, VPos::Center)),
+                        .pos(Pos::new(anchor, VPos::Center)),
                 )
         }))?;
     }
