@@ -216,6 +216,23 @@ async fn flow(browser: &mut Browser, patient: i64) -> Result<()> {
     browser.wait_for("svg.chart-trend").await?;
     no_hidden_columns(browser, TABLET).await?;
     browser.step("trend-tablet").await?;
+
+    // The lab manager's QC review and the account page, on the desktop.
+    browser.use_viewport(DESKTOP).await?;
+    browser.click(".user-box form.sign-out button").await?;
+    browser.wait_for("body.signed-out #username").await?;
+    sign_in(browser, "lars").await?;
+    browser.goto("/qc?from=2026-01-01").await?;
+    browser.wait_for("table.qc-statistics").await?;
+    let text = browser.main_text().await?.to_lowercase();
+    ensure!(
+        text.contains("observed mean") && text.contains("negative control"),
+        "each lot's statistics and level: {text}"
+    );
+    browser.step("qc-review-desktop").await?;
+    browser.goto("/account").await?;
+    browser.wait_for("#current_password").await?;
+    browser.step("account-desktop").await?;
     Ok(())
 }
 
