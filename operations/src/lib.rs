@@ -10,16 +10,21 @@
 //!
 //! - [`permission`]: who may do what (the one table; `docs/roles.md` shows it); [`requester`]:
 //!   who asks.
-//! - [`patients`]: find or register a patient; view one, and their trend (each view audited).
+//! - [`patients`]: the patient list (search, paged), find or register a patient; view one, and
+//!   their trend and its markers (each view audited).
+//! - [`worklist`]: the results awaiting release, a page at a time.
 //! - [`runs`]: start a run from a [`RunOrder`](runs::RunOrder) parsed once, confirm a tube,
 //!   cancel, view a run (audited; the T2 distributions it shows were computed when measured).
 //! - [`results`]: release a result, correct a released one (a new version with a reason).
 //! - [`signature`]: an electronic signature's checks (password re-entry, throttle, printed name).
-//! - [`qc`]: record a control value, judged by the Westgard rules; today's QC; the QC overview.
+//! - [`qc`]: record a control value, judged by the Westgard rules; today's QC; the QC overview
+//!   and the lab manager's review over a date range ([`qc_statistics`]: the range, each lot's
+//!   observed mean, SD and CV).
 //! - [`calibrations`]: import a calibration (one canonical format, checked for plausibility),
 //!   activate one with a reason.
 //! - [`users`]: add users, change roles, disable and enable them, passwords, API tokens (made for
 //!   their holder, working for the token life, ended by a password change).
+//! - [`account`]: a person's own account (changing their own password).
 //! - [`audit`]: search the audit trail.
 //! - [`sessions`]: sign in (throttled, audited) and out, a lab admin's unlock of a throttled
 //!   user name; [`throttle`]: failed password counts per user name and address together.
@@ -27,6 +32,7 @@
 //! Not here: HTTP, HTML, argument parsing (the front ends'), SQL (the store's), the science
 //! (`nmr-core`'s), the board (the engine's).
 
+pub mod account;
 pub mod audit;
 pub mod calibrations;
 pub mod error;
@@ -34,6 +40,7 @@ pub mod patients;
 pub mod permission;
 pub mod qc;
 pub mod qc_gate;
+pub mod qc_statistics;
 pub mod requester;
 pub mod results;
 pub mod runs;
@@ -42,6 +49,7 @@ pub mod signature;
 pub mod text_rule;
 pub mod throttle;
 pub mod users;
+pub mod worklist;
 
 use std::sync::Arc;
 

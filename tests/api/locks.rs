@@ -82,6 +82,18 @@ fn table() -> Vec<Route> {
         ),
         route(
             Method::POST,
+            "/api/v1/patients/{p}/events",
+            Some(json!({ "occurred_on": "2026-01-15", "label": "lock test" })),
+            Roles(&[Clinician, LabAdmin]),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/worklist",
+            None,
+            Roles(&[Clinician, LabAdmin]),
+        ),
+        route(
+            Method::POST,
             "/api/v1/runs",
             Some(json!({ "patient_mrn": "LOCK-2", "accession": "LOCK-2-A86", "blood_ml": 7.5 })),
             Roles(&[Operator, LabAdmin]),

@@ -457,14 +457,45 @@ async fn every_documented_operation_answers_as_its_schema_says() {
         call(
             admin,
             Method::GET,
-            "/api/v1/patients?mrn=DOC-1",
+            "/api/v1/patients?mrn_prefix=doc-1&limit=1",
             "/api/v1/patients",
             None,
             StatusCode::OK,
         ),
     )
     .await;
-    let patient = listed[0]["id"].as_i64().expect("DOC-1 is listed");
+    let patient = listed["patients"][0]["id"]
+        .as_i64()
+        .expect("DOC-1 is listed");
+    walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            format!("/api/v1/patients/{patient}/events"),
+            "/api/v1/patients/{id}/events",
+            Some(json!({ "occurred_on": "2026-01-15", "label": "Started docetaxel" })),
+            StatusCode::CREATED,
+        ),
+    )
+    .await;
+    let worklist = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::GET,
+            "/api/v1/worklist?limit=1",
+            "/api/v1/worklist",
+            None,
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    assert!(worklist["awaiting"].is_array(), "{worklist}");
     walk(
         &app,
         &document,
@@ -1123,9 +1154,9 @@ async fn declared_input_constraints_are_the_enforced_ones() {
         }
     }
 
-    // The patient list's `limit`, 1 to 1000.
+    // The patient list's `limit`, 1 to 100.
     let schema = parameter(&document, "get", "/api/v1/patients", "limit").clone();
-    for n in [0_i64, 1, 2, 999, 1000, 1001, 5000, -1] {
+    for n in [0_i64, 1, 2, 99, 100, 101, 1000, 5000, -1] {
         let status = app
             .send(
                 admin,
@@ -1141,6 +1172,151 @@ async fn declared_input_constraints_are_the_enforced_ones() {
             &value,
             accepts(&schema, &value),
             status == StatusCode::OK,
+        ));
+    }
+
+    // The patient list's search: an MRN prefix of MRN characters (empty: any), a birth date that
+    // is blank or a calendar date (a date nobody has finds nobody), `after` an MRN.
+    for (name, texts) in [
+        (
+            "mrn_prefix",
+            &[
+                "",
+                "D",
+                "demo-0",
+                " DEMO-00 ",
+                "A.B/C-1",
+                "DEMO%",
+                "DE MO",
+                "DEMO_1",
+                "ÄBC",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            ][..],
+        ),
+        (
+            "birth_date",
+            &[
+                "",
+                "1961-04-23",
+                " 1961-04-23 ",
+                "2000-02-29",
+                "2024-02-29",
+                "1900-02-29",
+                "2023-02-29",
+                "1961-02-30",
+                "1961-04-31",
+                "1961-13-01",
+                "1961-4-23",
+                "23.04.1961",
+                "2999-01-01",
+                "1899-12-31",
+                "0000-01-01",
+            ][..],
+        ),
+        ("after", &["DEMO-001", "demo-1", "ABC", "", "x y", "1"][..]),
+    ] {
+        let schema = parameter(&document, "get", "/api/v1/patients", name).clone();
+        for text in texts {
+            let encoded: String = text.bytes().map(|b| format!("%{b:02X}")).collect();
+            let status = app
+                .send(
+                    admin,
+                    Method::GET,
+                    &format!("/api/v1/patients?{name}={encoded}"),
+                    None,
+                )
+                .await
+                .status();
+            let value = Value::String((*text).to_owned());
+            wrong.extend(disagreement(
+                name,
+                &value,
+                accepts(&schema, &value),
+                status == StatusCode::OK,
+            ));
+        }
+    }
+
+    // The worklist's `limit`, 1 to 100, and `after`, a run id.
+    let schema = parameter(&document, "get", "/api/v1/worklist", "limit").clone();
+    for n in [0_i64, 1, 100, 101, -1] {
+        let status = app
+            .send(
+                admin,
+                Method::GET,
+                &format!("/api/v1/worklist?limit={n}"),
+                None,
+            )
+            .await
+            .status();
+        let value = json!(n);
+        wrong.extend(disagreement(
+            "worklist limit",
+            &value,
+            accepts(&schema, &value),
+            status == StatusCode::OK,
+        ));
+    }
+    let schema = parameter(&document, "get", "/api/v1/worklist", "after").clone();
+    for text in ["1", "42", "0", "-1", "01", "1.0", "abc"] {
+        let status = app
+            .send(
+                admin,
+                Method::GET,
+                &format!("/api/v1/worklist?after={text}"),
+                None,
+            )
+            .await
+            .status();
+        let value = Value::String(text.to_owned());
+        wrong.extend(disagreement(
+            "worklist after",
+            &value,
+            accepts(&schema, &value),
+            status == StatusCode::OK,
+        ));
+    }
+
+    // A trend marker's label: 1 to 200 characters once trimmed, one line.
+    let schema = body_property(&document, "/api/v1/patients/{id}/events", "label").clone();
+    let marked: Value = app
+        .send(
+            admin,
+            Method::POST,
+            "/api/v1/patients",
+            Some(&json!({ "mrn": "MARK-1", "birth_date": "1970-01-01" })),
+        )
+        .await
+        .json()
+        .await
+        .expect("a patient");
+    let marked = marked["id"].as_i64().expect("an id");
+    for text in [
+        "surgery",
+        "x",
+        " x ",
+        &"x".repeat(200),
+        &format!("  {}  ", "x".repeat(200)),
+        &"x".repeat(201),
+        "",
+        "   ",
+    ] {
+        let status = app
+            .send(
+                admin,
+                Method::POST,
+                &format!("/api/v1/patients/{marked}/events"),
+                Some(&json!({ "occurred_on": "2026-01-15", "label": text })),
+            )
+            .await
+            .status();
+        let value = Value::String(text.to_owned());
+        wrong.extend(disagreement(
+            "event label",
+            &value,
+            accepts(&schema, &value),
+            status == StatusCode::CREATED,
         ));
     }
 

@@ -78,6 +78,8 @@ fn table() -> Vec<Page> {
         post("/runs/{r}/corrections", &[("reason", "")], Roles(VIEWERS)),
         get("/patients?mrn=LOCK-7", Roles(VIEWERS)),
         get("/patients/{p}", Roles(VIEWERS)),
+        post("/patients/{p}/events", &[("label", "")], Roles(VIEWERS)),
+        get("/worklist", Roles(VIEWERS)),
         get("/qc", AnyRole),
         post("/qc/measurements", &[("value", "")], Roles(BENCH)),
         post("/qc/materials", &[("name", "")], Roles(ADMIN)),
@@ -109,9 +111,20 @@ fn table() -> Vec<Page> {
             &[("reason", "back")],
             Roles(ADMIN),
         ),
+        post(
+            "/admin/users/nobody-here/unlock",
+            &[("reason", "locked out")],
+            Roles(ADMIN),
+        ),
         post("/admin/tokens", &[("label", "")], AnyRole),
         post("/admin/tokens/{t}/revoke", &[], AnyRole),
         post("/sign-out", &[], AnyRole),
+        get("/account", AnyRole),
+        post(
+            "/account/password",
+            &[("current_password", "not it")],
+            AnyRole,
+        ),
     ]
 }
 
@@ -265,11 +278,13 @@ fn the_page_table_covers_every_page_route() {
     // its POST is the public form target, tested in the session tests).
     let sources = [
         include_str!("../../web-ui/src/pages/session.rs"),
+        include_str!("../../web-ui/src/pages/account.rs"),
         include_str!("../../web-ui/src/pages/static_files.rs"),
         include_str!("../../web-ui/src/pages/dashboard.rs"),
         include_str!("../../web-ui/src/pages/runs.rs"),
         include_str!("../../web-ui/src/pages/runs/report.rs"),
         include_str!("../../web-ui/src/pages/patients.rs"),
+        include_str!("../../web-ui/src/pages/worklist.rs"),
         include_str!("../../web-ui/src/pages/qc.rs"),
         include_str!("../../web-ui/src/pages/calibrations.rs"),
         include_str!("../../web-ui/src/pages/admin.rs"),

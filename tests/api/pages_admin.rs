@@ -134,6 +134,107 @@ async fn the_users_table_shows_each_users_last_sign_in_or_never() {
 }
 
 #[tokio::test]
+async fn a_lab_admin_lifts_a_sign_in_lock_from_the_page_with_a_reason() {
+    let app = spawn_app().await;
+    let lars = sign_in(&app, "lars").await.expect("lars signs in");
+    for _ in 0..5 {
+        let refused = app
+            .send(
+                crate::helpers::As::Nobody,
+                reqwest::Method::POST,
+                "/api/v1/session",
+                Some(&serde_json::json!({ "username": "claire", "password": "not the password" })),
+            )
+            .await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert!(
+        sign_in(&app, "claire").await.is_none(),
+        "claire is locked out"
+    );
+    let (_, page) = get_page(&app, Some(&lars), "/admin").await;
+    assert!(user_row(&page, "claire").contains("action=\"/admin/users/claire/unlock\""));
+    let before = audit_count(&app, "session.unlock").await;
+    let without_reason = post_form(
+        &app,
+        &lars,
+        "/admin/users/claire/unlock",
+        &[("reason", " ")],
+        Csrf::Right,
+    )
+    .await;
+    assert_refused(without_reason, "reason").await;
+    assert!(sign_in(&app, "claire").await.is_none(), "still locked");
+    let lifted = post_form(
+        &app,
+        &lars,
+        "/admin/users/claire/unlock",
+        &[("reason", "called the ward: she mistyped")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(lifted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&lifted), "/admin?done=user-unlocked");
+    let (_, page) = get_page(&app, Some(&lars), "/admin?done=user-unlocked").await;
+    assert!(page.contains("Sign-in lock lifted"), "{page}");
+    assert_eq!(audit_count(&app, "session.unlock").await, before + 1);
+    assert!(
+        sign_in(&app, "claire").await.is_some(),
+        "claire signs in again"
+    );
+}
+
+#[tokio::test]
+async fn a_user_changes_their_own_password_on_the_account_page() {
+    let app = spawn_app().await;
+    let olga = sign_in(&app, "olga").await.expect("olga signs in");
+    let (status, page) = get_page(&app, Some(&olga), "/account").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Change your password"));
+    assert!(page.contains("href=\"/account\""), "the header links to it");
+    let mismatch = post_form(
+        &app,
+        &olga,
+        "/account/password",
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", "a brand new secret"),
+            ("new_password_again", "a brand new secreT"),
+        ],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(mismatch.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = mismatch.text().await.expect("page");
+    assert!(body.contains("Not changed: New password again: the two new passwords differ"));
+    assert!(
+        !body.contains("a brand new secret"),
+        "no password is sent back"
+    );
+    let changed = post_form(
+        &app,
+        &olga,
+        "/account/password",
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", "a brand new secret"),
+            ("new_password_again", "a brand new secret"),
+        ],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&changed), "/sign-in?reason=password-changed");
+    let (status, _) = get_page(&app, Some(&olga), "/account").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the old session ended");
+    assert!(
+        sign_in(&app, "olga").await.is_none(),
+        "the old password is gone"
+    );
+    assert_eq!(audit_count(&app, "user.password").await, 1);
+}
+
+#[tokio::test]
 async fn a_role_change_holds_from_the_users_next_request_and_is_audited() {
     let app = spawn_app().await;
     let olga = sign_in(&app, "olga").await.expect("olga signs in");

@@ -54,19 +54,13 @@ async fn a_patient_is_registered_once_shown_and_every_view_is_audited() {
         .send(
             As::Bearer(&clinician),
             Method::GET,
-            "/api/v1/patients?mrn=MRN",
+            "/api/v1/patients?mrn_prefix=mrn",
             None,
         )
         .await;
-    assert_eq!(
-        list.json::<Value>()
-            .await
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    let list = list.json::<Value>().await.unwrap();
+    assert_eq!(list["patients"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["next_after"], Value::Null);
     let trend = app
         .send(
             As::Bearer(&clinician),

@@ -13,6 +13,7 @@ mod test_board;
 
 mod browser;
 mod chromedriver;
+mod clinician;
 mod flow;
 
 use std::path::PathBuf;

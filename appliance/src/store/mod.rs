@@ -33,6 +33,7 @@ mod ids;
 pub mod instrument_log;
 mod json_report;
 pub mod measurements;
+pub mod patient_events;
 pub mod patients;
 pub mod qc;
 pub mod results;
@@ -43,6 +44,7 @@ pub(crate) mod test_fixtures;
 mod timestamp;
 pub mod train_codec;
 pub mod users;
+pub mod worklist;
 
 use std::path::Path;
 

@@ -11,6 +11,7 @@ pub mod qc;
 pub mod runs;
 pub mod session;
 pub mod tokens;
+pub mod worklist;
 
 pub mod openapi;
 
@@ -41,6 +42,8 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(patients::list, patients::register))
         .routes(routes!(patients::show))
         .routes(routes!(patients::trend))
+        .routes(routes!(patients::add_event))
+        .routes(routes!(worklist::list))
         .routes(routes!(runs::start))
         .routes(routes!(runs::show))
         .routes(routes!(runs::confirm_tube))

@@ -47,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{username}/disable", post(disable_user))
         .route("/admin/users/{username}/role", post(change_role))
         .route("/admin/users/{username}/enable", post(enable_user))
+        .route("/admin/users/{username}/unlock", post(unlock_user))
         .route(paths::ADMIN_TOKENS, post(create_token))
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
 }
@@ -191,6 +192,13 @@ async fn show(
             "User enabled; they sign in again with their password (old API tokens stay revoked).",
         ),
         Some("token-revoked") => Some("API token revoked."),
+        Some("user-unlocked") => Some(
+            "Sign-in lock lifted: the user's failed attempts are forgotten and they may sign in \
+             again now (audited with your reason).",
+        ),
+        Some("user-not-locked") => Some(
+            "No failed sign-ins were counted against that user; the audit trail notes your reason.",
+        ),
         _ => None,
     };
     page.layout.notice = text.map(|text| Notice {
@@ -392,6 +400,32 @@ async fn change_role(
         Err(error) => Err(error),
     };
     outcome(&state, &user, changed, "role-changed").await
+}
+
+/// `POST /admin/users/{username}/unlock`: lifts a user's sign-in throttle from every address
+/// (the operation `POST /api/v1/users/{username}/unlock` uses), with a reason: a locked-out nurse
+/// does not wait out the lock.
+async fn unlock_user(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    form: PageForm<DisableForm>,
+) -> PageResult {
+    let PageForm { user, form } = form;
+    user.require(Permission::ManageUsers)?;
+    let mut done = "user-unlocked";
+    let unlocked = match ChangeReason::parse(&form.reason) {
+        Ok(reason) => state
+            .ops
+            .unlock_sign_in(&user.requester(), &name, &reason)
+            .await
+            .map(|forgotten| {
+                if forgotten.is_empty() {
+                    done = "user-not-locked";
+                }
+            }),
+        Err(error) => Err(error),
+    };
+    outcome(&state, &user, unlocked, done).await
 }
 
 /// `POST /admin/users/{username}/enable`: lets a disabled user sign in again, with a reason.

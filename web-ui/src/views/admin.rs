@@ -53,6 +53,11 @@ impl UserRow {
         paths::admin_user_enable(&self.username)
     }
 
+    /// The unlock form's target (an active account: a locked-out user waits for nobody).
+    pub fn unlock_href(&self) -> String {
+        paths::admin_user_unlock(&self.username)
+    }
+
     /// The roles this user could be given instead of their own.
     pub fn other_roles(&self) -> Vec<Role> {
         Role::ALL
@@ -172,6 +177,7 @@ mod tests {
         for needle in [
             "action=\"/admin/users/tnurse/role\"",
             "action=\"/admin/users/old.locum/enable\"",
+            "action=\"/admin/users/tnurse/unlock\"",
             "From <span class=\"muted\">(YYYY-MM-DD, UTC)</span>",
             "To <span class=\"muted\">(YYYY-MM-DD, UTC)</span>",
         ] {
@@ -179,6 +185,10 @@ mod tests {
         }
         assert!(!html.contains("action=\"/admin/users/old.locum/role\""));
         assert!(!html.contains("action=\"/admin/users/tnurse/enable\""));
+        assert!(
+            !html.contains("action=\"/admin/users/old.locum/unlock\""),
+            "a disabled account is enabled, not unlocked"
+        );
         // The role form offers only the other roles, each form with its reason and CSRF token.
         let operator = &page.users[0];
         assert_eq!(operator.other_roles().len(), 2);

@@ -8,6 +8,7 @@ use super::*;
 use crate::charts::{
     CalibrationChart, CalibrationLine, CalibrationPoint, DecayChart, FittedDecay,
     LeveyJenningsChart, LjPoint, LjViolation, T2DistributionChart, TrendChart, TrendChartPoint,
+    TrendEvent,
 };
 
 /// The instrument name used by the samples.
@@ -232,6 +233,7 @@ fn trend_points() -> Vec<TrendChartPoint> {
         category: category.into(),
         run_id,
         corrected: run_id == 44,
+        released: run_id != 117,
     };
     vec![
         point(0, 18.2, [12.9, 24.8], "quantified", 21),
@@ -283,9 +285,21 @@ pub fn patient() -> PatientPage {
             points: trend_points(),
             cutoff_per_7_5ml: Some(5.0),
             indication: "breast".into(),
+            events: vec![TrendEvent {
+                day_unix_s: 1_775_000_000 - 1_775_000_000 % 86_400 + 30 * 86_400,
+                day: "2026-04-30".into(),
+                label: "Started docetaxel".into(),
+            }],
         },
         runs: rows,
         may_start_runs: false,
+        events: vec![PatientEventRow {
+            occurred_on: "2026-04-30".into(),
+            label: "Started docetaxel".into(),
+            recorded: "Claire Tester, Thu 30 Apr 2026, 09:12 UTC".into(),
+        }],
+        may_annotate: true,
+        event_form: None,
     }
 }
 
@@ -301,9 +315,13 @@ pub fn patient_empty() -> PatientPage {
             points: vec![],
             cutoff_per_7_5ml: Some(5.0),
             indication: "breast".into(),
+            events: vec![],
         },
         runs: vec![],
         may_start_runs: true,
+        events: vec![],
+        may_annotate: false,
+        event_form: None,
     }
 }
 
@@ -544,6 +562,28 @@ pub fn qc() -> QcPage {
             ),
             lj_chart("Spiked control low", "SC-07", "CTC/7.5 mL", 10.0, 1.2, &[]),
         ],
+        reviews: vec![QcLotReview {
+            title: "Phantom T2 high · lot PH-24".into(),
+            values: 10,
+            rejected: 1,
+            warned: 1,
+            mean: "120.6 ms".into(),
+            sd: "1.01 ms".into(),
+            cv: "0.8 %".into(),
+            target: "120 ± 1.5 ms".into(),
+            notes: vec![QcNote {
+                measured_at: "Tue 1 Dec 2026, 07:40 UTC".into(),
+                value: "124.9 ms".into(),
+                verdict: "Reject".into(),
+                rules: "1-3s".into(),
+                comment: "probe warm <re-run>".into(),
+                recorded_by: "Olga Tester".into(),
+            }],
+        }],
+        range_from: "2026-11-02".into(),
+        range_to: "2026-12-02".into(),
+        range_error: None,
+        whole_history_href: "/qc?from=2016-12-06&to=2026-12-02".into(),
         phantom_history: vec![
             PhantomRow {
                 measured_at: "Tue 24 Nov 2026, 08:05".into(),
