@@ -2,12 +2,19 @@
 // with script-src 'self' holds).
 //
 // Print buttons: elements marked data-print are hidden until this script shows them (without
-// JavaScript they could not print) and print the page when pressed.
+// JavaScript they could not print) and print the page when pressed; printing opens the collapsed
+// replicate charts.
 (function () {
   "use strict";
   Array.prototype.forEach.call(document.querySelectorAll("[data-print]"), function (button) {
     button.hidden = false;
     button.addEventListener("click", function () { window.print(); });
+  });
+  // The replicate charts are collapsed on screen (<details>); a printout shows them all.
+  window.addEventListener("beforeprint", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("details.charts-details"), function (details) {
+      details.open = true;
+    });
   });
 })();
 

@@ -35,6 +35,7 @@ mod json_report;
 pub mod measurements;
 pub mod patients;
 pub mod qc;
+pub mod qc_basis;
 pub mod results;
 pub mod runs;
 pub mod samples;

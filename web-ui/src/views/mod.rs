@@ -38,8 +38,8 @@ pub use new_run::{LiveRunPage, NewRunForm, NewRunPage, ProgressStep};
 pub use patient::{PatientPage, PatientRunRow};
 pub use qc::{PhantomRow, QcChoice, QcMaterialOption, QcPage, QcSetup};
 pub use run::{
-    CalibrationUsed, CorrectionForm, QcFlagView, ReleaseForm, ReplicateView, ResultVersion,
-    RunHeader, RunPage, Signature, TubeView,
+    CalibrationUsed, CorrectionForm, QcFlagView, QcReliedView, ReleaseForm, ReplicateView,
+    ResultVersion, RunHeader, RunPage, Signature, TubeView,
 };
 pub use sign_in::SignInPage;
 
