@@ -145,7 +145,7 @@ async fn the_pdf_report_holds_every_field_on_one_page_and_follows_the_release() 
             As::Bearer(&clinician),
             Method::POST,
             &format!("/api/v1/runs/{id}/release"),
-            Some(&json!({ "password": PASSWORD, "printed_name": "Claire Tester", "meaning": "release" })),
+            Some(&json!({ "password": PASSWORD, "printed_name": "claire Tester", "meaning": "release" })),
         )
         .await;
     assert_eq!(released.status(), StatusCode::OK);
@@ -154,7 +154,7 @@ async fn the_pdf_report_holds_every_field_on_one_page_and_follows_the_release() 
     for field in [
         "FINAL",
         "Signed by",
-        "Claire Tester",
+        "claire Tester",
         "Released for clinical use",
         "judged at release",
     ] {
