@@ -10,6 +10,10 @@
     button.hidden = false;
     button.addEventListener("click", function () { window.print(); });
   });
+  // A form that came back with an error marks its field autofocus; focus it even when the page
+  // opened at a fragment (browsers skip autofocus then), so the signer types again in place.
+  var again = document.querySelector("input[autofocus]");
+  if (again) { again.focus({ preventScroll: true }); }
   // The replicate charts are collapsed on screen (<details>); a printout shows them all.
   window.addEventListener("beforeprint", function () {
     Array.prototype.forEach.call(document.querySelectorAll("details.charts-details"), function (details) {
