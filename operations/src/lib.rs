@@ -16,6 +16,9 @@
 //! - [`runs`]: start a run from a [`RunOrder`](runs::RunOrder) parsed once, confirm a tube,
 //!   cancel, view a run (audited; the T2 distributions it shows were computed when measured).
 //! - [`results`]: release a result, correct a released one (a new version with a reason).
+//! - [`reported`]: what a result says when shown or printed: its status (PRELIMINARY, FINAL,
+//!   CORRECTED), its honest call (`indeterminate` when the interval contains the cut-off) and its
+//!   count as whole cells that never round across the cut-off.
 //! - [`signature`]: an electronic signature's checks (password re-entry, throttle, printed name).
 //! - [`qc`]: record a control value, judged by the Westgard rules; today's QC; the QC overview
 //!   and the lab manager's review over a date range ([`qc_statistics`]: the range, each lot's
@@ -41,6 +44,7 @@ pub mod permission;
 pub mod qc;
 pub mod qc_gate;
 pub mod qc_statistics;
+pub mod reported;
 pub mod requester;
 pub mod results;
 pub mod runs;

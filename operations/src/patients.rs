@@ -184,6 +184,18 @@ pub struct PatientRun {
     pub sample: Sample,
     /// The current version of its result, if it has one.
     pub current: Option<ResultVersion>,
+    /// The current result as reported (status, call, printed count), if any.
+    pub reported: Option<crate::reported::Reported>,
+}
+
+/// One point of a patient's trend with its result as reported (status, call, printed count):
+/// what the trend's JSON and CSV carry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportedPoint {
+    /// The stored point (full precision).
+    pub point: TrendPoint,
+    /// Its result as reported.
+    pub reported: crate::reported::Reported,
 }
 
 /// A patient as viewed: their runs (newest first) and their trend (by draw time).
@@ -396,11 +408,13 @@ impl Operations {
         };
         for run in listed {
             let sample = self.store.sample(run.sample_id).await?;
-            let current = self.store.current_result(run.id).await?;
+            let versions = self.store.result_versions(run.id).await?;
+            let reported = crate::reported::Reported::of(run.state, &versions);
             runs.push(PatientRun {
                 run,
                 sample,
-                current,
+                current: versions.last().cloned(),
+                reported,
             });
         }
         self.store
@@ -441,10 +455,17 @@ impl Operations {
         who: &Requester,
         id: PatientId,
         shown_as: &str,
-    ) -> Result<(Patient, Vec<TrendPoint>), OperationError> {
+    ) -> Result<(Patient, Vec<ReportedPoint>), OperationError> {
         who.require(Permission::ViewPatients)?;
         let patient = self.store.patient(id).await?;
-        let trend = self.store.patient_trend(patient.id).await?;
+        let mut trend = Vec::new();
+        for point in self.store.patient_trend(patient.id).await? {
+            let run = self.store.run(point.run_id).await?;
+            let versions = self.store.result_versions(run.id).await?;
+            if let Some(reported) = crate::reported::Reported::of(run.state, &versions) {
+                trend.push(ReportedPoint { point, reported });
+            }
+        }
         self.store
             .record_event(
                 &who.actor(),

@@ -240,6 +240,22 @@ async fn every_documented_operation_answers_as_its_schema_says() {
         .await;
     assert_eq!(stream.status(), StatusCode::OK);
     called.insert(("GET".into(), "/api/v1/runs/{id}/events".into()));
+    // The PDF report: a binary body (no JSON schema to hold it to); a PDF once the run has a
+    // result, its documented problem before.
+    let report = app
+        .send(
+            admin,
+            Method::GET,
+            &format!("/api/v1/runs/{run}/report.pdf"),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(report.status(), StatusCode::OK | StatusCode::CONFLICT),
+        "the PDF report answers as documented: {}",
+        report.status()
+    );
+    called.insert(("GET".into(), "/api/v1/runs/{id}/report.pdf".into()));
     // The stream is text, its only documented media type (a body described as one JSON object
     // made every stream a schema violation); each event's data is a `RunEvent`, the component
     // the operation's description names.

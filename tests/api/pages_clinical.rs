@@ -552,8 +552,9 @@ async fn the_new_run_form_starts_a_run_that_the_live_page_follows_to_its_result(
             "live-run.js does not handle the event {name:?}"
         );
     }
-    // The payload keys the script reads are there.
-    for key in ["per_7_5ml", "per_7_5ml_ci95", "category", "call"] {
+    // The payload keys the script reads are there (the bedside shows completion and QC state,
+    // never the count or the call).
+    for key in ["qc_hold"] {
         assert!(!result[key].is_null(), "result.{key} missing: {result}");
         assert!(LIVE_RUN_SCRIPT.contains(&format!("result.{key}")));
     }
@@ -561,7 +562,9 @@ async fn the_new_run_form_starts_a_run_that_the_live_page_follows_to_its_result(
     // Opened again, the live page shows the result at once and opens no stream.
     let finished = olga.page(&live_path).await;
     assert!(finished.contains("data-finished=\"true\""));
-    assert!(finished.contains("CTC/7.5 mL (95 % CI"), "{finished}");
+    // Completion and QC state at the bedside, never the count or the call.
+    assert!(finished.contains("Measurement complete"), "{finished}");
+    assert!(!finished.contains("CTC/7.5 mL (95 % CI"), "{finished}");
     assert!(!finished.contains("data-result-panel hidden"));
     assert!(!finished.contains("Cancel run"));
     assert!(finished.contains(&format!("href=\"/runs/{id}\"")));
@@ -689,7 +692,7 @@ async fn release_by_form_records_the_signature_and_shows_it() {
     let (run, _) = finished_run(&app, "REL-1", 25.0).await;
     let claire = Browser::sign_in(&app, "claire").await;
     let page = claire.page(&format!("/runs/{run}")).await;
-    assert!(page.contains(&format!("action=\"/runs/{run}/release\"")));
+    assert!(page.contains(&format!("action=\"/runs/{run}/release#release-heading\"")));
     assert!(
         page.contains("value=\"claire Tester\""),
         "printed name pre-filled"

@@ -36,6 +36,7 @@ pub mod measurements;
 pub mod patient_events;
 pub mod patients;
 pub mod qc;
+pub mod qc_basis;
 pub mod results;
 pub mod runs;
 pub mod samples;

@@ -8,6 +8,7 @@ pub mod input_schemas;
 pub mod instrument;
 pub mod patients;
 pub mod qc;
+pub mod run_report;
 pub mod runs;
 pub mod session;
 pub mod tokens;
@@ -51,6 +52,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::events))
         .routes(routes!(runs::release))
         .routes(routes!(runs::correct))
+        .routes(routes!(run_report::report_pdf))
         .routes(routes!(instrument::show))
         .routes(routes!(qc::show, qc::add))
         .routes(routes!(calibrations::list, calibrations::add))

@@ -10,9 +10,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use appliance::site::SiteTimeZone;
 use appliance::store::PatientId;
 use appliance::store::patients::Patient;
-use appliance::store::results::TrendPoint;
+use operations::patients::ReportedPoint;
+use operations::reported::ResultStatus;
 
 use appliance::store::patient_events::PatientEvent;
 use operations::patients::{DEFAULT_LISTED, EventMarker, PatientRegistration, PatientSearch};
@@ -221,7 +223,7 @@ pub enum TrendFormat {
 pub struct TrendRow {
     /// The run.
     pub run_id: i64,
-    /// Blood draw time, RFC 3339.
+    /// Blood draw time, RFC 3339 with the site's offset (`2026-12-02T09:12:00+01:00`).
     pub drawn_at: String,
     /// CTC per 7.5 mL.
     pub per_7_5ml: f64,
@@ -229,8 +231,11 @@ pub struct TrendRow {
     pub per_7_5ml_ci95: [f64; 2],
     /// `not_detected`, `below_loq` or `quantified`.
     pub category: String,
-    /// `favorable`, `unfavorable` or null.
+    /// `favorable`, `unfavorable`, `indeterminate` (the 95 % interval contains the cut-off) or
+    /// null.
     pub call: Option<String>,
+    /// `PRELIMINARY` until released, `FINAL`, or `CORRECTED`.
+    pub status: ResultStatus,
     /// Result version shown (the current one).
     pub version: u32,
     /// Whether the version shown corrects an earlier one (the earlier versions are kept; the
@@ -240,15 +245,17 @@ pub struct TrendRow {
     pub released: bool,
 }
 
-impl From<TrendPoint> for TrendRow {
-    fn from(point: TrendPoint) -> Self {
+impl TrendRow {
+    /// A point as the API shows it, its draw time with the offset of the site's `zone`.
+    pub fn of(ReportedPoint { point, reported }: ReportedPoint, zone: &SiteTimeZone) -> Self {
         Self {
             run_id: point.run_id.0,
-            drawn_at: point.drawn_at.to_rfc3339(),
+            drawn_at: zone.rfc3339(point.drawn_at),
             per_7_5ml: point.per_7_5ml,
             per_7_5ml_ci95: point.per_7_5ml_ci95,
             category: point.category.as_str().to_owned(),
-            call: point.call.map(|c| c.as_str().to_owned()),
+            call: reported.call.map(|c| c.as_str().to_owned()),
+            status: reported.status,
             version: point.version,
             corrected: point.corrected(),
             released: point.released,
@@ -288,7 +295,11 @@ pub async fn trend(
             },
         )
         .await?;
-    let rows: Vec<TrendRow> = points.into_iter().map(TrendRow::from).collect();
+    let zone = &state.ops.settings.site.time_zone;
+    let rows: Vec<TrendRow> = points
+        .into_iter()
+        .map(|point| TrendRow::of(point, zone))
+        .collect();
     Ok(match format {
         TrendFormat::Json => Json(rows).into_response(),
         TrendFormat::Csv => (
@@ -387,11 +398,11 @@ pub async fn add_event(
 /// The trend as CSV (RFC 4180; no field needs quoting: ids, times, numbers and fixed words).
 pub fn trend_csv(rows: &[TrendRow]) -> String {
     let mut csv = String::from(
-        "run_id,drawn_at,per_7_5ml,per_7_5ml_ci95_low,per_7_5ml_ci95_high,category,call,version,corrected,released\n",
+        "run_id,drawn_at,per_7_5ml,per_7_5ml_ci95_low,per_7_5ml_ci95_high,category,call,status,version,corrected,released\n",
     );
     for row in rows {
         csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
             row.run_id,
             row.drawn_at,
             row.per_7_5ml,
@@ -399,6 +410,7 @@ pub fn trend_csv(rows: &[TrendRow]) -> String {
             row.per_7_5ml_ci95[1],
             row.category,
             row.call.as_deref().unwrap_or(""),
+            row.status,
             row.version,
             row.corrected,
             row.released

@@ -249,6 +249,7 @@ async fn build(
     id: i64,
     event_form: Option<(String, String, String)>,
 ) -> Result<PatientPage, PageError> {
+    let zone = &state.ops.settings.site.time_zone;
     let PatientRecord {
         patient,
         trend,
@@ -271,6 +272,7 @@ async fn build(
                  run,
                  sample,
                  current,
+                 reported,
              }| {
                 let status = match (run.state, &run.failure_cause) {
                     (RunState::Released, _) => "Released".to_owned(),
@@ -282,10 +284,12 @@ async fn build(
                 };
                 PatientRunRow {
                     run_id: run.id.0,
-                    drawn_at: readable(&sample.drawn_at),
+                    drawn_at: readable(zone, &sample.drawn_at),
                     blood_ml: sample.blood_ml,
                     reagent_lot: run.reagent_lot.clone().unwrap_or_else(|| "—".to_owned()),
-                    count: current.as_ref().map(count_view),
+                    count: current
+                        .as_ref()
+                        .map(|v| count_view(v, reported.as_ref().map(|r| r.status))),
                     status,
                 }
             },
@@ -299,7 +303,7 @@ async fn build(
         .iter()
         .map(|point| TrendChartPoint {
             drawn_at_unix_s: point.drawn_at.datetime().unix_timestamp(),
-            drawn_at: readable(&point.drawn_at),
+            drawn_at: readable(zone, &point.drawn_at),
             per_7_5ml: point.per_7_5ml,
             per_7_5ml_ci95: point.per_7_5ml_ci95,
             category: point.category.as_str().to_owned(),

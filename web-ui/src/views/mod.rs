@@ -42,8 +42,8 @@ pub use new_run::{LiveRunPage, NewRunForm, NewRunPage, ProgressStep};
 pub use patient::{PatientEventRow, PatientPage, PatientRunRow};
 pub use qc::{PhantomRow, QcChoice, QcLotReview, QcMaterialOption, QcNote, QcPage, QcSetup};
 pub use run::{
-    CalibrationUsed, CorrectionForm, QcFlagView, ReleaseForm, ReplicateView, ResultVersion,
-    RunHeader, RunPage, Signature, TubeView,
+    CalibrationUsed, CorrectionForm, QcFlagView, QcReliedView, ReleaseForm, ReplicateView,
+    ResultVersion, RunHeader, RunPage, Signature, TubeView,
 };
 pub use sign_in::SignInPage;
 

@@ -96,6 +96,11 @@ pub fn run_release(run_id: i64) -> String {
     format!("/runs/{run_id}/release")
 }
 
+/// A run's clinical report as PDF (the API's, opened by the session cookie).
+pub fn run_report_pdf(run_id: i64) -> String {
+    format!("/api/v1/runs/{run_id}/report.pdf")
+}
+
 /// A run's correction form target.
 pub fn run_corrections(run_id: i64) -> String {
     format!("/runs/{run_id}/corrections")

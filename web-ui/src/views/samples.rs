@@ -43,14 +43,35 @@ pub fn layout(role: Role, page_title: &str, path: &str) -> Layout {
 }
 
 fn count(per_7_5ml: f64, ci: [f64; 2], category: &str, call: &str) -> CountView {
+    let spans = ci[0] < 5.0 && ci[1] >= 5.0;
+    let printed = operations::reported::PrintedCount::from_values(
+        per_7_5ml,
+        ci,
+        category
+            .parse()
+            .unwrap_or(nmr_core::assay::CountCategory::Quantified),
+        Some(5.0),
+    );
     CountView {
         per_7_5ml,
         per_7_5ml_ci95: ci,
+        line: printed.line(),
         category: category.into(),
-        call: call.into(),
+        call: if spans && !call.is_empty() {
+            "indeterminate".into()
+        } else {
+            call.into()
+        },
         indication: "breast".into(),
-        interval_spans_cutoff: ci[0] < 5.0 && ci[1] >= 5.0,
+        cutoff: "5 CTC/7.5 mL".into(),
+        interval_spans_cutoff: spans,
         version: if per_7_5ml == 9.6 { 2 } else { 1 },
+        status: if per_7_5ml == 9.6 {
+            "CORRECTED".into()
+        } else {
+            "PRELIMINARY".into()
+        },
+        qc_hold: false,
     }
 }
 
@@ -166,6 +187,7 @@ pub fn new_run() -> NewRunPage {
         },
         indications: vec!["breast".into(), "prostate".into(), "colorectal".into()],
         reagent_lots: vec!["RL-2611".into(), "RL-2609".into()],
+        time_zone: "Europe/Berlin".into(),
         errors: vec![],
         simulation: true,
         qc_warning: Some(
@@ -433,6 +455,18 @@ pub fn run() -> RunPage {
                 message: "Magnet temperature moved 0.31 °C (limit 0.2 °C). Repeat the run after the magnet settles.".into(),
             },
         ],
+        previous: Some(
+            "Run 98, drawn Tue 3 Nov 2026, 09:10 CET: 6 CTC/7.5 mL (95 % CI 3–11). Change: −4 CTC/7.5 mL."
+                .into(),
+        ),
+        previous_shown: true,
+        qc_relied: Some(QcReliedView {
+            judged: "at the run's start, Mon 23 Nov 2026, 14:52".into(),
+            values: vec![
+                "Negative control: CTC control negative, lot QN-2611, measured Mon 23 Nov 2026, 07:40 — pass".into(),
+                "Positive control: CTC control positive, lot QP-2611, measured Mon 23 Nov 2026, 07:52 — warning".into(),
+            ],
+        }),
         calibration: Some(CalibrationUsed {
             calibration_id: 4,
             lot: "RL-2611".into(),
@@ -495,6 +529,7 @@ pub fn run_empty() -> RunPage {
     page.result = None;
     page.tubes.clear();
     page.qc_flags.clear();
+    page.qc_relied = None;
     page.calibration = None;
     page.versions.clear();
     page.release = None;
