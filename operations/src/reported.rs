@@ -49,6 +49,9 @@ impl ResultStatus {
     /// current version carries a release signature; corrected when, besides, an earlier version
     /// had been released. `None` without a result.
     pub fn of(run_state: RunState, versions: &[ResultVersion]) -> Option<Self> {
+        if let Some(status) = Self::of_unreleased_run(run_state) {
+            return versions.last().map(|_| status);
+        }
         let (current, earlier) = versions.split_last()?;
         let released = |version: &ResultVersion| {
             version
@@ -56,13 +59,22 @@ impl ResultStatus {
                 .iter()
                 .any(|s| s.meaning == SignatureMeaning::Release)
         };
-        Some(if run_state != RunState::Released || !released(current) {
+        Some(if !released(current) {
             Self::Preliminary
         } else if earlier.iter().any(released) {
             Self::Corrected
         } else {
             Self::Final
         })
+    }
+}
+
+impl ResultStatus {
+    /// The status of any result of a run that is not released, whatever its versions say:
+    /// PRELIMINARY (the worklist's rows, a run on hold, a correction awaiting release). `None`
+    /// for a released run, whose status depends on its versions ([`ResultStatus::of`]).
+    pub fn of_unreleased_run(run_state: RunState) -> Option<Self> {
+        (run_state != RunState::Released).then_some(Self::Preliminary)
     }
 }
 

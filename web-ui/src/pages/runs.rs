@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use appliance::engine::DEFAULT_REPLICATES;
 use appliance::site::SiteTimeZone;
-use appliance::store::results::ResultVersion as StoredVersion;
+use appliance::store::results::{ResultSummary, ResultVersion as StoredVersion};
 use appliance::store::runs::RunState;
 use appliance::store::samples::BloodVolume;
 use appliance::store::{RunId, Timestamp};
@@ -55,7 +55,16 @@ pub(crate) fn readable(zone: &SiteTimeZone, at: &Timestamp) -> String {
 /// layer reports it (`operations::reported`), with the status of the current version (`None`
 /// for an earlier version, which the current one supersedes).
 pub(crate) fn count_view(version: &StoredVersion, status: Option<ResultStatus>) -> CountView {
-    let summary = &version.summary;
+    summary_view(&version.summary, version.version, status)
+}
+
+/// A result's regulated values (of version `version`) as the pages show them, printed and
+/// called by the operations layer.
+pub(crate) fn summary_view(
+    summary: &ResultSummary,
+    version: u32,
+    status: Option<ResultStatus>,
+) -> CountView {
     CountView {
         per_7_5ml: summary.per_7_5ml,
         per_7_5ml_ci95: summary.per_7_5ml_ci95,
@@ -73,7 +82,7 @@ pub(crate) fn count_view(version: &StoredVersion, status: Option<ResultStatus>) 
             .map(|c| format!("{} CTC/7.5 mL", whole_cells(c, None)))
             .unwrap_or_default(),
         interval_spans_cutoff: summary.interval_spans_cutoff == Some(true),
-        version: version.version,
+        version,
         status: status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
         qc_hold: summary.qc_hold,
     }

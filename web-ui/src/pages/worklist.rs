@@ -13,11 +13,15 @@ use appliance::store::RunId;
 use appliance::store::worklist::AwaitingRelease;
 use operations::worklist::DEFAULT_WORKLIST_PAGE;
 
-use super::runs::readable;
+use appliance::site::SiteTimeZone;
+use appliance::store::runs::RunState;
+use operations::reported::ResultStatus;
+
+use super::runs::{readable, summary_view};
 use super::{PageResult, PageUser};
 use crate::roles::Permission;
 use crate::state::AppState;
-use crate::views::{CountView, WorklistPage, WorklistRow, paths};
+use crate::views::{WorklistPage, WorklistRow, paths};
 
 /// The routes of this page.
 pub fn router() -> Router<AppState> {
@@ -31,7 +35,7 @@ struct WorklistQuery {
     after: Option<String>,
 }
 
-fn row(awaiting: AwaitingRelease) -> WorklistRow {
+fn row(zone: &SiteTimeZone, awaiting: AwaitingRelease) -> WorklistRow {
     let summary = &awaiting.summary;
     WorklistRow {
         run_id: awaiting.run_id.0,
@@ -41,26 +45,16 @@ fn row(awaiting: AwaitingRelease) -> WorklistRow {
             .birth_date
             .map_or_else(|| "not recorded".to_owned(), |d| d.to_string()),
         accession: awaiting.accession.as_str().to_owned(),
-        drawn_at: readable(&awaiting.drawn_at),
+        drawn_at: readable(zone, &awaiting.drawn_at),
         finished_at: awaiting
             .finished_at
             .as_ref()
-            .map_or_else(|| "—".to_owned(), readable),
-        count: CountView {
-            per_7_5ml: summary.per_7_5ml,
-            per_7_5ml_ci95: summary.per_7_5ml_ci95,
-            category: summary.category.as_str().to_owned(),
-            call: summary
-                .call
-                .map(|call| call.as_str().to_owned())
-                .unwrap_or_default(),
-            indication: summary
-                .indication
-                .clone()
-                .unwrap_or_else(|| "no indication".to_owned()),
-            interval_spans_cutoff: summary.interval_spans_cutoff == Some(true),
-            version: awaiting.version,
-        },
+            .map_or_else(|| "—".to_owned(), |at| readable(zone, at)),
+        count: summary_view(
+            summary,
+            awaiting.version,
+            ResultStatus::of_unreleased_run(RunState::AwaitingRelease),
+        ),
         qc_hold: summary.qc_hold,
     }
 }
@@ -86,7 +80,11 @@ async fn show(
         .map_err(|e| super::PageError::from(e).within(layout.clone()))?;
     Ok(WorklistPage {
         layout,
-        rows: page.awaiting.into_iter().map(row).collect(),
+        rows: page
+            .awaiting
+            .into_iter()
+            .map(|awaiting| row(&state.ops.settings.site.time_zone, awaiting))
+            .collect(),
         next_href: page
             .next_after
             .map(|id| format!("{}?after={}", paths::WORKLIST, id.0)),
