@@ -336,7 +336,7 @@ async fn build(
             recorded: format!(
                 "{}, {}",
                 event.recorded_by_name.as_deref().unwrap_or("the appliance"),
-                readable(&event.recorded_at)
+                readable(zone, &event.recorded_at)
             ),
         })
         .collect();
