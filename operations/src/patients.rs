@@ -140,7 +140,7 @@ impl Operations {
             .patients_with_mrn_prefix(mrn_prefix, limit)
             .await?;
         self.store
-            .record_event(
+            .record_view(
                 &who.actor(),
                 AuditEntry::new("patient.list", "patient").detail(
                     serde_json::json!({ "mrn_prefix": mrn_prefix, "shown": patients.len() }),
@@ -174,7 +174,7 @@ impl Operations {
         };
         let found = self.store.patient_by_mrn(&mrn).await?;
         self.store
-            .record_event(
+            .record_view(
                 &who.actor(),
                 match &found {
                     Some(patient) => AuditEntry::new("patient.lookup", "patient").id(patient.id),
@@ -214,7 +214,7 @@ impl Operations {
             });
         }
         self.store
-            .record_event(
+            .record_view(
                 &who.actor(),
                 AuditEntry::new("patient.view", "patient")
                     .id(id)
@@ -255,7 +255,7 @@ impl Operations {
         let patient = self.store.patient(id).await?;
         let trend = self.store.patient_trend(patient.id).await?;
         self.store
-            .record_event(
+            .record_view(
                 &who.actor(),
                 AuditEntry::new("patient.trend_view", "patient")
                     .id(id)
