@@ -41,6 +41,7 @@ pub mod runs;
 pub mod samples;
 #[cfg(test)]
 pub(crate) mod test_fixtures;
+pub mod text_pattern;
 mod timestamp;
 pub mod train_codec;
 pub mod users;
