@@ -3,8 +3,9 @@
 //! nor tighter than the server: replicates per tube (`RunOrder::parse`, [`MIN_REPLICATES`] to
 //! [`MAX_REPLICATES`]), MRNs ([`Mrn::parse`], stated as [`Mrn::pattern`]), API token labels
 //! (`Operations::create_token`, stated as [`token_label_pattern`]), cancel and unlock reasons
-//! ([`CancelReason`], [`ChangeReason`]), the patient list's `limit` ([`MAX_LISTED`]) and ids in the path
-//! ([`PathId::parse`], stated as [`PathId::pattern`]). `tests/api/openapi_conformance.rs`
+//! ([`CancelReason`], [`ChangeReason`]), the patient list's `limit` ([`MAX_LISTED`]), ids in the path
+//! ([`PathId::parse`], stated as [`PathId::pattern`]) and user names in the path
+//! ([`Username::parse`], stated as [`Username::pattern`]). `tests/api/openapi_conformance.rs`
 //! (`declared_input_constraints_are_the_enforced_ones`) sends values at and beyond each end of
 //! each rule and checks that the document and the server agree on every one.
 //!
@@ -13,6 +14,7 @@
 
 use appliance::engine::{MAX_REPLICATES, MIN_REPLICATES};
 use appliance::store::patients::Mrn;
+use appliance::store::users::Username;
 use operations::patients::MAX_LISTED;
 use operations::runs::CancelReason;
 use operations::users::{ChangeReason, token_label_pattern};
@@ -92,6 +94,32 @@ pub fn list_limit() -> Object {
         .maximum(Some(MAX_LISTED))
         .description(Some(format!(
             "At most this many, 1 to {MAX_LISTED} (default 100)"
+        )))
+        .build()
+}
+
+/// An id in a JSON body (`lot_id`): [`crate::extract::body_id`]'s rule.
+pub fn body_id() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(PathId::MAX_ID))
+        .description(Some(format!(
+            "A positive whole number of at most {} digits",
+            PathId::MAX_DIGITS
+        )))
+        .build()
+}
+
+/// A user name in the path.
+pub fn username() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(Username::pattern()))
+        .description(Some(format!(
+            "A user name: a letter, then up to {} letters, digits, `.`, `_` or `-` (surrounding \
+             white space is dropped, letters are lowercased)",
+            Username::MAX_CHARS - 1
         )))
         .build()
 }

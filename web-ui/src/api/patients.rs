@@ -66,6 +66,7 @@ pub struct ListQuery {
     pub mrn: String,
     /// At most this many (default 100).
     #[param(schema_with = super::input_schemas::list_limit)]
+    #[serde(default, deserialize_with = "crate::extract::optional_whole_u32_text")]
     pub limit: Option<u32>,
 }
 
