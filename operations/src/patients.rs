@@ -319,7 +319,7 @@ impl Operations {
             None
         };
         self.store
-            .record_event(
+            .record_view(
                 &who.actor(),
                 AuditEntry::new("patient.list", "patient").detail(serde_json::json!({
                     "mrn_prefix": search.mrn_prefix.trim(),
@@ -375,7 +375,7 @@ impl Operations {
         };
         let found = self.store.patient_by_mrn(&mrn).await?;
         self.store
-            .record_event(
+            .record_view(
                 &who.actor(),
                 match &found {
                     Some(patient) => AuditEntry::new("patient.lookup", "patient").id(patient.id),
@@ -418,7 +418,7 @@ impl Operations {
             });
         }
         self.store
-            .record_event(
+            .record_view(
                 &who.actor(),
                 AuditEntry::new("patient.view", "patient")
                     .id(id)
@@ -467,7 +467,7 @@ impl Operations {
             }
         }
         self.store
-            .record_event(
+            .record_view(
                 &who.actor(),
                 AuditEntry::new("patient.trend_view", "patient")
                     .id(id)

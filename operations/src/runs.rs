@@ -882,7 +882,7 @@ impl Operations {
         let patient = self.store.patient(sample.patient_id).await?;
         let versions = self.store.result_versions(run.id).await?;
         self.store
-            .record_event(
+            .record_view(
                 &who.actor(),
                 AuditEntry::new(
                     if versions.is_empty() {

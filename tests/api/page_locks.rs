@@ -98,6 +98,7 @@ fn table() -> Vec<Page> {
         ),
         get("/admin", Roles(ADMIN)),
         get("/admin/audit?action=run", Roles(ADMIN)),
+        get("/admin/audit.csv?action=run", Roles(ADMIN)),
         get("/admin/backup", Roles(ADMIN)),
         post("/admin/users", &[("username", "")], Roles(ADMIN)),
         post(

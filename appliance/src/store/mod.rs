@@ -12,7 +12,8 @@
 //!
 //! Rules it keeps:
 //! - every change that matters writes an audit entry (who, what, when, why) in the same
-//!   transaction ([`audit`]);
+//!   transaction ([`audit`]); every view of patient data writes one before it is answered, in a
+//!   group commit shared with concurrent views ([`view_audit`]);
 //! - raw measurements, result versions, signatures, QC results and the audit trail are never
 //!   updated or deleted (SQLite triggers refuse it); a correction is a new result version with a
 //!   reason;
@@ -42,9 +43,11 @@ pub mod runs;
 pub mod samples;
 #[cfg(test)]
 pub(crate) mod test_fixtures;
+pub mod text_pattern;
 mod timestamp;
 pub mod train_codec;
 pub mod users;
+pub mod view_audit;
 pub mod worklist;
 
 use std::path::Path;
@@ -66,6 +69,8 @@ pub struct Store {
     pool: SqlitePool,
     /// The shared advisory lock on the database file ([`db::lock_shared`]) while any clone lives.
     _lock: Option<std::sync::Arc<std::fs::File>>,
+    /// The group commit of views' audit rows ([`view_audit`]), one queue for all clones.
+    views: std::sync::Arc<view_audit::ViewCommits>,
 }
 
 impl Store {
@@ -97,12 +102,17 @@ impl Store {
         Ok(Self {
             pool,
             _lock: Some(std::sync::Arc::new(lock)),
+            views: std::sync::Arc::default(),
         })
     }
 
     /// Wraps a pool that is already migrated (tests get one from `#[sqlx::test]`).
     pub fn from_pool(pool: SqlitePool) -> Self {
-        Self { pool, _lock: None }
+        Self {
+            pool,
+            _lock: None,
+            views: std::sync::Arc::default(),
+        }
     }
 
     /// The underlying pool.

@@ -33,8 +33,9 @@ impl Mrn {
     /// The API's conformance test sends values at and beyond each end of the rule and checks
     /// that this pattern and `parse` agree on every one.
     pub fn pattern() -> String {
+        let space = super::text_pattern::white_space();
         format!(
-            r"^\s*(?=[A-Za-z0-9./-]{{1,{max}}}\s*$)[A-Za-z0-9./-]*[0-9][A-Za-z0-9./-]*\s*$",
+            r"^{space}*(?=[A-Za-z0-9./-]{{1,{max}}}{space}*$)[A-Za-z0-9./-]*[0-9][A-Za-z0-9./-]*{space}*$",
             max = Self::MAX_CHARS
         )
     }

@@ -5,8 +5,9 @@
 //! (`Operations::create_token`, stated as [`token_label_pattern`]), cancel and unlock reasons
 //! ([`CancelReason`], [`ChangeReason`]), the patient list's `limit` ([`MAX_LISTED`]) and search
 //! ([`PatientSearch::parse`], stated as [`PatientSearch::mrn_prefix_pattern`]), the worklist's
-//! `limit` ([`MAX_WORKLIST_PAGE`]), a trend marker's label ([`EventLabel::parse`]) and ids in the path
-//! ([`PathId::parse`], stated as [`PathId::pattern`]). `tests/api/openapi_conformance.rs`
+//! `limit` ([`MAX_WORKLIST_PAGE`]), a trend marker's label ([`EventLabel::parse`]), ids in the
+//! path ([`PathId::parse`], stated as [`PathId::pattern`]) and user names in the path
+//! ([`Username::parse`], stated as [`Username::pattern`]). `tests/api/openapi_conformance.rs`
 //! (`declared_input_constraints_are_the_enforced_ones`) sends values at and beyond each end of
 //! each rule and checks that the document and the server agree on every one.
 //!
@@ -16,6 +17,7 @@
 use appliance::engine::{MAX_REPLICATES, MIN_REPLICATES};
 use appliance::store::patient_events::EventLabel;
 use appliance::store::patients::Mrn;
+use appliance::store::users::Username;
 use operations::patients::{DEFAULT_LISTED, MAX_LISTED, PatientSearch};
 use operations::runs::CancelReason;
 use operations::text_rule::trimmed_chars_pattern;
@@ -148,6 +150,32 @@ pub fn worklist_limit() -> Object {
         .description(Some(format!(
             "At most this many on the page, 1 to {MAX_WORKLIST_PAGE} (default \
              {DEFAULT_WORKLIST_PAGE})"
+        )))
+        .build()
+}
+
+/// An id in a JSON body (`lot_id`): [`crate::extract::body_id`]'s rule.
+pub fn body_id() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(PathId::MAX_ID))
+        .description(Some(format!(
+            "A positive whole number of at most {} digits",
+            PathId::MAX_DIGITS
+        )))
+        .build()
+}
+
+/// A user name in the path.
+pub fn username() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(Username::pattern()))
+        .description(Some(format!(
+            "A user name: a letter, then up to {} letters, digits, `.`, `_` or `-` (surrounding \
+             white space is dropped, letters are lowercased)",
+            Username::MAX_CHARS - 1
         )))
         .build()
 }

@@ -79,6 +79,7 @@ pub struct ListQuery {
     pub after: Option<String>,
     /// At most this many on the page.
     #[param(schema_with = super::input_schemas::list_limit)]
+    #[serde(default, deserialize_with = "crate::extract::optional_whole_u32_text")]
     pub limit: Option<u32>,
 }
 

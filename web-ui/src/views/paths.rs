@@ -42,6 +42,8 @@ pub const ADMIN_USERS: &str = "/admin/users";
 pub const ADMIN_TOKENS: &str = "/admin/tokens";
 /// Audit-trail search (GET, query parameters `user`, `action`, `from`, `to`, `text`).
 pub const ADMIN_AUDIT: &str = "/admin/audit";
+/// Audit search export as CSV (GET, same fields as the search).
+pub const ADMIN_AUDIT_CSV: &str = "/admin/audit.csv";
 /// Backup download (GET).
 pub const ADMIN_BACKUP: &str = "/admin/backup";
 /// The stylesheet, served from [`crate::assets`].

@@ -792,6 +792,8 @@ pub fn admin() -> AdminPage {
             subject: "run 114".into(),
             detail: "v1, meaning: Reviewed and released".into(),
         }]),
+        audit_older: Some(1041),
+        audit_later_pages: false,
         instrument_log: vec![
             LogLine {
                 at: "08:05:12".into(),
