@@ -96,11 +96,100 @@ impl SiteTimeZone {
         }
     }
 
+    /// `at` as the pages and reports show it: `Wed 2 Dec 2026, 09:12 CET` (one format on every
+    /// page; the zone's abbreviation, or its offset where it has none).
+    pub fn display(&self, at: Timestamp) -> String {
+        match self.zoned(at) {
+            Ok(zoned) => zoned.strftime("%a %-d %b %Y, %H:%M %Z").to_string(),
+            Err(_) => at.to_rfc3339(),
+        }
+    }
+
+    /// `at` in local time for a `datetime-local` field: `2026-12-02T09:12`.
+    pub fn field_text(&self, at: Timestamp) -> String {
+        match self.zoned(at) {
+            Ok(zoned) => zoned.strftime("%Y-%m-%dT%H:%M").to_string(),
+            Err(_) => at.to_rfc3339(),
+        }
+    }
+
+    /// `at` in RFC 3339 with the site's offset: `2026-12-02T09:12:00+01:00` (what CSV and JSON
+    /// exports carry: the instant, and the local time it was).
+    pub fn rfc3339(&self, at: Timestamp) -> String {
+        match self.zoned(at) {
+            Ok(zoned) => zoned.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+            Err(_) => at.to_rfc3339(),
+        }
+    }
+
+    /// Resolves a wall-clock time typed at the site (`2026-03-29T02:30`, seconds optional)
+    /// against the zone's rules: the one instant it names, or the gap or fold it falls in. It
+    /// never guesses: what to do with a gap or a fold is the caller's rule.
+    pub fn resolve_local(&self, text: &str) -> Result<LocalTime, SiteError> {
+        let civil: jiff::civil::DateTime = text
+            .trim()
+            .parse()
+            .map_err(|_| SiteError::Time(format!("{text:?} is not a local date and time")))?;
+        let ambiguous = self.zone.to_ambiguous_timestamp(civil);
+        let at = |offset: jiff::tz::Offset| -> Result<Timestamp, SiteError> {
+            let instant = offset.to_timestamp(civil).map_err(SiteError::time)?;
+            time::OffsetDateTime::from_unix_timestamp_nanos(instant.as_nanosecond())
+                .map(Timestamp::from_datetime)
+                .map_err(|e| SiteError::Time(e.to_string()))
+        };
+        Ok(match ambiguous.offset() {
+            jiff::tz::AmbiguousOffset::Unambiguous { offset } => LocalTime::Unique(at(offset)?),
+            jiff::tz::AmbiguousOffset::Gap { before, after } => LocalTime::Gap {
+                before: offset_text(before),
+                after: offset_text(after),
+            },
+            jiff::tz::AmbiguousOffset::Fold { before, after } => LocalTime::Fold {
+                earlier: at(before)?,
+                later: at(after)?,
+                earlier_offset: offset_text(before),
+                later_offset: offset_text(after),
+            },
+        })
+    }
+
     fn zoned(&self, at: Timestamp) -> Result<jiff::Zoned, SiteError> {
         let unix = at.datetime().unix_timestamp_nanos();
         let instant = jiff::Timestamp::from_nanosecond(unix).map_err(SiteError::time)?;
         Ok(instant.to_zoned(self.zone.clone()))
     }
+}
+
+/// A wall-clock time typed at the site, resolved against its zone's rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocalTime {
+    /// The one instant it names.
+    Unique(Timestamp),
+    /// It never happened: the clocks went forward over it (from offset `before` to `after`).
+    Gap {
+        /// The offset before the change (`+01:00`).
+        before: String,
+        /// The offset after it (`+02:00`).
+        after: String,
+    },
+    /// It happened twice: the clocks went back over it.
+    Fold {
+        /// The first time it happened.
+        earlier: Timestamp,
+        /// The second time.
+        later: Timestamp,
+        /// The offset of the first (`+02:00`).
+        earlier_offset: String,
+        /// The offset of the second (`+01:00`).
+        later_offset: String,
+    },
+}
+
+/// An offset as RFC 3339 writes it: `+01:00`.
+fn offset_text(offset: jiff::tz::Offset) -> String {
+    let seconds = offset.seconds();
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let minutes = seconds.unsigned_abs() / 60;
+    format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
 /// A jiff instant as the store's timestamp.
@@ -218,6 +307,40 @@ impl SiteError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_times_resolve_across_the_dst_changes_without_guessing() {
+        let berlin: SiteTimeZone = "Europe/Berlin".parse().unwrap();
+        let unique = |text: &str| match berlin.resolve_local(text).unwrap() {
+            LocalTime::Unique(at) => at.to_rfc3339(),
+            other => panic!("{text} is not unique: {other:?}"),
+        };
+        // Winter (+01:00) and summer (+02:00) on either side of the spring change.
+        assert_eq!(unique("2026-03-29T01:30"), "2026-03-29T00:30:00Z");
+        assert_eq!(unique("2026-03-29T03:30"), "2026-03-29T01:30:00Z");
+        // 02:30 on 29 March 2026 never happened in Berlin.
+        assert_eq!(
+            berlin.resolve_local("2026-03-29T02:30").unwrap(),
+            LocalTime::Gap {
+                before: "+01:00".into(),
+                after: "+02:00".into()
+            }
+        );
+        // 02:30 on 25 October 2026 happened twice.
+        match berlin.resolve_local("2026-10-25T02:30:00").unwrap() {
+            LocalTime::Fold { earlier, later, .. } => {
+                assert_eq!(earlier.to_rfc3339(), "2026-10-25T00:30:00Z");
+                assert_eq!(later.to_rfc3339(), "2026-10-25T01:30:00Z");
+            }
+            other => panic!("not a fold: {other:?}"),
+        }
+        assert!(berlin.resolve_local("25.10.2026 02:30").is_err());
+        // Shown back in local time with the zone, one format.
+        let at = Timestamp::parse("2026-12-02T08:12:00Z").unwrap();
+        assert_eq!(berlin.display(at), "Wed 2 Dec 2026, 09:12 CET");
+        assert_eq!(berlin.field_text(at), "2026-12-02T09:12");
+        assert_eq!(berlin.rfc3339(at), "2026-12-02T09:12:00+01:00");
+    }
 
     #[test]
     fn iana_names_resolve_from_the_compiled_in_database() {

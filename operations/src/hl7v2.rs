@@ -2,9 +2,10 @@
 //! stored, released result version and its run, sample, patient and the site's configuration) and
 //! its delivery over MLLP with the acknowledgement read.
 //!
-//! The result status (`F` for a first release, `C` for a released correction) is derived here
-//! by [`result_status`] from the version number, until issue 11's result status is merged with
-//! it. Not here: when to retry (the outbox's rule), the message syntax (`appliance::interop`).
+//! The result status (`F` for a first release, `C` for a released correction) is the one the
+//! version carries as released ([`crate::reported::ResultStatus::as_released`], the same rule
+//! the pages and the report follow). Not here: when to retry (the outbox's rule), the message
+//! syntax (`appliance::interop`).
 
 use std::time::Duration;
 
@@ -69,12 +70,13 @@ impl Hl7Destination {
     }
 }
 
-/// The result status of a released version: `F` for the first, `C` for a correction.
-pub fn result_status(version: u32) -> ResultStatus {
-    if version > 1 {
-        ResultStatus::Corrected
-    } else {
-        ResultStatus::Final
+/// HL7's result status for a released version's status (`None` for a preliminary one: nothing
+/// is sent for it).
+fn hl7_status(status: crate::reported::ResultStatus) -> Option<ResultStatus> {
+    match status {
+        crate::reported::ResultStatus::Final => Some(ResultStatus::Final),
+        crate::reported::ResultStatus::Corrected => Some(ResultStatus::Corrected),
+        crate::reported::ResultStatus::Preliminary => None,
     }
 }
 
@@ -99,6 +101,21 @@ impl Operations {
                 ))
             })?;
         let run = self.store.run(message.run_id).await?;
+        // The status this version carries as released: its own and its predecessors' signatures.
+        let versions = self.store.result_versions(run.id).await?;
+        let up_to = versions
+            .iter()
+            .position(|version| version.id == result.id)
+            .map(|index| &versions[..=index])
+            .unwrap_or_default();
+        let status = crate::reported::ResultStatus::as_released(up_to)
+            .and_then(hl7_status)
+            .ok_or_else(|| {
+                OperationError::Conflict(format!(
+                    "result {} is not a released version of run {}: nothing is sent for it",
+                    message.result_id, run.id
+                ))
+            })?;
         let sample = self.store.sample(run.sample_id).await?;
         let patient = self.store.patient(sample.patient_id).await?;
         let site = &self.settings.site;
@@ -195,7 +212,7 @@ impl Operations {
             drawn_at: sample.drawn_at.datetime(),
             reported_at: released.datetime(),
             analysed_at: run.finished_at.map(|t| t.datetime()),
-            status: result_status(result.version),
+            status,
             instrument_serial: site.instrument_serial.clone(),
             observations,
         }))
@@ -259,9 +276,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_corrected_version_is_sent_as_c() {
-        assert_eq!(result_status(1), ResultStatus::Final);
-        assert_eq!(result_status(2), ResultStatus::Corrected);
-        assert_eq!(result_status(7).code(), "C");
+    fn only_released_statuses_have_an_hl7_status() {
+        use crate::reported::ResultStatus as Reported;
+        assert_eq!(hl7_status(Reported::Final), Some(ResultStatus::Final));
+        assert_eq!(hl7_status(Reported::Corrected).map(|s| s.code()), Some("C"));
+        assert_eq!(hl7_status(Reported::Preliminary), None);
     }
 }

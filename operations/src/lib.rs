@@ -10,12 +10,19 @@
 //!
 //! - [`permission`]: who may do what (the one table; `docs/roles.md` shows it); [`requester`]:
 //!   who asks.
-//! - [`patients`]: find or register a patient; view one, and their trend (each view audited).
+//! - [`patients`]: the patient list (search, paged), find or register a patient; view one, and
+//!   their trend and its markers (each view audited).
+//! - [`worklist`]: the results awaiting release, a page at a time.
 //! - [`runs`]: start a run from a [`RunOrder`](runs::RunOrder) parsed once, confirm a tube,
 //!   cancel, view a run (audited; the T2 distributions it shows were computed when measured).
 //! - [`results`]: release a result, correct a released one (a new version with a reason).
+//! - [`reported`]: what a result says when shown or printed: its status (PRELIMINARY, FINAL,
+//!   CORRECTED), its honest call (`indeterminate` when the interval contains the cut-off) and its
+//!   count as whole cells that never round across the cut-off.
 //! - [`signature`]: an electronic signature's checks (password re-entry, throttle, printed name).
-//! - [`qc`]: record a control value, judged by the Westgard rules; today's QC; the QC overview.
+//! - [`qc`]: record a control value, judged by the Westgard rules; today's QC; the QC overview
+//!   and the lab manager's review over a date range ([`qc_statistics`]: the range, each lot's
+//!   observed mean, SD and CV).
 //! - [`calibrations`]: import a calibration (one canonical format, checked for plausibility),
 //!   activate one with a reason.
 //! - [`users`]: add users, change roles, disable and enable them, passwords, API tokens (made for
@@ -23,6 +30,7 @@
 //! - [`outbox`]: deliver the durable outbox of messages to the hospital's systems (the retry rule,
 //!   one sender per destination), a lab admin's view of it and resend of a parked message.
 //! - [`hl7v2`]: an HL7 v2 destination: the ORU^R01 of a released result, sent over MLLP.
+//! - [`account`]: a person's own account (changing their own password).
 //! - [`audit`]: search the audit trail.
 //! - [`sessions`]: sign in (throttled, audited) and out, a lab admin's unlock of a throttled
 //!   user name; [`throttle`]: failed password counts per user name and address together.
@@ -30,6 +38,7 @@
 //! Not here: HTTP, HTML, argument parsing (the front ends'), SQL (the store's), the science
 //! (`nmr-core`'s), the board (the engine's).
 
+pub mod account;
 pub mod audit;
 pub mod calibrations;
 pub mod error;
@@ -39,6 +48,8 @@ pub mod patients;
 pub mod permission;
 pub mod qc;
 pub mod qc_gate;
+pub mod qc_statistics;
+pub mod reported;
 pub mod requester;
 pub mod results;
 pub mod runs;
@@ -47,6 +58,7 @@ pub mod signature;
 pub mod text_rule;
 pub mod throttle;
 pub mod users;
+pub mod worklist;
 
 use std::sync::Arc;
 

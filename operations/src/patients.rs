@@ -1,11 +1,15 @@
-//! Patients: find one by MRN, register one, view one with their runs, and their trend.
+//! Patients: the patient list (search by MRN prefix and date of birth, a page at a time), find
+//! one by MRN, register one, view one with their runs, their trend and its treatment or event
+//! markers (added by clinicians, audited).
 //!
 //! Every view of patient data is audited here, once (who, what, when, from where), for the JSON
 //! API and the pages alike: `patient.list`, `patient.lookup`, `patient.view`,
-//! `patient.trend_view`.
+//! `patient.trend_view`; a marker's addition is audited `patient.event_add` by the store in the
+//! same transaction.
 
 use appliance::site::PatientNamePolicy;
-use appliance::store::patients::{BirthDate, Mrn, NewPatient, Patient, PersonName};
+use appliance::store::patient_events::{EventLabel, PatientEvent};
+use appliance::store::patients::{BirthDate, Mrn, NewPatient, Patient, PatientFilter, PersonName};
 use appliance::store::results::{ResultVersion, TrendPoint};
 use appliance::store::runs::Run;
 use appliance::store::samples::Indication;
@@ -29,8 +33,147 @@ pub struct PatientRegistration {
     pub indication: String,
 }
 
-/// Most patients one search lists.
-pub const MAX_LISTED: u32 = 1000;
+/// Most patients one page of the patient list holds (the API's `limit`, 1 to this).
+pub const MAX_LISTED: u32 = 100;
+
+/// Patients a page of the list holds unless asked otherwise.
+pub const DEFAULT_LISTED: u32 = 25;
+
+/// A search of the patient list as typed: an MRN prefix and a date of birth, either or both
+/// blank (an empty search lists every patient, by MRN).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PatientSearch {
+    /// The start of an MRN (any case; surrounding white space is dropped).
+    pub mrn_prefix: String,
+    /// A date of birth, `YYYY-MM-DD` (blank: any).
+    pub birth_date: String,
+}
+
+impl PatientSearch {
+    /// [`PatientSearch::parse`]'s rule for the MRN prefix as an ECMA-262 regular expression (the
+    /// API's OpenAPI document states it): optional surrounding white space around 0 to
+    /// [`Mrn::MAX_CHARS`] of the characters an MRN is made of.
+    pub fn mrn_prefix_pattern() -> String {
+        format!(r"^\s*[A-Za-z0-9./-]{{0,{}}}\s*$", Mrn::MAX_CHARS)
+    }
+
+    /// [`PatientSearch::parse`]'s rule for the date of birth as an ECMA-262 regular expression:
+    /// blank, or a calendar date written `YYYY-MM-DD` (leap days in leap years only), with
+    /// optional surrounding white space.
+    pub fn birth_date_pattern() -> String {
+        let day = r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))";
+        let leap = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)";
+        format!(r"^\s*(?:[0-9]{{4}}-{day}|{leap}-02-29)?\s*$")
+    }
+
+    /// The search as the store runs it, or the field that is wrong: a prefix of MRN characters
+    /// (uppercased, as MRNs are kept) no longer than an MRN, a birth date that is blank or a
+    /// calendar date. `None`: a search nobody can match (a birth date after `today` or before
+    /// [`BirthDate::EARLIEST_YEAR`], which no patient has): an empty list, not an error.
+    pub fn parse(&self, today: time::Date) -> Result<Option<PatientFilter>, OperationError> {
+        let prefix = self.mrn_prefix.trim();
+        if prefix.chars().count() > Mrn::MAX_CHARS
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '-'))
+        {
+            return Err(OperationError::invalid(
+                "mrn_prefix",
+                format!(
+                    "the start of an MRN is up to {} letters, digits, '-', '.' or '/'",
+                    Mrn::MAX_CHARS
+                ),
+            ));
+        }
+        let birth_date = match self.birth_date.trim() {
+            "" => None,
+            text => {
+                let shaped = text.len() == 10
+                    && text.bytes().enumerate().all(|(i, b)| match i {
+                        4 | 7 => b == b'-',
+                        _ => b.is_ascii_digit(),
+                    });
+                let calendar = time::Date::parse(
+                    text,
+                    time::macros::format_description!("[year]-[month]-[day]"),
+                );
+                if !shaped || calendar.is_err() {
+                    return Err(OperationError::invalid(
+                        "birth_date",
+                        format!(
+                            "{:?} is not a calendar date written YYYY-MM-DD (e.g. 1961-04-23)",
+                            text.chars().take(40).collect::<String>()
+                        ),
+                    ));
+                }
+                match BirthDate::parse(text, today) {
+                    Ok(date) => Some(date),
+                    Err(_) => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(PatientFilter {
+            mrn_prefix: prefix.to_ascii_uppercase(),
+            birth_date,
+        }))
+    }
+}
+
+/// One page of the patient list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PatientListPage {
+    /// The patients, by MRN.
+    pub patients: Vec<Patient>,
+    /// The MRN the next page starts after, when there is one.
+    pub next_after: Option<Mrn>,
+}
+
+/// A marker to add to a patient's trend, as typed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventMarker {
+    /// The day, `YYYY-MM-DD`.
+    pub occurred_on: String,
+    /// What happened ("started docetaxel").
+    pub label: String,
+}
+
+impl EventMarker {
+    /// Earliest year a marker's day may be in.
+    pub const EARLIEST_YEAR: i32 = 2000;
+
+    /// The day and label, or the field that is wrong: a calendar date from
+    /// [`EventMarker::EARLIEST_YEAR`] to a year after `today` (a planned treatment may be
+    /// marked ahead), and a label of 1 to [`EventLabel::MAX_CHARS`] characters once trimmed.
+    pub fn parse(&self, today: time::Date) -> Result<(time::Date, EventLabel), OperationError> {
+        let text = self.occurred_on.trim();
+        let day = time::Date::parse(
+            text,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .map_err(|_| {
+            OperationError::invalid(
+                "occurred_on",
+                format!(
+                    "{:?} is not a calendar date written YYYY-MM-DD",
+                    text.chars().take(40).collect::<String>()
+                ),
+            )
+        })?;
+        let latest = today.saturating_add(time::Duration::days(366));
+        if day.year() < Self::EARLIEST_YEAR || day > latest {
+            return Err(OperationError::invalid(
+                "occurred_on",
+                format!(
+                    "{text} is outside {}-01-01 to {latest} (a year ahead at most)",
+                    Self::EARLIEST_YEAR
+                ),
+            ));
+        }
+        let label = EventLabel::parse(&self.label)
+            .map_err(|e| OperationError::invalid("label", e.to_string()))?;
+        Ok((day, label))
+    }
+}
 
 /// One run of a patient, with its sample and the current version of its result.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +184,18 @@ pub struct PatientRun {
     pub sample: Sample,
     /// The current version of its result, if it has one.
     pub current: Option<ResultVersion>,
+    /// The current result as reported (status, call, printed count), if any.
+    pub reported: Option<crate::reported::Reported>,
+}
+
+/// One point of a patient's trend with its result as reported (status, call, printed count):
+/// what the trend's JSON and CSV carry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportedPoint {
+    /// The stored point (full precision).
+    pub point: TrendPoint,
+    /// Its result as reported.
+    pub reported: crate::reported::Reported,
 }
 
 /// A patient as viewed: their runs (newest first) and their trend (by draw time).
@@ -55,6 +210,8 @@ pub struct PatientRecord {
     /// The indication of their latest sample that has one, and its configured cut-off per
     /// 7.5 mL (for the trend's line).
     pub cutoff: Option<(String, Option<f64>)>,
+    /// The treatment and event markers on their trend, by day.
+    pub events: Vec<PatientEvent>,
 }
 
 impl Operations {
@@ -120,14 +277,17 @@ impl Operations {
         Ok(self.store.add_patient(&who.actor(), &new).await?)
     }
 
-    /// Patients whose MRN starts with `mrn_prefix` (empty: all), at most `limit` (1 to
-    /// [`MAX_LISTED`]); audited `patient.list`.
-    pub async fn find_patients(
+    /// One page of the patient list (clinicians and lab admins): the patients `search` finds
+    /// (an empty search: all), by MRN, after the MRN `after` (the `next_after` of the page
+    /// before; none: the first page), at most `limit` (1 to [`MAX_LISTED`]). One query a page.
+    /// Audited `patient.list` with the search and how many were shown.
+    pub async fn list_patients(
         &self,
         who: &Requester,
-        mrn_prefix: &str,
+        search: &PatientSearch,
+        after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<Patient>, OperationError> {
+    ) -> Result<PatientListPage, OperationError> {
         who.require(Permission::ViewPatients)?;
         if !(1..=MAX_LISTED).contains(&limit) {
             return Err(OperationError::invalid(
@@ -135,19 +295,60 @@ impl Operations {
                 format!("{limit} is not within 1 to {MAX_LISTED}"),
             ));
         }
-        let patients = self
-            .store
-            .patients_with_mrn_prefix(mrn_prefix, limit)
-            .await?;
+        let filter = search.parse(Timestamp::now().datetime().date())?;
+        let after = after
+            .map(|text| {
+                Mrn::parse(text).map_err(|_| {
+                    OperationError::invalid("after", "the MRN a page starts after is an MRN")
+                })
+            })
+            .transpose()?;
+        // One more than a page says whether another page follows.
+        let mut patients = match &filter {
+            Some(filter) => {
+                self.store
+                    .patients_page(filter, after.as_ref(), limit + 1)
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        let next_after = if patients.len() > limit as usize {
+            patients.truncate(limit as usize);
+            patients.last().map(|p| p.mrn.clone())
+        } else {
+            None
+        };
         self.store
-            .record_event(
+            .record_view(
                 &who.actor(),
-                AuditEntry::new("patient.list", "patient").detail(
-                    serde_json::json!({ "mrn_prefix": mrn_prefix, "shown": patients.len() }),
-                ),
+                AuditEntry::new("patient.list", "patient").detail(serde_json::json!({
+                    "mrn_prefix": search.mrn_prefix.trim(),
+                    "birth_date": search.birth_date.trim(),
+                    "after": after.as_ref().map(Mrn::as_str),
+                    "shown": patients.len(),
+                })),
             )
             .await?;
-        Ok(patients)
+        Ok(PatientListPage {
+            patients,
+            next_after,
+        })
+    }
+
+    /// Adds a treatment or event marker to a patient's trend (clinicians and lab admins); the
+    /// store audits it (`patient.event_add`: who, the day, what) in the same transaction.
+    pub async fn add_patient_event(
+        &self,
+        who: &Requester,
+        patient_id: PatientId,
+        marker: &EventMarker,
+    ) -> Result<PatientEvent, OperationError> {
+        who.require(Permission::AnnotatePatients)?;
+        let (day, label) = marker.parse(Timestamp::now().datetime().date())?;
+        Ok(self
+            .store
+            .add_patient_event(&who.actor(), patient_id, day, &label)
+            .await?)
     }
 
     /// The patient with exactly this MRN; audited `patient.lookup` (found or not). An empty MRN
@@ -174,7 +375,7 @@ impl Operations {
         };
         let found = self.store.patient_by_mrn(&mrn).await?;
         self.store
-            .record_event(
+            .record_view(
                 &who.actor(),
                 match &found {
                     Some(patient) => AuditEntry::new("patient.lookup", "patient").id(patient.id),
@@ -198,6 +399,7 @@ impl Operations {
         who.require(Permission::ViewPatients)?;
         let patient = self.store.patient(id).await?;
         let trend = self.store.patient_trend(patient.id).await?;
+        let events = self.store.patient_events(patient.id).await?;
         let mut runs = Vec::new();
         let listed = if runs_listed == 0 {
             Vec::new()
@@ -206,15 +408,17 @@ impl Operations {
         };
         for run in listed {
             let sample = self.store.sample(run.sample_id).await?;
-            let current = self.store.current_result(run.id).await?;
+            let versions = self.store.result_versions(run.id).await?;
+            let reported = crate::reported::Reported::of(run.state, &versions);
             runs.push(PatientRun {
                 run,
                 sample,
-                current,
+                current: versions.last().cloned(),
+                reported,
             });
         }
         self.store
-            .record_event(
+            .record_view(
                 &who.actor(),
                 AuditEntry::new("patient.view", "patient")
                     .id(id)
@@ -240,6 +444,7 @@ impl Operations {
             trend,
             runs,
             cutoff,
+            events,
         })
     }
 
@@ -250,12 +455,19 @@ impl Operations {
         who: &Requester,
         id: PatientId,
         shown_as: &str,
-    ) -> Result<(Patient, Vec<TrendPoint>), OperationError> {
+    ) -> Result<(Patient, Vec<ReportedPoint>), OperationError> {
         who.require(Permission::ViewPatients)?;
         let patient = self.store.patient(id).await?;
-        let trend = self.store.patient_trend(patient.id).await?;
+        let mut trend = Vec::new();
+        for point in self.store.patient_trend(patient.id).await? {
+            let run = self.store.run(point.run_id).await?;
+            let versions = self.store.result_versions(run.id).await?;
+            if let Some(reported) = crate::reported::Reported::of(run.state, &versions) {
+                trend.push(ReportedPoint { point, reported });
+            }
+        }
         self.store
-            .record_event(
+            .record_view(
                 &who.actor(),
                 AuditEntry::new("patient.trend_view", "patient")
                     .id(id)

@@ -13,6 +13,8 @@ pub enum Permission {
     ViewPatients,
     /// Register a patient by MRN.
     RegisterPatients,
+    /// Add a treatment or event marker to a patient's trend.
+    AnnotatePatients,
     /// Start a run, confirm its tubes, cancel it.
     OperateRuns,
     /// Read a run, its result and its live events.
@@ -49,6 +51,7 @@ impl Permission {
         match self {
             Self::ViewPatients => "view patient data",
             Self::RegisterPatients => "register patients",
+            Self::AnnotatePatients => "add treatment or event markers to a patient's trend",
             Self::OperateRuns => "start, confirm or cancel runs",
             Self::ViewRuns => "view runs",
             Self::ReleaseResults => "release results",
@@ -91,6 +94,7 @@ pub fn allows(role: Role, permission: Permission) -> bool {
             permission,
             ViewPatients
                 | RegisterPatients
+                | AnnotatePatients
                 | ViewRuns
                 | ReleaseResults
                 | ViewInstrument

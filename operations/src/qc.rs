@@ -16,6 +16,7 @@ use appliance::store::qc::{
 use appliance::store::{QcLotId, QcMaterialId, StoreError, Timestamp, UserId};
 use nmr_core::qc::westgard::{self, ControlTarget};
 
+use crate::qc_statistics::{LotStatistics, QcRange};
 use crate::{OperationError, Operations, Permission, Requester};
 
 /// The analytes the appliance records and charts (the unit is the name's suffix).
@@ -31,8 +32,10 @@ pub struct QcLotRecord {
     pub lot: QcLot,
     /// Its current target, if set.
     pub target: Option<QcTarget>,
-    /// Its results since the overview's start, oldest first.
+    /// Its results since the overview's start (or in the review's range), oldest first.
     pub results: Vec<QcResult>,
+    /// Their observed statistics.
+    pub statistics: LotStatistics,
 }
 
 /// A control material and its lots.
@@ -378,20 +381,45 @@ impl Operations {
         who: &Requester,
         days: i64,
     ) -> Result<QcOverview, OperationError> {
+        let since = Timestamp::now().plus(-time::Duration::days(days));
+        self.overview(who, since, None).await
+    }
+
+    /// The lab manager's review: the QC overview with every value of `range` (all of them, for
+    /// the Levey–Jennings charts and their statistics) instead of the last days'.
+    pub async fn qc_review(
+        &self,
+        who: &Requester,
+        range: QcRange,
+    ) -> Result<QcOverview, OperationError> {
+        self.overview(who, Timestamp::from_datetime(range.start()), Some(range))
+            .await
+    }
+
+    async fn overview(
+        &self,
+        who: &Requester,
+        since: Timestamp,
+        range: Option<QcRange>,
+    ) -> Result<QcOverview, OperationError> {
         who.require(Permission::ViewQc)?;
         let now = Timestamp::now();
-        let since = now.plus(-time::Duration::days(days));
         let today = self.store.qc_today(now).await?;
         let mut materials = Vec::new();
         for material in self.store.qc_materials().await? {
             let mut lots = Vec::new();
             for lot in self.store.qc_lots(material.id).await? {
                 let target = self.store.current_qc_target(lot.id).await?;
-                let results = self.store.qc_results(lot.id, since).await?;
+                let mut results = self.store.qc_results(lot.id, since).await?;
+                if let Some(range) = range {
+                    results.retain(|r| range.contains(r.measured_at.datetime()));
+                }
+                let statistics = LotStatistics::of(&results);
                 lots.push(QcLotRecord {
                     lot,
                     target,
                     results,
+                    statistics,
                 });
             }
             materials.push(QcMaterialRecord { material, lots });

@@ -15,6 +15,7 @@
 use appliance::store::Timestamp;
 use appliance::store::calibrations::ReagentLot;
 use appliance::store::qc::{ControlLevel, QcToday, QcTodayValue, QcVerdict};
+use appliance::store::qc_basis::QcRelied;
 
 use crate::{OperationError, Operations};
 
@@ -83,6 +84,24 @@ impl QcGate {
     /// What is missing, as one sentence.
     pub fn missing_text(&self) -> String {
         self.missing.join("; ")
+    }
+
+    /// The control values relied on, as the store keeps them with the run
+    /// (`Store::record_qc_basis`): level, material, lot, time and verdict as judged now.
+    pub fn relied(&self) -> Vec<QcRelied> {
+        self.relied_on
+            .iter()
+            .filter_map(|v| {
+                Some(QcRelied {
+                    qc_result_id: v.result.id,
+                    level: v.material.control_level?,
+                    material: v.material.name.clone(),
+                    qc_lot: v.lot.lot.clone(),
+                    measured_at: v.result.measured_at,
+                    verdict: v.result.status,
+                })
+            })
+            .collect()
     }
 }
 
@@ -204,5 +223,13 @@ mod tests {
         assert!(passed.passed(), "{:?}", passed.missing);
         let relied: Vec<i64> = passed.relied_on.iter().map(|v| v.result.id.0).collect();
         assert_eq!(relied, [1, 3]);
+        // What the run keeps: the level, material, lot, time and verdict as judged.
+        let kept = passed.relied();
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].level, Negative);
+        assert_eq!(kept[0].verdict, QcVerdict::Warning);
+        assert_eq!(kept[1].material, "Control 3");
+        assert_eq!(kept[1].qc_lot, "QC-3");
+        assert_eq!(kept[1].measured_at, Timestamp::parse(LATE).unwrap());
     }
 }

@@ -14,11 +14,13 @@ use appliance::engine::{Reading, ReportInputs, RunReport, TubeReadings};
 use appliance::store::RunId;
 use appliance::store::calibrations::ReagentLot;
 use appliance::store::measurements::Measurement;
+use appliance::store::qc_basis::JudgedFor;
 use appliance::store::results::{CorrectionReason, ResultVersion, Signature, SignatureMeaning};
 use appliance::store::runs::{Run, RunState};
 use appliance::store::samples::{BloodVolume, Indication};
 use appliance::store::users::User;
 
+use crate::qc_gate::QcGate;
 use crate::signature::SignatureInput;
 use crate::{OperationError, Operations, Permission, permission};
 
@@ -94,9 +96,11 @@ impl Operations {
     ) -> Result<Signature, OperationError> {
         permission::require(signer.role, Permission::ReleaseResults)?;
         let run = self.store.run(run_id).await?;
-        if meaning == SignatureMeaning::Release {
-            self.release_qc_gate(&run).await?;
-        }
+        let relied = if meaning == SignatureMeaning::Release {
+            self.release_qc_gate(&run).await?.relied()
+        } else {
+            Vec::new()
+        };
         self.confirm_signature(
             signer,
             client,
@@ -106,12 +110,19 @@ impl Operations {
             run.id.0,
         )
         .await?;
-        Ok(self.store.sign_result(signer, run.id, meaning).await?)
+        let signed = self.store.sign_result(signer, run.id, meaning).await?;
+        // The QC the release relied on, kept as judged now (the report names it).
+        if !relied.is_empty() {
+            self.store
+                .record_qc_basis(run.id, JudgedFor::Release, &relied)
+                .await?;
+        }
+        Ok(signed)
     }
 
     /// The QC gate at release: the run's reagent lot passed QC at both levels on the site's day
     /// the run was queued (`QcGate`); otherwise the result is on QC hold, naming what is missing.
-    async fn release_qc_gate(&self, run: &Run) -> Result<(), OperationError> {
+    async fn release_qc_gate(&self, run: &Run) -> Result<QcGate, OperationError> {
         let Some(lot) = run.reagent_lot.as_deref() else {
             return Err(OperationError::Conflict(
                 "QC hold: the run has no reagent lot, so no QC can stand for it".into(),
@@ -120,7 +131,7 @@ impl Operations {
         let lot = ReagentLot::parse(lot)?;
         let gate = self.qc_gate(&lot, run.queued_at).await?;
         if gate.passed() {
-            Ok(())
+            Ok(gate)
         } else {
             Err(OperationError::Conflict(format!(
                 "QC hold: not released, QC has not passed for the run's day ({})",

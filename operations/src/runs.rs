@@ -19,14 +19,16 @@ use appliance::store::audit::{AuditQuery, AuditRecord};
 use appliance::store::calibrations::{Calibration, ReagentLot};
 use appliance::store::measurements::Measurement;
 use appliance::store::patients::{BirthDate, Mrn, Patient};
-use appliance::store::results::ResultVersion;
+use appliance::store::qc_basis::{JudgedFor, QcBasis};
+use appliance::store::results::{ResultVersion, TrendPoint};
 use appliance::store::runs::{Run, RunState};
 use appliance::store::samples::{Accession, BloodVolume, Indication, Sample, TubeKind};
 use appliance::store::users::User;
 use appliance::store::{Actor, AuditEntry, RunId, StoreError, Timestamp};
 
-use appliance::site::QcPolicy;
+use appliance::site::{LocalTime, QcPolicy, SiteTimeZone};
 
+use crate::reported::Reported;
 use crate::{OperationError, Operations, Permission, Requester};
 
 /// The draw-time rule is the engine's, which checks every request with it; a run order applies it
@@ -172,6 +174,8 @@ pub struct OrderContext {
     pub simulated: bool,
     /// The appliance's clock.
     pub now: Timestamp,
+    /// The site's time zone: a draw time typed without an offset is local time there.
+    pub time_zone: SiteTimeZone,
 }
 
 /// A run order, parsed and checked: what the engine is asked to measure.
@@ -230,23 +234,56 @@ fn reason_of(error: StoreError) -> String {
     }
 }
 
-/// Parses a draw time: RFC 3339, or `YYYY-MM-DDTHH:MM[:SS]` (the page's `datetime-local`)
-/// taken as UTC; then [`check_draw_time`].
-pub fn parse_draw_time(text: &str, now: Timestamp) -> Result<Timestamp, String> {
+/// Parses a draw time: RFC 3339 with its offset, or `YYYY-MM-DDTHH:MM[:SS]` (the page's
+/// `datetime-local`) meaning the site's local time in `zone`; then [`check_draw_time`]. A local
+/// time the clocks skipped (the spring change) or passed twice (the autumn change) is refused in
+/// words, never guessed: for a time passed twice the refusal names both readings and asks for
+/// the offset. Stored times stay UTC.
+pub fn parse_draw_time(
+    text: &str,
+    now: Timestamp,
+    zone: &SiteTimeZone,
+) -> Result<Timestamp, String> {
     let text = text.trim();
     let shown: String = text.chars().take(40).collect();
-    let at = Timestamp::parse(text)
-        .or_else(|_| {
-            let with_seconds = if text.len() == 16 {
-                format!("{text}:00")
-            } else {
-                text.to_owned()
-            };
-            Timestamp::parse(&format!("{with_seconds}Z"))
-        })
-        .map_err(|_| {
-            format!("{shown:?} is not a date and time (RFC 3339, or YYYY-MM-DDTHH:MM in UTC)")
-        })?;
+    // An offset after minutes without seconds (`2026-10-25T02:30+02:00`, as the fold's
+    // refusal suggests) is RFC 3339 once the seconds are written.
+    let with_seconds = match (text.get(..16), text.get(16..)) {
+        (Some(minutes), Some(offset)) if offset.starts_with(['+', '-', 'Z', 'z']) => {
+            format!("{minutes}:00{offset}")
+        }
+        _ => text.to_owned(),
+    };
+    let at = match Timestamp::parse(text).or_else(|_| Timestamp::parse(&with_seconds)) {
+        Ok(at) => at,
+        Err(_) => match zone.resolve_local(text) {
+            Ok(LocalTime::Unique(at)) => at,
+            Ok(LocalTime::Gap { before, after }) => {
+                return Err(format!(
+                    "{shown} did not happen in {zone}: the clocks went forward that night (from \
+                     {before} to {after}) and skipped that time. Check the time on the tube's \
+                     label"
+                ));
+            }
+            Ok(LocalTime::Fold {
+                earlier_offset,
+                later_offset,
+                ..
+            }) => {
+                return Err(format!(
+                    "{shown} happened twice in {zone}: the clocks went back that night. Say \
+                     which: {shown}{earlier_offset} (the first, before the change) or \
+                     {shown}{later_offset} (the second, after it)"
+                ));
+            }
+            Err(_) => {
+                return Err(format!(
+                    "{shown:?} is not a date and time (YYYY-MM-DDTHH:MM in the site's local \
+                     time, {zone}, or RFC 3339 with an offset)"
+                ));
+            }
+        },
+    };
     check_draw_time(at, now)?;
     Ok(at)
 }
@@ -340,7 +377,7 @@ impl RunOrder {
         };
         let drawn_at = match fields.drawn_at.trim() {
             "" => None,
-            text => parse_draw_time(text, context.now)
+            text => parse_draw_time(text, context.now, &context.time_zone)
                 .map_err(|reason| wrong(OrderField::DrawnAt, reason))
                 .ok(),
         };
@@ -521,12 +558,71 @@ pub struct RunRecord {
     pub operator: Option<User>,
     /// The audit trail of the run and its result versions, oldest first ([`RunDetail::Report`]).
     pub audit: Vec<AuditRecord>,
+    /// The QC judgements of the run (at start, at release), oldest first, each with the control
+    /// values it relied on as judged then.
+    pub qc_basis: Vec<QcBasis>,
+    /// The patient's previous released result, drawn before this one ([`RunDetail::Report`],
+    /// and only for those who may view patients' data: it is the patient's history).
+    pub previous: Option<TrendPoint>,
 }
 
 impl RunRecord {
     /// The current version of the result.
     pub fn current(&self) -> Option<&ResultVersion> {
         self.versions.last()
+    }
+
+    /// The current result as reported (status, call, printed count), if any.
+    pub fn reported(&self) -> Option<Reported> {
+        Reported::of(self.run.state, &self.versions)
+    }
+
+    /// The QC the result relies on ([`crate::reported::qc_relied_on`]).
+    pub fn qc_relied_on(&self) -> Option<&QcBasis> {
+        crate::reported::qc_relied_on(&self.qc_basis)
+    }
+}
+
+/// How long after it was queued an operator still works on a run they started (its live view,
+/// its preliminary result): a shift.
+pub const OPERATOR_WORKING_HOURS: i64 = 12;
+
+/// Whether `who` may open `run` (its record, live view, report, PDF, and its place in the
+/// dashboard's lists). Those who may view patients' data (clinicians, lab admins, the console)
+/// open any run. An operator opens only the runs they are working on: any run in flight on the
+/// instrument (a colleague's included, to confirm its tube), and a run they started that is not
+/// released, queued within the last [`OPERATOR_WORKING_HOURS`]; never a released report nor
+/// other patients' history.
+pub fn may_open_run(who: &Requester, run: &Run, now: Timestamp) -> bool {
+    if who.may(Permission::ViewPatients) {
+        return true;
+    }
+    if RunState::IN_FLIGHT.contains(&run.state) {
+        return true;
+    }
+    let own = match (who.user(), run.operator_id) {
+        (Some(user), Some(operator)) => user.id == operator,
+        _ => false,
+    };
+    let recent = run
+        .queued_at
+        .plus(time::Duration::hours(OPERATOR_WORKING_HOURS))
+        > now;
+    own && recent && run.state != RunState::Released
+}
+
+/// [`may_open_run`], or the refusal naming what an operator may open.
+fn require_may_open(who: &Requester, run: &Run, now: Timestamp) -> Result<(), OperationError> {
+    if may_open_run(who, run, now) {
+        Ok(())
+    } else {
+        Err(OperationError::Forbidden {
+            role: who
+                .user()
+                .map_or_else(|| "console".to_owned(), |u| u.role.to_string()),
+            action: "open a run other than the unreleased ones they are working on (released \
+                     results and patients' history are for clinicians)",
+        })
     }
 }
 
@@ -541,6 +637,8 @@ pub struct RunSummary {
     pub patient: Patient,
     /// The current version of its result, if any.
     pub current: Option<ResultVersion>,
+    /// The current result as reported (status, call, printed count), if any.
+    pub reported: Option<Reported>,
 }
 
 /// The runs a person works from: those in flight, the latest results, and (for those who may
@@ -591,6 +689,7 @@ impl Operations {
             reagent_lots,
             simulated,
             now: Timestamp::now(),
+            time_zone: self.settings.site.time_zone.clone(),
         })
     }
 
@@ -611,6 +710,7 @@ impl Operations {
     ) -> Result<RunTicket, OperationError> {
         who.require(Permission::OperateRuns)?;
         let engine = self.engine()?;
+        let mut relied = Vec::new();
         if self.settings.qc_policy == QcPolicy::RequirePassing {
             let gate = self.qc_gate(&order.reagent_lot, Timestamp::now()).await?;
             if !gate.passed() {
@@ -620,8 +720,16 @@ impl Operations {
                     gate.missing_text()
                 )));
             }
+            relied = gate.relied();
         }
-        Ok(engine.start_run(order.request(who.actor())).await?)
+        let ticket = engine.start_run(order.request(who.actor())).await?;
+        // The QC the run started on, kept as judged now (the report names it).
+        if !relied.is_empty() {
+            self.store
+                .record_qc_basis(ticket.id, JudgedFor::Start, &relied)
+                .await?;
+        }
+        Ok(ticket)
     }
 
     /// The operator confirms the tube a run waits for is in the coil (audited).
@@ -676,6 +784,9 @@ impl Operations {
             if recent_results.len() >= recent {
                 break;
             }
+            if !may_open_run(who, &run, Timestamp::now()) {
+                continue;
+            }
             let summary = self.summary(run, true).await?;
             if summary.current.is_some() {
                 recent_results.push(summary);
@@ -712,16 +823,18 @@ impl Operations {
     async fn summary(&self, run: Run, with_result: bool) -> Result<RunSummary, OperationError> {
         let sample = self.store.sample(run.sample_id).await?;
         let patient = self.store.patient(sample.patient_id).await?;
-        let current = if with_result {
-            self.store.current_result(run.id).await?
+        let versions = if with_result {
+            self.store.result_versions(run.id).await?
         } else {
-            None
+            Vec::new()
         };
+        let reported = Reported::of(run.state, &versions);
         Ok(RunSummary {
             run,
             sample,
             patient,
-            current,
+            current: versions.last().cloned(),
+            reported,
         })
     }
 
@@ -745,7 +858,9 @@ impl Operations {
     /// a view of patient data, and not audited): what a live view follows.
     pub async fn run(&self, who: &Requester, run_id: RunId) -> Result<Run, OperationError> {
         who.require(Permission::ViewRuns)?;
-        Ok(self.store.run(run_id).await?)
+        let run = self.store.run(run_id).await?;
+        require_may_open(who, &run, Timestamp::now())?;
+        Ok(run)
     }
 
     /// Views a run (anyone who may view runs): `detail` says how much. Audited here, once, for
@@ -762,11 +877,12 @@ impl Operations {
     ) -> Result<RunRecord, OperationError> {
         who.require(Permission::ViewRuns)?;
         let run = self.store.run(run_id).await?;
+        require_may_open(who, &run, Timestamp::now())?;
         let sample = self.store.sample(run.sample_id).await?;
         let patient = self.store.patient(sample.patient_id).await?;
         let versions = self.store.result_versions(run.id).await?;
         self.store
-            .record_event(
+            .record_view(
                 &who.actor(),
                 AuditEntry::new(
                     if versions.is_empty() {
@@ -789,13 +905,27 @@ impl Operations {
             calibration: None,
             operator: None,
             audit: Vec::new(),
+            qc_basis: Vec::new(),
+            previous: None,
         };
+        record.qc_basis = self.store.qc_basis(record.run.id).await?;
         if detail == RunDetail::Result {
             return Ok(record);
         }
         record.measurements = self.store.run_measurements(record.run.id).await?;
         if detail == RunDetail::Readings {
             return Ok(record);
+        }
+        if who.may(Permission::ViewPatients) {
+            record.previous = self
+                .store
+                .patient_trend(record.patient.id)
+                .await?
+                .into_iter()
+                .rev()
+                .find(|p| {
+                    p.released && p.run_id != record.run.id && p.drawn_at < record.sample.drawn_at
+                });
         }
         self.complete_t2_distributions(&mut record.measurements)
             .await?;
@@ -882,6 +1012,7 @@ mod tests {
             reagent_lots: vec!["L1".into()],
             simulated: false,
             now: Timestamp::parse("2026-11-24T12:00:00Z").expect("a time"),
+            time_zone: SiteTimeZone::utc(),
         }
     }
 
@@ -997,7 +1128,8 @@ mod tests {
     #[test]
     fn draw_times_in_the_future_or_before_2000_are_refused() {
         let now = context().now;
-        let at = |text: &str| parse_draw_time(text, now);
+        let utc = SiteTimeZone::utc();
+        let at = |text: &str| parse_draw_time(text, now, &utc);
         assert!(at("2026-11-24T08:30:00Z").is_ok());
         assert!(at("2026-11-24T12:04").is_ok(), "within the clock skew");
         assert!(at("2000-01-01T00:00:00Z").is_ok());
@@ -1012,6 +1144,43 @@ mod tests {
                 .contains("2000")
         );
         assert!(at("tomorrow").expect_err("words").contains("not a date"));
+    }
+
+    #[test]
+    fn a_draw_time_typed_in_the_sites_zone_is_stored_as_the_right_instant_across_dst() {
+        let berlin: SiteTimeZone = "Europe/Berlin".parse().expect("a zone");
+        let now = Timestamp::parse("2026-12-02T12:00:00Z").expect("a time");
+        let at = |text: &str| parse_draw_time(text, now, &berlin);
+        // Winter time (+01:00), summer time (+02:00), and either side of the spring change.
+        let instant = |text: &str| at(text).expect(text).to_rfc3339();
+        assert_eq!(instant("2026-12-02T09:30"), "2026-12-02T08:30:00Z");
+        assert_eq!(instant("2026-07-01T09:30"), "2026-07-01T07:30:00Z");
+        assert_eq!(instant("2026-03-29T01:59"), "2026-03-29T00:59:00Z");
+        assert_eq!(instant("2026-03-29T03:00"), "2026-03-29T01:00:00Z");
+        // An explicit offset is taken as given.
+        assert_eq!(instant("2026-10-25T02:30:00+01:00"), "2026-10-25T01:30:00Z");
+        assert_eq!(instant("2026-10-25T02:30+02:00"), "2026-10-25T00:30:00Z");
+        // The spring gap: refused in words, nothing guessed.
+        let gap = at("2026-03-29T02:30").expect_err("a time that never happened");
+        assert!(
+            gap.contains("did not happen in Europe/Berlin") && gap.contains("forward"),
+            "{gap}"
+        );
+        // The autumn overlap: refused, naming both readings.
+        let fold = at("2026-10-25T02:30").expect_err("a time that happened twice");
+        assert!(
+            fold.contains("happened twice")
+                && fold.contains("2026-10-25T02:30+02:00")
+                && fold.contains("2026-10-25T02:30+01:00"),
+            "{fold}"
+        );
+        // The local field's text is not UTC: 12:30 Berlin is 11:30Z, in the past at noon UTC.
+        assert!(at("2026-12-02T12:30").is_ok());
+        assert!(
+            at("2026-12-02T13:30")
+                .expect_err("ahead")
+                .contains("future")
+        );
     }
 
     #[test]

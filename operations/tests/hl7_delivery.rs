@@ -11,8 +11,8 @@
 //!
 //! Every unit sent is checked with the NLM's `@lhncbc/ucum-lhc` (`tests/interop/ucum.js`).
 //!
-//! Needs Python with hl7apy and hl7 (`FERROCOUNT_INTEROP_PYTHON`, else `target/interop-venv`) and
-//! node with ucum-lhc (`FERROCOUNT_INTEROP_NODE_MODULES`, else `target/interop-node/node_modules`);
+//! Needs Python with hl7apy and hl7 (`INTEROP_TEST_PYTHON`, else `target/interop-venv`) and
+//! node with ucum-lhc (`INTEROP_TEST_NODE_MODULES`, else `target/interop-node/node_modules`);
 //! `scripts/test` installs both.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,7 +38,7 @@ use operations::outbox::RetryPolicy;
 use operations::{LoginThrottle, Operations, Requester};
 
 fn python() -> PathBuf {
-    if let Some(path) = std::env::var_os("FERROCOUNT_INTEROP_PYTHON") {
+    if let Some(path) = std::env::var_os("INTEROP_TEST_PYTHON") {
         return PathBuf::from(path);
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/interop-venv/bin/python")
@@ -46,7 +46,7 @@ fn python() -> PathBuf {
 
 /// Whether ucum-lhc finds every unit valid, and what it said.
 fn ucum_valid(units: &[&str]) -> (bool, String) {
-    let modules = std::env::var_os("FERROCOUNT_INTEROP_NODE_MODULES").map_or_else(
+    let modules = std::env::var_os("INTEROP_TEST_NODE_MODULES").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/interop-node/node_modules"),
         PathBuf::from,
     );

@@ -15,6 +15,7 @@ mod pages_clinical;
 mod pages_lab;
 mod patients;
 mod qc_gate;
+mod report_pdf;
 mod runs;
 mod serve_binary;
 mod session;

@@ -14,7 +14,7 @@ use crate::helpers::{As, PASSWORD, spawn_app, spawn_app_with};
 /// Every operation the API serves, written down here independently of the document: a route
 /// added to the router changes the document (routes are mounted with their documentation), so
 /// this list must be updated with it, on purpose.
-const EXPECTED_OPERATIONS: [(&str, &str); 23] = [
+const EXPECTED_OPERATIONS: [(&str, &str); 26] = [
     ("GET", "/healthz"),
     ("GET", "/api/v1/openapi.json"),
     ("POST", "/api/v1/session"),
@@ -26,11 +26,14 @@ const EXPECTED_OPERATIONS: [(&str, &str); 23] = [
     ("POST", "/api/v1/patients"),
     ("GET", "/api/v1/patients/{id}"),
     ("GET", "/api/v1/patients/{id}/trend"),
+    ("POST", "/api/v1/patients/{id}/events"),
+    ("GET", "/api/v1/worklist"),
     ("POST", "/api/v1/runs"),
     ("GET", "/api/v1/runs/{id}"),
     ("POST", "/api/v1/runs/{id}/confirm-tube"),
     ("POST", "/api/v1/runs/{id}/cancel"),
     ("GET", "/api/v1/runs/{id}/events"),
+    ("GET", "/api/v1/runs/{id}/report.pdf"),
     ("POST", "/api/v1/runs/{id}/release"),
     ("POST", "/api/v1/runs/{id}/corrections"),
     ("GET", "/api/v1/instrument"),

@@ -54,19 +54,13 @@ async fn a_patient_is_registered_once_shown_and_every_view_is_audited() {
         .send(
             As::Bearer(&clinician),
             Method::GET,
-            "/api/v1/patients?mrn=MRN",
+            "/api/v1/patients?mrn_prefix=mrn",
             None,
         )
         .await;
-    assert_eq!(
-        list.json::<Value>()
-            .await
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    let list = list.json::<Value>().await.unwrap();
+    assert_eq!(list["patients"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["next_after"], Value::Null);
     let trend = app
         .send(
             As::Bearer(&clinician),
@@ -210,7 +204,8 @@ async fn the_trend_lists_each_runs_current_result_as_json_and_csv() {
             assert!(point.get(key).is_some(), "{key} in {point}");
         }
     }
-    assert_eq!(points[0]["drawn_at"], "2026-01-05T09:00:00Z");
+    // With the site's offset (UTC here).
+    assert_eq!(points[0]["drawn_at"], "2026-01-05T09:00:00+00:00");
     let csv = app
         .send(
             As::Bearer(&clinician),
@@ -224,7 +219,8 @@ async fn the_trend_lists_each_runs_current_result_as_json_and_csv() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3);
     assert!(lines[0].starts_with("run_id,drawn_at,per_7_5ml,"));
-    assert!(lines[1].starts_with(&format!("{},2026-01-05T09:00:00Z,", runs[0])));
+    assert!(lines[1].starts_with(&format!("{},2026-01-05T09:00:00+00:00,", runs[0])));
+    assert!(lines[0].contains(",call,status,"), "{}", lines[0]);
 }
 
 #[tokio::test]

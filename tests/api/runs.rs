@@ -324,9 +324,11 @@ async fn run_stream_count_and_release(app: TestApp) {
     assert_eq!(signature["statement"], "Released for clinical use");
     let twice = release(PASSWORD, "claire Tester").await;
     assert_problem(twice, StatusCode::CONFLICT, "not awaiting release").await;
+    // Released, the run is the clinicians' (an operator opens only unreleased runs).
+    let clinician = app.token(Role::Clinician).to_owned();
     let run: Value = app
         .send(
-            As::Bearer(&operator),
+            As::Bearer(&clinician),
             Method::GET,
             &format!("/api/v1/runs/{id}"),
             None,
@@ -336,6 +338,7 @@ async fn run_stream_count_and_release(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(run["state"], "released");
+    assert_eq!(run["result"]["status"], "FINAL");
     assert_eq!(run["versions"][0]["signatures"][0]["meaning"], "release");
 }
 

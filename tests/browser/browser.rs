@@ -277,6 +277,11 @@ impl Browser {
             .unwrap_or_else(|_| "an unknown page".to_owned())
     }
 
+    /// A file in this session's artefact directory.
+    pub fn artefact(&self, name: &str) -> PathBuf {
+        self.artefacts.join(name)
+    }
+
     /// Saves a full-page screenshot as `NN-name.png` and returns its path.
     pub async fn shot(&mut self, name: &str) -> Result<PathBuf> {
         self.shots += 1;

@@ -192,14 +192,19 @@ async fn follow_live_run(browser: &mut Browser) -> Result<()> {
         confirmed >= 1,
         "the live view never asked for a tube to confirm"
     );
-    let result = browser
-        .find("#live-run [data-result-panel] [data-result-text]")
+    let panel = browser
+        .find("#live-run [data-result-panel]")
         .await?
         .text()
         .await?;
     ensure!(
-        result.contains("7.5 mL"),
-        "the live view shows a count per 7.5 mL: {result:?}"
+        panel.contains("QC") && panel.contains("Preliminary"),
+        "the live view shows completion, the QC state and that the result is preliminary: \
+         {panel:?}"
+    );
+    ensure!(
+        !panel.contains("7.5 mL") && !panel.contains("avourable"),
+        "the bedside live view shows neither the count nor the call: {panel:?}"
     );
     browser.step("live-run-result").await?;
     Ok(())

@@ -3,7 +3,9 @@
 //! with an instant clock, as in the API tests.
 //!
 //! Artefacts (full-page screenshots per step, a PDF of the printed report, the page weights and
-//! chromedriver's log) go to `target/browser-artifacts/`; the test prints the directory.
+//! chromedriver's log) go to `target/browser-artifacts/<flow>/`; each test prints its directory.
+//! Flows: `flow` (the bedside run to its release) and `report` (issue 11's report: preliminary,
+//! indeterminate, the PDF link, a wrong password at release).
 
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
@@ -13,22 +15,25 @@ mod test_board;
 
 mod browser;
 mod chromedriver;
+mod clinician;
 mod flow;
+mod report;
 
 use std::path::PathBuf;
 
 use browser::Browser;
 use chromedriver::Chromedriver;
 
-/// `target/browser-artifacts`, next to the build that runs this test (test binaries live in
-/// `target/<profile>/deps/`), emptied of an earlier run's files.
-fn artefact_dir() -> PathBuf {
+/// `target/browser-artifacts/<flow>`, next to the build that runs this test (test binaries live
+/// in `target/<profile>/deps/`), emptied of an earlier run's files (each flow its own directory:
+/// the flows run in parallel).
+fn artefact_dir(flow: &str) -> PathBuf {
     let target = std::env::current_exe()
         .ok()
         .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_owned()))
         .filter(|dir| dir.file_name().is_some_and(|name| name == "target"))
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("browser-artifacts");
+    let dir = target.join("browser-artifacts").join(flow);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).expect("an earlier run's artefacts can be removed");
     }
@@ -38,7 +43,7 @@ fn artefact_dir() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_sample_goes_from_the_bedside_to_a_released_result_in_chromium() {
-    let artefacts = artefact_dir();
+    let artefacts = artefact_dir("bedside");
     let app = helpers::spawn_app().await;
     let driver = Chromedriver::start(&artefacts.join("chromedriver.log"))
         .await
@@ -64,6 +69,36 @@ async fn a_simulated_sample_goes_from_the_bedside_to_a_released_result_in_chromi
     app.engine.shutdown().await;
     if let Err(error) = outcome {
         panic!("the browser flow failed: {error:#}");
+    }
+    closed.expect("the WebDriver session closes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_flow_is_honest_preliminary_and_keeps_the_release_form_in_view_in_chromium() {
+    let artefacts = artefact_dir("report");
+    let app = helpers::spawn_app_with(|config| {
+        config.site.time_zone = "Europe/Berlin".parse().expect("a zone");
+    })
+    .await;
+    let driver = Chromedriver::start(&artefacts.join("chromedriver.log"))
+        .await
+        .unwrap_or_else(|message| panic!("{message}"));
+    let mut browser = Browser::open(&driver.url(), format!("http://{}", app.address), &artefacts)
+        .await
+        .expect("a headless Chromium session");
+    let outcome = report::report_flow(&mut browser, &app).await;
+    if outcome.is_err() {
+        match browser.shot("FAILED").await {
+            Ok(file) => eprintln!("screenshot of the failure: {}", file.display()),
+            Err(error) => eprintln!("no screenshot of the failure: {error:#}"),
+        }
+    }
+    println!("browser artefacts: {}", artefacts.display());
+    let closed = browser.close().await;
+    drop(driver);
+    app.engine.shutdown().await;
+    if let Err(error) = outcome {
+        panic!("the report flow failed: {error:#}");
     }
     closed.expect("the WebDriver session closes");
 }

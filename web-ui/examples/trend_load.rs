@@ -1,19 +1,25 @@
 //! Serves the web face over a database holding RUNS runs (default 100,000: 5,000 patients with
-//! 20 results each), seeded through the store API, for measuring the trend endpoint under a load
-//! generator on loopback:
+//! 20 results each), seeded through the store API, for measuring the trend endpoint and the
+//! dashboard under a load generator on loopback, while the engine keeps simulated runs in flight
+//! (at most IN_FLIGHT runs one after another, default 10,000; 0: none):
 //!
 //! ```text
-//! cargo run --release -p web-ui --example trend_load -- /dev/shm/ferrocount-load [RUNS]
-//! # prints the URL of one patient's trend and a clinician's bearer token, then serves until Ctrl-C:
+//! cargo run --release -p web-ui --example trend_load -- /dev/shm/ferrocount-load [RUNS [IN_FLIGHT]]
+//! # prints the URL of one patient's trend, a clinician's bearer token, the dashboard's URL and a
+//! # clinician's session cookie, then serves until Ctrl-C (SIGINT), when it prints the runs done
+//! # meanwhile and the view audit's group commits:
 //! wrk -t2 -c16 -d20s --latency -H "Authorization: Bearer $TOKEN" "$URL"
+//! wrk -t2 -c16 -d20s --latency -H "Cookie: $COOKIE" "$DASHBOARD"
 //! ```
 //!
-//! A data directory that already holds a seeded database is reused as it is.
+//! A data directory that already holds a seeded database is reused as it is (seeding is bounded
+//! by RUNS; each run is five store transactions, as the engine writes them).
 
 use std::time::Instant;
 
 use appliance::assembly::ApplianceBuilder;
 use appliance::config::ApplianceConfig;
+use appliance::engine::{RunRequest, SimulatedTruth};
 use appliance::store::example_report::example_report;
 use appliance::store::patients::{BirthDate, Mrn, NewPatient};
 use appliance::store::runs::{NewRun, RunState};
@@ -36,6 +42,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|n| n.parse())
         .transpose()?
         .unwrap_or(100_000);
+    let in_flight: u32 = args
+        .next()
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(10_000);
     let config = ApplianceConfig {
         data_dir: dir.clone(),
         listen: "127.0.0.1:0".parse()?,
@@ -137,6 +148,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (token, _) = store
         .create_api_token(&actor, clinician.id, "load test")
         .await?;
+    let (session, _) = store
+        .create_session(&clinician, time::Duration::hours(8))
+        .await?;
     let application = web_ui::Application::build(&config, store.clone(), engine.clone()).await?;
     println!(
         "URL=http://{}/api/v1/patients/{}/trend",
@@ -144,11 +158,62 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         patient.id.0
     );
     println!("TOKEN={token}");
+    println!("DASHBOARD=http://{}/", application.local_addr());
+    println!("COOKIE=ferrocount_session={session}");
+    // Runs in flight: the engine measures simulated samples one after another (instant virtual
+    // clock, so as fast as the fits allow), writing measurements and results meanwhile.
+    let flying = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let mut done = 0_u32;
+            for i in 0..in_flight {
+                let request = RunRequest {
+                    indication: Some("breast".into()),
+                    simulate: Some(SimulatedTruth::cells(f64::from(i % 10) * 5.0)),
+                    ..RunRequest::new(
+                        &format!("FLIGHT-{:04}", i % 1000),
+                        &format!("FL{}-{i:06}", std::process::id()),
+                        7.5,
+                    )
+                };
+                let Ok(ticket) = engine.start_run(request).await else {
+                    break;
+                };
+                if engine.wait_for_run(ticket.id).await.is_err() {
+                    break;
+                }
+                done += 1;
+            }
+            done
+        })
+    };
+    let served = Instant::now();
     application
         .run_until(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    flying.abort();
+    let finished: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM runs WHERE state IN ('awaiting_release', 'failed') AND started_at >= ?",
+    )
+    .bind(
+        Timestamp::now()
+            .plus(-time::Duration::seconds_f64(served.elapsed().as_secs_f64() + 1.0))
+            .to_rfc3339(),
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap_or(-1);
+    let stats = store.view_audit_stats();
+    eprintln!(
+        "served {:.0} s; runs finished meanwhile: {finished}; view audit: {} rows in {} group \
+         commits ({} failed)",
+        served.elapsed().as_secs_f64(),
+        stats.rows_committed,
+        stats.group_commits,
+        stats.groups_failed
+    );
     engine.shutdown().await;
     store.close().await;
     Ok(())

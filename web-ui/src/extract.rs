@@ -75,6 +75,9 @@ impl PathId {
     /// Most digits of an id (every 18-digit number fits an `i64`).
     pub const MAX_DIGITS: usize = 18;
 
+    /// The largest id: [`PathId::MAX_DIGITS`] nines.
+    pub const MAX_ID: i64 = 999_999_999_999_999_999;
+
     /// The rule as an ECMA-262 regular expression for the document.
     pub fn pattern() -> String {
         format!("^[1-9][0-9]{{0,{}}}$", Self::MAX_DIGITS - 1)
@@ -137,6 +140,61 @@ where
                 u32::MAX
             ))
         })
+}
+
+/// An id in a JSON body (`lot_id`): a positive whole number of at most [`PathId::MAX_DIGITS`]
+/// digits, as in a path, written as an integer or as a number without fraction (`15.0`, which
+/// JSON Schema's `integer` includes); `15.5`, `0`, `-3`, `1e30` or a string is refused. The
+/// document states it as [`crate::api::input_schemas::body_id`]. For
+/// `#[serde(deserialize_with)]`.
+pub fn body_id<'de, D>(deserializer: D) -> Result<i64, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = number.as_i64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|x| x.fract() == 0.0 && (1.0..=PathId::MAX_ID as f64).contains(x))
+            .map(|x| x as i64)
+    });
+    whole
+        .filter(|id| (1..=PathId::MAX_ID).contains(id))
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "{number} is not an id (a positive whole number of at most {} digits)",
+                PathId::MAX_DIGITS
+            ))
+        })
+}
+
+/// An optional whole number in a query string (`limit=5`, or `limit=5.0`, which a client that
+/// holds the document's `integer` as a floating-point number writes); a fraction, an exponent
+/// beyond `u32`, text or an empty value is refused. For `#[serde(default, deserialize_with)]`.
+pub fn optional_whole_u32_text<'de, D>(deserializer: D) -> Result<Option<u32>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    use serde::de::Error;
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = text.parse::<u32>().ok().or_else(|| {
+        text.parse::<f64>()
+            .ok()
+            .filter(|x| x.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(x))
+            .map(|x| x as u32)
+    });
+    whole.map(Some).ok_or_else(|| {
+        D::Error::custom(format!(
+            "{:?} is not a whole number from 0 to {}",
+            text.chars().take(40).collect::<String>(),
+            u32::MAX
+        ))
+    })
 }
 
 fn path_rejection(rejection: &PathRejection) -> ApiError {

@@ -18,6 +18,7 @@ pub mod charts;
 pub mod extract;
 pub mod pages;
 pub mod problem;
+pub mod report_pdf;
 pub mod roles;
 pub mod state;
 pub use operations::throttle;

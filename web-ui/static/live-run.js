@@ -11,8 +11,8 @@
 //   tube_confirmed   {"tube": "quad", "index": 2, "automatic": false}
 //   replicate        {"tube": "control", "replicate": 1, "of": 3, "t2_ms": 84.2, "snr": 310,
 //                     "fit_error": null, "qc_flags": [...]}
-//   result           {"result": {"per_7_5ml": 4.2, "per_7_5ml_ci95": [1.1, 9.8],
-//                     "category": "below_loq", "call": "favorable", ...}} -> the result panel
+//   result           {"result": {..., "qc_hold": false}} -> the completion panel (QC state
+//                     only: the count and call are not shown at the bedside)
 //   failed           {"failure": {"kind": "board", "message": "..."}}       -> the failure panel
 //   notice           {"message": "..."}
 // The wording matches the server's (web-ui/src/pages/runs.rs, web-ui/src/views/format.rs), so a
@@ -33,24 +33,6 @@
   function parse(event) {
     try { return JSON.parse(event.data) || {}; } catch (error) { return {}; }
   }
-
-  // "4.2" below 100, "212" above (format::per_7_5ml).
-  function perMl(value) {
-    if (typeof value !== "number" || !isFinite(value)) { return "—"; }
-    return Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(1);
-  }
-
-  function resultLine(result) {
-    var ci = result.per_7_5ml_ci95 || [NaN, NaN];
-    if (result.category === "not_detected") {
-      return "Not detected (at most " + perMl(ci[1]) + " CTC/7.5 mL, 95 %)";
-    }
-    return perMl(result.per_7_5ml) + " CTC/7.5 mL (95 % CI " + perMl(ci[0]) + "–" + perMl(ci[1]) + ")";
-  }
-
-  var CATEGORY_WORDS = { quantified: "Quantified", below_loq: "Detected, below LoQ", not_detected: "Not detected" };
-  var CALL_WORDS = { favorable: "Favourable", unfavorable: "Unfavourable" };
-  var CALL_CLASSES = { favorable: "call-favourable", unfavorable: "call-unfavourable" };
 
   function frequencyMhz(hz) {
     var text = (hz / 1e6).toFixed(6);
@@ -203,15 +185,17 @@
   on("result", function (p) {
     var result = p.result || {};
     retirePendingConfirms();
-    append("result", "Result ready");
+    append("result", "Measurement complete");
+    // The bedside shows completion and QC state, never the count or the prognostic call: the
+    // result is preliminary until a clinician releases it.
     var panel = root.querySelector("[data-result-panel]");
-    panel.querySelector("[data-result-text]").textContent = resultLine(result);
-    var category = panel.querySelector("[data-result-category]");
-    category.textContent = CATEGORY_WORDS[result.category] || String(result.category || "");
-    category.className = "category category-" + String(result.category || "");
-    var call = panel.querySelector("[data-result-call]");
-    call.textContent = CALL_WORDS[result.call] || "No call";
-    call.className = "call " + (CALL_CLASSES[result.call] || "call-none");
+    var qc = panel.querySelector("[data-result-qc]");
+    qc.textContent = "";
+    var badge = document.createElement("span");
+    badge.className = "badge " + (result.qc_hold ? "status-fail" : "status-ok");
+    badge.textContent = result.qc_hold ? "QC hold" : "QC: no hold";
+    qc.appendChild(badge);
+    if (result.qc_hold) { qc.appendChild(document.createTextNode(" A QC flag holds this result: tell the lab.")); }
     panel.hidden = false;
     finished("Run finished.");
   });

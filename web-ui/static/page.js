@@ -2,12 +2,23 @@
 // with script-src 'self' holds).
 //
 // Print buttons: elements marked data-print are hidden until this script shows them (without
-// JavaScript they could not print) and print the page when pressed.
+// JavaScript they could not print) and print the page when pressed; printing opens the collapsed
+// replicate charts.
 (function () {
   "use strict";
   Array.prototype.forEach.call(document.querySelectorAll("[data-print]"), function (button) {
     button.hidden = false;
     button.addEventListener("click", function () { window.print(); });
+  });
+  // A form that came back with an error marks its field autofocus; focus it even when the page
+  // opened at a fragment (browsers skip autofocus then), so the signer types again in place.
+  var again = document.querySelector("input[autofocus]");
+  if (again) { again.focus({ preventScroll: true }); }
+  // The replicate charts are collapsed on screen (<details>); a printout shows them all.
+  window.addEventListener("beforeprint", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("details.charts-details"), function (details) {
+      details.open = true;
+    });
   });
 })();
 

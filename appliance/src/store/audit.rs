@@ -223,51 +223,69 @@ pub(crate) async fn append(
     actor: &Actor,
     entry: AuditEntry,
 ) -> Result<AuditId, StoreError> {
+    let ids = append_all(conn, &[(actor, &entry)]).await?;
+    ids.into_iter().next().ok_or(StoreError::Conflict(
+        "the audit trail appended no row".to_owned(),
+    ))
+}
+
+/// Appends entries in order inside the caller's write transaction, reading the chain's head
+/// once: each row links to the one before it. The ids, in the same order.
+pub(crate) async fn append_all(
+    conn: &mut SqliteConnection,
+    entries: &[(&Actor, &AuditEntry)],
+) -> Result<Vec<AuditId>, StoreError> {
     let head = sqlx::query!("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
         .fetch_optional(&mut *conn)
         .await
         .context("reading the audit chain's head")?;
-    let (id, prev_hash) = match head {
-        Some(row) => (row.id + 1, row.hash),
-        None => (1, GENESIS_HASH.to_owned()),
+    let (mut id, mut prev_hash) = match head {
+        Some(row) => (row.id, row.hash),
+        None => (0, GENESIS_HASH.to_owned()),
     };
-    let at = Timestamp::now().to_rfc3339();
-    let actor_label = actor.label();
-    let user_id = actor.user_id();
-    let detail_json = entry.detail.to_string();
-    let hash = ChainedFields {
-        id,
-        at: &at,
-        user_id,
-        actor: &actor_label,
-        action: &entry.action,
-        entity: &entry.entity,
-        entity_id: entry.entity_id.as_deref(),
-        reason: entry.reason.as_deref(),
-        detail_json: &detail_json,
-        prev_hash: &prev_hash,
-    }
-    .hash();
-    sqlx::query!(
-        "INSERT INTO audit_log
+    let mut ids = Vec::with_capacity(entries.len());
+    for (actor, entry) in entries {
+        id += 1;
+        let at = Timestamp::now().to_rfc3339();
+        let actor_label = actor.label();
+        let user_id = actor.user_id();
+        let detail_json = entry.detail.to_string();
+        let hash = ChainedFields {
+            id,
+            at: &at,
+            user_id,
+            actor: &actor_label,
+            action: &entry.action,
+            entity: &entry.entity,
+            entity_id: entry.entity_id.as_deref(),
+            reason: entry.reason.as_deref(),
+            detail_json: &detail_json,
+            prev_hash: &prev_hash,
+        }
+        .hash();
+        sqlx::query!(
+            "INSERT INTO audit_log
              (id, at, user_id, actor, action, entity, entity_id, reason, detail_json, prev_hash, hash)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        id,
-        at,
-        user_id,
-        actor_label,
-        entry.action,
-        entry.entity,
-        entry.entity_id,
-        entry.reason,
-        detail_json,
-        prev_hash,
-        hash,
-    )
-    .execute(&mut *conn)
-    .await
-    .context("appending to the audit trail")?;
-    Ok(AuditId(id))
+            id,
+            at,
+            user_id,
+            actor_label,
+            entry.action,
+            entry.entity,
+            entry.entity_id,
+            entry.reason,
+            detail_json,
+            prev_hash,
+            hash,
+        )
+        .execute(&mut *conn)
+        .await
+        .context("appending to the audit trail")?;
+        ids.push(AuditId(id));
+        prev_hash = hash;
+    }
+    Ok(ids)
 }
 
 /// Filters for reading the trail, newest first.
@@ -304,8 +322,9 @@ fn day_text(day: time::Date) -> String {
 }
 
 impl Store {
-    /// Records an event that changes nothing else (a view of patient data, a sign-in, a backup)
-    /// in its own transaction.
+    /// Records an event that changes nothing else (a sign-in, a backup) in its own transaction.
+    /// Views of patient data go through [`Store::record_view`] instead, which shares one commit
+    /// among concurrent views.
     pub async fn record_event(
         &self,
         actor: &Actor,

@@ -88,6 +88,10 @@ pub enum StoreError {
         /// The database file.
         path: PathBuf,
     },
+    /// A view's audit row could not be made durable (its group commit failed), so the view must
+    /// not be answered.
+    #[error("the view was not recorded in the audit trail, so it is not shown: {0}")]
+    ViewNotAudited(String),
     /// A backup target exists already or cannot be written.
     #[error("backup to {path} refused: {reason}")]
     Backup {

@@ -12,7 +12,8 @@
 //!
 //! Rules it keeps:
 //! - every change that matters writes an audit entry (who, what, when, why) in the same
-//!   transaction ([`audit`]);
+//!   transaction ([`audit`]); every view of patient data writes one before it is answered, in a
+//!   group commit shared with concurrent views ([`view_audit`]);
 //! - raw measurements, result versions, signatures, QC results and the audit trail are never
 //!   updated or deleted (SQLite triggers refuse it); a correction is a new result version with a
 //!   reason;
@@ -34,16 +35,21 @@ pub mod instrument_log;
 mod json_report;
 pub mod measurements;
 pub mod outbox;
+pub mod patient_events;
 pub mod patients;
 pub mod qc;
+pub mod qc_basis;
 pub mod results;
 pub mod runs;
 pub mod samples;
 #[cfg(test)]
 pub(crate) mod test_fixtures;
+pub mod text_pattern;
 mod timestamp;
 pub mod train_codec;
 pub mod users;
+pub mod view_audit;
+pub mod worklist;
 
 use std::path::Path;
 
@@ -66,6 +72,8 @@ pub struct Store {
     _lock: Option<std::sync::Arc<std::fs::File>>,
     /// Where a release sends its messages ([`Store::with_outbox`]): none unless configured.
     outbox: std::sync::Arc<[outbox::OutboxTarget]>,
+    /// The group commit of views' audit rows ([`view_audit`]), one queue for all clones.
+    views: std::sync::Arc<view_audit::ViewCommits>,
 }
 
 impl Store {
@@ -98,6 +106,7 @@ impl Store {
             pool,
             _lock: Some(std::sync::Arc::new(lock)),
             outbox: std::sync::Arc::new([]),
+            views: std::sync::Arc::default(),
         })
     }
 
@@ -107,6 +116,7 @@ impl Store {
             pool,
             _lock: None,
             outbox: std::sync::Arc::new([]),
+            views: std::sync::Arc::default(),
         }
     }
 

@@ -33,8 +33,9 @@ impl Mrn {
     /// The API's conformance test sends values at and beyond each end of the rule and checks
     /// that this pattern and `parse` agree on every one.
     pub fn pattern() -> String {
+        let space = super::text_pattern::white_space();
         format!(
-            r"^\s*(?=[A-Za-z0-9./-]{{1,{max}}}\s*$)[A-Za-z0-9./-]*[0-9][A-Za-z0-9./-]*\s*$",
+            r"^{space}*(?=[A-Za-z0-9./-]{{1,{max}}}{space}*$)[A-Za-z0-9./-]*[0-9][A-Za-z0-9./-]*{space}*$",
             max = Self::MAX_CHARS
         )
     }
@@ -109,6 +110,11 @@ impl BirthDate {
             )));
         }
         Ok(Self(date))
+    }
+
+    /// A stored birth date (`YYYY-MM-DD`, written by [`BirthDate`]'s `Display`).
+    pub(crate) fn stored(text: &str) -> Result<Self, time::error::Parse> {
+        Self::parse_iso(text).map(Self)
     }
 
     fn parse_iso(text: &str) -> Result<time::Date, time::error::Parse> {
@@ -546,32 +552,69 @@ impl Store {
         patient_from(found(row, "patient", id)?)
     }
 
-    /// Patients whose MRN starts with `prefix` (already parsed or raw), at most `limit`, by MRN.
-    pub async fn patients_with_mrn_prefix(
+    /// One page of the patient list, by MRN: the patients whose MRN starts with `search`'s
+    /// prefix (and whose birth date is `search`'s, when it has one), after the MRN `after` (the
+    /// last of the page before; none: the first page), at most `limit` (1 to 1000). Keyset
+    /// paging: one indexed query a page however many patients there are, and a patient added
+    /// between pages is neither shown twice nor shifts the pages.
+    pub async fn patients_page(
         &self,
-        prefix: &str,
+        search: &PatientFilter,
+        after: Option<&Mrn>,
         limit: u32,
     ) -> Result<Vec<Patient>, StoreError> {
-        let pattern = format!(
-            "{}%",
-            prefix
-                .trim()
-                .to_ascii_uppercase()
-                .replace(['%', '_', '\\'], "")
-        );
         let limit = i64::from(limit.clamp(1, 1000));
-        let rows = sqlx::query_as!(
-            PatientRow,
-            "SELECT id, mrn, birth_date, name, initials, indication, created_at
-             FROM patients WHERE mrn LIKE ? ORDER BY mrn LIMIT ?",
-            pattern,
-            limit
-        )
-        .fetch_all(&self.pool)
-        .await
-        .context("searching patients")?;
+        // Every MRN character sorts below U+007F, so [prefix, prefix + U+007F) holds exactly the
+        // MRNs that start with the prefix: a range on the MRN index, not a LIKE scan.
+        let low = search.mrn_prefix.clone();
+        let high = format!("{low}\u{7f}");
+        let after = after.map_or("", Mrn::as_str);
+        let rows = match search.birth_date {
+            None => {
+                sqlx::query_as!(
+                    PatientRow,
+                    "SELECT id, mrn, birth_date, name, initials, indication, created_at
+                 FROM patients WHERE mrn >= ? AND mrn < ? AND mrn > ? ORDER BY mrn LIMIT ?",
+                    low,
+                    high,
+                    after,
+                    limit
+                )
+                .fetch_all(&self.pool)
+                .await
+            }
+            Some(birth_date) => {
+                let birth_date = birth_date.to_string();
+                sqlx::query_as!(
+                    PatientRow,
+                    "SELECT id, mrn, birth_date, name, initials, indication, created_at
+                     FROM patients
+                     WHERE birth_date = ? AND mrn >= ? AND mrn < ? AND mrn > ?
+                     ORDER BY mrn LIMIT ?",
+                    birth_date,
+                    low,
+                    high,
+                    after,
+                    limit
+                )
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+        .context("listing a page of patients")?;
         rows.into_iter().map(patient_from).collect()
     }
+}
+
+/// What the patient list is narrowed to: an MRN prefix (as stored: uppercase, MRN characters
+/// only; empty: every MRN) and, optionally, a date of birth. Built by the operations layer's
+/// search parser, which states the rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PatientFilter {
+    /// The MRN prefix, uppercase.
+    pub mrn_prefix: String,
+    /// The date of birth, when searched for.
+    pub birth_date: Option<BirthDate>,
 }
 
 #[cfg(test)]
@@ -611,9 +654,28 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(same.id, patient.id);
+        let prefix = |mrn_prefix: &str| PatientFilter {
+            mrn_prefix: mrn_prefix.to_owned(),
+            birth_date: None,
+        };
         assert_eq!(
-            store.patients_with_mrn_prefix("ab-", 10).await.unwrap(),
-            vec![patient]
+            store.patients_page(&prefix("AB-"), None, 10).await.unwrap(),
+            vec![patient.clone()]
+        );
+        assert!(
+            store
+                .patients_page(&prefix("AB-1001"), Some(&mrn), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing after the last"
+        );
+        assert!(
+            store
+                .patients_page(&prefix("AC"), None, 10)
+                .await
+                .unwrap()
+                .is_empty()
         );
     }
 

@@ -222,19 +222,23 @@ impl TrendPoint {
 }
 
 /// The regulated columns of one `results` row, as read.
-struct SummaryColumns<'a> {
-    per_7_5ml: f64,
-    low: f64,
-    high: f64,
-    category: &'a str,
-    call: Option<&'a str>,
-    indication: Option<String>,
-    cutoff_per_7_5ml: Option<f64>,
-    interval_spans_cutoff: Option<bool>,
-    qc_hold: bool,
+pub(crate) struct SummaryColumns<'a> {
+    pub(crate) per_7_5ml: f64,
+    pub(crate) low: f64,
+    pub(crate) high: f64,
+    pub(crate) category: &'a str,
+    pub(crate) call: Option<&'a str>,
+    pub(crate) indication: Option<String>,
+    pub(crate) cutoff_per_7_5ml: Option<f64>,
+    pub(crate) interval_spans_cutoff: Option<bool>,
+    pub(crate) qc_hold: bool,
 }
 
-fn summary_from(row: i64, columns: SummaryColumns<'_>) -> Result<ResultSummary, StoreError> {
+/// Decodes the regulated columns of the `results` row `row` (the one decoder of them).
+pub(crate) fn summary_from(
+    row: i64,
+    columns: SummaryColumns<'_>,
+) -> Result<ResultSummary, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         what: "result",
         row,

@@ -80,7 +80,27 @@ impl FromStr for Role {
 #[serde(transparent)]
 pub struct Username(String);
 
+/// How often a session's use is written (its last use and its pushed expiry), at most.
+pub const SESSION_TOUCH_INTERVAL: time::Duration = time::Duration::seconds(30);
+
+/// How often an API token's use is written (its `last_used_at`), at most.
+pub const TOKEN_USE_INTERVAL: time::Duration = time::Duration::seconds(60);
+
 impl Username {
+    /// Longest user name, in characters (all ASCII).
+    pub const MAX_CHARS: usize = 64;
+
+    /// The rule of [`Username::parse`] as an ECMA-262 regular expression for the OpenAPI
+    /// document: surrounding white space (as `str::trim` drops it), then a letter and up to
+    /// [`Username::MAX_CHARS`]` - 1` letters (either case), digits, `.`, `_` or `-`.
+    pub fn pattern() -> String {
+        let space = super::text_pattern::white_space();
+        format!(
+            "^{space}*[A-Za-z][A-Za-z0-9._-]{{0,{}}}{space}*$",
+            Self::MAX_CHARS - 1
+        )
+    }
+
     /// Parses a user name.
     pub fn parse(text: &str) -> Result<Self, StoreError> {
         let name = text.trim().to_ascii_lowercase();
@@ -88,7 +108,7 @@ impl Username {
             field: "user name",
             reason: format!("{text:?}: {reason}"),
         };
-        if name.is_empty() || name.len() > 64 {
+        if name.is_empty() || name.len() > Self::MAX_CHARS {
             return Err(invalid("must be 1 to 64 characters"));
         }
         if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
@@ -770,7 +790,10 @@ impl Store {
     }
 
     /// The user behind a session cookie, if the session is open, unexpired and its user enabled;
-    /// using it pushes its expiry `idle_timeout` ahead (sign-out after inactivity).
+    /// using it pushes its expiry `idle_timeout` ahead (sign-out after inactivity). The push is
+    /// written at most once per [`SESSION_TOUCH_INTERVAL`], so a session used continuously costs
+    /// a read per request and a write per interval (every write is a sync to disk, and SQLite has
+    /// one writer); the inactivity sign-out therefore comes up to that interval early, never late.
     pub async fn session_user(
         &self,
         secret: &str,
@@ -778,39 +801,58 @@ impl Store {
     ) -> Result<Option<(User, Session)>, StoreError> {
         let token_hash = sha256_hex(secret.as_bytes());
         let now = Timestamp::now();
-        let (now_text, expires_text) = (now.to_rfc3339(), now.plus(idle_timeout).to_rfc3339());
-        let mut tx = db::begin_write(&self.pool).await?;
+        let now_text = now.to_rfc3339();
+        let mut conn = self.pool.acquire().await.context("checking a session")?;
         let row = sqlx::query!(
-            "UPDATE sessions SET last_seen_at = ?, expires_at = ?
-             WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?
-             RETURNING id, user_id, created_at, last_seen_at, expires_at",
-            now_text,
-            expires_text,
+            "SELECT id, user_id, created_at, last_seen_at, expires_at FROM sessions
+             WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?",
             token_hash,
             now_text,
         )
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await
         .context("checking a session")?;
         let Some(row) = row else {
             return Ok(None);
         };
         let user = found(
-            user_by_id(&mut tx, UserId(row.user_id)).await?,
+            user_by_id(&mut conn, UserId(row.user_id)).await?,
             "user",
             row.user_id,
         )?;
         if user.disabled {
             return Ok(None);
         }
-        let session = Session {
+        let mut session = Session {
             id: SessionId(row.id),
             user_id: user.id,
             created_at: stored(&row.created_at, "session opening time", row.id)?,
             last_seen_at: stored(&row.last_seen_at, "session last use", row.id)?,
             expires_at: stored(&row.expires_at, "session expiry", row.id)?,
         };
-        tx.commit().await.context("committing a session's use")?;
+        if session.last_seen_at <= now.plus(-SESSION_TOUCH_INTERVAL) {
+            let expires = now.plus(idle_timeout);
+            let expires_text = expires.to_rfc3339();
+            // One statement, so it is atomic without a transaction: a session revoked or lapsed
+            // since the read above is not revived.
+            let touched = sqlx::query!(
+                "UPDATE sessions SET last_seen_at = ?, expires_at = ?
+                 WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
+                now_text,
+                expires_text,
+                row.id,
+                now_text,
+            )
+            .execute(&mut *conn)
+            .await
+            .context("recording a session's use")?
+            .rows_affected();
+            if touched == 0 {
+                return Ok(None);
+            }
+            session.last_seen_at = now;
+            session.expires_at = expires;
+        }
         Ok(Some((user, session)))
     }
 
@@ -901,21 +943,23 @@ impl Store {
 
     /// The user behind an API token, if it is unrevoked, was made after `issued_after` (older
     /// tokens have expired: the operations layer sets the token life) and its user is enabled;
-    /// records the use. An expired token's use is not recorded.
+    /// records the use, at most once per [`TOKEN_USE_INTERVAL`] (so `last_used_at` is right to
+    /// within that interval, and a busy client costs a read per request, not a sync to disk). An
+    /// expired token's use is not recorded.
     pub async fn api_token_user(
         &self,
         secret: &str,
         issued_after: Timestamp,
     ) -> Result<Option<User>, StoreError> {
         let token_hash = sha256_hex(secret.as_bytes());
-        let now = Timestamp::now().to_rfc3339();
-        let mut tx = db::begin_write(&self.pool).await?;
+        let now = Timestamp::now();
+        let mut conn = self.pool.acquire().await.context("checking an API token")?;
         let token = sqlx::query!(
-            "SELECT id, user_id, created_at FROM api_tokens
+            "SELECT id, user_id, created_at, last_used_at FROM api_tokens
              WHERE token_hash = ? AND revoked_at IS NULL",
             token_hash
         )
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await
         .context("checking an API token")?;
         let Some(token) = token else {
@@ -924,18 +968,28 @@ impl Store {
         if stored(&token.created_at, "token creation time", token.id)? <= issued_after {
             return Ok(None);
         }
-        sqlx::query!(
-            "UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
-            now,
-            token.id
-        )
-        .execute(&mut *tx)
-        .await
-        .context("recording an API token's use")?;
         let user_id = token.user_id;
-        let user = found(user_by_id(&mut tx, UserId(user_id)).await?, "user", user_id)?;
-        tx.commit().await.context("committing an API token's use")?;
-        Ok((!user.disabled).then_some(user))
+        let user = found(
+            user_by_id(&mut conn, UserId(user_id)).await?,
+            "user",
+            user_id,
+        )?;
+        if user.disabled {
+            return Ok(None);
+        }
+        let last_used = stored_opt(token.last_used_at.as_deref(), "token use", token.id)?;
+        if last_used.is_none_or(|at| at <= now.plus(-TOKEN_USE_INTERVAL)) {
+            let now_text = now.to_rfc3339();
+            sqlx::query!(
+                "UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
+                now_text,
+                token.id
+            )
+            .execute(&mut *conn)
+            .await
+            .context("recording an API token's use")?;
+        }
+        Ok(Some(user))
     }
 
     /// A user's API tokens, newest first.
@@ -1151,6 +1205,85 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(reason.as_deref(), Some("left the lab"));
+    }
+
+    /// A session's and a token's use are written at most once per interval: a request within
+    /// it only reads (a write is a sync to disk, and the one writer is shared with runs and
+    /// audit rows), one after it pushes the session's expiry and the token's last use.
+    #[sqlx::test(migrations = "../migrations")]
+    async fn uses_are_written_at_most_once_per_interval(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let alice = user(&store, "alice", Role::Clinician).await;
+        let idle = time::Duration::minutes(15);
+        let (cookie, _) = store.create_session(&alice, idle).await.unwrap();
+        let (secret, _) = store
+            .create_api_token(&alice.actor(), alice.id, "LIS")
+            .await
+            .unwrap();
+        let set = |sql: &'static str, at: Timestamp| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query(sql)
+                    .bind(at.to_rfc3339())
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        };
+        let read = |sql: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, Option<String>>(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        let now = Timestamp::now();
+        let recent = now.plus(-time::Duration::seconds(10));
+        let soon = now.plus(time::Duration::minutes(5));
+        set("UPDATE sessions SET last_seen_at = ?", recent).await;
+        set("UPDATE sessions SET expires_at = ?", soon).await;
+        set("UPDATE api_tokens SET last_used_at = ?", recent).await;
+        let (_, seen) = store.session_user(&cookie, idle).await.unwrap().unwrap();
+        assert_eq!(
+            seen.expires_at, soon,
+            "used within the interval: nothing written"
+        );
+        assert!(
+            store
+                .api_token_user(&secret, long_ago())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let expires = read("SELECT expires_at FROM sessions").await;
+        let used = read("SELECT last_used_at FROM api_tokens").await;
+        assert_eq!(expires, Some(soon.to_rfc3339()));
+        assert_eq!(used, Some(recent.to_rfc3339()));
+
+        let before = now.plus(-SESSION_TOUCH_INTERVAL - TOKEN_USE_INTERVAL);
+        set("UPDATE sessions SET last_seen_at = ?", before).await;
+        set("UPDATE api_tokens SET last_used_at = ?", before).await;
+        let (_, seen) = store.session_user(&cookie, idle).await.unwrap().unwrap();
+        assert!(
+            seen.expires_at >= now.plus(idle),
+            "pushed a full idle time ahead"
+        );
+        assert!(
+            store
+                .api_token_user(&secret, long_ago())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            read("SELECT expires_at FROM sessions").await,
+            Some(seen.expires_at.to_rfc3339())
+        );
+        let used = read("SELECT last_used_at FROM api_tokens").await;
+        let used = Timestamp::parse(&used.expect("a use")).unwrap();
+        assert!(used >= now, "the use is recorded");
     }
 
     #[sqlx::test(migrations = "../migrations")]

@@ -33,7 +33,10 @@ pub struct Indications {
     pub indications: BTreeMap<String, Cutoff>,
 }
 
-/// The prognostic call.
+/// The prognostic call. [`Indications::call`] makes the point-estimate call (favourable or
+/// unfavourable, with whether the interval spans the cut-off), which is what a result stores;
+/// `Indeterminate` is the call as *reported* when the 95 % interval contains the cut-off, decided
+/// by the operations layer (`operations::reported::reported_call`) and never stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -42,11 +45,14 @@ pub enum Call {
     Favorable,
     /// At or above the indication's cut-off.
     Unfavorable,
+    /// The 95 % interval contains the cut-off: neither call can be made (reported only).
+    Indeterminate,
 }
 
-crate::vocabulary::vocabulary!(Call, "call", "favorable, unfavorable", {
+crate::vocabulary::vocabulary!(Call, "call", "favorable, unfavorable, indeterminate", {
     Favorable => "favorable",
     Unfavorable => "unfavorable",
+    Indeterminate => "indeterminate",
 });
 
 /// A call with what it was made against.

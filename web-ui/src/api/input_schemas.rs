@@ -3,8 +3,11 @@
 //! nor tighter than the server: replicates per tube (`RunOrder::parse`, [`MIN_REPLICATES`] to
 //! [`MAX_REPLICATES`]), MRNs ([`Mrn::parse`], stated as [`Mrn::pattern`]), API token labels
 //! (`Operations::create_token`, stated as [`token_label_pattern`]), cancel and unlock reasons
-//! ([`CancelReason`], [`ChangeReason`]), the patient list's `limit` ([`MAX_LISTED`]) and ids in the path
-//! ([`PathId::parse`], stated as [`PathId::pattern`]). `tests/api/openapi_conformance.rs`
+//! ([`CancelReason`], [`ChangeReason`]), the patient list's `limit` ([`MAX_LISTED`]) and search
+//! ([`PatientSearch::parse`], stated as [`PatientSearch::mrn_prefix_pattern`]), the worklist's
+//! `limit` ([`MAX_WORKLIST_PAGE`]), a trend marker's label ([`EventLabel::parse`]), ids in the
+//! path ([`PathId::parse`], stated as [`PathId::pattern`]) and user names in the path
+//! ([`Username::parse`], stated as [`Username::pattern`]). `tests/api/openapi_conformance.rs`
 //! (`declared_input_constraints_are_the_enforced_ones`) sends values at and beyond each end of
 //! each rule and checks that the document and the server agree on every one.
 //!
@@ -12,10 +15,14 @@
 //! states them in the document's terms.
 
 use appliance::engine::{MAX_REPLICATES, MIN_REPLICATES};
+use appliance::store::patient_events::EventLabel;
 use appliance::store::patients::Mrn;
-use operations::patients::MAX_LISTED;
+use appliance::store::users::Username;
+use operations::patients::{DEFAULT_LISTED, MAX_LISTED, PatientSearch};
 use operations::runs::CancelReason;
+use operations::text_rule::trimmed_chars_pattern;
 use operations::users::{ChangeReason, token_label_pattern};
+use operations::worklist::{DEFAULT_WORKLIST_PAGE, MAX_WORKLIST_PAGE};
 use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 
 use crate::extract::PathId;
@@ -84,14 +91,91 @@ pub fn change_reason() -> Object {
         .build()
 }
 
-/// How many patients a list holds at most.
+/// How many patients a page of the list holds at most.
 pub fn list_limit() -> Object {
     ObjectBuilder::new()
         .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
         .minimum(Some(1))
         .maximum(Some(MAX_LISTED))
         .description(Some(format!(
-            "At most this many, 1 to {MAX_LISTED} (default 100)"
+            "At most this many on the page, 1 to {MAX_LISTED} (default {DEFAULT_LISTED})"
+        )))
+        .build()
+}
+
+/// The start of an MRN, for the patient list's search.
+pub fn mrn_prefix() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(PatientSearch::mrn_prefix_pattern()))
+        .description(Some(format!(
+            "The start of an MRN: 0 to {} letters (either case), digits, `-`, `.` or `/` \
+             (empty: any MRN)",
+            Mrn::MAX_CHARS
+        )))
+        .build()
+}
+
+/// A date of birth to search for (empty: any).
+pub fn birth_date_search() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(PatientSearch::birth_date_pattern()))
+        .description(Some(
+            "A date of birth, a calendar date written `YYYY-MM-DD` (empty: any; a date after \
+             today or before 1900 finds nobody)"
+                .to_owned(),
+        ))
+        .build()
+}
+
+/// What a marker on a patient's trend says.
+pub fn event_label() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(trimmed_chars_pattern(1, EventLabel::MAX_CHARS)))
+        .description(Some(format!(
+            "What happened: 1 to {} characters once surrounding white space is dropped",
+            EventLabel::MAX_CHARS
+        )))
+        .build()
+}
+
+/// How many results a page of the worklist holds at most.
+pub fn worklist_limit() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(1))
+        .maximum(Some(MAX_WORKLIST_PAGE))
+        .description(Some(format!(
+            "At most this many on the page, 1 to {MAX_WORKLIST_PAGE} (default \
+             {DEFAULT_WORKLIST_PAGE})"
+        )))
+        .build()
+}
+
+/// An id in a JSON body (`lot_id`): [`crate::extract::body_id`]'s rule.
+pub fn body_id() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(PathId::MAX_ID))
+        .description(Some(format!(
+            "A positive whole number of at most {} digits",
+            PathId::MAX_DIGITS
+        )))
+        .build()
+}
+
+/// A user name in the path.
+pub fn username() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(Username::pattern()))
+        .description(Some(format!(
+            "A user name: a letter, then up to {} letters, digits, `.`, `_` or `-` (surrounding \
+             white space is dropped, letters are lowercased)",
+            Username::MAX_CHARS - 1
         )))
         .build()
 }

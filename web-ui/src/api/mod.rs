@@ -8,9 +8,11 @@ pub mod input_schemas;
 pub mod instrument;
 pub mod patients;
 pub mod qc;
+pub mod run_report;
 pub mod runs;
 pub mod session;
 pub mod tokens;
+pub mod worklist;
 
 pub mod openapi;
 
@@ -41,6 +43,8 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(patients::list, patients::register))
         .routes(routes!(patients::show))
         .routes(routes!(patients::trend))
+        .routes(routes!(patients::add_event))
+        .routes(routes!(worklist::list))
         .routes(routes!(runs::start))
         .routes(routes!(runs::show))
         .routes(routes!(runs::confirm_tube))
@@ -48,6 +52,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::events))
         .routes(routes!(runs::release))
         .routes(routes!(runs::correct))
+        .routes(routes!(run_report::report_pdf))
         .routes(routes!(instrument::show))
         .routes(routes!(qc::show, qc::add))
         .routes(routes!(calibrations::list, calibrations::add))

@@ -193,8 +193,9 @@ pub fn with_problem_answers(mut openapi: Document) -> Document {
     openapi
 }
 
-/// Declares every `{id}` path parameter as [`crate::extract::PathId`] reads it (the handlers'
-/// annotations name the parameter; its rule is stated once, from the parser).
+/// Declares every `{id}` path parameter as [`crate::extract::PathId`] reads it, and every
+/// `{username}` as [`crate::extract::PathUsername`] does (the handlers' annotations name the
+/// parameter; its rule is stated once, from the parser).
 pub fn with_path_ids(mut openapi: Document) -> Document {
     for item in openapi.paths.paths.values_mut() {
         for operation in [
@@ -208,10 +209,15 @@ pub fn with_path_ids(mut openapi: Document) -> Document {
         .flatten()
         {
             for parameter in operation.parameters.iter_mut().flatten() {
-                if parameter.name == "id" && parameter.parameter_in == ParameterIn::Path {
-                    parameter.schema =
-                        Some(RefOr::T(Schema::Object(super::input_schemas::path_id())));
+                if parameter.parameter_in != ParameterIn::Path {
+                    continue;
                 }
+                let schema = match parameter.name.as_str() {
+                    "id" => super::input_schemas::path_id(),
+                    "username" => super::input_schemas::username(),
+                    _ => continue,
+                };
+                parameter.schema = Some(RefOr::T(Schema::Object(schema)));
             }
         }
     }

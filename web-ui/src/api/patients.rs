@@ -1,6 +1,7 @@
-//! Patients: list (by MRN prefix), register, show one, and their trend (JSON or CSV), each
-//! through the operations layer (`operations::patients`), which audits every view of patient
-//! data (who, what, when).
+//! Patients: the list (search by MRN prefix and date of birth, a page at a time), register, show
+//! one, their trend (JSON or CSV) and its treatment or event markers, each through the operations
+//! layer (`operations::patients`), which audits every view of patient data (who, what, when) and
+//! every marker added.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,11 +10,14 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use appliance::site::SiteTimeZone;
 use appliance::store::PatientId;
 use appliance::store::patients::Patient;
-use appliance::store::results::TrendPoint;
+use operations::patients::ReportedPoint;
+use operations::reported::ResultStatus;
 
-use operations::patients::PatientRegistration;
+use appliance::store::patient_events::PatientEvent;
+use operations::patients::{DEFAULT_LISTED, EventMarker, PatientRegistration, PatientSearch};
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery, PathId};
@@ -56,17 +60,36 @@ impl From<Patient> for PatientView {
     }
 }
 
-/// `GET /api/v1/patients` query.
+/// `GET /api/v1/patients` query: an empty search lists every patient, by MRN.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// MRN prefix (empty: all).
+    /// The start of an MRN (any case; empty or absent: any MRN).
     #[serde(default)]
-    pub mrn: String,
-    /// At most this many (default 100).
+    #[param(schema_with = super::input_schemas::mrn_prefix)]
+    pub mrn_prefix: String,
+    /// A date of birth, `YYYY-MM-DD` (empty or absent: any).
+    #[serde(default)]
+    #[param(schema_with = super::input_schemas::birth_date_search)]
+    pub birth_date: String,
+    /// The MRN the page starts after: the `next_after` of the page before (absent: the first
+    /// page).
+    #[param(schema_with = super::input_schemas::mrn)]
+    pub after: Option<String>,
+    /// At most this many on the page.
     #[param(schema_with = super::input_schemas::list_limit)]
+    #[serde(default, deserialize_with = "crate::extract::optional_whole_u32_text")]
     pub limit: Option<u32>,
+}
+
+/// One page of the patient list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatientListView {
+    /// The patients, by MRN.
+    pub patients: Vec<PatientView>,
+    /// The MRN to pass as `after` for the next page; null on the last page.
+    pub next_after: Option<String>,
 }
 
 /// `GET /api/v1/patients`.
@@ -76,19 +99,30 @@ pub struct ListQuery {
     tag = "patients",
     security(("session_cookie" = []), ("bearer" = [])),
     params(ListQuery),
-    responses((status = 200, description = "Patients whose MRN starts with the prefix (audited)", body = Vec<PatientView>))
+    responses((status = 200, description = "One page of the patients the search finds, by MRN (audited)", body = PatientListView))
 )]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Vec<PatientView>>, ApiError> {
+) -> Result<Json<PatientListView>, ApiError> {
     caller.require(Permission::ViewPatients)?;
-    let patients = state
+    let page = state
         .ops
-        .find_patients(&caller.requester(), &query.mrn, query.limit.unwrap_or(100))
+        .list_patients(
+            &caller.requester(),
+            &PatientSearch {
+                mrn_prefix: query.mrn_prefix,
+                birth_date: query.birth_date,
+            },
+            query.after.as_deref(),
+            query.limit.unwrap_or(DEFAULT_LISTED),
+        )
         .await?;
-    Ok(Json(patients.into_iter().map(PatientView::from).collect()))
+    Ok(Json(PatientListView {
+        patients: page.patients.into_iter().map(PatientView::from).collect(),
+        next_after: page.next_after.map(|mrn| mrn.as_str().to_owned()),
+    }))
 }
 
 /// `POST /api/v1/patients` body.
@@ -190,7 +224,7 @@ pub enum TrendFormat {
 pub struct TrendRow {
     /// The run.
     pub run_id: i64,
-    /// Blood draw time, RFC 3339.
+    /// Blood draw time, RFC 3339 with the site's offset (`2026-12-02T09:12:00+01:00`).
     pub drawn_at: String,
     /// CTC per 7.5 mL.
     pub per_7_5ml: f64,
@@ -198,8 +232,11 @@ pub struct TrendRow {
     pub per_7_5ml_ci95: [f64; 2],
     /// `not_detected`, `below_loq` or `quantified`.
     pub category: String,
-    /// `favorable`, `unfavorable` or null.
+    /// `favorable`, `unfavorable`, `indeterminate` (the 95 % interval contains the cut-off) or
+    /// null.
     pub call: Option<String>,
+    /// `PRELIMINARY` until released, `FINAL`, or `CORRECTED`.
+    pub status: ResultStatus,
     /// Result version shown (the current one).
     pub version: u32,
     /// Whether the version shown corrects an earlier one (the earlier versions are kept; the
@@ -209,15 +246,17 @@ pub struct TrendRow {
     pub released: bool,
 }
 
-impl From<TrendPoint> for TrendRow {
-    fn from(point: TrendPoint) -> Self {
+impl TrendRow {
+    /// A point as the API shows it, its draw time with the offset of the site's `zone`.
+    pub fn of(ReportedPoint { point, reported }: ReportedPoint, zone: &SiteTimeZone) -> Self {
         Self {
             run_id: point.run_id.0,
-            drawn_at: point.drawn_at.to_rfc3339(),
+            drawn_at: zone.rfc3339(point.drawn_at),
             per_7_5ml: point.per_7_5ml,
             per_7_5ml_ci95: point.per_7_5ml_ci95,
             category: point.category.as_str().to_owned(),
-            call: point.call.map(|c| c.as_str().to_owned()),
+            call: reported.call.map(|c| c.as_str().to_owned()),
+            status: reported.status,
             version: point.version,
             corrected: point.corrected(),
             released: point.released,
@@ -257,7 +296,11 @@ pub async fn trend(
             },
         )
         .await?;
-    let rows: Vec<TrendRow> = points.into_iter().map(TrendRow::from).collect();
+    let zone = &state.ops.settings.site.time_zone;
+    let rows: Vec<TrendRow> = points
+        .into_iter()
+        .map(|point| TrendRow::of(point, zone))
+        .collect();
     Ok(match format {
         TrendFormat::Json => Json(rows).into_response(),
         TrendFormat::Csv => (
@@ -277,14 +320,90 @@ pub async fn trend(
     })
 }
 
+/// `POST /api/v1/patients/{id}/events` body: a treatment or event marker for the trend.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEvent {
+    /// The day it happened (or is planned), `YYYY-MM-DD`.
+    #[schema(format = Date)]
+    pub occurred_on: String,
+    /// What happened ("started docetaxel", "surgery").
+    #[schema(schema_with = super::input_schemas::event_label)]
+    pub label: String,
+}
+
+/// A marker on a patient's trend.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// Id.
+    pub id: i64,
+    /// The day, `YYYY-MM-DD`.
+    #[schema(format = Date)]
+    pub occurred_on: String,
+    /// What happened.
+    pub label: String,
+    /// When it was recorded, RFC 3339.
+    pub recorded_at: String,
+    /// Who recorded it (printed name; null: the appliance).
+    pub recorded_by: Option<String>,
+}
+
+impl From<PatientEvent> for EventView {
+    fn from(event: PatientEvent) -> Self {
+        Self {
+            id: event.id,
+            occurred_on: format!(
+                "{:04}-{:02}-{:02}",
+                event.occurred_on.year(),
+                u8::from(event.occurred_on.month()),
+                event.occurred_on.day()
+            ),
+            label: event.label.as_str().to_owned(),
+            recorded_at: event.recorded_at.to_rfc3339(),
+            recorded_by: event.recorded_by_name,
+        }
+    }
+}
+
+/// `POST /api/v1/patients/{id}/events`: 201 with the marker (audited `patient.event_add`).
+#[utoipa::path(
+    post,
+    path = "/patients/{id}/events",
+    tag = "patients",
+    security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
+    params(("id" = String, Path, description = "Patient id")),
+    request_body = NewEvent,
+    responses((status = 201, description = "Added to the patient's trend (audited)", body = EventView))
+)]
+pub async fn add_event(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+    ApiJson(body): ApiJson<NewEvent>,
+) -> Result<(StatusCode, Json<EventView>), ApiError> {
+    caller.require(Permission::AnnotatePatients)?;
+    let event = state
+        .ops
+        .add_patient_event(
+            &caller.requester(),
+            PatientId(id),
+            &EventMarker {
+                occurred_on: body.occurred_on,
+                label: body.label,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(event.into())))
+}
+
 /// The trend as CSV (RFC 4180; no field needs quoting: ids, times, numbers and fixed words).
 pub fn trend_csv(rows: &[TrendRow]) -> String {
     let mut csv = String::from(
-        "run_id,drawn_at,per_7_5ml,per_7_5ml_ci95_low,per_7_5ml_ci95_high,category,call,version,corrected,released\n",
+        "run_id,drawn_at,per_7_5ml,per_7_5ml_ci95_low,per_7_5ml_ci95_high,category,call,status,version,corrected,released\n",
     );
     for row in rows {
         csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
             row.run_id,
             row.drawn_at,
             row.per_7_5ml,
@@ -292,6 +411,7 @@ pub fn trend_csv(rows: &[TrendRow]) -> String {
             row.per_7_5ml_ci95[1],
             row.category,
             row.call.as_deref().unwrap_or(""),
+            row.status,
             row.version,
             row.corrected,
             row.released

@@ -119,7 +119,9 @@ pub async fn show(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewQcMeasurement {
-    /// The control lot measured.
+    /// The control lot measured (`15.0` is read as 15).
+    #[serde(deserialize_with = "crate::extract::body_id")]
+    #[schema(schema_with = super::input_schemas::body_id)]
     pub lot_id: i64,
     /// The value, in the material's analyte unit.
     pub value: f64,

@@ -23,6 +23,7 @@ use appliance::store::runs::{Run, RunState};
 use appliance::store::samples::TubeKind;
 use appliance::store::{MeasurementId, RunId, Timestamp};
 use operations::OperationError;
+use operations::reported::ResultStatus;
 use operations::results::CorrectionOrder;
 use operations::runs::{CancelReason, RunDetail, RunOrderFields};
 use operations::signature::SignatureInput;
@@ -155,7 +156,12 @@ pub struct CurrentResult {
     pub version: u32,
     /// Whether this version corrects an earlier one (`version` above 1).
     pub corrected: bool,
-    /// The count report.
+    /// `PRELIMINARY` until released, then `FINAL`, or `CORRECTED` when it replaces an earlier
+    /// released version.
+    pub status: ResultStatus,
+    /// The count report, with `call` as reported: `indeterminate` when the 95 % interval
+    /// contains the cut-off (`versions` keep the stored point-estimate call beside
+    /// `interval_spans_cutoff`).
     #[serde(flatten)]
     pub report: nmr_core::assay::CountReport,
 }
@@ -221,13 +227,21 @@ pub async fn show(
         .ops
         .view_run(&caller.requester(), RunId(id), RunDetail::Readings, "api")
         .await?;
-    let result = record.current().map(|current| CurrentResult {
-        run_id: record.run.id.0,
-        state: record.run.state,
-        version: current.version,
-        corrected: current.version > 1,
-        report: current.report.clone(),
-    });
+    let reported = record.reported();
+    let result = record
+        .current()
+        .zip(reported)
+        .map(|(current, reported)| CurrentResult {
+            run_id: record.run.id.0,
+            state: record.run.state,
+            version: current.version,
+            corrected: current.version > 1,
+            status: reported.status,
+            report: nmr_core::assay::CountReport {
+                call: reported.call,
+                ..current.report.clone()
+            },
+        });
     let mut readings = Vec::with_capacity(record.measurements.len());
     for m in record.measurements {
         let tube = record

@@ -173,7 +173,7 @@ pub struct Unlocked {
     path = "/users/{username}/unlock",
     tag = "session",
     security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
-    params(("username" = String, Path, min_length = 1, max_length = 64, description = "The user name")),
+    params(("username" = String, Path, description = "The user name (its rule: `Username::parse`)")),
     request_body = UnlockRequest,
     responses((status = 200, description = "The failures that were forgotten", body = Unlocked))
 )]

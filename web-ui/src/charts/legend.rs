@@ -30,6 +30,8 @@ pub(crate) enum LegendMark {
     DownTriangle(RGBColor),
     /// A shaded band.
     Band(RGBColor),
+    /// A hollow square (a mark boxed in).
+    Square(RGBColor),
 }
 
 /// One legend entry.
@@ -109,6 +111,10 @@ pub(crate) fn draw_legend(
             LegendMark::Band(colour) => area.draw(&Rectangle::new(
                 [(x, y - 7), (x + 28, y + 7)],
                 colour.mix(0.25).filled(),
+            ))?,
+            LegendMark::Square(colour) => area.draw(&Rectangle::new(
+                [(x + 5, y - 9), (x + 23, y + 9)],
+                colour.stroke_width(2),
             ))?,
         }
         area.draw(&Text::new(item.label.clone(), (x + 38, y), font.clone()))?;

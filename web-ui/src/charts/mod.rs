@@ -26,7 +26,7 @@ pub use levey_jennings::{
     LEVEY_JENNINGS_SIZE_PX, LeveyJenningsChart, LjPoint, LjViolation, levey_jennings_chart,
 };
 pub use t2_distribution::{T2_DISTRIBUTION_SIZE_PX, T2DistributionChart, t2_distribution_chart};
-pub use trend::{TREND_SIZE_PX, TrendChart, TrendChartPoint, trend_chart};
+pub use trend::{TREND_SIZE_PX, TrendChart, TrendChartPoint, TrendEvent, trend_chart};
 
 #[cfg(test)]
 mod tests;

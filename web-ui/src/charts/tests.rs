@@ -60,6 +60,7 @@ fn trend_point(day: i64, per_7_5ml: f64, ci: [f64; 2], category: &str) -> TrendC
         category: category.to_string(),
         run_id: day,
         corrected: false,
+        released: true,
     }
 }
 
@@ -74,7 +75,113 @@ fn trend_input() -> TrendChart {
         ],
         cutoff_per_7_5ml: Some(5.0),
         indication: "breast".into(),
+        events: vec![],
     }
+}
+
+/// The y pixel of the hotspot of `class` (one mark).
+fn hotspot_y(svg: &str, class: &str) -> f64 {
+    let document = parse(svg);
+    let node = document
+        .descendants()
+        .find(|n| {
+            n.attribute("class")
+                .is_some_and(|c| c.split_whitespace().any(|w| w == class))
+        })
+        .unwrap_or_else(|| panic!("a mark of class {class}"));
+    node.attribute("cy").expect("cy").parse().expect("a number")
+}
+
+#[test]
+fn trend_reads_0_to_10_as_clearly_as_10_to_100() {
+    // On the scale the 0–10 range is as tall as 10–100 (log of 1 + count): a change from 1 to
+    // 10 moves the mark as far as one from 10 to 100 (a linear axis squeezed it tenfold).
+    let mut input = trend_input();
+    input.points = vec![
+        trend_point(0, 1.0, [1.0, 1.0], "quantified"),
+        trend_point(30, 10.0, [10.0, 10.0], "quantified"),
+        trend_point(60, 100.0, [100.0, 100.0], "quantified"),
+    ];
+    let svg = trend_chart(&input);
+    assert_sound(&svg, "trend");
+    let (y1, y10, y100) = (
+        hotspot_y(&svg, "run-0"),
+        hotspot_y(&svg, "run-30"),
+        hotspot_y(&svg, "run-60"),
+    );
+    let low = y1 - y10;
+    let high = y10 - y100;
+    assert!(low > 0.0 && high > 0.0, "{y1} {y10} {y100}");
+    // log10(11/2) : log10(101/11) = 0.740 : 0.963.
+    assert!(low / high > 0.7, "0–10 gets {low} px, 10–100 {high} px");
+    assert!(
+        svg.contains("logarithmic"),
+        "the axis says how it is scaled"
+    );
+}
+
+#[test]
+fn trend_boxes_and_labels_unreleased_results_and_spreads_same_day_draws() {
+    let mut input = trend_input();
+    input.points = vec![
+        trend_point(0, 3.0, [1.0, 6.0], "quantified"),
+        TrendChartPoint {
+            drawn_at_unix_s: 1_767_225_600 + 3_600,
+            run_id: 7,
+            released: false,
+            ..trend_point(0, 3.0, [1.0, 6.0], "quantified")
+        },
+    ];
+    let svg = trend_chart(&input);
+    assert_sound(&svg, "trend");
+    let document = parse(&svg);
+    assert_eq!(count_class(&document, "point-preliminary"), 1);
+    assert!(
+        svg.contains(">\npreliminary\n</text>"),
+        "labelled in words on the chart"
+    );
+    assert!(
+        svg.contains("Preliminary: not released"),
+        "and in the legend"
+    );
+    assert!(
+        svg.contains("preliminary (not released)"),
+        "and in its tooltip"
+    );
+    let xs: Vec<f64> = document
+        .descendants()
+        .filter(|n| {
+            n.attribute("class")
+                .is_some_and(|c| c.split_whitespace().any(|w| w == "point"))
+        })
+        .map(|n| n.attribute("cx").expect("cx").parse().expect("a number"))
+        .collect();
+    assert_eq!(xs.len(), 2);
+    assert!(
+        (xs[0] - xs[1]).abs() >= 16.0,
+        "two draws of one day stand apart: {xs:?}"
+    );
+}
+
+#[test]
+fn trend_draws_treatment_markers_with_their_words() {
+    let mut input = trend_input();
+    input.events = vec![TrendEvent {
+        day_unix_s: 1_767_225_600 + 45 * 86_400,
+        day: "2026-02-15".into(),
+        label: "Started <docetaxel>".into(),
+    }];
+    let svg = trend_chart(&input);
+    assert_sound(&svg, "trend");
+    assert!(
+        svg.contains("Started &lt;docetaxel&gt;"),
+        "escaped, on the chart"
+    );
+    assert!(svg.contains("Treatment or event"), "in the legend");
+    assert!(
+        svg.contains("2026-02-15: Started &lt;docetaxel&gt;."),
+        "and in the description"
+    );
 }
 
 #[test]

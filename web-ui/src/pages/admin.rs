@@ -21,7 +21,7 @@ use serde::Deserialize;
 use appliance::backup::BackupKey;
 use appliance::store::audit::{AuditQuery as StoreAuditQuery, AuditRecord};
 use appliance::store::instrument_log::{LogEntry, LogKind};
-use appliance::store::{ApiTokenId, Timestamp};
+use appliance::store::{ApiTokenId, AuditId, Timestamp};
 use operations::OperationError;
 use operations::users::{ChangeReason, UserOrder, UserRecord, parse_role};
 
@@ -34,19 +34,21 @@ use crate::views::{AdminPage, AuditEntry, AuditQuery, LogLine, Notice, TokenRow,
 
 /// Instrument log lines shown.
 const LOG_LINES: u32 = 50;
-/// Audit entries a search returns at most.
-const AUDIT_LIMIT: u32 = 500;
+/// Audit entries on one page of a search (older ones are on the next pages).
+const AUDIT_PAGE: u32 = 100;
 
 /// The routes of these pages.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(paths::ADMIN, get(show))
         .route(paths::ADMIN_AUDIT, get(search_audit))
+        .route(paths::ADMIN_AUDIT_CSV, get(export_audit))
         .route(paths::ADMIN_BACKUP, get(backup))
         .route(paths::ADMIN_USERS, post(add_user))
         .route("/admin/users/{username}/disable", post(disable_user))
         .route("/admin/users/{username}/role", post(change_role))
         .route("/admin/users/{username}/enable", post(enable_user))
+        .route("/admin/users/{username}/unlock", post(unlock_user))
         .route(paths::ADMIN_TOKENS, post(create_token))
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
 }
@@ -151,6 +153,8 @@ async fn page(state: &AppState, viewer: &PageUser, path: &str) -> PageResult<Adm
         new_token_secret: None,
         audit_query: AuditQuery::default(),
         audit_results: None,
+        audit_older: None,
+        audit_later_pages: false,
         instrument_log,
         form_error: None,
     })
@@ -191,6 +195,13 @@ async fn show(
             "User enabled; they sign in again with their password (old API tokens stay revoked).",
         ),
         Some("token-revoked") => Some("API token revoked."),
+        Some("user-unlocked") => Some(
+            "Sign-in lock lifted: the user's failed attempts are forgotten and they may sign in \
+             again now (audited with your reason).",
+        ),
+        Some("user-not-locked") => Some(
+            "No failed sign-ins were counted against that user; the audit trail notes your reason.",
+        ),
         _ => None,
     };
     page.layout.notice = text.map(|text| Notice {
@@ -200,7 +211,8 @@ async fn show(
     Ok(page.into_response())
 }
 
-/// The audit search's query string.
+/// The audit search's query string; `before` is where a later page starts (the last entry id of
+/// the page before it; absent or unreadable: the newest entries).
 #[derive(Debug, Default, Deserialize)]
 pub struct AuditSearch {
     #[serde(default)]
@@ -213,6 +225,50 @@ pub struct AuditSearch {
     to: String,
     #[serde(default)]
     text: String,
+    #[serde(default)]
+    before: Option<String>,
+}
+
+impl AuditSearch {
+    /// The fields as the form shows them again.
+    fn echoed(&self) -> AuditQuery {
+        AuditQuery {
+            user: self.user.clone(),
+            action: self.action.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            text: self.text.clone(),
+        }
+    }
+
+    /// The store's query for these fields, or the field that is wrong and why.
+    fn store_query(&self) -> Result<StoreAuditQuery, (String, String)> {
+        let nonblank = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
+        let from = parse_day("from", &self.from)?;
+        let to = parse_day("to", &self.to)?;
+        if let (Some(from), Some(to)) = (from, to)
+            && from > to
+        {
+            return Err((
+                "to".to_owned(),
+                "the end date is before the start date".to_owned(),
+            ));
+        }
+        Ok(StoreAuditQuery {
+            username: nonblank(&self.user).map(|u| u.to_ascii_lowercase()),
+            action: nonblank(&self.action),
+            from,
+            to,
+            text: nonblank(&self.text),
+            before: self
+                .before
+                .as_deref()
+                .and_then(|text| text.parse::<i64>().ok())
+                .filter(|id| *id > 0)
+                .map(AuditId),
+            ..StoreAuditQuery::default()
+        })
+    }
 }
 
 fn parse_day(field: &str, text: &str) -> Result<Option<time::Date>, (String, String)> {
@@ -229,34 +285,18 @@ fn parse_day(field: &str, text: &str) -> Result<Option<time::Date>, (String, Str
     })
 }
 
-/// `GET /admin/audit?user=&action=&from=&to=&text=`: the audit trail, newest first.
+/// `GET /admin/audit?user=&action=&from=&to=&text=[&before=<id>]`: the audit trail, newest
+/// first, [`AUDIT_PAGE`] entries a page with a link to the older ones and to the CSV export.
 async fn search_audit(
     State(state): State<AppState>,
     user: PageUser,
     Query(search): Query<AuditSearch>,
 ) -> PageResult {
     user.require(Permission::ViewAuditTrail)?;
-    let nonblank = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
-    let dates = parse_day("from", &search.from).and_then(|from| {
-        let to = parse_day("to", &search.to)?;
-        match (from, to) {
-            (Some(from), Some(to)) if from > to => Err((
-                "to".to_owned(),
-                "the end date is before the start date".to_owned(),
-            )),
-            dates => Ok(dates),
-        }
-    });
     let mut page = page(&state, &user, paths::ADMIN_AUDIT).await?;
-    page.audit_query = AuditQuery {
-        user: search.user.clone(),
-        action: search.action.clone(),
-        from: search.from.clone(),
-        to: search.to.clone(),
-        text: search.text.clone(),
-    };
-    let (from, to) = match dates {
-        Ok(dates) => dates,
+    page.audit_query = search.echoed();
+    let query = match search.store_query() {
+        Ok(query) => query,
         Err((field, reason)) => {
             let text = format!("{field}: {reason}");
             page.layout.notice = Some(Notice {
@@ -267,23 +307,132 @@ async fn search_audit(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
-    let records = state
+    let found = state
         .ops
-        .search_audit_trail(
-            &user.requester(),
-            &StoreAuditQuery {
-                username: nonblank(&search.user).map(|u| u.to_ascii_lowercase()),
-                action: nonblank(&search.action),
-                from,
-                to,
-                text: nonblank(&search.text),
-                limit: AUDIT_LIMIT,
-                ..StoreAuditQuery::default()
-            },
-        )
+        .audit_trail_page(&user.requester(), &query, AUDIT_PAGE)
         .await?;
-    page.audit_results = Some(records.iter().map(audit_entry).collect());
+    page.audit_results = Some(found.entries.iter().map(audit_entry).collect());
+    page.audit_older = found.older.map(|id| id.0);
+    page.audit_later_pages = query.before.is_some();
     Ok(page.into_response())
+}
+
+/// The CSV export's columns.
+const AUDIT_CSV_HEADER: &str =
+    "id,at,actor,user_id,action,entity,entity_id,reason,detail,prev_hash,hash\r\n";
+
+/// One CSV field (RFC 4180): quoted when it holds a comma, quote or line break; a field a
+/// spreadsheet would read as a formula (`=`, `+`, `-`, `@`, tab or carriage return first) gets a
+/// leading `'` so that opening the export runs nothing (numbers are written plainly and never
+/// start so).
+fn csv_field(out: &mut String, text: &str) {
+    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula || text.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        if formula {
+            out.push('\'');
+        }
+        out.push_str(&text.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(text);
+    }
+}
+
+fn audit_csv_row(out: &mut String, record: &AuditRecord) {
+    let at = record.at.to_rfc3339();
+    let user_id = record
+        .user_id
+        .map(|id| id.0.to_string())
+        .unwrap_or_default();
+    let detail = record.detail.value().to_string();
+    let fields: [&str; 11] = [
+        &record.id.0.to_string(),
+        &at,
+        &record.actor,
+        &user_id,
+        &record.action,
+        &record.entity,
+        record.entity_id.as_deref().unwrap_or(""),
+        record.reason.as_deref().unwrap_or(""),
+        &detail,
+        &record.prev_hash,
+        &record.hash,
+    ];
+    for (n, field) in fields.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        csv_field(out, field);
+    }
+    out.push_str("\r\n");
+}
+
+/// `GET /admin/audit.csv?user=&action=&from=&to=&text=`: every entry the search selects, newest
+/// first, as CSV, streamed a store page at a time (whatever the number of rows, memory stays at
+/// one page). Audited (`audit.export`) before the first row; never cached.
+async fn export_audit(
+    State(state): State<AppState>,
+    user: PageUser,
+    Query(search): Query<AuditSearch>,
+) -> PageResult {
+    user.require(Permission::ViewAuditTrail)?;
+    let query = search
+        .store_query()
+        .map_err(|(field, reason)| ApiError::invalid(field, reason))?;
+    let mut export = state
+        .ops
+        .export_audit_trail(&user.requester(), &query, "csv")
+        .await?;
+    let (sender, mut chunks) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
+    tokio::spawn(async move {
+        if sender.send(Ok(AUDIT_CSV_HEADER.to_owned())).await.is_err() {
+            return;
+        }
+        loop {
+            let chunk = match export.next_page().await {
+                Ok(Some(rows)) => {
+                    let mut text = String::with_capacity(rows.len() * 400);
+                    for row in &rows {
+                        audit_csv_row(&mut text, row);
+                    }
+                    Ok(text)
+                }
+                Ok(None) => return,
+                // The body ends in an error, so the client sees an incomplete transfer rather
+                // than a short file that looks whole.
+                Err(error) => Err(std::io::Error::other(error.to_string())),
+            };
+            let failed = chunk.is_err();
+            if sender.send(chunk).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    let body = Body::from_stream(stream::poll_fn(move |cx| chunks.poll_recv(cx)));
+    let now = Timestamp::now().datetime();
+    let filename = format!(
+        "ferrocount-audit-{:04}{:02}{:02}-{:02}{:02}{:02}.csv",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let mut response: Response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+            .map_err(|e| ApiError::Internal(format!("export header: {e}")))?,
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 /// The new-user form.
@@ -392,6 +541,32 @@ async fn change_role(
         Err(error) => Err(error),
     };
     outcome(&state, &user, changed, "role-changed").await
+}
+
+/// `POST /admin/users/{username}/unlock`: lifts a user's sign-in throttle from every address
+/// (the operation `POST /api/v1/users/{username}/unlock` uses), with a reason: a locked-out nurse
+/// does not wait out the lock.
+async fn unlock_user(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    form: PageForm<DisableForm>,
+) -> PageResult {
+    let PageForm { user, form } = form;
+    user.require(Permission::ManageUsers)?;
+    let mut done = "user-unlocked";
+    let unlocked = match ChangeReason::parse(&form.reason) {
+        Ok(reason) => state
+            .ops
+            .unlock_sign_in(&user.requester(), &name, &reason)
+            .await
+            .map(|forgotten| {
+                if forgotten.is_empty() {
+                    done = "user-not-locked";
+                }
+            }),
+        Err(error) => Err(error),
+    };
+    outcome(&state, &user, unlocked, done).await
 }
 
 /// `POST /admin/users/{username}/enable`: lets a disabled user sign in again, with a reason.

@@ -21,6 +21,7 @@ use crate::state::AppState;
 use crate::views::{
     DashboardPage, InstrumentStatus, QcToday, QcVerdict, ResultRow, RunInProgress, paths,
 };
+use appliance::site::SiteTimeZone;
 
 /// Recent results shown.
 const RECENT_RESULTS: usize = 10;
@@ -78,6 +79,7 @@ async fn build(
     let mut awaiting_release = Vec::new();
     let mut awaiting_next_href = None;
     if user.may(Permission::ViewRuns) {
+        let zone = &state.ops.settings.site.time_zone;
         let status = state.engine.status();
         let worklist = state
             .ops
@@ -97,7 +99,7 @@ async fn build(
             runs_in_progress.push(RunInProgress {
                 run_id: run.id.0,
                 patient_mrn: patient.mrn.as_str().to_owned(),
-                started_at: readable(run.started_at.as_ref().unwrap_or(&sample.created_at)),
+                started_at: readable(zone, run.started_at.as_ref().unwrap_or(&sample.created_at)),
                 step,
             });
         }
@@ -105,12 +107,12 @@ async fn build(
         recent_results = worklist
             .recent_results
             .iter()
-            .filter_map(|summary| result_row(summary, patient_link))
+            .filter_map(|summary| result_row(zone, summary, patient_link))
             .collect();
         awaiting_release = worklist
             .awaiting_release
             .iter()
-            .filter_map(|summary| result_row(summary, patient_link))
+            .filter_map(|summary| result_row(zone, summary, patient_link))
             .collect();
         awaiting_next_href = worklist.awaiting_next.map(|after| {
             format!(
@@ -161,7 +163,7 @@ fn instrument(state: &AppState) -> InstrumentStatus {
             .last_tune_at
             .as_deref()
             .and_then(|text| Timestamp::parse(text).ok())
-            .map(|at| readable(&at)),
+            .map(|at| readable(&state.ops.settings.site.time_zone, &at)),
     }
 }
 
@@ -180,12 +182,13 @@ pub(crate) fn state_words(state: RunState) -> &'static str {
 }
 
 /// A run with a result as a table row (`None` when it has none).
-fn result_row(summary: &RunSummary, patient_link: bool) -> Option<ResultRow> {
+fn result_row(zone: &SiteTimeZone, summary: &RunSummary, patient_link: bool) -> Option<ResultRow> {
     let RunSummary {
         run,
         sample,
         patient,
         current,
+        reported,
     } = summary;
     let current = current.as_ref()?;
     let held = current.summary.qc_hold;
@@ -198,8 +201,8 @@ fn result_row(summary: &RunSummary, patient_link: bool) -> Option<ResultRow> {
         run_id: run.id.0,
         patient_id: patient.id.0,
         patient_mrn: patient.mrn.as_str().to_owned(),
-        drawn_at: readable(&sample.drawn_at),
-        count: count_view(current),
+        drawn_at: readable(zone, &sample.drawn_at),
+        count: count_view(current, reported.as_ref().map(|r| r.status)),
         status,
         patient_link,
     })

@@ -11,6 +11,7 @@
 //! same permission its JSON twin asks for. Not here: the JSON API (the `api` module) or rendering
 //! details ([`crate::views`]).
 
+pub mod account;
 pub mod admin;
 pub mod calibrations;
 pub mod dashboard;
@@ -19,6 +20,7 @@ pub mod qc;
 pub mod runs;
 pub mod session;
 mod static_files;
+pub mod worklist;
 
 use axum::Router;
 use axum::body::Body;
@@ -42,9 +44,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(static_files::router())
         .merge(session::router())
+        .merge(account::router())
         .merge(dashboard::router())
         .merge(runs::router())
         .merge(patients::router())
+        .merge(worklist::router())
         .merge(qc::router())
         .merge(calibrations::router())
         .merge(admin::router())

@@ -1,6 +1,8 @@
-//! The QC page: a Levey–Jennings chart per control material and lot (the last 31 days against
-//! the lot's current target, each point marked with the Westgard rules it broke when it was
-//! recorded), the phantom history, the form that records a QC measurement, and for lab admins
+//! The QC page: a Levey–Jennings chart per control material and lot (every value of a chosen
+//! date range, the last month unless `?from=&to=` say otherwise, against the lot's current
+//! target, each point marked with the Westgard rules it broke when it was recorded), under each
+//! the observed mean, SD and CV (`operations::qc_statistics`) and the rejections, warnings and
+//! comments, the phantom history, the form that records a QC measurement, and for lab admins
 //! the forms that define control materials and lots and set a lot's target (without which a
 //! fresh instrument has nothing to run QC on).
 
@@ -18,15 +20,22 @@ use operations::OperationError;
 use operations::qc::{
     QcLotOrder, QcLotRecord, QcMaterialOrder, QcMaterialRecord, QcTargetOrder, number,
 };
+use operations::qc_statistics::{MAX_RANGE_DAYS, QcRange};
 
 use super::{PageForm, PageResult, PageUser};
 use crate::charts::{LeveyJenningsChart, LjPoint, LjViolation};
 use crate::roles::Permission;
 use crate::state::AppState;
-use crate::views::{Notice, PhantomRow, QcChoice, QcMaterialOption, QcPage, QcSetup, paths};
+use crate::views::{
+    Notice, PhantomRow, QcChoice, QcLotReview, QcMaterialOption, QcNote, QcPage, QcSetup, paths,
+};
 
-/// Days of history the charts show.
-const CHART_DAYS: i64 = 31;
+/// A value as the review prints it: at most three decimals, no trailing zeros.
+fn figure(value: f64) -> String {
+    let text = format!("{value:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 /// Phantom checks listed.
 const PHANTOM_ROWS: usize = 30;
 
@@ -109,9 +118,14 @@ fn recorded_notice(result: &QcResult, unit: &str) -> Notice {
     }
 }
 
-/// What the page confirms after a redirect (ids only: the words come from the store).
-#[derive(Clone, Copy, Debug, Default)]
+/// What the page confirms after a redirect (ids only: the words come from the store), and the
+/// date range its charts cover as typed (blank: the last month).
+#[derive(Clone, Debug, Default)]
 struct Confirm {
+    /// The range's first day, as typed.
+    from: String,
+    /// The range's last day, as typed.
+    to: String,
     /// A QC result just recorded.
     recorded: Option<i64>,
     /// A control material just defined.
@@ -159,7 +173,20 @@ async fn page(
     let mut notice = None;
     let mut setup_materials = Vec::new();
     let mut setup_lots = Vec::new();
-    let overview = state.ops.qc_overview(&user.requester(), CHART_DAYS).await?;
+    let today = Timestamp::now().datetime().date();
+    let (range, range_error) = match QcRange::parse(&confirm.from, &confirm.to, today) {
+        Ok(range) => (range, None),
+        Err(OperationError::Invalid { field, reason }) => (
+            QcRange::parse("", "", today)?,
+            Some(format!(
+                "{}: {reason}. The last month is shown instead.",
+                if field == "to" { "To" } else { "From" }
+            )),
+        ),
+        Err(other) => return Err(other.into()),
+    };
+    let overview = state.ops.qc_review(&user.requester(), range).await?;
+    let mut reviews = Vec::new();
     let names = &overview.operators;
     let mut charts = Vec::new();
     let mut phantom_history = Vec::new();
@@ -185,6 +212,7 @@ async fn page(
             lot,
             target,
             results,
+            statistics,
         } in lots
         {
             if confirm.lot == Some(lot.id.0) {
@@ -263,8 +291,58 @@ async fn page(
                     ));
                 }
             }
+            let level = match material.control_level {
+                Some(level) => format!(" ({level} control)"),
+                None if material.kind == QcMaterialKind::Phantom => " (phantom)".to_owned(),
+                None => " (control, no level set)".to_owned(),
+            };
+            let amount = |value: Option<f64>| {
+                value.map_or_else(|| "—".to_owned(), |v| format!("{} {unit}", figure(v)))
+            };
+            reviews.push(QcLotReview {
+                title: format!("{}{level} · lot {}", material.name, lot.lot),
+                values: statistics.values,
+                rejected: statistics.rejected,
+                warned: statistics.warned,
+                mean: amount(statistics.mean),
+                sd: amount(statistics.sd),
+                cv: statistics
+                    .cv_percent
+                    .map_or_else(|| "—".to_owned(), |cv| format!("{cv:.1} %")),
+                target: target.as_ref().map_or_else(
+                    || "no target".to_owned(),
+                    |t| format!("{} ± {} {unit}", figure(t.mean), figure(t.sd)),
+                ),
+                notes: results
+                    .iter()
+                    .filter(|r| {
+                        r.status != QcVerdict::Pass
+                            || r.comment.as_deref().is_some_and(|c| !c.trim().is_empty())
+                    })
+                    .map(|r| QcNote {
+                        measured_at: when(&r.measured_at),
+                        value: format!("{} {unit}", figure(r.value)),
+                        verdict: match r.status {
+                            QcVerdict::Pass => "Pass",
+                            QcVerdict::Warning => "Warning",
+                            QcVerdict::Reject => "Reject",
+                        }
+                        .to_owned(),
+                        rules: lj_violations(r)
+                            .into_iter()
+                            .map(|v| v.rule)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        comment: r.comment.clone().unwrap_or_default(),
+                        recorded_by: r
+                            .operator_id
+                            .and_then(|id| names.get(&id).cloned())
+                            .unwrap_or_else(|| "instrument".into()),
+                    })
+                    .collect(),
+            });
             charts.push(LeveyJenningsChart {
-                material: material.name.clone(),
+                material: format!("{}{level}", material.name),
                 lot: lot.lot.clone(),
                 unit: unit.clone(),
                 mean: target.as_ref().map_or(f64::NAN, |t| t.mean),
@@ -297,9 +375,16 @@ async fn page(
     });
     let mut layout = user.layout(state, "Quality control", paths::QC);
     layout.notice = notice;
+    let day = |d: time::Date| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
+    let ten_years = today.saturating_sub(time::Duration::days(MAX_RANGE_DAYS - 1));
     Ok(QcPage {
         layout,
         charts,
+        reviews,
+        range_from: day(range.from),
+        range_to: day(range.to),
+        range_error,
+        whole_history_href: format!("{}?from={}&to={}", paths::QC, day(ten_years), day(today)),
         phantom_history,
         materials,
         form_error,
@@ -323,6 +408,12 @@ pub struct QcQuery {
     /// A lot whose target was just set.
     #[serde(default)]
     target: Option<i64>,
+    /// The charts' first day, `YYYY-MM-DD` (absent: a month before `to`).
+    #[serde(default)]
+    from: Option<String>,
+    /// The charts' last day (absent: today).
+    #[serde(default)]
+    to: Option<String>,
 }
 
 /// `GET /qc`.
@@ -333,6 +424,8 @@ async fn show(
 ) -> PageResult {
     user.require(Permission::ViewQc)?;
     let confirm = Confirm {
+        from: query.from.unwrap_or_default(),
+        to: query.to.unwrap_or_default(),
         recorded: query.recorded,
         material: query.material,
         lot: query.lot,

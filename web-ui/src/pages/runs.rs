@@ -17,11 +17,13 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use appliance::engine::DEFAULT_REPLICATES;
-use appliance::store::results::ResultVersion as StoredVersion;
+use appliance::site::SiteTimeZone;
+use appliance::store::results::{ResultSummary, ResultVersion as StoredVersion};
 use appliance::store::runs::RunState;
 use appliance::store::samples::BloodVolume;
 use appliance::store::{RunId, Timestamp};
 use operations::OperationError;
+use operations::reported::{PrintedCount, ResultStatus, reported_call, whole_cells};
 use operations::runs::{CancelReason, RunDetail, RunOrderFields};
 
 use super::{PageError, PageForm, PageResult, PageUser};
@@ -43,34 +45,46 @@ pub fn router() -> Router<AppState> {
 // ---------------------------------------------------------------------------------------------
 // Shared with the dashboard and the patient pages.
 
-/// A stored time as pages show it: "Tue 24 Nov 2026, 08:30 UTC".
-pub(crate) fn readable(at: &Timestamp) -> String {
-    at.datetime()
-        .to_offset(time::UtcOffset::UTC)
-        .format(time::macros::format_description!(
-            "[weekday repr:short] [day padding:none] [month repr:short] [year], [hour]:[minute] UTC"
-        ))
-        .unwrap_or_else(|_| at.to_rfc3339())
+/// A stored time as pages show it, in the site's local time with its zone: "Tue 24 Nov 2026,
+/// 09:30 CET" (one format on every page; `[site] time_zone`).
+pub(crate) fn readable(zone: &SiteTimeZone, at: &Timestamp) -> String {
+    zone.display(*at)
 }
 
-/// A stored result version as the pages show its count.
-pub(crate) fn count_view(version: &StoredVersion) -> CountView {
-    let report = &version.report;
+/// A stored result version as the pages show its count: printed and called as the operations
+/// layer reports it (`operations::reported`), with the status of the current version (`None`
+/// for an earlier version, which the current one supersedes).
+pub(crate) fn count_view(version: &StoredVersion, status: Option<ResultStatus>) -> CountView {
+    summary_view(&version.summary, version.version, status)
+}
+
+/// A result's regulated values (of version `version`) as the pages show them, printed and
+/// called by the operations layer.
+pub(crate) fn summary_view(
+    summary: &ResultSummary,
+    version: u32,
+    status: Option<ResultStatus>,
+) -> CountView {
     CountView {
-        per_7_5ml: version.summary.per_7_5ml,
-        per_7_5ml_ci95: version.summary.per_7_5ml_ci95,
-        category: version.summary.category.as_str().to_owned(),
-        call: version
-            .summary
-            .call
+        per_7_5ml: summary.per_7_5ml,
+        per_7_5ml_ci95: summary.per_7_5ml_ci95,
+        line: PrintedCount::of(summary).line(),
+        category: summary.category.as_str().to_owned(),
+        call: reported_call(summary)
             .map(|call| call.as_str().to_owned())
             .unwrap_or_default(),
-        indication: report
+        indication: summary
             .indication
             .clone()
             .unwrap_or_else(|| "no indication".to_owned()),
-        interval_spans_cutoff: version.summary.interval_spans_cutoff == Some(true),
-        version: version.version,
+        cutoff: summary
+            .cutoff_per_7_5ml
+            .map(|c| format!("{} CTC/7.5 mL", whole_cells(c, None)))
+            .unwrap_or_default(),
+        interval_spans_cutoff: summary.interval_spans_cutoff == Some(true),
+        version,
+        status: status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        qc_hold: summary.qc_hold,
     }
 }
 
@@ -218,18 +232,20 @@ async fn new_run_page(
         qc_warning,
         blood_ml_min: BloodVolume::MIN_ML,
         blood_ml_max: BloodVolume::MAX_ML,
+        time_zone: state.ops.settings.site.time_zone.name().to_owned(),
     })
 }
 
 /// `GET /runs/new`.
 async fn new_run_form(State(state): State<AppState>, user: PageUser) -> PageResult {
     user.require(Permission::OperateRuns)?;
-    let now = Timestamp::now().datetime().to_offset(time::UtcOffset::UTC);
-    let drawn_at = now
-        .format(time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]"
-        ))
-        .unwrap_or_default();
+    // The draw time is local time, pre-filled with the site's local clock.
+    let drawn_at = state
+        .ops
+        .settings
+        .site
+        .time_zone
+        .field_text(Timestamp::now());
     let context = state.ops.order_context().await?;
     let form = NewRunForm {
         drawn_at,
@@ -341,6 +357,7 @@ async fn build_live_page(
         &record.measurements,
     );
     let finished = settled(run.state);
+    let zone = &state.ops.settings.site.time_zone;
 
     let tube_count = sample.tubes.len();
     // Replicates per tube are not stored: a finished run shows how many it made, a running one
@@ -425,11 +442,11 @@ async fn build_live_page(
             sample.indication.as_deref().unwrap_or("no indication"),
             run.reagent_lot.as_deref().unwrap_or("—"),
             sample.blood_ml,
-            readable(&sample.drawn_at)
+            readable(zone, &sample.drawn_at)
         ),
         steps,
         finished,
-        result: result.map(count_view),
+        result: result.map(|v| count_view(v, record.reported().map(|r| r.status))),
         failure,
         cancel_error: None,
     })

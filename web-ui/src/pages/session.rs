@@ -169,6 +169,12 @@ async fn show(
                 text: "You have signed out.".into(),
             });
         }
+        if reason == Some("password-changed") {
+            layout.notice = Some(Notice {
+                level: "info".into(),
+                text: "Your password is changed. Sign in with the new one.".into(),
+            });
+        }
         SignInPage {
             layout,
             username: String::new(),

@@ -53,6 +53,11 @@ impl UserRow {
         paths::admin_user_enable(&self.username)
     }
 
+    /// The unlock form's target (an active account: a locked-out user waits for nobody).
+    pub fn unlock_href(&self) -> String {
+        paths::admin_user_unlock(&self.username)
+    }
+
     /// The roles this user could be given instead of their own.
     pub fn other_roles(&self) -> Vec<Role> {
         Role::ALL
@@ -99,6 +104,33 @@ pub struct AuditQuery {
     pub text: String,
 }
 
+impl AuditQuery {
+    /// The fields as a query string (`user=…&action=…&from=…&to=…&text=…`), percent-encoded.
+    pub fn query_string(&self) -> String {
+        fn encoded(text: &str) -> String {
+            text.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    other => format!("%{other:02X}"),
+                })
+                .collect()
+        }
+        [
+            ("user", &self.user),
+            ("action", &self.action),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("text", &self.text),
+        ]
+        .iter()
+        .map(|(name, value)| format!("{name}={}", encoded(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
 /// One instrument log line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogLine {
@@ -124,8 +156,12 @@ pub struct AdminPage {
     pub new_token_secret: Option<String>,
     /// The audit search's fields.
     pub audit_query: AuditQuery,
-    /// Audit entries found (newest first), `None` before a search.
+    /// Audit entries found (newest first), one page of them, `None` before a search.
     pub audit_results: Option<Vec<AuditEntry>>,
+    /// Where the next, older page of the search starts (the last entry id shown), if any.
+    pub audit_older: Option<i64>,
+    /// Whether this page is a later one (so a link back to the newest entries is offered).
+    pub audit_later_pages: bool,
     /// Recent instrument log lines, newest first.
     pub instrument_log: Vec<LogLine>,
     /// What was wrong with the last form, naming the field.
@@ -153,6 +189,35 @@ impl AdminPage {
         paths::ADMIN_AUDIT
     }
 
+    /// The next, older page of the search, if there is one.
+    pub fn audit_older_href(&self) -> Option<String> {
+        self.audit_older.map(|before| {
+            format!(
+                "{}?{}&before={before}#audit-heading",
+                paths::ADMIN_AUDIT,
+                self.audit_query.query_string()
+            )
+        })
+    }
+
+    /// The first page (newest entries) of the same search.
+    pub fn audit_newest_href(&self) -> String {
+        format!(
+            "{}?{}#audit-heading",
+            paths::ADMIN_AUDIT,
+            self.audit_query.query_string()
+        )
+    }
+
+    /// Every entry of the same search as CSV.
+    pub fn audit_csv_href(&self) -> String {
+        format!(
+            "{}?{}",
+            paths::ADMIN_AUDIT_CSV,
+            self.audit_query.query_string()
+        )
+    }
+
     /// The backup download.
     pub fn backup_href(&self) -> &'static str {
         paths::ADMIN_BACKUP
@@ -172,6 +237,7 @@ mod tests {
         for needle in [
             "action=\"/admin/users/tnurse/role\"",
             "action=\"/admin/users/old.locum/enable\"",
+            "action=\"/admin/users/tnurse/unlock\"",
             "From <span class=\"muted\">(YYYY-MM-DD, UTC)</span>",
             "To <span class=\"muted\">(YYYY-MM-DD, UTC)</span>",
         ] {
@@ -179,6 +245,10 @@ mod tests {
         }
         assert!(!html.contains("action=\"/admin/users/old.locum/role\""));
         assert!(!html.contains("action=\"/admin/users/tnurse/enable\""));
+        assert!(
+            !html.contains("action=\"/admin/users/old.locum/unlock\""),
+            "a disabled account is enabled, not unlocked"
+        );
         // The role form offers only the other roles, each form with its reason and CSRF token.
         let operator = &page.users[0];
         assert_eq!(operator.other_roles().len(), 2);

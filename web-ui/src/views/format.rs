@@ -40,6 +40,7 @@ pub fn call_words(call: &str) -> String {
     match call {
         "favorable" | "favourable" => "Favourable".to_string(),
         "unfavorable" | "unfavourable" => "Unfavourable".to_string(),
+        "indeterminate" => "Indeterminate".to_string(),
         "" => "No call".to_string(),
         other => other.replace('_', " "),
     }
@@ -106,6 +107,7 @@ mod tests {
         assert_eq!(category_words("quantified"), "Quantified");
         assert_eq!(call_words("unfavorable"), "Unfavourable");
         assert_eq!(call_words("favorable"), "Favourable");
+        assert_eq!(call_words("indeterminate"), "Indeterminate");
     }
 
     #[test]

@@ -128,9 +128,15 @@ impl Layout {
                 (paths::NEW_RUN, "New run"),
                 (paths::QC, "QC"),
             ],
-            Role::Clinician => &[(paths::DASHBOARD, "Dashboard")],
+            Role::Clinician => &[
+                (paths::DASHBOARD, "Dashboard"),
+                (paths::PATIENT_SEARCH, "Patients"),
+                (paths::WORKLIST, "Worklist"),
+            ],
             Role::LabAdmin => &[
                 (paths::DASHBOARD, "Dashboard"),
+                (paths::PATIENT_SEARCH, "Patients"),
+                (paths::WORKLIST, "Worklist"),
                 (paths::NEW_RUN, "New run"),
                 (paths::QC, "QC"),
                 (paths::CALIBRATIONS, "Calibration"),
@@ -163,6 +169,11 @@ impl Layout {
     /// The inactivity timeout in seconds, for the notice script.
     pub fn inactivity_timeout_s(&self) -> u32 {
         self.inactivity_timeout_min.saturating_mul(60)
+    }
+
+    /// The signed-in person's account page (their name in the header links to it).
+    pub fn account_href(&self) -> &'static str {
+        paths::ACCOUNT
     }
 
     /// The sign-out form's target.
@@ -223,11 +234,22 @@ mod tests {
                 .map(|l| l.label)
                 .collect::<Vec<_>>()
         };
-        assert_eq!(labels(Role::Clinician), ["Dashboard"]);
+        assert_eq!(
+            labels(Role::Clinician),
+            ["Dashboard", "Patients", "Worklist"]
+        );
         assert_eq!(labels(Role::Operator), ["Dashboard", "New run", "QC"]);
         assert_eq!(
             labels(Role::LabAdmin),
-            ["Dashboard", "New run", "QC", "Calibration", "Admin"]
+            [
+                "Dashboard",
+                "Patients",
+                "Worklist",
+                "New run",
+                "QC",
+                "Calibration",
+                "Admin"
+            ]
         );
     }
 

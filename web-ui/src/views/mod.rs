@@ -10,9 +10,11 @@
 //! builds these structs from domain types and enforces roles; the pages only render what they
 //! are given (and hide controls a role cannot use).
 
+mod account;
 mod admin;
 mod audit_entry;
 mod calibration;
+mod clinical_lists;
 mod count_view;
 mod dashboard;
 mod error_page;
@@ -25,9 +27,11 @@ mod qc;
 mod run;
 mod sign_in;
 
+pub use account::AccountPage;
 pub use admin::{AdminPage, AuditQuery, LogLine, TokenRow, UserRow};
 pub use audit_entry::AuditEntry;
 pub use calibration::{CalibrationLotRow, CalibrationPage, SelectedCalibration};
+pub use clinical_lists::{PatientListPage, PatientListRow, WorklistPage, WorklistRow};
 pub use count_view::CountView;
 pub use dashboard::{
     DashboardPage, InstrumentStatus, QcToday, QcVerdict, ResultRow, RunInProgress,
@@ -35,11 +39,11 @@ pub use dashboard::{
 pub use error_page::ErrorPage;
 pub use layout::{Layout, NavLink, Notice, Role, SignedInUser};
 pub use new_run::{LiveRunPage, NewRunForm, NewRunPage, ProgressStep};
-pub use patient::{PatientPage, PatientRunRow};
-pub use qc::{PhantomRow, QcChoice, QcMaterialOption, QcPage, QcSetup};
+pub use patient::{PatientEventRow, PatientPage, PatientRunRow};
+pub use qc::{PhantomRow, QcChoice, QcLotReview, QcMaterialOption, QcNote, QcPage, QcSetup};
 pub use run::{
-    CalibrationUsed, CorrectionForm, QcFlagView, ReleaseForm, ReplicateView, ResultVersion,
-    RunHeader, RunPage, Signature, TubeView,
+    CalibrationUsed, CorrectionForm, QcFlagView, QcReliedView, ReleaseForm, ReplicateView,
+    ResultVersion, RunHeader, RunPage, Signature, TubeView,
 };
 pub use sign_in::SignInPage;
 

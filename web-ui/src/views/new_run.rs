@@ -54,6 +54,8 @@ pub struct NewRunPage {
     pub blood_ml_min: f64,
     /// The largest, mL (the field's `max`).
     pub blood_ml_max: f64,
+    /// The site's time zone (the draw time is local time there): `Europe/Berlin`.
+    pub time_zone: String,
 }
 
 impl NewRunPage {

@@ -7,16 +7,23 @@
 pub const DASHBOARD: &str = "/";
 /// Sign-in page (GET) and sign-in form target (POST).
 pub const SIGN_IN: &str = "/sign-in";
+/// The signed-in person's own account page.
+pub const ACCOUNT: &str = "/account";
+/// Target of the own-password form (POST).
+pub const ACCOUNT_PASSWORD: &str = "/account/password";
 /// Sign-out form target (POST).
 pub const SIGN_OUT: &str = "/sign-out";
 /// New-run form (GET) ...
 pub const NEW_RUN: &str = "/runs/new";
 /// ... and its target (POST).
 pub const RUNS: &str = "/runs";
-/// Patient lookup by MRN (GET `?mrn=`).
+/// The patient list and its search (GET `?mrn_prefix=&birth_date=`; `?mrn=` from the header's
+/// search box opens the patient with exactly that MRN, else lists those it starts).
 pub const PATIENT_SEARCH: &str = "/patients";
 /// QC page.
 pub const QC: &str = "/qc";
+/// The worklist of results awaiting release.
+pub const WORKLIST: &str = "/worklist";
 /// Target of the QC-measurement form (POST).
 pub const QC_MEASUREMENTS: &str = "/qc/measurements";
 /// Target of the new-control-material form (POST, lab admins).
@@ -35,6 +42,8 @@ pub const ADMIN_USERS: &str = "/admin/users";
 pub const ADMIN_TOKENS: &str = "/admin/tokens";
 /// Audit-trail search (GET, query parameters `user`, `action`, `from`, `to`, `text`).
 pub const ADMIN_AUDIT: &str = "/admin/audit";
+/// Audit search export as CSV (GET, same fields as the search).
+pub const ADMIN_AUDIT_CSV: &str = "/admin/audit.csv";
 /// Backup download (GET).
 pub const ADMIN_BACKUP: &str = "/admin/backup";
 /// The stylesheet, served from [`crate::assets`].
@@ -49,7 +58,12 @@ pub fn patient(patient_id: i64) -> String {
     format!("/patients/{patient_id}")
 }
 
-/// A patient's trend as CSV.
+/// Where a treatment or event marker for a patient's trend is posted.
+pub fn patient_events(patient_id: i64) -> String {
+    format!("/patients/{patient_id}/events")
+}
+
+/// A patient's trend as CSV (the API's export, opened with the session cookie).
 pub fn patient_trend_csv(patient_id: i64) -> String {
     format!("/api/v1/patients/{patient_id}/trend?format=csv")
 }
@@ -82,6 +96,11 @@ pub fn run_cancel(run_id: i64) -> String {
 /// Release form target (POST).
 pub fn run_release(run_id: i64) -> String {
     format!("/runs/{run_id}/release")
+}
+
+/// A run's clinical report as PDF (the API's, opened by the session cookie).
+pub fn run_report_pdf(run_id: i64) -> String {
+    format!("/api/v1/runs/{run_id}/report.pdf")
 }
 
 /// A run's correction form target.
@@ -117,4 +136,9 @@ pub fn admin_user_role(username: &str) -> String {
 /// Enables a disabled user account again (POST form).
 pub fn admin_user_enable(username: &str) -> String {
     format!("/admin/users/{username}/enable")
+}
+
+/// Where a lab admin lifts a user's sign-in lock (POST, with a reason).
+pub fn admin_user_unlock(username: &str) -> String {
+    format!("/admin/users/{username}/unlock")
 }

@@ -32,6 +32,17 @@ impl PatientRunRow {
     }
 }
 
+/// A treatment or event marker on the trend, as listed under it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PatientEventRow {
+    /// The day, `YYYY-MM-DD`.
+    pub occurred_on: String,
+    /// What happened.
+    pub label: String,
+    /// Who recorded it and when: "Claire Tester, Wed 2 Dec 2026, 09:12 UTC".
+    pub recorded: String,
+}
+
 /// The patient page.
 #[derive(Clone, Debug, Template, WebTemplate)]
 #[template(path = "patient.html")]
@@ -50,6 +61,12 @@ pub struct PatientPage {
     pub runs: Vec<PatientRunRow>,
     /// Whether the viewer may start a run (the "New run" link is shown only then).
     pub may_start_runs: bool,
+    /// The markers on the trend, by day.
+    pub events: Vec<PatientEventRow>,
+    /// Whether the viewer may add a marker (the form is shown only then).
+    pub may_annotate: bool,
+    /// The marker form as typed, when it is shown again with a problem: (day, label, problem).
+    pub event_form: Option<(String, String, String)>,
 }
 
 impl PatientPage {
@@ -66,6 +83,28 @@ impl PatientPage {
     /// The CSV export.
     pub fn csv_href(&self) -> String {
         paths::patient_trend_csv(self.patient_id)
+    }
+
+    /// Where a marker is posted.
+    pub fn events_href(&self) -> String {
+        paths::patient_events(self.patient_id)
+    }
+
+    /// The marker form's day as typed (empty when the form is fresh).
+    pub fn event_day(&self) -> &str {
+        self.event_form.as_ref().map_or("", |(day, _, _)| day)
+    }
+
+    /// The marker form's label as typed.
+    pub fn event_label(&self) -> &str {
+        self.event_form.as_ref().map_or("", |(_, label, _)| label)
+    }
+
+    /// What is wrong with the marker form, when it is shown again.
+    pub fn event_problem(&self) -> Option<&str> {
+        self.event_form
+            .as_ref()
+            .map(|(_, _, problem)| problem.as_str())
     }
 
     /// The new-run page (to run another sample for this patient).

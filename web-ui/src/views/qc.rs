@@ -134,6 +134,48 @@ impl QcSetup {
     }
 }
 
+/// A value the review lists under its chart: rejected or warned by a Westgard rule, or
+/// commented.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcNote {
+    /// When, readable.
+    pub measured_at: String,
+    /// The value with its unit.
+    pub value: String,
+    /// "Reject", "Warning" or "Pass".
+    pub verdict: String,
+    /// The rules it broke ("1-3s, R-4s"), or empty.
+    pub rules: String,
+    /// The comment recorded with it, or empty.
+    pub comment: String,
+    /// Who recorded it.
+    pub recorded_by: String,
+}
+
+/// A lot's review under its Levey–Jennings chart: the observed statistics over the range against
+/// the target, and the rejections, warnings and comments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcLotReview {
+    /// "Control CTC low (negative control) · lot QC-N-1".
+    pub title: String,
+    /// Values in the range.
+    pub values: usize,
+    /// Rejected values (left out of the statistics).
+    pub rejected: usize,
+    /// Warned values.
+    pub warned: usize,
+    /// Observed mean, SD and CV (each "—" when there are too few values).
+    pub mean: String,
+    /// Observed SD.
+    pub sd: String,
+    /// Observed CV.
+    pub cv: String,
+    /// The target's mean and SD, or "no target".
+    pub target: String,
+    /// Rejections, warnings and comments, oldest first.
+    pub notes: Vec<QcNote>,
+}
+
 /// The QC page.
 #[derive(Clone, Debug, Template, WebTemplate)]
 #[template(path = "qc.html")]
@@ -142,6 +184,16 @@ pub struct QcPage {
     pub layout: Layout,
     /// One chart per control material and lot.
     pub charts: Vec<LeveyJenningsChart>,
+    /// Each chart's review (same order as `charts`; empty in a page built without one).
+    pub reviews: Vec<QcLotReview>,
+    /// The range's first day as typed or chosen, `YYYY-MM-DD`.
+    pub range_from: String,
+    /// The range's last day.
+    pub range_to: String,
+    /// What is wrong with the typed range (the default range is shown instead).
+    pub range_error: Option<String>,
+    /// The link to every value of the last ten years.
+    pub whole_history_href: String,
     /// Recent phantom checks, newest first.
     pub phantom_history: Vec<PhantomRow>,
     /// Materials and lots the form offers.
@@ -158,6 +210,20 @@ impl QcPage {
     /// Every chart as SVG.
     pub fn chart_svgs(&self) -> Vec<String> {
         self.charts.iter().map(levey_jennings_chart).collect()
+    }
+
+    /// Every chart as SVG with its review, when it has one.
+    pub fn chart_blocks(&self) -> Vec<(String, Option<QcLotReview>)> {
+        self.charts
+            .iter()
+            .enumerate()
+            .map(|(i, chart)| (levey_jennings_chart(chart), self.reviews.get(i).cloned()))
+            .collect()
+    }
+
+    /// The range form's target.
+    pub fn range_action(&self) -> &'static str {
+        paths::QC
     }
 
     /// The form's target.

@@ -142,6 +142,15 @@ impl TubeView {
     }
 }
 
+/// The QC a result relied on, as stored with its run when it was judged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcReliedView {
+    /// When and for what it was judged: "at release, Wed 2 Dec 2026, 11:02 CET".
+    pub judged: String,
+    /// One line per control value: level, material, lot, time, verdict.
+    pub values: Vec<String>,
+}
+
 /// A QC flag raised on the run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QcFlagView {
@@ -285,6 +294,12 @@ pub struct RunPage {
     pub tubes: Vec<TubeView>,
     /// QC flags.
     pub qc_flags: Vec<QcFlagView>,
+    /// The QC the result relied on (`None`: no valid QC is recorded for the run).
+    pub qc_relied: Option<QcReliedView>,
+    /// The patient's previous released result and the change from it, in words.
+    pub previous: Option<String>,
+    /// Whether the requester may see the patient's history (else `previous` is never filled).
+    pub previous_shown: bool,
     /// The calibration used.
     pub calibration: Option<CalibrationUsed>,
     /// Result versions, newest first.
@@ -310,6 +325,11 @@ impl RunPage {
         paths::run_release(self.run.run_id)
     }
 
+    /// The clinical report as PDF.
+    pub fn pdf_href(&self) -> String {
+        paths::run_report_pdf(self.run.run_id)
+    }
+
     /// The correction form's target.
     pub fn correction_href(&self) -> String {
         paths::run_corrections(self.run.run_id)
@@ -318,7 +338,7 @@ impl RunPage {
     /// "5.0 CTC/7.5 mL" or empty.
     pub fn cutoff_text(&self) -> String {
         self.cutoff_per_7_5ml
-            .map(|c| format!("{} CTC/7.5 mL", format::per_7_5ml(c)))
+            .map(|c| format!("{} CTC/7.5 mL", operations::reported::whole_cells(c, None)))
             .unwrap_or_default()
     }
 

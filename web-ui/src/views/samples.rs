@@ -8,6 +8,7 @@ use super::*;
 use crate::charts::{
     CalibrationChart, CalibrationLine, CalibrationPoint, DecayChart, FittedDecay,
     LeveyJenningsChart, LjPoint, LjViolation, T2DistributionChart, TrendChart, TrendChartPoint,
+    TrendEvent,
 };
 
 /// The instrument name used by the samples.
@@ -42,14 +43,35 @@ pub fn layout(role: Role, page_title: &str, path: &str) -> Layout {
 }
 
 fn count(per_7_5ml: f64, ci: [f64; 2], category: &str, call: &str) -> CountView {
+    let spans = ci[0] < 5.0 && ci[1] >= 5.0;
+    let printed = operations::reported::PrintedCount::from_values(
+        per_7_5ml,
+        ci,
+        category
+            .parse()
+            .unwrap_or(nmr_core::assay::CountCategory::Quantified),
+        Some(5.0),
+    );
     CountView {
         per_7_5ml,
         per_7_5ml_ci95: ci,
+        line: printed.line(),
         category: category.into(),
-        call: call.into(),
+        call: if spans && !call.is_empty() {
+            "indeterminate".into()
+        } else {
+            call.into()
+        },
         indication: "breast".into(),
-        interval_spans_cutoff: ci[0] < 5.0 && ci[1] >= 5.0,
+        cutoff: "5 CTC/7.5 mL".into(),
+        interval_spans_cutoff: spans,
         version: if per_7_5ml == 9.6 { 2 } else { 1 },
+        status: if per_7_5ml == 9.6 {
+            "CORRECTED".into()
+        } else {
+            "PRELIMINARY".into()
+        },
+        qc_hold: false,
     }
 }
 
@@ -165,6 +187,7 @@ pub fn new_run() -> NewRunPage {
         },
         indications: vec!["breast".into(), "prostate".into(), "colorectal".into()],
         reagent_lots: vec!["RL-2611".into(), "RL-2609".into()],
+        time_zone: "Europe/Berlin".into(),
         errors: vec![],
         simulation: true,
         qc_warning: Some(
@@ -232,6 +255,7 @@ fn trend_points() -> Vec<TrendChartPoint> {
         category: category.into(),
         run_id,
         corrected: run_id == 44,
+        released: run_id != 117,
     };
     vec![
         point(0, 18.2, [12.9, 24.8], "quantified", 21),
@@ -283,9 +307,21 @@ pub fn patient() -> PatientPage {
             points: trend_points(),
             cutoff_per_7_5ml: Some(5.0),
             indication: "breast".into(),
+            events: vec![TrendEvent {
+                day_unix_s: 1_775_000_000 - 1_775_000_000 % 86_400 + 30 * 86_400,
+                day: "2026-04-30".into(),
+                label: "Started docetaxel".into(),
+            }],
         },
         runs: rows,
         may_start_runs: false,
+        events: vec![PatientEventRow {
+            occurred_on: "2026-04-30".into(),
+            label: "Started docetaxel".into(),
+            recorded: "Claire Tester, Thu 30 Apr 2026, 09:12 UTC".into(),
+        }],
+        may_annotate: true,
+        event_form: None,
     }
 }
 
@@ -301,9 +337,13 @@ pub fn patient_empty() -> PatientPage {
             points: vec![],
             cutoff_per_7_5ml: Some(5.0),
             indication: "breast".into(),
+            events: vec![],
         },
         runs: vec![],
         may_start_runs: true,
+        events: vec![],
+        may_annotate: false,
+        event_form: None,
     }
 }
 
@@ -415,6 +455,18 @@ pub fn run() -> RunPage {
                 message: "Magnet temperature moved 0.31 °C (limit 0.2 °C). Repeat the run after the magnet settles.".into(),
             },
         ],
+        previous: Some(
+            "Run 98, drawn Tue 3 Nov 2026, 09:10 CET: 6 CTC/7.5 mL (95 % CI 3–11). Change: −4 CTC/7.5 mL."
+                .into(),
+        ),
+        previous_shown: true,
+        qc_relied: Some(QcReliedView {
+            judged: "at the run's start, Mon 23 Nov 2026, 14:52".into(),
+            values: vec![
+                "Negative control: CTC control negative, lot QN-2611, measured Mon 23 Nov 2026, 07:40 — pass".into(),
+                "Positive control: CTC control positive, lot QP-2611, measured Mon 23 Nov 2026, 07:52 — warning".into(),
+            ],
+        }),
         calibration: Some(CalibrationUsed {
             calibration_id: 4,
             lot: "RL-2611".into(),
@@ -477,6 +529,7 @@ pub fn run_empty() -> RunPage {
     page.result = None;
     page.tubes.clear();
     page.qc_flags.clear();
+    page.qc_relied = None;
     page.calibration = None;
     page.versions.clear();
     page.release = None;
@@ -544,6 +597,28 @@ pub fn qc() -> QcPage {
             ),
             lj_chart("Spiked control low", "SC-07", "CTC/7.5 mL", 10.0, 1.2, &[]),
         ],
+        reviews: vec![QcLotReview {
+            title: "Phantom T2 high · lot PH-24".into(),
+            values: 10,
+            rejected: 1,
+            warned: 1,
+            mean: "120.6 ms".into(),
+            sd: "1.01 ms".into(),
+            cv: "0.8 %".into(),
+            target: "120 ± 1.5 ms".into(),
+            notes: vec![QcNote {
+                measured_at: "Tue 1 Dec 2026, 07:40 UTC".into(),
+                value: "124.9 ms".into(),
+                verdict: "Reject".into(),
+                rules: "1-3s".into(),
+                comment: "probe warm <re-run>".into(),
+                recorded_by: "Olga Tester".into(),
+            }],
+        }],
+        range_from: "2026-11-02".into(),
+        range_to: "2026-12-02".into(),
+        range_error: None,
+        whole_history_href: "/qc?from=2016-12-06&to=2026-12-02".into(),
         phantom_history: vec![
             PhantomRow {
                 measured_at: "Tue 24 Nov 2026, 08:05".into(),
@@ -717,6 +792,8 @@ pub fn admin() -> AdminPage {
             subject: "run 114".into(),
             detail: "v1, meaning: Reviewed and released".into(),
         }]),
+        audit_older: Some(1041),
+        audit_later_pages: false,
         instrument_log: vec![
             LogLine {
                 at: "08:05:12".into(),

@@ -229,9 +229,11 @@ fn dashboard_shows_instrument_qc_runs_and_results() {
         "Phantom T2 high, lot PH-24: 1-3s (reject)",
         "Waiting for tube 2 of 3 (quad)",
         "href=\"/runs/118/live\"",
-        "12.4 CTC/7.5 mL (95 % CI 8.1–18.0)",
+        // Whole cells per 7.5 mL, the interval beside; unreleased results marked.
+        "12 CTC/7.5 mL (95 % CI 8–18)",
         "Unfavourable",
-        "Not detected (at most 2.8 CTC/7.5 mL, 95 %)",
+        "Not detected (at most 3 CTC/7.5 mL, 95 %)",
+        "status-preliminary\">Preliminary",
         "Detected, below LoQ",
         LONG_MRN,
         "href=\"/patients/12\"",
@@ -349,11 +351,18 @@ fn live_run_wires_the_event_stream_and_shows_steps_so_far() {
     assert!(html.contains("data-finished=\"true\""));
     assert!(!html.contains("Cancel run"));
 
-    // A finished run shows its result at once (no dead spinner), or why it stopped.
+    // A finished run shows its completion and QC state at once (no dead spinner), never the
+    // count or the call (preliminary until a clinician releases it), or why it stopped.
     finished.result = samples::run().result;
     let html = render(&finished);
     assert!(!html.contains("data-result-panel hidden"));
-    assert!(html.contains("2.1 CTC/7.5 mL (95 % CI 0.6–5.4)"));
+    assert!(html.contains("Measurement complete") && html.contains("QC: no hold"));
+    assert!(html.contains("Preliminary"));
+    assert!(
+        !html.contains("CTC/7.5 mL (95 % CI"),
+        "no count at the bedside"
+    );
+    assert!(!html.contains("avourable") && !html.contains("Indeterminate"));
     assert!(html.contains("data-failure-panel hidden"));
     finished.result = None;
     finished.failure = Some("failed — board: not answering".into());
@@ -374,7 +383,7 @@ fn patient_page_shows_trend_runs_and_export() {
         "header + one row per run"
     );
     assert!(html.contains("Failed: tube 2 underfilled") && html.contains("No result"));
-    assert!(html.contains("18.2 CTC/7.5 mL (95 % CI 12.9–24.8)"));
+    assert!(html.contains("18 CTC/7.5 mL (95 % CI 13–25)"));
     assert!(
         !html.contains("href=\"/runs/new\""),
         "no New run link for a reader who may not start runs"
@@ -397,11 +406,17 @@ fn patient_page_shows_trend_runs_and_export() {
 fn run_page_shows_everything_a_reviewer_needs_and_the_release_form() {
     let html = render(&samples::run());
     for needle in [
-        "2.1 CTC/7.5 mL (95 % CI 0.6–5.4)",
+        "2 CTC/7.5 mL (95 % CI 1–5)",
         "Detected, below LoQ",
-        "Favourable",
-        "cut-off 5.0 CTC/7.5 mL",
-        "The 95 % interval contains the cut-off",
+        // The interval contains the cut-off: indeterminate, never favourable.
+        "call-indeterminate\">Indeterminate",
+        "cut-off 5 CTC/7.5 mL",
+        "contains the cut-off of 5 CTC/7.5 mL",
+        "data-result-status=\"PRELIMINARY\"",
+        "QC relied on",
+        "Negative control: CTC control negative, lot QN-2611",
+        "Change from the previous released result",
+        "href=\"/api/v1/runs/115/report.pdf\"",
         "Held: a QC flag must be resolved",
         "flag severity-hold",
         "flag severity-warn",
@@ -429,23 +444,25 @@ fn run_page_shows_everything_a_reviewer_needs_and_the_release_form() {
             .count(),
         2
     );
-    // Printing must not lose charts hidden in a closed <details>.
+    // The replicate charts are collapsed below the result (the release form stays near the
+    // top); printing opens them (static/page.js).
     assert_eq!(
-        html.matches("<details class=\"charts-details\" open>")
-            .count(),
+        html.matches("<details class=\"charts-details\">").count(),
         2
     );
+    assert!(html.find("release-heading") < html.find("tubes-heading"));
 }
 
 #[test]
 fn a_held_result_offers_no_release_form() {
     let held = render(&samples::run());
     assert!(held.contains("Release is blocked while a hold flag is open"));
-    assert!(!held.contains("action=\"/runs/115/release\""));
+    assert!(!held.contains("action=\"/runs/115/release"));
 
     let html = render(&samples::run_releasable());
     assert!(!html.contains("Release is blocked"));
-    assert!(html.contains("action=\"/runs/115/release\""));
+    // The form posts back to itself at its own heading: an error keeps it in view.
+    assert!(html.contains("action=\"/runs/115/release#release-heading\""));
     assert!(html.contains("name=\"meaning\""));
     assert!(html.contains("<option value=\"release\">Released for clinical use</option>"));
     assert!(html.contains("name=\"password\" type=\"password\""));
@@ -457,7 +474,8 @@ fn run_page_without_data_says_so_and_offers_no_release() {
     let html = render(&samples::run_empty());
     for needle in [
         "No result computed.",
-        "No QC flags.",
+        "No valid QC is recorded for this run",
+        "this is not valid QC",
         "No calibration recorded.",
         "No tubes measured yet.",
         "No result versions.",
@@ -466,7 +484,7 @@ fn run_page_without_data_says_so_and_offers_no_release() {
     ] {
         assert!(html.contains(needle), "empty run page lacks {needle:?}");
     }
-    assert!(!html.contains("/release\""));
+    assert!(!html.contains("/release#"));
 }
 
 #[test]

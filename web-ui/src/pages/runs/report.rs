@@ -9,14 +9,17 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
+use appliance::site::SiteTimeZone;
 use appliance::store::RunId;
 use appliance::store::audit::AuditRecord;
 use appliance::store::calibrations::Calibration as StoredCalibration;
 use appliance::store::measurements::{FitOutcome, Measurement, T2Distribution};
-use appliance::store::results::SignatureMeaning;
+use appliance::store::qc_basis::{JudgedFor, QcBasis};
+use appliance::store::results::{SignatureMeaning, TrendPoint};
 use appliance::store::runs::RunState;
 use appliance::store::samples::Sample;
 use nmr_core::qc::{QcFlag, Severity};
+use operations::reported::{PrintedCount, whole_cells};
 
 use super::{NoticeQuery, count_view, notice, path_id, readable};
 use crate::charts::{DecayChart, FittedDecay, T2DistributionChart};
@@ -25,8 +28,8 @@ use crate::problem::ApiError;
 use crate::roles::Permission;
 use crate::state::AppState;
 use crate::views::{
-    AuditEntry, CalibrationUsed, CorrectionForm, QcFlagView, ReleaseForm, ReplicateView,
-    ResultVersion, RunHeader, RunPage, Signature, TubeView, paths,
+    AuditEntry, CalibrationUsed, CorrectionForm, QcFlagView, QcReliedView, ReleaseForm,
+    ReplicateView, ResultVersion, RunHeader, RunPage, Signature, TubeView, paths,
 };
 use operations::results::CorrectionOrder;
 use operations::runs::RunDetail;
@@ -213,7 +216,7 @@ fn mean_cv(values: &[f64]) -> (Option<f64>, Option<f64>) {
     (Some(mean), Some(variance.sqrt() / mean.abs() * 100.0))
 }
 
-fn calibration_used(stored: &StoredCalibration) -> Option<CalibrationUsed> {
+fn calibration_used(zone: &SiteTimeZone, stored: &StoredCalibration) -> Option<CalibrationUsed> {
     let c = stored.content.document().ok()?;
     Some(CalibrationUsed {
         calibration_id: stored.id.0,
@@ -223,7 +226,7 @@ fn calibration_used(stored: &StoredCalibration) -> Option<CalibrationUsed> {
         lob_cells: c.lob_cells,
         lod_cells: c.lod_cells,
         loq_cells: c.loq_cells,
-        activated_at: readable(&stored.created_at),
+        activated_at: readable(zone, &stored.created_at),
     })
 }
 
@@ -235,7 +238,7 @@ fn actor_name(actor: &str) -> String {
         .map_or_else(|| actor.to_owned(), |(_, name)| name.to_owned())
 }
 
-fn audit_trail(records: &[AuditRecord]) -> Vec<AuditEntry> {
+fn audit_trail(zone: &SiteTimeZone, records: &[AuditRecord]) -> Vec<AuditEntry> {
     records
         .iter()
         .map(|record| {
@@ -248,7 +251,7 @@ fn audit_trail(records: &[AuditRecord]) -> Vec<AuditEntry> {
                 detail.push(value.to_string());
             }
             AuditEntry {
-                at: readable(&record.at),
+                at: readable(zone, &record.at),
                 user: actor_name(&record.actor),
                 action: record.action.clone(),
                 subject: format!(
@@ -262,6 +265,60 @@ fn audit_trail(records: &[AuditRecord]) -> Vec<AuditEntry> {
             }
         })
         .collect()
+}
+
+/// The QC a result relied on, as the report lists it.
+pub(crate) fn qc_relied_view(zone: &SiteTimeZone, basis: &QcBasis) -> QcReliedView {
+    let judged = match basis.judged_for {
+        JudgedFor::Start => "at the run's start",
+        JudgedFor::Release => "at release",
+    };
+    QcReliedView {
+        judged: format!("{judged}, {}", readable(zone, &basis.judged_at)),
+        values: basis
+            .values
+            .iter()
+            .map(|v| {
+                let level = v.level.as_str();
+                format!(
+                    "{}{} control: {}, lot {}, measured {} — {}",
+                    level.get(..1).unwrap_or_default().to_uppercase(),
+                    level.get(1..).unwrap_or_default(),
+                    v.material,
+                    v.qc_lot,
+                    readable(zone, &v.measured_at),
+                    v.verdict.as_str()
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The previous released result and the change from it: "Run 98, drawn Tue 3 Nov 2026, 09:10
+/// CET: 6 CTC/7.5 mL (95 % CI 3–11). Change: −4 CTC/7.5 mL." (whole cells, as results print).
+fn previous_text(zone: &SiteTimeZone, previous: &TrendPoint, now: Option<f64>) -> String {
+    let printed = PrintedCount::from_values(
+        previous.per_7_5ml,
+        previous.per_7_5ml_ci95,
+        previous.category,
+        None,
+    );
+    let change = now
+        .map(|now| {
+            let delta = now - previous.per_7_5ml;
+            let sign = if delta < 0.0 { "−" } else { "+" };
+            format!(
+                " Change: {sign}{} CTC/7.5 mL.",
+                whole_cells(delta.abs(), None)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "Run {}, drawn {}: {}.{change}",
+        previous.run_id.0,
+        readable(zone, &previous.drawn_at),
+        printed.line()
+    )
 }
 
 /// Builds the run page (and records the view of its data).
@@ -289,6 +346,7 @@ async fn run_page(
         &record.measurements,
     );
     let current = record.current();
+    let zone = &state.ops.settings.site.time_zone;
     let operator = record
         .operator
         .as_ref()
@@ -334,7 +392,7 @@ async fn run_page(
             run_id: id,
             patient_id: patient.id.0,
             patient_mrn: patient.mrn.as_str().to_owned(),
-            drawn_at: readable(&sample.drawn_at),
+            drawn_at: readable(zone, &sample.drawn_at),
             blood_ml: sample.blood_ml,
             indication: sample
                 .indication
@@ -343,21 +401,35 @@ async fn run_page(
             reagent_lot: run.reagent_lot.clone().unwrap_or_else(|| "—".to_owned()),
             operator,
             state: state_text,
-            started_at: readable(run.started_at.as_ref().unwrap_or(&run.queued_at)),
-            finished_at: run.finished_at.as_ref().map(readable),
+            started_at: readable(zone, run.started_at.as_ref().unwrap_or(&run.queued_at)),
+            finished_at: run.finished_at.as_ref().map(|at| readable(zone, at)),
         },
-        result: current.map(count_view),
+        result: current.map(|v| count_view(v, record.reported().map(|r| r.status))),
         cutoff_per_7_5ml: cutoff,
         tubes: tubes(sample, measurements),
         qc_flags,
-        calibration: record.calibration.as_ref().and_then(calibration_used),
+        qc_relied: record.qc_relied_on().map(|b| qc_relied_view(zone, b)),
+        previous: record
+            .previous
+            .as_ref()
+            .map(|previous| previous_text(zone, previous, current.map(|c| c.summary.per_7_5ml))),
+        previous_shown: user.may(Permission::ViewPatients),
+        calibration: record
+            .calibration
+            .as_ref()
+            .and_then(|c| calibration_used(zone, c)),
         versions: versions
             .iter()
             .rev()
             .map(|version| ResultVersion {
                 version: version.version,
-                created_at: readable(&version.created_at),
-                count: count_view(version),
+                created_at: readable(zone, &version.created_at),
+                count: count_view(
+                    version,
+                    current
+                        .filter(|c| c.id == version.id)
+                        .and_then(|_| record.reported().map(|r| r.status)),
+                ),
                 reason: version
                     .reason
                     .clone()
@@ -371,13 +443,13 @@ async fn run_page(
                     .map(|s| Signature {
                         name: s.printed_name.clone(),
                         meaning: s.meaning.statement().to_owned(),
-                        at: readable(&s.signed_at),
+                        at: readable(zone, &s.signed_at),
                     }),
             })
             .collect(),
         release,
         correction,
-        audit: audit_trail(&record.audit),
+        audit: audit_trail(zone, &record.audit),
     })
 }
 

@@ -1,0 +1,392 @@
+//! The clinician's lists and trend markers at the operations layer, over a real store: the
+//! patient list pages by MRN with a bounded page and searches by MRN prefix and date of birth
+//! (an empty search lists, a wrong one names its field), the worklist pages the results awaiting
+//! release, and a treatment marker needs a clinician, a day and words, and is audited.
+
+use std::time::Duration;
+
+use appliance::engine::EngineConfig;
+use appliance::store::audit::AuditQuery;
+use appliance::store::example_report::example_report;
+use appliance::store::patients::{BirthDate, Mrn, NewPatient};
+use appliance::store::runs::{NewRun, RunState};
+use appliance::store::samples::{
+    Accession, BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel,
+};
+use appliance::store::users::{NewPassword, NewUser, Role, User, Username};
+use appliance::store::{Actor, PatientId, RunId, Store, Timestamp};
+use nmr_core::assay::{Call, CountCategory, Indications};
+use operations::patients::{EventMarker, MAX_LISTED, PatientSearch};
+use operations::worklist::MAX_WORKLIST_PAGE;
+use operations::{LoginThrottle, OperationError, Operations, Requester};
+
+async fn ops() -> (tempfile::TempDir, Operations) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).await.expect("store");
+    let indications =
+        Indications::from_toml("[indications.breast]\nunfavorable_at_or_above_per_7_5ml = 5.0\n")
+            .expect("cut-offs");
+    let ops = Operations::new(
+        store,
+        EngineConfig::new(indications),
+        LoginThrottle::new(Duration::from_secs(900), 5),
+    );
+    (dir, ops)
+}
+
+async fn user(ops: &Operations, name: &str, role: Role) -> Requester {
+    let user: User = ops
+        .store
+        .add_user(
+            &Actor::Appliance,
+            NewUser {
+                username: Username::parse(name).expect("name"),
+                display_name: format!("{name} Tester"),
+                role,
+                password: NewPassword::parse("correct horse battery").expect("password"),
+            },
+        )
+        .await
+        .expect("user");
+    Requester::User(user)
+}
+
+fn born(text: &str) -> BirthDate {
+    BirthDate::parse(text, time::macros::date!(2026 - 01 - 01)).expect("a birth date")
+}
+
+async fn patient(ops: &Operations, mrn: &str, birth: &str) -> PatientId {
+    ops.store
+        .add_patient(
+            &Actor::Appliance,
+            &NewPatient::new(Mrn::parse(mrn).expect("mrn"), born(birth)),
+        )
+        .await
+        .expect("patient")
+        .id
+}
+
+async fn audited(ops: &Operations, action: &str) -> usize {
+    ops.store
+        .audit_entries(&AuditQuery {
+            action: Some(action.to_owned()),
+            limit: 1000,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("audit")
+        .iter()
+        .filter(|row| row.action == action)
+        .count()
+}
+
+fn search(mrn_prefix: &str, birth_date: &str) -> PatientSearch {
+    PatientSearch {
+        mrn_prefix: mrn_prefix.to_owned(),
+        birth_date: birth_date.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn the_patient_list_pages_by_mrn_and_searches_by_prefix_and_birth_date() {
+    let (_dir, ops) = ops().await;
+    let claire = user(&ops, "claire", Role::Clinician).await;
+    let olga = user(&ops, "olga", Role::Operator).await;
+    for (mrn, birth) in [
+        ("DEMO-003", "1950-01-01"),
+        ("DEMO-001", "1961-04-23"),
+        ("OTHER-1", "1961-04-23"),
+        ("DEMO-002", "1972-12-31"),
+        ("DEMO-010", "1961-04-23"),
+        ("DEMO-005", "1980-06-15"),
+        ("DEMO-004", "1990-02-02"),
+    ] {
+        patient(&ops, mrn, birth).await;
+    }
+
+    // An empty search lists every patient, by MRN, a bounded page at a time, each once.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = ops
+            .list_patients(&claire, &search("", ""), after.as_deref(), 3)
+            .await
+            .expect("a page");
+        assert!(page.patients.len() <= 3);
+        seen.extend(page.patients.iter().map(|p| p.mrn.as_str().to_owned()));
+        pages += 1;
+        match page.next_after {
+            Some(mrn) => after = Some(mrn.as_str().to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        seen,
+        [
+            "DEMO-001", "DEMO-002", "DEMO-003", "DEMO-004", "DEMO-005", "DEMO-010", "OTHER-1"
+        ]
+    );
+    assert_eq!(audited(&ops, "patient.list").await, 3, "each page audited");
+
+    // "DEMO-00" (which found nothing as an exact MRN) lists the MRNs that start so; any case.
+    let page = ops
+        .list_patients(&claire, &search(" demo-00 ", ""), None, 25)
+        .await
+        .expect("a page");
+    assert_eq!(page.patients.len(), 5);
+    assert!(page.next_after.is_none());
+
+    // The second identifier narrows it.
+    let page = ops
+        .list_patients(&claire, &search("", "1961-04-23"), None, 25)
+        .await
+        .expect("a page");
+    let mrns: Vec<&str> = page.patients.iter().map(|p| p.mrn.as_str()).collect();
+    assert_eq!(mrns, ["DEMO-001", "DEMO-010", "OTHER-1"]);
+    let page = ops
+        .list_patients(&claire, &search("demo", "1961-04-23"), None, 1)
+        .await
+        .expect("a page");
+    assert_eq!(page.patients[0].mrn.as_str(), "DEMO-001");
+    assert_eq!(page.next_after.as_ref().map(Mrn::as_str), Some("DEMO-001"));
+
+    // A date nobody can have been born on finds nobody; it is not an error.
+    for nobody in ["2999-01-01", "1899-12-31"] {
+        let page = ops
+            .list_patients(&claire, &search("", nobody), None, 25)
+            .await
+            .expect("an empty page");
+        assert!(page.patients.is_empty(), "{nobody}");
+    }
+
+    // What is wrong is named.
+    for (wrong, field) in [
+        (search("DEMO%", ""), "mrn_prefix"),
+        (search(&"A".repeat(33), ""), "mrn_prefix"),
+        (search("", "1961-02-30"), "birth_date"),
+        (search("", "23.04.1961"), "birth_date"),
+    ] {
+        let refused = ops.list_patients(&claire, &wrong, None, 25).await;
+        assert!(
+            matches!(refused, Err(OperationError::Invalid { field: f, .. }) if f == field),
+            "{wrong:?}: {refused:?}"
+        );
+    }
+    for limit in [0, MAX_LISTED + 1] {
+        let refused = ops
+            .list_patients(&claire, &search("", ""), None, limit)
+            .await;
+        assert!(
+            matches!(refused, Err(OperationError::Invalid { field: "limit", .. })),
+            "{limit}"
+        );
+    }
+    let refused = ops
+        .list_patients(&claire, &search("", ""), Some("not an mrn!"), 25)
+        .await;
+    assert!(matches!(
+        refused,
+        Err(OperationError::Invalid { field: "after", .. })
+    ));
+
+    // Operators do not browse patients.
+    let refused = ops.list_patients(&olga, &search("", ""), None, 25).await;
+    assert!(matches!(refused, Err(OperationError::Forbidden { .. })));
+}
+
+#[test]
+fn a_birth_date_search_is_blank_or_a_calendar_date() {
+    // (The API's conformance test checks that the stated pattern agrees with this.)
+    let today = time::macros::date!(2026 - 12 - 02);
+    for (text, calendar) in [
+        ("", true),
+        (" 1961-04-23 ", true),
+        ("2000-02-29", true),
+        ("2024-02-29", true),
+        ("1900-02-29", false),
+        ("2023-02-29", false),
+        ("1961-02-30", false),
+        ("1961-04-31", false),
+        ("1961-13-01", false),
+        ("1961-4-23", false),
+        ("23.04.1961", false),
+    ] {
+        let parsed = search("", text).parse(today).is_ok();
+        assert_eq!(parsed, calendar, "{text:?} parsed");
+    }
+}
+
+#[tokio::test]
+async fn a_marker_needs_a_clinician_a_day_and_words_and_is_audited() {
+    let (_dir, ops) = ops().await;
+    let claire = user(&ops, "claire", Role::Clinician).await;
+    let olga = user(&ops, "olga", Role::Operator).await;
+    let id = patient(&ops, "MARK-1", "1961-04-23").await;
+    let marker = |day: &str, label: &str| EventMarker {
+        occurred_on: day.to_owned(),
+        label: label.to_owned(),
+    };
+
+    let added = ops
+        .add_patient_event(&claire, id, &marker("2026-11-20", " Started docetaxel "))
+        .await
+        .expect("added");
+    assert_eq!(added.label.as_str(), "Started docetaxel");
+    assert_eq!(added.recorded_by_name.as_deref(), Some("claire Tester"));
+    assert_eq!(audited(&ops, "patient.event_add").await, 1);
+    let record = ops
+        .view_patient(&claire, id, 0, "test")
+        .await
+        .expect("viewed");
+    assert_eq!(record.events, vec![added]);
+
+    for (wrong, field) in [
+        (marker("", "surgery"), "occurred_on"),
+        (marker("2026-02-30", "surgery"), "occurred_on"),
+        (marker("1999-12-31", "surgery"), "occurred_on"),
+        (marker("2099-01-01", "surgery"), "occurred_on"),
+        (marker("2026-11-20", "  "), "label"),
+        (marker("2026-11-20", &"x".repeat(201)), "label"),
+    ] {
+        let refused = ops.add_patient_event(&claire, id, &wrong).await;
+        assert!(
+            matches!(refused, Err(OperationError::Invalid { field: f, .. }) if f == field),
+            "{wrong:?}: {refused:?}"
+        );
+    }
+    let refused = ops
+        .add_patient_event(&olga, id, &marker("2026-11-20", "surgery"))
+        .await;
+    assert!(matches!(refused, Err(OperationError::Forbidden { .. })));
+    let refused = ops
+        .add_patient_event(&claire, PatientId(999), &marker("2026-11-20", "surgery"))
+        .await;
+    assert!(matches!(refused, Err(OperationError::NotFound { .. })));
+    assert_eq!(
+        audited(&ops, "patient.event_add").await,
+        1,
+        "nothing refused is recorded"
+    );
+}
+
+/// A run of a new patient that reached a result (awaiting release), `cells` per 7.5 mL.
+async fn awaiting(ops: &Operations, n: u32, cells: f64) -> RunId {
+    let store = &ops.store;
+    let mrn = format!("WL-{n:03}");
+    let id = patient(ops, &mrn, "1961-04-23").await;
+    let sample = store
+        .add_sample(
+            &Actor::Appliance,
+            &NewSample {
+                patient_id: id,
+                accession: Accession::parse(&format!("{mrn}-A")).expect("accession"),
+                drawn_at: Timestamp::parse("2026-11-20T08:30:00Z").expect("time"),
+                blood: BloodVolume::from_ml(7.5).expect("volume"),
+                indication: Some(Indication::parse("breast").expect("indication")),
+                indication_override_reason: None,
+                tubes: vec![
+                    NewTube {
+                        kind: TubeKind::Control,
+                        label: TubeLabel::parse(&format!("{mrn}-C")).expect("label"),
+                    },
+                    NewTube {
+                        kind: TubeKind::Quad,
+                        label: TubeLabel::parse(&format!("{mrn}-Q")).expect("label"),
+                    },
+                ],
+            },
+        )
+        .await
+        .expect("sample");
+    let run = store
+        .create_run(
+            &Actor::Appliance,
+            &NewRun {
+                sample_id: sample.id,
+                operator_id: None,
+                reagent_lot: Some("LOT-A1".into()),
+                simulated: true,
+            },
+        )
+        .await
+        .expect("run");
+    store
+        .set_run_state(&Actor::Appliance, run.id, RunState::Running, None)
+        .await
+        .expect("running");
+    store
+        .record_result(
+            &Actor::Appliance,
+            run.id,
+            &example_report(
+                cells,
+                [cells * 0.5, cells * 2.0 + 1.0],
+                CountCategory::Quantified,
+                Some(Call::Unfavorable),
+                n == 2,
+            ),
+        )
+        .await
+        .expect("result");
+    run.id
+}
+
+#[tokio::test]
+async fn the_worklist_pages_the_results_awaiting_release_oldest_first() {
+    let (_dir, ops) = ops().await;
+    let claire = user(&ops, "claire", Role::Clinician).await;
+    let olga = user(&ops, "olga", Role::Operator).await;
+    let mut runs = Vec::new();
+    for n in 1..=5 {
+        runs.push(awaiting(&ops, n, 10.0 + f64::from(n)).await);
+    }
+    // One that is released is no longer waiting.
+    ops.store
+        .set_run_state(
+            &Actor::Appliance,
+            runs[3],
+            RunState::Cancelled,
+            Some("test"),
+        )
+        .await
+        .expect("cancelled");
+
+    let first = ops
+        .awaiting_release(&claire, None, 2)
+        .await
+        .expect("a page");
+    assert_eq!(
+        first.awaiting.iter().map(|r| r.run_id).collect::<Vec<_>>(),
+        runs[..2]
+    );
+    assert_eq!(first.awaiting[0].mrn.as_str(), "WL-001");
+    assert_eq!(first.awaiting[0].accession.as_str(), "WL-001-A");
+    assert_eq!(first.awaiting[0].birth_date, Some(born("1961-04-23")));
+    assert!((first.awaiting[0].summary.per_7_5ml - 11.0).abs() < 1e-9);
+    assert!(first.awaiting[1].summary.qc_hold, "the hold is shown");
+    assert_eq!(first.next_after, Some(runs[1]));
+    let second = ops
+        .awaiting_release(&claire, first.next_after, 2)
+        .await
+        .expect("a page");
+    assert_eq!(
+        second.awaiting.iter().map(|r| r.run_id).collect::<Vec<_>>(),
+        [runs[2], runs[4]],
+        "the cancelled run is not waiting"
+    );
+    assert_eq!(second.next_after, None);
+    assert_eq!(audited(&ops, "run.worklist_view").await, 2);
+
+    for limit in [0, MAX_WORKLIST_PAGE + 1] {
+        assert!(matches!(
+            ops.awaiting_release(&claire, None, limit).await,
+            Err(OperationError::Invalid { field: "limit", .. })
+        ));
+    }
+    assert!(matches!(
+        ops.awaiting_release(&olga, None, 25).await,
+        Err(OperationError::Forbidden { .. })
+    ));
+}
