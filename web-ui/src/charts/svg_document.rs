@@ -66,14 +66,15 @@ pub(crate) fn finish(
         .strip_suffix("</svg>")
         .unwrap_or(&plotters_svg[open_end + 1..]);
     let mut svg = String::with_capacity(plotters_svg.len() + 512 + hotspots.len() * 120);
-    let id = format!("chart-{kind}");
+    // Named by `aria-label` and described by its `<desc>` child, never by ids: a page carries
+    // several charts of one kind (replicates, control levels), and ids would repeat.
     let _ = write!(
         svg,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"{view_box}\" class=\"chart chart-{kind}\" \
-         role=\"img\" aria-labelledby=\"{id}-title {id}-desc\" preserveAspectRatio=\"xMidYMid meet\">\n\
-         <title id=\"{id}-title\">{}</title>\n<desc id=\"{id}-desc\">{}</desc>",
-        escape_xml(title),
-        escape_xml(desc)
+         role=\"img\" aria-label=\"{title}\" preserveAspectRatio=\"xMidYMid meet\">\n\
+         <title>{title}</title>\n<desc>{}</desc>",
+        escape_xml(desc),
+        title = escape_xml(title),
     );
     svg.push_str(body);
     if !hotspots.is_empty() {
@@ -105,11 +106,10 @@ pub(crate) fn placeholder(kind: &str, title: &str, message: &str, size_px: (u32,
     } else {
         title.to_string()
     };
-    let id = format!("chart-{kind}");
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" class=\"chart chart-{kind} chart-empty\" \
-         role=\"img\" aria-labelledby=\"{id}-title {id}-desc\">\n\
-         <title id=\"{id}-title\">{full_title}</title>\n<desc id=\"{id}-desc\">{message}</desc>\n\
+         role=\"img\" aria-label=\"{full_title}\">\n\
+         <title>{full_title}</title>\n<desc>{message}</desc>\n\
          <rect x=\"1\" y=\"1\" width=\"{w}\" height=\"{h}\" fill=\"#f6f7f9\" stroke=\"#8a8f98\" stroke-dasharray=\"6 6\"/>\n\
          <text x=\"{cx}\" y=\"{ty}\" text-anchor=\"middle\" font-family=\"{FONT}\" font-size=\"21\" font-weight=\"bold\" fill=\"#1f2329\">{title}</text>\n\
          <text x=\"{cx}\" y=\"{my}\" text-anchor=\"middle\" font-family=\"{FONT}\" font-size=\"19\" fill=\"#3d434c\">{message}</text>\n\
@@ -256,7 +256,12 @@ mod tests {
             title: "a < b".into(),
         };
         let svg = finish(raw, "demo", "T & D", "desc", &[hot]);
-        assert!(svg.contains("<title id=\"chart-demo-title\">T &amp; D</title>"));
+        assert!(svg.contains("<title>T &amp; D</title>"));
+        assert!(svg.contains("aria-label=\"T &amp; D\""));
+        assert!(
+            !svg.contains(" id=\""),
+            "no ids: a page may carry many charts"
+        );
         assert!(svg.contains("<title>a &lt; b</title>"));
         assert!(!svg.contains("width=\"10\""));
         assert!(roxmltree::Document::parse(&svg).is_ok());

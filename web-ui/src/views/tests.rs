@@ -578,6 +578,48 @@ fn admin_page_manages_users_tokens_audit_log_and_backup() {
     assert!(!html.contains("will not be shown again"));
 }
 
+/// The value of `name="…"` inside one opening tag.
+fn tag_attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let needle = format!(" {name}=\"");
+    let start = tag.find(&needle)? + needle.len();
+    let len = tag[start..].find('"')?;
+    Some(&tag[start..start + len])
+}
+
+#[test]
+fn every_chart_on_a_page_has_its_own_accessible_name_and_ids_never_repeat() {
+    // The run page carries six decay and two T2 charts, the QC page two Levey–Jennings charts
+    // (one drawn, one empty), the patient page a trend: each a page with several charts or a
+    // chart among other labelled parts.
+    for (name, html) in all_pages() {
+        let mut ids = std::collections::HashSet::new();
+        for piece in html.split(" id=\"").skip(1) {
+            let id = piece.split('"').next().unwrap_or("");
+            assert!(ids.insert(id.to_string()), "{name}: id {id:?} repeats");
+        }
+        let mut names = std::collections::HashSet::new();
+        for piece in html.split("<svg").skip(1) {
+            let tag = piece.split('>').next().unwrap_or("");
+            if tag_attribute(tag, "role") != Some("img") {
+                continue;
+            }
+            let label = tag_attribute(tag, "aria-label").unwrap_or("").trim();
+            assert!(!label.is_empty(), "{name}: a chart without a name: {tag}");
+            assert!(
+                tag_attribute(tag, "aria-labelledby").is_none(),
+                "{name}: a chart named by ids"
+            );
+            assert!(
+                names.insert(label.to_string()),
+                "{name}: two charts named {label:?}"
+            );
+        }
+        if ["run", "qc", "patient"].contains(&name) {
+            assert!(!names.is_empty(), "{name}: the sample page has charts");
+        }
+    }
+}
+
 #[test]
 fn the_nesting_check_catches_broken_markup() {
     assert!(check_nesting("<div><p>x</p></div>").is_ok());
