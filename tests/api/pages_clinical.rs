@@ -554,7 +554,10 @@ async fn the_new_run_form_starts_a_run_that_the_live_page_follows_to_its_result(
     }
     // The payload keys the script reads are there (the bedside shows completion and QC state,
     // never the count or the call).
-    assert!(!result["qc_hold"].is_null(), "result.qc_hold missing: {result}");
+    assert!(
+        !result["qc_hold"].is_null(),
+        "result.qc_hold missing: {result}"
+    );
     assert!(LIVE_RUN_SCRIPT.contains("result.qc_hold"));
 
     // Opened again, the live page shows the result at once and opens no stream.
