@@ -17,5 +17,6 @@ mod patients;
 mod qc_gate;
 mod report_pdf;
 mod runs;
+mod schemathesis;
 mod serve_binary;
 mod session;

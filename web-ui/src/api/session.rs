@@ -175,7 +175,10 @@ pub struct Unlocked {
     security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
     params(("username" = String, Path, description = "The user name (its rule: `Username::parse`)")),
     request_body = UnlockRequest,
-    responses((status = 200, description = "The failures that were forgotten", body = Unlocked))
+    responses(
+        (status = 200, description = "The failures that were forgotten", body = Unlocked),
+        (status = 404, description = "No user has that name", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
+    )
 )]
 pub async fn unlock(
     State(state): State<AppState>,
