@@ -51,10 +51,12 @@ pub struct PatientSearch {
 
 impl PatientSearch {
     /// [`PatientSearch::parse`]'s rule for the MRN prefix as an ECMA-262 regular expression (the
-    /// API's OpenAPI document states it): optional surrounding white space around 0 to
+    /// API's OpenAPI document states it): optional surrounding white space (what `str::trim`
+    /// drops, spelled out: `\s` differs between regex dialects) around 0 to
     /// [`Mrn::MAX_CHARS`] of the characters an MRN is made of.
     pub fn mrn_prefix_pattern() -> String {
-        format!(r"^\s*[A-Za-z0-9./-]{{0,{}}}\s*$", Mrn::MAX_CHARS)
+        let space = crate::text_rule::white_space();
+        format!(r"^{space}*[A-Za-z0-9./-]{{0,{}}}{space}*$", Mrn::MAX_CHARS)
     }
 
     /// [`PatientSearch::parse`]'s rule for the date of birth as an ECMA-262 regular expression:
@@ -63,7 +65,8 @@ impl PatientSearch {
     pub fn birth_date_pattern() -> String {
         let day = r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))";
         let leap = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)";
-        format!(r"^\s*(?:[0-9]{{4}}-{day}|{leap}-02-29)?\s*$")
+        let space = crate::text_rule::white_space();
+        format!(r"^{space}*(?:[0-9]{{4}}-{day}|{leap}-02-29)?{space}*$")
     }
 
     /// The search as the store runs it, or the field that is wrong: a prefix of MRN characters
