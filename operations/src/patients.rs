@@ -55,7 +55,7 @@ impl PatientSearch {
     /// drops, spelled out: `\s` differs between regex dialects) around 0 to
     /// [`Mrn::MAX_CHARS`] of the characters an MRN is made of.
     pub fn mrn_prefix_pattern() -> String {
-        let space = crate::text_rule::white_space();
+        let space = appliance::store::text_pattern::white_space();
         format!(r"^{space}*[A-Za-z0-9./-]{{0,{}}}{space}*$", Mrn::MAX_CHARS)
     }
 
@@ -65,7 +65,7 @@ impl PatientSearch {
     pub fn birth_date_pattern() -> String {
         let day = r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))";
         let leap = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)";
-        let space = crate::text_rule::white_space();
+        let space = appliance::store::text_pattern::white_space();
         format!(r"^{space}*(?:[0-9]{{4}}-{day}|{leap}-02-29)?{space}*$")
     }
 
