@@ -559,7 +559,7 @@ fn admin_page_manages_users_tokens_audit_log_and_backup() {
         "action=\"/admin/tokens\"",
         "action=\"/admin/audit\"",
         "name=\"action\" type=\"text\" value=\"result.released\"",
-        "1 entry found on this page, newest first.",
+        "1 entry found on this page, newest first",
         "Download every entry found (CSV)",
         "v1, meaning: Reviewed and released",
         "QC: Phantom T2 high lot PH-24 violates 1-3s",
