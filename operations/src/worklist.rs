@@ -51,7 +51,7 @@ impl Operations {
             None
         };
         self.store
-            .record_event(
+            .record_view(
                 &who.actor(),
                 AuditEntry::new("run.worklist_view", "run").detail(serde_json::json!({
                     "after": after.map(|id| id.0),
