@@ -420,19 +420,7 @@ async fn export_audit(
         now.minute(),
         now.second()
     );
-    let mut response: Response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    headers.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
-            .map_err(|e| ApiError::Internal(format!("export header: {e}")))?,
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    attachment(body, "text/csv; charset=utf-8", &filename)
 }
 
 /// The new-user form.
@@ -692,16 +680,23 @@ async fn backup(State(state): State<AppState>, user: PageUser) -> PageResult {
     .map_err(|error| ApiError::Internal(format!("backup: {error}")))?;
     let mut chunks = appliance::backup::encrypted_chunks(snapshot, key);
     let body = Body::from_stream(stream::poll_fn(move |cx| chunks.poll_recv(cx)));
+    attachment(body, "application/octet-stream", &filename)
+}
+
+/// A streamed download of the admin page (the audit export, a backup): saved as `filename`, never
+/// cached (both carry patient data).
+fn attachment(
+    body: Body,
+    content_type: &'static str,
+    filename: &str,
+) -> Result<Response, ApiError> {
     let mut response: Response = body.into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
-            .map_err(|e| ApiError::Internal(format!("backup header: {e}")))?,
+            .map_err(|e| ApiError::Internal(format!("download header for {filename}: {e}")))?,
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
