@@ -420,7 +420,7 @@ async fn export_audit(
         now.minute(),
         now.second()
     );
-    attachment(body, "text/csv; charset=utf-8", &filename)
+    Ok(attachment(body, "text/csv; charset=utf-8", &filename)?)
 }
 
 /// The new-user form.
@@ -680,7 +680,7 @@ async fn backup(State(state): State<AppState>, user: PageUser) -> PageResult {
     .map_err(|error| ApiError::Internal(format!("backup: {error}")))?;
     let mut chunks = appliance::backup::encrypted_chunks(snapshot, key);
     let body = Body::from_stream(stream::poll_fn(move |cx| chunks.poll_recv(cx)));
-    attachment(body, "application/octet-stream", &filename)
+    Ok(attachment(body, "application/octet-stream", &filename)?)
 }
 
 /// A streamed download of the admin page (the audit export, a backup): saved as `filename`, never
