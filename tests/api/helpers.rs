@@ -389,3 +389,26 @@ pub async fn post_form(
         .await
         .expect("POST")
 }
+
+/// A free loopback port for a `ferrocount serve` process a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Waits, at most 60 s, until the `ferrocount serve` at `base` answers `/healthz` with 200.
+pub async fn wait_until_healthy(client: &reqwest::Client, base: &str) {
+    let mut healthy = false;
+    for _ in 0..600 {
+        if let Ok(response) = client.get(format!("{base}/healthz")).send().await
+            && response.status() == StatusCode::OK
+        {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(healthy, "serve answered /healthz");
+}

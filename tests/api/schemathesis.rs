@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::helpers::{free_port, wait_until_healthy};
+
 /// Test cases per API operation and phase (the run's size; about a minute on two cores).
 const MAX_EXAMPLES: &str = "12";
 /// The generator's seed, so a failure is reproduced by running the same command.
@@ -45,10 +47,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         tool.display()
     );
     let data_dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocount"))
         .args([
             "serve",
@@ -72,17 +71,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     });
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let mut healthy = false;
-    for _ in 0..600 {
-        if let Ok(response) = client.get(format!("{base}/healthz")).send().await
-            && response.status() == StatusCode::OK
-        {
-            healthy = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(healthy, "serve answered /healthz");
+    wait_until_healthy(&client, &base).await;
     let printed: Vec<String> = lines_rx.try_iter().collect();
     let password = printed
         .iter()

@@ -10,12 +10,7 @@ use appliance::store::audit::AuditQuery;
 use reqwest::StatusCode;
 use serde_json::json;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use crate::helpers::{free_port, wait_until_healthy};
 
 #[tokio::test]
 async fn first_start_prints_an_admin_password_and_sigterm_shuts_down_cleanly() {
@@ -52,17 +47,7 @@ async fn first_start_prints_an_admin_password_and_sigterm_shuts_down_cleanly() {
 
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let mut healthy = false;
-    for _ in 0..600 {
-        if let Ok(response) = client.get(format!("{base}/healthz")).send().await
-            && response.status() == StatusCode::OK
-        {
-            healthy = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(healthy, "serve answered /healthz");
+    wait_until_healthy(&client, &base).await;
 
     let printed: Vec<String> = lines_rx.try_iter().collect();
     let find = |label: &str| {
