@@ -864,7 +864,14 @@ async fn a_run_is_cancelled_from_its_live_page_with_a_reason() {
     assert_eq!(state.as_str(), "cancelled");
     let page = olga.page(&live_path).await;
     assert!(page.contains("data-finished=\"true\""));
-    assert!(page.contains("tube dropped"), "the cause is shown");
+    // Cancelled, by whom and why, in words (not the audit trail's `user:<id>:<name>` label).
+    assert!(
+        page.contains("The run stopped: Cancelled by olga: tube dropped"),
+        "who cancelled, in words"
+    );
+    assert!(!page.contains("user:"), "no machine label on the page");
+    let report = olga.page(&format!("/runs/{id}")).await;
+    assert!(report.contains("Cancelled by olga: tube dropped"));
 
     // A clinician may not cancel.
     let claire = Browser::sign_in(&app, "claire").await;

@@ -74,10 +74,14 @@
       }).then(function (response) {
         if (response.ok) {
           button.textContent = "Confirmed";
-        } else {
-          button.disabled = false;
-          button.textContent = "Not confirmed (" + response.status + ") — try again";
+          return;
         }
+        // The API answers problem details: say its words, not the status code.
+        return response.json().catch(function () { return {}; }).then(function (problem) {
+          button.disabled = false;
+          var why = problem.detail || problem.title || "the instrument did not accept it";
+          button.textContent = "Not confirmed: " + why + " — try again";
+        });
       }).catch(function () {
         button.disabled = false;
         button.textContent = "Connection lost — try again";
@@ -122,6 +126,16 @@
     source.close();
   }
 
+  // As the pages say it: "Failed: <cause>"; a cancel's cause already reads "cancelled by ann: …".
+  function outcomeWords(s, cause) {
+    var words = { failed: "Failed", cancelled: "Cancelled", interrupted: "Interrupted" }[s] || s;
+    if (!cause) { return words; }
+    if (s === "cancelled" && cause.indexOf("cancelled ") === 0) {
+      return "Cancelled " + cause.slice("cancelled ".length);
+    }
+    return words + ": " + cause;
+  }
+
   function showFailure(text) {
     retirePendingConfirms();
     var panel = root.querySelector("[data-failure-panel]");
@@ -149,7 +163,7 @@
     } else if (s === "running" || s === "queued") {
       state.textContent = s === "queued" ? "Waiting for the instrument…" : "Measuring…";
     } else if (s === "failed" || s === "cancelled" || s === "interrupted") {
-      showFailure(s + (p.cause ? " — " + p.cause : ""));
+      showFailure(outcomeWords(s, p.cause));
     } else if (s === "awaiting_release" || s === "released") {
       // Settled before its result reached this page: the page shows the stored result.
       finished("Run finished.");

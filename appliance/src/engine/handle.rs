@@ -283,7 +283,8 @@ impl EngineHandle {
         actor: &Actor,
         reason: &str,
     ) -> Result<RunState, EngineError> {
-        let cause = format!("cancelled by {}: {}", actor.label(), reason.trim());
+        // The run's cause names who in words (the audit trail keeps the exact actor).
+        let cause = format!("cancelled by {}: {}", actor.in_words(), reason.trim());
         if let Some(control) = self.control(run_id) {
             let started = {
                 let mut state = control.lock();

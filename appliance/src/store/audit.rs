@@ -54,6 +54,14 @@ impl Actor {
         }
     }
 
+    /// Who, in words for a person reading a page or a message: the username, or "the appliance".
+    pub fn in_words(&self) -> String {
+        match self {
+            Self::User { username, .. } => username.clone(),
+            Self::Appliance => "the appliance".to_owned(),
+        }
+    }
+
     /// The text stored in `audit_log.actor`: `user:<id>:<username>` or `appliance`.
     pub fn label(&self) -> String {
         match self {

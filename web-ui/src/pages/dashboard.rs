@@ -181,6 +181,21 @@ pub(crate) fn state_words(state: RunState) -> &'static str {
     }
 }
 
+/// A run's state with why it ended, for pages: "Failed: the board stopped answering", "Cancelled
+/// by ann: tube dropped" (a cancel's cause already says "cancelled by …", so it is not repeated).
+pub(crate) fn outcome_words(state: RunState, cause: Option<&str>) -> String {
+    match cause {
+        Some(cause) if state.is_terminal() => {
+            let trimmed = cause.trim();
+            match trimmed.strip_prefix("cancelled ") {
+                Some(rest) if state == RunState::Cancelled => format!("Cancelled {rest}"),
+                _ => format!("{}: {trimmed}", state_words(state)),
+            }
+        }
+        _ => state_words(state).to_owned(),
+    }
+}
+
 /// A run with a result as a table row (`None` when it has none).
 fn result_row(zone: &SiteTimeZone, summary: &RunSummary, patient_link: bool) -> Option<ResultRow> {
     let RunSummary {

@@ -277,10 +277,7 @@ async fn build(
                 let status = match (run.state, &run.failure_cause) {
                     (RunState::Released, _) => "Released".to_owned(),
                     (RunState::AwaitingRelease, _) => "Awaiting release".to_owned(),
-                    (state, Some(cause)) if state.is_terminal() => {
-                        format!("{}: {cause}", super::dashboard::state_words(state))
-                    }
-                    (state, _) => super::dashboard::state_words(state).to_owned(),
+                    (state, cause) => super::dashboard::outcome_words(state, cause.as_deref()),
                 };
                 PatientRunRow {
                     run_id: run.id.0,

@@ -423,16 +423,10 @@ async fn build_live_page(
     }
     // The result shows once the engine is done with the run.
     let result = record.current().filter(|_| finished);
-    let failure = run.state.is_terminal().then(|| {
-        format!(
-            "{}{}",
-            super::dashboard::state_words(run.state).to_lowercase(),
-            run.failure_cause
-                .as_deref()
-                .map(|c| format!(" — {c}"))
-                .unwrap_or_default()
-        )
-    });
+    let failure = run
+        .state
+        .is_terminal()
+        .then(|| super::dashboard::outcome_words(run.state, run.failure_cause.as_deref()));
     Ok(LiveRunPage {
         layout: user.layout(state, &format!("Run {id}"), &paths::run_live(id)),
         run_id: id,

@@ -365,9 +365,9 @@ fn live_run_wires_the_event_stream_and_shows_steps_so_far() {
     assert!(!html.contains("avourable") && !html.contains("Indeterminate"));
     assert!(html.contains("data-failure-panel hidden"));
     finished.result = None;
-    finished.failure = Some("failed — board: not answering".into());
+    finished.failure = Some("Failed: board: not answering".into());
     let html = render(&finished);
-    assert!(html.contains("The run stopped: failed — board: not answering"));
+    assert!(html.contains("The run stopped: Failed: board: not answering"));
 }
 
 #[test]

@@ -380,12 +380,8 @@ async fn run_page(
         indication: version.report.indication.clone().unwrap_or_default(),
         error: correction_error,
     });
-    let state_text = match (&run.failure_cause, run.state) {
-        (Some(cause), s) if s.is_terminal() => {
-            format!("{}: {cause}", crate::pages::dashboard::state_words(s))
-        }
-        (_, s) => crate::pages::dashboard::state_words(s).to_owned(),
-    };
+    let state_text =
+        crate::pages::dashboard::outcome_words(run.state, run.failure_cause.as_deref());
     Ok(RunPage {
         layout: user.layout(state, &format!("Run {id}"), &paths::run(id)),
         run: RunHeader {
