@@ -863,6 +863,21 @@ impl Operations {
         Ok(run)
     }
 
+    /// A run's published events after number `after` (0: all), oldest first, for the live view
+    /// to replay (whoever may open the run). Not audited as a view of patient data: the events
+    /// name tubes, steps and states; the run's result is viewed through [`Self::view_run`].
+    pub async fn run_history(
+        &self,
+        who: &Requester,
+        run_id: RunId,
+        after: i64,
+    ) -> Result<Vec<appliance::store::run_events::StoredRunEvent>, OperationError> {
+        who.require(Permission::ViewRuns)?;
+        let run = self.store.run(run_id).await?;
+        require_may_open(who, &run, Timestamp::now())?;
+        Ok(self.store.run_events_after(run_id, after).await?)
+    }
+
     /// Views a run (anyone who may view runs): `detail` says how much. Audited here, once, for
     /// every front end: `run.result_view` when the run has a result, else `run.view`, with
     /// `from` (where it was viewed: `api`, `report page`, …). The report's T2 distributions were

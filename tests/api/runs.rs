@@ -538,3 +538,213 @@ async fn a_result_is_corrected_through_the_api_and_the_run_page() {
     assert_eq!(trend[0]["version"], 3);
     assert_eq!(trend[0]["corrected"], true);
 }
+
+/// One server-sent event as sent: its id (stored events have one), name and JSON data.
+fn sse_blocks(text: &str) -> Vec<(Option<i64>, String, Value)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let (mut id, mut name, mut data) = (None, None, None);
+            for line in block.lines() {
+                if let Some(value) = line.strip_prefix("id: ") {
+                    id = value.parse().ok();
+                } else if let Some(value) = line.strip_prefix("event: ") {
+                    name = Some(value.to_owned());
+                } else if let Some(value) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(value).ok();
+                }
+            }
+            Some((id, name?, data?))
+        })
+        .collect()
+}
+
+async fn stream_text(app: &TestApp, token: &str, id: i64, last_event_id: Option<&str>) -> String {
+    let mut request = app
+        .client
+        .get(app.url(&format!("/api/v1/runs/{id}/events")))
+        .bearer_auth(token);
+    if let Some(last) = last_event_id {
+        request = request.header("last-event-id", last);
+    }
+    let mut response = request.send().await.expect("request sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut text = String::new();
+    while let Some(chunk) = response.chunk().await.expect("event stream") {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
+}
+
+/// Issue 11 point 9: a live view opened late shows the run's whole history (the stream replays
+/// the stored events, numbered), and a reconnection resumes after the last number it received.
+#[tokio::test]
+async fn a_stream_opened_late_replays_the_run_and_resumes_after_the_last_event_id() {
+    let app = spawn_app().await;
+    let operator = app.token(Role::Operator).to_owned();
+    let ticket: Value = app
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            "/api/v1/runs",
+            Some(&json!({ "patient_mrn": "LATE-1", "accession": "LATE-1-A1", "blood_ml": 7.5 })),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = ticket["id"].as_i64().unwrap();
+    let state = app
+        .engine
+        .wait_for_run(appliance::store::RunId(id))
+        .await
+        .unwrap();
+    assert_eq!(state.as_str(), "awaiting_release");
+    // The engine's journal stores events just after publishing the state change that ends the
+    // wait: let it catch up (bounded) so the history holds the run's last events.
+    for _ in 0..200 {
+        let stored = app
+            .store
+            .run_events_after(appliance::store::RunId(id), 0)
+            .await
+            .unwrap();
+        if stored.iter().any(|event| event.event == "result") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+
+    // Opened after the run settled: its history, every stored event numbered in order, then the
+    // current state (unnumbered), and the stream ends.
+    let events = sse_blocks(&stream_text(&app, &operator, id, None).await);
+    let names: Vec<&str> = events.iter().map(|(_, name, _)| name.as_str()).collect();
+    for expected in [
+        "check",
+        "tuning",
+        "tuned",
+        "tube_confirmed",
+        "replicate",
+        "result",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} replayed in {names:?}"
+        );
+    }
+    let (last_id, last_name, last_data) = events.last().unwrap();
+    assert_eq!(
+        (last_id, last_name.as_str()),
+        (&None, "state"),
+        "the current state comes last"
+    );
+    assert_eq!(last_data["state"], "awaiting_release");
+    let ids: Vec<i64> = events.iter().filter_map(|(id, _, _)| *id).collect();
+    assert_eq!(
+        ids.len(),
+        events.len() - 1,
+        "every replayed event is numbered"
+    );
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
+    assert!(events.iter().all(|(_, _, data)| data["run_id"] == id));
+
+    // A reconnection (the browser sends the last id it saw) gets only what came after it.
+    let middle = ids[ids.len() / 2];
+    let resumed = sse_blocks(&stream_text(&app, &operator, id, Some(&middle.to_string())).await);
+    let resumed_ids: Vec<i64> = resumed.iter().filter_map(|(id, _, _)| *id).collect();
+    assert_eq!(
+        resumed_ids,
+        ids.iter()
+            .copied()
+            .filter(|i| *i > middle)
+            .collect::<Vec<_>>()
+    );
+
+    // A Last-Event-ID the stream never sent is refused, naming the header.
+    let refused = app
+        .client
+        .get(app.url(&format!("/api/v1/runs/{id}/events")))
+        .bearer_auth(&operator)
+        .header("last-event-id", "soon")
+        .send()
+        .await
+        .expect("request sent");
+    assert_problem(refused, StatusCode::UNPROCESSABLE_ENTITY, "Last-Event-ID").await;
+}
+
+/// Issue 11 point 9: a view opened while the run waits for a tube names the tube it waits for
+/// (the request was published before the view listened; the stored history replays it).
+#[tokio::test]
+async fn a_view_opened_while_a_tube_is_awaited_names_the_tube() {
+    let app = spawn_app().await;
+    let operator = app.token(Role::Operator).to_owned();
+    let ticket: Value = app
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            "/api/v1/runs",
+            Some(
+                &json!({ "patient_mrn": "LATE-2", "accession": "LATE-2-A1", "blood_ml": 7.5,
+                          "manual_tube_confirmation": true }),
+            ),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = ticket["id"].as_i64().unwrap();
+    // Wait (bounded) until the engine asks for the first tube.
+    let mut waiting = false;
+    for _ in 0..200 {
+        let run: Value = app
+            .send(
+                As::Bearer(&operator),
+                Method::GET,
+                &format!("/api/v1/runs/{id}"),
+                None,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        if run["state"] == "awaiting_tube" {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(waiting, "the run asks for its first tube");
+    let mut response = app
+        .client
+        .get(app.url(&format!("/api/v1/runs/{id}/events")))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .expect("request sent");
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let named = loop {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .expect("the request for the tube arrives in time")
+            .expect("event stream")
+            .expect("the stream stays open while the run waits");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some((_, _, data)) = sse_blocks(&text)
+            .into_iter()
+            .find(|(_, name, _)| name == "awaiting_tube")
+        {
+            break data;
+        }
+    };
+    assert_eq!(named["tube"], "control");
+    assert_eq!(named["index"], 1);
+    drop(response);
+    let cancelled = app
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            &format!("/api/v1/runs/{id}/cancel"),
+            Some(&json!({ "reason": "test over" })),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::ACCEPTED);
+}

@@ -1,7 +1,7 @@
 // Live progress of a run, fed by the server-sent events of GET /api/v1/runs/{id}/events (the
-// element's data-events-href). Each SSE event is named after the engine's event tag and carries
+// element's data-events-href): the run's stored history first, then what happens. Each SSE event is named after the engine's event tag and carries
 // the engine's event as JSON (appliance::engine::RunEvent; see web-ui/src/api/runs.rs):
-//   state            {"state": "running", "cause": null}        first event, and every move
+//   state            {"state": "running", "cause": null}        after the history, and every move
 //   check            {"check": "qc_today", "passed": true, "message": "..."}
 //   tuning           {}
 //   tuned            {"f0_hz": 21472350.0, "magnet_temp_c": 32.01}
@@ -144,8 +144,20 @@
     finished("Run stopped.");
   }
 
+  // The stream first replays the run's stored history (events with an id), so a page opened late
+  // shows every step. The lines the server rendered are a summary of the same history: the first
+  // replayed event replaces them. A reconnection replays only what came after the last id
+  // (the browser sends Last-Event-ID), so nothing repeats.
+  var historyShown = false;
+  function showHistory(event) {
+    if (historyShown || !event.lastEventId) { return; }
+    historyShown = true;
+    while (list.firstChild) { list.removeChild(list.firstChild); }
+  }
+
   function on(name, handler) {
     source.addEventListener(name, function (event) {
+      showHistory(event);
       if (!done) { handler(parse(event)); }
     });
   }

@@ -21,9 +21,34 @@ pub struct RunEvent {
     pub run_id: Option<RunId>,
     /// When it happened, RFC 3339 UTC.
     pub at: String,
+    /// Its number in the run's stored history (`crate::store::run_events`), which the live view's
+    /// stream sends as the event id; `None` for an instrument event or one that could not be
+    /// stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
     /// What happened.
     #[serde(flatten)]
     pub kind: EventKind,
+}
+
+impl EventKind {
+    /// The event's name: its `event` tag in JSON, and the server-sent event's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::State { .. } => "state",
+            Self::Check { .. } => "check",
+            Self::Tuning => "tuning",
+            Self::Tuned { .. } => "tuned",
+            Self::Calibrating { .. } => "calibrating",
+            Self::CalibrationMade { .. } => "calibration_made",
+            Self::AwaitingTube { .. } => "awaiting_tube",
+            Self::TubeConfirmed { .. } => "tube_confirmed",
+            Self::Replicate { .. } => "replicate",
+            Self::Result { .. } => "result",
+            Self::Failed { .. } => "failed",
+            Self::Notice { .. } => "notice",
+        }
+    }
 }
 
 /// What happened.
@@ -145,6 +170,7 @@ mod tests {
         let event = RunEvent {
             run_id: Some(RunId(7)),
             at: "2026-11-24T04:00:00Z".into(),
+            seq: None,
             kind: EventKind::AwaitingTube {
                 tube: "quad".into(),
                 index: 2,
@@ -157,9 +183,12 @@ mod tests {
         assert_eq!(value["run_id"], 7);
         assert_eq!(value["index"], 2);
         assert_eq!(value["message"], "insert tube 2 of 3: quad-marker tube");
+        assert_eq!(value["event"], event.kind.name());
+        assert!(value.get("seq").is_none(), "no number until stored");
         let state = RunEvent {
             run_id: Some(RunId(7)),
             at: "2026-11-24T04:00:00Z".into(),
+            seq: Some(12),
             kind: EventKind::State {
                 state: RunState::AwaitingRelease,
                 cause: None,
@@ -167,6 +196,8 @@ mod tests {
         };
         let value = serde_json::to_value(&state).expect("events serialize");
         assert_eq!(value["event"], "state");
+        assert_eq!(value["event"], state.kind.name());
+        assert_eq!(value["seq"], 12);
         assert_eq!(value["state"], "awaiting_release");
     }
 }

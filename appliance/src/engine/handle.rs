@@ -46,8 +46,15 @@ impl Engine {
             .await?;
         let simulated = board.tube_slot().is_some();
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (journal, journal_queue) = mpsc::unbounded_channel();
+        tokio::spawn(super::worker::journal(
+            store.clone(),
+            journal_queue,
+            events.clone(),
+        ));
         let shared = Arc::new(Shared {
             events,
+            journal,
             status: Mutex::new(EngineStatus::default()),
             controls: Mutex::new(Default::default()),
             shutting_down: AtomicBool::new(false),

@@ -27,7 +27,10 @@ use super::status::{EngineStatus, RunProgress};
 
 /// State shared between the handles and the thread.
 pub(crate) struct Shared {
+    /// Subscribers' channel: events reach it after they are stored ([`journal`]).
     pub events: broadcast::Sender<RunEvent>,
+    /// Where [`Shared::emit`] puts events: [`journal`] stores each run's, then publishes it.
+    pub journal: mpsc::UnboundedSender<RunEvent>,
     pub status: Mutex<EngineStatus>,
     pub controls: Mutex<HashMap<RunId, Arc<RunControl>>>,
     pub shutting_down: AtomicBool,
@@ -37,11 +40,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Publishes an event (nobody listening is fine).
+    /// Publishes an event (nobody listening is fine), a run's after storing it in the run's
+    /// history ([`journal`]); in the order emitted.
     pub fn emit(&self, run_id: Option<RunId>, kind: EventKind) {
-        let _ = self.events.send(RunEvent {
+        let _ = self.journal.send(RunEvent {
             run_id,
             at: Timestamp::now().to_rfc3339(),
+            seq: None,
             kind,
         });
     }
@@ -58,6 +63,47 @@ impl Shared {
 
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// Stores each run's event in its history (`store::run_events`), numbering it, then publishes it;
+/// an instrument event is only published. Runs until every sender ([`Shared`]) is gone.
+///
+/// Storing before publishing is what lets the live view replay without gaps or repeats: it
+/// subscribes first, then reads the stored history; whatever it then receives with a number at
+/// or below the last one read it has already sent. A store failure costs the event its place in
+/// the history (logged), never its publication.
+pub(crate) async fn journal(
+    store: Store,
+    mut queue: mpsc::UnboundedReceiver<RunEvent>,
+    events: broadcast::Sender<RunEvent>,
+) {
+    while let Some(mut event) = queue.recv().await {
+        if let Some(run_id) = event.run_id {
+            match serde_json::to_string(&event) {
+                Ok(data) => {
+                    let at = Timestamp::parse(&event.at).unwrap_or_else(|_| Timestamp::now());
+                    match store
+                        .append_run_event(run_id, &at, event.kind.name(), &data)
+                        .await
+                    {
+                        Ok(seq) => event.seq = Some(seq),
+                        Err(error) => tracing::warn!(
+                            run = run_id.0,
+                            event = event.kind.name(),
+                            %error,
+                            "a run event could not be stored; the live view will not replay it"
+                        ),
+                    }
+                }
+                Err(error) => tracing::warn!(
+                    run = run_id.0,
+                    %error,
+                    "a run event could not be serialised for its history"
+                ),
+            }
+        }
+        let _ = events.send(event);
     }
 }
 

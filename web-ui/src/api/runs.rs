@@ -9,7 +9,7 @@ use std::convert::Infallible;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -346,18 +346,23 @@ fn settled(state: RunState) -> bool {
     state.is_terminal() || state == RunState::AwaitingRelease
 }
 
-/// `GET /api/v1/runs/{id}/events`: the run's current state, then its events as they happen,
-/// until the engine is done with it. Each SSE event is named after the event's `event` tag and
-/// carries the event as JSON.
+/// `GET /api/v1/runs/{id}/events`: the run's stored history (every event the engine published
+/// about it so far, so a view opened late or reconnecting misses nothing), its current state, then
+/// its events as they happen, until the engine is done with it. Each SSE event is named after the
+/// event's `event` tag, carries the event as JSON and, when stored, its number as the event id; a
+/// reconnecting client's `Last-Event-ID` replays only what came after it.
 #[utoipa::path(
     get,
     path = "/runs/{id}/events",
     tag = "runs",
     security(("session_cookie" = []), ("bearer" = [])),
-    params(("id" = String, Path, description = "Run id")),
+    params(
+        ("id" = String, Path, description = "Run id"),
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "The id of the last event received: the history is replayed from after it (browsers send it when they reconnect)")
+    ),
     responses((
         status = 200,
-        description = "Server-sent events (text, not one JSON document): the run's state, then its events until the engine is done with it. Each event is named after its `event` key; its `data:` line is one `RunEvent` (see the components) as JSON.",
+        description = "Server-sent events (text, not one JSON document): the run's stored history, its current state, then its events until the engine is done with it. Each event is named after its `event` key; its `data:` line is one `RunEvent` (see the components) as JSON; a stored event's `id:` line is its number.",
         body = String,
         content_type = "text/event-stream"
     ))
@@ -366,21 +371,42 @@ pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
     PathId(id): PathId,
+    headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require(Permission::ViewRuns)?;
-    // Subscribe before reading the state, so nothing falls between the two.
+    let after = match headers.get("last-event-id") {
+        None => 0,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|text| text.trim().parse::<i64>().ok())
+            .filter(|number| *number >= 0)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "Last-Event-ID",
+                    "must be the number of an event this stream sent (a whole number, 0 or more)",
+                )
+            })?,
+    };
+    // Subscribe before reading the history and the state: an event stored after the read
+    // arrives live; one both read and received (stored first, published after) is sent once.
     let receiver = state.engine.subscribe();
-    let run = state.ops.run(&caller.requester(), RunId(id)).await?;
-    let first = RunEvent {
+    let requester = caller.requester();
+    let run = state.ops.run(&requester, RunId(id)).await?;
+    let history = state.ops.run_history(&requester, run.id, after).await?;
+    let replayed_up_to = history.last().map_or(after, |event| event.id);
+    let current = RunEvent {
         run_id: Some(run.id),
         at: run.updated_at.to_rfc3339(),
+        seq: None,
         kind: EventKind::State {
             state: run.state,
             cause: run.failure_cause.clone(),
         },
     };
     let finished = settled(run.state);
-    // After the first event, the run's own events until one settles it; the stream then ends.
+    // After the current state, the run's own events not yet replayed, until one settles it; the
+    // stream then ends.
     let live = stream::unfold(
         (receiver, finished),
         move |(mut receiver, finished)| async move {
@@ -390,6 +416,9 @@ pub async fn events(
             loop {
                 match receiver.recv().await {
                     Ok(event) if event.run_id == Some(RunId(id)) => {
+                        if event.seq.is_some_and(|seq| seq <= replayed_up_to) {
+                            continue;
+                        }
                         let done =
                             matches!(event.kind, EventKind::State { state, .. } if settled(state));
                         return Some((event, (receiver, done)));
@@ -402,19 +431,27 @@ pub async fn events(
             }
         },
     );
-    let stream = stream::once(async move { first })
-        .chain(live)
-        .map(|event| Ok(sse_event(&event)));
+    let replay = stream::iter(history.into_iter().map(|stored| {
+        Ok(Event::default()
+            .id(stored.id.to_string())
+            .event(stored.event)
+            .data(stored.data))
+    }));
+    let stream = replay.chain(
+        stream::once(async move { current })
+            .chain(live)
+            .map(|event| Ok(sse_event(&event))),
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 fn sse_event(event: &RunEvent) -> Event {
-    let name = serde_json::to_value(event)
-        .ok()
-        .and_then(|v| v["event"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| "message".to_owned());
-    Event::default()
-        .event(name)
+    let named = Event::default().event(event.kind.name());
+    let named = match event.seq {
+        Some(seq) => named.id(seq.to_string()),
+        None => named,
+    };
+    named
         .json_data(event)
         .unwrap_or_else(|_| Event::default().event("error").data("unserialisable event"))
 }
