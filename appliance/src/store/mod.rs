@@ -40,6 +40,7 @@ pub mod patients;
 pub mod qc;
 pub mod qc_basis;
 pub mod results;
+pub mod run_list;
 pub mod runs;
 pub mod samples;
 #[cfg(test)]

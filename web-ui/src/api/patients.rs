@@ -194,7 +194,7 @@ pub async fn show(
     caller.require(Permission::ViewPatients)?;
     let record = state
         .ops
-        .view_patient(&caller.requester(), PatientId(id), 0, "api")
+        .view_patient(&caller.requester(), PatientId(id), 0, None, "api")
         .await?;
     Ok(Json(record.patient.into()))
 }
