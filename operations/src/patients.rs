@@ -10,11 +10,10 @@
 use appliance::site::PatientNamePolicy;
 use appliance::store::patient_events::{EventLabel, PatientEvent};
 use appliance::store::patients::{BirthDate, Mrn, NewPatient, Patient, PatientFilter, PersonName};
-use appliance::store::results::{ResultVersion, TrendPoint};
-use appliance::store::runs::Run;
+use appliance::store::results::TrendPoint;
+use appliance::store::run_list::RunListPage;
 use appliance::store::samples::Indication;
-use appliance::store::samples::Sample;
-use appliance::store::{AuditEntry, PatientId, Timestamp};
+use appliance::store::{AuditEntry, PatientId, RunId, Timestamp};
 
 use crate::{OperationError, Operations, Permission, Requester};
 
@@ -179,17 +178,10 @@ impl EventMarker {
 }
 
 /// One run of a patient, with its sample and the current version of its result.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PatientRun {
-    /// The run.
-    pub run: Run,
-    /// Its sample.
-    pub sample: Sample,
-    /// The current version of its result, if it has one.
-    pub current: Option<ResultVersion>,
-    /// The current result as reported (status, call, printed count), if any.
-    pub reported: Option<crate::reported::Reported>,
-}
+pub type PatientRun = crate::runs::RunSummary;
+
+/// A patient's runs listed on their page at most, per page (the trend shows every result).
+pub const MAX_PATIENT_RUNS_PAGE: u32 = 100;
 
 /// One point of a patient's trend with its result as reported (status, call, printed count):
 /// what the trend's JSON and CSV carry.
@@ -208,8 +200,10 @@ pub struct PatientRecord {
     pub patient: Patient,
     /// The current version of each run's result, by draw time.
     pub trend: Vec<TrendPoint>,
-    /// Their runs, newest first.
+    /// One page of their runs, newest first.
     pub runs: Vec<PatientRun>,
+    /// Where the next (older) page of their runs starts, when there is one.
+    pub runs_next: Option<RunId>,
     /// The indication of their latest sample that has one, and its configured cut-off per
     /// 7.5 mL (for the trend's line).
     pub cutoff: Option<(String, Option<f64>)>,
@@ -390,36 +384,41 @@ impl Operations {
         found.ok_or_else(|| not_found(mrn.as_str().to_owned()))
     }
 
-    /// Views a patient: their runs (at most `runs_listed`, newest first; none when 0) with the
-    /// current version of each result, and their trend; audited `patient.view` with `from`.
+    /// Views a patient: one page of their runs (at most `runs_listed`, 0 to
+    /// [`MAX_PATIENT_RUNS_PAGE`], newest first, those before the run `runs_before`; none when
+    /// 0) with the current version of each result, read in one query, and their trend;
+    /// audited `patient.view` with `from`.
     pub async fn view_patient(
         &self,
         who: &Requester,
         id: PatientId,
         runs_listed: u32,
+        runs_before: Option<RunId>,
         from: &str,
     ) -> Result<PatientRecord, OperationError> {
         who.require(Permission::ViewPatients)?;
+        if runs_listed > MAX_PATIENT_RUNS_PAGE {
+            return Err(OperationError::invalid(
+                "limit",
+                format!("{runs_listed} is not within 0 to {MAX_PATIENT_RUNS_PAGE}"),
+            ));
+        }
         let patient = self.store.patient(id).await?;
         let trend = self.store.patient_trend(patient.id).await?;
         let events = self.store.patient_events(patient.id).await?;
-        let mut runs = Vec::new();
-        let listed = if runs_listed == 0 {
-            Vec::new()
+        let (runs, runs_next) = if runs_listed == 0 {
+            (Vec::new(), None)
         } else {
-            self.store.patient_runs(patient.id, runs_listed).await?
+            crate::runs::run_page(
+                &self.store,
+                RunListPage::OfPatient {
+                    patient: patient.id,
+                    before: runs_before,
+                },
+                runs_listed,
+            )
+            .await?
         };
-        for run in listed {
-            let sample = self.store.sample(run.sample_id).await?;
-            let versions = self.store.result_versions(run.id).await?;
-            let reported = crate::reported::Reported::of(run.state, &versions);
-            runs.push(PatientRun {
-                run,
-                sample,
-                current: versions.last().cloned(),
-                reported,
-            });
-        }
         self.store
             .record_view(
                 &who.actor(),
@@ -446,6 +445,7 @@ impl Operations {
             patient,
             trend,
             runs,
+            runs_next,
             cutoff,
             events,
         })
@@ -461,14 +461,22 @@ impl Operations {
     ) -> Result<(Patient, Vec<ReportedPoint>), OperationError> {
         who.require(Permission::ViewPatients)?;
         let patient = self.store.patient(id).await?;
-        let mut trend = Vec::new();
-        for point in self.store.patient_trend(patient.id).await? {
-            let run = self.store.run(point.run_id).await?;
-            let versions = self.store.result_versions(run.id).await?;
-            if let Some(reported) = crate::reported::Reported::of(run.state, &versions) {
-                trend.push(ReportedPoint { point, reported });
-            }
-        }
+        // One query: each point carries its release marks, so no run or version is read
+        // per point.
+        let trend: Vec<ReportedPoint> = self
+            .store
+            .patient_trend(patient.id)
+            .await?
+            .into_iter()
+            .map(|point| ReportedPoint {
+                reported: crate::reported::Reported::of_summary(
+                    point.run_state,
+                    &point.summary,
+                    point.marks,
+                ),
+                point,
+            })
+            .collect();
         self.store
             .record_view(
                 &who.actor(),

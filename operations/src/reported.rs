@@ -10,7 +10,7 @@
 //! correcting (`results`).
 
 use appliance::store::qc_basis::{JudgedFor, QcBasis};
-use appliance::store::results::{ResultSummary, ResultVersion, SignatureMeaning};
+use appliance::store::results::{ReleaseMarks, ResultSummary, ResultVersion, SignatureMeaning};
 use appliance::store::runs::RunState;
 use nmr_core::assay::{Call, CountCategory};
 use serde::Serialize;
@@ -49,11 +49,17 @@ impl ResultStatus {
     /// current version carries a release signature; corrected when, besides, an earlier version
     /// had been released. `None` without a result.
     pub fn of(run_state: RunState, versions: &[ResultVersion]) -> Option<Self> {
+        Some(Self::of_marks(run_state, release_marks(versions)?))
+    }
+
+    /// The same rule from the release marks a list reads with the current version (released
+    /// only when the run is released and the current version carries a release signature;
+    /// corrected when an earlier version carries one too).
+    pub fn of_marks(run_state: RunState, marks: ReleaseMarks) -> Self {
         if let Some(status) = Self::of_unreleased_run(run_state) {
-            return versions.last().map(|_| status);
+            return status;
         }
-        versions.last()?;
-        Some(Self::as_released(versions).unwrap_or(Self::Preliminary))
+        Self::released_by(marks).unwrap_or(Self::Preliminary)
     }
 
     /// The status the last of `versions` (oldest first) carries as released: FINAL when no
@@ -61,15 +67,28 @@ impl ResultStatus {
     /// signature. What a message sent for that version says (HL7 v2 OBX-11 `F`/`C`), whatever
     /// happened to the run after it.
     pub fn as_released(versions: &[ResultVersion]) -> Option<Self> {
-        let (current, earlier) = versions.split_last()?;
-        if !is_released(current) {
+        Self::released_by(release_marks(versions)?)
+    }
+
+    fn released_by(marks: ReleaseMarks) -> Option<Self> {
+        if !marks.current {
             None
-        } else if earlier.iter().any(is_released) {
+        } else if marks.earlier {
             Some(Self::Corrected)
         } else {
             Some(Self::Final)
         }
     }
+}
+
+/// Which of `versions` (oldest first, the last current) carry a release signature; `None`
+/// without a version.
+pub fn release_marks(versions: &[ResultVersion]) -> Option<ReleaseMarks> {
+    let (current, earlier) = versions.split_last()?;
+    Some(ReleaseMarks {
+        current: is_released(current),
+        earlier: earlier.iter().any(is_released),
+    })
 }
 
 /// Whether a version carries a release signature.
@@ -217,13 +236,22 @@ impl Reported {
     /// The current result of a run in `run_state` with these versions (oldest first), as
     /// reported; `None` without a result.
     pub fn of(run_state: RunState, versions: &[ResultVersion]) -> Option<Self> {
-        let status = ResultStatus::of(run_state, versions)?;
         let current = versions.last()?;
-        Some(Self {
-            status,
-            call: reported_call(&current.summary),
-            count: PrintedCount::of(&current.summary),
-        })
+        Some(Self::of_summary(
+            run_state,
+            &current.summary,
+            release_marks(versions)?,
+        ))
+    }
+
+    /// The current version's `summary` of a run in `run_state`, as reported, from the release
+    /// marks a list reads with it.
+    pub fn of_summary(run_state: RunState, summary: &ResultSummary, marks: ReleaseMarks) -> Self {
+        Self {
+            status: ResultStatus::of_marks(run_state, marks),
+            call: reported_call(summary),
+            count: PrintedCount::of(summary),
+        }
     }
 }
 

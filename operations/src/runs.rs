@@ -21,6 +21,7 @@ use appliance::store::measurements::Measurement;
 use appliance::store::patients::{BirthDate, Mrn, Patient};
 use appliance::store::qc_basis::{JudgedFor, QcBasis};
 use appliance::store::results::{ResultVersion, TrendPoint};
+use appliance::store::run_list::{ListedResult, ListedRun, ListedSample, RunListPage};
 use appliance::store::runs::{Run, RunState};
 use appliance::store::samples::{Accession, BloodVolume, Indication, Sample, TubeKind};
 use appliance::store::users::User;
@@ -626,28 +627,48 @@ fn require_may_open(who: &Requester, run: &Run, now: Timestamp) -> Result<(), Op
     }
 }
 
-/// A run in a list, with its sample, patient and the current version of its result.
+/// A run in a list, with its sample, patient and the current version of its result (one row of
+/// a page read in one query: `Store::run_list_page`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunSummary {
     /// The run.
     pub run: Run,
     /// Its sample.
-    pub sample: Sample,
+    pub sample: ListedSample,
     /// Whose.
     pub patient: Patient,
     /// The current version of its result, if any.
-    pub current: Option<ResultVersion>,
+    pub current: Option<ListedResult>,
     /// The current result as reported (status, call, printed count), if any.
     pub reported: Option<Reported>,
 }
 
+impl From<ListedRun> for RunSummary {
+    fn from(listed: ListedRun) -> Self {
+        let reported = listed
+            .current
+            .as_ref()
+            .map(|current| Reported::of_summary(listed.run.state, &current.summary, current.marks));
+        Self {
+            run: listed.run,
+            sample: listed.sample,
+            patient: listed.patient,
+            current: listed.current,
+            reported,
+        }
+    }
+}
+
 /// The runs a person works from: those in flight, the latest results, and (for those who may
-/// release) the results awaiting release.
+/// release) the results awaiting release, each list a bounded page read in one query.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Worklist {
-    /// Runs queued, measuring or waiting for a tube.
+    /// One page of the runs queued, measuring or waiting for a tube, oldest first, at most
+    /// [`IN_FLIGHT_PAGE_SIZE`].
     pub in_flight: Vec<RunSummary>,
-    /// The newest runs with a result, newest first.
+    /// Where the next page of runs in flight starts, when there are more.
+    pub in_flight_next: Option<RunId>,
+    /// The newest runs with a result the requester may open, newest first.
     pub recent_results: Vec<RunSummary>,
     /// One page of the runs whose result awaits release, oldest first, at most
     /// [`AWAITING_PAGE_SIZE`] (empty unless the requester may release).
@@ -657,9 +678,41 @@ pub struct Worklist {
     pub awaiting_next: Option<RunId>,
 }
 
+/// Where the worklist's pages start (none: the first page of each).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorklistCursors {
+    /// The last run of the page of runs in flight before.
+    pub in_flight_after: Option<RunId>,
+    /// The last run of the page of results awaiting release before.
+    pub awaiting_after: Option<RunId>,
+}
+
 /// Results awaiting release shown per page of the worklist: the dashboard stays the same size
 /// however many results wait (the outside probe's 100,000 waiting results timed the page out).
 pub const AWAITING_PAGE_SIZE: u32 = 25;
+
+/// Runs in flight shown per page of the worklist (however many are queued).
+pub const IN_FLIGHT_PAGE_SIZE: u32 = 25;
+
+/// Most recent results the worklist shows.
+pub const MAX_RECENT_RESULTS: u32 = 100;
+
+/// One page of `page` holding at most `size` runs, read as `size + 1` so that one more says
+/// whether another page follows: the rows and the run the next page starts from.
+pub(crate) async fn run_page(
+    store: &appliance::store::Store,
+    page: RunListPage,
+    size: u32,
+) -> Result<(Vec<RunSummary>, Option<RunId>), OperationError> {
+    let mut rows = store.run_list_page(page, size + 1).await?;
+    let next = if rows.len() > size as usize {
+        rows.truncate(size as usize);
+        rows.last().map(|row| row.run.id)
+    } else {
+        None
+    };
+    Ok((rows.into_iter().map(RunSummary::from).collect(), next))
+}
 
 /// Audit rows a run's report shows at most, per record.
 const AUDIT_ROWS: u32 = 500;
@@ -763,78 +816,58 @@ impl Operations {
             .await?)
     }
 
-    /// The worklist (anyone who may view runs): runs in flight, the `recent` newest results, and
-    /// for those who may release one page of the results awaiting release, those of runs after
-    /// `awaiting_after` (none: the first page). A list, not a view of one patient's data: not
-    /// audited (opening a run or a patient is).
+    /// The worklist (anyone who may view runs): one page of the runs in flight, the `recent`
+    /// newest results the requester may open (at most [`MAX_RECENT_RESULTS`]), and for those
+    /// who may release one page of the results awaiting release; `cursors` say where the pages
+    /// start. Each list is one query however many runs there are. A list, not a view of one
+    /// patient's data: not audited (opening a run or a patient is).
     pub async fn worklist(
         &self,
         who: &Requester,
-        recent: usize,
-        awaiting_after: Option<RunId>,
+        recent: u32,
+        cursors: WorklistCursors,
     ) -> Result<Worklist, OperationError> {
         who.require(Permission::ViewRuns)?;
-        let mut in_flight = Vec::new();
-        for run in self.store.runs_in_states(&RunState::IN_FLIGHT).await? {
-            in_flight.push(self.summary(run, false).await?);
-        }
-        let mut recent_results = Vec::new();
+        let (in_flight, in_flight_next) = run_page(
+            &self.store,
+            RunListPage::InFlight {
+                after: cursors.in_flight_after,
+            },
+            IN_FLIGHT_PAGE_SIZE,
+        )
+        .await?;
+        // An operator may open only some results: a few pages' worth are read in the one query
+        // and those they may not open are left out.
+        let recent = recent.min(MAX_RECENT_RESULTS) as usize;
         let scanned = u32::try_from(recent.saturating_mul(3)).unwrap_or(u32::MAX);
-        for run in self.store.recent_runs(scanned).await? {
-            if recent_results.len() >= recent {
-                break;
-            }
-            if !may_open_run(who, &run, Timestamp::now()) {
-                continue;
-            }
-            let summary = self.summary(run, true).await?;
-            if summary.current.is_some() {
-                recent_results.push(summary);
-            }
-        }
-        let mut awaiting_release = Vec::new();
-        let mut awaiting_next = None;
-        if who.may(Permission::ReleaseResults) {
-            // One more than a page says whether another page follows.
-            let mut page = self
-                .store
-                .runs_in_state_page(
-                    RunState::AwaitingRelease,
-                    awaiting_after,
-                    AWAITING_PAGE_SIZE + 1,
-                )
-                .await?;
-            if page.len() > AWAITING_PAGE_SIZE as usize {
-                page.truncate(AWAITING_PAGE_SIZE as usize);
-                awaiting_next = page.last().map(|run| run.id);
-            }
-            for run in page {
-                awaiting_release.push(self.summary(run, true).await?);
-            }
-        }
+        let now = Timestamp::now();
+        let recent_results: Vec<RunSummary> = self
+            .store
+            .run_list_page(RunListPage::WithResults { before: None }, scanned)
+            .await?
+            .into_iter()
+            .filter(|listed| may_open_run(who, &listed.run, now))
+            .take(recent)
+            .map(RunSummary::from)
+            .collect();
+        let (awaiting_release, awaiting_next) = if who.may(Permission::ReleaseResults) {
+            run_page(
+                &self.store,
+                RunListPage::AwaitingRelease {
+                    after: cursors.awaiting_after,
+                },
+                AWAITING_PAGE_SIZE,
+            )
+            .await?
+        } else {
+            (Vec::new(), None)
+        };
         Ok(Worklist {
             in_flight,
+            in_flight_next,
             recent_results,
             awaiting_release,
             awaiting_next,
-        })
-    }
-
-    async fn summary(&self, run: Run, with_result: bool) -> Result<RunSummary, OperationError> {
-        let sample = self.store.sample(run.sample_id).await?;
-        let patient = self.store.patient(sample.patient_id).await?;
-        let versions = if with_result {
-            self.store.result_versions(run.id).await?
-        } else {
-            Vec::new()
-        };
-        let reported = Reported::of(run.state, &versions);
-        Ok(RunSummary {
-            run,
-            sample,
-            patient,
-            current: versions.last().cloned(),
-            reported,
         })
     }
 

@@ -9,6 +9,7 @@ use appliance::engine::EngineConfig;
 use appliance::store::audit::AuditQuery;
 use appliance::store::example_report::example_report;
 use appliance::store::patients::{BirthDate, Mrn, NewPatient};
+use appliance::store::results::{CorrectionReason, SignatureMeaning};
 use appliance::store::runs::{NewRun, RunState};
 use appliance::store::samples::{
     Accession, BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel,
@@ -16,7 +17,9 @@ use appliance::store::samples::{
 use appliance::store::users::{NewPassword, NewUser, Role, User, Username};
 use appliance::store::{Actor, PatientId, RunId, Store, Timestamp};
 use nmr_core::assay::{Call, CountCategory, Indications};
-use operations::patients::{EventMarker, MAX_LISTED, PatientSearch};
+use operations::patients::{EventMarker, MAX_LISTED, MAX_PATIENT_RUNS_PAGE, PatientSearch};
+use operations::reported::{Reported, ResultStatus};
+use operations::runs::{AWAITING_PAGE_SIZE, IN_FLIGHT_PAGE_SIZE, WorklistCursors};
 use operations::worklist::MAX_WORKLIST_PAGE;
 use operations::{LoginThrottle, OperationError, Operations, Requester};
 
@@ -237,7 +240,7 @@ async fn a_marker_needs_a_clinician_a_day_and_words_and_is_audited() {
     assert_eq!(added.recorded_by_name.as_deref(), Some("claire Tester"));
     assert_eq!(audited(&ops, "patient.event_add").await, 1);
     let record = ops
-        .view_patient(&claire, id, 0, "test")
+        .view_patient(&claire, id, 0, None, "test")
         .await
         .expect("viewed");
     assert_eq!(record.events, vec![added]);
@@ -389,4 +392,246 @@ async fn the_worklist_pages_the_results_awaiting_release_oldest_first() {
         ops.awaiting_release(&olga, None, 25).await,
         Err(OperationError::Forbidden { .. })
     ));
+}
+
+/// A run of patient `mrn` (registered when new) moved to `running`; with `cells`, its result is
+/// recorded too (awaiting release).
+async fn patients_run(ops: &Operations, mrn: &str, n: u32, cells: Option<f64>) -> RunId {
+    let store = &ops.store;
+    let patient = store
+        .patient_by_mrn_or_add(
+            &Actor::Appliance,
+            &NewPatient::new(Mrn::parse(mrn).expect("mrn"), born("1961-04-23")),
+        )
+        .await
+        .expect("patient");
+    let sample = store
+        .add_sample(
+            &Actor::Appliance,
+            &NewSample {
+                patient_id: patient.id,
+                accession: Accession::parse(&format!("{mrn}-A{n}")).expect("accession"),
+                drawn_at: Timestamp::parse("2026-11-20T08:30:00Z").expect("time"),
+                blood: BloodVolume::from_ml(7.5).expect("volume"),
+                indication: Some(Indication::parse("breast").expect("indication")),
+                indication_override_reason: None,
+                tubes: vec![
+                    NewTube {
+                        kind: TubeKind::Control,
+                        label: TubeLabel::parse(&format!("{mrn}-C{n}")).expect("label"),
+                    },
+                    NewTube {
+                        kind: TubeKind::Quad,
+                        label: TubeLabel::parse(&format!("{mrn}-Q{n}")).expect("label"),
+                    },
+                ],
+            },
+        )
+        .await
+        .expect("sample");
+    let run = store
+        .create_run(
+            &Actor::Appliance,
+            &NewRun {
+                sample_id: sample.id,
+                operator_id: None,
+                reagent_lot: Some("LOT-A1".into()),
+                simulated: true,
+            },
+        )
+        .await
+        .expect("run");
+    store
+        .set_run_state(&Actor::Appliance, run.id, RunState::Running, None)
+        .await
+        .expect("running");
+    if let Some(cells) = cells {
+        store
+            .record_result(
+                &Actor::Appliance,
+                run.id,
+                &example_report(
+                    cells,
+                    [cells * 0.5, cells * 2.0 + 1.0],
+                    CountCategory::Quantified,
+                    Some(Call::Unfavorable),
+                    false,
+                ),
+            )
+            .await
+            .expect("result");
+    }
+    run.id
+}
+
+#[tokio::test]
+async fn the_dashboards_lists_are_bounded_pages_whose_cursors_reach_every_run_once() {
+    let (_dir, ops) = ops().await;
+    let claire = user(&ops, "claire", Role::Clinician).await;
+    let olga = user(&ops, "olga", Role::Operator).await;
+    let over = IN_FLIGHT_PAGE_SIZE + 2;
+    let mut in_flight = Vec::new();
+    let mut waiting = Vec::new();
+    for n in 0..over {
+        in_flight.push(patients_run(&ops, "DB-1", n, None).await);
+        waiting.push(patients_run(&ops, "DB-2", n, Some(7.0)).await);
+    }
+    let (mut seen_flight, mut seen_waiting) = (Vec::new(), Vec::new());
+    let mut cursors = WorklistCursors::default();
+    let mut pages = 0;
+    loop {
+        let list = ops.worklist(&claire, 10, cursors).await.expect("worklist");
+        assert!(list.in_flight.len() <= IN_FLIGHT_PAGE_SIZE as usize);
+        assert!(list.awaiting_release.len() <= AWAITING_PAGE_SIZE as usize);
+        assert_eq!(list.recent_results.len(), 10, "the newest results, bounded");
+        assert!(
+            list.recent_results
+                .windows(2)
+                .all(|w| w[0].run.id > w[1].run.id),
+            "newest first"
+        );
+        seen_flight.extend(list.in_flight.iter().map(|r| r.run.id));
+        seen_waiting.extend(list.awaiting_release.iter().map(|r| r.run.id));
+        for row in list.awaiting_release.iter().chain(&list.recent_results) {
+            let reported = row.reported.as_ref().expect("a result, reported");
+            assert_eq!(reported.status, ResultStatus::Preliminary);
+            assert_eq!(row.patient.mrn.as_str(), "DB-2");
+        }
+        pages += 1;
+        if list.in_flight_next.is_none() && list.awaiting_next.is_none() {
+            break;
+        }
+        cursors = WorklistCursors {
+            in_flight_after: list.in_flight_next,
+            awaiting_after: list.awaiting_next,
+        };
+    }
+    assert_eq!(pages, 2);
+    assert_eq!(seen_flight, in_flight, "oldest first, every run once");
+    assert_eq!(seen_waiting, waiting, "oldest first, every result once");
+    // An operator sees the runs in flight, no page of results awaiting release.
+    let theirs = ops
+        .worklist(&olga, 10, WorklistCursors::default())
+        .await
+        .expect("worklist");
+    assert_eq!(theirs.in_flight.len(), IN_FLIGHT_PAGE_SIZE as usize);
+    assert!(theirs.awaiting_release.is_empty() && theirs.awaiting_next.is_none());
+}
+
+#[tokio::test]
+async fn a_patients_runs_are_pages_and_the_trend_reports_each_result_as_its_versions_say() {
+    let (_dir, ops) = ops().await;
+    let claire = user(&ops, "claire", Role::Clinician).await;
+    let mut runs = Vec::new();
+    for n in 0..30 {
+        runs.push(patients_run(&ops, "PR-1", n, (n % 5 != 4).then_some(3.0 + f64::from(n))).await);
+    }
+    // Another patient's runs are never on this patient's pages.
+    patients_run(&ops, "PR-2", 0, Some(3.0)).await;
+    // Released, and released then corrected (awaiting release again).
+    let signer = match &claire {
+        Requester::User(user) => user.clone(),
+        Requester::Console => unreachable!("claire is a user"),
+    };
+    for &n in &[0usize, 1, 2] {
+        ops.store
+            .sign_result(&signer, runs[n], SignatureMeaning::Release)
+            .await
+            .expect("released");
+    }
+    ops.store
+        .correct_result(
+            &signer.actor(),
+            runs[1],
+            &example_report(
+                9.0,
+                [4.0, 19.0],
+                CountCategory::Quantified,
+                Some(Call::Unfavorable),
+                false,
+            ),
+            &CorrectionReason::parse("volume re-read from the tube label").expect("reason"),
+        )
+        .await
+        .expect("corrected");
+    ops.store
+        .sign_result(&signer, runs[1], SignatureMeaning::Release)
+        .await
+        .expect("correction released");
+    ops.store
+        .correct_result(
+            &signer.actor(),
+            runs[2],
+            &example_report(
+                9.0,
+                [4.0, 19.0],
+                CountCategory::Quantified,
+                Some(Call::Unfavorable),
+                false,
+            ),
+            &CorrectionReason::parse("volume re-read from the tube label").expect("reason"),
+        )
+        .await
+        .expect("corrected, not yet released");
+    let patient = ops
+        .store
+        .patient_by_mrn(&Mrn::parse("PR-1").expect("mrn"))
+        .await
+        .expect("read")
+        .expect("patient");
+
+    let (mut seen, mut sizes, mut before) = (Vec::new(), Vec::new(), None);
+    loop {
+        let record = ops
+            .view_patient(&claire, patient.id, 25, before, "test")
+            .await
+            .expect("a page");
+        sizes.push(record.runs.len());
+        seen.extend(record.runs.iter().map(|r| r.run.id));
+        for row in &record.runs {
+            let versions = ops
+                .store
+                .result_versions(row.run.id)
+                .await
+                .expect("versions");
+            assert_eq!(row.reported, Reported::of(row.run.state, &versions));
+        }
+        match record.runs_next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [25, 5]);
+    assert_eq!(
+        seen,
+        runs.iter().rev().copied().collect::<Vec<_>>(),
+        "newest first, once"
+    );
+    assert!(matches!(
+        ops.view_patient(&claire, patient.id, MAX_PATIENT_RUNS_PAGE + 1, None, "test")
+            .await,
+        Err(OperationError::Invalid { field: "limit", .. })
+    ));
+
+    // The trend reports each result as the rule does from all its versions.
+    let (_, trend) = ops
+        .view_trend(&claire, patient.id, "json")
+        .await
+        .expect("trend");
+    assert_eq!(trend.len(), 24);
+    let mut statuses = Vec::new();
+    for point in &trend {
+        let run = ops.store.run(point.point.run_id).await.expect("run");
+        let versions = ops.store.result_versions(run.id).await.expect("versions");
+        assert_eq!(
+            Some(&point.reported),
+            Reported::of(run.state, &versions).as_ref()
+        );
+        statuses.push((point.point.run_id, point.reported.status));
+    }
+    let status = |n: usize| statuses.iter().find(|(id, _)| *id == runs[n]).map(|s| s.1);
+    assert_eq!(status(0), Some(ResultStatus::Final));
+    assert_eq!(status(1), Some(ResultStatus::Corrected));
+    assert_eq!(status(2), Some(ResultStatus::Preliminary));
+    assert_eq!(status(3), Some(ResultStatus::Preliminary));
 }

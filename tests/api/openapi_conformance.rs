@@ -973,6 +973,42 @@ async fn declared_input_constraints_are_the_enforced_ones() {
         ));
     }
 
+    // Accession numbers: 1 to 32 printable ASCII characters without spaces, surrounding white
+    // space dropped; never blank. Probed like the replicates (the simulated sample refused last).
+    let schema = body_property(&document, "/api/v1/runs", "accession").clone();
+    for text in [
+        String::new(),
+        " ".into(),
+        "\t\n".into(),
+        "\u{feff}".into(),
+        "A".into(),
+        " ACC-1 ".into(),
+        "ACC 1".into(),
+        "ACC\u{e9}1".into(),
+        "A".repeat(32),
+        "A".repeat(33),
+        format!("\u{3000}{}\u{85}", "B".repeat(32)),
+    ] {
+        let value = json!(text);
+        let body = json!({ "patient_mrn": "PROBE-1", "accession": value, "blood_ml": 7.5,
+                           "simulate": { "cells": -1.0 } });
+        let answer = app
+            .send(admin, Method::POST, "/api/v1/runs", Some(&body))
+            .await;
+        let status = answer.status();
+        let problem: Value = answer.json().await.unwrap_or(Value::Null);
+        assert!(
+            status == StatusCode::UNPROCESSABLE_ENTITY,
+            "accession = {value}: {status} {problem}"
+        );
+        wrong.extend(disagreement(
+            "accession",
+            &value,
+            accepts(&schema, &value),
+            problem["field"] == "simulate",
+        ));
+    }
+
     // MRNs: 1 to 32 of letters, digits, `-`, `.`, `/` with a digit, surrounding white space
     // dropped; a run order's `patient_mrn` is the same rule, so the same declaration.
     let schema = body_property(&document, "/api/v1/patients", "mrn").clone();

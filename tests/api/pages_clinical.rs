@@ -935,12 +935,10 @@ async fn unknown_pages_are_html_for_browsers_and_problems_for_the_api() {
     }
 }
 
-/// The outside probe's growing dashboard: with many results awaiting release, the dashboard shows
-/// one bounded page of them, oldest first, with a link to the next page, and the pages together
-/// show each waiting result exactly once. (Seeded through the store: 60 runs measured by the
-/// engine would take minutes; the page reads only what the store holds.)
-#[tokio::test]
-async fn results_awaiting_release_are_paged_with_a_bounded_page_and_links() {
+/// A run of patient `mrn` (registered when new) seeded through the store in `running`, with a
+/// result recorded (awaiting release) when `with_result`. (Seeded through the store: runs
+/// measured by the engine would take minutes; the pages read only what the store holds.)
+async fn seed_run(app: &TestApp, mrn: &str, accession: &str, with_result: bool) -> RunId {
     use appliance::store::Actor;
     use appliance::store::Timestamp;
     use appliance::store::example_report::example_report;
@@ -948,67 +946,61 @@ async fn results_awaiting_release_are_paged_with_a_bounded_page_and_links() {
     use appliance::store::runs::{NewRun, RunState};
     use appliance::store::samples::{BloodVolume, NewSample, NewTube, TubeKind, TubeLabel};
     use nmr_core::assay::{Call, CountCategory};
-    use operations::runs::AWAITING_PAGE_SIZE;
 
-    let app = spawn_app().await;
-    let page_size = AWAITING_PAGE_SIZE as usize;
-    let waiting = 2 * page_size + 10;
     let actor = Actor::Appliance;
-    let mut seeded = Vec::new();
-    for n in 0..waiting {
-        let mrn = format!("PAGE-{n:03}");
-        let patient = app
-            .store
-            .patient_by_mrn_or_add(
-                &actor,
-                &appliance::store::patients::NewPatient {
-                    mrn: Mrn::parse(&mrn).expect("an MRN"),
-                    birth_date: None,
-                    name: None,
-                    initials: None,
-                    indication: None,
-                },
-            )
-            .await
-            .expect("a patient");
-        let tube = |kind, suffix: &str| NewTube {
-            kind,
-            label: TubeLabel::parse(&format!("{mrn}-{suffix}")).expect("a label"),
-        };
-        let sample = app
-            .store
-            .add_sample(
-                &actor,
-                &NewSample {
-                    patient_id: patient.id,
-                    accession: appliance::store::samples::Accession::parse(&mrn)
-                        .expect("an accession"),
-                    drawn_at: Timestamp::parse("2026-11-20T08:30:00Z").expect("a time"),
-                    blood: BloodVolume::from_ml(7.5).expect("a volume"),
-                    indication: None,
-                    indication_override_reason: None,
-                    tubes: vec![tube(TubeKind::Control, "C"), tube(TubeKind::Quad, "Q")],
-                },
-            )
-            .await
-            .expect("a sample");
-        let run = app
-            .store
-            .create_run(
-                &actor,
-                &NewRun {
-                    sample_id: sample.id,
-                    operator_id: None,
-                    reagent_lot: Some("LOT-P1".into()),
-                    simulated: true,
-                },
-            )
-            .await
-            .expect("a run");
-        app.store
-            .set_run_state(&actor, run.id, RunState::Running, None)
-            .await
-            .expect("running");
+    let patient = app
+        .store
+        .patient_by_mrn_or_add(
+            &actor,
+            &appliance::store::patients::NewPatient {
+                mrn: Mrn::parse(mrn).expect("an MRN"),
+                birth_date: None,
+                name: None,
+                initials: None,
+                indication: None,
+            },
+        )
+        .await
+        .expect("a patient");
+    let tube = |kind, suffix: &str| NewTube {
+        kind,
+        label: TubeLabel::parse(&format!("{accession}-{suffix}")).expect("a label"),
+    };
+    let sample = app
+        .store
+        .add_sample(
+            &actor,
+            &NewSample {
+                patient_id: patient.id,
+                accession: appliance::store::samples::Accession::parse(accession)
+                    .expect("an accession"),
+                drawn_at: Timestamp::parse("2026-11-20T08:30:00Z").expect("a time"),
+                blood: BloodVolume::from_ml(7.5).expect("a volume"),
+                indication: None,
+                indication_override_reason: None,
+                tubes: vec![tube(TubeKind::Control, "C"), tube(TubeKind::Quad, "Q")],
+            },
+        )
+        .await
+        .expect("a sample");
+    let run = app
+        .store
+        .create_run(
+            &actor,
+            &NewRun {
+                sample_id: sample.id,
+                operator_id: None,
+                reagent_lot: Some("LOT-P1".into()),
+                simulated: true,
+            },
+        )
+        .await
+        .expect("a run");
+    app.store
+        .set_run_state(&actor, run.id, RunState::Running, None)
+        .await
+        .expect("running");
+    if with_result {
         app.store
             .record_result(
                 &actor,
@@ -1023,43 +1015,55 @@ async fn results_awaiting_release_are_paged_with_a_bounded_page_and_links() {
             )
             .await
             .expect("a result awaiting release");
-        seeded.push(mrn);
     }
+    run.id
+}
 
-    let clinician = app.sign_in("claire", PASSWORD).await;
-    let mut path = "/".to_owned();
+/// Follows the `rel="next"` links of the part of the page after `id="{section}"` (to its
+/// `</section>`, or the page's end) from `start`: which of `seeded` each page shows (each at most
+/// `page_size`, a page after the first linking back with `rel="first"`), in order, and how many
+/// pages there were.
+async fn walk_pages(
+    app: &TestApp,
+    session: &crate::helpers::BrowserSession,
+    start: &str,
+    section: &str,
+    seeded: &[String],
+    page_size: usize,
+) -> (Vec<String>, usize) {
+    let mut path = start.to_owned();
     let mut shown: Vec<String> = Vec::new();
     let mut pages = 0;
     loop {
-        let (status, html) = get_page(&app, Some(&clinician), &path).await;
+        let (status, html) = get_page(app, Some(session), &path).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         pages += 1;
-        let awaiting = html
-            .split("id=\"awaiting-heading\"")
+        let part = html
+            .split(&format!("id=\"{section}\""))
             .nth(1)
             .and_then(|rest| rest.split("</section>").next())
-            .expect("an awaiting-release section");
-        let on_page: Vec<String> = seeded
+            .unwrap_or_else(|| panic!("{path}: no {section}"));
+        let mut on_page: Vec<(usize, String)> = seeded
             .iter()
-            .filter(|mrn| awaiting.contains(mrn.as_str()))
-            .cloned()
+            .filter_map(|item| part.find(item.as_str()).map(|at| (at, item.clone())))
             .collect();
+        on_page.sort();
         assert!(
             !on_page.is_empty() && on_page.len() <= page_size,
-            "{path}: {} waiting results on one page (at most {page_size})",
+            "{path}: {} rows on one page (at most {page_size})",
             on_page.len()
         );
         if pages > 1 {
             assert!(
-                awaiting.contains("rel=\"first\""),
+                part.contains("rel=\"first\""),
                 "{path}: a link back to the first page"
             );
         }
-        shown.extend(on_page);
-        let next = awaiting
+        shown.extend(on_page.into_iter().map(|(_, item)| item));
+        let next = part
             .split("rel=\"next\"")
             .next()
-            .filter(|_| awaiting.contains("rel=\"next\""))
+            .filter(|_| part.contains("rel=\"next\""))
             .and_then(|before| before.rsplit("href=\"").next())
             .and_then(|href| href.split('"').next())
             .map(|href| href.replace("&amp;", "&"));
@@ -1067,8 +1071,93 @@ async fn results_awaiting_release_are_paged_with_a_bounded_page_and_links() {
             Some(href) => path = href,
             None => break,
         }
-        assert!(pages <= waiting, "the links end");
+        assert!(pages <= seeded.len(), "the links end");
     }
+    (shown, pages)
+}
+
+/// The outside probe's growing dashboard: with many results awaiting release, the dashboard shows
+/// one bounded page of them, oldest first, with a link to the next page, and the pages together
+/// show each waiting result exactly once.
+#[tokio::test]
+async fn results_awaiting_release_are_paged_with_a_bounded_page_and_links() {
+    use operations::runs::AWAITING_PAGE_SIZE;
+
+    let app = spawn_app().await;
+    let page_size = AWAITING_PAGE_SIZE as usize;
+    let waiting = 2 * page_size + 10;
+    let mut seeded = Vec::new();
+    for n in 0..waiting {
+        let mrn = format!("PAGE-{n:03}");
+        seed_run(&app, &mrn, &mrn, true).await;
+        seeded.push(mrn);
+    }
+    let clinician = app.sign_in("claire", PASSWORD).await;
+    let (shown, pages) = walk_pages(
+        &app,
+        &clinician,
+        "/",
+        "awaiting-heading",
+        &seeded,
+        page_size,
+    )
+    .await;
     assert_eq!(pages, waiting.div_ceil(page_size), "pages of {page_size}");
     assert_eq!(shown, seeded, "each waiting result once, oldest first");
+}
+
+/// However many runs are queued or measuring, the dashboard lists one bounded page of them,
+/// oldest first, and its links reach each exactly once.
+#[tokio::test]
+async fn runs_in_progress_are_paged_with_a_bounded_page_and_links() {
+    use operations::runs::IN_FLIGHT_PAGE_SIZE;
+
+    let app = spawn_app().await;
+    let page_size = IN_FLIGHT_PAGE_SIZE as usize;
+    let mut seeded = Vec::new();
+    for n in 0..page_size + 7 {
+        let mrn = format!("FLY-{n:03}");
+        seed_run(&app, &mrn, &mrn, false).await;
+        seeded.push(format!("MRN {mrn}"));
+    }
+    let operator = app.sign_in("olga", PASSWORD).await;
+    let (shown, pages) =
+        walk_pages(&app, &operator, "/", "progress-heading", &seeded, page_size).await;
+    assert_eq!(pages, 2, "pages of {page_size}");
+    assert_eq!(shown, seeded, "each run in flight once, oldest first");
+}
+
+/// A patient with many runs: their page lists one bounded page of runs, newest first, with a
+/// link to the older ones, and the pages together show each run exactly once.
+#[tokio::test]
+async fn a_patients_runs_are_paged_with_a_bounded_page_and_links() {
+    let app = spawn_app().await;
+    let mut runs = Vec::new();
+    for n in 0..37 {
+        runs.push(seed_run(&app, "MANY-RUNS-1", &format!("MANY-{n:02}"), n % 4 != 3).await);
+    }
+    let patient = app
+        .store
+        .patient_by_mrn(&appliance::store::patients::Mrn::parse("MANY-RUNS-1").expect("MRN"))
+        .await
+        .expect("read")
+        .expect("the patient");
+    // Newest first, as the page lists them.
+    let seeded: Vec<String> = runs
+        .iter()
+        .rev()
+        .map(|run| format!("href=\"/runs/{run}\""))
+        .collect();
+    let clinician = app.sign_in("claire", PASSWORD).await;
+    let (shown, pages) = walk_pages(
+        &app,
+        &clinician,
+        &format!("/patients/{}", patient.id),
+        "runs-heading",
+        &seeded,
+        25,
+    )
+    .await;
+    assert_eq!(pages, 2, "pages of 25");
+    assert_eq!(shown, seeded, "each run once, newest first");
 }

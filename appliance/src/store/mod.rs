@@ -41,6 +41,7 @@ pub mod qc;
 pub mod qc_basis;
 pub mod results;
 pub mod run_events;
+pub mod run_list;
 pub mod runs;
 pub mod samples;
 #[cfg(test)]

@@ -313,17 +313,17 @@ impl Patient {
 }
 
 /// A patients row as read.
-struct PatientRow {
-    id: i64,
-    mrn: String,
-    birth_date: Option<String>,
-    name: Option<String>,
-    initials: Option<String>,
-    indication: Option<String>,
-    created_at: String,
+pub(crate) struct PatientRow {
+    pub(crate) id: i64,
+    pub(crate) mrn: String,
+    pub(crate) birth_date: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) initials: Option<String>,
+    pub(crate) indication: Option<String>,
+    pub(crate) created_at: String,
 }
 
-fn patient_from(row: PatientRow) -> Result<Patient, StoreError> {
+pub(crate) fn patient_from(row: PatientRow) -> Result<Patient, StoreError> {
     let id = row.id;
     let corrupt = |what: &'static str| {
         move |error: StoreError| StoreError::Corrupt {

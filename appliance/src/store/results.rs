@@ -212,6 +212,26 @@ pub struct TrendPoint {
     pub version: u32,
     /// Whether the run is released.
     pub released: bool,
+    /// The run's state.
+    #[serde(skip)]
+    pub run_state: RunState,
+    /// The current version's regulated values (those above among them).
+    #[serde(skip)]
+    pub summary: ResultSummary,
+    /// Which of the run's versions carry a release signature.
+    #[serde(skip)]
+    pub marks: ReleaseMarks,
+}
+
+/// Which versions of a run's result carry a release signature: what the status of the current
+/// version (final, corrected or preliminary) is decided from, read with the result where a list
+/// or the trend shows many results without loading every version.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReleaseMarks {
+    /// The current version carries one.
+    pub current: bool,
+    /// An earlier version carries one.
+    pub earlier: bool,
 }
 
 impl TrendPoint {
@@ -615,7 +635,15 @@ impl Store {
                       r.per_7_5ml, r.per_7_5ml_ci95_low, r.per_7_5ml_ci95_high, r.category,
                       r.call, r.indication, r.cutoff_per_7_5ml,
                       r.interval_spans_cutoff AS "interval_spans_cutoff: bool",
-                      r.qc_hold AS "qc_hold: bool", ru.state
+                      r.qc_hold AS "qc_hold: bool", ru.state,
+                      EXISTS (SELECT 1 FROM result_signatures g
+                              WHERE g.result_id = r.id AND g.meaning = 'release')
+                          AS "current_released!: bool",
+                      EXISTS (SELECT 1 FROM results e
+                              JOIN result_signatures g ON g.result_id = e.id
+                              WHERE e.run_id = ru.id AND e.version < r.version
+                                AND g.meaning = 'release')
+                          AS "earlier_released!: bool"
                FROM samples s
                JOIN runs ru ON ru.sample_id = s.id
                JOIN results r ON r.run_id = ru.id
@@ -643,6 +671,14 @@ impl Store {
                         qc_hold: r.qc_hold,
                     },
                 )?;
+                let run_state = r
+                    .state
+                    .parse::<RunState>()
+                    .map_err(|_| StoreError::Corrupt {
+                        what: "run state",
+                        row: r.run_id,
+                        reason: format!("{:?}", r.state),
+                    })?;
                 Ok(TrendPoint {
                     run_id: RunId(r.run_id),
                     drawn_at: stored(&r.drawn_at, "sample draw time", r.run_id)?,
@@ -655,15 +691,13 @@ impl Store {
                         row: r.result_id,
                         reason: format!("{}", r.version),
                     })?,
-                    released: r
-                        .state
-                        .parse::<RunState>()
-                        .map_err(|_| StoreError::Corrupt {
-                            what: "run state",
-                            row: r.run_id,
-                            reason: format!("{:?}", r.state),
-                        })?
-                        == RunState::Released,
+                    released: run_state == RunState::Released,
+                    run_state,
+                    summary,
+                    marks: ReleaseMarks {
+                        current: r.current_released,
+                        earlier: r.earlier_released,
+                    },
                 })
             })
             .collect()

@@ -23,8 +23,7 @@ use super::audit::append;
 use super::error::{SqlxResultExt, found};
 use super::timestamp::{stored, stored_opt};
 use super::{
-    Actor, AuditEntry, CalibrationId, PatientId, RunId, SampleId, Store, StoreError, Timestamp,
-    UserId, db,
+    Actor, AuditEntry, CalibrationId, RunId, SampleId, Store, StoreError, Timestamp, UserId, db,
 };
 
 /// Where a run stands.
@@ -165,23 +164,23 @@ pub struct Run {
     pub updated_at: Timestamp,
 }
 
-struct RunRow {
-    id: i64,
-    sample_id: i64,
-    operator_id: Option<i64>,
-    state: String,
-    reagent_lot: Option<String>,
-    calibration_id: Option<i64>,
-    simulated: i64,
-    failure_cause: Option<String>,
-    queued_at: String,
-    started_at: Option<String>,
-    finished_at: Option<String>,
-    updated_at: String,
+pub(crate) struct RunRow {
+    pub(crate) id: i64,
+    pub(crate) sample_id: i64,
+    pub(crate) operator_id: Option<i64>,
+    pub(crate) state: String,
+    pub(crate) reagent_lot: Option<String>,
+    pub(crate) calibration_id: Option<i64>,
+    pub(crate) simulated: i64,
+    pub(crate) failure_cause: Option<String>,
+    pub(crate) queued_at: String,
+    pub(crate) started_at: Option<String>,
+    pub(crate) finished_at: Option<String>,
+    pub(crate) updated_at: String,
 }
 
 impl RunRow {
-    fn into_run(self) -> Result<Run, StoreError> {
+    pub(crate) fn into_run(self) -> Result<Run, StoreError> {
         Ok(Run {
             id: RunId(self.id),
             sample_id: SampleId(self.sample_id),
@@ -409,36 +408,6 @@ impl Store {
         .collect()
     }
 
-    /// One page of the runs in `state`, oldest first: at most `limit` (1 to 1000) runs whose id
-    /// is above `after` (keyset paging: the page is one indexed query however many runs are in
-    /// the state, and a run that changes state between pages is neither shown twice nor skipped
-    /// among those that stay).
-    pub async fn runs_in_state_page(
-        &self,
-        state: RunState,
-        after: Option<RunId>,
-        limit: u32,
-    ) -> Result<Vec<Run>, StoreError> {
-        let limit = i64::from(limit.clamp(1, 1000));
-        let after = after.map_or(0, |id| id.0);
-        let state = state.as_str();
-        sqlx::query_as!(
-            RunRow,
-            "SELECT id, sample_id, operator_id, state, reagent_lot, calibration_id, simulated,
-                    failure_cause, queued_at, started_at, finished_at, updated_at
-             FROM runs WHERE state = ? AND id > ? ORDER BY id LIMIT ?",
-            state,
-            after,
-            limit
-        )
-        .fetch_all(&self.pool)
-        .await
-        .context("listing a page of runs by state")?
-        .into_iter()
-        .map(RunRow::into_run)
-        .collect()
-    }
-
     /// The most recent runs, newest first.
     pub async fn recent_runs(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
         let limit = i64::from(limit.clamp(1, 1000));
@@ -452,31 +421,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .context("listing recent runs")?
-        .into_iter()
-        .map(RunRow::into_run)
-        .collect()
-    }
-
-    /// A patient's runs (whatever their state), newest first, at most `limit`.
-    pub async fn patient_runs(
-        &self,
-        patient_id: PatientId,
-        limit: u32,
-    ) -> Result<Vec<Run>, StoreError> {
-        let limit = i64::from(limit.clamp(1, 1000));
-        sqlx::query_as!(
-            RunRow,
-            "SELECT r.id, r.sample_id, r.operator_id, r.state, r.reagent_lot, r.calibration_id,
-                    r.simulated, r.failure_cause, r.queued_at, r.started_at, r.finished_at,
-                    r.updated_at
-             FROM runs r JOIN samples s ON s.id = r.sample_id
-             WHERE s.patient_id = ? ORDER BY r.id DESC LIMIT ?",
-            patient_id.0,
-            limit
-        )
-        .fetch_all(&self.pool)
-        .await
-        .context("listing a patient's runs")?
         .into_iter()
         .map(RunRow::into_run)
         .collect()

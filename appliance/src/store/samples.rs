@@ -139,6 +139,17 @@ impl Accession {
     /// Longest accepted accession number, in characters.
     pub const MAX_CHARS: usize = 32;
 
+    /// The rule of [`Accession::parse`] as an ECMA-262 pattern (the OpenAPI document's): 1 to
+    /// [`Accession::MAX_CHARS`] printable ASCII characters without spaces, surrounding white
+    /// space allowed (it is dropped). Blank is refused.
+    pub fn pattern() -> String {
+        let space = super::text_pattern::white_space();
+        format!(
+            r"^{space}*[\u0021-\u007E]{{1,{max}}}{space}*$",
+            max = Self::MAX_CHARS
+        )
+    }
+
     /// Parses an accession number.
     pub fn parse(text: &str) -> Result<Self, StoreError> {
         let accession = text.trim();

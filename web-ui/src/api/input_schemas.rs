@@ -17,6 +17,7 @@
 use appliance::engine::{MAX_REPLICATES, MIN_REPLICATES};
 use appliance::store::patient_events::EventLabel;
 use appliance::store::patients::Mrn;
+use appliance::store::samples::Accession;
 use appliance::store::users::Username;
 use operations::patients::{DEFAULT_LISTED, MAX_LISTED, PatientSearch};
 use operations::runs::CancelReason;
@@ -48,6 +49,19 @@ pub fn mrn() -> Object {
             "Medical record number: 1 to {} letters, digits, `-`, `.` or `/` with at least one \
              digit (surrounding white space is dropped, letters are uppercased)",
             Mrn::MAX_CHARS
+        )))
+        .build()
+}
+
+/// A specimen's accession number (`appliance::store::samples::Accession`): never blank.
+pub fn accession() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(Accession::pattern()))
+        .description(Some(format!(
+            "The specimen's accession number: 1 to {} printable ASCII characters without spaces \
+             (surrounding white space is dropped)",
+            Accession::MAX_CHARS
         )))
         .build()
 }

@@ -82,7 +82,41 @@ pub fn document() -> Result<Value, serde_json::Error> {
     let generated = with_path_ids(with_problem_answers(
         super::documented_routes().split_for_parts().1,
     ));
-    Ok(closed(serde_json::to_value(generated)?))
+    Ok(with_link_field_names(closed(serde_json::to_value(
+        generated,
+    )?)))
+}
+
+/// The document with each response link's fields named as OpenAPI names them (`operationRef`,
+/// `operationId`, `requestBody`): utoipa 5 writes them in snake case, which clients (the
+/// stateful phase of schemathesis among them) read as a link naming no operation.
+pub fn with_link_field_names(mut document: Value) -> Value {
+    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
+        return document;
+    };
+    let links = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("responses"))
+        .filter_map(Value::as_object_mut)
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|response| response.get_mut("links"))
+        .filter_map(Value::as_object_mut)
+        .flat_map(|links| links.values_mut())
+        .filter_map(Value::as_object_mut);
+    for link in links {
+        for (snake, camel) in [
+            ("operation_ref", "operationRef"),
+            ("operation_id", "operationId"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(value) = link.remove(snake) {
+                link.insert(camel.to_owned(), value);
+            }
+        }
+    }
+    document
 }
 
 /// The document as served (built once).
@@ -424,6 +458,42 @@ fn close_objects(node: &mut Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The stateful phase of schemathesis follows these links: each names its operation as
+    /// OpenAPI spells it, the operation exists, and its parameters come from the response body.
+    #[test]
+    fn every_link_names_an_operation_of_the_document_in_openapis_field_names() {
+        let document = document().expect("the document");
+        let text = document.to_string();
+        assert!(!text.contains("\"operation_ref\"") && !text.contains("\"operation_id\""));
+        let mut links = Vec::new();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("an item") {
+                for (status, response) in operation["responses"].as_object().expect("answers") {
+                    for (name, link) in response["links"].as_object().into_iter().flatten() {
+                        links.push((format!("{method} {path} {status} {name}"), link.clone()));
+                    }
+                }
+            }
+        }
+        let named: Vec<&str> = links.iter().map(|(at, _)| at.as_str()).collect();
+        for expected in [
+            "post /api/v1/runs 202 GetRun",
+            "post /api/v1/patients 201 GetPatient",
+            "post /api/v1/patients 201 GetPatientTrend",
+        ] {
+            assert!(named.contains(&expected), "{expected} in {named:?}");
+        }
+        for (at, link) in &links {
+            let reference = link["operationRef"].as_str().expect("an operationRef");
+            let pointer = reference.strip_prefix('#').expect("a local reference");
+            assert!(
+                document.pointer(pointer).is_some_and(Value::is_object),
+                "{at}: {reference} is no operation of the document"
+            );
+            assert_eq!(link["parameters"]["id"], "$response.body#/id", "{at}");
+        }
+    }
 
     #[test]
     fn flattened_parts_are_merged_and_objects_closed() {

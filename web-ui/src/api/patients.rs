@@ -151,7 +151,19 @@ pub struct NewPatient {
     security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
     request_body = NewPatient,
     responses(
-        (status = 201, description = "Registered", body = PatientView),
+        (status = 201, description = "Registered", body = PatientView,
+            links(
+                ("GetPatient" = (
+                    operation_ref = "#/paths/~1api~1v1~1patients~1{id}/get",
+                    parameters(("id" = "$response.body#/id")),
+                    description = "The patient registered"
+                )),
+                ("GetPatientTrend" = (
+                    operation_ref = "#/paths/~1api~1v1~1patients~1{id}~1trend/get",
+                    parameters(("id" = "$response.body#/id")),
+                    description = "The patient's trend"
+                ))
+            )),
         (status = 409, description = "A patient has this MRN", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
     )
 )]
@@ -194,7 +206,7 @@ pub async fn show(
     caller.require(Permission::ViewPatients)?;
     let record = state
         .ops
-        .view_patient(&caller.requester(), PatientId(id), 0, "api")
+        .view_patient(&caller.requester(), PatientId(id), 0, None, "api")
         .await?;
     Ok(Json(record.patient.into()))
 }

@@ -46,6 +46,7 @@ pub struct StartRun {
     #[schema(format = Date)]
     pub birth_date: Option<String>,
     /// The specimen's accession number (unique; 1 to 32 printable characters, no spaces).
+    #[schema(schema_with = super::input_schemas::accession)]
     pub accession: String,
     /// Processed blood volume, mL.
     pub blood_ml: f64,
@@ -101,7 +102,12 @@ pub struct RunTicketView {
     security(("session_cookie" = [], "csrf_header" = []), ("bearer" = [])),
     request_body = StartRun,
     responses(
-        (status = 202, description = "Queued; follow it at `/api/v1/runs/{id}/events`", body = RunTicketView),
+        (status = 202, description = "Queued; follow it at `/api/v1/runs/{id}/events`", body = RunTicketView,
+            links(("GetRun" = (
+                operation_ref = "#/paths/~1api~1v1~1runs~1{id}/get",
+                parameters(("id" = "$response.body#/id")),
+                description = "The run queued"
+            )))),
         (status = 409, description = "The engine has stopped", body = super::openapi::ProblemDocument, content_type = "application/problem+json"),
     )
 )]

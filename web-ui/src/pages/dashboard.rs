@@ -12,9 +12,9 @@ use appliance::store::RunId;
 use appliance::store::Timestamp;
 use appliance::store::qc::QcVerdict as StoredQcStatus;
 use appliance::store::runs::RunState;
-use operations::runs::RunSummary;
+use operations::runs::{RunSummary, WorklistCursors};
 
-use super::runs::{count_view, readable};
+use super::runs::{readable, summary_view};
 use super::{PageResult, PageUser};
 use crate::roles::Permission;
 use crate::state::AppState;
@@ -24,22 +24,32 @@ use crate::views::{
 use appliance::site::SiteTimeZone;
 
 /// Recent results shown.
-const RECENT_RESULTS: usize = 10;
+const RECENT_RESULTS: u32 = 10;
 
 /// The routes of these pages.
 pub fn router() -> Router<AppState> {
     Router::new().route(paths::DASHBOARD, get(show))
 }
 
-/// Query of the dashboard: `awaiting_after`, where the page of results awaiting release starts
-/// (the last run id of the page before; absent or unreadable: the first page).
+/// Query of the dashboard: `awaiting_after` and `in_flight_after`, where the page of results
+/// awaiting release and of runs in flight start (the last run id of the page before; absent or
+/// unreadable: the first page).
 #[derive(Debug, Default, Deserialize)]
 pub struct DashboardQuery {
     #[serde(default)]
     awaiting_after: Option<String>,
+    #[serde(default)]
+    in_flight_after: Option<String>,
 }
 
-/// `GET /[?awaiting_after=<run id>]`.
+/// A run id as a cursor (absent or unreadable: none, the first page).
+fn cursor(text: Option<&str>) -> Option<RunId> {
+    text.and_then(|text| text.parse::<i64>().ok())
+        .filter(|id| *id > 0)
+        .map(RunId)
+}
+
+/// `GET /[?awaiting_after=<run id>][&in_flight_after=<run id>]`.
 async fn show(
     State(state): State<AppState>,
     user: PageUser,
@@ -48,13 +58,11 @@ async fn show(
     // Every role may read the instrument's status; the rest follows the role.
     user.require(Permission::ViewInstrument)?;
     let layout = user.layout(&state, "Dashboard", paths::DASHBOARD);
-    let awaiting_after = query
-        .awaiting_after
-        .as_deref()
-        .and_then(|text| text.parse::<i64>().ok())
-        .filter(|id| *id > 0)
-        .map(RunId);
-    let page = build(&state, &user, awaiting_after)
+    let cursors = WorklistCursors {
+        in_flight_after: cursor(query.in_flight_after.as_deref()),
+        awaiting_after: cursor(query.awaiting_after.as_deref()),
+    };
+    let page = build(&state, &user, cursors)
         .await
         .map_err(|error| error.within(layout.clone()))?;
     Ok(DashboardPage { layout, ..page }.into_response())
@@ -63,7 +71,7 @@ async fn show(
 async fn build(
     state: &AppState,
     user: &PageUser,
-    awaiting_after: Option<RunId>,
+    cursors: WorklistCursors,
 ) -> Result<DashboardPage, super::PageError> {
     let qc_today = if user.may(Permission::ViewQc) {
         qc_today(state, user).await?
@@ -78,12 +86,13 @@ async fn build(
     let mut recent_results = Vec::new();
     let mut awaiting_release = Vec::new();
     let mut awaiting_next_href = None;
+    let mut in_flight_next_href = None;
     if user.may(Permission::ViewRuns) {
         let zone = &state.ops.settings.site.time_zone;
         let status = state.engine.status();
         let worklist = state
             .ops
-            .worklist(&user.requester(), RECENT_RESULTS, awaiting_after)
+            .worklist(&user.requester(), RECENT_RESULTS, cursors)
             .await?;
         for RunSummary {
             run,
@@ -114,6 +123,13 @@ async fn build(
             .iter()
             .filter_map(|summary| result_row(zone, summary, patient_link))
             .collect();
+        in_flight_next_href = worklist.in_flight_next.map(|after| {
+            format!(
+                "{}?in_flight_after={}#progress-heading",
+                paths::DASHBOARD,
+                after.0
+            )
+        });
         awaiting_next_href = worklist.awaiting_next.map(|after| {
             format!(
                 "{}?awaiting_after={}#awaiting-heading",
@@ -130,8 +146,13 @@ async fn build(
         recent_results,
         awaiting_release,
         awaiting_next_href,
-        awaiting_first_href: awaiting_after
+        awaiting_first_href: cursors
+            .awaiting_after
             .map(|_| format!("{}#awaiting-heading", paths::DASHBOARD)),
+        in_flight_next_href,
+        in_flight_first_href: cursors
+            .in_flight_after
+            .map(|_| format!("{}#progress-heading", paths::DASHBOARD)),
         may_release: user.may(Permission::ReleaseResults),
         may_start_runs: user.may(Permission::OperateRuns),
     })
@@ -217,7 +238,11 @@ fn result_row(zone: &SiteTimeZone, summary: &RunSummary, patient_link: bool) -> 
         patient_id: patient.id.0,
         patient_mrn: patient.mrn.as_str().to_owned(),
         drawn_at: readable(zone, &sample.drawn_at),
-        count: count_view(current, reported.as_ref().map(|r| r.status)),
+        count: summary_view(
+            &current.summary,
+            current.version,
+            reported.as_ref().map(|r| r.status),
+        ),
         status,
         patient_link,
     })

@@ -17,12 +17,12 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use appliance::site::PatientNamePolicy;
-use appliance::store::PatientId;
 use appliance::store::runs::RunState;
+use appliance::store::{PatientId, RunId};
 use operations::OperationError;
 use operations::patients::{DEFAULT_LISTED, EventMarker, PatientRecord, PatientRun, PatientSearch};
 
-use super::runs::{count_view, path_id, readable};
+use super::runs::{path_id, readable, summary_view};
 use super::{PageError, PageForm, PageResult, PageUser};
 use crate::charts::{TrendChart, TrendChartPoint, TrendEvent};
 use crate::roles::Permission;
@@ -31,8 +31,16 @@ use crate::views::{
     PatientEventRow, PatientListPage, PatientListRow, PatientPage, PatientRunRow, paths,
 };
 
-/// Runs listed on a patient's page (the trend chart shows every result).
-const RUNS_LISTED: u32 = 200;
+/// Runs listed per page of a patient's page (the trend chart shows every result).
+const RUNS_LISTED: u32 = 25;
+
+/// `GET /patients/{id}` query: `runs_before`, where the page of runs starts (the last run id
+/// of the page before; absent or unreadable: the newest runs).
+#[derive(Debug, Default, Deserialize)]
+struct ShowQuery {
+    #[serde(default)]
+    runs_before: Option<String>,
+}
 
 /// The routes of these pages.
 pub fn router() -> Router<AppState> {
@@ -178,11 +186,22 @@ async fn list(
 }
 
 /// `GET /patients/{id}`.
-async fn show(State(state): State<AppState>, user: PageUser, Path(id): Path<String>) -> PageResult {
+async fn show(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(id): Path<String>,
+    Query(query): Query<ShowQuery>,
+) -> PageResult {
     user.require(Permission::ViewPatients)?;
     let id = path_id("patient", &id)?;
     let layout = user.layout(&state, "Patient", &paths::patient(id));
-    let page = build(&state, &user, id, None)
+    let runs_before = query
+        .runs_before
+        .as_deref()
+        .and_then(|text| text.parse::<i64>().ok())
+        .filter(|id| *id > 0)
+        .map(RunId);
+    let page = build(&state, &user, id, runs_before, None)
         .await
         .map_err(|error| error.within(layout))?;
     Ok((StatusCode::OK, page).into_response())
@@ -233,6 +252,7 @@ async fn add_event(
                 &state,
                 &user,
                 id,
+                None,
                 Some((marker.occurred_on, marker.label, problem)),
             )
             .await
@@ -247,6 +267,7 @@ async fn build(
     state: &AppState,
     user: &PageUser,
     id: i64,
+    runs_before: Option<RunId>,
     event_form: Option<(String, String, String)>,
 ) -> Result<PatientPage, PageError> {
     let zone = &state.ops.settings.site.time_zone;
@@ -254,6 +275,7 @@ async fn build(
         patient,
         trend,
         runs,
+        runs_next,
         cutoff,
         events,
     } = state
@@ -262,6 +284,7 @@ async fn build(
             &user.requester(),
             PatientId(id),
             RUNS_LISTED,
+            runs_before,
             "patient page",
         )
         .await?;
@@ -273,6 +296,7 @@ async fn build(
                  sample,
                  current,
                  reported,
+                 ..
              }| {
                 let status = match (run.state, &run.failure_cause) {
                     (RunState::Released, _) => "Released".to_owned(),
@@ -284,9 +308,9 @@ async fn build(
                     drawn_at: readable(zone, &sample.drawn_at),
                     blood_ml: sample.blood_ml,
                     reagent_lot: run.reagent_lot.clone().unwrap_or_else(|| "—".to_owned()),
-                    count: current
-                        .as_ref()
-                        .map(|v| count_view(v, reported.as_ref().map(|r| r.status))),
+                    count: current.as_ref().map(|v| {
+                        summary_view(&v.summary, v.version, reported.as_ref().map(|r| r.status))
+                    }),
                     status,
                 }
             },
@@ -354,6 +378,14 @@ async fn build(
         },
         indication,
         runs: rows,
+        runs_next_href: runs_next.map(|before| {
+            format!(
+                "{}?runs_before={}#runs-heading",
+                paths::patient(id),
+                before.0
+            )
+        }),
+        runs_first_href: runs_before.map(|_| format!("{}#runs-heading", paths::patient(id))),
         may_start_runs: user.may(Permission::OperateRuns),
         events: event_rows,
         may_annotate: user.may(Permission::AnnotatePatients),

@@ -149,8 +149,12 @@ pub struct DashboardPage {
     pub instrument: InstrumentStatus,
     /// Today's QC.
     pub qc_today: QcToday,
-    /// Runs in progress.
+    /// One page of the runs in progress, oldest first.
     pub runs_in_progress: Vec<RunInProgress>,
+    /// The next page of runs in progress, when there are more.
+    pub in_flight_next_href: Option<String>,
+    /// The first page of runs in progress, when this is a later one.
+    pub in_flight_first_href: Option<String>,
     /// Most recent results, newest first.
     pub recent_results: Vec<ResultRow>,
     /// Results waiting for a clinician's release.

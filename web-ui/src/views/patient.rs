@@ -57,8 +57,12 @@ pub struct PatientPage {
     pub indication: Option<String>,
     /// The trend chart's input.
     pub trend: TrendChart,
-    /// The runs, newest first.
+    /// One page of the runs, newest first.
     pub runs: Vec<PatientRunRow>,
+    /// The next (older) page of runs, when there is one.
+    pub runs_next_href: Option<String>,
+    /// The first page of runs, when this is a later one.
+    pub runs_first_href: Option<String>,
     /// Whether the viewer may start a run (the "New run" link is shown only then).
     pub may_start_runs: bool,
     /// The markers on the trend, by day.

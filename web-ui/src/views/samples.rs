@@ -139,6 +139,8 @@ pub fn dashboard() -> DashboardPage {
         }],
         awaiting_next_href: Some("/?awaiting_after=115#awaiting-heading".into()),
         awaiting_first_href: None,
+        in_flight_next_href: None,
+        in_flight_first_href: None,
         may_release: true,
         may_start_runs: true,
     }
@@ -165,6 +167,8 @@ pub fn dashboard_empty() -> DashboardPage {
         awaiting_release: vec![],
         awaiting_next_href: None,
         awaiting_first_href: None,
+        in_flight_next_href: None,
+        in_flight_first_href: None,
         may_release: true,
         may_start_runs: true,
     }
@@ -314,6 +318,8 @@ pub fn patient() -> PatientPage {
             }],
         },
         runs: rows,
+        runs_next_href: Some("/patients/7?runs_before=80#runs-heading".into()),
+        runs_first_href: None,
         may_start_runs: false,
         events: vec![PatientEventRow {
             occurred_on: "2026-04-30".into(),
@@ -340,6 +346,8 @@ pub fn patient_empty() -> PatientPage {
             events: vec![],
         },
         runs: vec![],
+        runs_next_href: None,
+        runs_first_href: None,
         may_start_runs: true,
         events: vec![],
         may_annotate: false,
