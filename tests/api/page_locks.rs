@@ -121,6 +121,14 @@ fn table() -> Vec<Page> {
             &[("reason", "locked out")],
             Roles(ADMIN),
         ),
+        post(
+            "/admin/users/nobody-here/password-reset",
+            &[
+                ("temporary_password", "temporary pass 42"),
+                ("reason", "forgot"),
+            ],
+            Roles(ADMIN),
+        ),
         post("/admin/tokens", &[("label", "")], AnyRole),
         post("/admin/tokens/{t}/revoke", &[], AnyRole),
         post("/sign-out", &[], AnyRole),

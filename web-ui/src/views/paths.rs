@@ -142,3 +142,9 @@ pub fn admin_user_enable(username: &str) -> String {
 pub fn admin_user_unlock(username: &str) -> String {
     format!("/admin/users/{username}/unlock")
 }
+
+/// Where a lab admin sets a temporary password the user changes at next sign-in (POST, with a
+/// reason).
+pub fn admin_user_password_reset(username: &str) -> String {
+    format!("/admin/users/{username}/password-reset")
+}

@@ -747,6 +747,7 @@ pub fn admin() -> AdminPage {
                 active: true,
                 last_sign_in: "today 07:31".into(),
                 can_disable: true,
+                password_change_required: true,
             },
             UserRow {
                 username: "dr.okafor".into(),
@@ -755,6 +756,7 @@ pub fn admin() -> AdminPage {
                 active: true,
                 last_sign_in: "yesterday 17:02".into(),
                 can_disable: true,
+                password_change_required: false,
             },
             UserRow {
                 username: "lab.lee".into(),
@@ -763,6 +765,7 @@ pub fn admin() -> AdminPage {
                 active: true,
                 last_sign_in: "today 08:01".into(),
                 can_disable: true,
+                password_change_required: false,
             },
             UserRow {
                 username: "old.locum".into(),
@@ -771,6 +774,7 @@ pub fn admin() -> AdminPage {
                 active: false,
                 last_sign_in: "never".into(),
                 can_disable: true,
+                password_change_required: false,
             },
         ],
         tokens: vec![TokenRow {
