@@ -89,6 +89,11 @@ fn table() -> Vec<Page> {
         post("/qc/materials", &[("name", "")], Roles(ADMIN)),
         post("/qc/lots", &[("lot", "")], Roles(ADMIN)),
         post("/qc/targets", &[("sd", "")], Roles(ADMIN)),
+        post(
+            "/qc/results/999/corrective-actions",
+            &[("action", "")],
+            Roles(BENCH),
+        ),
         get("/calibrations", AnyRole),
         get("/calibrations/{c}", AnyRole),
         post(

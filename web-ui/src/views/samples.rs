@@ -613,6 +613,12 @@ pub fn qc() -> QcPage {
                 rules: "1-3s".into(),
                 comment: "probe warm <re-run>".into(),
                 recorded_by: "Olga Tester".into(),
+                result_id: 7,
+                corrective_actions: vec![
+                    "2026-12-01 08:10 UTC · Olga Tester: let the probe settle <30 min>, rerun passed"
+                        .into(),
+                ],
+                corrective_action_href: Some(paths::qc_corrective_actions(7)),
             }],
         }],
         range_from: "2026-11-02".into(),
@@ -673,6 +679,7 @@ pub fn qc() -> QcPage {
             }],
             error: None,
         }),
+        corrective_error: None,
     }
 }
 
