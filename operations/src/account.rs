@@ -1,18 +1,43 @@
-//! A signed-in person's own account: changing their own password.
+//! A person's own password: changing it, and a lab admin's reset that makes them change it.
 //!
-//! The current password is re-entered (throttled like a sign-in, a failure audited), the new one
-//! typed twice; the change revokes every session and API token of the account in the same
-//! transaction (`Store::set_password`, audited `user.password`), so the person signs in again
-//! with the new password. Not for: a lab admin setting someone else's password
-//! (`Operations::set_password`).
+//! - **Own change.** The current password is re-entered (throttled like a sign-in, a failure
+//!   audited), the new one typed twice; the change revokes every session and API token of the
+//!   account in the same transaction (`Store::set_password`, audited `user.password`), so the
+//!   person signs in again with the new password.
+//! - **Reset** (issue 11 point 8). A lab admin sets a temporary password for another user, with
+//!   a reason (`Store::reset_password`, audited `user.password_reset`: who, when, why). Every
+//!   session and API token of that user ends with it. **The rule:** until the user has changed
+//!   the temporary password, the account is used for nothing else
+//!   ([`refuse_until_password_changed`]): the pages lead only to the account page (and sign
+//!   out), the JSON API refuses the account with a 403 that says so. Tokens are revoked at the
+//!   reset rather than merely refused, so a script holding one never works again under a
+//!   password its owner did not choose, and no new token can be made before the change (making
+//!   one needs a usable session).
+//!
+//! Not for: the console setting a password (`Operations::set_password`, `ferrocount user
+//! passwd`), which the user need not change.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
 use appliance::store::AuditEntry;
-use appliance::store::users::{NewPassword, Username};
+use appliance::store::users::{NewPassword, User, Username};
 
+use crate::users::ChangeReason;
 use crate::{OperationError, Operations, Requester};
+
+/// Refuses an account whose password a lab admin reset until its user has changed it: the one
+/// check the pages (which then lead to the account page) and the JSON API (a 403) ask.
+pub fn refuse_until_password_changed(user: &User) -> Result<(), OperationError> {
+    if user.password_change_required {
+        return Err(OperationError::Forbidden {
+            role: "user whose password a lab admin reset".into(),
+            action: "use the appliance before changing that temporary password on the account \
+                     page (/account)",
+        });
+    }
+    Ok(())
+}
 
 /// A password change as typed on the account page.
 #[derive(Clone, Default)]
@@ -92,6 +117,28 @@ impl Operations {
         Ok(self
             .store
             .set_password(&user.actor(), &name, password)
+            .await?)
+    }
+}
+
+impl Operations {
+    /// A lab admin resets another user's password to `temporary`, with a reason: the user must
+    /// change it at their next sign-in ([`refuse_until_password_changed`]); their sessions and
+    /// API tokens end now. Refused for one's own account (change it on the account page).
+    pub async fn reset_password(
+        &self,
+        who: &Requester,
+        username: &str,
+        temporary: &str,
+        reason: &ChangeReason,
+    ) -> Result<(), OperationError> {
+        let target = self.named_user(who, username).await?;
+        let password = NewPassword::parse(temporary)
+            .map_err(|e| OperationError::invalid("temporary_password", e.to_string()))?;
+        let name = Username::parse(&target.username)?;
+        Ok(self
+            .store
+            .reset_password(&who.actor(), &name, password, reason.as_str())
             .await?)
     }
 }

@@ -1,5 +1,6 @@
 //! Quality control: recording a control value judged by the Westgard rules, today's QC, the QC
-//! overview, and setting QC up (control materials, their lots, a lot's target).
+//! overview, setting QC up (control materials, their lots, a lot's target), and the corrective
+//! actions recorded against a rejected control value (who, what, when).
 //!
 //! The set-up rules live here, once, for every front end: a material is a phantom or a control
 //! measuring an analyte the appliance charts; a lot may not be expired when it is added; a
@@ -13,7 +14,8 @@ use appliance::store::qc::{
     ControlLevel, NewQcResult, QcLot, QcMaterial, QcMaterialKind, QcResult, QcTarget, QcToday,
     QcVerdict, TargetSource,
 };
-use appliance::store::{QcLotId, QcMaterialId, StoreError, Timestamp, UserId};
+use appliance::store::qc_corrective::CorrectiveAction;
+use appliance::store::{QcLotId, QcMaterialId, QcResultId, StoreError, Timestamp, UserId};
 use nmr_core::qc::westgard::{self, ControlTarget};
 
 use crate::qc_statistics::{LotStatistics, QcRange};
@@ -36,6 +38,8 @@ pub struct QcLotRecord {
     pub results: Vec<QcResult>,
     /// Their observed statistics.
     pub statistics: LotStatistics,
+    /// The corrective actions recorded against those of them that were rejected, oldest first.
+    pub corrective_actions: Vec<CorrectiveAction>,
 }
 
 /// A control material and its lots.
@@ -96,6 +100,37 @@ pub struct QcTargetOrder {
     pub source: TargetSource,
     /// Values it rests on (at least [`MIN_ESTABLISHING_VALUES`] when established here).
     pub n_values: Option<u32>,
+}
+
+/// What was done about a rejected control value, as recorded against it: trimmed, 3 to
+/// [`CorrectiveActionText::MAX_CHARS`] characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorrectiveActionText(String);
+
+impl CorrectiveActionText {
+    /// The longest text.
+    pub const MAX_CHARS: usize = 1000;
+
+    /// Parses the typed text (the field `action`).
+    pub fn parse(text: &str) -> Result<Self, OperationError> {
+        let text = text.trim();
+        let chars = text.chars().count();
+        if !(3..=Self::MAX_CHARS).contains(&chars) {
+            return Err(OperationError::invalid(
+                "action",
+                format!(
+                    "say what was done about the rejected QC (3 to {} characters)",
+                    Self::MAX_CHARS
+                ),
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A text field trimmed, 1 to 100 characters.
@@ -415,11 +450,14 @@ impl Operations {
                     results.retain(|r| range.contains(r.measured_at.datetime()));
                 }
                 let statistics = LotStatistics::of(&results);
+                let mut corrective_actions = self.store.corrective_actions_of_lot(lot.id).await?;
+                corrective_actions.retain(|a| results.iter().any(|r| r.id == a.qc_result_id));
                 lots.push(QcLotRecord {
                     lot,
                     target,
                     results,
                     statistics,
+                    corrective_actions,
                 });
             }
             materials.push(QcMaterialRecord { material, lots });
@@ -436,6 +474,24 @@ impl Operations {
             materials,
             operators,
         })
+    }
+
+    /// Records a corrective action against a QC result (those who record QC: operators and lab
+    /// admins). **The rule:** only a rejected control value takes one; a pass or a warning is
+    /// refused (409) and an unknown result is 404 (`Store::add_corrective_action` reads the
+    /// stored verdict in the insert's transaction). Audited `qc.corrective_action` with who,
+    /// when and what.
+    pub async fn record_corrective_action(
+        &self,
+        who: &Requester,
+        qc_result_id: QcResultId,
+        action: &CorrectiveActionText,
+    ) -> Result<CorrectiveAction, OperationError> {
+        who.require(Permission::RecordQc)?;
+        Ok(self
+            .store
+            .add_corrective_action(&who.actor(), qc_result_id, action.as_str())
+            .await?)
     }
 
     /// Defines a control material (lab admins); a name in use is refused naming `name`.

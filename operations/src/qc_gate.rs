@@ -86,8 +86,9 @@ impl QcGate {
         self.missing.join("; ")
     }
 
-    /// The control values relied on, as the store keeps them with the run
-    /// (`Store::record_qc_basis`): level, material, lot, time and verdict as judged now.
+    /// The control values relied on, as the store keeps them with the run, in the run's start
+    /// or release transaction (`Store::create_run_relying_on`, `Store::sign_result_relying_on`):
+    /// level, material, lot, time and verdict as judged now.
     pub fn relied(&self) -> Vec<QcRelied> {
         self.relied_on
             .iter()

@@ -14,7 +14,6 @@ use appliance::engine::{Reading, ReportInputs, RunReport, TubeReadings};
 use appliance::store::RunId;
 use appliance::store::calibrations::ReagentLot;
 use appliance::store::measurements::Measurement;
-use appliance::store::qc_basis::JudgedFor;
 use appliance::store::results::{CorrectionReason, ResultVersion, Signature, SignatureMeaning};
 use appliance::store::runs::{Run, RunState};
 use appliance::store::samples::{BloodVolume, Indication};
@@ -110,14 +109,12 @@ impl Operations {
             run.id.0,
         )
         .await?;
-        let signed = self.store.sign_result(signer, run.id, meaning).await?;
-        // The QC the release relied on, kept as judged now (the report names it).
-        if !relied.is_empty() {
-            self.store
-                .record_qc_basis(run.id, JudgedFor::Release, &relied)
-                .await?;
-        }
-        Ok(signed)
+        // The QC the release relied on, kept as judged now (the report names it), stored in
+        // the release's own transaction.
+        Ok(self
+            .store
+            .sign_result_relying_on(signer, run.id, meaning, &relied)
+            .await?)
     }
 
     /// The QC gate at release: the run's reagent lot passed QC at both levels on the site's day

@@ -19,7 +19,7 @@ use appliance::store::audit::{AuditQuery, AuditRecord};
 use appliance::store::calibrations::{Calibration, ReagentLot};
 use appliance::store::measurements::Measurement;
 use appliance::store::patients::{BirthDate, Mrn, Patient};
-use appliance::store::qc_basis::{JudgedFor, QcBasis};
+use appliance::store::qc_basis::QcBasis;
 use appliance::store::results::{ResultVersion, TrendPoint};
 use appliance::store::run_list::{ListedResult, ListedRun, ListedSample, RunListPage};
 use appliance::store::runs::{Run, RunState};
@@ -775,14 +775,11 @@ impl Operations {
             }
             relied = gate.relied();
         }
-        let ticket = engine.start_run(order.request(who.actor())).await?;
-        // The QC the run started on, kept as judged now (the report names it).
-        if !relied.is_empty() {
-            self.store
-                .record_qc_basis(ticket.id, JudgedFor::Start, &relied)
-                .await?;
-        }
-        Ok(ticket)
+        // The QC the run starts on, kept as judged now (the report names it), stored in the
+        // run's own transaction.
+        Ok(engine
+            .start_run_relying_on(order.request(who.actor()), &relied)
+            .await?)
     }
 
     /// The operator confirms the tube a run waits for is in the coil (audited).

@@ -115,3 +115,120 @@ async fn a_person_changes_their_own_password_with_the_current_one_typed_again() 
         Err(OperationError::Forbidden { .. })
     ));
 }
+
+/// A lab admin's password reset (issue 11 point 8): only a lab admin, with a reason and a valid
+/// temporary password, never on their own account; the user's account is then refused for
+/// anything but changing it (`refuse_until_password_changed`), and their own change lifts that.
+#[tokio::test]
+async fn a_reset_password_must_be_changed_before_the_account_is_used_again() {
+    use operations::account::refuse_until_password_changed;
+    use operations::users::ChangeReason;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).await.expect("store");
+    let ops = Operations::new(
+        store.clone(),
+        EngineConfig::new(
+            Indications::from_toml(
+                "[indications.breast]\nunfavorable_at_or_above_per_7_5ml = 5.0\n",
+            )
+            .expect("cut-offs"),
+        ),
+        LoginThrottle::new(Duration::from_secs(900), 5),
+    );
+    let add = |name: &'static str, role: Role| {
+        let store = store.clone();
+        async move {
+            store
+                .add_user(
+                    &Actor::Appliance,
+                    NewUser {
+                        username: Username::parse(name).expect("name"),
+                        display_name: format!("{name} Tester"),
+                        role,
+                        password: NewPassword::parse(PASSWORD).expect("password"),
+                    },
+                )
+                .await
+                .expect("user")
+        }
+    };
+    let olga = add("olga", Role::Operator).await;
+    let lars = add("lars", Role::LabAdmin).await;
+    let claire = add("claire", Role::Clinician).await;
+    refuse_until_password_changed(&olga).expect("a usable account");
+    let reason = ChangeReason::parse("forgot it after her leave").expect("reason");
+    let admin = Requester::User(lars.clone());
+    const TEMPORARY: &str = "temporary pass 42";
+
+    // Who and what is refused: another role, oneself, a password too short.
+    let refused = ops
+        .reset_password(&Requester::User(claire), "olga", TEMPORARY, &reason)
+        .await;
+    assert!(
+        matches!(refused, Err(OperationError::Forbidden { .. })),
+        "{refused:?}"
+    );
+    let own = ops.reset_password(&admin, "lars", TEMPORARY, &reason).await;
+    assert!(
+        matches!(own, Err(OperationError::Forbidden { .. })),
+        "{own:?}"
+    );
+    let short = ops.reset_password(&admin, "olga", "short", &reason).await;
+    assert!(
+        matches!(
+            short,
+            Err(OperationError::Invalid {
+                field: "temporary_password",
+                ..
+            })
+        ),
+        "{short:?}"
+    );
+    let unknown = ops
+        .reset_password(&admin, "nobody", TEMPORARY, &reason)
+        .await;
+    assert!(
+        matches!(unknown, Err(OperationError::NotFound { .. })),
+        "{unknown:?}"
+    );
+    assert!(
+        store
+            .authenticate("olga", PASSWORD)
+            .await
+            .expect("asks")
+            .is_some(),
+        "nothing refused changed the password"
+    );
+
+    // The reset: the temporary password signs in, to an account refused for anything else.
+    ops.reset_password(&admin, "olga", TEMPORARY, &reason)
+        .await
+        .expect("reset");
+    let reset = store
+        .authenticate("olga", TEMPORARY)
+        .await
+        .expect("asks")
+        .expect("the temporary password signs in");
+    let refusal = refuse_until_password_changed(&reset).expect_err("must change first");
+    assert!(refusal.to_string().contains("/account"), "{refusal}");
+
+    // Her own change (the temporary password as the current one) lifts it.
+    ops.change_own_password(
+        &Requester::User(reset),
+        CLIENT,
+        &PasswordChange {
+            current: TEMPORARY.into(),
+            new: "olga's own password".into(),
+            repeated: "olga's own password".into(),
+        },
+    )
+    .await
+    .expect("changed");
+    let own = store
+        .authenticate("olga", "olga's own password")
+        .await
+        .expect("asks")
+        .expect("signs in");
+    refuse_until_password_changed(&own).expect("usable again");
+}

@@ -292,3 +292,123 @@ async fn a_correction_recounts_keeps_the_original_and_must_be_released_again() {
     );
     appliance.shutdown().await;
 }
+
+/// The defect: the QC a result relied on was written in its own transaction after the release
+/// (and after the run's creation), so a crash between the two left a released result, or a
+/// queued run, without its stated QC basis. Now both go in one transaction: a failure injected
+/// in the QC basis write (a trigger refusing the insert) leaves neither the release nor the run.
+#[tokio::test]
+async fn the_qc_basis_is_stored_in_the_same_transaction_as_the_release_and_the_start() {
+    use appliance::store::qc_basis::JudgedFor;
+    use operations::Requester;
+    use operations::runs::RunOrderFields;
+
+    let (_dir, appliance, _, run) = appliance_with_a_result().await;
+    let ops = Operations::with_engine(
+        appliance.store.clone(),
+        appliance.engine.clone(),
+        LoginThrottle::new(Duration::from_secs(900), 5),
+    );
+    let clinician = user(&appliance, "carla", Role::Clinician).await;
+    let operator = user(&appliance, "oscar", Role::Operator).await;
+    let pool = appliance.store.pool();
+    let count = |sql: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await
+            .expect("count")
+    };
+    // Each start is a new specimen (a start refused after its sample was stored has used the
+    // accession number: the sample and the run are still two transactions).
+    let order = |accession: &'static str| {
+        let fields = RunOrderFields {
+            patient_mrn: "OPS-2".into(),
+            birth_date: "1960-05-04".into(),
+            accession: accession.into(),
+            blood_ml: "7.5".into(),
+            indication: "breast".into(),
+            ..RunOrderFields::default()
+        };
+        let ops = &ops;
+        async move {
+            ops.parse_order(&fields)
+                .await
+                .expect("context")
+                .expect("a good order")
+        }
+    };
+    let signature = signed_by(&clinician);
+    let release = || {
+        ops.release_result(
+            &clinician,
+            CLIENT,
+            run,
+            &signature,
+            SignatureMeaning::Release,
+        )
+    };
+    let operator = Requester::from(&operator);
+    let (refused_order, started_order) = (order("OPS-2-A1").await, order("OPS-2-A2").await);
+
+    // The second write fails.
+    sqlx::query(
+        "CREATE TRIGGER injected_failure BEFORE INSERT ON run_qc_basis
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    )
+    .execute(pool)
+    .await
+    .expect("trigger");
+    let runs_before = count("SELECT COUNT(*) FROM runs").await;
+    release()
+        .await
+        .expect_err("the QC basis could not be stored");
+    assert_eq!(
+        appliance.store.run(run).await.unwrap().state,
+        RunState::AwaitingRelease,
+        "no release without its QC basis"
+    );
+    let current = appliance.store.current_result(run).await.unwrap().unwrap();
+    assert!(current.signatures.is_empty(), "{:?}", current.signatures);
+    ops.start_run(&operator, &refused_order)
+        .await
+        .expect_err("the QC basis could not be stored");
+    assert_eq!(
+        count("SELECT COUNT(*) FROM runs").await,
+        runs_before,
+        "no run without its QC basis"
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM run_qc_basis").await, 0);
+
+    // Both writes succeed: the release and the run each carry the QC they relied on.
+    sqlx::query("DROP TRIGGER injected_failure")
+        .execute(pool)
+        .await
+        .expect("drop trigger");
+    release().await.expect("released");
+    assert_eq!(
+        appliance.store.run(run).await.unwrap().state,
+        RunState::Released
+    );
+    let basis = appliance.store.qc_basis(run).await.unwrap();
+    assert_eq!(basis.len(), 1, "{basis:?}");
+    assert_eq!(
+        (basis[0].judged_for, basis[0].values.len()),
+        (JudgedFor::Release, 2)
+    );
+    let ticket = ops
+        .start_run(&operator, &started_order)
+        .await
+        .expect("started");
+    let basis = appliance.store.qc_basis(ticket.id).await.unwrap();
+    assert_eq!(basis.len(), 1, "{basis:?}");
+    assert_eq!(
+        (basis[0].judged_for, basis[0].values.len()),
+        (JudgedFor::Start, 2)
+    );
+    appliance
+        .engine
+        .wait_for_run(ticket.id)
+        .await
+        .expect("ends");
+    appliance.shutdown().await;
+}

@@ -89,6 +89,11 @@ fn table() -> Vec<Page> {
         post("/qc/materials", &[("name", "")], Roles(ADMIN)),
         post("/qc/lots", &[("lot", "")], Roles(ADMIN)),
         post("/qc/targets", &[("sd", "")], Roles(ADMIN)),
+        post(
+            "/qc/results/999/corrective-actions",
+            &[("action", "")],
+            Roles(BENCH),
+        ),
         get("/calibrations", AnyRole),
         get("/calibrations/{c}", AnyRole),
         post(
@@ -119,6 +124,14 @@ fn table() -> Vec<Page> {
         post(
             "/admin/users/nobody-here/unlock",
             &[("reason", "locked out")],
+            Roles(ADMIN),
+        ),
+        post(
+            "/admin/users/nobody-here/password-reset",
+            &[
+                ("temporary_password", "temporary pass 42"),
+                ("reason", "forgot"),
+            ],
             Roles(ADMIN),
         ),
         post("/admin/tokens", &[("label", "")], AnyRole),

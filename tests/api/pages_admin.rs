@@ -30,6 +30,18 @@ fn attribute_after(html: &str, marker: &str, attribute: &str) -> Option<String> 
 
 /// Signs in through the sign-in form as a browser does; `None` when the form refuses.
 async fn sign_in(app: &TestApp, username: &str) -> Option<BrowserSession> {
+    let (session, landed) = sign_in_with(app, username, PASSWORD).await?;
+    assert_eq!(landed, "/", "{username}'s dashboard");
+    Some(session)
+}
+
+/// Signs in with `password` through the sign-in form, following where the dashboard leads;
+/// the session and the page it landed on, or `None` when the form refuses.
+async fn sign_in_with(
+    app: &TestApp,
+    username: &str,
+    password: &str,
+) -> Option<(BrowserSession, String)> {
     let form = client()
         .get(app.url("/sign-in"))
         .send()
@@ -43,7 +55,7 @@ async fn sign_in(app: &TestApp, username: &str) -> Option<BrowserSession> {
         .header(COOKIE, &pre)
         .form(&[
             ("username", username),
-            ("password", PASSWORD),
+            ("password", password),
             ("csrf_token", &token),
         ])
         .send()
@@ -53,18 +65,27 @@ async fn sign_in(app: &TestApp, username: &str) -> Option<BrowserSession> {
         return None;
     }
     let cookie = set_cookie(&answer, "ferrocount_session")?;
-    let home = client()
-        .get(app.url("/"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .expect("dashboard");
+    let mut landed = "/".to_owned();
+    let home = loop {
+        let page = client()
+            .get(app.url(&landed))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .expect("a page");
+        if page.status() != StatusCode::SEE_OTHER {
+            break page;
+        }
+        let next = location(&page);
+        assert_ne!(next, landed, "a redirect loop");
+        landed = next;
+    };
     let status = home.status();
     let home = home.text().await.expect("page");
-    assert_eq!(status, StatusCode::OK, "{username}'s dashboard");
+    assert_eq!(status, StatusCode::OK, "{username} lands on {landed}");
     let csrf = attribute_after(&home, "<meta name=\"csrf-token\"", "content=\"")
         .expect("the page's CSRF token");
-    Some(BrowserSession { cookie, csrf })
+    Some((BrowserSession { cookie, csrf }, landed))
 }
 
 /// The users table's row for `username` on the admin page.
@@ -516,4 +537,204 @@ async fn the_audit_search_pages_through_every_entry_and_exports_them_as_csv() {
         "quoted, quotes doubled, the formula neutralised"
     );
     assert_eq!(audit_count(&app, "audit.export").await, 1);
+}
+
+/// The status of `GET /api/v1/session` for `who`.
+async fn api_session(app: &TestApp, who: crate::helpers::As<'_>) -> StatusCode {
+    app.send(who, reqwest::Method::GET, "/api/v1/session", None)
+        .await
+        .status()
+}
+
+#[tokio::test]
+async fn a_lab_admin_resets_a_password_and_the_user_changes_it_before_anything_else() {
+    use crate::helpers::As;
+    use reqwest::Method;
+
+    let app = spawn_app().await;
+    let lars = sign_in(&app, "lars").await.expect("lars signs in");
+    let olga = sign_in(&app, "olga").await.expect("olga signs in");
+    let olga_token = app
+        .token(appliance::store::users::Role::Operator)
+        .to_owned();
+    assert_eq!(
+        api_session(&app, As::Bearer(&olga_token)).await,
+        StatusCode::OK
+    );
+
+    // The form is on every other user's row, not on one's own.
+    let (_, page) = get_page(&app, Some(&lars), "/admin").await;
+    assert!(user_row(&page, "olga").contains("action=\"/admin/users/olga/password-reset\""));
+    assert!(!user_row(&page, "lars").contains("password-reset"));
+    let reset = "/admin/users/olga/password-reset";
+    let without_reason = post_form(
+        &app,
+        &lars,
+        reset,
+        &[("temporary_password", "temporary pass 42"), ("reason", " ")],
+        Csrf::Right,
+    )
+    .await;
+    assert_refused(without_reason, "reason").await;
+    let short = post_form(
+        &app,
+        &lars,
+        reset,
+        &[("temporary_password", "short"), ("reason", "forgot it")],
+        Csrf::Right,
+    )
+    .await;
+    assert_refused(short, "temporary_password").await;
+    let own = post_form(
+        &app,
+        &lars,
+        "/admin/users/lars/password-reset",
+        &[
+            ("temporary_password", "temporary pass 42"),
+            ("reason", "mine"),
+        ],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(
+        own.status(),
+        StatusCode::FORBIDDEN,
+        "one's own: the account page"
+    );
+    let by_clinician = sign_in(&app, "claire").await.expect("claire signs in");
+    let forbidden = post_form(
+        &app,
+        &by_clinician,
+        reset,
+        &[
+            ("temporary_password", "temporary pass 42"),
+            ("reason", "forgot it"),
+        ],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    assert_eq!(audit_count(&app, "user.password_reset").await, 0);
+    assert_eq!(
+        get_page(&app, Some(&olga), "/").await.0,
+        StatusCode::OK,
+        "nothing changed"
+    );
+
+    let done = post_form(
+        &app,
+        &lars,
+        reset,
+        &[
+            ("temporary_password", "temporary pass 42"),
+            ("reason", "forgot it after her leave"),
+        ],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&done), "/admin?done=password-reset");
+    let (_, page) = get_page(&app, Some(&lars), "/admin?done=password-reset").await;
+    assert!(page.contains("Temporary password set"), "{page}");
+    assert!(user_row(&page, "olga").contains("to be changed at next sign-in"));
+    // Audited with who, when and why.
+    let (by, reason, at): (Option<i64>, Option<String>, String) = sqlx::query_as(
+        "SELECT user_id, reason, at FROM audit_log WHERE action = 'user.password_reset'",
+    )
+    .fetch_one(app.store.pool())
+    .await
+    .expect("the reset's audit entry");
+    let lars_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'lars'")
+        .fetch_one(app.store.pool())
+        .await
+        .expect("lars");
+    assert_eq!(
+        (by, reason.as_deref()),
+        (Some(lars_id), Some("forgot it after her leave"))
+    );
+    assert!(!at.is_empty());
+
+    // Her open session and her token ended; the old password no longer signs in.
+    assert_eq!(
+        get_page(&app, Some(&olga), "/account").await.0,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        api_session(&app, As::Bearer(&olga_token)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(sign_in_with(&app, "olga", PASSWORD).await.is_none());
+
+    // The temporary password signs in to the account page, and only there.
+    let (olga, landed) = sign_in_with(&app, "olga", "temporary pass 42")
+        .await
+        .expect("the temporary password signs in");
+    assert_eq!(landed, "/account");
+    let (_, page) = get_page(&app, Some(&olga), "/account").await;
+    assert!(
+        page.contains("A lab admin set a temporary password for you"),
+        "{page}"
+    );
+    for elsewhere in ["/", "/qc", "/runs/new", "/sign-in"] {
+        let answer = client()
+            .get(app.url(elsewhere))
+            .header(COOKIE, &olga.cookie)
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER, "{elsewhere}");
+        assert_eq!(location(&answer), "/account", "{elsewhere}");
+    }
+    let token = post_form(
+        &app,
+        &olga,
+        "/admin/tokens",
+        &[("label", "sneaky")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(location(&token), "/account", "no token before the change");
+    // The JSON API refuses her session in words.
+    let api = app
+        .send(As::Browser(&olga), Method::GET, "/api/v1/session", None)
+        .await;
+    assert_eq!(api.status(), StatusCode::FORBIDDEN);
+    let problem: serde_json::Value = api.json().await.expect("problem");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("temporary password") && d.contains("/account")),
+        "{problem}"
+    );
+    let made = app
+        .send(
+            As::Browser(&olga),
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&serde_json::json!({ "label": "sneaky" })),
+        )
+        .await;
+    assert_eq!(made.status(), StatusCode::FORBIDDEN);
+
+    // Her own change, with the temporary password as the current one, opens everything again.
+    let changed = post_form(
+        &app,
+        &olga,
+        "/account/password",
+        &[
+            ("current_password", "temporary pass 42"),
+            ("new_password", "olga's own password"),
+            ("new_password_again", "olga's own password"),
+        ],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(location(&changed), "/sign-in?reason=password-changed");
+    let (olga, landed) = sign_in_with(&app, "olga", "olga's own password")
+        .await
+        .expect("her own password signs in");
+    assert_eq!(landed, "/");
+    assert_eq!(api_session(&app, As::Browser(&olga)).await, StatusCode::OK);
+    let (_, page) = get_page(&app, Some(&lars), "/admin").await;
+    assert!(!user_row(&page, "olga").contains("to be changed at next sign-in"));
 }

@@ -1362,3 +1362,113 @@ async fn assert_sign_in_redirect_on_post(app: &TestApp, path: &str) {
         response.status()
     );
 }
+
+/// The id of the newest QC result.
+async fn newest_qc_id(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT id FROM qc_results ORDER BY id DESC LIMIT 1")
+        .fetch_one(app.store.pool())
+        .await
+        .expect("a QC result")
+}
+
+#[tokio::test]
+async fn a_corrective_action_is_recorded_beside_a_rejected_qc_value_on_the_review() {
+    let app = spawn_fresh_app(|_| {}).await;
+    let lot = control_lot(&app).await;
+    let lot_id = lot.id.0.to_string();
+    let operator = browser(&app, Role::Operator).await;
+    let record = |value: &'static str| {
+        let (app, operator, lot_id) = (&app, &operator, &lot_id);
+        async move {
+            post_form(
+                app,
+                operator,
+                "/qc/measurements",
+                &[("material_lot_id", lot_id), ("value", value)],
+                Csrf::Right,
+            )
+            .await;
+            newest_qc_id(app).await
+        }
+    };
+    let passed = record("100.5").await;
+    // 107 is z = +3.5: 1-3s, rejected.
+    let rejected = record("107").await;
+    assert_eq!(newest_qc(&app).await.0, "reject");
+    let form = format!("/qc/results/{rejected}/corrective-actions");
+
+    // The form is beside the rejected value only, for those who record QC.
+    let (_, page) = get_page(&app, Some(&operator), "/qc").await;
+    assert!(page.contains(&format!("action=\"{form}\"")), "{page}");
+    assert!(!page.contains(&format!("/qc/results/{passed}/corrective-actions")));
+    assert!(page.contains("none recorded"));
+    let clinician = browser(&app, Role::Clinician).await;
+    let (_, page) = get_page(&app, Some(&clinician), "/qc").await;
+    assert!(
+        !page.contains("corrective-actions\""),
+        "no form for a clinician"
+    );
+    let refused = post_form(
+        &app,
+        &clinician,
+        &form,
+        &[("action", "new vial, rerun passed")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    // Refusals: no words (422, the error beside the form), a value that passed (409), nothing
+    // stored; a forged post changes nothing.
+    let blank = post_form(&app, &operator, &form, &[("action", " ")], Csrf::Right).await;
+    assert_eq!(blank.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = blank.text().await.expect("page");
+    assert!(
+        body.contains(&format!("id=\"corrective-error-{rejected}\"")),
+        "the error is beside the form: {body}"
+    );
+    let on_a_pass = post_form(
+        &app,
+        &operator,
+        &format!("/qc/results/{passed}/corrective-actions"),
+        &[("action", "nothing to correct")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(on_a_pass.status(), StatusCode::CONFLICT);
+    let forged = post_form(&app, &operator, &form, &[("action", "forged")], Csrf::Wrong).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.count("qc_corrective_actions").await, 0);
+    assert_eq!(audit_count(&app, "qc.corrective_action").await, 0);
+
+    // Recorded: back to the review at the value, the action listed with who and when.
+    let done = post_form(
+        &app,
+        &operator,
+        &form,
+        &[
+            ("action", "opened a new control vial; rerun passed"),
+            ("from", "2026-01-01"),
+            ("to", "not a date"),
+        ],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let target = location(&done);
+    assert_eq!(
+        target,
+        format!("/qc?corrected={rejected}#qc-result-{rejected}"),
+        "an unreadable range is left out"
+    );
+    let (status, page) = get_page(&app, Some(&operator), &target).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Corrective action recorded"), "{page}");
+    assert!(
+        page.contains("olga Tester: opened a new control vial; rerun passed")
+            || page.contains(": opened a new control vial; rerun passed"),
+        "{page}"
+    );
+    assert_eq!(app.count("qc_corrective_actions").await, 1);
+    assert_eq!(audit_count(&app, "qc.corrective_action").await, 1);
+}

@@ -4,8 +4,9 @@
 //!
 //! Artefacts (full-page screenshots per step, a PDF of the printed report, the page weights and
 //! chromedriver's log) go to `target/browser-artifacts/<flow>/`; each test prints its directory.
-//! Flows: `flow` (the bedside run to its release) and `report` (issue 11's report: preliminary,
-//! indeterminate, the PDF link, a wrong password at release).
+//! Flows: `flow` (the bedside run to its release), `report` (issue 11's report: preliminary,
+//! indeterminate, the PDF link, a wrong password at release) and `lab_manager` (a corrective
+//! action against a rejected QC, a password reset changed at the next sign-in).
 
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
@@ -17,6 +18,7 @@ mod browser;
 mod chromedriver;
 mod clinician;
 mod flow;
+mod lab_manager;
 mod report;
 
 use std::path::PathBuf;
@@ -99,6 +101,33 @@ async fn the_report_flow_is_honest_preliminary_and_keeps_the_release_form_in_vie
     app.engine.shutdown().await;
     if let Err(error) = outcome {
         panic!("the report flow failed: {error:#}");
+    }
+    closed.expect("the WebDriver session closes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lab_manager_records_a_corrective_action_and_resets_a_password_in_chromium() {
+    let artefacts = artefact_dir("lab-manager");
+    let app = helpers::spawn_app().await;
+    let driver = Chromedriver::start(&artefacts.join("chromedriver.log"))
+        .await
+        .unwrap_or_else(|message| panic!("{message}"));
+    let mut browser = Browser::open(&driver.url(), format!("http://{}", app.address), &artefacts)
+        .await
+        .expect("a headless Chromium session");
+    let outcome = lab_manager::lab_manager_flow(&mut browser, &app).await;
+    if outcome.is_err() {
+        match browser.shot("FAILED").await {
+            Ok(file) => eprintln!("screenshot of the failure: {}", file.display()),
+            Err(error) => eprintln!("no screenshot of the failure: {error:#}"),
+        }
+    }
+    println!("browser artefacts: {}", artefacts.display());
+    let closed = browser.close().await;
+    drop(driver);
+    app.engine.shutdown().await;
+    if let Err(error) = outcome {
+        panic!("the lab manager's flow failed: {error:#}");
     }
     closed.expect("the WebDriver session closes");
 }

@@ -9,6 +9,10 @@
 //!   computed by a page that cannot read the HttpOnly cookie. Bearer requests are exempt: a
 //!   browser never attaches a bearer token on its own.
 //!
+//! An account whose password a lab admin reset is refused (403, in words) until its user has
+//! changed the temporary password on the account page
+//! (`operations::account::refuse_until_password_changed`); its tokens were revoked at the reset.
+//!
 //! Not for: deciding what a role may do ([`crate::roles`]).
 
 use axum::extract::FromRequestParts;
@@ -137,6 +141,7 @@ impl FromRequestParts<AppState> for Caller {
                     "the API token is unknown or revoked, or has expired".into(),
                 )
             })?;
+            operations::account::refuse_until_password_changed(&user)?;
             return Ok(Self {
                 user,
                 credential: Credential::Bearer,
@@ -166,6 +171,9 @@ impl FromRequestParts<AppState> for Caller {
                 return Err(ApiError::Csrf);
             }
         }
+        // An account whose password a lab admin reset is refused until its user changed it
+        // on the account page (the one rule: `operations::account`).
+        operations::account::refuse_until_password_changed(&user)?;
         Ok(Self {
             user,
             credential: Credential::Session(secret),

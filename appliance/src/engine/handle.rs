@@ -10,6 +10,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::store::calibrations::ReagentLot;
 use crate::store::instrument_log::{LogKind, NewLogEntry};
 use crate::store::patients::{BirthDate, Mrn, NewPatient, RunIndication};
+use crate::store::qc_basis::QcRelied;
 use crate::store::runs::{NewRun, RunState};
 use crate::store::samples::{Accession, BloodVolume, Indication, NewSample, NewTube, TubeLabel};
 use crate::store::{Actor, RunId, Store, Timestamp};
@@ -161,6 +162,17 @@ impl EngineHandle {
     /// Records the patient (when new), the sample and its tubes, queues the run and returns its
     /// id. Refuses bad input before anything is stored.
     pub async fn start_run(&self, request: RunRequest) -> Result<RunTicket, EngineError> {
+        self.start_run_relying_on(request, &[]).await
+    }
+
+    /// Starts a run as [`EngineHandle::start_run`] does, storing the QC its start relied on
+    /// (the QC gate judged for it) in the same transaction as the run itself
+    /// ([`Store::create_run_relying_on`]): no run is queued without its stated QC basis.
+    pub async fn start_run_relying_on(
+        &self,
+        request: RunRequest,
+        qc_basis: &[QcRelied],
+    ) -> Result<RunTicket, EngineError> {
         if self.shared.is_shutting_down() || self.commands.is_closed() {
             return Err(EngineError::Stopped);
         }
@@ -225,7 +237,7 @@ impl EngineHandle {
         };
         let run = self
             .store
-            .create_run(
+            .create_run_relying_on(
                 actor,
                 &NewRun {
                     sample_id: sample.id,
@@ -233,6 +245,7 @@ impl EngineHandle {
                     reagent_lot: Some(checked.lot.to_string()),
                     simulated: self.shared.simulated,
                 },
+                qc_basis,
             )
             .await?;
         let control = Arc::new(RunControl::new());

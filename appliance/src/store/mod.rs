@@ -39,6 +39,7 @@ pub mod patient_events;
 pub mod patients;
 pub mod qc;
 pub mod qc_basis;
+pub mod qc_corrective;
 pub mod results;
 pub mod run_events;
 pub mod run_list;

@@ -1,9 +1,12 @@
 //! The QC a run's result relied on, stored as it was judged (issue 11, point 1).
 //!
 //! Whenever the QC gate is judged for a run (at its start under the default policy, and at its
-//! release), the operations layer records the control values it relied on here: level, material,
-//! QC lot, time measured and verdict, with when and for what it was judged. A report names these
-//! rows; it never recomputes them from today's QC. Rows are never changed or removed.
+//! release), the control values it relied on are stored here: level, material, QC lot, time
+//! measured and verdict, with when and for what it was judged. They are written in the same
+//! transaction as the run's creation ([`Store::create_run_relying_on`]) or its release
+//! ([`Store::sign_result_relying_on`]): a crash between the two cannot leave a started run or a
+//! released result without the QC it relied on. A report names these rows; it never recomputes
+//! them from today's QC. Rows are never changed or removed.
 //!
 //! Not here: the gate's rule (`operations::qc_gate`).
 
@@ -13,7 +16,7 @@ use serde::Serialize;
 
 use super::error::SqlxResultExt;
 use super::timestamp::stored;
-use super::{QcResultId, RunId, Store, StoreError, Timestamp, db};
+use super::{QcResultId, RunId, Store, StoreError, Timestamp};
 
 /// When the QC gate was judged for a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -71,44 +74,44 @@ pub struct QcBasis {
     pub values: Vec<QcRelied>,
 }
 
-impl Store {
-    /// Records the control values `run_id` relied on, judged now for `judged_for`.
-    pub async fn record_qc_basis(
-        &self,
-        run_id: RunId,
-        judged_for: JudgedFor,
-        values: &[QcRelied],
-    ) -> Result<(), StoreError> {
-        let judged_at = Timestamp::now().to_rfc3339();
-        let purpose = judged_for.as_str();
-        let mut tx = db::begin_write(&self.pool).await?;
-        for value in values {
-            let (level, verdict) = (value.level.as_str(), value.verdict.as_str());
-            let measured_at = value.measured_at.to_rfc3339();
-            sqlx::query!(
-                "INSERT INTO run_qc_basis (run_id, judged_for, judged_at, qc_result_id,
-                                           control_level, material, qc_lot, measured_at, verdict)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                run_id.0,
-                purpose,
-                judged_at,
-                value.qc_result_id.0,
-                level,
-                value.material,
-                value.qc_lot,
-                measured_at,
-                verdict
-            )
-            .execute(&mut *tx)
-            .await
-            .context("recording the QC a run relied on")?;
-        }
-        tx.commit()
-            .await
-            .context("committing the QC a run relied on")?;
-        Ok(())
+/// Records the control values `run_id` relied on, judged at `judged_at` for `judged_for`, inside
+/// the caller's write transaction: the run's start ([`Store::create_run_relying_on`]) or its
+/// release ([`Store::sign_result_relying_on`]), so a run or a release is never stored without
+/// the QC it relied on, nor the QC without it.
+pub(crate) async fn record_qc_basis_in(
+    conn: &mut sqlx::SqliteConnection,
+    run_id: RunId,
+    judged_for: JudgedFor,
+    judged_at: Timestamp,
+    values: &[QcRelied],
+) -> Result<(), StoreError> {
+    let judged_at = judged_at.to_rfc3339();
+    let purpose = judged_for.as_str();
+    for value in values {
+        let (level, verdict) = (value.level.as_str(), value.verdict.as_str());
+        let measured_at = value.measured_at.to_rfc3339();
+        sqlx::query!(
+            "INSERT INTO run_qc_basis (run_id, judged_for, judged_at, qc_result_id,
+                                       control_level, material, qc_lot, measured_at, verdict)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            run_id.0,
+            purpose,
+            judged_at,
+            value.qc_result_id.0,
+            level,
+            value.material,
+            value.qc_lot,
+            measured_at,
+            verdict
+        )
+        .execute(&mut *conn)
+        .await
+        .context("recording the QC a run relied on")?;
     }
+    Ok(())
+}
 
+impl Store {
     /// The QC judgements of a run, oldest first, each with the values it relied on.
     pub async fn qc_basis(&self, run_id: RunId) -> Result<Vec<QcBasis>, StoreError> {
         let rows = sqlx::query!(
@@ -214,10 +217,17 @@ mod tests {
             measured_at,
             verdict: QcVerdict::Pass,
         };
-        store
-            .record_qc_basis(run.id, JudgedFor::Start, std::slice::from_ref(&value))
-            .await
-            .unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        record_qc_basis_in(
+            &mut conn,
+            run.id,
+            JudgedFor::Start,
+            Timestamp::now(),
+            std::slice::from_ref(&value),
+        )
+        .await
+        .unwrap();
+        drop(conn);
         let basis = store.qc_basis(run.id).await.unwrap();
         assert_eq!(basis.len(), 1);
         assert_eq!(basis[0].judged_for, JudgedFor::Start);

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::append;
 use super::error::{SqlxResultExt, found};
+use super::qc_basis::{JudgedFor, QcRelied, record_qc_basis_in};
 use super::runs::{RunState, run_in, transition_in};
 use super::timestamp::stored;
 use super::users::User;
@@ -436,6 +437,21 @@ impl Store {
         run_id: RunId,
         meaning: SignatureMeaning,
     ) -> Result<Signature, StoreError> {
+        self.sign_result_relying_on(signer, run_id, meaning, &[])
+            .await
+    }
+
+    /// Signs as [`Store::sign_result`] does and, for a release, stores the QC the release
+    /// relied on (the QC gate judged for it) in the same transaction: the release, its outgoing
+    /// messages and its stated QC basis commit together or not at all. A review stores no
+    /// QC basis.
+    pub async fn sign_result_relying_on(
+        &self,
+        signer: &User,
+        run_id: RunId,
+        meaning: SignatureMeaning,
+        qc_basis: &[QcRelied],
+    ) -> Result<Signature, StoreError> {
         if signer.disabled {
             return Err(StoreError::NotPermitted(format!(
                 "user {} is disabled",
@@ -499,6 +515,7 @@ impl Store {
         .await?;
         if meaning == SignatureMeaning::Release {
             transition_in(&mut tx, &actor, run_id, RunState::Released, None).await?;
+            record_qc_basis_in(&mut tx, run_id, JudgedFor::Release, now, qc_basis).await?;
             // The durable outbox: the release and its outgoing messages commit together.
             super::outbox::enqueue_release_in(
                 &mut tx,

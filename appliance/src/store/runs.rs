@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::audit::append;
 use super::error::{SqlxResultExt, found};
+use super::qc_basis::{JudgedFor, QcRelied, record_qc_basis_in};
 use super::timestamp::{stored, stored_opt};
 use super::{
     Actor, AuditEntry, CalibrationId, RunId, SampleId, Store, StoreError, Timestamp, UserId, db,
@@ -279,7 +280,20 @@ pub(crate) async fn transition_in(
 impl Store {
     /// Queues a run of a sample.
     pub async fn create_run(&self, actor: &Actor, new: &NewRun) -> Result<Run, StoreError> {
-        let now = Timestamp::now().to_rfc3339();
+        self.create_run_relying_on(actor, new, &[]).await
+    }
+
+    /// Queues a run for a sample, storing the QC the run's start relied on (the QC gate judged
+    /// for it) in the same transaction: the run and its stated QC basis are stored together or
+    /// not at all.
+    pub async fn create_run_relying_on(
+        &self,
+        actor: &Actor,
+        new: &NewRun,
+        qc_basis: &[QcRelied],
+    ) -> Result<Run, StoreError> {
+        let started = Timestamp::now();
+        let now = started.to_rfc3339();
         let state = RunState::Queued.as_str();
         let mut tx = db::begin_write(&self.pool).await?;
         let sample = sqlx::query_scalar!("SELECT id FROM samples WHERE id = ?", new.sample_id.0)
@@ -323,6 +337,7 @@ impl Store {
                 })),
         )
         .await?;
+        record_qc_basis_in(&mut tx, RunId(id), JudgedFor::Start, started, qc_basis).await?;
         let run = run_in(&mut tx, RunId(id)).await?;
         tx.commit().await.context("committing a new run")?;
         Ok(run)

@@ -204,6 +204,9 @@ pub struct User {
     pub created_at: Timestamp,
     /// When the password last changed.
     pub password_changed_at: Timestamp,
+    /// A lab admin set a temporary password ([`Store::reset_password`]): the user changes it
+    /// before they use the appliance for anything else.
+    pub password_change_required: bool,
 }
 
 impl User {
@@ -294,6 +297,7 @@ struct UserRow {
     disabled: i64,
     created_at: String,
     password_changed_at: String,
+    password_change_required: i64,
 }
 
 impl UserRow {
@@ -312,6 +316,7 @@ impl UserRow {
                 "password change time",
                 self.id,
             )?,
+            password_change_required: self.password_change_required != 0,
             username: self.username,
             display_name: self.display_name,
         })
@@ -324,7 +329,7 @@ async fn user_row_by_name(
 ) -> Result<Option<(UserRow, String)>, StoreError> {
     let row = sqlx::query!(
         "SELECT id, username, display_name, role, disabled, created_at, password_changed_at,
-                password_hash
+                password_change_required, password_hash
          FROM users WHERE username = ?",
         username
     )
@@ -341,6 +346,7 @@ async fn user_row_by_name(
                 disabled: r.disabled,
                 created_at: r.created_at,
                 password_changed_at: r.password_changed_at,
+                password_change_required: r.password_change_required,
             },
             r.password_hash,
         )
@@ -350,7 +356,8 @@ async fn user_row_by_name(
 async fn user_by_id(conn: &mut SqliteConnection, id: UserId) -> Result<Option<User>, StoreError> {
     let row = sqlx::query_as!(
         UserRow,
-        "SELECT id, username, display_name, role, disabled, created_at, password_changed_at
+        "SELECT id, username, display_name, role, disabled, created_at, password_changed_at,
+                password_change_required
          FROM users WHERE id = ?",
         id.0
     )
@@ -469,7 +476,8 @@ impl Store {
     pub async fn users(&self) -> Result<Vec<User>, StoreError> {
         sqlx::query_as!(
             UserRow,
-            "SELECT id, username, display_name, role, disabled, created_at, password_changed_at
+            "SELECT id, username, display_name, role, disabled, created_at, password_changed_at,
+                    password_change_required
              FROM users ORDER BY username"
         )
         .fetch_all(&self.pool)
@@ -526,22 +534,63 @@ impl Store {
     }
 
     /// Sets a new password and revokes the user's open sessions and API tokens (a token made
-    /// under the old password must not outlive it).
+    /// under the old password must not outlive it). The password is the user's own from now on:
+    /// a temporary one a lab admin had set ([`Store::reset_password`]) no longer needs changing.
     pub async fn set_password(
         &self,
         actor: &Actor,
         username: &Username,
         password: NewPassword,
     ) -> Result<(), StoreError> {
+        self.replace_password(actor, username, password, None).await
+    }
+
+    /// A lab admin's password reset: sets the temporary `password` another user must change at
+    /// their next sign-in (`password_change_required`), revokes their sessions and API tokens,
+    /// audited `user.password_reset` with the reason. Refused for one's own account (one changes
+    /// one's own password on the account page, with the current one).
+    pub async fn reset_password(
+        &self,
+        actor: &Actor,
+        username: &Username,
+        password: NewPassword,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let reason = required_reason(reason)?;
+        self.replace_password(actor, username, password, Some(reason))
+            .await
+    }
+
+    /// Replaces a password: the user's own (`reset_reason` `None`) or a temporary one set by a
+    /// lab admin for the reason given.
+    async fn replace_password(
+        &self,
+        actor: &Actor,
+        username: &Username,
+        password: NewPassword,
+        reset_reason: Option<&str>,
+    ) -> Result<(), StoreError> {
         let password_hash = blocking(move || hash_password(&password)).await?;
         let now = Timestamp::now().to_rfc3339();
         let name = username.as_str();
+        let temporary = reset_reason.is_some();
         let mut tx = db::begin_write(&self.pool).await?;
+        if temporary {
+            let (row, _) = found(user_row_by_name(&mut tx, name).await?, "user", name)?;
+            refuse_own_account(
+                actor,
+                UserId(row.id),
+                "reset your own password: change it on your account page",
+            )?;
+        }
         let id = sqlx::query_scalar!(
-            "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE username = ?
+            "UPDATE users SET password_hash = ?, password_changed_at = ?,
+                              password_change_required = ?
+             WHERE username = ?
              RETURNING id AS \"id!\"",
             password_hash,
             now,
+            temporary,
             name,
         )
         .fetch_optional(&mut *tx)
@@ -566,18 +615,16 @@ impl Store {
         .await
         .context("revoking API tokens after a password change")?
         .rows_affected();
-        append(
-            &mut tx,
-            actor,
-            AuditEntry::new("user.password", "user")
-                .id(id)
-                .detail(serde_json::json!({
-                    "username": name,
-                    "sessions_revoked": revoked,
-                    "tokens_revoked": tokens_revoked,
-                })),
-        )
-        .await?;
+        let detail = serde_json::json!({
+            "username": name,
+            "sessions_revoked": revoked,
+            "tokens_revoked": tokens_revoked,
+        });
+        let entry = match reset_reason {
+            None => AuditEntry::new("user.password", "user"),
+            Some(reason) => AuditEntry::new("user.password_reset", "user").reason(reason),
+        };
+        append(&mut tx, actor, entry.id(id).detail(detail)).await?;
         tx.commit().await.context("committing a password change")?;
         Ok(())
     }
@@ -1175,6 +1222,88 @@ mod tests {
             matches!(unknown, Err(StoreError::NotFound { .. })),
             "{unknown:?}"
         );
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_reset_password_is_temporary_revokes_every_way_in_and_is_audited(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let admin = user(&store, "ada", Role::LabAdmin).await;
+        let alice = user(&store, "alice", Role::Operator).await;
+        assert!(!alice.password_change_required);
+        let idle = time::Duration::minutes(15);
+        let (cookie, _) = store.create_session(&alice, idle).await.unwrap();
+        let (token, _) = store
+            .create_api_token(&alice.actor(), alice.id, "script")
+            .await
+            .unwrap();
+        let name = Username::parse("alice").unwrap();
+        let temporary = || NewPassword::parse("temporary one 42").unwrap();
+        // A reason is required; one's own account is refused; neither changes anything.
+        let blank = store
+            .reset_password(&admin.actor(), &name, temporary(), "  ")
+            .await;
+        assert!(
+            matches!(
+                blank,
+                Err(StoreError::Invalid {
+                    field: "reason",
+                    ..
+                })
+            ),
+            "{blank:?}"
+        );
+        let own = store
+            .reset_password(
+                &admin.actor(),
+                &Username::parse("ada").unwrap(),
+                temporary(),
+                "forgot",
+            )
+            .await;
+        assert!(matches!(own, Err(StoreError::NotPermitted(_))), "{own:?}");
+        assert!(store.session_user(&cookie, idle).await.unwrap().is_some());
+
+        store
+            .reset_password(&admin.actor(), &name, temporary(), "forgot it on nights")
+            .await
+            .unwrap();
+        // The temporary password signs in, flagged; the old one, the session and token are gone.
+        assert_eq!(store.authenticate("alice", PASSWORD).await.unwrap(), None);
+        let signed = store
+            .authenticate("alice", "temporary one 42")
+            .await
+            .unwrap()
+            .expect("the temporary password");
+        assert!(signed.password_change_required);
+        assert_eq!(store.session_user(&cookie, idle).await.unwrap(), None);
+        assert_eq!(
+            store.api_token_user(&token, long_ago()).await.unwrap(),
+            None
+        );
+        let (action, by, reason): (String, Option<i64>, Option<String>) = sqlx::query_as(
+            "SELECT action, user_id, reason FROM audit_log ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            (action.as_str(), by, reason.as_deref()),
+            (
+                "user.password_reset",
+                Some(admin.id.0),
+                Some("forgot it on nights")
+            )
+        );
+        // The user's own change clears the flag.
+        store
+            .set_password(
+                &signed.actor(),
+                &name,
+                NewPassword::parse("my own long one").unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(!store.user(alice.id).await.unwrap().password_change_required);
     }
 
     #[sqlx::test(migrations = "../migrations")]

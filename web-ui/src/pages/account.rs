@@ -2,7 +2,9 @@
 //! signed-in person changes their own password through `Operations::change_own_password`
 //! (current password re-entered and throttled, the new one twice). A success ends every session
 //! of the account, this one included, and lands on the sign-in page saying so; a refusal shows
-//! the page again with the problem in words (no password is ever sent back).
+//! the page again with the problem in words (no password is ever sent back). After a lab admin's
+//! password reset this page is the only one that opens (`PageRejection::ChangePassword`) and
+//! says why; the temporary password is the current one to re-enter.
 
 use std::net::SocketAddr;
 
@@ -33,6 +35,7 @@ async fn show(State(state): State<AppState>, user: PageUser) -> PageResult {
     Ok(AccountPage {
         layout,
         error: None,
+        must_change: user.user.password_change_required,
     }
     .into_response())
 }
@@ -80,6 +83,7 @@ async fn change_password(
                 AccountPage {
                     layout,
                     error: Some(format!("{what}: {reason}.")),
+                    must_change: user.user.password_change_required,
                 },
             )
                 .into_response())

@@ -49,6 +49,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{username}/role", post(change_role))
         .route("/admin/users/{username}/enable", post(enable_user))
         .route("/admin/users/{username}/unlock", post(unlock_user))
+        .route(
+            "/admin/users/{username}/password-reset",
+            post(reset_password),
+        )
         .route(paths::ADMIN_TOKENS, post(create_token))
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
 }
@@ -126,6 +130,7 @@ async fn page(state: &AppState, viewer: &PageUser, path: &str) -> PageResult<Adm
         .into_iter()
         .map(|UserRecord { user, last_sign_in }| UserRow {
             can_disable: !user.disabled && user.id != viewer.user.id,
+            password_change_required: user.password_change_required,
             username: user.username,
             display_name: user.display_name,
             role: view_role(user.role),
@@ -198,6 +203,11 @@ async fn show(
         Some("user-unlocked") => Some(
             "Sign-in lock lifted: the user's failed attempts are forgotten and they may sign in \
              again now (audited with your reason).",
+        ),
+        Some("password-reset") => Some(
+            "Temporary password set: the user's sessions and API tokens are ended, and they \
+             must choose their own password when they next sign in (audited with your reason). \
+             Tell them the temporary password in person.",
         ),
         Some("user-not-locked") => Some(
             "No failed sign-ins were counted against that user; the audit trail notes your reason.",
@@ -555,6 +565,37 @@ async fn unlock_user(
         Err(error) => Err(error),
     };
     outcome(&state, &user, unlocked, done).await
+}
+
+/// The password-reset form.
+#[derive(Debug, Deserialize)]
+pub struct PasswordResetForm {
+    #[serde(default)]
+    temporary_password: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /admin/users/{username}/password-reset`: a lab admin sets a temporary password for
+/// another user, with a reason (`Operations::reset_password`); the user changes it at their
+/// next sign-in.
+async fn reset_password(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    form: PageForm<PasswordResetForm>,
+) -> PageResult {
+    let PageForm { user, form } = form;
+    user.require(Permission::ManageUsers)?;
+    let reset = match ChangeReason::parse(&form.reason) {
+        Ok(reason) => {
+            state
+                .ops
+                .reset_password(&user.requester(), &name, &form.temporary_password, &reason)
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    outcome(&state, &user, reset, "password-reset").await
 }
 
 /// `POST /admin/users/{username}/enable`: lets a disabled user sign in again, with a reason.

@@ -121,6 +121,9 @@ pub enum PageRejection {
         /// Where to return after signing in.
         next: String,
     },
+    /// A lab admin reset the user's password: only the account page (to change it) and signing
+    /// out open until it is changed.
+    ChangePassword,
     /// Anything else, as an error page.
     Error(PageError),
 }
@@ -143,6 +146,7 @@ impl IntoResponse for PageRejection {
             Self::SignIn { inactivity, next } => {
                 Redirect::to(&session::sign_in_href(inactivity, &next)).into_response()
             }
+            Self::ChangePassword => Redirect::to(paths::ACCOUNT).into_response(),
             Self::Error(error) => error.into_response(),
         }
     }
@@ -168,7 +172,18 @@ impl FromRequestParts<AppState> for PageUser {
             .await
             .map_err(ApiError::from)?
         {
-            Some((user, _session)) => Ok(Self { user, secret }),
+            Some((user, _session)) => {
+                // The rule is the operations layer's; which pages stay open for the change is
+                // the face's: the account page, its form and signing out.
+                let open_anyway = [paths::ACCOUNT, paths::ACCOUNT_PASSWORD, paths::SIGN_OUT]
+                    .contains(&parts.uri.path());
+                if !open_anyway
+                    && operations::account::refuse_until_password_changed(&user).is_err()
+                {
+                    return Err(PageRejection::ChangePassword);
+                }
+                Ok(Self { user, secret })
+            }
             None => Err(PageRejection::SignIn {
                 inactivity: true,
                 next,

@@ -2,23 +2,25 @@
 //! date range, the last month unless `?from=&to=` say otherwise, against the lot's current
 //! target, each point marked with the Westgard rules it broke when it was recorded), under each
 //! the observed mean, SD and CV (`operations::qc_statistics`) and the rejections, warnings and
-//! comments, the phantom history, the form that records a QC measurement, and for lab admins
+//! comments (with the corrective actions recorded against each rejected value, and for those who
+//! record QC the form that records one), the phantom history, the form that records a QC measurement, and for lab admins
 //! the forms that define control materials and lots and set a lot's target (without which a
 //! fresh instrument has nothing to run QC on).
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
 use appliance::store::qc::{QcMaterialKind, QcResult, QcVerdict};
-use appliance::store::{QcLotId, Timestamp};
+use appliance::store::{QcLotId, QcResultId, Timestamp};
 use nmr_core::qc::Severity;
 use operations::OperationError;
 use operations::qc::{
-    QcLotOrder, QcLotRecord, QcMaterialOrder, QcMaterialRecord, QcTargetOrder, number,
+    CorrectiveActionText, QcLotOrder, QcLotRecord, QcMaterialOrder, QcMaterialRecord,
+    QcTargetOrder, number,
 };
 use operations::qc_statistics::{MAX_RANGE_DAYS, QcRange};
 
@@ -47,6 +49,10 @@ pub fn router() -> Router<AppState> {
         .route(paths::QC_MATERIALS, post(add_material))
         .route(paths::QC_LOTS, post(add_lot))
         .route(paths::QC_TARGETS, post(set_target))
+        .route(
+            "/qc/results/{id}/corrective-actions",
+            post(record_corrective_action),
+        )
 }
 
 /// "2026-11-24 08:05 UTC": the pages' way of writing a stored instant.
@@ -134,6 +140,8 @@ struct Confirm {
     lot: Option<i64>,
     /// A lot whose target was just set.
     target: Option<i64>,
+    /// A QC result a corrective action was just recorded against.
+    corrected: Option<i64>,
 }
 
 fn success(text: String) -> Option<Notice> {
@@ -186,6 +194,7 @@ async fn page(
         Err(other) => return Err(other.into()),
     };
     let overview = state.ops.qc_review(&user.requester(), range).await?;
+    let can_record = user.may(Permission::RecordQc);
     let mut reviews = Vec::new();
     let names = &overview.operators;
     let mut charts = Vec::new();
@@ -213,6 +222,7 @@ async fn page(
             target,
             results,
             statistics,
+            corrective_actions,
         } in lots
         {
             if confirm.lot == Some(lot.id.0) {
@@ -242,6 +252,16 @@ async fn page(
             });
             if let Some(result) = results.iter().find(|r| Some(r.id.0) == recorded) {
                 notice = Some(recorded_notice(result, &unit));
+            }
+            if let Some(result) = results.iter().find(|r| Some(r.id.0) == confirm.corrected) {
+                notice = success(format!(
+                    "Corrective action recorded against the rejected {} value of {} (lot {}, \
+                     measured {}).",
+                    material.name,
+                    figure(result.value),
+                    lot.lot,
+                    when(&result.measured_at)
+                ));
             }
             materials.push(QcMaterialOption {
                 id: lot.id.0,
@@ -338,6 +358,21 @@ async fn page(
                             .operator_id
                             .and_then(|id| names.get(&id).cloned())
                             .unwrap_or_else(|| "instrument".into()),
+                        result_id: r.id.0,
+                        corrective_actions: corrective_actions
+                            .iter()
+                            .filter(|a| a.qc_result_id == r.id)
+                            .map(|a| {
+                                format!(
+                                    "{} · {}: {}",
+                                    when(&a.recorded_at),
+                                    a.recorded_by_name.as_deref().unwrap_or("instrument"),
+                                    a.action
+                                )
+                            })
+                            .collect(),
+                        corrective_action_href: (r.status == QcVerdict::Reject && can_record)
+                            .then(|| paths::qc_corrective_actions(r.id.0)),
                     })
                     .collect(),
             });
@@ -364,7 +399,6 @@ async fn page(
         .take(PHANTOM_ROWS)
         .map(|(_, row)| row)
         .collect();
-    let can_record = user.may(Permission::RecordQc);
     if !can_record {
         materials.clear();
     }
@@ -390,6 +424,7 @@ async fn page(
         form_error,
         can_record,
         setup,
+        corrective_error: None,
     })
 }
 
@@ -408,6 +443,9 @@ pub struct QcQuery {
     /// A lot whose target was just set.
     #[serde(default)]
     target: Option<i64>,
+    /// A QC result a corrective action was just recorded against.
+    #[serde(default)]
+    corrected: Option<i64>,
     /// The charts' first day, `YYYY-MM-DD` (absent: a month before `to`).
     #[serde(default)]
     from: Option<String>,
@@ -430,6 +468,7 @@ async fn show(
         material: query.material,
         lot: query.lot,
         target: query.target,
+        corrected: query.corrected,
     };
     Ok(page(&state, &user, None, None, confirm)
         .await?
@@ -512,6 +551,71 @@ async fn submit(State(state): State<AppState>, form: PageForm<QcMeasurementForm>
                 text: format!("Nothing was recorded: {field} — {reason}"),
             });
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+    }
+}
+
+/// The corrective-action form; `from` and `to` keep the review's range.
+#[derive(Debug, Deserialize)]
+pub struct CorrectiveActionForm {
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// `POST /qc/results/{id}/corrective-actions`: records what was done about a rejected QC value
+/// (`Operations::record_corrective_action`), then back to the review at that value; a refused
+/// text shows the page again with the error beside the form (422), nothing stored.
+async fn record_corrective_action(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    form: PageForm<CorrectiveActionForm>,
+) -> PageResult {
+    let PageForm { user, form } = form;
+    user.require(Permission::RecordQc)?;
+    let result_id = QcResultId(id);
+    let recorded = match CorrectiveActionText::parse(&form.action) {
+        Ok(action) => {
+            state
+                .ops
+                .record_corrective_action(&user.requester(), result_id, &action)
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    let confirm = Confirm {
+        from: form.from.clone(),
+        to: form.to.clone(),
+        ..Confirm::default()
+    };
+    match recorded {
+        Ok(_) => {
+            // Back to the same range (as parsed: dates only), at the value.
+            let today = Timestamp::now().datetime().date();
+            let range = QcRange::parse(&form.from, &form.to, today)
+                .map(|range| format!("from={}&to={}&", range.from, range.to))
+                .unwrap_or_default();
+            Ok(Redirect::to(&format!(
+                "{}?{range}corrected={id}#qc-result-{id}",
+                paths::QC
+            ))
+            .into_response())
+        }
+        Err(OperationError::Invalid { reason, .. }) => {
+            let mut page = page(&state, &user, None, None, confirm).await?;
+            page.corrective_error = Some((id, format!("Not recorded: {reason}.")));
+            page.layout.notice = Some(Notice {
+                level: "error".into(),
+                text: format!("Nothing was recorded: the corrective action — {reason}."),
+            });
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(other) => {
+            let layout = user.layout(&state, "Quality control", paths::QC);
+            Err(super::PageError::from(other).within(layout))
         }
     }
 }

@@ -157,8 +157,12 @@ async fn show(
     Query(query): Query<SignInQuery>,
     headers: HeaderMap,
 ) -> PageResult {
-    if user.is_ok() {
-        return Ok(Redirect::to(&target(query.next.as_deref())).into_response());
+    match user {
+        Ok(_) => return Ok(Redirect::to(&target(query.next.as_deref())).into_response()),
+        Err(super::PageRejection::ChangePassword) => {
+            return Ok(Redirect::to(paths::ACCOUNT).into_response());
+        }
+        Err(_) => {}
     }
     let reason = query.reason.as_deref();
     let next = query.next.clone().filter(|n| is_local_path(n));

@@ -14,6 +14,9 @@ pub struct AccountPage {
     pub layout: Layout,
     /// What is wrong with the form, in words, when it is shown again (nothing typed is kept).
     pub error: Option<String>,
+    /// A lab admin set a temporary password: the page says it must be changed before anything
+    /// else opens.
+    pub must_change: bool,
 }
 
 impl AccountPage {

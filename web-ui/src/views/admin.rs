@@ -23,6 +23,8 @@ pub struct UserRow {
     pub last_sign_in: String,
     /// True when this row may be disabled from the page (active, not the viewer).
     pub can_disable: bool,
+    /// A lab admin set a temporary password the user has not changed yet.
+    pub password_change_required: bool,
 }
 
 impl UserRow {
@@ -56,6 +58,17 @@ impl UserRow {
     /// The unlock form's target (an active account: a locked-out user waits for nobody).
     pub fn unlock_href(&self) -> String {
         paths::admin_user_unlock(&self.username)
+    }
+
+    /// Whether a temporary password may be set from the page: another active account (one's
+    /// own is changed on the account page).
+    pub fn can_reset_password(&self) -> bool {
+        self.active && self.can_disable
+    }
+
+    /// The password-reset form's target.
+    pub fn password_reset_href(&self) -> String {
+        paths::admin_user_password_reset(&self.username)
     }
 
     /// The roles this user could be given instead of their own.

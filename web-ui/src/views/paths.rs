@@ -142,3 +142,14 @@ pub fn admin_user_enable(username: &str) -> String {
 pub fn admin_user_unlock(username: &str) -> String {
     format!("/admin/users/{username}/unlock")
 }
+
+/// Where a corrective action is recorded against a rejected QC result (POST).
+pub fn qc_corrective_actions(qc_result_id: i64) -> String {
+    format!("/qc/results/{qc_result_id}/corrective-actions")
+}
+
+/// Where a lab admin sets a temporary password the user changes at next sign-in (POST, with a
+/// reason).
+pub fn admin_user_password_reset(username: &str) -> String {
+    format!("/admin/users/{username}/password-reset")
+}

@@ -150,6 +150,12 @@ pub struct QcNote {
     pub comment: String,
     /// Who recorded it.
     pub recorded_by: String,
+    /// The QC result's id (the anchor `qc-result-{id}`).
+    pub result_id: i64,
+    /// The corrective actions recorded against it: "2026-12-02 09:14 UTC · Olga Tester: what".
+    pub corrective_actions: Vec<String>,
+    /// Where a corrective action is recorded: a rejected value, for those who record QC.
+    pub corrective_action_href: Option<String>,
 }
 
 /// A lot's review under its Levey–Jennings chart: the observed statistics over the range against
@@ -204,6 +210,8 @@ pub struct QcPage {
     pub can_record: bool,
     /// The set-up forms, for those who may define materials, lots and targets.
     pub setup: Option<QcSetup>,
+    /// A refused corrective action: the QC result it was for and what was wrong.
+    pub corrective_error: Option<(i64, String)>,
 }
 
 impl QcPage {
@@ -229,6 +237,14 @@ impl QcPage {
     /// The form's target.
     pub fn action(&self) -> &'static str {
         paths::QC_MEASUREMENTS
+    }
+
+    /// What was wrong with a refused corrective action for the QC result `result_id`.
+    pub fn corrective_error_for(&self, result_id: &i64) -> Option<&str> {
+        self.corrective_error
+            .as_ref()
+            .filter(|(id, _)| id == result_id)
+            .map(|(_, text)| text.as_str())
     }
 }
 

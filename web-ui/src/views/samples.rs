@@ -621,6 +621,12 @@ pub fn qc() -> QcPage {
                 rules: "1-3s".into(),
                 comment: "probe warm <re-run>".into(),
                 recorded_by: "Olga Tester".into(),
+                result_id: 7,
+                corrective_actions: vec![
+                    "2026-12-01 08:10 UTC · Olga Tester: let the probe settle <30 min>, rerun passed"
+                        .into(),
+                ],
+                corrective_action_href: Some(paths::qc_corrective_actions(7)),
             }],
         }],
         range_from: "2026-11-02".into(),
@@ -681,6 +687,7 @@ pub fn qc() -> QcPage {
             }],
             error: None,
         }),
+        corrective_error: None,
     }
 }
 
@@ -755,6 +762,7 @@ pub fn admin() -> AdminPage {
                 active: true,
                 last_sign_in: "today 07:31".into(),
                 can_disable: true,
+                password_change_required: true,
             },
             UserRow {
                 username: "dr.okafor".into(),
@@ -763,6 +771,7 @@ pub fn admin() -> AdminPage {
                 active: true,
                 last_sign_in: "yesterday 17:02".into(),
                 can_disable: true,
+                password_change_required: false,
             },
             UserRow {
                 username: "lab.lee".into(),
@@ -771,6 +780,7 @@ pub fn admin() -> AdminPage {
                 active: true,
                 last_sign_in: "today 08:01".into(),
                 can_disable: true,
+                password_change_required: false,
             },
             UserRow {
                 username: "old.locum".into(),
@@ -779,6 +789,7 @@ pub fn admin() -> AdminPage {
                 active: false,
                 last_sign_in: "never".into(),
                 can_disable: true,
+                password_change_required: false,
             },
         ],
         tokens: vec![TokenRow {
