@@ -364,7 +364,7 @@ fn settled(state: RunState) -> bool {
     security(("session_cookie" = []), ("bearer" = [])),
     params(
         ("id" = String, Path, description = "Run id"),
-        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "The id of the last event received: the history is replayed from after it (browsers send it when they reconnect)")
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false, minimum = 0, description = "The id of the last event received: the history is replayed from after it (browsers send it when they reconnect)")
     ),
     responses((
         status = 200,
