@@ -558,15 +558,39 @@ fn sse_blocks(text: &str) -> Vec<(Option<i64>, String, Value)> {
         .collect()
 }
 
-async fn stream_text(app: &TestApp, token: &str, id: i64, last_event_id: Option<&str>) -> String {
-    let mut request = app
+/// Starts a run through the API; returns its id.
+async fn start_run(app: &TestApp, token: &str, order: &Value) -> i64 {
+    let ticket: Value = app
+        .send(As::Bearer(token), Method::POST, "/api/v1/runs", Some(order))
+        .await
+        .json()
+        .await
+        .unwrap();
+    ticket["id"].as_i64().expect("a run id")
+}
+
+/// The run's event stream, as a reconnecting browser asks for it when `last_event_id` is given.
+fn events_request(
+    app: &TestApp,
+    token: &str,
+    id: i64,
+    last_event_id: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let request = app
         .client
         .get(app.url(&format!("/api/v1/runs/{id}/events")))
         .bearer_auth(token);
-    if let Some(last) = last_event_id {
-        request = request.header("last-event-id", last);
+    match last_event_id {
+        Some(last) => request.header("last-event-id", last),
+        None => request,
     }
-    let mut response = request.send().await.expect("request sent");
+}
+
+async fn stream_text(app: &TestApp, token: &str, id: i64, last_event_id: Option<&str>) -> String {
+    let mut response = events_request(app, token, id, last_event_id)
+        .send()
+        .await
+        .expect("request sent");
     assert_eq!(response.status(), StatusCode::OK);
     let mut text = String::new();
     while let Some(chunk) = response.chunk().await.expect("event stream") {
@@ -581,18 +605,12 @@ async fn stream_text(app: &TestApp, token: &str, id: i64, last_event_id: Option<
 async fn a_stream_opened_late_replays_the_run_and_resumes_after_the_last_event_id() {
     let app = spawn_app().await;
     let operator = app.token(Role::Operator).to_owned();
-    let ticket: Value = app
-        .send(
-            As::Bearer(&operator),
-            Method::POST,
-            "/api/v1/runs",
-            Some(&json!({ "patient_mrn": "LATE-1", "accession": "LATE-1-A1", "blood_ml": 7.5 })),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = ticket["id"].as_i64().unwrap();
+    let id = start_run(
+        &app,
+        &operator,
+        &json!({ "patient_mrn": "LATE-1", "accession": "LATE-1-A1", "blood_ml": 7.5 }),
+    )
+    .await;
     let state = app
         .engine
         .wait_for_run(appliance::store::RunId(id))
@@ -659,11 +677,7 @@ async fn a_stream_opened_late_replays_the_run_and_resumes_after_the_last_event_i
     );
 
     // A Last-Event-ID the stream never sent is refused, naming the header.
-    let refused = app
-        .client
-        .get(app.url(&format!("/api/v1/runs/{id}/events")))
-        .bearer_auth(&operator)
-        .header("last-event-id", "soon")
+    let refused = events_request(&app, &operator, id, Some("soon"))
         .send()
         .await
         .expect("request sent");
@@ -676,21 +690,13 @@ async fn a_stream_opened_late_replays_the_run_and_resumes_after_the_last_event_i
 async fn a_view_opened_while_a_tube_is_awaited_names_the_tube() {
     let app = spawn_app().await;
     let operator = app.token(Role::Operator).to_owned();
-    let ticket: Value = app
-        .send(
-            As::Bearer(&operator),
-            Method::POST,
-            "/api/v1/runs",
-            Some(
-                &json!({ "patient_mrn": "LATE-2", "accession": "LATE-2-A1", "blood_ml": 7.5,
+    let id = start_run(
+        &app,
+        &operator,
+        &json!({ "patient_mrn": "LATE-2", "accession": "LATE-2-A1", "blood_ml": 7.5,
                           "manual_tube_confirmation": true }),
-            ),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = ticket["id"].as_i64().unwrap();
+    )
+    .await;
     // Wait (bounded) until the engine asks for the first tube.
     let mut waiting = false;
     for _ in 0..200 {
@@ -712,10 +718,7 @@ async fn a_view_opened_while_a_tube_is_awaited_names_the_tube() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(waiting, "the run asks for its first tube");
-    let mut response = app
-        .client
-        .get(app.url(&format!("/api/v1/runs/{id}/events")))
-        .bearer_auth(&operator)
+    let mut response = events_request(&app, &operator, id, None)
         .send()
         .await
         .expect("request sent");
