@@ -29,8 +29,10 @@
 //!   their holder, working for the token life, ended by a password change).
 //! - [`outbox`]: deliver the durable outbox of messages to the hospital's systems (the retry rule,
 //!   one sender per destination), a lab admin's view of it and resend of a parked message.
-//! - [`hl7v2`]: an HL7 v2 destination: the ORU^R01 of a released result, sent over MLLP;
-//!   [`released`]: what every message about a released result says, gathered once.
+//! - [`hl7v2`]: an HL7 v2 destination: the ORU^R01 of a released result, sent over MLLP.
+//! - [`fhir`]: a FHIR R4 destination (a transaction Bundle posted over HTTPS with a bearer
+//!   token) and the read-only `/fhir` DiagnosticReports; [`released`]: what every message about a
+//!   released result says, gathered once.
 //! - [`account`]: a person's own account (changing their own password).
 //! - [`audit`]: search the audit trail.
 //! - [`sessions`]: sign in (throttled, audited) and out, a lab admin's unlock of a throttled
@@ -43,6 +45,7 @@ pub mod account;
 pub mod audit;
 pub mod calibrations;
 pub mod error;
+pub mod fhir;
 pub mod hl7v2;
 pub mod outbox;
 pub mod patients;
