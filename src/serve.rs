@@ -114,26 +114,18 @@ async fn serve(config: ApplianceConfig) -> anyhow::Result<()> {
             "first start: administrator created; its password was printed on the console"
         );
     }
-    // The outbox senders, one per HL7 v2 destination (issue 14); FHIR delivery is not built yet,
-    // so a FHIR destination stops start-up rather than collect messages nobody sends.
-    if config
-        .destinations
-        .iter()
-        .any(|d| d.format() == appliance::store::outbox::MessageFormat::Fhir)
-    {
-        anyhow::bail!(
-            "[[destinations]]: kind = \"fhir\" is not delivered by this version; remove it (HL7 v2 \
-             destinations work)"
-        );
-    }
-    let senders: Vec<_> = operations::hl7v2::Hl7Destination::configured(&config.destinations)
+    // The outbox senders, one per destination (issue 14).
+    let ops_for_sender = || {
+        operations::Operations::with_engine(
+            store.clone(),
+            engine.clone(),
+            operations::LoginThrottle::configured(&config.http),
+        )
+    };
+    let mut senders: Vec<_> = operations::hl7v2::Hl7Destination::configured(&config.destinations)
         .into_iter()
         .map(|destination| {
-            let ops = operations::Operations::with_engine(
-                store.clone(),
-                engine.clone(),
-                operations::LoginThrottle::configured(&config.http),
-            );
+            let ops = ops_for_sender();
             tracing::info!(
                 destination = destination.name,
                 address = destination.address,
@@ -148,6 +140,18 @@ async fn serve(config: ApplianceConfig) -> anyhow::Result<()> {
             })
         })
         .collect();
+    for destination in operations::fhir::FhirDestination::configured(&config.destinations) {
+        let name = destination.name.clone();
+        let base_url = destination.base_url.clone();
+        let courier = operations::fhir::FhirCourier::new(destination)
+            .with_context(|| format!("[[destinations]] {name}"))?;
+        let ops = ops_for_sender();
+        tracing::info!(destination = name, base_url, "outbox sender started");
+        senders.push(tokio::spawn(async move {
+            ops.run_sender(courier, operations::outbox::RetryPolicy::default())
+                .await;
+        }));
+    }
     let application = web_ui::Application::build(&config, store.clone(), engine.clone()).await?;
     let address = application.local_addr();
     let scheme = if application.is_tls() {

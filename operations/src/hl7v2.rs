@@ -4,7 +4,8 @@
 //!
 //! The result status (`F` for a first release, `C` for a released correction) is the one the
 //! version carries as released ([`crate::reported::ResultStatus::as_released`], the same rule
-//! the pages and the report follow). Not here: when to retry (the outbox's rule), the message
+//! the pages and the report follow); the values and observations are gathered for every format
+//! by [`crate::released`]. Not here: when to retry (the outbox's rule), the message
 //! syntax (`appliance::interop`).
 
 use std::time::Duration;
@@ -12,13 +13,11 @@ use std::time::Duration;
 use appliance::interop::destination::DestinationConfig;
 use appliance::interop::hl7::read_acknowledgement;
 use appliance::interop::mllp;
-use appliance::interop::oru::{
-    LOINC_CTC_COUNT, Observation, ObservationValue, OruInput, ResultStatus, oru_r01,
-};
+use appliance::interop::oru::{OruInput, oru_r01};
 use appliance::store::outbox::OutboxMessage;
-use appliance::store::results::SignatureMeaning;
 
 use crate::outbox::{Answer, Courier, NoAnswer};
+use crate::released::Released;
 use crate::{OperationError, Operations};
 
 /// A configured HL7 v2 destination.
@@ -70,131 +69,27 @@ impl Hl7Destination {
     }
 }
 
-/// HL7's result status for a released version's status (`None` for a preliminary one: nothing
-/// is sent for it).
-fn hl7_status(status: crate::reported::ResultStatus) -> Option<ResultStatus> {
-    match status {
-        crate::reported::ResultStatus::Final => Some(ResultStatus::Final),
-        crate::reported::ResultStatus::Corrected => Some(ResultStatus::Corrected),
-        crate::reported::ResultStatus::Preliminary => None,
-    }
-}
-
 impl Operations {
-    /// The ORU^R01 of an outbox message: the released result version it carries, as stored.
+    /// The ORU^R01 of an outbox message: the released result version it carries, as stored
+    /// (what it says is gathered by [`Operations::released`], shared with FHIR).
     pub async fn oru_r01_of(
         &self,
         message: &OutboxMessage,
         destination: &Hl7Destination,
     ) -> Result<String, OperationError> {
-        let result = self.store.result_version(message.result_id).await?;
-        let released = result
-            .signatures
-            .iter()
-            .filter(|s| s.meaning == SignatureMeaning::Release)
-            .map(|s| s.signed_at)
-            .max()
-            .ok_or_else(|| {
-                OperationError::Conflict(format!(
-                    "result {} carries no release signature: nothing is sent for it",
-                    message.result_id
-                ))
-            })?;
-        let run = self.store.run(message.run_id).await?;
-        // The status this version carries as released: its own and its predecessors' signatures.
-        let versions = self.store.result_versions(run.id).await?;
-        let up_to = versions
-            .iter()
-            .position(|version| version.id == result.id)
-            .map(|index| &versions[..=index])
-            .unwrap_or_default();
-        let status = crate::reported::ResultStatus::as_released(up_to)
-            .and_then(hl7_status)
-            .ok_or_else(|| {
-                OperationError::Conflict(format!(
-                    "result {} is not a released version of run {}: nothing is sent for it",
-                    message.result_id, run.id
-                ))
-            })?;
-        let sample = self.store.sample(run.sample_id).await?;
-        let patient = self.store.patient(sample.patient_id).await?;
+        let Released {
+            released_at,
+            status,
+            run,
+            sample,
+            patient,
+            observations,
+            ..
+        } = self.released(message.result_id).await?;
         let site = &self.settings.site;
-        let report = &result.report;
-        let per_7_5 = "/(7500.uL)";
-        let number = |local_code, text, value, ucum| Observation {
-            local_code,
-            text,
-            loinc: None,
-            value: ObservationValue::Number { value, ucum },
-        };
-        let mut observations = vec![
-            Observation {
-                local_code: "FC-CTC75",
-                text: "CTC per 7.5 mL",
-                loinc: Some((LOINC_CTC_COUNT, "Circulating tumor cell number")),
-                value: ObservationValue::Number {
-                    value: report.per_7_5ml,
-                    ucum: per_7_5,
-                },
-            },
-            number(
-                "FC-CTC75-L95",
-                "CTC per 7.5 mL, 95 % interval low",
-                report.per_7_5ml_ci95[0],
-                per_7_5,
-            ),
-            number(
-                "FC-CTC75-H95",
-                "CTC per 7.5 mL, 95 % interval high",
-                report.per_7_5ml_ci95[1],
-                per_7_5,
-            ),
-            number("FC-CTCML", "CTC per mL", report.per_ml, "/mL"),
-            number(
-                "FC-CTCML-L95",
-                "CTC per mL, 95 % interval low",
-                report.per_ml_ci95[0],
-                "/mL",
-            ),
-            number(
-                "FC-CTCML-H95",
-                "CTC per mL, 95 % interval high",
-                report.per_ml_ci95[1],
-                "/mL",
-            ),
-            Observation {
-                local_code: "FC-CAT",
-                text: "Reporting category",
-                loinc: None,
-                value: ObservationValue::Coded {
-                    code: report.category.as_str().to_owned(),
-                    text: report.category.as_str().replace('_', " "),
-                },
-            },
-        ];
-        if let Some(call) = report.call {
-            observations.push(Observation {
-                local_code: "FC-CALL",
-                text: "Call against the cut-off",
-                loinc: None,
-                value: ObservationValue::Coded {
-                    code: call.as_str().to_owned(),
-                    text: call.as_str().to_owned(),
-                },
-            });
-        }
-        if let Some(cutoff) = report.cutoff_per_7_5ml {
-            observations.push(number("FC-CUTOFF", "Cut-off per 7.5 mL", cutoff, per_7_5));
-        }
-        observations.push(number(
-            "FC-DR2",
-            "Delta R2 (quad-marker minus control)",
-            report.delta_r2_per_s,
-            "s-1",
-        ));
         Ok(oru_r01(&OruInput {
             control_id: message.control_id(),
-            message_time: released.datetime(),
+            message_time: released_at.datetime(),
             sending_facility: destination.sending_facility.clone(),
             lab_name: site.lab_name.clone(),
             lab_address: site.lab_address.clone(),
@@ -210,7 +105,7 @@ impl Operations {
             accession: sample.accession.as_str().to_owned(),
             filler_order: format!("RUN-{}", run.id),
             drawn_at: sample.drawn_at.datetime(),
-            reported_at: released.datetime(),
+            reported_at: released_at.datetime(),
             analysed_at: run.finished_at.map(|t| t.datetime()),
             status,
             instrument_serial: site.instrument_serial.clone(),
@@ -268,18 +163,5 @@ impl Courier for Hl7Courier {
                 "an unknown acknowledgement code: {detail}"
             ))),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_released_statuses_have_an_hl7_status() {
-        use crate::reported::ResultStatus as Reported;
-        assert_eq!(hl7_status(Reported::Final), Some(ResultStatus::Final));
-        assert_eq!(hl7_status(Reported::Corrected).map(|s| s.code()), Some("C"));
-        assert_eq!(hl7_status(Reported::Preliminary), None);
     }
 }

@@ -30,6 +30,9 @@
 //! - [`outbox`]: deliver the durable outbox of messages to the hospital's systems (the retry rule,
 //!   one sender per destination), a lab admin's view of it and resend of a parked message.
 //! - [`hl7v2`]: an HL7 v2 destination: the ORU^R01 of a released result, sent over MLLP.
+//! - [`fhir`]: a FHIR R4 destination (a transaction Bundle posted over HTTPS with a bearer
+//!   token) and the read-only `/fhir` DiagnosticReports; [`released`]: what every message about a
+//!   released result says, gathered once.
 //! - [`account`]: a person's own account (changing their own password).
 //! - [`audit`]: search the audit trail.
 //! - [`sessions`]: sign in (throttled, audited) and out, a lab admin's unlock of a throttled
@@ -42,6 +45,7 @@ pub mod account;
 pub mod audit;
 pub mod calibrations;
 pub mod error;
+pub mod fhir;
 pub mod hl7v2;
 pub mod outbox;
 pub mod patients;
@@ -49,6 +53,7 @@ pub mod permission;
 pub mod qc;
 pub mod qc_gate;
 pub mod qc_statistics;
+pub mod released;
 pub mod reported;
 pub mod requester;
 pub mod results;

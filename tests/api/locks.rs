@@ -147,6 +147,18 @@ fn table() -> Vec<Route> {
             ),
             Roles(&[Clinician, LabAdmin]),
         ),
+        route(
+            Method::GET,
+            "/fhir/DiagnosticReport?patient=LOCK-0",
+            None,
+            Roles(&[Clinician, LabAdmin]),
+        ),
+        route(
+            Method::GET,
+            "/fhir/DiagnosticReport/{r}",
+            None,
+            Roles(&[Clinician, LabAdmin]),
+        ),
         route(Method::GET, "/api/v1/instrument", None, AnyRole),
         route(Method::GET, "/api/v1/qc", None, AnyRole),
         route(Method::GET, "/api/v1/calibrations", None, AnyRole),

@@ -6,6 +6,7 @@ mod helpers;
 mod test_board;
 
 mod bad_input;
+mod fhir;
 mod locks;
 mod openapi_conformance;
 mod openapi_tls;

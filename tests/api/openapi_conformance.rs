@@ -414,6 +414,38 @@ async fn every_documented_operation_answers_as_its_schema_says() {
     assert_eq!(shown["result"]["corrected"], true);
     assert_eq!(shown["readings"].as_array().map(Vec::len), Some(9));
     assert!(shown["readings"][0]["t2_distribution"].is_object());
+    // The released result as FHIR: the correction awaits its release, so the report served is
+    // the version released, final.
+    let served = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::GET,
+            format!("/fhir/DiagnosticReport/{run}"),
+            "/fhir/DiagnosticReport/{id}",
+            None,
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    assert_eq!(served["status"], "final");
+    let found = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::GET,
+            "/fhir/DiagnosticReport?patient=DOC-1",
+            "/fhir/DiagnosticReport",
+            None,
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    assert_eq!(found["total"], 1);
 
     // A second run waits for its first tube: cancel it.
     let waiting = walk(

@@ -14,8 +14,10 @@ use crate::helpers::{As, PASSWORD, spawn_app, spawn_app_with};
 /// Every operation the API serves, written down here independently of the document: a route
 /// added to the router changes the document (routes are mounted with their documentation), so
 /// this list must be updated with it, on purpose.
-const EXPECTED_OPERATIONS: [(&str, &str); 26] = [
+const EXPECTED_OPERATIONS: [(&str, &str); 28] = [
     ("GET", "/healthz"),
+    ("GET", "/fhir/DiagnosticReport"),
+    ("GET", "/fhir/DiagnosticReport/{id}"),
     ("GET", "/api/v1/openapi.json"),
     ("POST", "/api/v1/session"),
     ("GET", "/api/v1/session"),

@@ -13,13 +13,16 @@
 //!
 //! [[destinations]]
 //! kind = "fhir"
-//! base_url = "https://fhir.example/r4"
-//! token_file = "/etc/ferrocount/fhir-token"
+//! base_url = "https://fhir.example/r4"          # the transaction is posted here
+//! token_file = "/etc/ferrocount/fhir-token"     # the bearer token (never in this file)
+//! ca_file = "/etc/ferrocount/hospital-ca.pem"   # optional: trust this CA instead of the system's
+//! mrn_system = "urn:oid:2.16.840.1.113883.3.1"  # optional: the hospital's MRN identifier system
+//! timeout_ms = 30000                            # optional: one attempt at most this long
 //! ```
 //!
 //! Checked when the configuration is loaded ([`check`]): names unique, an address `host:port`
-//! with a port, a FHIR base URL over https (http only to a loopback host), a token file that
-//! exists. What it is not for: sending (the operations layer's outbox sender).
+//! with a port, a FHIR base URL over https (no plain http, not even to this machine), a token file
+//! and a CA file that exist. What it is not for: sending (the operations layer's outbox sender).
 
 use std::path::PathBuf;
 
@@ -65,7 +68,28 @@ pub enum DestinationConfig {
         base_url: String,
         /// A file holding the bearer token (the token itself is never configured).
         token_file: PathBuf,
+        /// The hospital's CA certificate(s), PEM: trusted instead of the system's roots.
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
+        /// The identifier system of the MRNs (the hospital's; matched by the FHIR server).
+        #[serde(default = "default_mrn_system")]
+        mrn_system: String,
+        /// One attempt (connect, send, answer) at most this long.
+        #[serde(default = "default_fhir_timeout_ms")]
+        timeout_ms: u64,
     },
+}
+
+/// The MRN identifier system when a FHIR destination names none (and of the appliance's own
+/// `/fhir` view): set the hospital's, or its server will not find the patients.
+pub const DEFAULT_MRN_SYSTEM: &str = "urn:ferrocount:mrn";
+
+fn default_mrn_system() -> String {
+    DEFAULT_MRN_SYSTEM.to_owned()
+}
+
+fn default_fhir_timeout_ms() -> u64 {
+    30_000
 }
 
 fn default_timeout_ms() -> u64 {
@@ -156,20 +180,38 @@ pub fn check(destinations: &[DestinationConfig]) -> Result<(), String> {
             DestinationConfig::Fhir {
                 base_url,
                 token_file,
+                ca_file,
+                mrn_system,
+                timeout_ms,
                 ..
             } => {
-                let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-                    .iter()
-                    .any(|p| base_url.starts_with(p));
-                if !(base_url.starts_with("https://") || loopback) {
+                let host = base_url.strip_prefix("https://").unwrap_or("");
+                if host.is_empty()
+                    || host.starts_with('/')
+                    || base_url.contains(char::is_whitespace)
+                {
                     return Err(format!(
-                        "{at}: base_url {base_url:?} must be https:// (http only to this machine)"
+                        "{at}: base_url {base_url:?} must be an https:// URL (results travel \
+                         encrypted)"
                     ));
                 }
-                if !token_file.is_file() {
+                for (key, file) in [
+                    ("token_file", Some(token_file)),
+                    ("ca_file", ca_file.as_ref()),
+                ] {
+                    if let Some(file) = file.filter(|file| !file.is_file()) {
+                        return Err(format!(
+                            "{at}: {key} {} does not exist or is not a file",
+                            file.display()
+                        ));
+                    }
+                }
+                if !mrn_system.contains(':') || mrn_system.contains(char::is_whitespace) {
+                    return Err(format!("{at}: mrn_system {mrn_system:?} is not a URI"));
+                }
+                if !(100..=600_000).contains(timeout_ms) {
                     return Err(format!(
-                        "{at}: token_file {} does not exist or is not a file",
-                        token_file.display()
+                        "{at}: timeout_ms {timeout_ms} is outside 100 to 600000"
                     ));
                 }
             }
@@ -203,6 +245,17 @@ mod tests {
         assert_eq!(targets[0].name, "hl7v2-1");
         assert_eq!(targets[1].name, "backup-lis");
         assert_eq!(targets[0].format, MessageFormat::Hl7v2);
+        let fhir = parse(
+            "[[destinations]]\nkind = \"fhir\"\nbase_url = \"https://fhir.example/r4\"\n\
+             token_file = \"/etc/hostname\"\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            &fhir[0],
+            DestinationConfig::Fhir { mrn_system, ca_file: None, timeout_ms: 30_000, .. }
+                if mrn_system == DEFAULT_MRN_SYSTEM
+        ));
+        assert_eq!(outbox_targets(&fhir)[0].name, "fhir-1");
 
         for (text, says) in [
             (
@@ -230,6 +283,18 @@ mod tests {
             (
                 "kind = \"fhir\"\nbase_url = \"https://fhir.example\"\ntoken_file = \"/no/such/token\"",
                 "token_file",
+            ),
+            (
+                "kind = \"fhir\"\nbase_url = \"http://127.0.0.1:8080\"\ntoken_file = \"/etc/hostname\"",
+                "https",
+            ),
+            (
+                "kind = \"fhir\"\nbase_url = \"https://fhir.example\"\ntoken_file = \"/etc/hostname\"\nca_file = \"/no/such/ca.pem\"",
+                "ca_file",
+            ),
+            (
+                "kind = \"fhir\"\nbase_url = \"https://fhir.example\"\ntoken_file = \"/etc/hostname\"\nmrn_system = \"MRN\"",
+                "not a URI",
             ),
         ] {
             let error = parse(&format!("[[destinations]]\n{text}\n")).unwrap_err();

@@ -36,7 +36,7 @@ impl ResultStatus {
     }
 }
 
-/// One observation (one OBX).
+/// One observation (one OBX; in FHIR one `Observation`, or a component of the one it qualifies).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observation {
     /// The local code (OBX-3.1) and its text.
@@ -47,6 +47,9 @@ pub struct Observation {
     pub loinc: Option<(&'static str, &'static str)>,
     /// The value.
     pub value: ObservationValue,
+    /// The local code of the observation this one qualifies (a 95 % interval limit of a count,
+    /// the cut-off of a call): its own OBX in HL7 v2, a `component` of that one in FHIR.
+    pub part_of: Option<&'static str>,
 }
 
 /// An observation's value (OBX-2 and OBX-5, OBX-6).
@@ -263,6 +266,7 @@ mod tests {
                         value: 4.28,
                         ucum: "/(7500.uL)",
                     },
+                    part_of: None,
                 },
                 Observation {
                     local_code: "FC-CALL",
@@ -272,6 +276,7 @@ mod tests {
                         code: "unfavorable".into(),
                         text: "Unfavorable".into(),
                     },
+                    part_of: None,
                 },
             ],
         }

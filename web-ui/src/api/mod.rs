@@ -3,6 +3,7 @@
 //! asks for one [`Permission`](crate::roles::Permission), and answers errors as problem+json.
 
 pub mod calibrations;
+pub mod fhir;
 pub mod health;
 pub mod input_schemas;
 pub mod instrument;
@@ -22,7 +23,7 @@ use utoipa_axum::routes;
 
 use crate::state::AppState;
 
-/// The routes under `/api/v1` (and `/healthz`).
+/// The routes under `/api/v1` (and `/healthz`, and the read-only FHIR view under `/fhir`).
 pub fn router() -> Router<AppState> {
     documented_routes().split_for_parts().0
 }
@@ -59,5 +60,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::serve_document));
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(health::healthz))
+        .routes(routes!(fhir::search))
+        .routes(routes!(fhir::read))
         .nest("/api/v1", v1)
 }

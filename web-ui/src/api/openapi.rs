@@ -67,6 +67,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         (name = "patients", description = "Patients and their CTC trends (views are audited)"),
         (name = "runs", description = "Runs: start, follow, confirm tubes, cancel, release"),
         (name = "instrument", description = "Instrument status, QC and calibrations"),
+        (name = "fhir", description = "Released results as FHIR R4 (read-only, `application/fhir+json`; views are audited)"),
     )
 )]
 struct ApiDoc;
