@@ -17,6 +17,7 @@ mod browser;
 mod chromedriver;
 mod clinician;
 mod flow;
+mod outbox;
 mod report;
 
 use std::path::PathBuf;

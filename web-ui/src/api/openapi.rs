@@ -67,6 +67,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         (name = "patients", description = "Patients and their CTC trends (views are audited)"),
         (name = "runs", description = "Runs: start, follow, confirm tubes, cancel, release"),
         (name = "instrument", description = "Instrument status, QC and calibrations"),
+        (name = "outbox", description = "Messages to the hospital's systems: list, resend a parked one (lab admins)"),
     )
 )]
 struct ApiDoc;
