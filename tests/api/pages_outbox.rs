@@ -25,6 +25,9 @@ pub fn quiet_destination(name: &str) -> DestinationConfig {
         sending_facility: String::new(),
         mrn_authority: String::new(),
         timeout_ms: 1_000,
+        tls: false,
+        ca_file: None,
+        server_name: None,
     }
 }
 

@@ -10,6 +10,9 @@
 //! sending_facility = "ONCLAB"   # MSH-4, this lab as the LIS knows it (optional)
 //! mrn_authority = "HOSP"        # PID-3.4, who assigns the MRNs (optional)
 //! timeout_ms = 10000            # connect, then acknowledgement, each (optional)
+//! tls = true                    # MLLP over TLS (optional, default false)
+//! ca_file = "/etc/ferrocount/lis-ca.pem" # the CA(s) the LIS's certificate is checked against
+//! server_name = "lis.example"   # the name its certificate must carry (default: the host)
 //!
 //! [[destinations]]
 //! kind = "fhir"
@@ -18,13 +21,21 @@
 //! ```
 //!
 //! Checked when the configuration is loaded ([`check`]): names unique, an address `host:port`
-//! with a port, a FHIR base URL over https (http only to a loopback host), a token file that
-//! exists. What it is not for: sending (the operations layer's outbox sender).
+//! with a port, with `tls = true` a readable `ca_file` of PEM certificates and a server name
+//! that is a DNS name or IP address (no `ca_file` or `server_name` without `tls`), a FHIR base
+//! URL over https (http only to a loopback host), a token file that exists.
+//!
+//! An HL7 v2 destination without TLS that is not on this machine is allowed but warned about at
+//! start ([`DestinationConfig::plain_text_off_machine`]): many laboratory systems take MLLP only
+//! as plain TCP on a closed network or behind a tunnel the site runs, and refusing it would
+//! leave results on the appliance; the warning names the destination so that the site can
+//! decide. What it is not for: sending (the operations layer's outbox sender).
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::interop::mllp;
 use crate::store::outbox::{MessageFormat, OutboxTarget};
 
 /// One `[[destinations]]` table.
@@ -54,6 +65,17 @@ pub enum DestinationConfig {
         /// Connect, then acknowledgement, each at most this long.
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
+        /// MLLP over TLS.
+        #[serde(default)]
+        tls: bool,
+        /// With `tls`: the PEM file of the CA certificate(s) the receiver's certificate is
+        /// checked against (only these are trusted).
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
+        /// With `tls`: the name the receiver's certificate must carry (default: the address's
+        /// host).
+        #[serde(default)]
+        server_name: Option<String>,
     },
     /// HL7 FHIR R4 over REST.
     #[serde(rename = "fhir")]
@@ -89,6 +111,70 @@ impl DestinationConfig {
         configured
             .clone()
             .unwrap_or_else(|| format!("{}-{}", self.format().as_str(), position + 1))
+    }
+}
+
+/// The host of `host:port` (an IPv6 address without its brackets).
+fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+impl DestinationConfig {
+    /// An HL7 v2 destination's link: TLS with its CA file and server name (default: the host),
+    /// or plain TCP. The error names the key that is wrong.
+    pub fn mllp_link(&self) -> Result<Option<mllp::Link>, String> {
+        let Self::Hl7v2 {
+            address,
+            tls,
+            ca_file,
+            server_name,
+            ..
+        } = self
+        else {
+            return Ok(None);
+        };
+        if !tls {
+            if ca_file.is_some() {
+                return Err("ca_file is set but tls is not: set tls = true".to_owned());
+            }
+            if server_name.is_some() {
+                return Err("server_name is set but tls is not: set tls = true".to_owned());
+            }
+            return Ok(Some(mllp::Link::Plain));
+        }
+        let Some(ca_file) = ca_file else {
+            return Err(
+                "ca_file is missing: tls = true needs the PEM file of the CA that signed the \
+                 receiver's certificate"
+                    .to_owned(),
+            );
+        };
+        let roots = mllp::ca_roots(ca_file).map_err(|reason| format!("ca_file {reason}"))?;
+        let name = match server_name {
+            Some(name) => mllp::server_name(name).map_err(|r| format!("server_name {r}"))?,
+            None => mllp::server_name(host_of(address))
+                .map_err(|r| format!("address: its host {r}; set server_name"))?,
+        };
+        mllp::Link::tls(roots, name).map(Some)
+    }
+
+    /// Whether this is an HL7 v2 destination sent in plain text to another machine (not a
+    /// loopback address): allowed, and warned about at start.
+    pub fn plain_text_off_machine(&self) -> bool {
+        match self {
+            Self::Hl7v2 { address, tls, .. } => {
+                let host = host_of(address);
+                let loopback = host.eq_ignore_ascii_case("localhost")
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                !tls && !loopback
+            }
+            Self::Fhir { .. } => false,
+        }
     }
 }
 
@@ -152,6 +238,9 @@ pub fn check(destinations: &[DestinationConfig]) -> Result<(), String> {
                         "{at}: timeout_ms {timeout_ms} is outside 100 to 600000"
                     ));
                 }
+                destination
+                    .mllp_link()
+                    .map_err(|reason| format!("{at}: {reason}"))?;
             }
             DestinationConfig::Fhir {
                 base_url,
@@ -241,5 +330,50 @@ mod tests {
         )
         .unwrap_err();
         assert!(twice.contains("used twice"), "{twice}");
+    }
+
+    #[test]
+    fn tls_needs_its_ca_file_and_plain_text_off_the_machine_is_known() {
+        for (text, says) in [
+            ("tls = true", "ca_file is missing"),
+            (
+                "tls = true\nca_file = \"/no/such/ca.pem\"",
+                "ca_file /no/such/ca.pem cannot be read",
+            ),
+            (
+                "tls = true\nca_file = \"/etc/hostname\"",
+                "ca_file /etc/hostname holds no certificate",
+            ),
+            (
+                "ca_file = \"/etc/hostname\"",
+                "ca_file is set but tls is not",
+            ),
+            ("server_name = \"lis\"", "server_name is set but tls is not"),
+        ] {
+            let error = parse(&format!(
+                "[[destinations]]\nkind = \"hl7v2\"\naddress = \"lis.example:2575\"\n{text}\n"
+            ))
+            .unwrap_err();
+            assert!(error.contains(says), "{text}: {error}");
+        }
+        let off_machine = |address: &str, tls: bool| {
+            let text = format!("[[destinations]]\nkind = \"hl7v2\"\naddress = \"{address}\"\n");
+            let mut read = parse(&text).unwrap();
+            if let DestinationConfig::Hl7v2 { tls: on, .. } = &mut read[0] {
+                *on = tls;
+            }
+            read[0].plain_text_off_machine()
+        };
+        assert!(off_machine("lis.example:2575", false));
+        assert!(off_machine("10.0.0.9:2575", false));
+        assert!(!off_machine("lis.example:2575", true));
+        for loopback in [
+            "127.0.0.1:2575",
+            "localhost:2575",
+            "[::1]:2575",
+            "127.8.0.1:1",
+        ] {
+            assert!(!off_machine(loopback, false), "{loopback}");
+        }
     }
 }
