@@ -190,6 +190,29 @@ pub fn outbox_targets(destinations: &[DestinationConfig]) -> Vec<OutboxTarget> {
         .collect()
 }
 
+/// The most characters the performing lab's name may have as HL7 v2 writes it (OBX-23, XON.1
+/// in v2.5.1; `&`, `|`, `^`, `~` and `\` count three each, as escaped).
+pub const MAX_HL7_LAB_NAME_CHARS: usize = 50;
+
+/// Checks what the HL7 v2 messages take from `[site]`: with an HL7 v2 destination configured,
+/// `lab_name` (OBX-23) is at most [`MAX_HL7_LAB_NAME_CHARS`] as written. A longer name is
+/// refused rather than cut: the message would name another lab, or fail the receiver's
+/// validation and be parked.
+pub fn check_site(lab_name: &str, destinations: &[DestinationConfig]) -> Result<(), String> {
+    let sends_hl7 = destinations
+        .iter()
+        .any(|d| d.format() == MessageFormat::Hl7v2);
+    let written = crate::interop::hl7::escape(lab_name).chars().count();
+    if sends_hl7 && written > MAX_HL7_LAB_NAME_CHARS {
+        return Err(format!(
+            "[site] lab_name is {written} characters as HL7 v2 writes it; OBX-23 (the performing \
+             lab, XON.1) holds at most {MAX_HL7_LAB_NAME_CHARS}: shorten it (`&`, `|`, `^`, `~` \
+             and `\\` count three each)"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the destinations: each problem named with the destination's position and key.
 pub fn check(destinations: &[DestinationConfig]) -> Result<(), String> {
     let mut names = std::collections::BTreeSet::new();
@@ -375,5 +398,26 @@ mod tests {
         ] {
             assert!(!off_machine(loopback, false), "{loopback}");
         }
+    }
+
+    #[test]
+    fn a_lab_name_too_long_for_obx_23_is_refused_when_hl7_is_sent() {
+        let hl7 =
+            parse("[[destinations]]\nkind = \"hl7v2\"\naddress = \"lis.example:2575\"\n").unwrap();
+        let fifty = "L".repeat(50);
+        assert_eq!(check_site(&fifty, &hl7), Ok(()));
+        let error = check_site(&format!("{fifty}x"), &hl7).unwrap_err();
+        assert!(
+            error.contains("lab_name") && error.contains("51"),
+            "{error}"
+        );
+        // `&` is written `\T\`: three characters.
+        let escaped = check_site(&format!("{}&", "L".repeat(48)), &hl7).unwrap_err();
+        assert!(escaped.contains("51"), "{escaped}");
+        assert_eq!(
+            check_site(&format!("{fifty}x"), &[]),
+            Ok(()),
+            "nothing sent"
+        );
     }
 }
