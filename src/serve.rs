@@ -122,7 +122,21 @@ async fn serve(config: ApplianceConfig) -> anyhow::Result<()> {
             operations::LoginThrottle::configured(&config.http),
         )
     };
+    // Plain text to another machine is allowed (many LIS take MLLP only so, on a closed network
+    // or a site's tunnel) but said at every start (`appliance::interop::destination`).
+    for (position, destination) in config.destinations.iter().enumerate() {
+        if destination.plain_text_off_machine() {
+            tracing::warn!(
+                destination = destination.name(position),
+                "[[destinations]]: HL7 v2 in plain text to another machine; results travel \
+                 unencrypted unless the network is closed or tunnelled (set tls = true and \
+                 ca_file to encrypt)"
+            );
+        }
+    }
     let mut senders: Vec<_> = operations::hl7v2::Hl7Destination::configured(&config.destinations)
+        .map_err(anyhow::Error::msg)
+        .context("[[destinations]]")?
         .into_iter()
         .map(|destination| {
             let ops = ops_for_sender();

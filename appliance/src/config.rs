@@ -370,6 +370,8 @@ impl ApplianceConfig {
     /// The configuration, its parts that cannot be checked by their types checked.
     fn checked(self) -> Result<Self, ConfigError> {
         crate::interop::destination::check(&self.destinations).map_err(ConfigError::Invalid)?;
+        crate::interop::destination::check_site(&self.site.lab_name, &self.destinations)
+            .map_err(ConfigError::Invalid)?;
         Ok(self)
     }
 
@@ -474,6 +476,23 @@ mod tests {
         std::fs::write(&file, "[site]\ntime_zone = \"Berlin\"\n").unwrap();
         let error = ApplianceConfig::load_with_env(Some(&file), &[]).unwrap_err();
         assert!(error.to_string().contains("\"Berlin\""), "{error}");
+    }
+
+    #[test]
+    fn a_lab_name_hl7_cannot_carry_is_refused_at_load_by_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lab.toml");
+        let config = |lab_name: &str| {
+            format!(
+                "[site]\nlab_name = \"{lab_name}\"\n[[destinations]]\nkind = \"hl7v2\"\n\
+                 address = \"127.0.0.1:2575\"\n"
+            )
+        };
+        std::fs::write(&file, config(&"L".repeat(50))).unwrap();
+        ApplianceConfig::load_with_env(Some(&file), &[]).unwrap();
+        std::fs::write(&file, config(&"L".repeat(51))).unwrap();
+        let error = ApplianceConfig::load_with_env(Some(&file), &[]).unwrap_err();
+        assert!(error.to_string().contains("[site] lab_name"), "{error}");
     }
 
     #[test]

@@ -21,12 +21,14 @@ use crate::released::Released;
 use crate::{OperationError, Operations};
 
 /// A configured HL7 v2 destination.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Hl7Destination {
     /// Its name (the outbox rows').
     pub name: String,
     /// `host:port` of its MLLP listener.
     pub address: String,
+    /// Plain TCP, or TLS with the configured CA and server name.
+    pub link: mllp::Link,
     /// MSH-5.
     pub receiving_application: String,
     /// MSH-6.
@@ -40,32 +42,49 @@ pub struct Hl7Destination {
 }
 
 impl Hl7Destination {
-    /// The HL7 v2 destinations of the configuration, named as the outbox names them.
-    pub fn configured(destinations: &[DestinationConfig]) -> Vec<Self> {
+    /// The HL7 v2 destinations of the configuration, named as the outbox names them, each with
+    /// its link (TLS reads the CA file now: an error names the destination and the key).
+    pub fn configured(destinations: &[DestinationConfig]) -> Result<Vec<Self>, String> {
         destinations
             .iter()
             .enumerate()
-            .filter_map(|(position, destination)| match destination {
-                DestinationConfig::Hl7v2 {
-                    address,
-                    receiving_application,
-                    receiving_facility,
-                    sending_facility,
-                    mrn_authority,
-                    timeout_ms,
-                    ..
-                } => Some(Self {
-                    name: destination.name(position),
-                    address: address.clone(),
-                    receiving_application: receiving_application.clone(),
-                    receiving_facility: receiving_facility.clone(),
-                    sending_facility: sending_facility.clone(),
-                    mrn_authority: mrn_authority.clone(),
-                    timeout: Duration::from_millis(*timeout_ms),
-                }),
-                DestinationConfig::Fhir { .. } => None,
+            .filter_map(|(position, destination)| {
+                let link = match destination.mllp_link() {
+                    Ok(link) => link?,
+                    Err(reason) => {
+                        return Some(Err(format!(
+                            "destinations[{position}] ({}): {reason}",
+                            destination.name(position)
+                        )));
+                    }
+                };
+                Self::of(destination, position, link).map(Ok)
             })
             .collect()
+    }
+
+    fn of(destination: &DestinationConfig, position: usize, link: mllp::Link) -> Option<Self> {
+        match destination {
+            DestinationConfig::Hl7v2 {
+                address,
+                receiving_application,
+                receiving_facility,
+                sending_facility,
+                mrn_authority,
+                timeout_ms,
+                ..
+            } => Some(Self {
+                name: destination.name(position),
+                address: address.clone(),
+                link,
+                receiving_application: receiving_application.clone(),
+                receiving_facility: receiving_facility.clone(),
+                sending_facility: sending_facility.clone(),
+                mrn_authority: mrn_authority.clone(),
+                timeout: Duration::from_millis(*timeout_ms),
+            }),
+            DestinationConfig::Fhir { .. } => None,
+        }
     }
 }
 
@@ -138,9 +157,15 @@ impl Courier for Hl7Courier {
             }
             Err(refusal) => return Ok(Answer::Unsendable(refusal.to_string())),
         };
-        let answer = mllp::send(&self.destination.address, &text, self.destination.timeout)
-            .await
-            .map_err(|e| NoAnswer(e.to_string()))?;
+        let destination = &self.destination;
+        let answer = mllp::send(
+            &destination.address,
+            &destination.link,
+            &text,
+            destination.timeout,
+        )
+        .await
+        .map_err(|e| NoAnswer(e.to_string()))?;
         let control_id = message.control_id();
         let ack = read_acknowledgement(&answer)
             .ok_or_else(|| NoAnswer("an answer without an acknowledgement code".into()))?;

@@ -23,8 +23,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use appliance::store::outbox::{DeliveryOutcome, OutboxMessage, OutboxState, unix_ms};
-use appliance::store::{OutboxId, Timestamp};
+use appliance::store::outbox::{
+    DeliveryOutcome, OutboxEntry, OutboxFilter, OutboxMessage, OutboxState, unix_ms,
+};
+use appliance::store::{AuditEntry, OutboxId, Timestamp};
 
 use crate::{OperationError, Operations, Permission, Requester};
 
@@ -185,37 +187,118 @@ impl Operations {
         }
     }
 
-    /// The outbox, newest first (at most `limit`), optionally in one state: for lab admins.
+    /// One page of the outbox for a lab admin (`ManageOutbox`), newest first: the messages
+    /// `filter` selects below `before` (none: the newest), at most `limit` (1 to
+    /// [`MAX_OUTBOX_PAGE`]), each with the MRN and accession number that find it at the LIS. It
+    /// shows patient identifiers, so it is audited `outbox.view` with how many were shown.
     pub async fn outbox(
         &self,
         who: &Requester,
-        state: Option<OutboxState>,
+        filter: &OutboxFilter,
+        before: Option<OutboxId>,
         limit: u32,
-    ) -> Result<Vec<OutboxMessage>, OperationError> {
+    ) -> Result<OutboxPage, OperationError> {
         who.require(Permission::ManageOutbox)?;
-        Ok(self.store.outbox_messages(state, limit).await?)
+        if !(1..=MAX_OUTBOX_PAGE).contains(&limit) {
+            return Err(OperationError::invalid(
+                "limit",
+                format!("{limit} is not within 1 to {MAX_OUTBOX_PAGE}"),
+            ));
+        }
+        // One more than a page says whether another page follows.
+        let mut entries = self.store.outbox_page(filter, before, limit + 1).await?;
+        let next_before = if entries.len() > limit as usize {
+            entries.truncate(limit as usize);
+            entries.last().map(|entry| entry.message.id)
+        } else {
+            None
+        };
+        self.store
+            .record_view(
+                &who.actor(),
+                AuditEntry::new("outbox.view", "outbox_message").detail(serde_json::json!({
+                    "destination": filter.destination,
+                    "state": filter.state.map(OutboxState::as_str),
+                    "before": before.map(|id| id.0),
+                    "shown": entries.len(),
+                })),
+            )
+            .await?;
+        Ok(OutboxPage {
+            entries,
+            next_before,
+        })
     }
 
-    /// Resends a parked message after its cause was fixed (lab admins; audited with the reason):
-    /// it is pending again, due at once, with the same control id.
+    /// Resends a parked message after its cause was fixed (lab admins; audited with the
+    /// reason, [`ResendReason`]): it is pending again, due at once, with the same control id.
+    /// A message that is not parked is a conflict (a delivered one is final, a pending one is
+    /// being sent).
     pub async fn resend_message(
         &self,
         who: &Requester,
         id: OutboxId,
         reason: &str,
-    ) -> Result<OutboxMessage, OperationError> {
+    ) -> Result<OutboxEntry, OperationError> {
         who.require(Permission::ManageOutbox)?;
-        let reason = reason.trim();
-        if !(3..=1000).contains(&reason.chars().count()) {
+        let reason = ResendReason::parse(reason)?;
+        self.store
+            .resend_outbox_message(&who.actor(), id, reason.as_str())
+            .await?;
+        Ok(self.store.outbox_entry(id).await?)
+    }
+}
+
+/// Most messages one page of the outbox holds (the API's `limit`, 1 to this).
+pub const MAX_OUTBOX_PAGE: u32 = 100;
+
+/// Messages a page of the outbox holds unless asked otherwise.
+pub const DEFAULT_OUTBOX_PAGE: u32 = 50;
+
+/// One page of the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxPage {
+    /// The messages, newest first.
+    pub entries: Vec<OutboxEntry>,
+    /// The message the next (older) page starts below, when there is one.
+    pub next_before: Option<OutboxId>,
+}
+
+/// Why a parked message is resent: 3 to 1000 characters once surrounding white space is dropped,
+/// kept in the audit trail (`outbox.resend`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResendReason(String);
+
+impl ResendReason {
+    /// Shortest reason, in characters once surrounding white space is dropped.
+    pub const MIN_CHARS: usize = 3;
+    /// Longest reason.
+    pub const MAX_CHARS: usize = 1000;
+
+    /// The rule as an ECMA-262 pattern, for the API's document.
+    pub fn pattern() -> String {
+        crate::text_rule::trimmed_chars_pattern(Self::MIN_CHARS, Self::MAX_CHARS)
+    }
+
+    /// Parses a reason.
+    pub fn parse(text: &str) -> Result<Self, OperationError> {
+        let reason = text.trim();
+        if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&reason.chars().count()) {
             return Err(OperationError::invalid(
                 "reason",
-                "a resend needs a reason of 3 to 1000 characters",
+                format!(
+                    "say what was fixed ({} to {} characters)",
+                    Self::MIN_CHARS,
+                    Self::MAX_CHARS
+                ),
             ));
         }
-        Ok(self
-            .store
-            .resend_outbox_message(&who.actor(), id, reason)
-            .await?)
+        Ok(Self(reason.to_owned()))
+    }
+
+    /// The reason.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -468,6 +551,17 @@ mod tests {
         let refused = ops.resend_message(&clinician, parked.id, "fixed").await;
         assert!(matches!(refused, Err(OperationError::Forbidden { .. })));
         let admin = Requester::User(admin);
+        let unexplained = ops.resend_message(&admin, parked.id, "  ok  ").await;
+        assert!(
+            matches!(
+                unexplained,
+                Err(OperationError::Invalid {
+                    field: "reason",
+                    ..
+                })
+            ),
+            "{unexplained:?}"
+        );
         ops.resend_message(&admin, parked.id, "patient registered in the LIS")
             .await
             .unwrap();
@@ -491,13 +585,39 @@ mod tests {
             "every attempt of a message carries its one control id"
         );
         assert_ne!(courier.sent[2].0, courier.sent[0].0);
-        assert_eq!(
-            ops.outbox(&admin, Some(OutboxState::Delivered), 10)
-                .await
-                .unwrap()
-                .len(),
-            2
-        );
+        let delivered = OutboxFilter {
+            state: Some(OutboxState::Delivered),
+            ..OutboxFilter::default()
+        };
+        let page = ops.outbox(&admin, &delivered, None, 1).await.unwrap();
+        assert_eq!(page.entries.len(), 1);
+        assert_eq!(page.entries[0].mrn.as_str(), "SEND-2", "newest first");
+        assert_eq!(page.entries[0].accession.as_str(), "SEND-2-A");
+        let older = ops
+            .outbox(&admin, &delivered, page.next_before, 1)
+            .await
+            .unwrap();
+        assert_eq!(older.entries[0].mrn.as_str(), "SEND-1");
+        assert_eq!(older.next_before, None, "the last page");
+        assert!(matches!(
+            ops.outbox(&clinician, &delivered, None, 1).await,
+            Err(OperationError::Forbidden { .. })
+        ));
+        assert!(matches!(
+            ops.outbox(&admin, &delivered, None, MAX_OUTBOX_PAGE + 1)
+                .await,
+            Err(OperationError::Invalid { .. })
+        ));
+        let viewed = store
+            .audit_entries(&appliance::store::audit::AuditQuery {
+                action: Some("outbox.view".into()),
+                limit: 100,
+                ..appliance::store::audit::AuditQuery::default()
+            })
+            .await
+            .unwrap()
+            .len();
+        assert_eq!(viewed, 2, "each page shown is audited");
         store.close().await;
     }
 }

@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use appliance::config::default_indications;
 use appliance::engine::EngineConfig;
+use appliance::interop::destination::DestinationConfig;
+use appliance::interop::mllp::Link;
 use appliance::store::example_report::example_report;
 use appliance::store::outbox::{MessageFormat, OutboxState, OutboxTarget};
 use appliance::store::patients::{BirthDate, Mrn, NewPatient};
@@ -80,21 +82,34 @@ impl Drop for Receiver {
 }
 
 async fn start_receiver(dir: &Path, script: &str, slow_s: f64) -> (Receiver, u16) {
+    start_receiver_with(dir, script, slow_s, None).await
+}
+
+/// The receiver, over TLS with `tls`'s certificate and key files when given.
+async fn start_receiver_with(
+    dir: &Path,
+    script: &str,
+    slow_s: f64,
+    tls: Option<(&Path, &Path)>,
+) -> (Receiver, u16) {
     let port_file = dir.join("port");
     let python = python();
-    let child = Command::new(&python)
+    let mut command = Command::new(&python);
+    command
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/receiver.py"))
         .arg(&port_file)
         .arg(dir.join("received.jsonl"))
         .arg(script)
-        .arg(slow_s.to_string())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {} (run scripts/test, which installs hl7apy and hl7): {e}",
-                python.display()
-            )
-        });
+        .arg(slow_s.to_string());
+    if let Some((cert, key)) = tls {
+        command.arg(cert).arg(key);
+    }
+    let child = command.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot start {} (run scripts/test, which installs hl7apy and hl7): {e}",
+            python.display()
+        )
+    });
     let receiver = Receiver(child);
     for _ in 0..200 {
         if let Ok(text) = std::fs::read_to_string(&port_file) {
@@ -249,6 +264,7 @@ async fn released_results_arrive_once_in_order_through_every_failure() {
     let destination = Hl7Destination {
         name: "lis".into(),
         address: dead,
+        link: Link::Plain,
         receiving_application: "LIS".into(),
         receiving_facility: "HOSP".into(),
         sending_facility: "ONC|LAB".into(),
@@ -419,5 +435,129 @@ async fn released_results_arrive_once_in_order_through_every_failure() {
     assert!(valid, "{said}");
     let (valid, said) = ucum_valid(&["/[7.5mL]"]);
     assert!(!valid && said.contains("invalid"), "{said}");
+    store.close().await;
+}
+
+/// A certificate authority made for one test: its certificate as PEM, and an issuer to sign with.
+fn test_ca(name: &str) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let certificate = params.self_signed(&key).unwrap();
+    (certificate.pem(), rcgen::Issuer::new(params, key))
+}
+
+/// MLLP over TLS to python-hl7's receiver behind Python's ssl with a certificate our test CA
+/// signed for `localhost`: with another CA configured nothing is delivered (the attempt is retried
+/// and its outcome names the TLS failure, and the receiver saw no message); with the right CA
+/// the message is delivered, hl7apy-valid, once. A CA file that is missing or holds no
+/// certificate is refused when the configuration is read, naming `ca_file`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_only_a_receiver_the_configured_ca_signed_gets_the_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_pem, ca) = test_ca("Ferrocount test LIS CA");
+    let (other_ca_pem, _) = test_ca("Someone else's CA");
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let ca_file = file("lis-ca.pem", &ca_pem);
+    let other_ca_file = file("other-ca.pem", &other_ca_pem);
+    let cert_file = file("lis.pem", &server.pem());
+    let key_file = file("lis.key", &server_key.serialize_pem());
+    let (_receiver, port) =
+        start_receiver_with(dir.path(), "", 0.0, Some((&cert_file, &key_file))).await;
+
+    let configured = |ca_file: Option<PathBuf>| DestinationConfig::Hl7v2 {
+        name: Some("lis".into()),
+        address: format!("localhost:{port}"),
+        receiving_application: "LIS".into(),
+        receiving_facility: "HOSP".into(),
+        sending_facility: "ONCLAB".into(),
+        mrn_authority: "HOSP".into(),
+        timeout_ms: 5_000,
+        tls: true,
+        ca_file,
+        server_name: None,
+    };
+    for (ca_file, says) in [
+        (None, "ca_file is missing"),
+        (Some(dir.path().join("no-such-ca.pem")), "cannot be read"),
+        (
+            Some(file("empty.pem", "not a certificate\n")),
+            "holds no certificate",
+        ),
+    ] {
+        let error = appliance::interop::destination::check(&[configured(ca_file)]).unwrap_err();
+        assert!(error.contains("ca_file") && error.contains(says), "{error}");
+    }
+
+    let store = Store::open(&dir.path().join("data"))
+        .await
+        .unwrap()
+        .with_outbox(vec![OutboxTarget {
+            name: "lis".into(),
+            format: MessageFormat::Hl7v2,
+        }]);
+    let clinician = add_user(&store, "dr-tls", Role::Clinician).await;
+    released_run(&store, &clinician, "TLS-1", 7.0).await;
+    let ops = Operations::new(
+        store.clone(),
+        EngineConfig::new(default_indications().unwrap()),
+        LoginThrottle::new(Duration::from_secs(60), 5),
+    );
+    let policy = RetryPolicy {
+        first_delay: Duration::ZERO,
+        ..RetryPolicy::default()
+    };
+    let courier = |ca_file: PathBuf| Hl7Courier {
+        destination: Hl7Destination::configured(&[configured(Some(ca_file))])
+            .unwrap()
+            .remove(0),
+    };
+
+    let refused = ops
+        .deliver_next(&mut courier(other_ca_file), &policy)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(refused.state, OutboxState::Pending, "retried, not parked");
+    let outcome = refused.last_outcome.unwrap_or_default();
+    assert!(
+        outcome.contains("TLS handshake") && outcome.contains("certificate"),
+        "{outcome}"
+    );
+    assert!(
+        received(dir.path()).is_empty(),
+        "nothing reached the receiver"
+    );
+
+    let delivered = ops
+        .deliver_next(&mut courier(ca_file), &policy)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(delivered.state, OutboxState::Delivered, "{delivered:?}");
+    let log = received(dir.path());
+    assert_eq!(log.len(), 1, "{log:#?}");
+    assert!(
+        log[0]["invalid"].is_null(),
+        "hl7apy found: {}",
+        log[0]["invalid"]
+    );
+    assert_eq!(log[0]["control_id"], delivered.control_id());
     store.close().await;
 }

@@ -180,6 +180,13 @@ fn table() -> Vec<Route> {
             Some(json!({ "reason": "locks test" })),
             Roles(&[LabAdmin]),
         ),
+        route(Method::GET, "/api/v1/outbox", None, Roles(&[LabAdmin])),
+        route(
+            Method::POST,
+            "/api/v1/outbox/999999/resend",
+            Some(json!({ "reason": "locks test" })),
+            Roles(&[LabAdmin]),
+        ),
         // Last: it ends the caller's session (bearer callers get 409, which is still "allowed").
         route(Method::DELETE, "/api/v1/session", None, AnyRole),
     ]

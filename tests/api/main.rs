@@ -14,6 +14,7 @@ mod page_locks;
 mod pages_admin;
 mod pages_clinical;
 mod pages_lab;
+mod pages_outbox;
 mod patients;
 mod qc_gate;
 mod report_pdf;

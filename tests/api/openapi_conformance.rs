@@ -21,7 +21,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::TryRecvError;
 
-use crate::helpers::{As, PASSWORD, TestApp, spawn_app};
+use crate::helpers::{As, PASSWORD, TestApp, spawn_app, spawn_app_with};
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
@@ -193,7 +193,11 @@ fn event(block: &str) -> Option<(String, Value)> {
 
 #[tokio::test]
 async fn every_documented_operation_answers_as_its_schema_says() {
-    let app = spawn_app().await;
+    // A destination, so that a release writes an outbox message to list and resend.
+    let app = spawn_app_with(|config| {
+        config.destinations = vec![crate::pages_outbox::quiet_destination("lis")];
+    })
+    .await;
     let document: Value = app
         .send(As::Nobody, Method::GET, "/api/v1/openapi.json", None)
         .await
@@ -544,6 +548,45 @@ async fn every_documented_operation_answers_as_its_schema_says() {
     )
     .await;
     assert!(worklist["awaiting"].is_array(), "{worklist}");
+    let outbox = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::GET,
+            "/api/v1/outbox?limit=1&destination=lis",
+            "/api/v1/outbox",
+            None,
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    let message =
+        appliance::store::OutboxId(outbox["messages"][0]["id"].as_i64().expect("a message"));
+    app.store
+        .record_delivery(
+            message,
+            &appliance::store::outbox::DeliveryOutcome::Parked {
+                reason: "AR: unknown patient".into(),
+            },
+        )
+        .await
+        .expect("parked");
+    walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            format!("/api/v1/outbox/{}/resend", message.0),
+            "/api/v1/outbox/{id}/resend",
+            Some(json!({ "reason": "patient registered at the LIS" })),
+            StatusCode::OK,
+        ),
+    )
+    .await;
     walk(
         &app,
         &document,
@@ -1474,6 +1517,83 @@ async fn declared_input_constraints_are_the_enforced_ones() {
             &value,
             accepts(&schema, &value),
             status == StatusCode::OK,
+        ));
+    }
+
+    // The outbox's `limit`, 1 to 100, `before`, a message id, and `state`, one of three words.
+    let schema = parameter(&document, "get", "/api/v1/outbox", "limit").clone();
+    for n in [0_i64, 1, 100, 101, -1] {
+        let status = app
+            .send(
+                admin,
+                Method::GET,
+                &format!("/api/v1/outbox?limit={n}"),
+                None,
+            )
+            .await
+            .status();
+        let value = json!(n);
+        wrong.extend(disagreement(
+            "outbox limit",
+            &value,
+            accepts(&schema, &value),
+            status == StatusCode::OK,
+        ));
+    }
+    for (name, texts) in [
+        ("before", &["1", "42", "0", "-1", "01", "1.0", "abc"][..]),
+        (
+            "state",
+            &["pending", "delivered", "parked", "Parked", "sent", ""][..],
+        ),
+    ] {
+        let schema = parameter(&document, "get", "/api/v1/outbox", name).clone();
+        for text in texts {
+            let status = app
+                .send(
+                    admin,
+                    Method::GET,
+                    &format!("/api/v1/outbox?{name}={text}"),
+                    None,
+                )
+                .await
+                .status();
+            let value = Value::String((*text).to_owned());
+            wrong.extend(disagreement(
+                &format!("outbox {name}"),
+                &value,
+                accepts(&schema, &value),
+                status == StatusCode::OK,
+            ));
+        }
+    }
+    // A resend's reason, 3 to 1000 characters once trimmed: checked before the message is looked
+    // up, so a message nobody has answers 404 to a good reason and 422 to a bad one.
+    let schema = body_property(&document, "/api/v1/outbox/{id}/resend", "reason").clone();
+    for text in [
+        String::new(),
+        "ab".to_owned(),
+        " ab ".to_owned(),
+        "abc".to_owned(),
+        "  fixed  ".to_owned(),
+        "x".repeat(1000),
+        "x".repeat(1001),
+    ] {
+        let status = app
+            .send(
+                admin,
+                Method::POST,
+                "/api/v1/outbox/999999/resend",
+                Some(&json!({ "reason": text })),
+            )
+            .await
+            .status();
+        let value = Value::String(text);
+        wrong.extend(disagreement(
+            "resend reason",
+            &value,
+            accepts(&schema, &value),
+            status != StatusCode::UNPROCESSABLE_ENTITY,
         ));
     }
 

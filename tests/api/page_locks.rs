@@ -105,6 +105,12 @@ fn table() -> Vec<Page> {
         get("/admin/audit?action=run", Roles(ADMIN)),
         get("/admin/audit.csv?action=run", Roles(ADMIN)),
         get("/admin/backup", Roles(ADMIN)),
+        get("/outbox", Roles(ADMIN)),
+        post(
+            "/outbox/999999/resend",
+            &[("reason", "locks test")],
+            Roles(ADMIN),
+        ),
         post("/admin/users", &[("username", "")], Roles(ADMIN)),
         post(
             "/admin/users/nobody-here/disable",
@@ -321,6 +327,7 @@ fn the_page_table_covers_every_page_route() {
         include_str!("../../web-ui/src/pages/qc.rs"),
         include_str!("../../web-ui/src/pages/calibrations.rs"),
         include_str!("../../web-ui/src/pages/admin.rs"),
+        include_str!("../../web-ui/src/pages/outbox.rs"),
     ];
     let mounted: usize = sources.iter().map(|s| s.matches(".route(").count()).sum();
     let rows: std::collections::BTreeSet<String> = table()

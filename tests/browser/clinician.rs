@@ -2,6 +2,7 @@
 //! tablet: the patient list with an empty search and a search by MRN prefix and birth date, a
 //! wrong search said in words, the worklist of results awaiting release, a patient's trend on
 //! its logarithmic axis with a preliminary result and a treatment marker added through the form.
+//! Then the lab admin resends a parked outbox message (`outbox`).
 //! Every step is a full-page screenshot in `target/browser-artifacts-clinician/`.
 
 use anyhow::{Context, Result, ensure};
@@ -233,14 +234,22 @@ async fn flow(browser: &mut Browser, patient: i64) -> Result<()> {
     browser.goto("/account").await?;
     browser.wait_for("#current_password").await?;
     browser.step("account-desktop").await?;
+    // The outbox: a parked message resent with a reason.
+    crate::outbox::resend_step(browser).await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clinician_searches_patients_works_the_worklist_and_marks_the_trend_in_chromium() {
     let artefacts = artefact_dir();
-    let app = helpers::spawn_app().await;
+    let app = helpers::spawn_app_with(|config| {
+        config.destinations = vec![crate::outbox::quiet_destination()];
+    })
+    .await;
     let patient = seed(&app).await.expect("seeded");
+    crate::outbox::seed_parked(&app)
+        .await
+        .expect("a parked outbox message");
     let driver = Chromedriver::start(&artefacts.join("chromedriver.log"))
         .await
         .unwrap_or_else(|message| panic!("{message}"));

@@ -19,6 +19,7 @@ mod chromedriver;
 mod clinician;
 mod flow;
 mod lab_manager;
+mod outbox;
 mod report;
 
 use std::path::PathBuf;

@@ -10,6 +10,9 @@
 //! sending_facility = "ONCLAB"   # MSH-4, this lab as the LIS knows it (optional)
 //! mrn_authority = "HOSP"        # PID-3.4, who assigns the MRNs (optional)
 //! timeout_ms = 10000            # connect, then acknowledgement, each (optional)
+//! tls = true                    # MLLP over TLS (optional, default false)
+//! ca_file = "/etc/ferrocount/lis-ca.pem" # the CA(s) the LIS's certificate is checked against
+//! server_name = "lis.example"   # the name its certificate must carry (default: the host)
 //!
 //! [[destinations]]
 //! kind = "fhir"
@@ -21,13 +24,22 @@
 //! ```
 //!
 //! Checked when the configuration is loaded ([`check`]): names unique, an address `host:port`
-//! with a port, a FHIR base URL over https (no plain http, not even to this machine), a token file
-//! and a CA file that exist. What it is not for: sending (the operations layer's outbox sender).
+//! with a port, with `tls = true` a readable `ca_file` of PEM certificates and a server name
+//! that is a DNS name or IP address (no `ca_file` or `server_name` without `tls`), a FHIR base
+//! URL over https (no plain http, not even to this machine), a token file and a CA file that
+//! exist.
+//!
+//! An HL7 v2 destination without TLS that is not on this machine is allowed but warned about at
+//! start ([`DestinationConfig::plain_text_off_machine`]): many laboratory systems take MLLP only
+//! as plain TCP on a closed network or behind a tunnel the site runs, and refusing it would
+//! leave results on the appliance; the warning names the destination so that the site can
+//! decide. What it is not for: sending (the operations layer's outbox sender).
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::interop::mllp;
 use crate::store::outbox::{MessageFormat, OutboxTarget};
 
 /// One `[[destinations]]` table.
@@ -57,6 +69,17 @@ pub enum DestinationConfig {
         /// Connect, then acknowledgement, each at most this long.
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
+        /// MLLP over TLS.
+        #[serde(default)]
+        tls: bool,
+        /// With `tls`: the PEM file of the CA certificate(s) the receiver's certificate is
+        /// checked against (only these are trusted).
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
+        /// With `tls`: the name the receiver's certificate must carry (default: the address's
+        /// host).
+        #[serde(default)]
+        server_name: Option<String>,
     },
     /// HL7 FHIR R4 over REST.
     #[serde(rename = "fhir")]
@@ -116,6 +139,70 @@ impl DestinationConfig {
     }
 }
 
+/// The host of `host:port` (an IPv6 address without its brackets).
+fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+impl DestinationConfig {
+    /// An HL7 v2 destination's link: TLS with its CA file and server name (default: the host),
+    /// or plain TCP. The error names the key that is wrong.
+    pub fn mllp_link(&self) -> Result<Option<mllp::Link>, String> {
+        let Self::Hl7v2 {
+            address,
+            tls,
+            ca_file,
+            server_name,
+            ..
+        } = self
+        else {
+            return Ok(None);
+        };
+        if !tls {
+            if ca_file.is_some() {
+                return Err("ca_file is set but tls is not: set tls = true".to_owned());
+            }
+            if server_name.is_some() {
+                return Err("server_name is set but tls is not: set tls = true".to_owned());
+            }
+            return Ok(Some(mllp::Link::Plain));
+        }
+        let Some(ca_file) = ca_file else {
+            return Err(
+                "ca_file is missing: tls = true needs the PEM file of the CA that signed the \
+                 receiver's certificate"
+                    .to_owned(),
+            );
+        };
+        let roots = mllp::ca_roots(ca_file).map_err(|reason| format!("ca_file {reason}"))?;
+        let name = match server_name {
+            Some(name) => mllp::server_name(name).map_err(|r| format!("server_name {r}"))?,
+            None => mllp::server_name(host_of(address))
+                .map_err(|r| format!("address: its host {r}; set server_name"))?,
+        };
+        mllp::Link::tls(roots, name).map(Some)
+    }
+
+    /// Whether this is an HL7 v2 destination sent in plain text to another machine (not a
+    /// loopback address): allowed, and warned about at start.
+    pub fn plain_text_off_machine(&self) -> bool {
+        match self {
+            Self::Hl7v2 { address, tls, .. } => {
+                let host = host_of(address);
+                let loopback = host.eq_ignore_ascii_case("localhost")
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                !tls && !loopback
+            }
+            Self::Fhir { .. } => false,
+        }
+    }
+}
+
 /// The outbox targets of the configured destinations, in order.
 pub fn outbox_targets(destinations: &[DestinationConfig]) -> Vec<OutboxTarget> {
     destinations
@@ -126,6 +213,29 @@ pub fn outbox_targets(destinations: &[DestinationConfig]) -> Vec<OutboxTarget> {
             format: d.format(),
         })
         .collect()
+}
+
+/// The most characters the performing lab's name may have as HL7 v2 writes it (OBX-23, XON.1
+/// in v2.5.1; `&`, `|`, `^`, `~` and `\` count three each, as escaped).
+pub const MAX_HL7_LAB_NAME_CHARS: usize = 50;
+
+/// Checks what the HL7 v2 messages take from `[site]`: with an HL7 v2 destination configured,
+/// `lab_name` (OBX-23) is at most [`MAX_HL7_LAB_NAME_CHARS`] as written. A longer name is
+/// refused rather than cut: the message would name another lab, or fail the receiver's
+/// validation and be parked.
+pub fn check_site(lab_name: &str, destinations: &[DestinationConfig]) -> Result<(), String> {
+    let sends_hl7 = destinations
+        .iter()
+        .any(|d| d.format() == MessageFormat::Hl7v2);
+    let written = crate::interop::hl7::escape(lab_name).chars().count();
+    if sends_hl7 && written > MAX_HL7_LAB_NAME_CHARS {
+        return Err(format!(
+            "[site] lab_name is {written} characters as HL7 v2 writes it; OBX-23 (the performing \
+             lab, XON.1) holds at most {MAX_HL7_LAB_NAME_CHARS}: shorten it (`&`, `|`, `^`, `~` \
+             and `\\` count three each)"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks the destinations: each problem named with the destination's position and key.
@@ -176,6 +286,9 @@ pub fn check(destinations: &[DestinationConfig]) -> Result<(), String> {
                         "{at}: timeout_ms {timeout_ms} is outside 100 to 600000"
                     ));
                 }
+                destination
+                    .mllp_link()
+                    .map_err(|reason| format!("{at}: {reason}"))?;
             }
             DestinationConfig::Fhir {
                 base_url,
@@ -306,5 +419,71 @@ mod tests {
         )
         .unwrap_err();
         assert!(twice.contains("used twice"), "{twice}");
+    }
+
+    #[test]
+    fn tls_needs_its_ca_file_and_plain_text_off_the_machine_is_known() {
+        for (text, says) in [
+            ("tls = true", "ca_file is missing"),
+            (
+                "tls = true\nca_file = \"/no/such/ca.pem\"",
+                "ca_file /no/such/ca.pem cannot be read",
+            ),
+            (
+                "tls = true\nca_file = \"/etc/hostname\"",
+                "ca_file /etc/hostname holds no certificate",
+            ),
+            (
+                "ca_file = \"/etc/hostname\"",
+                "ca_file is set but tls is not",
+            ),
+            ("server_name = \"lis\"", "server_name is set but tls is not"),
+        ] {
+            let error = parse(&format!(
+                "[[destinations]]\nkind = \"hl7v2\"\naddress = \"lis.example:2575\"\n{text}\n"
+            ))
+            .unwrap_err();
+            assert!(error.contains(says), "{text}: {error}");
+        }
+        let off_machine = |address: &str, tls: bool| {
+            let text = format!("[[destinations]]\nkind = \"hl7v2\"\naddress = \"{address}\"\n");
+            let mut read = parse(&text).unwrap();
+            if let DestinationConfig::Hl7v2 { tls: on, .. } = &mut read[0] {
+                *on = tls;
+            }
+            read[0].plain_text_off_machine()
+        };
+        assert!(off_machine("lis.example:2575", false));
+        assert!(off_machine("10.0.0.9:2575", false));
+        assert!(!off_machine("lis.example:2575", true));
+        for loopback in [
+            "127.0.0.1:2575",
+            "localhost:2575",
+            "[::1]:2575",
+            "127.8.0.1:1",
+        ] {
+            assert!(!off_machine(loopback, false), "{loopback}");
+        }
+    }
+
+    #[test]
+    fn a_lab_name_too_long_for_obx_23_is_refused_when_hl7_is_sent() {
+        let hl7 =
+            parse("[[destinations]]\nkind = \"hl7v2\"\naddress = \"lis.example:2575\"\n").unwrap();
+        let fifty = "L".repeat(50);
+        assert_eq!(check_site(&fifty, &hl7), Ok(()));
+        let error = check_site(&format!("{fifty}x"), &hl7).unwrap_err();
+        assert!(
+            error.contains("lab_name") && error.contains("51"),
+            "{error}"
+        );
+        // `&` is written `\T\`: three characters.
+        let escaped = check_site(&format!("{}&", "L".repeat(48)), &hl7).unwrap_err();
+        assert!(escaped.contains("51"), "{escaped}");
+        assert_eq!(
+            check_site(&format!("{fifty}x"), &[]),
+            Ok(()),
+            "nothing sent"
+        );
     }
 }

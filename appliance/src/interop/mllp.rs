@@ -2,14 +2,24 @@
 //! `0x0B` … `0x1C 0x0D`, and the receiver answers on the same connection with a framed
 //! acknowledgement.
 //!
-//! What it is for: one exchange (connect, send one framed message, read one framed answer) with a
-//! time limit on each step. What it is not for: deciding what an answer means (the outbox's rule)
-//! or retrying (the sender's).
+//! What it is for: one exchange (connect, over TLS when the destination asks for it, send one
+//! framed message, read one framed answer) with a time limit on each step. What it is not for:
+//! deciding what an answer means (the outbox's rule) or retrying (the sender's).
+//!
+//! TLS ([`Link::Tls`]) is rustls with the ring provider, trusting only the roots of the
+//! destination's configured CA file (not the system's), and checking the receiver's certificate
+//! against the configured server name (by default the address's host).
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 /// The start of a frame.
 pub const START: u8 = 0x0B;
@@ -21,6 +31,15 @@ const MAX_ANSWER: usize = 1 << 20;
 /// Why an exchange got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum MllpError {
+    /// The TLS handshake failed (the receiver's certificate is not trusted or not for its name,
+    /// no common protocol, the receiver speaks no TLS).
+    #[error("the TLS handshake with {address} failed: {source}")]
+    Tls {
+        /// The address.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Could not connect.
     #[error("could not connect to {address}: {source}")]
     Connect {
@@ -43,6 +62,69 @@ pub enum MllpError {
     Malformed(String),
 }
 
+/// How an exchange reaches its receiver.
+#[derive(Clone, Debug)]
+pub enum Link {
+    /// Plain TCP.
+    Plain,
+    /// TLS over TCP, trusting `config`'s roots, the receiver's certificate checked for
+    /// `server_name`.
+    Tls {
+        /// rustls' client configuration (the destination's CA roots, no client certificate).
+        config: Arc<rustls::ClientConfig>,
+        /// The name the receiver's certificate must carry.
+        server_name: ServerName<'static>,
+    },
+}
+
+impl Link {
+    /// TLS trusting only `roots` ([`ca_roots`]), for a receiver whose certificate carries
+    /// `server_name` ([`server_name`]).
+    pub fn tls(roots: RootCertStore, server_name: ServerName<'static>) -> Result<Self, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("no TLS protocol version: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self::Tls {
+            config: Arc::new(config),
+            server_name,
+        })
+    }
+}
+
+/// A receiver's name as its certificate must carry it: a DNS name or an IP address.
+pub fn server_name(name: &str) -> Result<ServerName<'static>, String> {
+    ServerName::try_from(name.to_owned())
+        .map_err(|e| format!("{name:?} is not a DNS name or IP address: {e}"))
+}
+
+/// The trusted roots of a PEM file of one or more CA certificates.
+pub fn ca_roots(ca_file: &Path) -> Result<RootCertStore, String> {
+    let pem =
+        std::fs::read(ca_file).map_err(|e| format!("{} cannot be read: {e}", ca_file.display()))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{} is not valid PEM: {e}", ca_file.display()))?;
+    if certificates.is_empty() {
+        return Err(format!(
+            "{} holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks)",
+            ca_file.display()
+        ));
+    }
+    let mut roots = RootCertStore::empty();
+    for certificate in certificates {
+        roots.add(certificate).map_err(|e| {
+            format!(
+                "{} holds a certificate rustls refuses: {e}",
+                ca_file.display()
+            )
+        })?;
+    }
+    Ok(roots)
+}
+
 /// `message` framed for MLLP.
 pub fn frame(message: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 3);
@@ -52,17 +134,49 @@ pub fn frame(message: &str) -> Vec<u8> {
     out
 }
 
-/// Connects to `address` (`host:port`), sends `message` and returns the answer's text; each of
-/// connecting and the exchange is limited to `timeout`.
-pub async fn send(address: &str, message: &str, timeout: Duration) -> Result<String, MllpError> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
-        .await
-        .map_err(|_| MllpError::TimedOut(timeout))?
-        .map_err(|source| MllpError::Connect {
-            address: address.to_owned(),
-            source,
-        })?;
-    exchange(stream, message, timeout).await
+/// Connects to `address` (`host:port`) over `link`, sends `message` and returns the answer's
+/// text; each of connecting (with the TLS handshake) and the exchange is limited to `timeout`.
+pub async fn send(
+    address: &str,
+    link: &Link,
+    message: &str,
+    timeout: Duration,
+) -> Result<String, MllpError> {
+    let connect = async {
+        TcpStream::connect(address)
+            .await
+            .map_err(|source| MllpError::Connect {
+                address: address.to_owned(),
+                source,
+            })
+    };
+    match link {
+        Link::Plain => {
+            let stream = tokio::time::timeout(timeout, connect)
+                .await
+                .map_err(|_| MllpError::TimedOut(timeout))??;
+            exchange(stream, message, timeout).await
+        }
+        Link::Tls {
+            config,
+            server_name,
+        } => {
+            let handshake = async {
+                let stream = connect.await?;
+                TlsConnector::from(Arc::clone(config))
+                    .connect(server_name.clone(), stream)
+                    .await
+                    .map_err(|source| MllpError::Tls {
+                        address: address.to_owned(),
+                        source,
+                    })
+            };
+            let stream = tokio::time::timeout(timeout, handshake)
+                .await
+                .map_err(|_| MllpError::TimedOut(timeout))??;
+            exchange(stream, message, timeout).await
+        }
+    }
 }
 
 /// Sends one framed message on `stream` and reads one framed answer, within `timeout`.

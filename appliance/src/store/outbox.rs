@@ -19,6 +19,8 @@ use serde::Serialize;
 
 use super::audit::append;
 use super::error::{SqlxResultExt, found};
+use super::patients::Mrn;
+use super::samples::Accession;
 use super::timestamp::stored;
 use super::{
     Actor, AuditEntry, OutboxId, PatientId, ResultId, RunId, Store, StoreError, Timestamp, db,
@@ -83,7 +85,8 @@ impl OutboxState {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    /// The state a stored name (or a filter's word) names, if any.
+    pub fn parse(text: &str) -> Option<Self> {
         [Self::Pending, Self::Delivered, Self::Parked]
             .into_iter()
             .find(|s| s.as_str() == text)
@@ -136,6 +139,17 @@ impl OutboxMessage {
     /// characters (HL7 v2.5.1 MSH-10).
     pub fn control_id(&self) -> String {
         control_id(self.id)
+    }
+
+    /// When the next attempt is due: only a pending message has one.
+    pub fn next_attempt_at(&self) -> Option<Timestamp> {
+        if self.state != OutboxState::Pending {
+            return None;
+        }
+        let nanos = i128::from(self.next_attempt_ms).checked_mul(1_000_000)?;
+        time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .ok()
+            .map(Timestamp::from_datetime)
     }
 }
 
@@ -227,6 +241,90 @@ pub(crate) async fn enqueue_release_in(
         .await?;
     }
     Ok(())
+}
+
+/// Which messages a page of the outbox lists: one destination's, one state's, or all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutboxFilter {
+    /// Only this destination's messages.
+    pub destination: Option<String>,
+    /// Only messages in this state.
+    pub state: Option<OutboxState>,
+}
+
+/// One message as a lab admin's outbox list shows it: the message, and what finds it at the LIS
+/// (the patient's MRN, the specimen's accession number, the result version) and nothing more of
+/// the patient.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxEntry {
+    /// The message.
+    pub message: OutboxMessage,
+    /// The patient's MRN.
+    pub mrn: Mrn,
+    /// The specimen's accession number.
+    pub accession: Accession,
+    /// The result version the message carries (above 1: a correction).
+    pub version: u32,
+}
+
+/// The columns of one listed row.
+struct EntryRow {
+    id: i64,
+    destination: String,
+    format: String,
+    result_id: i64,
+    run_id: i64,
+    patient_id: i64,
+    state: String,
+    attempts: i64,
+    unanswered: i64,
+    next_attempt_ms: i64,
+    last_outcome: Option<String>,
+    parked_reason: Option<String>,
+    created_at: String,
+    delivered_at: Option<String>,
+    mrn: String,
+    accession: String,
+    version: i64,
+}
+
+impl EntryRow {
+    fn entry(self) -> Result<OutboxEntry, StoreError> {
+        let id = self.id;
+        let corrupt = |what: &'static str, reason: String| StoreError::Corrupt {
+            what,
+            row: id,
+            reason,
+        };
+        let mrn = Mrn::parse(&self.mrn).map_err(|e| corrupt("patient MRN", e.to_string()))?;
+        let accession = Accession::parse(&self.accession)
+            .map_err(|e| corrupt("sample accession", e.to_string()))?;
+        let version = u32::try_from(self.version)
+            .map_err(|_| corrupt("result version", self.version.to_string()))?;
+        let message = Row {
+            id: self.id,
+            destination: self.destination,
+            format: self.format,
+            result_id: self.result_id,
+            run_id: self.run_id,
+            patient_id: self.patient_id,
+            state: self.state,
+            attempts: self.attempts,
+            unanswered: self.unanswered,
+            next_attempt_ms: self.next_attempt_ms,
+            last_outcome: self.last_outcome,
+            parked_reason: self.parked_reason,
+            created_at: self.created_at,
+            delivered_at: self.delivered_at,
+        }
+        .message()?;
+        Ok(OutboxEntry {
+            message,
+            mrn,
+            accession,
+            version,
+        })
+    }
 }
 
 /// Unix milliseconds of an instant.
@@ -363,6 +461,58 @@ impl Store {
         .await
         .context("listing the outbox")?;
         rows.into_iter().map(Row::message).collect()
+    }
+
+    /// One page of the outbox for a lab admin, newest first: at most `limit` (1 to 1000)
+    /// messages the filter selects whose id is below `before` (none: the newest), each with the
+    /// patient's MRN, the specimen's accession number and the result version. One query a page
+    /// (keyset on the row id), however long the outbox.
+    pub async fn outbox_page(
+        &self,
+        filter: &OutboxFilter,
+        before: Option<OutboxId>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let limit = i64::from(limit.clamp(1, 1000));
+        let before = before.map_or(i64::MAX, |id| id.0);
+        let destination = filter.destination.as_deref();
+        let state = filter.state.map(OutboxState::as_str);
+        sqlx::query_as!(
+            EntryRow,
+            r#"SELECT m.id, m.destination, m.format, m.result_id, m.run_id, m.patient_id, m.state,
+                      m.attempts, m.unanswered, m.next_attempt_ms, m.last_outcome,
+                      m.parked_reason, m.created_at, m.delivered_at,
+                      p.mrn, s.accession AS "accession!", r.version
+               FROM outbox_messages m
+               JOIN results r ON r.id = m.result_id
+               JOIN runs ru ON ru.id = m.run_id
+               JOIN samples s ON s.id = ru.sample_id
+               JOIN patients p ON p.id = m.patient_id
+               WHERE m.id < ?1 AND (?2 IS NULL OR m.destination = ?2)
+                 AND (?3 IS NULL OR m.state = ?3)
+               ORDER BY m.id DESC LIMIT ?4"#,
+            before,
+            destination,
+            state,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("listing a page of the outbox")?
+        .into_iter()
+        .map(EntryRow::entry)
+        .collect()
+    }
+
+    /// One message as the outbox list shows it.
+    pub async fn outbox_entry(&self, id: OutboxId) -> Result<OutboxEntry, StoreError> {
+        let next = OutboxId(id.0.saturating_add(1));
+        let entry = self
+            .outbox_page(&OutboxFilter::default(), Some(next), 1)
+            .await?
+            .into_iter()
+            .find(|entry| entry.message.id == id);
+        found(entry, "outbox message", id)
     }
 
     /// Records one delivery attempt of a pending message and its outcome, with its audit entry

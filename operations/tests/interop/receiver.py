@@ -1,9 +1,10 @@
 """A third-party MLLP receiver for Ferrocount's delivery tests: python-hl7's asyncio MLLP
 server, validating every message it receives with hl7apy (strict, HL7 v2.5.1).
 
-Usage: receiver.py PORT_FILE LOG_FILE SCRIPT SLOW_SECONDS
+Usage: receiver.py PORT_FILE LOG_FILE SCRIPT SLOW_SECONDS [CERT_FILE KEY_FILE]
 
-It listens on 127.0.0.1 at a free port, writes the port to PORT_FILE, and answers the n-th
+With CERT_FILE and KEY_FILE (PEM) it speaks MLLP over TLS with that certificate (Python's ssl
+module, the server's defaults). It listens on 127.0.0.1 at a free port, writes the port to PORT_FILE, and answers the n-th
 message it receives as the n-th word of SCRIPT (comma-separated; `AA` after the script ends):
 `AA`, `AE`, `AR` (an acknowledgement with that code; AE and AR with a reason), `slow` (AA after
 SLOW_SECONDS), `drop` (closes the connection without answering). A message hl7apy finds invalid
@@ -14,6 +15,7 @@ raw text.
 
 import asyncio
 import json
+import ssl
 import sys
 
 import hl7
@@ -82,7 +84,11 @@ async def main():
         finally:
             writer.close()
 
-    server = await start_hl7_server(client, "127.0.0.1", 0, encoding="utf-8")
+    tls = None
+    if len(sys.argv) > 6:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(sys.argv[5], sys.argv[6])
+    server = await start_hl7_server(client, "127.0.0.1", 0, encoding="utf-8", ssl=tls)
     port = server.sockets[0].getsockname()[1]
     with open(port_file + ".tmp", "w", encoding="utf-8") as out:
         out.write(str(port))

@@ -5,7 +5,8 @@
 //! (`Operations::create_token`, stated as [`token_label_pattern`]), cancel and unlock reasons
 //! ([`CancelReason`], [`ChangeReason`]), the patient list's `limit` ([`MAX_LISTED`]) and search
 //! ([`PatientSearch::parse`], stated as [`PatientSearch::mrn_prefix_pattern`]), the worklist's
-//! `limit` ([`MAX_WORKLIST_PAGE`]), a trend marker's label ([`EventLabel::parse`]), ids in the
+//! `limit` ([`MAX_WORKLIST_PAGE`]), the outbox's `limit` ([`MAX_OUTBOX_PAGE`]) and resend reason
+//! ([`ResendReason`]), a trend marker's label ([`EventLabel::parse`]), ids in the
 //! path ([`PathId::parse`], stated as [`PathId::pattern`]) and user names in the path
 //! ([`Username::parse`], stated as [`Username::pattern`]). `tests/api/openapi_conformance.rs`
 //! (`declared_input_constraints_are_the_enforced_ones`) sends values at and beyond each end of
@@ -19,6 +20,7 @@ use appliance::store::patient_events::EventLabel;
 use appliance::store::patients::Mrn;
 use appliance::store::samples::Accession;
 use appliance::store::users::Username;
+use operations::outbox::{DEFAULT_OUTBOX_PAGE, MAX_OUTBOX_PAGE, ResendReason};
 use operations::patients::{DEFAULT_LISTED, MAX_LISTED, PatientSearch};
 use operations::runs::CancelReason;
 use operations::text_rule::trimmed_chars_pattern;
@@ -164,6 +166,32 @@ pub fn worklist_limit() -> Object {
         .description(Some(format!(
             "At most this many on the page, 1 to {MAX_WORKLIST_PAGE} (default \
              {DEFAULT_WORKLIST_PAGE})"
+        )))
+        .build()
+}
+
+/// How many messages a page of the outbox holds at most.
+pub fn outbox_limit() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(1))
+        .maximum(Some(MAX_OUTBOX_PAGE))
+        .description(Some(format!(
+            "At most this many on the page, 1 to {MAX_OUTBOX_PAGE} (default {DEFAULT_OUTBOX_PAGE})"
+        )))
+        .build()
+}
+
+/// Why a parked message is resent.
+pub fn resend_reason() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(ResendReason::pattern()))
+        .description(Some(format!(
+            "What was fixed (kept in the audit trail): {} to {} characters once surrounding white \
+             space is dropped",
+            ResendReason::MIN_CHARS,
+            ResendReason::MAX_CHARS
         )))
         .build()
 }

@@ -7,6 +7,7 @@ pub mod fhir;
 pub mod health;
 pub mod input_schemas;
 pub mod instrument;
+pub mod outbox;
 pub mod patients;
 pub mod qc;
 pub mod run_report;
@@ -46,6 +47,8 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(patients::trend))
         .routes(routes!(patients::add_event))
         .routes(routes!(worklist::list))
+        .routes(routes!(outbox::list))
+        .routes(routes!(outbox::resend))
         .routes(routes!(runs::start))
         .routes(routes!(runs::show))
         .routes(routes!(runs::confirm_tube))

@@ -68,6 +68,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         (name = "runs", description = "Runs: start, follow, confirm tubes, cancel, release"),
         (name = "instrument", description = "Instrument status, QC and calibrations"),
         (name = "fhir", description = "Released results as FHIR R4 (read-only, `application/fhir+json`; views are audited)"),
+        (name = "outbox", description = "Messages to the hospital's systems: list, resend a parked one (lab admins)"),
     )
 )]
 struct ApiDoc;

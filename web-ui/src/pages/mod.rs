@@ -15,6 +15,7 @@ pub mod account;
 pub mod admin;
 pub mod calibrations;
 pub mod dashboard;
+pub mod outbox;
 pub mod patients;
 pub mod qc;
 pub mod runs;
@@ -52,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .merge(qc::router())
         .merge(calibrations::router())
         .merge(admin::router())
+        .merge(outbox::router())
 }
 
 /// A signed-in browser user (session cookie only; pages never take bearer tokens).

@@ -141,6 +141,7 @@ impl Layout {
                 (paths::QC, "QC"),
                 (paths::CALIBRATIONS, "Calibration"),
                 (paths::ADMIN, "Admin"),
+                (paths::OUTBOX, "Outbox"),
             ],
         };
         links
@@ -248,7 +249,8 @@ mod tests {
                 "New run",
                 "QC",
                 "Calibration",
-                "Admin"
+                "Admin",
+                "Outbox"
             ]
         );
     }

@@ -21,6 +21,7 @@ mod error_page;
 pub mod format;
 mod layout;
 mod new_run;
+mod outbox;
 pub mod paths;
 mod patient;
 mod qc;
@@ -39,6 +40,7 @@ pub use dashboard::{
 pub use error_page::ErrorPage;
 pub use layout::{Layout, NavLink, Notice, Role, SignedInUser};
 pub use new_run::{LiveRunPage, NewRunForm, NewRunPage, ProgressStep};
+pub use outbox::{OutboxFilterLink, OutboxPage, OutboxRow};
 pub use patient::{PatientEventRow, PatientPage, PatientRunRow};
 pub use qc::{PhantomRow, QcChoice, QcLotReview, QcMaterialOption, QcNote, QcPage, QcSetup};
 pub use run::{

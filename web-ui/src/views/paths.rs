@@ -36,6 +36,8 @@ pub const QC_TARGETS: &str = "/qc/targets";
 pub const CALIBRATIONS: &str = "/calibrations";
 /// Admin page.
 pub const ADMIN: &str = "/admin";
+/// The outbox of messages to the hospital's systems (lab admins; GET `?destination=&state=&before=`).
+pub const OUTBOX: &str = "/outbox";
 /// Target of the new-user form (POST).
 pub const ADMIN_USERS: &str = "/admin/users";
 /// Target of the new-token form (POST).
@@ -116,6 +118,11 @@ pub fn calibration(calibration_id: i64) -> String {
 /// Activation form target (POST).
 pub fn calibration_activate(calibration_id: i64) -> String {
     format!("/calibrations/{calibration_id}/activate")
+}
+
+/// Resends a parked outbox message (POST form, with a reason).
+pub fn outbox_resend(message_id: i64) -> String {
+    format!("/outbox/{message_id}/resend")
 }
 
 /// Revokes an API token (POST form).

@@ -828,3 +828,67 @@ pub fn admin() -> AdminPage {
         form_error: None,
     }
 }
+
+/// The outbox: one message in each state, one of them a correction, an MRN that tries markup.
+pub fn outbox() -> OutboxPage {
+    let message = |id: i64, state: &str, mrn: &str| OutboxRow {
+        id,
+        control_id: format!("FC{id:08}"),
+        destination: "lis".into(),
+        state: state.into(),
+        attempts: 1,
+        created_at: "Tue 24 Nov 2026, 09:30 CET".into(),
+        next_attempt: None,
+        delivered_at: None,
+        last_outcome: None,
+        parked_reason: None,
+        mrn: mrn.into(),
+        accession: format!("ACC-{id}"),
+        run_id: 100 + id,
+        version: 1,
+    };
+    OutboxPage {
+        layout: layout(Role::LabAdmin, "Outbox", paths::OUTBOX),
+        destinations: vec![
+            OutboxFilterLink {
+                label: "all".into(),
+                href: "/outbox".into(),
+                current: true,
+            },
+            OutboxFilterLink {
+                label: "lis".into(),
+                href: "/outbox?destination=lis".into(),
+                current: false,
+            },
+        ],
+        states: vec![OutboxFilterLink {
+            label: "parked".into(),
+            href: "/outbox?state=parked".into(),
+            current: false,
+        }],
+        rows: vec![
+            OutboxRow {
+                attempts: 3,
+                next_attempt: Some("Tue 24 Nov 2026, 09:31 CET".into()),
+                last_outcome: Some("could not connect to lis.example:2575: refused".into()),
+                ..message(43, "pending", "MRN-0043")
+            },
+            OutboxRow {
+                last_outcome: Some("AR: unknown patient".into()),
+                parked_reason: Some(
+                    "the destination rejected the message (AR): unknown patient".into(),
+                ),
+                version: 2,
+                ..message(42, "parked", HOSTILE_MRN)
+            },
+            OutboxRow {
+                delivered_at: Some("Tue 24 Nov 2026, 09:30 CET".into()),
+                last_outcome: Some("AA".into()),
+                ..message(41, "delivered", LONG_MRN)
+            },
+        ],
+        form_error: None,
+        next_href: Some("/outbox?before=41".into()),
+        first_href: None,
+    }
+}

@@ -29,6 +29,7 @@ fn all_pages() -> Vec<(&'static str, String)> {
         ("qc", render(&samples::qc())),
         ("calibration", render(&samples::calibration())),
         ("admin", render(&samples::admin())),
+        ("outbox", render(&samples::outbox())),
     ]
 }
 
@@ -577,6 +578,42 @@ fn admin_page_manages_users_tokens_audit_log_and_backup() {
     let html = render(&before_search);
     assert!(html.contains("Search to see entries."));
     assert!(!html.contains("will not be shown again"));
+}
+
+#[test]
+fn the_outbox_shows_where_each_message_stands_and_offers_resend_only_when_parked() {
+    let html = render(&samples::outbox());
+    for needle in [
+        "FC00000043",
+        "Next attempt Tue 24 Nov 2026, 09:31 CET",
+        "could not connect to lis.example:2575: refused",
+        "the destination rejected the message (AR): unknown patient",
+        "version 2 (correction)",
+        "Delivered Tue 24 Nov 2026, 09:30 CET: acknowledged <q>AA</q>",
+        "accession ACC-41",
+        "href=\"/outbox?before=41\" rel=\"next\"",
+        "href=\"/outbox?destination=lis\"",
+        "href=\"/outbox\" aria-current=\"page\">Outbox</a>",
+    ] {
+        assert!(html.contains(needle), "outbox page lacks {needle:?}");
+    }
+    let resend_forms: Vec<&str> = forms(&html)
+        .into_iter()
+        .filter(|form| form.contains("/resend"))
+        .collect();
+    assert_eq!(
+        resend_forms.len(),
+        1,
+        "a resend form for the parked message only"
+    );
+    assert!(resend_forms[0].contains("action=\"/outbox/42/resend\""));
+    assert!(resend_forms[0].contains("name=\"reason\"") && resend_forms[0].contains("required"));
+
+    let mut empty = samples::outbox();
+    empty.rows.clear();
+    empty.next_href = None;
+    let html = render(&empty);
+    assert!(html.contains("No messages.") && !html.contains("rel=\"next\""));
 }
 
 /// The value of `name="…"` inside one opening tag.
