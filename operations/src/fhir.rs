@@ -21,6 +21,7 @@ use appliance::interop::fhir::{
 use appliance::store::outbox::OutboxMessage;
 use appliance::store::patients::Mrn;
 use appliance::store::results::SignatureMeaning;
+use appliance::store::run_list::RunListPage;
 use appliance::store::{AuditEntry, RunId};
 
 use crate::outbox::{Answer, Courier, NoAnswer};
@@ -194,12 +195,12 @@ impl Operations {
             return Ok(Vec::new());
         };
         let mut reports = Vec::new();
-        for run in self
-            .store
-            .patient_runs(patient.id, MAX_SEARCHED_RUNS)
-            .await?
-        {
-            if let Some(report) = self.served_report(run.id).await? {
+        let page = RunListPage::OfPatient {
+            patient: patient.id,
+            before: None,
+        };
+        for listed in self.store.run_list_page(page, MAX_SEARCHED_RUNS).await? {
+            if let Some(report) = self.served_report(listed.run.id).await? {
                 reports.push(report);
             }
         }
