@@ -13,6 +13,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 
 use appliance::interop::fhir::{FHIR_JSON, Resource, searchset};
 use appliance::store::RunId;
@@ -24,13 +26,27 @@ use crate::roles::Permission;
 use crate::state::AppState;
 
 /// `GET /fhir/DiagnosticReport` query.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// The patient's medical record number.
-    #[param(schema_with = super::input_schemas::mrn)]
     pub patient: String,
+}
+
+/// Written by hand: utoipa's derive drops `required` from a parameter whose schema comes from
+/// `schema_with`, and the server requires `patient` (a search here is by patient only).
+impl IntoParams for SearchQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            ParameterBuilder::new()
+                .name("patient")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::True)
+                .description(Some("The patient's medical record number (required)"))
+                .schema(Some(super::input_schemas::mrn()))
+                .build(),
+        ]
+    }
 }
 
 /// A FHIR JSON answer, not cached.
