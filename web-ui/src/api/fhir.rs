@@ -24,13 +24,31 @@ use crate::roles::Permission;
 use crate::state::AppState;
 
 /// `GET /fhir/DiagnosticReport` query.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// The patient's medical record number.
-    #[param(schema_with = super::input_schemas::mrn)]
     pub patient: String,
+}
+
+/// Declared by hand: utoipa's derive leaves a parameter with `schema_with` optional, and a search
+/// without its patient is refused (schemathesis sent one).
+impl IntoParams for SearchQuery {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::Required;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        vec![
+            ParameterBuilder::new()
+                .name("patient")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::True)
+                .description(Some("The patient's medical record number"))
+                .schema(Some(super::input_schemas::mrn()))
+                .build(),
+        ]
+    }
 }
 
 /// A FHIR JSON answer, not cached.
