@@ -7,7 +7,8 @@
 //! gets it once, computed from its stored train, the first time its run is viewed. Patient
 //! identity (`0004`): each old sample gets the accession `LEGACY-<id>`, each patient the
 //! indication of their newest sample, and no birth date (none was recorded); an old control
-//! material has no level and an old QC value no reagent lot.
+//! material has no level and an old QC value no reagent lot. The identifiers a result was released
+//! under (`0017`): each released version gets its patient's as they stand.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -180,7 +181,7 @@ async fn a_database_of_the_previous_schema_is_backfilled_and_reads_back_typed() 
         ),
     ];
     let first = old_result(&pool, released, 1, &reports[0], None).await;
-    old_result(&pool, held, 1, &reports[1], None).await;
+    let unreleased = old_result(&pool, held, 1, &reports[1], None).await;
     let original = old_result(&pool, corrected, 1, &reports[2], None).await;
     old_result(
         &pool,
@@ -344,6 +345,23 @@ async fn a_database_of_the_previous_schema_is_backfilled_and_reads_back_typed() 
     assert_eq!(sample.indication_override_reason, None);
     let materials = store.qc_materials().await.expect("materials");
     assert!(materials.iter().all(|m| m.control_level.is_none()));
+    // 0017: each version released before it carries the patient's identifiers as they stood at
+    // the migration; a version never released carries none.
+    for result in [first, original] {
+        let identifiers = store
+            .released_identifiers(appliance::store::ResultId(result))
+            .await
+            .expect("backfilled");
+        assert_eq!(identifiers.mrn.as_str(), "MIG-1");
+        assert_eq!(identifiers.birth_date, None);
+        assert_eq!(identifiers.patient_id.0, patient);
+    }
+    assert!(matches!(
+        store
+            .released_identifiers(appliance::store::ResultId(unreleased))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
     let no_accession = store
         .pool()
         .execute(

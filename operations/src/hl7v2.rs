@@ -1,5 +1,6 @@
 //! An HL7 v2 destination: what the ORU^R01 of a released result says (each value taken from the
-//! stored, released result version and its run, sample, patient and the site's configuration) and
+//! stored, released result version and its run, sample, the patient's identifiers as released
+//! and the site's configuration) and
 //! its delivery over MLLP with the acknowledgement read.
 //!
 //! The result status (`F` for a first release, `C` for a released correction) is the one the

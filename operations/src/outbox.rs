@@ -107,13 +107,15 @@ pub fn judge(
     answer: Result<Answer, NoAnswer>,
     now_ms: i64,
 ) -> DeliveryOutcome {
+    // The courier's text names the answer in its own protocol's words (HL7 `AE: …`, `AR: …`; FHIR
+    // `HTTP 422: <the OperationOutcome's words>`): no protocol's code is added here.
     match answer {
         Ok(Answer::Accepted(detail)) => DeliveryOutcome::Delivered { detail },
         Ok(Answer::Error(text)) => DeliveryOutcome::Parked {
-            reason: format!("the destination answered an error (AE): {text}"),
+            reason: format!("the destination answered an error: {text}"),
         },
         Ok(Answer::Rejected(text)) => DeliveryOutcome::Parked {
-            reason: format!("the destination rejected the message (AR): {text}"),
+            reason: format!("the destination rejected the message: {text}"),
         },
         Ok(Answer::Unsendable(text)) => DeliveryOutcome::Parked {
             reason: format!("the message could not be built: {text}"),
@@ -360,14 +362,36 @@ mod tests {
                 detail: "AA".into()
             }
         );
-        assert!(matches!(
-            judged(Ok(Answer::Error("bad PID".into())), 0),
-            DeliveryOutcome::Parked { reason } if reason.contains("AE") && reason.contains("bad PID")
-        ));
-        assert!(matches!(
-            judged(Ok(Answer::Rejected("unknown".into())), 0),
-            DeliveryOutcome::Parked { reason } if reason.contains("AR")
-        ));
+        assert_eq!(
+            judged(Ok(Answer::Error("AE: bad PID".into())), 0),
+            DeliveryOutcome::Parked {
+                reason: "the destination answered an error: AE: bad PID".into()
+            }
+        );
+        assert_eq!(
+            judged(Ok(Answer::Rejected("AR: unknown patient".into())), 0),
+            DeliveryOutcome::Parked {
+                reason: "the destination rejected the message: AR: unknown patient".into()
+            }
+        );
+        // A FHIR server's refusal is said in HTTP's and its OperationOutcome's words, not HL7's.
+        let outcome = r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error",
+            "code":"not-found","diagnostics":"no patient FHIR-1"}]}"#;
+        let refused = judge(
+            &policy,
+            &message(0),
+            crate::fhir::judge_status(422, outcome),
+            1_000,
+        );
+        let DeliveryOutcome::Parked { reason } = refused else {
+            panic!("a 4xx parks: {refused:?}")
+        };
+        assert!(
+            reason.starts_with("the destination rejected the message: HTTP 422")
+                && reason.contains("no patient FHIR-1"),
+            "{reason}"
+        );
+        assert!(!reason.contains("AR"), "no HL7 code for FHIR: {reason}");
         assert_eq!(
             judged(Err(NoAnswer("time-out".into())), 2),
             DeliveryOutcome::Retry {

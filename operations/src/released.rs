@@ -6,14 +6,16 @@
 //! The rules here: only a version that carries a release signature is sent or served (`F`/`final`
 //! for a first release, `C`/`corrected` for a released correction:
 //! [`crate::reported::ResultStatus::as_released`]); the values are the stored report's, never
-//! re-rounded; the call is the call as reported ([`crate::reported::reported_call`]:
+//! re-rounded; the patient's identifiers (MRN, date of birth, name and initials where the site
+//! keeps them) are the ones taken with the version's release, not the record as it stands when
+//! the message is sent; the call is the call as reported ([`crate::reported::reported_call`]:
 //! indeterminate when the 95 % interval contains the cut-off). Not here: the syntax of each format
 //! (`appliance::interop`), delivery (`crate::outbox`).
 
 use appliance::interop::oru::{LOINC_CTC_COUNT, Observation, ObservationValue, ResultStatus};
 use appliance::store::ResultId;
 use appliance::store::Timestamp;
-use appliance::store::patients::Patient;
+use appliance::store::patients::ReleasedIdentifiers;
 use appliance::store::results::{ResultVersion, SignatureMeaning};
 use appliance::store::runs::Run;
 use appliance::store::samples::Sample;
@@ -33,8 +35,9 @@ pub struct Released {
     pub run: Run,
     /// The run's sample.
     pub sample: Sample,
-    /// Whose.
-    pub patient: Patient,
+    /// Whose: the patient's identifiers as they stood at this version's release (a later change
+    /// to the patient's record is not what was released).
+    pub patient: ReleasedIdentifiers,
     /// The observations sent, in order.
     pub observations: Vec<Observation>,
 }
@@ -177,7 +180,7 @@ impl Operations {
                 ))
             })?;
         let sample = self.store.sample(run.sample_id).await?;
-        let patient = self.store.patient(sample.patient_id).await?;
+        let patient = self.store.released_identifiers(result.id).await?;
         let observations = observations(&result);
         Ok(Released {
             result,

@@ -572,7 +572,9 @@ async fn released_results_reach_an_https_fhir_server_through_refusal_and_outage(
     assert_eq!(parked.run_id, a);
     let reason = parked.parked_reason.clone().unwrap();
     assert!(
-        reason.contains("HTTP 400") && reason.contains("no patient EHR-1 born 1961-04-23"),
+        reason.contains("HTTP 400")
+            && reason.contains("no patient EHR-1 born 1961-04-23")
+            && !reason.contains("(AR)"),
         "{reason}"
     );
     // Patient A's correction waits behind the parked first release; patient B goes on.

@@ -11,6 +11,9 @@
 //!
 //! Every unit sent is checked with the NLM's `@lhncbc/ucum-lhc` (`tests/interop/ucum.js`).
 //!
+//! And the patient's identifiers a message carries are those the result was released under,
+//! whatever the patient's record says when it is sent.
+//!
 //! Needs Python with hl7apy and hl7 (`INTEROP_TEST_PYTHON`, else `target/interop-venv`) and
 //! node with ucum-lhc (`INTEROP_TEST_NODE_MODULES`, else `target/interop-node/node_modules`);
 //! `scripts/test` installs both.
@@ -559,5 +562,146 @@ async fn over_tls_only_a_receiver_the_configured_ca_signed_gets_the_results() {
         log[0]["invalid"]
     );
     assert_eq!(log[0]["control_id"], delivered.control_id());
+    store.close().await;
+}
+
+/// The patient's identifiers a message carries are the ones the result was released under: a
+/// change to the patient's record after the release (here written straight into the database,
+/// as a demographic edit or a repair would) does not reach the ORU's PID or the FHIR subject of a
+/// message sent later; a correction released after the change carries the record as it stands
+/// at that release.
+#[tokio::test]
+async fn messages_carry_the_patients_identifiers_as_released() {
+    use appliance::store::patients::PersonName;
+    use operations::fhir::FhirDestination;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("data"))
+        .await
+        .unwrap()
+        .with_outbox(vec![
+            OutboxTarget {
+                name: "lis".into(),
+                format: MessageFormat::Hl7v2,
+            },
+            OutboxTarget {
+                name: "ehr".into(),
+                format: MessageFormat::Fhir,
+            },
+        ]);
+    let clinician = add_user(&store, "dr-ids", Role::Clinician).await;
+    let mut registered = NewPatient::new(
+        Mrn::parse("IDS-1").unwrap(),
+        BirthDate::parse("1961-04-23", time::macros::date!(2026 - 01 - 01)).unwrap(),
+    );
+    registered.name = Some(PersonName::parse("name", "Doe").unwrap());
+    store
+        .patient_by_mrn_or_add(&Actor::Appliance, &registered)
+        .await
+        .unwrap();
+    let run = released_run(&store, &clinician, "IDS-1", 7.0).await;
+    // The record changes after the release, before anything was sent.
+    sqlx::query("UPDATE patients SET name = 'Roe', birth_date = '1970-01-01' WHERE mrn = 'IDS-1'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let ops = Operations::new(
+        store.clone(),
+        EngineConfig::new(default_indications().unwrap()),
+        LoginThrottle::new(Duration::from_secs(60), 5),
+    );
+    let lis = Hl7Destination {
+        name: "lis".into(),
+        address: "127.0.0.1:9".into(),
+        link: Link::Plain,
+        receiving_application: "LIS".into(),
+        receiving_facility: "HOSP".into(),
+        sending_facility: "ONCLAB".into(),
+        mrn_authority: "HOSP".into(),
+        timeout: Duration::from_secs(1),
+    };
+    let ehr = FhirDestination {
+        name: "ehr".into(),
+        base_url: "https://ehr.invalid/r4".into(),
+        token_file: dir.path().join("token"),
+        ca_file: None,
+        mrn_system: "urn:oid:1.2.3".into(),
+        timeout: Duration::from_secs(1),
+    };
+    // What each message of a version says about the patient: the ORU's PID, the FHIR subject.
+    let said = |version: u32| {
+        let (ops, store, lis, ehr) = (ops.clone(), store.clone(), lis.clone(), ehr.clone());
+        async move {
+            let messages = store.outbox_messages(None, 100).await.unwrap();
+            let mut pid = None;
+            let mut subject = None;
+            for message in &messages {
+                if store
+                    .result_version(message.result_id)
+                    .await
+                    .unwrap()
+                    .version
+                    != version
+                {
+                    continue;
+                }
+                match message.format {
+                    MessageFormat::Hl7v2 => {
+                        let oru = ops.oru_r01_of(message, &lis).await.unwrap();
+                        pid = oru
+                            .split('\r')
+                            .find(|s| s.starts_with("PID|"))
+                            .map(str::to_owned);
+                    }
+                    MessageFormat::Fhir => {
+                        let bundle = ops.fhir_bundle_of(message, &ehr).await.unwrap();
+                        let bundle = serde_json::to_value(&bundle).unwrap();
+                        subject = bundle["entry"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .find(|e| e["resource"]["resourceType"] == "DiagnosticReport")
+                            .and_then(|e| e["resource"]["subject"]["reference"].as_str())
+                            .map(str::to_owned);
+                    }
+                }
+            }
+            (pid.expect("an ORU"), subject.expect("a Bundle"))
+        }
+    };
+    let (pid, subject) = said(1).await;
+    assert_eq!(pid, "PID|1||IDS-1^^^HOSP^MR||Doe||19610423");
+    assert_eq!(
+        subject,
+        "Patient?identifier=urn:oid:1.2.3|IDS-1&birthdate=1961-04-23"
+    );
+    // The served view says the same.
+    let viewer = Requester::User(add_user(&store, "dr-view", Role::Clinician).await);
+    let served = serde_json::to_value(ops.fhir_report(&viewer, run).await.unwrap()).unwrap();
+    assert_eq!(served["subject"]["identifier"]["value"], "IDS-1");
+
+    // A correction released now takes the record as it stands at its release.
+    store
+        .correct_result(
+            &clinician.actor(),
+            run,
+            &report(8.0),
+            &CorrectionReason::parse("blood volume entered wrongly").unwrap(),
+        )
+        .await
+        .unwrap();
+    store
+        .sign_result(&clinician, run, SignatureMeaning::Release)
+        .await
+        .unwrap();
+    let (pid, subject) = said(2).await;
+    assert_eq!(pid, "PID|1||IDS-1^^^HOSP^MR||Roe||19700101");
+    assert!(subject.ends_with("&birthdate=1970-01-01"), "{subject}");
+    // The first release's identifiers are kept as they were.
+    assert_eq!(said(1).await.0, "PID|1||IDS-1^^^HOSP^MR||Doe||19610423");
+    let changed = sqlx::query("UPDATE released_identifiers SET name = 'Poe'")
+        .execute(store.pool())
+        .await;
+    assert!(changed.is_err(), "the identifiers released under are fixed");
     store.close().await;
 }

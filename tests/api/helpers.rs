@@ -412,3 +412,109 @@ pub async fn wait_until_healthy(client: &reqwest::Client, base: &str) {
     }
     assert!(healthy, "serve answered /healthz");
 }
+
+/// The real binary as a service: `ferrocount serve` in its own process on a free loopback port,
+/// its console (stdout) read line by line and its log (stderr) collected. The one way the tests
+/// start it (first start, SIGTERM, schemathesis, a kill mid-send). Killed (SIGKILL) when dropped,
+/// however the test ends.
+pub struct ServeProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    console: std::sync::mpsc::Receiver<String>,
+    printed: Vec<String>,
+    log: Option<std::thread::JoinHandle<String>>,
+}
+
+impl ServeProcess {
+    /// Starts `ferrocount serve` on `data_dir` (with `config` as its configuration file when
+    /// given) and waits until it answers `/healthz`.
+    pub async fn start(data_dir: &std::path::Path, config: Option<&std::path::Path>) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let base = format!("http://127.0.0.1:{}", free_port());
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferrocount"));
+        command
+            .args(["serve", "--listen", &base["http://".len()..], "--data-dir"])
+            .arg(data_dir);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ferrocount serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (lines_tx, console) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::thread::spawn(move || {
+            BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
+        let server = Self {
+            child,
+            base,
+            console,
+            printed: Vec::new(),
+            log: Some(log),
+        };
+        wait_until_healthy(&reqwest::Client::new(), &server.base).await;
+        server
+    }
+
+    /// Every line it printed on its console so far.
+    pub fn printed(&mut self) -> &[String] {
+        self.printed.extend(self.console.try_iter());
+        &self.printed
+    }
+
+    /// The value of the console line `label value` (e.g. `password:`), when printed.
+    pub fn printed_value(&mut self, label: &str) -> Option<String> {
+        self.printed()
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim().to_owned()))
+    }
+
+    /// Sends it SIGTERM (a graceful stop).
+    pub fn terminate(&self) {
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(kill.success(), "SIGTERM sent");
+    }
+
+    /// SIGKILL, as a power cut or the kernel's OOM killer stops it: nothing of it runs after.
+    pub fn kill(&mut self) -> std::process::ExitStatus {
+        self.child.kill().expect("SIGKILL sent");
+        self.child.wait().expect("reaped")
+    }
+
+    /// Waits for it to exit; its exit status and everything it logged.
+    pub fn wait_with_log(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().expect("serve exits");
+        let log = self
+            .log
+            .take()
+            .and_then(|log| log.join().ok())
+            .unwrap_or_default();
+        (status, log)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

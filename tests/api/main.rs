@@ -1,5 +1,6 @@
 //! End-to-end tests of the web face's API and its HTML pages: the real router, store and engine (simulated board,
-//! instant clock) over loopback HTTP, and the real binary for start-up and SIGTERM.
+//! instant clock) over loopback HTTP, and the real binary (`helpers::ServeProcess`) for start-up,
+//! SIGTERM, schemathesis and a kill mid-send.
 
 mod helpers;
 #[path = "../support/test_board.rs"]
@@ -7,6 +8,7 @@ mod test_board;
 
 mod bad_input;
 mod fhir;
+mod killed_mid_send;
 mod locks;
 mod openapi_conformance;
 mod openapi_tls;

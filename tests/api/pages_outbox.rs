@@ -104,7 +104,7 @@ async fn a_lab_admin_sees_each_message_where_it_stands_and_resends_a_parked_one(
         .record_delivery(
             parked,
             &DeliveryOutcome::Parked {
-                reason: "the destination rejected the message (AR): unknown patient".into(),
+                reason: "the destination rejected the message: AR: unknown patient".into(),
             },
         )
         .await

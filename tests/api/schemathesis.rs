@@ -5,15 +5,14 @@
 //! `tests/api/schemathesis.toml`. It must find no server error and no answer that
 //! breaks the OpenAPI document; its case count and time are printed for the notes.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{free_port, wait_until_healthy};
+use crate::helpers::ServeProcess;
 
 /// Test cases per API operation and phase (the run's size; about a minute on two cores).
 const MAX_EXAMPLES: &str = "12";
@@ -28,16 +27,6 @@ fn schemathesis() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/schemathesis/bin/schemathesis")
 }
 
-/// Ends the server when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let tool = schemathesis();
@@ -47,39 +36,11 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         tool.display()
     );
     let data_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocount"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data_dir.path())
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("ferrocount serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let server = Server(child);
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let mut server = ServeProcess::start(data_dir.path(), None).await;
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_until_healthy(&client, &base).await;
-    let printed: Vec<String> = lines_rx.try_iter().collect();
-    let password = printed
-        .iter()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("password:")
-                .map(|v| v.trim().to_owned())
-        })
+    let base = server.base.clone();
+    let password = server
+        .printed_value("password:")
         .expect("the first administrator's password is printed");
 
     // A lab admin's token, made as a browser makes one.
@@ -157,7 +118,8 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     .await
     .expect("joined");
     let elapsed = started.elapsed();
-    drop(server);
+    server.kill();
+    let (_, server_log) = server.wait_with_log();
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     let cases = std::fs::read_to_string(&junit)
@@ -183,8 +145,14 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         .collect::<Vec<_>>()
         .join("\n");
     println!("{summary}");
+    let server_errors: Vec<&str> = server_log
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("panicked"))
+        .take(20)
+        .collect();
     assert!(
         run.status.success(),
-        "schemathesis found problems:\n{stdout}\n{stderr}"
+        "schemathesis found problems:\n{stdout}\n{stderr}\nthe server's errors:\n{}",
+        server_errors.join("\n")
     );
 }

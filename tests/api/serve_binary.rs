@@ -1,59 +1,23 @@
 //! The real binary: first start on an empty data directory makes an administrator whose
 //! printed password signs in; SIGTERM stops it gracefully (exit 0, shutdown audited).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
 use appliance::store::Store;
 use appliance::store::audit::AuditQuery;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{free_port, wait_until_healthy};
+use crate::helpers::ServeProcess;
 
 #[tokio::test]
 async fn first_start_prints_an_admin_password_and_sigterm_shuts_down_cleanly() {
     let data_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocount"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data_dir.path())
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ferrocount serve starts");
-    let stdout = child.stdout.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
-
+    let mut server = ServeProcess::start(data_dir.path(), None).await;
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_until_healthy(&client, &base).await;
-
-    let printed: Vec<String> = lines_rx.try_iter().collect();
-    let find = |label: &str| {
-        printed
-            .iter()
-            .find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim().to_owned()))
-            .unwrap_or_else(|| panic!("{label} printed: {printed:?}"))
+    let base = server.base.clone();
+    let mut find = |label: &str| {
+        server
+            .printed_value(label)
+            .unwrap_or_else(|| panic!("{label} printed: {:?}", server.printed()))
     };
     let (username, password) = (find("user name:"), find("password:"));
     assert_eq!(username, "admin");
@@ -68,13 +32,8 @@ async fn first_start_prints_an_admin_password_and_sigterm_shuts_down_cleanly() {
     let body: serde_json::Value = sign_in.json().await.unwrap();
     assert_eq!(body["role"], "lab-admin");
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = child.wait().unwrap();
-    let log = log.join().unwrap();
+    server.terminate();
+    let (status, log) = server.wait_with_log();
     assert!(status.success(), "exit 0 after SIGTERM: {status:?}\n{log}");
     assert!(log.contains("SIGTERM received"), "{log}");
     assert!(

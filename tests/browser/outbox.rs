@@ -75,7 +75,7 @@ pub async fn seed_parked(app: &TestApp) -> Result<()> {
         .record_delivery(
             message.message.id,
             &DeliveryOutcome::Parked {
-                reason: "the destination rejected the message (AR): unknown patient OUTBOX-0001"
+                reason: "the destination rejected the message: AR: unknown patient OUTBOX-0001"
                     .into(),
             },
         )

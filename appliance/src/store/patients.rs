@@ -14,7 +14,7 @@ use super::audit::append;
 use super::error::{SqlxResultExt, found};
 use super::samples::Indication;
 use super::timestamp::stored;
-use super::{Actor, AuditEntry, PatientId, Store, StoreError, Timestamp, db};
+use super::{Actor, AuditEntry, PatientId, ResultId, Store, StoreError, Timestamp, db};
 
 /// A medical record number: 1 to 32 characters of ASCII letters, digits, `-`, `.` and `/`, with
 /// at least one digit; surrounding whitespace is dropped and letters are uppercased (record
@@ -312,6 +312,24 @@ impl Patient {
     }
 }
 
+/// The patient's identifiers a released result version carries to the hospital's systems, as
+/// they stood when the version was released (taken in the release's transaction,
+/// `migrations/0017`): a later change to the patient's record does not reach the messages of an
+/// earlier release; a correction's release takes them again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleasedIdentifiers {
+    /// Whose.
+    pub patient_id: PatientId,
+    /// The MRN.
+    pub mrn: Mrn,
+    /// The date of birth (`None`: none was recorded at the release).
+    pub birth_date: Option<BirthDate>,
+    /// The name, where the site kept it.
+    pub name: Option<PersonName>,
+    /// The initials, where the site kept them.
+    pub initials: Option<PersonName>,
+}
+
 /// A patients row as read.
 pub(crate) struct PatientRow {
     pub(crate) id: i64,
@@ -536,6 +554,37 @@ impl Store {
             ),
             other => other,
         }
+    }
+
+    /// The patient's identifiers the released result version `result_id` was released under
+    /// (not found for a version never released).
+    pub async fn released_identifiers(
+        &self,
+        result_id: ResultId,
+    ) -> Result<ReleasedIdentifiers, StoreError> {
+        let row = sqlx::query_as!(
+            PatientRow,
+            "SELECT patient_id AS id, mrn, birth_date, name, initials,
+                    NULL AS \"indication?: String\", taken_at AS created_at
+             FROM released_identifiers WHERE result_id = ?",
+            result_id.0
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .context("reading the identifiers a result was released under")?;
+        // Read and checked as a patients row is (the same columns, the same rules).
+        let patient = patient_from(found(
+            row,
+            "identifiers released under, of result",
+            result_id,
+        )?)?;
+        Ok(ReleasedIdentifiers {
+            patient_id: patient.id,
+            mrn: patient.mrn,
+            birth_date: patient.birth_date,
+            name: patient.name,
+            initials: patient.initials,
+        })
     }
 
     /// The patient with this id.

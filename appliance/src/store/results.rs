@@ -430,7 +430,9 @@ impl Store {
 
     /// Signs the current version of a run's result. A release needs a clinician or lab
     /// administrator, a run awaiting release and a result no QC flag holds (the result's
-    /// `qc_hold` column), and moves the run to `released`.
+    /// `qc_hold` column), and moves the run to `released`; in the same transaction it writes the
+    /// release's outgoing messages and keeps the patient's identifiers as released
+    /// ([`Store::released_identifiers`]).
     pub async fn sign_result(
         &self,
         signer: &User,
@@ -516,6 +518,27 @@ impl Store {
         if meaning == SignatureMeaning::Release {
             transition_in(&mut tx, &actor, run_id, RunState::Released, None).await?;
             record_qc_basis_in(&mut tx, run_id, JudgedFor::Release, now, qc_basis).await?;
+            // The patient's identifiers as released: every message about this version says
+            // these, however late it is sent (`migrations/0017`).
+            let taken = sqlx::query!(
+                "INSERT INTO released_identifiers
+                     (result_id, patient_id, mrn, birth_date, name, initials, taken_at)
+                 SELECT ?, p.id, p.mrn, p.birth_date, p.name, p.initials, ?
+                 FROM runs JOIN samples s ON s.id = runs.sample_id
+                 JOIN patients p ON p.id = s.patient_id
+                 WHERE runs.id = ?",
+                current.id,
+                now_text,
+                run_id.0,
+            )
+            .execute(&mut *tx)
+            .await
+            .context("keeping the patient's identifiers as released")?;
+            if taken.rows_affected() != 1 {
+                return Err(StoreError::Conflict(format!(
+                    "run {run_id} has no patient to release its result for"
+                )));
+            }
             // The durable outbox: the release and its outgoing messages commit together.
             super::outbox::enqueue_release_in(
                 &mut tx,

@@ -10,13 +10,19 @@ message it receives as the n-th word of SCRIPT (comma-separated; `AA` after the 
 SLOW_SECONDS), `drop` (closes the connection without answering). A message hl7apy finds invalid
 is answered AR with hl7apy's reason whatever the script says. Every message is logged to
 LOG_FILE as one JSON line: control id, OBX-11 statuses, the answer, whether it was valid, the
-raw text.
+raw text, and when (`at`, seconds on this process's monotonic clock).
+
+Every acknowledgement is logged to LOG_FILE.acks as one JSON line when it was written to a
+connection that was still open: control id, code, `at`. A slow answer whose sender went away while
+it was held (a killed appliance) is not sent: its line has code null and `gone` true. Only an
+acknowledged message counts as accepted (a LIS commits a message when it acknowledges it).
 """
 
 import asyncio
 import json
 import ssl
 import sys
+import time
 
 import hl7
 from hl7.mllp import start_hl7_server
@@ -47,9 +53,13 @@ async def main():
     plan = [word for word in script.split(",") if word]
     state = {"n": 0}
 
-    def log(record):
-        with open(log_file, "a", encoding="utf-8") as out:
+    def log(record, path=log_file):
+        record["at"] = time.monotonic()
+        with open(path, "a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
+
+    def log_ack(control_id, code, gone=False):
+        log({"control_id": control_id, "code": code, "gone": gone}, log_file + ".acks")
 
     async def client(reader, writer):
         try:
@@ -72,13 +82,21 @@ async def main():
                 if behaviour == "slow":
                     await asyncio.sleep(slow)
                     behaviour = "AA"
+                    if reader.at_eof():
+                        # The sender went away while the answer was held: nothing is acknowledged.
+                        log_ack(control_id, None, gone=True)
+                        return
                 if behaviour == "invalid":
+                    code = "AR"
                     writer.writemessage(ack(message, "AR", invalid))
                 elif behaviour in ("AE", "AR"):
+                    code = behaviour
                     writer.writemessage(ack(message, behaviour, f"test receiver says {behaviour}"))
                 else:
+                    code = "AA"
                     writer.writemessage(ack(message, "AA"))
                 await writer.drain()
+                log_ack(control_id, code)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:

@@ -876,7 +876,7 @@ pub fn outbox() -> OutboxPage {
             OutboxRow {
                 last_outcome: Some("AR: unknown patient".into()),
                 parked_reason: Some(
-                    "the destination rejected the message (AR): unknown patient".into(),
+                    "the destination rejected the message: AR: unknown patient".into(),
                 ),
                 version: 2,
                 ..message(42, "parked", HOSTILE_MRN)

@@ -587,7 +587,7 @@ fn the_outbox_shows_where_each_message_stands_and_offers_resend_only_when_parked
         "FC00000043",
         "Next attempt Tue 24 Nov 2026, 09:31 CET",
         "could not connect to lis.example:2575: refused",
-        "the destination rejected the message (AR): unknown patient",
+        "the destination rejected the message: AR: unknown patient",
         "version 2 (correction)",
         "Delivered Tue 24 Nov 2026, 09:30 CET: acknowledged <q>AA</q>",
         "accession ACC-41",
