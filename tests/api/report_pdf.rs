@@ -175,6 +175,8 @@ async fn the_pdf_report_holds_every_field_on_one_page_and_follows_the_release() 
     let (text, pages) = extract(&response.bytes().await.expect("bytes"));
     assert_eq!(pages, 2);
     assert!(text.contains("Page 2 of 2") && text.contains("quad tube, replicate 1"));
+    // Each curve names its stored fit, which is drawn over the echoes.
+    assert!(text.contains("replicate 1 — T2 "), "{text}");
 
     // Each report is a view of the result, audited.
     let views: i64 = sqlx::query_scalar(

@@ -5,6 +5,7 @@
 use appliance::site::PaperSize;
 
 use super::content::{Field, ReportText};
+use crate::charts::FittedDecay;
 
 /// One thing drawn on a page.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,6 +29,8 @@ pub enum Item {
         points: Vec<(f32, f32)>,
         /// Stroke width, points.
         width: f32,
+        /// Dashed (a fitted curve) rather than solid.
+        dashed: bool,
     },
 }
 
@@ -47,6 +50,9 @@ pub struct Curve {
     pub times_ms: Vec<f64>,
     /// Echo amplitudes (arbitrary units).
     pub amplitudes: Vec<f64>,
+    /// The stored mono-exponential fit, drawn over the echoes (`None`: the train was not
+    /// fitted, or the fit failed; the label says which).
+    pub fit: Option<FittedDecay>,
 }
 
 /// The page's size in points.
@@ -105,6 +111,7 @@ impl Cursor {
         self.page.items.push(Item::Line {
             points: vec![(MARGIN, self.y), (self.width - MARGIN, self.y)],
             width: 0.5,
+            dashed: false,
         });
         self.y += 14.0;
     }
@@ -184,6 +191,7 @@ pub fn pages(report: &ReportText, paper: PaperSize, curves: Option<&[Curve]>) ->
         page.items.push(Item::Line {
             points: vec![(MARGIN, y - 12.0), (width - MARGIN, y - 12.0)],
             width: 0.5,
+            dashed: false,
         });
         page.items.push(Item::Text {
             x: MARGIN,
@@ -217,7 +225,9 @@ fn curves_page(curves: &[Curve], width: f32) -> Page {
     c.paragraph(
         9.0,
         true,
-        "Echo amplitude against time for each replicate, scaled to its largest echo.",
+        "Echo amplitude against time for each replicate, scaled to its largest echo: the measured \
+         echoes as a solid line, the stored fit A·e^(−t/T2) + C dashed over the echoes it was fitted \
+         to (T2 in each label).",
     );
     c.y += 6.0;
     let columns = 3;
@@ -240,6 +250,7 @@ fn curves_page(curves: &[Curve], width: f32) -> Page {
         c.page.items.push(Item::Line {
             points: vec![(x0, top), (x0, top + box_h), (x0 + box_w, top + box_h)],
             width: 0.5,
+            dashed: false,
         });
         let t_max = curve.times_ms.iter().copied().fold(0.0_f64, f64::max);
         let a_max = curve
@@ -248,18 +259,40 @@ fn curves_page(curves: &[Curve], width: f32) -> Page {
             .map(|a| a.abs())
             .fold(0.0_f64, f64::max);
         if t_max > 0.0 && a_max > 0.0 {
+            let place = |t: f64, a: f64| {
+                (
+                    x0 + (t / t_max) as f32 * box_w,
+                    top + box_h - ((a / a_max).clamp(-0.1, 1.0) as f32) * box_h,
+                )
+            };
             let points = curve
                 .times_ms
                 .iter()
                 .zip(&curve.amplitudes)
-                .map(|(t, a)| {
-                    (
-                        x0 + (t / t_max) as f32 * box_w,
-                        top + box_h - ((a / a_max).clamp(-0.1, 1.0) as f32) * box_h,
-                    )
-                })
+                .map(|(t, a)| place(*t, *a))
                 .collect();
-            c.page.items.push(Item::Line { points, width: 0.7 });
+            c.page.items.push(Item::Line {
+                points,
+                width: 0.5,
+                dashed: false,
+            });
+            // The fit over the echoes it was fitted to: 60 points are smooth at this size.
+            if let Some(fit) = curve.fit.as_ref().filter(|f| f.t2_ms > 0.0) {
+                let skipped = curve.times_ms.get(fit.echoes_skipped).copied();
+                let t_start = skipped.unwrap_or(0.0);
+                let points = (0..=60)
+                    .map(|i| {
+                        let t = t_start + (t_max - t_start) * f64::from(i) / 60.0;
+                        place(t, fit.at(t))
+                    })
+                    .filter(|(x, y)| x.is_finite() && y.is_finite())
+                    .collect();
+                c.page.items.push(Item::Line {
+                    points,
+                    width: 0.9,
+                    dashed: true,
+                });
+            }
         }
     }
     c.page
@@ -275,6 +308,57 @@ mod tests {
         assert!(lines.len() > 1);
         assert!(lines.iter().all(|l| l.chars().count() <= 50), "{lines:?}");
         assert_eq!(wrap("", 300.0, 10.0), [""]);
+    }
+
+    #[test]
+    fn the_curves_page_draws_each_stored_fit_dashed_over_its_echoes() {
+        let fit = FittedDecay {
+            amplitude: 100.0,
+            t2_ms: 80.0,
+            offset: 1.0,
+            echoes_skipped: 1,
+        };
+        let times_ms: Vec<f64> = (1..=100).map(|i| f64::from(i) * 2.0).collect();
+        let curve = |fit: Option<FittedDecay>| Curve {
+            label: "quad tube, replicate 1".into(),
+            amplitudes: times_ms
+                .iter()
+                .map(|t| 100.0 * (-t / 80.0).exp() + 1.0)
+                .collect(),
+            times_ms: times_ms.clone(),
+            fit,
+        };
+        let page = curves_page(&[curve(Some(fit.clone())), curve(None)], 595.0);
+        let dashed: Vec<&Vec<(f32, f32)>> = page
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Line {
+                    points,
+                    dashed: true,
+                    ..
+                } => Some(points),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dashed.len(), 1, "one fit line, for the fitted curve only");
+        let fit_line = dashed[0];
+        assert_eq!(fit_line.len(), 61);
+        // It starts at the first echo fitted (the second), not at the first echo, and ends at
+        // the last echo, inside the first curve's box.
+        let solid = page.items.iter().find_map(|item| match item {
+            Item::Line {
+                points,
+                dashed: false,
+                ..
+            } if points.len() == 100 => Some(points),
+            _ => None,
+        });
+        let echoes = solid.expect("the measured echoes");
+        assert!((fit_line[0].0 - echoes[1].0).abs() < 1e-3);
+        assert!((fit_line[60].0 - echoes[99].0).abs() < 1e-3);
+        // The echoes are the model here, so the fit passes through them.
+        assert!((fit_line[60].1 - echoes[99].1).abs() < 0.5);
     }
 
     #[test]

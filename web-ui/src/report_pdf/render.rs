@@ -6,7 +6,7 @@ use krilla::color::luma;
 use krilla::geom::{PathBuilder, Point};
 use krilla::metadata::Metadata;
 use krilla::page::PageSettings;
-use krilla::paint::{Fill, Stroke};
+use krilla::paint::{Fill, Stroke, StrokeDash};
 use krilla::text::{Font, TextDirection};
 
 use super::layout::{Item, Page};
@@ -65,7 +65,11 @@ pub fn render(pages: &[Page], size: (f32, f32), title: &str) -> Result<Vec<u8>, 
                         TextDirection::Auto,
                     );
                 }
-                Item::Line { points, width } => {
+                Item::Line {
+                    points,
+                    width,
+                    dashed,
+                } => {
                     let mut path = PathBuilder::new();
                     let mut points = points.iter();
                     let Some(&(x0, y0)) = points.next() else {
@@ -81,7 +85,11 @@ pub fn render(pages: &[Page], size: (f32, f32), title: &str) -> Result<Vec<u8>, 
                     surface.set_fill(None);
                     surface.set_stroke(Some(Stroke {
                         width: *width,
-                        paint: luma::Color::new(60).into(),
+                        paint: luma::Color::new(if *dashed { 0 } else { 60 }).into(),
+                        dash: dashed.then(|| StrokeDash {
+                            array: vec![2.5, 1.5],
+                            offset: 0.0,
+                        }),
                         ..Stroke::default()
                     }));
                     surface.draw_path(&path);
