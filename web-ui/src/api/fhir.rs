@@ -24,13 +24,30 @@ use crate::roles::Permission;
 use crate::state::AppState;
 
 /// `GET /fhir/DiagnosticReport` query.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// The patient's medical record number.
-    #[param(schema_with = super::input_schemas::mrn)]
     pub patient: String,
+}
+
+/// Declared by hand: utoipa's derive leaves a `schema_with` parameter optional, and the server
+/// requires `patient` (schemathesis sent the search without it, which the document allowed).
+impl IntoParams for SearchQuery {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        vec![
+            ParameterBuilder::new()
+                .name("patient")
+                .parameter_in(ParameterIn::Query)
+                .required(utoipa::openapi::Required::True)
+                .description(Some("The patient's medical record number."))
+                .schema(Some(super::input_schemas::mrn()))
+                .build(),
+        ]
+    }
 }
 
 /// A FHIR JSON answer, not cached.
