@@ -253,6 +253,10 @@ pub struct ApiToken {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// Most users or API tokens one page of [`Store::users_page`] or
+/// [`Store::live_api_tokens_page`] holds.
+pub const MAX_ACCOUNTS_PAGE: u32 = 500;
+
 /// Prefix of every API token, so that a leaked one is recognisable in logs and scanners.
 pub const API_TOKEN_PREFIX: &str = "fct_";
 
@@ -486,6 +490,49 @@ impl Store {
         .into_iter()
         .map(UserRow::into_user)
         .collect()
+    }
+
+    /// One page of users by name, after `after` (none: from the first), at most `limit`
+    /// (1 to [`MAX_ACCOUNTS_PAGE`]), each with their last sign-in (the audit trail's newest
+    /// `session.sign_in` entry of theirs, one seek in `audit_log_sign_in`): ONE statement.
+    pub async fn users_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(User, Option<Timestamp>)>, StoreError> {
+        let after = after.unwrap_or("");
+        let limit = i64::from(limit.clamp(1, MAX_ACCOUNTS_PAGE));
+        let rows = sqlx::query!(
+            r#"SELECT u.id AS "id!", u.username, u.display_name, u.role, u.disabled, u.created_at,
+                      u.password_changed_at, u.password_change_required,
+                      (SELECT a.at FROM audit_log a
+                       WHERE a.action = 'session.sign_in' AND a.entity = 'user'
+                         AND a.entity_id = CAST(u.id AS TEXT)
+                       ORDER BY a.id DESC LIMIT 1) AS "last_sign_in?: String"
+               FROM users u WHERE u.username > ?1 ORDER BY u.username LIMIT ?2"#,
+            after,
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("listing a page of users")?;
+        rows.into_iter()
+            .map(|row| {
+                let last = stored_opt(row.last_sign_in.as_deref(), "sign-in time", row.id)?;
+                let user = UserRow {
+                    id: row.id,
+                    username: row.username,
+                    display_name: row.display_name,
+                    role: row.role,
+                    disabled: row.disabled,
+                    created_at: row.created_at,
+                    password_changed_at: row.password_changed_at,
+                    password_change_required: row.password_change_required,
+                }
+                .into_user()?;
+                Ok((user, last))
+            })
+            .collect()
     }
 
     /// How many users exist (the first start creates an administrator when there are none).
@@ -1060,6 +1107,63 @@ impl Store {
                     last_used_at: stored_opt(row.last_used_at.as_deref(), "token use", row.id)?,
                     revoked_at: stored_opt(row.revoked_at.as_deref(), "token revocation", row.id)?,
                 })
+            })
+            .collect()
+    }
+
+    /// One page of unrevoked API tokens, newest first, before the token `before` (none: from
+    /// the newest), at most `limit` (1 to [`MAX_ACCOUNTS_PAGE`]), of `owner` only or (none)
+    /// of everyone, each with its owner: ONE statement.
+    pub async fn live_api_tokens_page(
+        &self,
+        owner: Option<UserId>,
+        before: Option<ApiTokenId>,
+        limit: u32,
+    ) -> Result<Vec<(User, ApiToken)>, StoreError> {
+        let owner = owner.map(|id| id.0);
+        let before = before.map_or(i64::MAX, |id| id.0);
+        let limit = i64::from(limit.clamp(1, MAX_ACCOUNTS_PAGE));
+        let rows = sqlx::query!(
+            r#"SELECT t.id AS "token_id!", t.label, t.token_prefix, t.created_at AS token_created_at,
+                      t.last_used_at, u.id AS "id!", u.username, u.display_name, u.role, u.disabled,
+                      u.created_at, u.password_changed_at, u.password_change_required
+               FROM api_tokens t JOIN users u ON u.id = t.user_id
+               WHERE t.revoked_at IS NULL AND t.id < ?1 AND (?2 IS NULL OR t.user_id = ?2)
+               ORDER BY t.id DESC LIMIT ?3"#,
+            before,
+            owner,
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("listing a page of API tokens")?;
+        rows.into_iter()
+            .map(|row| {
+                let token = ApiToken {
+                    id: ApiTokenId(row.token_id),
+                    user_id: UserId(row.id),
+                    label: row.label,
+                    prefix: row.token_prefix,
+                    created_at: stored(&row.token_created_at, "token creation time", row.token_id)?,
+                    last_used_at: stored_opt(
+                        row.last_used_at.as_deref(),
+                        "token use",
+                        row.token_id,
+                    )?,
+                    revoked_at: None,
+                };
+                let user = UserRow {
+                    id: row.id,
+                    username: row.username,
+                    display_name: row.display_name,
+                    role: row.role,
+                    disabled: row.disabled,
+                    created_at: row.created_at,
+                    password_changed_at: row.password_changed_at,
+                    password_change_required: row.password_change_required,
+                }
+                .into_user()?;
+                Ok((user, token))
             })
             .collect()
     }
