@@ -1583,6 +1583,41 @@ async fn declared_input_constraints_are_the_enforced_ones() {
         ));
     }
 
+    // The QC results' `limit`, 1 to 500, and `before`, a QC result id.
+    let schema = parameter(&document, "get", "/api/v1/qc", "limit").clone();
+    for n in [0_i64, 1, 500, 501, -1] {
+        let status = app
+            .send(admin, Method::GET, &format!("/api/v1/qc?limit={n}"), None)
+            .await
+            .status();
+        let value = json!(n);
+        wrong.extend(disagreement(
+            "qc limit",
+            &value,
+            accepts(&schema, &value),
+            status == StatusCode::OK,
+        ));
+    }
+    let schema = parameter(&document, "get", "/api/v1/qc", "before").clone();
+    for text in ["1", "42", "0", "-1", "01", "1.0", "abc"] {
+        let status = app
+            .send(
+                admin,
+                Method::GET,
+                &format!("/api/v1/qc?before={text}"),
+                None,
+            )
+            .await
+            .status();
+        let value = Value::String(text.to_owned());
+        wrong.extend(disagreement(
+            "qc before",
+            &value,
+            accepts(&schema, &value),
+            status == StatusCode::OK,
+        ));
+    }
+
     // The outbox's `limit`, 1 to 100, `before`, a message id, and `state`, one of three words.
     let schema = parameter(&document, "get", "/api/v1/outbox", "limit").clone();
     for n in [0_i64, 1, 100, 101, -1] {
