@@ -416,8 +416,7 @@ impl Operations {
                 format!("{runs_listed} is not within 0 to {MAX_PATIENT_RUNS_PAGE}"),
             ));
         }
-        let patient = self.store.patient(id).await?;
-        let trend = self.store.patient_trend(patient.id).await?;
+        let (patient, trend) = self.store.patient_with_trend(id).await?;
         let events = self.store.patient_events(patient.id).await?;
         let (runs, runs_next) = if runs_listed == 0 {
             (Vec::new(), None)
@@ -515,13 +514,10 @@ impl Operations {
         shown_as: &str,
     ) -> Result<(Patient, Vec<ReportedPoint>), OperationError> {
         who.require(Permission::ViewPatients)?;
-        let patient = self.store.patient(id).await?;
-        // One query: each point carries its release marks, so no run or version is read
-        // per point.
-        let trend: Vec<ReportedPoint> = self
-            .store
-            .patient_trend(patient.id)
-            .await?
+        // The patient and the trend on one borrowed connection; the trend one query, each
+        // point carrying its release marks, so no run or version is read per point.
+        let (patient, points) = self.store.patient_with_trend(id).await?;
+        let trend: Vec<ReportedPoint> = points
             .into_iter()
             .map(|point| ReportedPoint {
                 reported: crate::reported::Reported::of_summary(

@@ -1048,9 +1048,13 @@ impl Store {
         let token_hash = sha256_hex(secret.as_bytes());
         let now = Timestamp::now();
         let mut conn = self.pool.acquire().await.context("checking an API token")?;
+        // The token and its user in one statement (every API request runs it).
         let token = sqlx::query!(
-            "SELECT id, user_id, created_at, last_used_at FROM api_tokens
-             WHERE token_hash = ? AND revoked_at IS NULL",
+            r#"SELECT t.id AS "token_id!", t.created_at AS token_created_at, t.last_used_at,
+                      u.id AS "id!", u.username, u.display_name, u.role, u.disabled,
+                      u.created_at, u.password_changed_at, u.password_change_required
+               FROM api_tokens t JOIN users u ON u.id = t.user_id
+               WHERE t.token_hash = ? AND t.revoked_at IS NULL"#,
             token_hash
         )
         .fetch_optional(&mut *conn)
@@ -1059,25 +1063,35 @@ impl Store {
         let Some(token) = token else {
             return Ok(None);
         };
-        if stored(&token.created_at, "token creation time", token.id)? <= issued_after {
+        if stored(
+            &token.token_created_at,
+            "token creation time",
+            token.token_id,
+        )? <= issued_after
+        {
             return Ok(None);
         }
-        let user_id = token.user_id;
-        let user = found(
-            user_by_id(&mut conn, UserId(user_id)).await?,
-            "user",
-            user_id,
-        )?;
+        let user = UserRow {
+            id: token.id,
+            username: token.username,
+            display_name: token.display_name,
+            role: token.role,
+            disabled: token.disabled,
+            created_at: token.created_at,
+            password_changed_at: token.password_changed_at,
+            password_change_required: token.password_change_required,
+        }
+        .into_user()?;
         if user.disabled {
             return Ok(None);
         }
-        let last_used = stored_opt(token.last_used_at.as_deref(), "token use", token.id)?;
+        let last_used = stored_opt(token.last_used_at.as_deref(), "token use", token.token_id)?;
         if last_used.is_none_or(|at| at <= now.plus(-TOKEN_USE_INTERVAL)) {
             let now_text = now.to_rfc3339();
             sqlx::query!(
                 "UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
                 now_text,
-                token.id
+                token.token_id
             )
             .execute(&mut *conn)
             .await
