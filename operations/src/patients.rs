@@ -183,6 +183,10 @@ pub type PatientRun = crate::runs::RunSummary;
 /// A patient's runs listed on their page at most, per page (the trend shows every result).
 pub const MAX_PATIENT_RUNS_PAGE: u32 = 100;
 
+/// A patient's runs a page of `GET /api/v1/patients/{id}/runs` holds when the request does not
+/// say.
+pub const DEFAULT_PATIENT_RUNS_PAGE: u32 = 25;
+
 /// One point of a patient's trend with its result as reported (status, call, printed count):
 /// what the trend's JSON and CSV carry.
 #[derive(Clone, Debug, PartialEq)]
@@ -191,6 +195,15 @@ pub struct ReportedPoint {
     pub point: TrendPoint,
     /// Its result as reported.
     pub reported: crate::reported::Reported,
+}
+
+/// One page of a patient's runs ([`Operations::patient_runs`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PatientRunsPage {
+    /// The runs, newest first.
+    pub runs: Vec<PatientRun>,
+    /// The run the next (older) page starts before; `None` on the last page.
+    pub next_before: Option<RunId>,
 }
 
 /// A patient as viewed: their runs (newest first) and their trend (by draw time).
@@ -403,8 +416,7 @@ impl Operations {
                 format!("{runs_listed} is not within 0 to {MAX_PATIENT_RUNS_PAGE}"),
             ));
         }
-        let patient = self.store.patient(id).await?;
-        let trend = self.store.patient_trend(patient.id).await?;
+        let (patient, trend) = self.store.patient_with_trend(id).await?;
         let events = self.store.patient_events(patient.id).await?;
         let (runs, runs_next) = if runs_listed == 0 {
             (Vec::new(), None)
@@ -451,6 +463,48 @@ impl Operations {
         })
     }
 
+    /// One page of a patient's runs for the API: at most `limit` (1 to
+    /// [`MAX_PATIENT_RUNS_PAGE`]), newest first, those before the run `before`, each with its
+    /// sample and the current version of its result as reported, read in ONE statement
+    /// (`Store::run_list_page`; the patient is read first, so an unknown one is not found);
+    /// audited `patient.runs_view`. Out of range `limit` is refused naming the bound.
+    pub async fn patient_runs(
+        &self,
+        who: &Requester,
+        id: PatientId,
+        before: Option<RunId>,
+        limit: u32,
+    ) -> Result<PatientRunsPage, OperationError> {
+        who.require(Permission::ViewPatients)?;
+        if !(1..=MAX_PATIENT_RUNS_PAGE).contains(&limit) {
+            return Err(OperationError::invalid(
+                "limit",
+                format!("{limit} is not within 1 to {MAX_PATIENT_RUNS_PAGE}"),
+            ));
+        }
+        let patient = self.store.patient(id).await?;
+        let (runs, next_before) = crate::runs::run_page(
+            &self.store,
+            RunListPage::OfPatient {
+                patient: patient.id,
+                before,
+            },
+            limit,
+        )
+        .await?;
+        self.store
+            .record_view(
+                &who.actor(),
+                AuditEntry::new("patient.runs_view", "patient")
+                    .id(id)
+                    .detail(serde_json::json!({
+                        "before": before.map(|id| id.0), "runs": runs.len(),
+                    })),
+            )
+            .await?;
+        Ok(PatientRunsPage { runs, next_before })
+    }
+
     /// A patient's trend: the current version of each run's result, by draw time; audited
     /// `patient.trend_view` with how it was shown (`json`, `csv`, …).
     pub async fn view_trend(
@@ -460,13 +514,10 @@ impl Operations {
         shown_as: &str,
     ) -> Result<(Patient, Vec<ReportedPoint>), OperationError> {
         who.require(Permission::ViewPatients)?;
-        let patient = self.store.patient(id).await?;
-        // One query: each point carries its release marks, so no run or version is read
-        // per point.
-        let trend: Vec<ReportedPoint> = self
-            .store
-            .patient_trend(patient.id)
-            .await?
+        // The patient and the trend on one borrowed connection; the trend one query, each
+        // point carrying its release marks, so no run or version is read per point.
+        let (patient, points) = self.store.patient_with_trend(id).await?;
+        let trend: Vec<ReportedPoint> = points
             .into_iter()
             .map(|point| ReportedPoint {
                 reported: crate::reported::Reported::of_summary(

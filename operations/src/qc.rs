@@ -63,6 +63,20 @@ pub struct QcOverview {
     pub operators: BTreeMap<UserId, String>,
 }
 
+/// One page of QC results ([`Operations::qc_results_page`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcResultsPage {
+    /// The results, newest recorded first.
+    pub results: Vec<QcResult>,
+    /// The result the next (older) page starts before; `None` on the last page.
+    pub next_before: Option<QcResultId>,
+}
+
+pub use appliance::store::qc::MAX_QC_RESULTS_PAGE;
+
+/// QC results a page of `GET /api/v1/qc` holds when the request does not say.
+pub const DEFAULT_QC_RESULTS_PAGE: u32 = 100;
+
 /// A new control material, parsed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QcMaterialOrder {
@@ -409,15 +423,41 @@ impl Operations {
         Ok(self.store.qc_today(Timestamp::now()).await?)
     }
 
-    /// The QC overview: today's QC, and every material's lots with their current target and
-    /// their results of the last `days` days.
-    pub async fn qc_overview(
+    /// The QC set-up: today's QC, and every material's lots with their current target, without
+    /// results (those come a page at a time: [`Operations::qc_results_page`]). Materials and
+    /// lots are what a lab admin defines (a handful), read a material and a lot at a time.
+    pub async fn qc_setup(&self, who: &Requester) -> Result<QcOverview, OperationError> {
+        self.overview(who, None, None).await
+    }
+
+    /// One page of every lot's QC results, newest recorded first, before the result `before`:
+    /// at most `limit` (1 to [`MAX_QC_RESULTS_PAGE`], refused naming the bound otherwise), ONE
+    /// statement (`Store::qc_results_page`), read as `limit + 1` so that one more says whether
+    /// another page follows.
+    pub async fn qc_results_page(
         &self,
         who: &Requester,
-        days: i64,
-    ) -> Result<QcOverview, OperationError> {
-        let since = Timestamp::now().plus(-time::Duration::days(days));
-        self.overview(who, since, None).await
+        before: Option<QcResultId>,
+        limit: u32,
+    ) -> Result<QcResultsPage, OperationError> {
+        who.require(Permission::ViewQc)?;
+        if !(1..=MAX_QC_RESULTS_PAGE).contains(&limit) {
+            return Err(OperationError::invalid(
+                "limit",
+                format!("{limit} is not within 1 to {MAX_QC_RESULTS_PAGE}"),
+            ));
+        }
+        let mut results = self.store.qc_results_page(before, limit + 1).await?;
+        let next_before = if results.len() > limit as usize {
+            results.truncate(limit as usize);
+            results.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(QcResultsPage {
+            results,
+            next_before,
+        })
     }
 
     /// The lab manager's review: the QC overview with every value of `range` (all of them, for
@@ -427,14 +467,20 @@ impl Operations {
         who: &Requester,
         range: QcRange,
     ) -> Result<QcOverview, OperationError> {
-        self.overview(who, Timestamp::from_datetime(range.start()), Some(range))
-            .await
+        self.overview(
+            who,
+            Some(Timestamp::from_datetime(range.start())),
+            Some(range),
+        )
+        .await
     }
 
+    /// Today's QC and every material's lots with their target, and (`since`: from then on,
+    /// within `range` when given) their results, statistics and corrective actions.
     async fn overview(
         &self,
         who: &Requester,
-        since: Timestamp,
+        since: Option<Timestamp>,
         range: Option<QcRange>,
     ) -> Result<QcOverview, OperationError> {
         who.require(Permission::ViewQc)?;
@@ -445,12 +491,18 @@ impl Operations {
             let mut lots = Vec::new();
             for lot in self.store.qc_lots(material.id).await? {
                 let target = self.store.current_qc_target(lot.id).await?;
-                let mut results = self.store.qc_results(lot.id, since).await?;
+                let mut results = match since {
+                    Some(since) => self.store.qc_results(lot.id, since).await?,
+                    None => Vec::new(),
+                };
                 if let Some(range) = range {
                     results.retain(|r| range.contains(r.measured_at.datetime()));
                 }
                 let statistics = LotStatistics::of(&results);
-                let mut corrective_actions = self.store.corrective_actions_of_lot(lot.id).await?;
+                let mut corrective_actions = match since {
+                    Some(_) => self.store.corrective_actions_of_lot(lot.id).await?,
+                    None => Vec::new(),
+                };
                 corrective_actions.retain(|a| results.iter().any(|r| r.id == a.qc_result_id));
                 lots.push(QcLotRecord {
                     lot,
@@ -462,13 +514,16 @@ impl Operations {
             }
             materials.push(QcMaterialRecord { material, lots });
         }
-        let operators = self
-            .store
-            .users()
-            .await?
-            .into_iter()
-            .map(|user| (user.id, user.display_name))
-            .collect();
+        let operators = match since {
+            Some(_) => self
+                .store
+                .users()
+                .await?
+                .into_iter()
+                .map(|user| (user.id, user.display_name))
+                .collect(),
+            None => BTreeMap::new(),
+        };
         Ok(QcOverview {
             today,
             materials,

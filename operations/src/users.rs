@@ -14,10 +14,8 @@
 //! [`Operations::disable_user`] end the user's sessions and tokens in the store's one
 //! transaction with the change.
 
-use std::collections::HashMap;
-
 use appliance::store::users::{ApiToken, NewPassword, NewUser, Role, User, Username};
-use appliance::store::{ApiTokenId, StoreError, Timestamp, UserId};
+use appliance::store::{ApiTokenId, StoreError, Timestamp};
 
 use crate::{OperationError, Operations, Permission, Requester};
 
@@ -152,48 +150,104 @@ pub struct UserRecord {
     pub last_sign_in: Option<Timestamp>,
 }
 
-/// Users and tokens as the requester may see them: every user and every live token for a user
-/// manager, only their own tokens otherwise.
+/// Users and tokens as the requester may see them, a bounded page of each: users by name and
+/// live tokens newest first for a user manager, only their own tokens otherwise.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Accounts {
-    /// Users (empty unless the requester manages users).
+    /// One page of users (empty unless the requester manages users).
     pub users: Vec<UserRecord>,
-    /// Unrevoked tokens with their owners, newest first.
+    /// The user name the next page of users starts after; `None` on the last page.
+    pub users_next: Option<String>,
+    /// One page of unrevoked tokens with their owners, newest first.
     pub tokens: Vec<(User, ApiToken)>,
+    /// The token the next page of tokens starts before; `None` on the last page.
+    pub tokens_next: Option<ApiTokenId>,
 }
 
+/// Where the pages of [`Operations::accounts`] start (none: the first page of each).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AccountCursors {
+    /// The last user name of the page of users before.
+    pub users_after: Option<String>,
+    /// The last token of the page of tokens before.
+    pub tokens_before: Option<ApiTokenId>,
+}
+
+/// Users, and tokens, the administration page lists on one page.
+pub const ACCOUNTS_PAGE: u32 = 50;
+
+pub use appliance::store::users::MAX_ACCOUNTS_PAGE;
+
 impl Operations {
-    /// The users and tokens the requester may see.
-    pub async fn accounts(&self, who: &Requester) -> Result<Accounts, OperationError> {
+    /// The users and tokens the requester may see: one page of each of at most `limit`
+    /// (1 to [`MAX_ACCOUNTS_PAGE`], refused naming the bound otherwise), from `cursors`, each
+    /// ONE statement (`Store::users_page` with each user's last sign-in,
+    /// `Store::live_api_tokens_page` with each token's owner), read as `limit + 1` so that
+    /// one more says whether another page follows.
+    pub async fn accounts(
+        &self,
+        who: &Requester,
+        cursors: &AccountCursors,
+        limit: u32,
+    ) -> Result<Accounts, OperationError> {
+        if !(1..=MAX_ACCOUNTS_PAGE).contains(&limit) {
+            return Err(OperationError::invalid(
+                "limit",
+                format!("{limit} is not within 1 to {MAX_ACCOUNTS_PAGE}"),
+            ));
+        }
         let manager = who.may(Permission::ManageUsers);
-        let owners: Vec<User> = if manager {
-            self.store.users().await?
+        let owner = if manager {
+            None
         } else {
             who.require(Permission::CreateOwnTokens)?;
-            who.user().cloned().into_iter().collect()
-        };
-        let mut tokens = Vec::new();
-        for owner in &owners {
-            for token in self.store.api_tokens(owner.id).await? {
-                if token.revoked_at.is_none() {
-                    tokens.push((owner.clone(), token));
+            match who.user() {
+                Some(user) => Some(user.id),
+                None => {
+                    return Ok(Accounts {
+                        users: Vec::new(),
+                        users_next: None,
+                        tokens: Vec::new(),
+                        tokens_next: None,
+                    });
                 }
             }
-        }
-        tokens.sort_by_key(|(_, token)| std::cmp::Reverse(token.created_at));
-        let users = if manager {
-            let mut last: HashMap<UserId, Timestamp> = self.store.last_sign_ins().await?;
-            owners
-                .into_iter()
-                .map(|user| UserRecord {
-                    last_sign_in: last.remove(&user.id),
-                    user,
-                })
-                .collect()
-        } else {
-            Vec::new()
         };
-        Ok(Accounts { users, tokens })
+        let mut tokens = self
+            .store
+            .live_api_tokens_page(owner, cursors.tokens_before, limit + 1)
+            .await?;
+        let tokens_next = if tokens.len() > limit as usize {
+            tokens.truncate(limit as usize);
+            tokens.last().map(|(_, token)| token.id)
+        } else {
+            None
+        };
+        let (users, users_next) = if manager {
+            let mut users = self
+                .store
+                .users_page(cursors.users_after.as_deref(), limit + 1)
+                .await?;
+            let next = if users.len() > limit as usize {
+                users.truncate(limit as usize);
+                users.last().map(|(user, _)| user.username.clone())
+            } else {
+                None
+            };
+            let users = users
+                .into_iter()
+                .map(|(user, last_sign_in)| UserRecord { user, last_sign_in })
+                .collect();
+            (users, next)
+        } else {
+            (Vec::new(), None)
+        };
+        Ok(Accounts {
+            users,
+            users_next,
+            tokens,
+            tokens_next,
+        })
     }
 
     /// The account named `username` (user managers), or not found.

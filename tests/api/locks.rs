@@ -72,6 +72,12 @@ fn table() -> Vec<Route> {
         ),
         route(
             Method::GET,
+            "/api/v1/patients/{p}/runs",
+            None,
+            Roles(&[Clinician, LabAdmin]),
+        ),
+        route(
+            Method::GET,
             "/api/v1/patients/{p}/trend",
             None,
             Roles(&[Clinician, LabAdmin]),

@@ -601,6 +601,21 @@ async fn every_documented_operation_answers_as_its_schema_says() {
         ),
     )
     .await;
+    let runs = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::GET,
+            format!("/api/v1/patients/{patient}/runs?limit=1"),
+            "/api/v1/patients/{id}/runs",
+            None,
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1), "{runs}");
     let trend = walk(
         &app,
         &document,
@@ -1514,6 +1529,89 @@ async fn declared_input_constraints_are_the_enforced_ones() {
         let value = Value::String(text.to_owned());
         wrong.extend(disagreement(
             "worklist after",
+            &value,
+            accepts(&schema, &value),
+            status == StatusCode::OK,
+        ));
+    }
+
+    // A patient's runs: `limit`, 1 to 100, and `before`, a run id.
+    let patient: Value = app
+        .send(
+            admin,
+            Method::POST,
+            "/api/v1/patients",
+            Some(&json!({ "mrn": "PROBE-7", "birth_date": "1960-01-01" })),
+        )
+        .await
+        .json()
+        .await
+        .expect("a registered patient");
+    assert!(patient["id"].is_i64(), "{patient}");
+    let runs_of = format!("/api/v1/patients/{}/runs", patient["id"]);
+    let schema = parameter(&document, "get", "/api/v1/patients/{id}/runs", "limit").clone();
+    for n in [0_i64, 1, 100, 101, -1] {
+        let status = app
+            .send(admin, Method::GET, &format!("{runs_of}?limit={n}"), None)
+            .await
+            .status();
+        let value = json!(n);
+        wrong.extend(disagreement(
+            "patient runs limit",
+            &value,
+            accepts(&schema, &value),
+            status == StatusCode::OK,
+        ));
+    }
+    let schema = parameter(&document, "get", "/api/v1/patients/{id}/runs", "before").clone();
+    for text in ["1", "42", "0", "-1", "01", "1.0", "abc"] {
+        let status = app
+            .send(
+                admin,
+                Method::GET,
+                &format!("{runs_of}?before={text}"),
+                None,
+            )
+            .await
+            .status();
+        let value = Value::String(text.to_owned());
+        wrong.extend(disagreement(
+            "patient runs before",
+            &value,
+            accepts(&schema, &value),
+            status == StatusCode::OK,
+        ));
+    }
+
+    // The QC results' `limit`, 1 to 500, and `before`, a QC result id.
+    let schema = parameter(&document, "get", "/api/v1/qc", "limit").clone();
+    for n in [0_i64, 1, 500, 501, -1] {
+        let status = app
+            .send(admin, Method::GET, &format!("/api/v1/qc?limit={n}"), None)
+            .await
+            .status();
+        let value = json!(n);
+        wrong.extend(disagreement(
+            "qc limit",
+            &value,
+            accepts(&schema, &value),
+            status == StatusCode::OK,
+        ));
+    }
+    let schema = parameter(&document, "get", "/api/v1/qc", "before").clone();
+    for text in ["1", "42", "0", "-1", "01", "1.0", "abc"] {
+        let status = app
+            .send(
+                admin,
+                Method::GET,
+                &format!("/api/v1/qc?before={text}"),
+                None,
+            )
+            .await
+            .status();
+        let value = Value::String(text.to_owned());
+        wrong.extend(disagreement(
+            "qc before",
             &value,
             accepts(&schema, &value),
             status == StatusCode::OK,

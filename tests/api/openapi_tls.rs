@@ -14,7 +14,7 @@ use crate::helpers::{As, PASSWORD, spawn_app, spawn_app_with};
 /// Every operation the API serves, written down here independently of the document: a route
 /// added to the router changes the document (routes are mounted with their documentation), so
 /// this list must be updated with it, on purpose.
-const EXPECTED_OPERATIONS: [(&str, &str); 30] = [
+const EXPECTED_OPERATIONS: [(&str, &str); 31] = [
     ("GET", "/healthz"),
     ("GET", "/fhir/DiagnosticReport"),
     ("GET", "/fhir/DiagnosticReport/{id}"),
@@ -27,6 +27,7 @@ const EXPECTED_OPERATIONS: [(&str, &str); 30] = [
     ("GET", "/api/v1/patients"),
     ("POST", "/api/v1/patients"),
     ("GET", "/api/v1/patients/{id}"),
+    ("GET", "/api/v1/patients/{id}/runs"),
     ("GET", "/api/v1/patients/{id}/trend"),
     ("POST", "/api/v1/patients/{id}/events"),
     ("GET", "/api/v1/worklist"),

@@ -738,3 +738,54 @@ async fn a_lab_admin_resets_a_password_and_the_user_changes_it_before_anything_e
     let (_, page) = get_page(&app, Some(&lars), "/admin").await;
     assert!(!user_row(&page, "olga").contains("to be changed at next sign-in"));
 }
+
+#[tokio::test]
+async fn the_users_and_tokens_on_the_admin_page_are_bounded_pages_with_links() {
+    use appliance::store::Actor;
+    use appliance::store::users::{NewPassword, NewUser, Role, Username};
+
+    let app = spawn_app().await;
+    let lars = sign_in(&app, "lars").await.expect("lars signs in");
+    let mut names = Vec::new();
+    for i in 0..60 {
+        let name = format!("pgu{i:02}");
+        app.store
+            .add_user(
+                &Actor::Appliance,
+                NewUser {
+                    username: Username::parse(&name).expect("a name"),
+                    display_name: format!("Paged User {i}"),
+                    role: Role::Operator,
+                    password: NewPassword::parse(PASSWORD).expect("a password"),
+                },
+            )
+            .await
+            .expect("a user");
+        names.push(name);
+    }
+    let lars_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'lars'")
+        .fetch_one(app.store.pool())
+        .await
+        .expect("lars");
+    let mut labels = Vec::new();
+    for i in 0..60 {
+        let label = format!("pgt{i:02}");
+        app.store
+            .create_api_token(&Actor::Appliance, appliance::store::UserId(lars_id), &label)
+            .await
+            .expect("a token");
+        labels.push(label);
+    }
+    // 50 a page: the users by name over two pages, every one once.
+    let (shown, pages) =
+        crate::pages_clinical::walk_pages(&app, &lars, "/admin", "users-heading", &names, 50).await;
+    assert_eq!(shown, names);
+    assert_eq!(pages, 2);
+    // The tokens newest first over two pages, every one once.
+    labels.reverse();
+    let (shown, pages) =
+        crate::pages_clinical::walk_pages(&app, &lars, "/admin", "tokens-heading", &labels, 50)
+            .await;
+    assert_eq!(shown, labels);
+    assert_eq!(pages, 2);
+}

@@ -938,7 +938,12 @@ async fn unknown_pages_are_html_for_browsers_and_problems_for_the_api() {
 /// A run of patient `mrn` (registered when new) seeded through the store in `running`, with a
 /// result recorded (awaiting release) when `with_result`. (Seeded through the store: runs
 /// measured by the engine would take minutes; the pages read only what the store holds.)
-async fn seed_run(app: &TestApp, mrn: &str, accession: &str, with_result: bool) -> RunId {
+pub(crate) async fn seed_run(
+    app: &TestApp,
+    mrn: &str,
+    accession: &str,
+    with_result: bool,
+) -> RunId {
     use appliance::store::Actor;
     use appliance::store::Timestamp;
     use appliance::store::example_report::example_report;
@@ -1023,7 +1028,7 @@ async fn seed_run(app: &TestApp, mrn: &str, accession: &str, with_result: bool) 
 /// `</section>`, or the page's end) from `start`: which of `seeded` each page shows (each at most
 /// `page_size`, a page after the first linking back with `rel="first"`), in order, and how many
 /// pages there were.
-async fn walk_pages(
+pub(crate) async fn walk_pages(
     app: &TestApp,
     session: &crate::helpers::BrowserSession,
     start: &str,

@@ -1472,3 +1472,84 @@ async fn a_corrective_action_is_recorded_beside_a_rejected_qc_value_on_the_revie
     assert_eq!(app.count("qc_corrective_actions").await, 1);
     assert_eq!(audit_count(&app, "qc.corrective_action").await, 1);
 }
+
+#[tokio::test]
+async fn qc_results_are_listed_a_bounded_page_at_a_time_newest_first() {
+    let app = spawn_fresh_app(|_| {}).await;
+    let lot = control_lot(&app).await;
+    let operator = app.token(Role::Operator).to_owned();
+    let mut recorded = Vec::new();
+    for i in 0..23 {
+        let body: Value = app
+            .send(
+                As::Bearer(&operator),
+                Method::POST,
+                "/api/v1/qc",
+                Some(&json!({ "lot_id": lot.id.0, "value": 100.0 + f64::from(i % 3) * 0.5 })),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        recorded.push(body["id"].as_i64().unwrap());
+    }
+    // Pages of 10: 10 + 10 + 3, each continuing where the one before stopped; the lots and
+    // targets on every page.
+    let (mut listed, mut sizes) = (Vec::new(), Vec::new());
+    let mut path = "/api/v1/qc?limit=10".to_owned();
+    loop {
+        let response = app
+            .send(As::Bearer(&operator), Method::GET, &path, None)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let page: Value = response.json().await.unwrap();
+        assert_eq!(page["materials"][0]["lots"][0]["id"], lot.id.0, "{page}");
+        assert_eq!(page["materials"][0]["lots"][0]["target"]["mean"], 100.0);
+        let results = page["results"].as_array().unwrap();
+        sizes.push(results.len());
+        for result in results {
+            assert_eq!(result["lot_id"], lot.id.0);
+            listed.push(result["id"].as_i64().unwrap());
+        }
+        match page["next_before"].as_i64() {
+            Some(next) => path = format!("/api/v1/qc?limit=10&before={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [10, 10, 3]);
+    recorded.reverse();
+    assert_eq!(listed, recorded, "every result once, newest first, no gap");
+    // The default page is 100; the bound is 1 to 500, named when refused.
+    let all: Value = app
+        .send(As::Bearer(&operator), Method::GET, "/api/v1/qc", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["results"].as_array().unwrap().len(), 23);
+    assert!(all["next_before"].is_null());
+    for limit in ["501", "0"] {
+        let refused = app
+            .send(
+                As::Bearer(&operator),
+                Method::GET,
+                &format!("/api/v1/qc?limit={limit}"),
+                None,
+            )
+            .await;
+        let problem = assert_problem(refused, StatusCode::UNPROCESSABLE_ENTITY, "limit").await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("1 to 500"),
+            "{problem}"
+        );
+    }
+    let bad_cursor = app
+        .send(
+            As::Bearer(&operator),
+            Method::GET,
+            "/api/v1/qc?before=-3",
+            None,
+        )
+        .await;
+    assert_problem(bad_cursor, StatusCode::UNPROCESSABLE_ENTITY, "before").await;
+}

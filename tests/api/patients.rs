@@ -321,3 +321,105 @@ async fn a_run_names_the_patient_by_two_identifiers_and_a_mismatch_stores_nothin
         .await;
     assert_problem(reused, StatusCode::CONFLICT, "PPI-A1").await;
 }
+
+#[tokio::test]
+async fn a_patients_runs_are_listed_a_bounded_page_at_a_time_newest_first() {
+    let app = spawn_app().await;
+    let clinician = app.token(Role::Clinician).to_owned();
+    let mut seeded = Vec::new();
+    for i in 0..23 {
+        let run =
+            crate::pages_clinical::seed_run(&app, "PR-1", &format!("PR1-{i:02}"), i % 3 != 0).await;
+        seeded.push(run.0);
+    }
+    // Another patient's run is not among them.
+    let other = crate::pages_clinical::seed_run(&app, "PR-2", "PR2-00", true).await;
+    let patient = app
+        .store
+        .patient_by_mrn(&appliance::store::patients::Mrn::parse("PR-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let base = format!("/api/v1/patients/{}/runs", patient.id.0);
+
+    // Pages of 10: 10 + 10 + 3, each continuing where the one before stopped.
+    let (mut listed, mut sizes) = (Vec::new(), Vec::new());
+    let mut path = format!("{base}?limit=10");
+    loop {
+        let response = app
+            .send(As::Bearer(&clinician), Method::GET, &path, None)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let page: Value = response.json().await.unwrap();
+        let runs = page["runs"].as_array().unwrap();
+        sizes.push(runs.len());
+        for run in runs {
+            listed.push(run["run"]["id"].as_i64().unwrap());
+            assert_eq!(run["accession"].as_str().unwrap().get(..4), Some("PR1-"));
+            if let Some(result) = run["result"].as_object() {
+                assert_eq!(result["status"], "PRELIMINARY", "{run}");
+                assert_eq!(result["version"], 1);
+                assert!(result.contains_key("per_7_5ml") && result.contains_key("call"));
+            }
+        }
+        match page["next_before"].as_i64() {
+            Some(next) => path = format!("{base}?limit=10&before={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [10, 10, 3]);
+    let mut newest_first = seeded.clone();
+    newest_first.reverse();
+    assert_eq!(listed, newest_first, "every run once, newest first, no gap");
+    assert!(!listed.contains(&other.0));
+
+    // The default page is 25; the bound is 1 to 100, named when refused.
+    let all: Value = app
+        .send(As::Bearer(&clinician), Method::GET, &base, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["runs"].as_array().unwrap().len(), 23);
+    assert!(all["next_before"].is_null());
+    for limit in ["101", "0"] {
+        let refused = app
+            .send(
+                As::Bearer(&clinician),
+                Method::GET,
+                &format!("{base}?limit={limit}"),
+                None,
+            )
+            .await;
+        let problem = assert_problem(refused, StatusCode::UNPROCESSABLE_ENTITY, "limit").await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("1 to 100"),
+            "{problem}"
+        );
+    }
+    let bad_cursor = app
+        .send(
+            As::Bearer(&clinician),
+            Method::GET,
+            &format!("{base}?before=x"),
+            None,
+        )
+        .await;
+    assert_problem(bad_cursor, StatusCode::UNPROCESSABLE_ENTITY, "before").await;
+    let unknown = app
+        .send(
+            As::Bearer(&clinician),
+            Method::GET,
+            "/api/v1/patients/999999/runs",
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    // Each page viewed is audited.
+    let views: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'patient.runs_view'")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(views, 4);
+}

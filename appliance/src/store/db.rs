@@ -39,6 +39,11 @@ pub fn connect_options(database_file: &Path) -> SqliteConnectOptions {
 pub async fn open_file(database_file: &Path) -> Result<SqlitePool, StoreError> {
     let pool = SqlitePoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
+        // sqlx pings an idle connection before lending it by default: one more round trip to
+        // the connection's worker thread per query (and it pings again when the connection
+        // comes back). A connection to a local SQLite file cannot go stale the way a network
+        // connection can, so the first ping buys nothing (issue 16: work per request).
+        .test_before_acquire(false)
         .connect_with(connect_options(database_file))
         .await
         .map_err(|source| StoreError::Open {
@@ -179,6 +184,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("data")).await.unwrap();
         let pool = store.pool();
+        assert!(
+            !pool.options().get_test_before_acquire(),
+            "no ping before each query: a local file does not go stale"
+        );
         let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(pool)
             .await

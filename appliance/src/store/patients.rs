@@ -384,6 +384,24 @@ pub(crate) fn patient_from(row: PatientRow) -> Result<Patient, StoreError> {
     })
 }
 
+/// The patient with this id, read on `conn` (so that a reader needing more than the patient
+/// borrows one connection for all of it).
+pub(crate) async fn patient_in(
+    conn: &mut sqlx::SqliteConnection,
+    id: PatientId,
+) -> Result<Patient, StoreError> {
+    let row = sqlx::query_as!(
+        PatientRow,
+        "SELECT id, mrn, birth_date, name, initials, indication, created_at
+             FROM patients WHERE id = ?",
+        id.0
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .context("looking up a patient")?;
+    patient_from(found(row, "patient", id)?)
+}
+
 impl Store {
     /// Adds a patient; an MRN that exists already is refused.
     pub async fn add_patient(
@@ -589,16 +607,8 @@ impl Store {
 
     /// The patient with this id.
     pub async fn patient(&self, id: PatientId) -> Result<Patient, StoreError> {
-        let row = sqlx::query_as!(
-            PatientRow,
-            "SELECT id, mrn, birth_date, name, initials, indication, created_at
-             FROM patients WHERE id = ?",
-            id.0
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .context("looking up a patient")?;
-        patient_from(found(row, "patient", id)?)
+        let mut conn = self.pool.acquire().await.context("looking up a patient")?;
+        patient_in(&mut conn, id).await
     }
 
     /// One page of the patient list, by MRN: the patients whose MRN starts with `search`'s

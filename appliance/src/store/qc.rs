@@ -578,7 +578,8 @@ impl Store {
         since: Timestamp,
     ) -> Result<Vec<QcResult>, StoreError> {
         let since = since.to_rfc3339();
-        let rows = sqlx::query!(
+        sqlx::query_as!(
+            QcResultRow,
             "SELECT id, lot_id, target_id, value, status, violations_json, measurement_id,
                     reagent_lot, measured_at, operator_id, comment
              FROM qc_results WHERE lot_id = ? AND measured_at >= ? ORDER BY measured_at, id",
@@ -587,45 +588,93 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await
-        .context("reading QC results")?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(QcResult {
-                    id: QcResultId(r.id),
-                    lot_id: QcLotId(r.lot_id),
-                    target_id: r.target_id.map(QcTargetId),
-                    value: r.value,
-                    status: r
-                        .status
-                        .parse()
-                        .map_err(|e: nmr_core::vocabulary::UnknownName| StoreError::Corrupt {
-                            what: "QC status",
-                            row: r.id,
-                            reason: e.to_string(),
-                        })?,
-                    violations: serde_json::from_str(&r.violations_json).map_err(|e| {
-                        StoreError::Corrupt {
-                            what: "QC violations",
-                            row: r.id,
-                            reason: format!("not a list of Westgard violations: {e}"),
-                        }
-                    })?,
-                    measurement_id: r.measurement_id.map(MeasurementId),
-                    reagent_lot: r
-                        .reagent_lot
-                        .map(|lot| ReagentLot::parse(&lot))
-                        .transpose()
-                        .map_err(|e| StoreError::Corrupt {
-                            what: "QC reagent lot",
-                            row: r.id,
-                            reason: e.to_string(),
-                        })?,
-                    measured_at: stored(&r.measured_at, "QC time", r.id)?,
-                    operator_id: r.operator_id.map(UserId),
-                    comment: r.comment,
-                })
-            })
-            .collect()
+        .context("reading QC results")?
+        .into_iter()
+        .map(QcResultRow::decode)
+        .collect()
+    }
+
+    /// One page of every lot's QC results, newest recorded first, before the result `before`
+    /// (none: from the newest), at most `limit` (1 to [`MAX_QC_RESULTS_PAGE`]): ONE statement,
+    /// a range of the primary key.
+    pub async fn qc_results_page(
+        &self,
+        before: Option<QcResultId>,
+        limit: u32,
+    ) -> Result<Vec<QcResult>, StoreError> {
+        let before = before.map_or(i64::MAX, |id| id.0);
+        let limit = i64::from(limit.clamp(1, MAX_QC_RESULTS_PAGE));
+        sqlx::query_as!(
+            QcResultRow,
+            "SELECT id, lot_id, target_id, value, status, violations_json, measurement_id,
+                    reagent_lot, measured_at, operator_id, comment
+             FROM qc_results WHERE id < ? ORDER BY id DESC LIMIT ?",
+            before,
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("reading a page of QC results")?
+        .into_iter()
+        .map(QcResultRow::decode)
+        .collect()
+    }
+}
+
+/// Most QC results one page of [`Store::qc_results_page`] holds.
+pub const MAX_QC_RESULTS_PAGE: u32 = 500;
+
+/// A `qc_results` row as stored.
+struct QcResultRow {
+    id: i64,
+    lot_id: i64,
+    target_id: Option<i64>,
+    value: f64,
+    status: String,
+    violations_json: String,
+    measurement_id: Option<i64>,
+    reagent_lot: Option<String>,
+    measured_at: String,
+    operator_id: Option<i64>,
+    comment: Option<String>,
+}
+
+impl QcResultRow {
+    fn decode(r: Self) -> Result<QcResult, StoreError> {
+        Ok(QcResult {
+            id: QcResultId(r.id),
+            lot_id: QcLotId(r.lot_id),
+            target_id: r.target_id.map(QcTargetId),
+            value: r.value,
+            status: r
+                .status
+                .parse()
+                .map_err(|e: nmr_core::vocabulary::UnknownName| StoreError::Corrupt {
+                    what: "QC status",
+                    row: r.id,
+                    reason: e.to_string(),
+                })?,
+            violations: serde_json::from_str(&r.violations_json).map_err(|e| {
+                StoreError::Corrupt {
+                    what: "QC violations",
+                    row: r.id,
+                    reason: format!("not a list of Westgard violations: {e}"),
+                }
+            })?,
+            measurement_id: r.measurement_id.map(MeasurementId),
+            reagent_lot: r
+                .reagent_lot
+                .map(|lot| ReagentLot::parse(&lot))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt {
+                    what: "QC reagent lot",
+                    row: r.id,
+                    reason: e.to_string(),
+                })?,
+            measured_at: stored(&r.measured_at, "QC time", r.id)?,
+            operator_id: r.operator_id.map(UserId),
+            comment: r.comment,
+        })
     }
 }
 

@@ -670,8 +670,38 @@ impl Store {
         &self,
         patient_id: PatientId,
     ) -> Result<Vec<TrendPoint>, StoreError> {
-        let rows = sqlx::query!(
-            r#"SELECT r.id AS "result_id!", ru.id AS "run_id!", s.drawn_at, r.version,
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .context("reading a patient's trend")?;
+        trend_in(&mut conn, patient_id).await
+    }
+
+    /// A patient and their trend, read on one connection borrowed once (a trend request's
+    /// reads): not found when no patient has the id.
+    pub async fn patient_with_trend(
+        &self,
+        patient_id: PatientId,
+    ) -> Result<(super::patients::Patient, Vec<TrendPoint>), StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .context("reading a patient's trend")?;
+        let patient = super::patients::patient_in(&mut conn, patient_id).await?;
+        let trend = trend_in(&mut conn, patient_id).await?;
+        Ok((patient, trend))
+    }
+}
+
+/// A patient's trend read on `conn` ([`Store::patient_trend`]).
+async fn trend_in(
+    conn: &mut sqlx::SqliteConnection,
+    patient_id: PatientId,
+) -> Result<Vec<TrendPoint>, StoreError> {
+    let rows = sqlx::query!(
+        r#"SELECT r.id AS "result_id!", ru.id AS "run_id!", s.drawn_at, r.version,
                       r.per_7_5ml, r.per_7_5ml_ci95_low, r.per_7_5ml_ci95_high, r.category,
                       r.call, r.indication, r.cutoff_per_7_5ml,
                       r.interval_spans_cutoff AS "interval_spans_cutoff: bool",
@@ -690,58 +720,57 @@ impl Store {
                WHERE s.patient_id = ?
                  AND r.version = (SELECT MAX(version) FROM results WHERE run_id = ru.id)
                ORDER BY s.drawn_at, ru.id"#,
-            patient_id.0
-        )
-        .fetch_all(&self.pool)
-        .await
-        .context("reading a patient's trend")?;
-        rows.into_iter()
-            .map(|r| {
-                let summary = summary_from(
-                    r.result_id,
-                    SummaryColumns {
-                        per_7_5ml: r.per_7_5ml,
-                        low: r.per_7_5ml_ci95_low,
-                        high: r.per_7_5ml_ci95_high,
-                        category: &r.category,
-                        call: r.call.as_deref(),
-                        indication: r.indication,
-                        cutoff_per_7_5ml: r.cutoff_per_7_5ml,
-                        interval_spans_cutoff: r.interval_spans_cutoff,
-                        qc_hold: r.qc_hold,
-                    },
-                )?;
-                let run_state = r
-                    .state
-                    .parse::<RunState>()
-                    .map_err(|_| StoreError::Corrupt {
-                        what: "run state",
-                        row: r.run_id,
-                        reason: format!("{:?}", r.state),
-                    })?;
-                Ok(TrendPoint {
-                    run_id: RunId(r.run_id),
-                    drawn_at: stored(&r.drawn_at, "sample draw time", r.run_id)?,
-                    per_7_5ml: summary.per_7_5ml,
-                    per_7_5ml_ci95: summary.per_7_5ml_ci95,
-                    category: summary.category,
-                    call: summary.call,
-                    version: u32::try_from(r.version).map_err(|_| StoreError::Corrupt {
-                        what: "result version",
-                        row: r.result_id,
-                        reason: format!("{}", r.version),
-                    })?,
-                    released: run_state == RunState::Released,
-                    run_state,
-                    summary,
-                    marks: ReleaseMarks {
-                        current: r.current_released,
-                        earlier: r.earlier_released,
-                    },
-                })
+        patient_id.0
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .context("reading a patient's trend")?;
+    rows.into_iter()
+        .map(|r| {
+            let summary = summary_from(
+                r.result_id,
+                SummaryColumns {
+                    per_7_5ml: r.per_7_5ml,
+                    low: r.per_7_5ml_ci95_low,
+                    high: r.per_7_5ml_ci95_high,
+                    category: &r.category,
+                    call: r.call.as_deref(),
+                    indication: r.indication,
+                    cutoff_per_7_5ml: r.cutoff_per_7_5ml,
+                    interval_spans_cutoff: r.interval_spans_cutoff,
+                    qc_hold: r.qc_hold,
+                },
+            )?;
+            let run_state = r
+                .state
+                .parse::<RunState>()
+                .map_err(|_| StoreError::Corrupt {
+                    what: "run state",
+                    row: r.run_id,
+                    reason: format!("{:?}", r.state),
+                })?;
+            Ok(TrendPoint {
+                run_id: RunId(r.run_id),
+                drawn_at: stored(&r.drawn_at, "sample draw time", r.run_id)?,
+                per_7_5ml: summary.per_7_5ml,
+                per_7_5ml_ci95: summary.per_7_5ml_ci95,
+                category: summary.category,
+                call: summary.call,
+                version: u32::try_from(r.version).map_err(|_| StoreError::Corrupt {
+                    what: "result version",
+                    row: r.result_id,
+                    reason: format!("{}", r.version),
+                })?,
+                released: run_state == RunState::Released,
+                run_state,
+                summary,
+                marks: ReleaseMarks {
+                    current: r.current_released,
+                    earlier: r.earlier_released,
+                },
             })
-            .collect()
-    }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -253,6 +253,10 @@ pub struct ApiToken {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// Most users or API tokens one page of [`Store::users_page`] or
+/// [`Store::live_api_tokens_page`] holds.
+pub const MAX_ACCOUNTS_PAGE: u32 = 500;
+
 /// Prefix of every API token, so that a leaked one is recognisable in logs and scanners.
 pub const API_TOKEN_PREFIX: &str = "fct_";
 
@@ -486,6 +490,49 @@ impl Store {
         .into_iter()
         .map(UserRow::into_user)
         .collect()
+    }
+
+    /// One page of users by name, after `after` (none: from the first), at most `limit`
+    /// (1 to [`MAX_ACCOUNTS_PAGE`]), each with their last sign-in (the audit trail's newest
+    /// `session.sign_in` entry of theirs, one seek in `audit_log_sign_in`): ONE statement.
+    pub async fn users_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(User, Option<Timestamp>)>, StoreError> {
+        let after = after.unwrap_or("");
+        let limit = i64::from(limit.clamp(1, MAX_ACCOUNTS_PAGE));
+        let rows = sqlx::query!(
+            r#"SELECT u.id AS "id!", u.username, u.display_name, u.role, u.disabled, u.created_at,
+                      u.password_changed_at, u.password_change_required,
+                      (SELECT a.at FROM audit_log a
+                       WHERE a.action = 'session.sign_in' AND a.entity = 'user'
+                         AND a.entity_id = CAST(u.id AS TEXT)
+                       ORDER BY a.id DESC LIMIT 1) AS "last_sign_in?: String"
+               FROM users u WHERE u.username > ?1 ORDER BY u.username LIMIT ?2"#,
+            after,
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("listing a page of users")?;
+        rows.into_iter()
+            .map(|row| {
+                let last = stored_opt(row.last_sign_in.as_deref(), "sign-in time", row.id)?;
+                let user = UserRow {
+                    id: row.id,
+                    username: row.username,
+                    display_name: row.display_name,
+                    role: row.role,
+                    disabled: row.disabled,
+                    created_at: row.created_at,
+                    password_changed_at: row.password_changed_at,
+                    password_change_required: row.password_change_required,
+                }
+                .into_user()?;
+                Ok((user, last))
+            })
+            .collect()
     }
 
     /// How many users exist (the first start creates an administrator when there are none).
@@ -1001,9 +1048,13 @@ impl Store {
         let token_hash = sha256_hex(secret.as_bytes());
         let now = Timestamp::now();
         let mut conn = self.pool.acquire().await.context("checking an API token")?;
+        // The token and its user in one statement (every API request runs it).
         let token = sqlx::query!(
-            "SELECT id, user_id, created_at, last_used_at FROM api_tokens
-             WHERE token_hash = ? AND revoked_at IS NULL",
+            r#"SELECT t.id AS "token_id!", t.created_at AS token_created_at, t.last_used_at,
+                      u.id AS "id!", u.username, u.display_name, u.role, u.disabled,
+                      u.created_at, u.password_changed_at, u.password_change_required
+               FROM api_tokens t JOIN users u ON u.id = t.user_id
+               WHERE t.token_hash = ? AND t.revoked_at IS NULL"#,
             token_hash
         )
         .fetch_optional(&mut *conn)
@@ -1012,25 +1063,35 @@ impl Store {
         let Some(token) = token else {
             return Ok(None);
         };
-        if stored(&token.created_at, "token creation time", token.id)? <= issued_after {
+        if stored(
+            &token.token_created_at,
+            "token creation time",
+            token.token_id,
+        )? <= issued_after
+        {
             return Ok(None);
         }
-        let user_id = token.user_id;
-        let user = found(
-            user_by_id(&mut conn, UserId(user_id)).await?,
-            "user",
-            user_id,
-        )?;
+        let user = UserRow {
+            id: token.id,
+            username: token.username,
+            display_name: token.display_name,
+            role: token.role,
+            disabled: token.disabled,
+            created_at: token.created_at,
+            password_changed_at: token.password_changed_at,
+            password_change_required: token.password_change_required,
+        }
+        .into_user()?;
         if user.disabled {
             return Ok(None);
         }
-        let last_used = stored_opt(token.last_used_at.as_deref(), "token use", token.id)?;
+        let last_used = stored_opt(token.last_used_at.as_deref(), "token use", token.token_id)?;
         if last_used.is_none_or(|at| at <= now.plus(-TOKEN_USE_INTERVAL)) {
             let now_text = now.to_rfc3339();
             sqlx::query!(
                 "UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
                 now_text,
-                token.id
+                token.token_id
             )
             .execute(&mut *conn)
             .await
@@ -1060,6 +1121,63 @@ impl Store {
                     last_used_at: stored_opt(row.last_used_at.as_deref(), "token use", row.id)?,
                     revoked_at: stored_opt(row.revoked_at.as_deref(), "token revocation", row.id)?,
                 })
+            })
+            .collect()
+    }
+
+    /// One page of unrevoked API tokens, newest first, before the token `before` (none: from
+    /// the newest), at most `limit` (1 to [`MAX_ACCOUNTS_PAGE`]), of `owner` only or (none)
+    /// of everyone, each with its owner: ONE statement.
+    pub async fn live_api_tokens_page(
+        &self,
+        owner: Option<UserId>,
+        before: Option<ApiTokenId>,
+        limit: u32,
+    ) -> Result<Vec<(User, ApiToken)>, StoreError> {
+        let owner = owner.map(|id| id.0);
+        let before = before.map_or(i64::MAX, |id| id.0);
+        let limit = i64::from(limit.clamp(1, MAX_ACCOUNTS_PAGE));
+        let rows = sqlx::query!(
+            r#"SELECT t.id AS "token_id!", t.label, t.token_prefix, t.created_at AS token_created_at,
+                      t.last_used_at, u.id AS "id!", u.username, u.display_name, u.role, u.disabled,
+                      u.created_at, u.password_changed_at, u.password_change_required
+               FROM api_tokens t JOIN users u ON u.id = t.user_id
+               WHERE t.revoked_at IS NULL AND t.id < ?1 AND (?2 IS NULL OR t.user_id = ?2)
+               ORDER BY t.id DESC LIMIT ?3"#,
+            before,
+            owner,
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("listing a page of API tokens")?;
+        rows.into_iter()
+            .map(|row| {
+                let token = ApiToken {
+                    id: ApiTokenId(row.token_id),
+                    user_id: UserId(row.id),
+                    label: row.label,
+                    prefix: row.token_prefix,
+                    created_at: stored(&row.token_created_at, "token creation time", row.token_id)?,
+                    last_used_at: stored_opt(
+                        row.last_used_at.as_deref(),
+                        "token use",
+                        row.token_id,
+                    )?,
+                    revoked_at: None,
+                };
+                let user = UserRow {
+                    id: row.id,
+                    username: row.username,
+                    display_name: row.display_name,
+                    role: row.role,
+                    disabled: row.disabled,
+                    created_at: row.created_at,
+                    password_changed_at: row.password_changed_at,
+                    password_change_required: row.password_change_required,
+                }
+                .into_user()?;
+                Ok((user, token))
             })
             .collect()
     }

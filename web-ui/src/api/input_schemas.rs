@@ -5,7 +5,8 @@
 //! (`Operations::create_token`, stated as [`token_label_pattern`]), cancel and unlock reasons
 //! ([`CancelReason`], [`ChangeReason`]), the patient list's `limit` ([`MAX_LISTED`]) and search
 //! ([`PatientSearch::parse`], stated as [`PatientSearch::mrn_prefix_pattern`]), the worklist's
-//! `limit` ([`MAX_WORKLIST_PAGE`]), the outbox's `limit` ([`MAX_OUTBOX_PAGE`]) and resend reason
+//! `limit` ([`MAX_WORKLIST_PAGE`]), a patient's runs' `limit` ([`MAX_PATIENT_RUNS_PAGE`]), the QC results' `limit`
+//! ([`MAX_QC_RESULTS_PAGE`]), the outbox's `limit` ([`MAX_OUTBOX_PAGE`]) and resend reason
 //! ([`ResendReason`]), a trend marker's label ([`EventLabel::parse`]), ids in the
 //! path ([`PathId::parse`], stated as [`PathId::pattern`]) and user names in the path
 //! ([`Username::parse`], stated as [`Username::pattern`]). `tests/api/openapi_conformance.rs`
@@ -21,7 +22,10 @@ use appliance::store::patients::Mrn;
 use appliance::store::samples::Accession;
 use appliance::store::users::Username;
 use operations::outbox::{DEFAULT_OUTBOX_PAGE, MAX_OUTBOX_PAGE, ResendReason};
-use operations::patients::{DEFAULT_LISTED, MAX_LISTED, PatientSearch};
+use operations::patients::{
+    DEFAULT_LISTED, DEFAULT_PATIENT_RUNS_PAGE, MAX_LISTED, MAX_PATIENT_RUNS_PAGE, PatientSearch,
+};
+use operations::qc::{DEFAULT_QC_RESULTS_PAGE, MAX_QC_RESULTS_PAGE};
 use operations::runs::CancelReason;
 use operations::text_rule::trimmed_chars_pattern;
 use operations::users::{ChangeReason, token_label_pattern};
@@ -166,6 +170,32 @@ pub fn worklist_limit() -> Object {
         .description(Some(format!(
             "At most this many on the page, 1 to {MAX_WORKLIST_PAGE} (default \
              {DEFAULT_WORKLIST_PAGE})"
+        )))
+        .build()
+}
+
+/// How many runs a page of a patient's runs holds at most.
+pub fn patient_runs_limit() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(1))
+        .maximum(Some(MAX_PATIENT_RUNS_PAGE))
+        .description(Some(format!(
+            "At most this many on the page, 1 to {MAX_PATIENT_RUNS_PAGE} (default \
+             {DEFAULT_PATIENT_RUNS_PAGE})"
+        )))
+        .build()
+}
+
+/// How many QC results a page of `GET /api/v1/qc` holds at most.
+pub fn qc_results_limit() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(1))
+        .maximum(Some(MAX_QC_RESULTS_PAGE))
+        .description(Some(format!(
+            "At most this many on the page, 1 to {MAX_QC_RESULTS_PAGE} (default \
+             {DEFAULT_QC_RESULTS_PAGE})"
         )))
         .build()
 }

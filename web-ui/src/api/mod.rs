@@ -44,6 +44,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(session::unlock))
         .routes(routes!(patients::list, patients::register))
         .routes(routes!(patients::show))
+        .routes(routes!(patients::runs))
         .routes(routes!(patients::trend))
         .routes(routes!(patients::add_event))
         .routes(routes!(worklist::list))

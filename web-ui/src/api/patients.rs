@@ -1,5 +1,5 @@
 //! Patients: the list (search by MRN prefix and date of birth, a page at a time), register, show
-//! one, their trend (JSON or CSV) and its treatment or event markers, each through the operations
+//! one, their runs (a page at a time, newest first), their trend (JSON or CSV) and its treatment or event markers, each through the operations
 //! layer (`operations::patients`), which audits every view of patient data (who, what, when) and
 //! every marker added.
 
@@ -11,13 +11,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use appliance::site::SiteTimeZone;
-use appliance::store::PatientId;
 use appliance::store::patients::Patient;
+use appliance::store::{PatientId, RunId};
 use operations::patients::ReportedPoint;
 use operations::reported::ResultStatus;
 
 use appliance::store::patient_events::PatientEvent;
-use operations::patients::{DEFAULT_LISTED, EventMarker, PatientRegistration, PatientSearch};
+use operations::patients::{
+    DEFAULT_LISTED, DEFAULT_PATIENT_RUNS_PAGE, EventMarker, PatientRegistration, PatientSearch,
+};
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery, PathId};
@@ -158,6 +160,11 @@ pub struct NewPatient {
                     parameters(("id" = "$response.body#/id")),
                     description = "The patient registered"
                 )),
+                ("GetPatientRuns" = (
+                    operation_ref = "#/paths/~1api~1v1~1patients~1{id}~1runs/get",
+                    parameters(("id" = "$response.body#/id")),
+                    description = "The patient's runs"
+                )),
                 ("GetPatientTrend" = (
                     operation_ref = "#/paths/~1api~1v1~1patients~1{id}~1trend/get",
                     parameters(("id" = "$response.body#/id")),
@@ -209,6 +216,122 @@ pub async fn show(
         .view_patient(&caller.requester(), PatientId(id), 0, None, "api")
         .await?;
     Ok(Json(record.patient.into()))
+}
+
+/// `GET /api/v1/patients/{id}/runs` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    /// The run the page starts before: the `next_before` of the page before (absent: the
+    /// newest run).
+    #[param(schema_with = super::input_schemas::path_id)]
+    pub before: Option<String>,
+    /// At most this many on the page.
+    #[param(schema_with = super::input_schemas::patient_runs_limit)]
+    #[serde(default, deserialize_with = "crate::extract::optional_whole_u32_text")]
+    pub limit: Option<u32>,
+}
+
+/// The current version of a listed run's result, as reported.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListedResultView {
+    /// The version shown (the current one).
+    pub version: u32,
+    /// Whether it corrects an earlier version (`version` above 1).
+    pub corrected: bool,
+    /// `PRELIMINARY` until released, then `FINAL`, or `CORRECTED`.
+    pub status: ResultStatus,
+    /// Its regulated values, with `call` as reported: `indeterminate` when the 95 % interval
+    /// contains the cut-off.
+    #[serde(flatten)]
+    pub summary: appliance::store::results::ResultSummary,
+}
+
+/// One of a patient's runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatientRunView {
+    /// The stored run (state, times, reagent lot, failure cause).
+    pub run: appliance::store::runs::Run,
+    /// The specimen's accession number.
+    pub accession: String,
+    /// Blood draw time, RFC 3339 with the site's offset.
+    pub drawn_at: String,
+    /// The current version of its result (null: none yet).
+    pub result: Option<ListedResultView>,
+}
+
+/// One page of a patient's runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatientRunsView {
+    /// The runs, newest first.
+    pub runs: Vec<PatientRunView>,
+    /// The run id to pass as `before` for the next (older) page; null on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// `GET /api/v1/patients/{id}/runs`.
+#[utoipa::path(
+    get,
+    path = "/patients/{id}/runs",
+    tag = "patients",
+    security(("session_cookie" = []), ("bearer" = [])),
+    params(("id" = String, Path, description = "Patient id"), RunsQuery),
+    responses((status = 200, description = "One page of the patient's runs, newest first, each with the current version of its result as reported (audited)", body = PatientRunsView))
+)]
+pub async fn runs(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+    ApiQuery(query): ApiQuery<RunsQuery>,
+) -> Result<Json<PatientRunsView>, ApiError> {
+    caller.require(Permission::ViewPatients)?;
+    let before = query
+        .before
+        .as_deref()
+        .map(|text| PathId::parse(text).map(|PathId(id)| RunId(id)))
+        .transpose()
+        .map_err(|_| {
+            ApiError::invalid(
+                "before",
+                "the run a page starts before is a run id (a positive whole number, written plainly)",
+            )
+        })?;
+    let page = state
+        .ops
+        .patient_runs(
+            &caller.requester(),
+            PatientId(id),
+            before,
+            query.limit.unwrap_or(DEFAULT_PATIENT_RUNS_PAGE),
+        )
+        .await?;
+    let zone = &state.ops.settings.site.time_zone;
+    let runs = page
+        .runs
+        .into_iter()
+        .map(|row| PatientRunView {
+            accession: row.sample.accession.as_str().to_owned(),
+            drawn_at: zone.rfc3339(row.sample.drawn_at),
+            result: row
+                .current
+                .zip(row.reported)
+                .map(|(current, reported)| ListedResultView {
+                    version: current.version,
+                    corrected: current.version > 1,
+                    status: reported.status,
+                    summary: appliance::store::results::ResultSummary {
+                        call: reported.call,
+                        ..current.summary
+                    },
+                }),
+            run: row.run,
+        })
+        .collect();
+    Ok(Json(PatientRunsView {
+        runs,
+        next_before: page.next_before.map(|id| id.0),
+    }))
 }
 
 /// `GET /api/v1/patients/{id}/trend` query.

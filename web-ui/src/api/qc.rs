@@ -1,24 +1,38 @@
-//! `GET /api/v1/qc`: the QC materials, their lots, current targets and the last 31 days of
-//! results, with today's overall status (the worst of today's results, or `none`).
-//! `POST /api/v1/qc` records a QC measurement, judged by the Westgard rules ([`record`]).
+//! `GET /api/v1/qc`: today's overall status (the worst of today's results, or `none`), the QC
+//! materials with their lots and current targets, and the results of every lot a bounded page at
+//! a time, newest first (`?before=&limit=`, one statement a page).
+//! `POST /api/v1/qc` records a QC measurement, judged by the Westgard rules ([`add`]).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-use appliance::store::QcLotId;
 use appliance::store::qc::{QcLot, QcMaterial, QcResult, QcTarget, QcVerdict};
+use appliance::store::{QcLotId, QcResultId};
+use operations::qc::DEFAULT_QC_RESULTS_PAGE;
 
 use crate::auth::Caller;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery, PathId};
 use crate::problem::ApiError;
 use crate::roles::Permission;
 use crate::state::AppState;
 
-/// Days of results the overview lists.
-const RESULT_DAYS: i64 = 31;
+/// `GET /api/v1/qc` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct QcQuery {
+    /// The QC result the page starts before: the `next_before` of the page before (absent: the
+    /// newest).
+    #[param(schema_with = super::input_schemas::path_id)]
+    pub before: Option<String>,
+    /// At most this many results on the page.
+    #[param(schema_with = super::input_schemas::qc_results_limit)]
+    #[serde(default, deserialize_with = "crate::extract::optional_whole_u32_text")]
+    pub limit: Option<u32>,
+}
 
 /// The QC overview.
 #[derive(Debug, Serialize, ToSchema)]
@@ -28,6 +42,10 @@ pub struct QcOverview {
     pub today: TodaysQc,
     /// Each material with its lots.
     pub materials: Vec<MaterialView>,
+    /// One page of every lot's results, newest recorded first (each names its `lot_id`).
+    pub results: Vec<QcResult>,
+    /// The result id to pass as `before` for the next (older) page; null on the last page.
+    pub next_before: Option<i64>,
 }
 
 /// Today's QC in one word.
@@ -65,7 +83,7 @@ pub struct MaterialView {
     pub lots: Vec<LotView>,
 }
 
-/// A lot, its target and recent results.
+/// A lot and its target.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LotView {
     /// The lot.
@@ -73,8 +91,6 @@ pub struct LotView {
     pub lot: QcLot,
     /// Its current target (mean, SD).
     pub target: Option<QcTarget>,
-    /// Results of the last 31 days, oldest first.
-    pub results: Vec<QcResult>,
 }
 
 /// `GET /api/v1/qc`.
@@ -83,17 +99,35 @@ pub struct LotView {
     path = "/qc",
     tag = "instrument",
     security(("session_cookie" = []), ("bearer" = [])),
-    responses((status = 200, description = "QC materials, lots, targets and the last 31 days of results", body = QcOverview))
+    params(QcQuery),
+    responses((status = 200, description = "Today's QC, the QC materials, lots and targets, and one page of results, newest first", body = QcOverview))
 )]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
+    ApiQuery(query): ApiQuery<QcQuery>,
 ) -> Result<Json<QcOverview>, ApiError> {
     caller.require(Permission::ViewQc)?;
-    let overview = state
+    let before = query
+        .before
+        .as_deref()
+        .map(|text| PathId::parse(text).map(|PathId(id)| QcResultId(id)))
+        .transpose()
+        .map_err(|_| {
+            ApiError::invalid(
+                "before",
+                "the result a page starts before is a QC result id (a positive whole number, written plainly)",
+            )
+        })?;
+    let page = state
         .ops
-        .qc_overview(&caller.requester(), RESULT_DAYS)
+        .qc_results_page(
+            &caller.requester(),
+            before,
+            query.limit.unwrap_or(DEFAULT_QC_RESULTS_PAGE),
+        )
         .await?;
+    let overview = state.ops.qc_setup(&caller.requester()).await?;
     Ok(Json(QcOverview {
         today: TodaysQc::of(overview.today.worst()),
         materials: overview
@@ -107,11 +141,12 @@ pub async fn show(
                     .map(|lot| LotView {
                         lot: lot.lot,
                         target: lot.target,
-                        results: lot.results,
                     })
                     .collect(),
             })
             .collect(),
+        results: page.results,
+        next_before: page.next_before.map(|id| id.0),
     }))
 }
 

@@ -1,5 +1,5 @@
-//! The administration page (laboratory administrators): users and roles, API tokens, the
-//! audit-trail search, the instrument log, and the database backup download.
+//! The administration page (laboratory administrators): users and roles and API tokens (a
+//! bounded page of each, `?users_after=&tokens_before=`), the audit-trail search, the instrument log, and the database backup download.
 //!
 //! What the store supports is what the page offers: adding a user with a role and an initial
 //! password, changing a user's role, disabling one (which revokes their sessions and tokens)
@@ -23,7 +23,9 @@ use appliance::store::audit::{AuditQuery as StoreAuditQuery, AuditRecord};
 use appliance::store::instrument_log::{LogEntry, LogKind};
 use appliance::store::{ApiTokenId, AuditId, Timestamp};
 use operations::OperationError;
-use operations::users::{ChangeReason, UserOrder, UserRecord, parse_role};
+use operations::users::{
+    ACCOUNTS_PAGE, AccountCursors, ChangeReason, UserOrder, UserRecord, parse_role,
+};
 
 use super::qc::when;
 use super::{PageError, PageForm, PageResult, PageUser, view_role};
@@ -109,7 +111,20 @@ fn log_line(entry: &LogEntry) -> LogLine {
 /// The admin page, each section filled only when the viewer may see it (a non-admin who made
 /// their own token sees only their own tokens).
 async fn page(state: &AppState, viewer: &PageUser, path: &str) -> PageResult<AdminPage> {
-    let accounts = state.ops.accounts(&viewer.requester()).await?;
+    accounts_page(state, viewer, path, &AccountCursors::default()).await
+}
+
+/// The admin page with the pages of users and tokens that `cursors` start.
+async fn accounts_page(
+    state: &AppState,
+    viewer: &PageUser,
+    path: &str,
+    cursors: &AccountCursors,
+) -> PageResult<AdminPage> {
+    let accounts = state
+        .ops
+        .accounts(&viewer.requester(), cursors, ACCOUNTS_PAGE)
+        .await?;
     let tokens = accounts
         .tokens
         .into_iter()
@@ -162,6 +177,10 @@ async fn page(state: &AppState, viewer: &PageUser, path: &str) -> PageResult<Adm
         audit_later_pages: false,
         instrument_log,
         form_error: None,
+        users_after: cursors.users_after.clone(),
+        users_next: accounts.users_next,
+        tokens_before: cursors.tokens_before.map(|id| id.0),
+        tokens_next: accounts.tokens_next.map(|id| id.0),
     })
 }
 
@@ -177,11 +196,17 @@ async fn refused(state: &AppState, viewer: &PageUser, field: &str, reason: &str)
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }
 
-/// Query of the admin page (the notice after a change).
+/// Query of the admin page: the notice after a change, and where the pages of users and tokens
+/// start (`users_after`: the last user name of the page before; `tokens_before`: the last token
+/// id of the page before; absent or unreadable: the first page).
 #[derive(Debug, Default, Deserialize)]
 pub struct AdminQuery {
     #[serde(default)]
     done: Option<String>,
+    #[serde(default)]
+    users_after: Option<String>,
+    #[serde(default)]
+    tokens_before: Option<String>,
 }
 
 /// `GET /admin`.
@@ -191,7 +216,16 @@ async fn show(
     Query(query): Query<AdminQuery>,
 ) -> PageResult {
     user.require(Permission::ManageUsers)?;
-    let mut page = page(&state, &user, paths::ADMIN).await?;
+    let cursors = AccountCursors {
+        users_after: query.users_after.filter(|name| !name.is_empty()),
+        tokens_before: query
+            .tokens_before
+            .as_deref()
+            .and_then(|text| text.parse::<i64>().ok())
+            .filter(|id| *id > 0)
+            .map(ApiTokenId),
+    };
+    let mut page = accounts_page(&state, &user, paths::ADMIN, &cursors).await?;
     let text = match query.done.as_deref() {
         Some("user-added") => Some("User added."),
         Some("user-disabled") => Some("User disabled; their sessions and API tokens are revoked."),

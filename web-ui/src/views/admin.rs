@@ -120,16 +120,7 @@ pub struct AuditQuery {
 impl AuditQuery {
     /// The fields as a query string (`user=…&action=…&from=…&to=…&text=…`), percent-encoded.
     pub fn query_string(&self) -> String {
-        fn encoded(text: &str) -> String {
-            text.bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    other => format!("%{other:02X}"),
-                })
-                .collect()
-        }
+        let encoded = percent_encoded;
         [
             ("user", &self.user),
             ("action", &self.action),
@@ -179,6 +170,26 @@ pub struct AdminPage {
     pub instrument_log: Vec<LogLine>,
     /// What was wrong with the last form, naming the field.
     pub form_error: Option<String>,
+    /// Where this page of users starts (the user name it follows; `None`: the first page).
+    pub users_after: Option<String>,
+    /// Where the next page of users starts, if there is one.
+    pub users_next: Option<String>,
+    /// Where this page of tokens starts (the token it precedes; `None`: the newest).
+    pub tokens_before: Option<i64>,
+    /// Where the next page of tokens starts, if there is one.
+    pub tokens_next: Option<i64>,
+}
+
+/// `text` percent-encoded for a query string (every byte but the unreserved ones).
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 impl AdminPage {
@@ -229,6 +240,48 @@ impl AdminPage {
             paths::ADMIN_AUDIT_CSV,
             self.audit_query.query_string()
         )
+    }
+
+    /// The administration page with these cursors of its users' and tokens' pages.
+    fn accounts_href(users_after: Option<&str>, tokens_before: Option<i64>, at: &str) -> String {
+        let mut query = Vec::new();
+        if let Some(after) = users_after {
+            query.push(format!("users_after={}", percent_encoded(after)));
+        }
+        if let Some(before) = tokens_before {
+            query.push(format!("tokens_before={before}"));
+        }
+        match query.is_empty() {
+            true => format!("{}#{at}", paths::ADMIN),
+            false => format!("{}?{}#{at}", paths::ADMIN, query.join("&")),
+        }
+    }
+
+    /// The next page of users, if there is one (the tokens' page kept).
+    pub fn users_next_href(&self) -> Option<String> {
+        self.users_next
+            .as_deref()
+            .map(|next| Self::accounts_href(Some(next), self.tokens_before, "users-heading"))
+    }
+
+    /// The first page of users, on a later page.
+    pub fn users_first_href(&self) -> Option<String> {
+        self.users_after
+            .as_ref()
+            .map(|_| Self::accounts_href(None, self.tokens_before, "users-heading"))
+    }
+
+    /// The next (older) page of tokens, if there is one (the users' page kept).
+    pub fn tokens_next_href(&self) -> Option<String> {
+        self.tokens_next.map(|next| {
+            Self::accounts_href(self.users_after.as_deref(), Some(next), "tokens-heading")
+        })
+    }
+
+    /// The first page (newest) of tokens, on a later page.
+    pub fn tokens_first_href(&self) -> Option<String> {
+        self.tokens_before
+            .map(|_| Self::accounts_href(self.users_after.as_deref(), None, "tokens-heading"))
     }
 
     /// The backup download.

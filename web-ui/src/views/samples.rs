@@ -826,6 +826,10 @@ pub fn admin() -> AdminPage {
             },
         ],
         form_error: None,
+        users_after: None,
+        users_next: Some("tnurse".into()),
+        tokens_before: None,
+        tokens_next: None,
     }
 }
 
