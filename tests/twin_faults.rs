@@ -218,9 +218,39 @@ fn until_twin(
     }
 }
 
-/// A fresh data directory whose simulated lot is calibrated, with one complete run.
+/// A fresh data directory whose simulated lot is calibrated (its dilution series measured
+/// through the twin and approved in the console's name, as `ferrocount run
+/// --approve-simulated-calibration` does), with one complete run.
 async fn calibrated(data_dir: &Path, twin: &TwinProcess) -> (Service, i64) {
     let token = operator_token(data_dir).await;
+    let approved = Command::new(env!("CARGO_BIN_EXE_ferrocount"))
+        .args([
+            "run",
+            "--approve-simulated-calibration",
+            "tests: the simulated lot",
+            "--patient",
+            "CAL-00",
+            "--accession",
+            "CAL-00-A",
+            "--blood-ml",
+            "7.5",
+            "--sim-cells",
+            "0",
+            "--board",
+        ])
+        .arg(twin.board_flag())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("FERROCOUNT_QC__POLICY", "run_but_hold")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("ferrocount run");
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
     let service = Service::start(data_dir, twin, &token, &[]).await;
     let first = service.start_run("CAL-0", 0.0).await;
     let run = service.settled(first).await;
