@@ -33,7 +33,7 @@ use anyhow::{Context, anyhow, ensure};
 use appliance::assembly::{ApplianceBuilder, Simulation};
 use appliance::config::ApplianceConfig;
 use appliance::engine::{EngineHandle, EventKind, RunRequest, SIMULATED_LOT, SimulatedTruth};
-use appliance::store::calibrations::ReagentLot;
+use appliance::store::calibrations::{CalibrationDecision, ReagentLot};
 use appliance::store::db::DATABASE_FILE;
 use appliance::store::qc::{ControlLevel, NewQcResult, QcMaterialKind, QcVerdict, TargetSource};
 use appliance::store::results::SignatureMeaning;
@@ -150,6 +150,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     ))
 }
 
+/// The reason the demo's approval of its own calibration carries in the audit trail.
+const DEMO_APPROVAL: &str = "approved in the demo's name by `ferrocount demo` (a demonstration database; no lab admin reviewed it)";
+
 async fn seed_demo(args: &DemoArgs) -> anyhow::Result<DemoSummary> {
     ensure!(args.patients >= 1, "--patients must be at least 1");
     ensure!(args.months >= 1, "--months must be at least 1");
@@ -184,8 +187,10 @@ async fn seed_demo(args: &DemoArgs) -> anyhow::Result<DemoSummary> {
     let span_days = i64::from(args.months) * DAYS_PER_MONTH;
     seed_qc(&store, &admin, now, span_days, &mut rng, &mut summary).await?;
 
-    // The fresh database has no calibration for the simulated lot: the engine makes one on the
-    // first run and says so.
+    // The fresh database has no calibration for the simulated lot: the engine measures its
+    // dilution series and stores the calibration pending, and the demo approves it in its own
+    // name (audited as the appliance, with a reason saying so) — on a real instrument a lab
+    // admin approves it on the Calibrations page.
     let mut events = engine.subscribe();
     let narrator = tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
@@ -200,6 +205,23 @@ async fn seed_demo(args: &DemoArgs) -> anyhow::Result<DemoSummary> {
             }
         }
     });
+    let made = engine
+        .calibrate_simulated_lot()
+        .await
+        .context("calibrating the simulated lot")?;
+    store
+        .decide_calibration(
+            &Actor::Appliance,
+            made.id,
+            CalibrationDecision::Approve,
+            DEMO_APPROVAL,
+        )
+        .await
+        .context("approving the demo's calibration")?;
+    eprintln!(
+        "calibration {} of {} approved in the demo's name",
+        made.id, made.reagent_lot
+    );
     let seeded = seed_patients(
         args,
         &engine,

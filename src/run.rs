@@ -4,8 +4,10 @@
 //! plus `run_id` and `state`).
 //!
 //! The appliance is assembled as `ferrocount serve` assembles it (configuration file, `FERROCOUNT_*`
-//! environment, then `--data-dir` and `--board`). On a fresh data directory the simulated lot is
-//! calibrated first by a simulated dilution series (the engine says so). The `--sim-*` options
+//! environment, then `--data-dir` and `--board`). A run needs an approved calibration for its
+//! lot; on a fresh data directory `--approve-simulated-calibration REASON` has the simulated lot
+//! calibrated first by a simulated dilution series (the engine says so) and approved in the
+//! console's name, audited with the reason. The `--sim-*` options
 //! set what the virtual tubes hold and inject board faults; they are refused on a real board.
 //!
 //! SIGTERM or SIGINT while the run is in flight stops it gracefully: the board is halted and the
@@ -22,6 +24,7 @@ use appliance::engine::{EventKind, RunEvent};
 use appliance::sim_board::Faults;
 use appliance::store::runs::RunState;
 use nmr_core::assay::CountReport;
+use operations::calibrations::DecisionReason;
 use operations::runs::{OrderField, RunOrderFields};
 use operations::{LoginThrottle, Operations, Requester};
 use serde_json::json;
@@ -32,6 +35,12 @@ use crate::data_dir::DataDirArg;
 /// Options of `ferrocount run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
+    /// On the simulated board, when the simulated lot has no approved calibration: measure its
+    /// dilution series and approve the calibration in the console's name with REASON (audited as
+    /// the appliance). Without it such a run is refused; a lab admin approves on the
+    /// Calibrations page instead.
+    #[arg(long, value_name = "REASON")]
+    approve_simulated_calibration: Option<String>,
     /// Patient's medical record number (created when new).
     #[arg(long, value_name = "MRN")]
     patient: String,
@@ -130,6 +139,25 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         LoginThrottle::configured(&appliance.config.http),
     );
     let mut events = engine.subscribe();
+    if let Some(reason) = &args.approve_simulated_calibration {
+        let approved = match DecisionReason::parse(reason) {
+            Ok(reason) => {
+                ops.approve_simulated_calibration_as_console(&Requester::Console, &reason)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match approved {
+            Ok(calibration) => eprintln!(
+                "calibration {} of {} is approved (state {})",
+                calibration.id, calibration.reagent_lot, calibration.state
+            ),
+            Err(error) => {
+                engine.shutdown().await;
+                return Err(anyhow!("--approve-simulated-calibration: {error}"));
+            }
+        }
+    }
     let fields = RunOrderFields {
         patient_mrn: args.patient.clone(),
         birth_date: args.birth_date.clone().unwrap_or_default(),

@@ -61,6 +61,8 @@ fn run_sample(data: &Path, mrn: &str, seed: u64) -> Output {
         data,
         &[
             "run",
+            "--approve-simulated-calibration",
+            "tests: the simulated lot",
             "--patient",
             mrn,
             "--accession",

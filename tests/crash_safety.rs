@@ -171,6 +171,8 @@ fn ferrocount(data_dir: &Path, args: &[&str]) -> Output {
 fn run_args(mrn: &str, cells: &str, seed: &str, board: &[String]) -> Vec<String> {
     let mut args: Vec<String> = [
         "run",
+        "--approve-simulated-calibration",
+        "tests: the simulated lot",
         "--patient",
         mrn,
         "--accession",
@@ -372,7 +374,7 @@ fn kill_9_at_random_moments(data: &Path, board: &[String], kills: usize) {
     let database = data.join(DATABASE_FILE);
     let rt = runtime();
 
-    // A fresh appliance calibrates its simulated lot on the first run.
+    // A fresh appliance calibrates its simulated lot (approved in the console's name) first.
     complete_run(data, "CRASH-0", 1, board);
 
     let mut rng = ChaCha8Rng::seed_from_u64(KILL_SEED);
@@ -475,6 +477,8 @@ fn sigterm_during_a_run_records_it_interrupted_and_halts_the_board() {
         data,
         &[
             "run",
+            "--approve-simulated-calibration",
+            "tests: the simulated lot",
             "--patient",
             "TERM-1",
             "--accession",

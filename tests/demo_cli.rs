@@ -119,6 +119,18 @@ fn a_small_demo_seeds_the_designed_history() {
     );
     assert!(count("SELECT COUNT(*) FROM measurements") >= 8 * 6);
     assert_eq!(count("SELECT COUNT(*) FROM calibrations"), 1);
+    // Approved in the demo's name, and audited as such.
+    assert_eq!(
+        count("SELECT COUNT(*) FROM calibrations WHERE state = 'approved' AND decided_by IS NULL"),
+        1
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'calibration.approve' \
+             AND actor = 'appliance' AND reason LIKE '%in the demo''s name%'"
+        ),
+        1
+    );
     assert_eq!(
         count("SELECT COUNT(DISTINCT indication) FROM samples"),
         2,

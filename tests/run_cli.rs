@@ -77,6 +77,8 @@ fn a_fresh_appliance_calibrates_itself_and_twenty_runs_agree_with_truth() {
         data,
         &[
             "run",
+            "--approve-simulated-calibration",
+            "tests: the simulated lot",
             "--patient",
             "CAL-0",
             "--accession",
@@ -104,6 +106,8 @@ fn a_fresh_appliance_calibrates_itself_and_twenty_runs_agree_with_truth() {
             data,
             &[
                 "run",
+                "--approve-simulated-calibration",
+                "tests: the simulated lot",
                 "--patient",
                 &mrn,
                 "--accession",
@@ -195,6 +199,8 @@ fn headless_runs_through_the_twin_socket_agree_with_truth() {
             &data,
             &[
                 "run",
+                "--approve-simulated-calibration",
+                "tests: the simulated lot",
                 "--patient",
                 mrn,
                 "--accession",
@@ -240,6 +246,28 @@ fn failures_name_their_cause_and_keep_the_run() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path();
 
+    // Calibrate (the simulated lot approved in the console's name).
+    let calibrate = ferrocount(
+        data,
+        &[
+            "run",
+            "--approve-simulated-calibration",
+            "tests: the simulated lot",
+            "--patient",
+            "F-2",
+            "--accession",
+            "F-2-A261",
+            "--blood-ml",
+            "7.5",
+            "--sim-cells",
+            "0",
+        ],
+    );
+    assert!(
+        calibrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&calibrate.stderr)
+    );
     // A drifting magnet: the stable-temperature check fails before anything is measured.
     let drift = ferrocount(
         data,
@@ -264,30 +292,13 @@ fn failures_name_their_cause_and_keep_the_run() {
     let cause = answer["failure_cause"].as_str().expect("a cause");
     assert!(cause.starts_with("temperature: "), "{cause}");
 
-    // Calibrate, then a board that dies part-way through the run.
-    let calibrate = ferrocount(
-        data,
-        &[
-            "run",
-            "--patient",
-            "F-2",
-            "--accession",
-            "F-2-A261",
-            "--blood-ml",
-            "7.5",
-            "--sim-cells",
-            "0",
-        ],
-    );
-    assert!(
-        calibrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&calibrate.stderr)
-    );
+    // Then a board that dies part-way through the run.
     let dead = ferrocount(
         data,
         &[
             "run",
+            "--approve-simulated-calibration",
+            "tests: the simulated lot",
             "--patient",
             "F-3",
             "--accession",
@@ -312,6 +323,8 @@ fn failures_name_their_cause_and_keep_the_run() {
         data,
         &[
             "run",
+            "--approve-simulated-calibration",
+            "tests: the simulated lot",
             "--patient",
             "F-4",
             "--accession",
@@ -338,6 +351,8 @@ fn the_board_and_the_indications_come_from_configuration() {
     for command in [
         vec![
             "run",
+            "--approve-simulated-calibration",
+            "tests: the simulated lot",
             "--patient",
             "B-1",
             "--accession",
@@ -365,6 +380,8 @@ fn the_board_and_the_indications_come_from_configuration() {
         &data,
         &[
             "run",
+            "--approve-simulated-calibration",
+            "tests: the simulated lot",
             "--patient",
             "B-1",
             "--accession",
@@ -396,6 +413,8 @@ fn the_board_and_the_indications_come_from_configuration() {
         &data,
         &[
             "run",
+            "--approve-simulated-calibration",
+            "tests: the simulated lot",
             "--config",
             config.to_str().expect("UTF-8 path"),
             "--patient",
@@ -435,6 +454,8 @@ fn a_result_is_corrected_from_the_command_line() {
         data,
         &[
             "run",
+            "--approve-simulated-calibration",
+            "tests: the simulated lot",
             "--patient",
             "C-1",
             "--accession",

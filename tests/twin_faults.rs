@@ -218,9 +218,39 @@ fn until_twin(
     }
 }
 
-/// A fresh data directory whose simulated lot is calibrated, with one complete run.
+/// A fresh data directory whose simulated lot is calibrated (its dilution series measured
+/// through the twin and approved in the console's name, as `ferrocount run
+/// --approve-simulated-calibration` does), with one complete run.
 async fn calibrated(data_dir: &Path, twin: &TwinProcess) -> (Service, i64) {
     let token = operator_token(data_dir).await;
+    let approved = Command::new(env!("CARGO_BIN_EXE_ferrocount"))
+        .args([
+            "run",
+            "--approve-simulated-calibration",
+            "tests: the simulated lot",
+            "--patient",
+            "CAL-00",
+            "--accession",
+            "CAL-00-A",
+            "--blood-ml",
+            "7.5",
+            "--sim-cells",
+            "0",
+            "--board",
+        ])
+        .arg(twin.board_flag())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("FERROCOUNT_QC__POLICY", "run_but_hold")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("ferrocount run");
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
     let service = Service::start(data_dir, twin, &token, &[]).await;
     let first = service.start_run("CAL-0", 0.0).await;
     let run = service.settled(first).await;
@@ -436,6 +466,38 @@ async fn a_board_with_another_firmware_major_is_refused_before_any_sequence() {
     let data = dir.path().join("data");
     let twin = TwinProcess::spawn(&dir.path().join("twin.sock"), &["--firmware", "1.0.0"]);
     let token = operator_token(&data).await;
+    // An approved calibration for the simulated lot, so the start is not what refuses the run.
+    {
+        use appliance::store::calibrations::{
+            CalibrationContent, CalibrationDecision, NewCalibration, ReagentLot,
+        };
+        let text = appliance::store::example_report::example_calibration_toml()
+            .replace("lot = \"RL-EXAMPLE\"", "lot = \"SIM-LOT-1\"")
+            .replace("te_ms = 4.0", "te_ms = 1.0");
+        let store = Store::open(&data).await.expect("store");
+        let stored = store
+            .add_calibration(
+                &Actor::Appliance,
+                &NewCalibration {
+                    reagent_lot: ReagentLot::parse("SIM-LOT-1").expect("lot"),
+                    te_us: 1000,
+                    content: CalibrationContent::toml(&text).expect("TOML"),
+                    note: None,
+                },
+            )
+            .await
+            .expect("stored");
+        store
+            .decide_calibration(
+                &Actor::Appliance,
+                stored.id,
+                CalibrationDecision::Approve,
+                "tests",
+            )
+            .await
+            .expect("approved");
+        store.close().await;
+    }
     let service = Service::start(&data, &twin, &token, &[]).await;
     let id = service.start_run("FW-1", 10.0).await;
     let run = service.settled(id).await;

@@ -36,6 +36,16 @@ async fn start_configured(
     board: SimBoardConfig,
     config: EngineConfig,
 ) -> (TempDir, Store, EngineHandle) {
+    let (dir, store, engine) = start_uncalibrated(board, config).await;
+    approve_simulated_calibration(&store, &engine).await;
+    (dir, store, engine)
+}
+
+/// A fresh engine whose lots have no calibration at all.
+async fn start_uncalibrated(
+    board: SimBoardConfig,
+    config: EngineConfig,
+) -> (TempDir, Store, EngineHandle) {
     let dir = TempDir::new().expect("a temporary directory");
     let store = Store::open(dir.path()).await.expect("a fresh database");
     let instrument = SimulatedInstrument::simulated(board, SimClock::instant());
@@ -43,6 +53,25 @@ async fn start_configured(
         .await
         .expect("the engine starts");
     (dir, store, engine)
+}
+
+/// The simulated lot calibrated by its dilution series and approved (in the appliance's name):
+/// the state a lab admin leaves before patient runs.
+async fn approve_simulated_calibration(store: &Store, engine: &EngineHandle) {
+    use appliance::store::calibrations::CalibrationDecision;
+    let made = engine
+        .calibrate_simulated_lot()
+        .await
+        .expect("the simulated lot calibrates");
+    store
+        .decide_calibration(
+            &Actor::Appliance,
+            made.id,
+            CalibrationDecision::Approve,
+            "tests",
+        )
+        .await
+        .expect("approved");
 }
 
 /// A fresh accession number for each run a test starts.
@@ -153,9 +182,13 @@ async fn a_simulated_run_goes_through_its_states_to_a_result_awaiting_release() 
             AwaitingRelease
         ]
     );
-    assert!(seen.iter().any(
-        |e| matches!(&e.kind, EventKind::CalibrationMade { lot, .. } if lot == SIMULATED_LOT)
-    ));
+    assert!(
+        !seen.iter().any(|e| matches!(
+            &e.kind,
+            EventKind::CalibrationMade { .. } | EventKind::Calibrating { .. }
+        )),
+        "a patient run never makes a calibration"
+    );
     let awaiting: Vec<&str> = seen
         .iter()
         .filter_map(|e| match &e.kind {
@@ -206,18 +239,25 @@ async fn a_simulated_run_goes_through_its_states_to_a_result_awaiting_release() 
     let run = store.run(ticket.id).await.expect("run");
     assert!(run.calibration_id.is_some());
 
-    // A second run finds the calibration and does not make another.
+    // A second run uses the same calibration and makes none.
     let second = engine
         .start_run(request("MRN-2", 0.0))
         .await
         .expect("queued");
-    let seen = events_of(&mut events, second.id).await;
-    assert!(
-        !seen
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::Calibrating { .. }))
+    events_of(&mut events, second.id).await;
+    assert_eq!(
+        store.run(second.id).await.expect("run").calibration_id,
+        run.calibration_id
     );
-    assert_eq!(store.calibrations().await.expect("calibrations").len(), 1);
+    assert_eq!(
+        store
+            .calibration_page(None, 10)
+            .await
+            .expect("calibrations")
+            .calibrations
+            .len(),
+        1
+    );
     let result = store
         .current_result(second.id)
         .await
@@ -440,7 +480,9 @@ async fn a_dead_board_fails_the_run_with_a_board_cause_and_keeps_what_was_measur
 async fn a_drifting_magnet_fails_the_run_with_a_temperature_cause() {
     let mut board = SimBoardConfig::default();
     board.magnet.drift_c_per_s = 0.01;
-    let (_dir, store, engine) = start(board).await;
+    // The temperature check comes before the calibration: none is needed to fail on it (and the
+    // drifting magnet would fail a dilution series too).
+    let (_dir, store, engine) = start_uncalibrated(board, config()).await;
     let (_, cause) = failed_run(&store, &engine, request("MRN-9", 10.0)).await;
     assert!(cause.starts_with("temperature: "), "{cause}");
     engine.shutdown().await;
@@ -719,7 +761,105 @@ async fn a_lot_without_calibration_fails_with_a_calibration_cause() {
         cause.starts_with("calibration: ") && cause.contains("LOT-9"),
         "{cause}"
     );
-    assert!(store.calibrations().await.expect("calibrations").is_empty());
+    assert_eq!(
+        store
+            .calibration_page(None, 10)
+            .await
+            .expect("calibrations")
+            .calibrations
+            .len(),
+        1,
+        "only the simulated lot's"
+    );
+    engine.shutdown().await;
+}
+
+/// Only an approved calibration counts a patient: the simulated lot's calibration, made
+/// pending, fails the run as if there were none; once approved it counts; once superseded by a
+/// later approval the run uses the new one; a rejected one is never used. The engine makes no
+/// calibration inside a run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_approved_calibration_counts_a_patient() {
+    use appliance::store::calibrations::{CalibrationDecision, CalibrationState};
+    let (_dir, store, engine) = start_uncalibrated(SimBoardConfig::default(), config()).await;
+    let (_, cause) = failed_run(&store, &engine, request("MRN-30", 5.0)).await;
+    assert!(
+        cause.starts_with("calibration: ") && cause.contains("no approved calibration"),
+        "{cause}"
+    );
+    assert!(
+        store
+            .calibration_page(None, 10)
+            .await
+            .expect("calibrations")
+            .calibrations
+            .is_empty(),
+        "a run makes no calibration"
+    );
+    let made = engine.calibrate_simulated_lot().await.expect("made");
+    assert_eq!(made.state, CalibrationState::Pending);
+    assert_eq!(made.created_by, None, "made by the appliance");
+    let (_, cause) = failed_run(&store, &engine, request("MRN-31", 5.0)).await;
+    assert!(
+        cause.contains("no approved calibration"),
+        "pending: {cause}"
+    );
+    store
+        .decide_calibration(
+            &Actor::Appliance,
+            made.id,
+            CalibrationDecision::Approve,
+            "ok",
+        )
+        .await
+        .expect("approved");
+    let counted = engine
+        .start_run(request("MRN-32", 5.0))
+        .await
+        .expect("queued");
+    assert_eq!(
+        engine.wait_for_run(counted.id).await.expect("state"),
+        RunState::AwaitingRelease
+    );
+    assert_eq!(
+        store.run(counted.id).await.expect("run").calibration_id,
+        Some(made.id)
+    );
+    // A second series, rejected: never used. A third, approved: supersedes the first.
+    let rejected = engine.calibrate_simulated_lot().await.expect("made");
+    store
+        .decide_calibration(
+            &Actor::Appliance,
+            rejected.id,
+            CalibrationDecision::Reject,
+            "no",
+        )
+        .await
+        .expect("rejected");
+    let newer = engine.calibrate_simulated_lot().await.expect("made");
+    store
+        .decide_calibration(
+            &Actor::Appliance,
+            newer.id,
+            CalibrationDecision::Approve,
+            "new",
+        )
+        .await
+        .expect("approved");
+    assert_eq!(
+        store.calibration(made.id).await.expect("first").state,
+        CalibrationState::Superseded
+    );
+    let later = engine
+        .start_run(request("MRN-33", 5.0))
+        .await
+        .expect("queued");
+    engine.wait_for_run(later.id).await.expect("state");
+    assert_eq!(
+        store.run(later.id).await.expect("run").calibration_id,
+        Some(newer.id),
+        "neither the superseded nor the rejected one"
+    );
     engine.shutdown().await;
 }
 
@@ -742,7 +882,7 @@ lod_cells = 1.0
 loq_cells = 2.0
 created = "2026-11-24T04:00:00Z"
 "#;
-    store
+    let degenerate = store
         .add_calibration(
             &Actor::Appliance,
             &NewCalibration {
@@ -751,10 +891,18 @@ created = "2026-11-24T04:00:00Z"
                 content: CalibrationContent::toml(text).expect("TOML"),
                 note: None,
             },
-            true,
         )
         .await
         .expect("stored as given");
+    store
+        .decide_calibration(
+            &Actor::Appliance,
+            degenerate.id,
+            appliance::store::calibrations::CalibrationDecision::Approve,
+            "as an older database holds it",
+        )
+        .await
+        .expect("approved in the store");
     let (ticket, cause) = failed_run(
         &store,
         &engine,

@@ -58,7 +58,7 @@ impl Permission {
             Self::ViewInstrument => "view the instrument status",
             Self::ViewQc => "view QC",
             Self::ViewCalibrations => "view calibrations",
-            Self::ManageCalibrations => "add or activate calibrations",
+            Self::ManageCalibrations => "import, approve or reject calibrations",
             Self::CreateOwnTokens => "create API tokens",
             Self::RecordQc => "record QC measurements",
             Self::ManageQc => "define QC materials, lots and targets",

@@ -719,16 +719,16 @@ const AUDIT_ROWS: u32 = 500;
 
 impl Operations {
     /// What a run order is checked against here: the configured indications, the reagent lots
-    /// with an active calibration (and the simulated lot on the simulated board), the clock.
+    /// with an approved calibration (and the simulated lot on the simulated board), the clock.
     pub async fn order_context(&self) -> Result<OrderContext, OperationError> {
         let simulated = self.is_simulated();
         let mut reagent_lots: Vec<String> = Vec::new();
         if simulated {
             reagent_lots.push(SIMULATED_LOT.to_owned());
         }
-        for calibration in self.store.calibrations().await? {
-            if calibration.active && !reagent_lots.contains(&calibration.reagent_lot) {
-                reagent_lots.push(calibration.reagent_lot);
+        for lot in self.store.approved_calibration_lots().await? {
+            if !reagent_lots.contains(&lot) {
+                reagent_lots.push(lot);
             }
         }
         Ok(OrderContext {
@@ -755,7 +755,9 @@ impl Operations {
     }
 
     /// Starts a run (operators and lab admins; the patient is registered when new): the engine
-    /// records the sample and its tubes and queues the run.
+    /// records the sample and its tubes and queues the run. Refused, in words, without an
+    /// approved calibration for the run's lot (`Operations::calibration_for_run`) or, under the
+    /// default QC policy, without today's passing QC.
     pub async fn start_run(
         &self,
         who: &Requester,
@@ -763,6 +765,7 @@ impl Operations {
     ) -> Result<RunTicket, OperationError> {
         who.require(Permission::OperateRuns)?;
         let engine = self.engine()?;
+        self.calibration_for_run(&order.reagent_lot).await?;
         let mut relied = Vec::new();
         if self.settings.qc_policy == QcPolicy::RequirePassing {
             let gate = self.qc_gate(&order.reagent_lot, Timestamp::now()).await?;

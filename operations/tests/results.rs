@@ -67,6 +67,21 @@ async fn appliance_with_a_result() -> (tempfile::TempDir, Appliance, Operations,
         ..RunRequest::new("OPS-1", "OPS-1-A1", 7.5)
     };
     record_passing_controls_today(&appliance).await;
+    let made = appliance
+        .engine
+        .calibrate_simulated_lot()
+        .await
+        .expect("the simulated lot calibrates");
+    appliance
+        .store
+        .decide_calibration(
+            &Actor::Appliance,
+            made.id,
+            appliance::store::calibrations::CalibrationDecision::Approve,
+            "tests",
+        )
+        .await
+        .expect("approved");
     let ticket = appliance.engine.start_run(request).await.expect("queued");
     let state = appliance
         .engine

@@ -159,7 +159,7 @@ async fn bad_bodies_get_a_named_4xx_problem_and_store_nothing() {
         ),
         (
             "/api/v1/calibrations",
-            json!({ "activate": true }),
+            json!({ "note": "no content" }),
             StatusCode::UNPROCESSABLE_ENTITY,
             "content",
         ),
@@ -296,7 +296,7 @@ created = "2026-11-24T04:00:00Z"
                 As::Bearer(&admin),
                 Method::POST,
                 "/api/v1/calibrations",
-                Some(&json!({ "content": content, "activate": true })),
+                Some(&json!({ "content": content })),
             )
             .await;
         assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, field).await;

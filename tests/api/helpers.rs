@@ -100,10 +100,69 @@ async fn spawn_app_on(
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut ApplianceConfig)) -> TestApp {
     let app = spawn_fresh_app(adjust).await;
     record_passing_qc(&app.store).await;
+    approve_simulated_calibration(&app).await;
     app
 }
 
-/// A fresh instrument: no QC material, no QC value (the QC gate refuses patient runs).
+/// The lab admin approved the simulated lot's calibration: made by the engine's simulated
+/// dilution series (once per test binary and echo time; later apps store the same document),
+/// then approved in the appliance's name, so that patient runs may start. (Tests of the
+/// approval itself start from [`spawn_fresh_app`].)
+pub async fn approve_simulated_calibration(app: &TestApp) -> i64 {
+    use appliance::store::calibrations::{
+        CalibrationContent, CalibrationDecision, NewCalibration, ReagentLot,
+    };
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static MADE: OnceLock<Mutex<HashMap<u32, String>>> = OnceLock::new();
+    let te_us = app.engine.config().te_us();
+    let known = MADE
+        .get_or_init(Default::default)
+        .lock()
+        .expect("cache")
+        .get(&te_us)
+        .cloned();
+    let stored = match known {
+        Some(text) => app
+            .store
+            .add_calibration(
+                &Actor::Appliance,
+                &NewCalibration {
+                    reagent_lot: ReagentLot::parse("SIM-LOT-1").expect("lot"),
+                    te_us,
+                    content: CalibrationContent::toml(&text).expect("TOML"),
+                    note: Some("the simulated lot's dilution series (tests)".into()),
+                },
+            )
+            .await
+            .expect("calibration stored"),
+        None => {
+            let made = app
+                .engine
+                .calibrate_simulated_lot()
+                .await
+                .expect("the simulated lot calibrates");
+            MADE.get_or_init(Default::default)
+                .lock()
+                .expect("cache")
+                .insert(te_us, made.content.text.clone());
+            made
+        }
+    };
+    app.store
+        .decide_calibration(
+            &Actor::Appliance,
+            stored.id,
+            CalibrationDecision::Approve,
+            "tests: the simulated lot's calibration",
+        )
+        .await
+        .expect("approved");
+    stored.id.0
+}
+
+/// A fresh instrument: no QC material, no QC value (the QC gate refuses patient runs), no
+/// calibration (the run start refuses patient runs).
 pub async fn spawn_fresh_app(adjust: impl FnOnce(&mut ApplianceConfig)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temporary directory");
     let mut config = ApplianceConfig {

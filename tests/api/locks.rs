@@ -176,6 +176,18 @@ fn table() -> Vec<Route> {
         ),
         route(
             Method::POST,
+            "/api/v1/calibrations/999999/approve",
+            Some(json!({ "password": "x", "printed_name": "x", "reason": "locks test" })),
+            Roles(&[LabAdmin]),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/calibrations/999999/reject",
+            Some(json!({ "password": "x", "printed_name": "x", "reason": "locks test" })),
+            Roles(&[LabAdmin]),
+        ),
+        route(
+            Method::POST,
             "/api/v1/qc",
             Some(json!({ "lot_id": 999_999, "value": 1.0 })),
             Roles(&[Operator, LabAdmin]),

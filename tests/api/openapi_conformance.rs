@@ -726,15 +726,62 @@ async fn every_documented_operation_answers_as_its_schema_says() {
             Method::POST,
             "/api/v1/calibrations",
             "/api/v1/calibrations",
-            Some(
-                json!({ "content": example_calibration_toml(), "activate": true,
-                     "reason": "new reagent lot in use", "note": "series of 24 Nov" }),
-            ),
+            Some(json!({ "content": example_calibration_toml(), "note": "series of 24 Nov" })),
             StatusCode::CREATED,
         ),
     )
     .await;
-    assert_eq!(imported["active"], true);
+    assert_eq!(imported["state"], "pending");
+    assert_eq!(imported["active"], false);
+    let signature = json!({ "password": crate::helpers::PASSWORD, "printed_name": "lars Tester",
+                            "reason": "new reagent lot in use" });
+    let approve = format!("/api/v1/calibrations/{}/approve", imported["id"]);
+    let approved = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            &approve,
+            "/api/v1/calibrations/{id}/approve",
+            Some(signature.clone()),
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    assert_eq!(approved["state"], "approved");
+    assert_eq!(approved["decision_reason"], "new reagent lot in use");
+    let second = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            "/api/v1/calibrations",
+            "/api/v1/calibrations",
+            Some(json!({ "content": example_calibration_toml() })),
+            StatusCode::CREATED,
+        ),
+    )
+    .await;
+    let reject = format!("/api/v1/calibrations/{}/reject", second["id"]);
+    let rejected = walk(
+        &app,
+        &document,
+        &mut called,
+        call(
+            admin,
+            Method::POST,
+            &reject,
+            "/api/v1/calibrations/{id}/reject",
+            Some(signature),
+            StatusCode::OK,
+        ),
+    )
+    .await;
+    assert_eq!(rejected["state"], "rejected");
     for (path, template) in [
         ("/api/v1/calibrations", "/api/v1/calibrations"),
         ("/api/v1/instrument", "/api/v1/instrument"),

@@ -14,7 +14,7 @@ use crate::helpers::{As, PASSWORD, spawn_app, spawn_app_with};
 /// Every operation the API serves, written down here independently of the document: a route
 /// added to the router changes the document (routes are mounted with their documentation), so
 /// this list must be updated with it, on purpose.
-const EXPECTED_OPERATIONS: [(&str, &str); 31] = [
+const EXPECTED_OPERATIONS: [(&str, &str); 33] = [
     ("GET", "/healthz"),
     ("GET", "/fhir/DiagnosticReport"),
     ("GET", "/fhir/DiagnosticReport/{id}"),
@@ -44,6 +44,8 @@ const EXPECTED_OPERATIONS: [(&str, &str); 31] = [
     ("POST", "/api/v1/qc"),
     ("GET", "/api/v1/calibrations"),
     ("POST", "/api/v1/calibrations"),
+    ("POST", "/api/v1/calibrations/{id}/approve"),
+    ("POST", "/api/v1/calibrations/{id}/reject"),
     ("GET", "/api/v1/outbox"),
     ("POST", "/api/v1/outbox/{id}/resend"),
 ];

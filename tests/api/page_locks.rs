@@ -96,9 +96,16 @@ fn table() -> Vec<Page> {
         ),
         get("/calibrations", AnyRole),
         get("/calibrations/{c}", AnyRole),
+        post("/calibrations", &[("content", "")], Roles(ADMIN)),
+        post("/calibrations/simulated", &[], Roles(ADMIN)),
         post(
-            "/calibrations/{c}/activate",
-            &[("reason", "")],
+            "/calibrations/{c}/approve",
+            &[("reason", ""), ("printed_name", ""), ("password", "")],
+            Roles(ADMIN),
+        ),
+        post(
+            "/calibrations/{c}/reject",
+            &[("reason", ""), ("printed_name", ""), ("password", "")],
             Roles(ADMIN),
         ),
         get("/admin", Roles(ADMIN)),
@@ -233,7 +240,7 @@ async fn every_page_answers_each_role_as_the_roles_tables_say() {
         .json()
         .await
         .expect("calibrations");
-    let calibration_id = calibrations[0]["id"]
+    let calibration_id = calibrations["calibrations"][0]["id"]
         .as_i64()
         .unwrap_or_else(|| panic!("the run made one: {calibrations}"));
 

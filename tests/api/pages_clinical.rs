@@ -344,6 +344,7 @@ async fn each_page_renders_real_data_for_the_roles_allowed_and_refuses_the_other
         config.qc.policy = appliance::site::QcPolicy::RunButHold;
     })
     .await;
+    crate::helpers::approve_simulated_calibration(&app).await;
     let (run, patient) = finished_run(&app, "PG-1", 30.0).await;
     let olga = Browser::sign_in(&app, "olga").await;
     let claire = Browser::sign_in(&app, "claire").await;

@@ -359,7 +359,7 @@ deviation_cells = 0.5
 allowable_cells = 10.0
 "#;
 
-/// Two calibrations of one lot; the first active.
+/// Two calibrations of one lot; the first approved, the second pending.
 async fn calibrations(app: &TestApp) -> (CalibrationId, CalibrationId) {
     let new = NewCalibration {
         reagent_lot: ReagentLot::parse("RL-LAB").unwrap(),
@@ -369,12 +369,21 @@ async fn calibrations(app: &TestApp) -> (CalibrationId, CalibrationId) {
     };
     let first = app
         .store
-        .add_calibration(&Actor::Appliance, &new, true)
+        .add_calibration(&Actor::Appliance, &new)
+        .await
+        .unwrap();
+    app.store
+        .decide_calibration(
+            &Actor::Appliance,
+            first.id,
+            appliance::store::calibrations::CalibrationDecision::Approve,
+            "tests",
+        )
         .await
         .unwrap();
     let second = app
         .store
-        .add_calibration(&Actor::Appliance, &new, false)
+        .add_calibration(&Actor::Appliance, &new)
         .await
         .unwrap();
     (first.id, second.id)
@@ -392,7 +401,10 @@ async fn calibration_pages_show_lots_the_fit_limits_and_linearity() {
             list.contains(&format!("/calibrations/{}", inactive.0)),
             "{role}: lots linked"
         );
-        assert!(list.contains("Active"), "{role}: which is active");
+        assert!(
+            list.contains("Approved (in use)") && list.contains("Pending approval"),
+            "{role}: which is in use, which waits"
+        );
         let (status, detail) = get_page(
             &app,
             Some(&session),
@@ -416,16 +428,21 @@ async fn calibration_pages_show_lots_the_fit_limits_and_linearity() {
             "{role}: the slope with its SE"
         );
         assert_eq!(
-            detail.contains(&format!("/calibrations/{}/activate", inactive.0)),
+            detail.contains(&format!("/calibrations/{}/approve", inactive.0)),
             role == Role::LabAdmin,
-            "{role}: the activation form"
+            "{role}: the approval form"
+        );
+        assert_eq!(
+            list.contains("name=\"content\""),
+            role == Role::LabAdmin,
+            "{role}: the import form"
         );
     }
     let admin = browser(&app, Role::LabAdmin).await;
     let (status, active_page) =
         get_page(&app, Some(&admin), &format!("/calibrations/{}", active.0)).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(!active_page.contains(&format!("/calibrations/{}/activate", active.0)));
+    assert!(!active_page.contains(&format!("/calibrations/{}/approve", active.0)));
     assert_eq!(
         get_page(&app, Some(&admin), "/calibrations/9999").await.0,
         StatusCode::NOT_FOUND
@@ -438,52 +455,122 @@ async fn calibration_pages_show_lots_the_fit_limits_and_linearity() {
 }
 
 #[tokio::test]
-async fn activating_a_calibration_needs_a_lab_admin_a_reason_and_the_csrf_token() {
+async fn approving_a_calibration_needs_a_lab_admin_their_signature_a_reason_and_the_csrf_token() {
     let app = spawn_app().await;
     let (first, second) = calibrations(&app).await;
-    let path = format!("/calibrations/{}/activate", second.0);
-    let is_active = |id: CalibrationId| {
+    let path = format!("/calibrations/{}/approve", second.0);
+    let state_of = |id: CalibrationId| {
         let store = app.store.clone();
-        async move { store.calibration(id).await.unwrap().active }
+        async move { store.calibration(id).await.unwrap().state.as_str() }
+    };
+    let signed = |reason: &'static str, password: &'static str| {
+        [
+            ("reason", reason),
+            ("printed_name", "lars Tester"),
+            ("password", password),
+        ]
     };
     let operator = browser(&app, Role::Operator).await;
-    let refused = post_form(&app, &operator, &path, &[("reason", "x")], Csrf::Right).await;
+    let refused = post_form(&app, &operator, &path, &signed("x", PASSWORD), Csrf::Right).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     let admin = browser(&app, Role::LabAdmin).await;
-    let blank = post_form(&app, &admin, &path, &[("reason", "  ")], Csrf::Right).await;
+    let blank = post_form(&app, &admin, &path, &signed("  ", PASSWORD), Csrf::Right).await;
     assert_eq!(blank.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(blank.text().await.unwrap().contains("reason"));
+    let wrong = post_form(&app, &admin, &path, &signed("ok", "not it"), Csrf::Right).await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = wrong.text().await.unwrap();
+    assert!(
+        page.contains("Not approved") && page.contains("password") && page.contains(" autofocus>"),
+        "the error beside the form, the password field focused"
+    );
+    assert_eq!(audit_count(&app, "calibration.sign_refused").await, 1);
     for csrf in [Csrf::Missing, Csrf::Wrong] {
-        let forged = post_form(&app, &admin, &path, &[("reason", "forged")], csrf).await;
+        let forged = post_form(&app, &admin, &path, &signed("forged", PASSWORD), csrf).await;
         assert!(forged.status().is_client_error());
     }
-    assert!(!is_active(second).await, "nothing changed");
-    assert_eq!(
-        audit_count(&app, "calibration.activate").await,
-        1,
-        "only the first's"
-    );
+    assert_eq!(state_of(second).await, "pending", "nothing changed");
 
     let done = post_form(
         &app,
         &admin,
         &path,
-        &[("reason", "new lot verified")],
+        &signed("new lot verified", PASSWORD),
         Csrf::Right,
     )
     .await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     let (status, page) = get_page(&app, Some(&admin), &location(&done)).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("is now the active one"));
-    assert!(is_active(second).await && !is_active(first).await);
+    assert!(page.contains("is approved"), "{page}");
+    assert!(page.contains("new lot verified"), "who, when and why shown");
+    assert_eq!(state_of(second).await, "approved");
+    assert_eq!(state_of(first).await, "superseded");
     let reason: Option<String> = sqlx::query_scalar(
-        "SELECT reason FROM audit_log WHERE action = 'calibration.activate' ORDER BY id DESC LIMIT 1",
+        "SELECT reason FROM audit_log WHERE action = 'calibration.approve' ORDER BY id DESC LIMIT 1",
     )
     .fetch_one(app.store.pool())
     .await
     .unwrap();
     assert_eq!(reason.as_deref(), Some("new lot verified"));
+    // Decided once: the superseded one is not approved again.
+    let again = post_form(
+        &app,
+        &admin,
+        &format!("/calibrations/{}/approve", first.0),
+        &signed("back", PASSWORD),
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn a_lab_admin_imports_a_calibration_on_the_page_as_the_api_checks_it() {
+    let app = spawn_app().await;
+    let admin = browser(&app, Role::LabAdmin).await;
+    let bad = post_form(
+        &app,
+        &admin,
+        "/calibrations",
+        &[("content", "lot = \"X\""), ("note", "typo")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = bad.text().await.unwrap();
+    assert!(page.contains("Not imported"), "{page}");
+    assert!(
+        page.contains("lot = &quot;X&quot;") || page.contains("lot = &#34;X&#34;"),
+        "kept"
+    );
+    let done = post_form(
+        &app,
+        &admin,
+        "/calibrations",
+        &[("content", CALIBRATION_TOML), ("note", "from the file")],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let (status, page) = get_page(&app, Some(&admin), &location(&done)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("is stored, pending"), "{page}");
+    let newest = app.store.calibration_page(None, 1).await.unwrap();
+    let stored = &newest.calibrations[0];
+    assert_eq!(stored.reagent_lot, "RL-LAB");
+    assert_eq!(stored.state.as_str(), "pending");
+    assert_eq!(stored.note.as_deref(), Some("from the file"));
+    let operator = browser(&app, Role::Operator).await;
+    let refused = post_form(
+        &app,
+        &operator,
+        "/calibrations",
+        &[("content", CALIBRATION_TOML)],
+        Csrf::Right,
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -1552,4 +1639,102 @@ async fn qc_results_are_listed_a_bounded_page_at_a_time_newest_first() {
         )
         .await;
     assert_problem(bad_cursor, StatusCode::UNPROCESSABLE_ENTITY, "before").await;
+}
+
+#[tokio::test]
+async fn calibrations_are_paged_in_the_api_and_on_the_page() {
+    let app = spawn_app().await;
+    // The simulated lot's (from the helper) and two more: three in all.
+    calibrations(&app).await;
+    let admin = app.token(Role::LabAdmin).to_owned();
+    let page = |query: &'static str| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let response = app
+                .send(
+                    As::Bearer(&admin),
+                    Method::GET,
+                    &format!("/api/v1/calibrations{query}"),
+                    None,
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::OK, "{query}");
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let first = page("?limit=2").await;
+    let ids: Vec<i64> = first["calibrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [3, 2], "newest first");
+    assert_eq!(first["next_before"], 2);
+    let last = page("?limit=2&before=2").await;
+    assert_eq!(last["calibrations"].as_array().unwrap().len(), 1);
+    assert_eq!(last["next_before"], Value::Null);
+    let all = page("").await;
+    assert_eq!(all["calibrations"].as_array().unwrap().len(), 3);
+    for bad in ["?limit=0", "?limit=101", "?before=-1", "?before=x"] {
+        let response = app
+            .send(
+                As::Bearer(&admin),
+                Method::GET,
+                &format!("/api/v1/calibrations{bad}"),
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    let session = browser(&app, Role::LabAdmin).await;
+    let (status, html) = get_page(&app, Some(&session), "/calibrations").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Pending approval"));
+    let (status, older) = get_page(&app, Some(&session), "/calibrations?before=2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(older.contains("href=\"/calibrations/1\""));
+    assert!(
+        !older.contains("href=\"/calibrations/3\""),
+        "only older ones"
+    );
+}
+
+/// A patient run on a lot without an approved calibration does not start: refused in words
+/// naming what is missing and who fixes it (as the QC refusal does), nothing stored.
+#[tokio::test]
+async fn a_run_without_an_approved_calibration_is_refused_in_words() {
+    let app = spawn_fresh_app(|_| {}).await;
+    crate::helpers::record_passing_qc(&app.store).await;
+    let operator = app.token(Role::Operator).to_owned();
+    let body = json!({ "patient_mrn": "NOCAL-1", "birth_date": "1970-01-01", "accession": "NOCAL-1-A",
+                       "blood_ml": 7.5, "indication": "breast" });
+    let refused = app
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            "/api/v1/runs",
+            Some(&body),
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let problem: Value = refused.json().await.unwrap();
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("no approved calibration")
+            && detail.contains("SIM-LOT-1")
+            && detail.contains("lab admin"),
+        "{problem}"
+    );
+    crate::helpers::approve_simulated_calibration(&app).await;
+    let started = app
+        .send(
+            As::Bearer(&operator),
+            Method::POST,
+            "/api/v1/runs",
+            Some(&body),
+        )
+        .await;
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
 }

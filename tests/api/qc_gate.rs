@@ -31,6 +31,7 @@ async fn release(app: &TestApp, id: i64) -> reqwest::Response {
 #[tokio::test]
 async fn without_passing_qc_a_run_does_not_start_and_says_what_is_missing() {
     let app = spawn_fresh_app(|_| {}).await;
+    crate::helpers::approve_simulated_calibration(&app).await;
     let operator = app.token(Role::Operator).to_owned();
     let refused = app
         .send(
@@ -65,6 +66,7 @@ async fn without_passing_qc_a_run_does_not_start_and_says_what_is_missing() {
 #[tokio::test]
 async fn run_but_hold_starts_the_run_and_holds_its_result_until_qc_passes() {
     let app = spawn_fresh_app(|config| config.qc.policy = QcPolicy::RunButHold).await;
+    crate::helpers::approve_simulated_calibration(&app).await;
     let operator = app.token(Role::Operator).to_owned();
     let started = app
         .send(

@@ -129,7 +129,8 @@ async fn the_api_flow_on_the_test_board_confirms_tubes_by_hand_and_stores_trains
         &format!("te_ms = {}", f64::from(te_us) / 1000.0),
     );
     assert_ne!(calibration, crate::pages_lab::CALIBRATION_TOML);
-    app.store
+    let stored = app
+        .store
         .add_calibration(
             &Actor::Appliance,
             &NewCalibration {
@@ -138,7 +139,15 @@ async fn the_api_flow_on_the_test_board_confirms_tubes_by_hand_and_stores_trains
                 content: CalibrationContent::toml(&calibration).unwrap(),
                 note: Some("end-to-end test on the test board".into()),
             },
-            true,
+        )
+        .await
+        .unwrap();
+    app.store
+        .decide_calibration(
+            &Actor::Appliance,
+            stored.id,
+            appliance::store::calibrations::CalibrationDecision::Approve,
+            "tests",
         )
         .await
         .unwrap();

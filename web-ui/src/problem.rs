@@ -284,6 +284,7 @@ impl From<EngineError> for ApiError {
             EngineError::NotActive(_)
             | EngineError::NotAwaitingTube(_)
             | EngineError::NotCancellable { .. }
+            | EngineError::Calibration(_)
             | EngineError::Stopped => Self::Conflict(error.to_string()),
             EngineError::Store(store) => store.into(),
         }

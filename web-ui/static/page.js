@@ -72,3 +72,20 @@
     }
   }, 1000);
 })();
+
+// A file input marked data-fills="<textarea id>" reads the chosen text file into that textarea
+// (the calibration import: the form posts text, so no upload encoding is needed).
+(function () {
+  "use strict";
+  Array.prototype.forEach.call(document.querySelectorAll("input[type=file][data-fills]"), function (input) {
+    var target = document.getElementById(input.getAttribute("data-fills"));
+    if (!target || !window.FileReader) { return; }
+    input.addEventListener("change", function () {
+      var file = input.files && input.files[0];
+      if (!file) { return; }
+      var reader = new FileReader();
+      reader.onload = function () { target.value = String(reader.result); };
+      reader.readAsText(file);
+    });
+  });
+})();

@@ -34,6 +34,9 @@ pub enum EngineError {
         /// Its state.
         state: RunState,
     },
+    /// The simulated lot's dilution series gave no calibration, or the board is not simulated.
+    #[error("no calibration was made: {0}")]
+    Calibration(super::failure::Failure),
     /// The engine has stopped.
     #[error("the acquisition engine has stopped")]
     Stopped,

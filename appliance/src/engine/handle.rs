@@ -159,6 +159,31 @@ impl EngineHandle {
         self.shared.status().clone()
     }
 
+    /// Measures a simulated dilution series of the simulated lot ([`SIMULATED_LOT`]) on the
+    /// board, between runs, and stores the calibration it makes PENDING (it counts no patient
+    /// until a lab admin approves it). The simulated board only.
+    pub async fn calibrate_simulated_lot(
+        &self,
+    ) -> Result<crate::store::calibrations::Calibration, EngineError> {
+        if !self.shared.simulated {
+            return Err(EngineError::Calibration(super::failure::Failure::new(
+                super::failure::FailureKind::Calibration,
+                "the simulated lot is calibrated on the simulated board only",
+            )));
+        }
+        if self.shared.is_shutting_down() {
+            return Err(EngineError::Stopped);
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Command::CalibrateSimulatedLot(reply))
+            .map_err(|_| EngineError::Stopped)?;
+        answer
+            .await
+            .map_err(|_| EngineError::Stopped)?
+            .map_err(EngineError::Calibration)
+    }
+
     /// Records the patient (when new), the sample and its tubes, queues the run and returns its
     /// id. Refuses bad input before anything is stored.
     pub async fn start_run(&self, request: RunRequest) -> Result<RunTicket, EngineError> {

@@ -5,8 +5,8 @@
 //! read a status snapshot, and subscribe to progress events ([`RunEvent`]). Requests reach the
 //! board's thread over a channel; one run measures at a time, the others wait `queued`.
 //!
-//! A run: checks (today's QC, board identity, stable temperature) → tune → the calibration for
-//! the reagent lot and TE → for each tube (control, quad, then optional CD45/IgG and single-marker
+//! A run: checks (today's QC, board identity, stable temperature) → tune → the approved
+//! calibration for the reagent lot and TE → for each tube (control, quad, then optional CD45/IgG and single-marker
 //! tubes) `awaiting_tube` until the operator confirms it (the simulation confirms by itself unless
 //! asked not to) → replicate readings, each fitted, checked and committed with its raw train at
 //! once → the result → `awaiting_release`. A failure names its cause ([`FailureKind`]: board,
@@ -15,8 +15,9 @@
 //! run it held.
 //!
 //! On the simulated board a run may say what its virtual tubes hold ([`SimulatedTruth`]), and the
-//! simulated lot ([`SIMULATED_LOT`]) is calibrated from a simulated dilution series when it has no
-//! calibration. On hardware, simulation truth is refused.
+//! simulated lot ([`SIMULATED_LOT`]) is calibrated from a simulated dilution series when asked
+//! ([`EngineHandle::calibrate_simulated_lot`], between runs), the calibration stored pending
+//! until a lab admin approves it. On hardware, simulation truth is refused.
 //!
 //! Not here: HTTP, configuration files, the science (nmr-core), SQL (the store).
 

@@ -119,6 +119,12 @@ pub(crate) struct Job {
 /// What the thread is asked to do.
 pub(crate) enum Command {
     Run(Box<Job>),
+    /// Make the simulated lot's calibration (pending) and answer with it.
+    CalibrateSimulatedLot(
+        tokio::sync::oneshot::Sender<
+            Result<crate::store::calibrations::Calibration, super::failure::Failure>,
+        >,
+    ),
     Shutdown,
 }
 
@@ -145,13 +151,20 @@ impl Worker {
         while let Some(command) = commands.blocking_recv() {
             match command {
                 Command::Run(job) => self.run_job(*job),
+                Command::CalibrateSimulatedLot(reply) => {
+                    let _ = reply.send(self.make_simulated_calibration());
+                }
                 Command::Shutdown => break,
             }
         }
         // Runs still queued behind the shutdown are recorded, not dropped.
         commands.close();
-        while let Ok(Command::Run(job)) = commands.try_recv() {
-            self.run_job(*job);
+        while let Ok(command) = commands.try_recv() {
+            match command {
+                Command::Run(job) => self.run_job(*job),
+                // Dropping the reply answers "stopped".
+                Command::CalibrateSimulatedLot(_) | Command::Shutdown => {}
+            }
         }
         self.shut_down();
     }

@@ -1,7 +1,7 @@
 //! One sample run, step by step, on the engine's thread:
 //!
-//! checks (today's QC, board identity, stable temperature) → tune → the calibration for the lot
-//! and TE (made from a simulated dilution series for the simulated lot when missing) → for each
+//! checks (today's QC, board identity, stable temperature) → tune → the approved calibration for
+//! the lot and TE → for each
 //! tube: wait for it (`awaiting_tube`), then its replicate readings, each committed as soon as it
 //! is measured → fits and QC → the result → `awaiting_release`.
 //!
@@ -256,25 +256,21 @@ impl Worker {
         Ok(())
     }
 
-    /// The active calibration of the run's lot at the engine's TE; on the simulated board the
-    /// simulated lot is calibrated first when it has none.
+    /// The approved calibration of the run's lot at the engine's TE, read when the run measures
+    /// (so a calibration superseded or rejected while the run was queued is not used). A run is
+    /// only started with one (`operations::calibrations`, the rule's home); this is the engine's
+    /// own refusal when there is none by now. A calibration is never made inside a patient run.
     fn calibration_for(&mut self, job: &Job) -> Result<(store::CalibrationId, Calibration), Stop> {
         let te_us = self.shared.config.te_us();
         let lot = ReagentLot::parse(&job.reagent_lot)?;
-        let stored = match self.db(self.store.active_calibration(&lot, te_us))? {
-            Some(stored) => stored,
-            None if self.shared.simulated && lot.as_str() == SIMULATED_LOT => {
-                self.make_simulated_calibration(job, &lot, te_us)?
-            }
-            None => {
-                return Err(Failure::new(
-                    FailureKind::Calibration,
-                    format!(
-                        "no active calibration for reagent lot {lot} at TE {te_us} µs: calibrate the lot first"
-                    ),
-                )
-                .into());
-            }
+        let Some(stored) = self.db(self.store.active_calibration(&lot, te_us))? else {
+            return Err(Failure::new(
+                FailureKind::Calibration,
+                format!(
+                    "reagent lot {lot} has no approved calibration at TE {te_us} µs: a lab admin approves one on the Calibrations page"
+                ),
+            )
+            .into());
         };
         let calibration = stored.content.document().map_err(|e| {
             Failure::new(
@@ -288,52 +284,59 @@ impl Worker {
         Ok((stored.id, calibration))
     }
 
-    fn make_simulated_calibration(
+    /// Measures a simulated dilution series of the simulated lot through the board and fit path
+    /// and stores the calibration it makes, PENDING: a lab admin approves it before it counts a
+    /// patient (issue 11). Not part of any run; stopped only by a shutdown.
+    pub(crate) fn make_simulated_calibration(
         &mut self,
-        job: &Job,
-        lot: &ReagentLot,
-        te_us: u32,
-    ) -> Result<store::calibrations::Calibration, Stop> {
-        let run_id = job.run_id;
+    ) -> Result<store::calibrations::Calibration, Failure> {
+        let te_us = self.shared.config.te_us();
+        let lot = ReagentLot::parse(SIMULATED_LOT)?;
         let samples = LEVELS_CELLS.len() * SAMPLES_PER_LEVEL;
         let message = format!(
-            "no calibration for the simulated lot {lot} at TE {te_us} µs: measuring a simulated dilution series ({} levels {:?} cells, {SAMPLES_PER_LEVEL} samples each, {samples} samples)",
+            "calibrating the simulated lot {lot} at TE {te_us} µs: measuring a simulated dilution series ({} levels {:?} cells, {SAMPLES_PER_LEVEL} samples each, {samples} samples)",
             LEVELS_CELLS.len(),
             LEVELS_CELLS
         );
-        self.step("calibrating the simulated lot");
         self.shared.emit(
-            Some(run_id),
+            None,
             EventKind::Calibrating {
                 lot: lot.to_string(),
                 te_us,
                 message: message.clone(),
             },
         );
-        self.log(NewLogEntry {
-            run_id: Some(run_id),
-            ..NewLogEntry::message(LogKind::Event, message)
+        self.log(NewLogEntry::message(LogKind::Event, message))?;
+        let identity = self.board.identify().map_err(|fault| {
+            Failure::new(
+                FailureKind::Board,
+                format!("identifying the board before the dilution series: {fault}"),
+            )
+        })?;
+        if !identity.simulated {
+            return Err(Failure::new(
+                FailureKind::Calibration,
+                "the board is not the simulated one: the simulated lot is calibrated on the simulated board only",
+            ));
+        }
+        let tune = self.shared.config.tune.clone();
+        self.board.tune(&tune).map_err(|fault| {
+            Failure::new(
+                FailureKind::Board,
+                format!("tuning before the dilution series: {fault}"),
+            )
         })?;
         let settings = self.shared.config.cpmg.clone();
         let seed = self.shared.config.calibration_seed;
         let created = Timestamp::now().to_rfc3339();
         let shared = std::sync::Arc::clone(&self.shared);
-        let control = std::sync::Arc::clone(&job.control);
         let mut checkpoint = || -> Result<(), Stop> {
-            if let Some((actor, reason)) = &control.lock().cancel {
-                return Err(Stop::Cancelled(actor.clone(), reason.clone()));
-            }
             if shared.is_shutting_down() {
                 return Err(Stop::Shutdown);
             }
             Ok(())
         };
-        let progress_shared = std::sync::Arc::clone(&self.shared);
-        let mut progress = |done: usize, total: usize| {
-            if let Some(current) = progress_shared.status().current_run.as_mut() {
-                current.step = format!("calibrating the simulated lot: sample {done} of {total}");
-            }
-        };
+        let mut progress = |_done: usize, _total: usize| {};
         let calibration = calibrate_simulated_lot(
             self.board.as_mut(),
             &settings,
@@ -342,7 +345,21 @@ impl Worker {
             seed,
             &mut checkpoint,
             &mut progress,
-        )?;
+        )
+        .map_err(|stop| match stop {
+            Stop::Failed(failure) => failure,
+            Stop::Cancelled(..) | Stop::Shutdown => Failure::new(
+                FailureKind::Calibration,
+                "the appliance shut down during the dilution series",
+            ),
+        })?;
+        let halted = self.board.halt();
+        if let Err(fault) = halted {
+            return Err(Failure::new(
+                FailureKind::Board,
+                format!("halting the board after the dilution series failed: {fault}"),
+            ));
+        }
         let text = calibration.to_toml().map_err(|e| {
             Failure::new(
                 FailureKind::Calibration,
@@ -359,10 +376,8 @@ impl Worker {
                     "made by the simulated appliance from a simulated dilution series of {samples} spiked samples"
                 )),
             },
-            true,
         ))?;
         self.log(NewLogEntry {
-            run_id: Some(run_id),
             detail: JsonReport::from_value(json!({
                 "calibration_id": stored.id,
                 "slope_per_s_per_cell": calibration.slope_per_s_per_cell,
@@ -374,7 +389,8 @@ impl Worker {
             ..NewLogEntry::message(
                 LogKind::Event,
                 format!(
-                    "calibrated the simulated lot {lot} at TE {te_us} µs: ΔR2 = {:.4} + {:.5}·N 1/s, LoB {:.2}, LoD {:.2}, LoQ {:.1} cells",
+                    "calibration {} of the simulated lot {lot} at TE {te_us} µs made, pending approval: ΔR2 = {:.4} + {:.5}·N 1/s, LoB {:.2}, LoD {:.2}, LoQ {:.1} cells",
+                    stored.id,
                     calibration.intercept_per_s,
                     calibration.slope_per_s_per_cell,
                     calibration.lob_cells,
@@ -384,7 +400,7 @@ impl Worker {
             )
         })?;
         self.shared.emit(
-            Some(run_id),
+            None,
             EventKind::CalibrationMade {
                 lot: lot.to_string(),
                 te_us,

@@ -212,6 +212,19 @@ pub fn outbox_limit() -> Object {
         .build()
 }
 
+/// A calibration page's size.
+pub fn calibration_limit() -> Object {
+    use operations::calibrations::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(1))
+        .maximum(Some(MAX_PAGE_SIZE))
+        .description(Some(format!(
+            "At most this many on the page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})"
+        )))
+        .build()
+}
+
 /// Why a parked message is resent.
 pub fn resend_reason() -> Object {
     ObjectBuilder::new()

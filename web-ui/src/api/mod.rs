@@ -61,6 +61,8 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(instrument::show))
         .routes(routes!(qc::show, qc::add))
         .routes(routes!(calibrations::list, calibrations::add))
+        .routes(routes!(calibrations::approve))
+        .routes(routes!(calibrations::reject))
         .routes(routes!(openapi::serve_document));
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(health::healthz))

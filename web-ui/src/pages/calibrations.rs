@@ -1,6 +1,9 @@
-//! The calibration pages: every stored calibration (which is active for its lot and echo
-//! time), one calibration's dilution-series plot with its limits and EP06 linearity, and its
-//! activation by a laboratory administrator, with a reason kept in the audit trail.
+//! The calibration pages: the stored calibrations a page at a time (keyset, newest first, one
+//! statement a page) with their state, one calibration's dilution-series plot with its limits
+//! and EP06 linearity, a lab admin's signed approval or rejection (password re-entered, printed
+//! name, reason: audited), the import of a calibration file (pasted or read from a file, checked
+//! as `POST /api/v1/calibrations` checks it, stored pending) and, on the simulated board, the
+//! simulated lot's dilution series. Every decision is `operations::calibrations`'.
 //!
 //! A stored calibration keeps its fit (slope, intercept, their SEs and covariance), its limits,
 //! its levels and the EP06 comparison, but not the per-sample ΔR2 readings of the series. The
@@ -9,17 +12,16 @@
 //! kept), and says so.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
 use appliance::store::CalibrationId;
-use appliance::store::calibrations::Calibration;
+use appliance::store::calibrations::{Calibration, CalibrationDecision, CalibrationState};
 use nmr_core::assay::quantile::t95;
-use operations::OperationError;
-use operations::calibrations::ActivationReason;
+use operations::calibrations::{CalibrationImport, DecisionReason};
+use operations::signature::SignatureInput;
 
 use super::qc::when;
 use super::{PageForm, PageResult, PageUser};
@@ -33,8 +35,11 @@ use crate::views::{CalibrationLotRow, CalibrationPage, Notice, SelectedCalibrati
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(paths::CALIBRATIONS, get(list))
+        .route(paths::CALIBRATIONS, post(import))
+        .route(paths::CALIBRATION_SIMULATED, post(make_simulated))
         .route("/calibrations/{id}", get(show))
-        .route("/calibrations/{id}/activate", post(activate))
+        .route("/calibrations/{id}/approve", post(approve))
+        .route("/calibrations/{id}/reject", post(reject))
 }
 
 fn lot_row(stored: &Calibration) -> CalibrationLotRow {
@@ -49,7 +54,29 @@ fn lot_row(stored: &Calibration) -> CalibrationLotRow {
         lod_cells: limit(|c| c.lod_cells),
         loq_cells: limit(|c| c.loq_cells),
         active: stored.active,
+        state: stored.state.as_str().to_owned(),
     }
+}
+
+/// Who decided, when and why, in words.
+fn decision_text(stored: &Calibration) -> Option<String> {
+    let at = stored.decided_at.as_ref()?;
+    let verb = match stored.state {
+        CalibrationState::Rejected => "Rejected",
+        _ => "Approved",
+    };
+    let by = match stored.decided_by {
+        Some(id) => format!("user {}", id.0),
+        None => "the appliance's console".to_owned(),
+    };
+    Some(format!(
+        "{verb} {} by {by}: {}",
+        when(at),
+        stored
+            .decision_reason
+            .as_deref()
+            .unwrap_or("no reason recorded")
+    ))
 }
 
 /// The fit's 95 % band at `cells`: b + s·c ± t·√(var b + c² var s + 2c cov).
@@ -64,7 +91,10 @@ fn band_at(c: &nmr_core::assay::Calibration, cells: f64, t: f64) -> [f64; 3] {
 
 /// The detail of one calibration.
 fn selected(stored: &Calibration, user: &PageUser) -> SelectedCalibration {
-    let can_activate = !stored.active && user.may(Permission::ManageCalibrations);
+    let can_decide =
+        stored.state == CalibrationState::Pending && user.may(Permission::ManageCalibrations);
+    let state = stored.state.as_str().to_owned();
+    let decision = decision_text(stored);
     let parsed = match stored.content.document() {
         Ok(parsed) => parsed,
         Err(error) => {
@@ -85,7 +115,9 @@ fn selected(stored: &Calibration, user: &PageUser) -> SelectedCalibration {
                     "The stored calibration document does not read: {error}"
                 )],
                 active: stored.active,
-                can_activate: false,
+                state,
+                decision_text: decision,
+                can_decide,
             };
         }
     };
@@ -204,54 +236,113 @@ fn selected(stored: &Calibration, user: &PageUser) -> SelectedCalibration {
         ),
         fit_notes,
         active: stored.active,
-        can_activate,
+        state,
+        decision_text: decision,
+        can_decide,
     }
 }
 
-/// The page with `chosen` in detail (else the newest active one, else the newest).
+/// The page with `chosen` in detail (else the approved one on this page, else its newest), the
+/// list starting below `before`.
 async fn page(
     state: &AppState,
     user: &PageUser,
     chosen: Option<CalibrationId>,
+    before: Option<CalibrationId>,
 ) -> PageResult<CalibrationPage> {
-    let all = state.ops.calibrations(&user.requester()).await?;
+    let listed = state
+        .ops
+        .calibration_page(&user.requester(), before, None)
+        .await?;
     let detail = match chosen {
         Some(id) => Some(state.ops.calibration(&user.requester(), id).await?),
-        None => all.iter().find(|c| c.active).or(all.first()).cloned(),
+        None => listed
+            .calibrations
+            .iter()
+            .find(|c| c.active)
+            .or(listed.calibrations.first())
+            .cloned(),
     };
     let path = chosen.map_or_else(
         || paths::CALIBRATIONS.to_owned(),
         |id| paths::calibration(id.0),
     );
+    let manage = user.may(Permission::ManageCalibrations);
     Ok(CalibrationPage {
         layout: user.layout(state, "Calibration", &path),
-        lots: all.iter().map(lot_row).collect(),
+        lots: listed.calibrations.iter().map(lot_row).collect(),
+        next_href: listed
+            .next_before
+            .map(|id| format!("{}?before={}", paths::CALIBRATIONS, id.0)),
         selected: detail.as_ref().map(|c| selected(c, user)),
         form_error: None,
+        can_import: manage,
+        can_make_simulated: manage && state.ops.is_simulated(),
+        import_content: String::new(),
+        import_note: String::new(),
+        import_error: None,
     })
-}
-
-/// `GET /calibrations`.
-async fn list(State(state): State<AppState>, user: PageUser) -> PageResult {
-    user.require(Permission::ViewCalibrations)?;
-    Ok(page(&state, &user, None).await?.into_response())
 }
 
 fn calibration_id(text: &str) -> Result<CalibrationId, ApiError> {
     text.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
         .map(CalibrationId)
-        .map_err(|_| ApiError::NotFound {
+        .ok_or_else(|| ApiError::NotFound {
             entity: "calibration",
             key: text.chars().take(40).collect(),
         })
 }
 
+/// Query of the list.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// The calibration the page starts below.
+    #[serde(default)]
+    before: Option<String>,
+    /// Set after an import or the simulated lot's series: the calibration made.
+    #[serde(default)]
+    made: Option<String>,
+}
+
+/// `GET /calibrations`.
+async fn list(
+    State(state): State<AppState>,
+    user: PageUser,
+    Query(query): Query<ListQuery>,
+) -> PageResult {
+    user.require(Permission::ViewCalibrations)?;
+    let layout = user.layout(&state, "Calibration", paths::CALIBRATIONS);
+    let before = match query.before.as_deref().filter(|b| !b.is_empty()) {
+        Some(text) => Some(
+            calibration_id(text).map_err(|e| super::PageError::from(e).within(layout.clone()))?,
+        ),
+        None => None,
+    };
+    let made = query.made.as_deref().and_then(|m| calibration_id(m).ok());
+    let mut page = page(&state, &user, made, before)
+        .await
+        .map_err(|e| e.within(layout))?;
+    if let Some(id) = made {
+        page.layout.notice = Some(Notice {
+            level: "success".into(),
+            text: format!(
+                "Calibration {} is stored, pending: it counts no patient until a lab admin \
+                 approves it below.",
+                id.0
+            ),
+        });
+    }
+    Ok(page.into_response())
+}
+
 /// Query of a calibration's page.
 #[derive(Debug, Default, Deserialize)]
 pub struct ShowQuery {
-    /// Set after activating it.
+    /// Set after approving or rejecting it.
     #[serde(default)]
-    activated: Option<String>,
+    decided: Option<String>,
 }
 
 /// `GET /calibrations/{id}`.
@@ -264,65 +355,184 @@ async fn show(
     user.require(Permission::ViewCalibrations)?;
     let layout = user.layout(&state, "Calibration", paths::CALIBRATIONS);
     let id = calibration_id(&id).map_err(|e| super::PageError::from(e).within(layout.clone()))?;
-    let mut page = page(&state, &user, Some(id))
+    let mut page = page(&state, &user, Some(id), None)
         .await
         .map_err(|e| e.within(layout))?;
-    if query.activated.is_some()
-        && let Some(selected) = page.selected.as_ref().filter(|s| s.active)
+    if query.decided.is_some()
+        && let Some(selected) = page.selected.as_ref()
     {
-        page.layout.notice = Some(Notice {
-            level: "success".into(),
-            text: format!(
-                "Calibration {} is now the active one for lot {}; new runs on this lot use it.",
+        let text = match selected.state.as_str() {
+            "approved" => format!(
+                "Calibration {} is approved: it is the one of lot {}; new runs on this lot use it.",
                 selected.calibration_id, selected.chart.lot
             ),
-        });
+            "rejected" => format!(
+                "Calibration {} is rejected: it will never count a run.",
+                selected.calibration_id
+            ),
+            _ => String::new(),
+        };
+        if !text.is_empty() {
+            page.layout.notice = Some(Notice {
+                level: "success".into(),
+                text,
+            });
+        }
     }
     Ok(page.into_response())
 }
 
-/// The activation form.
+/// The approval or rejection form: the signature and the reason.
 #[derive(Debug, Deserialize)]
-pub struct ActivationForm {
+pub struct DecisionForm {
     #[serde(default)]
     reason: String,
+    #[serde(default)]
+    printed_name: String,
+    #[serde(default)]
+    password: String,
 }
 
-/// `POST /calibrations/{id}/activate`: makes it the active calibration of its lot and echo
-/// time (the one it replaces is deactivated in the same transaction), audited with the reason.
-async fn activate(
+/// `POST /calibrations/{id}/approve`.
+async fn approve(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,
     Path(id): Path<String>,
-    form: PageForm<ActivationForm>,
+    form: PageForm<DecisionForm>,
+) -> PageResult {
+    decide(&state, client.ip(), &id, form, CalibrationDecision::Approve).await
+}
+
+/// `POST /calibrations/{id}/reject`.
+async fn reject(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,
+    Path(id): Path<String>,
+    form: PageForm<DecisionForm>,
+) -> PageResult {
+    decide(&state, client.ip(), &id, form, CalibrationDecision::Reject).await
+}
+
+/// A lab admin's signed decision, as `POST /api/v1/calibrations/{id}/approve` makes it; a
+/// wrong password or a missing reason shows the page again with the error beside the form.
+async fn decide(
+    state: &AppState,
+    client: std::net::IpAddr,
+    id: &str,
+    form: PageForm<DecisionForm>,
+    decision: CalibrationDecision,
 ) -> PageResult {
     let PageForm { user, form } = form;
     user.require(Permission::ManageCalibrations)?;
-    let layout = user.layout(&state, "Calibration", paths::CALIBRATIONS);
-    let id = calibration_id(&id).map_err(|e| super::PageError::from(e).within(layout.clone()))?;
-    let activated = match ActivationReason::parse(&form.reason) {
+    let layout = user.layout(state, "Calibration", paths::CALIBRATIONS);
+    let id = calibration_id(id).map_err(|e| super::PageError::from(e).within(layout.clone()))?;
+    let decided = match DecisionReason::parse(&form.reason) {
         Ok(reason) => {
             state
                 .ops
-                .activate_calibration(&user.requester(), id, &reason)
+                .decide_calibration(
+                    &user.requester(),
+                    client,
+                    id,
+                    decision,
+                    &reason,
+                    &SignatureInput {
+                        password: form.password.clone(),
+                        printed_name: form.printed_name.clone(),
+                    },
+                )
                 .await
         }
         Err(error) => Err(error),
     };
-    match activated {
-        Ok(_) => {}
-        Err(OperationError::Invalid { field, reason }) => {
-            let problem = format!("{field}: {reason}");
-            let mut page = page(&state, &user, Some(id))
+    match decided {
+        Ok(_) => {
+            Ok(Redirect::to(&format!("{}?decided=1", paths::calibration(id.0))).into_response())
+        }
+        Err(error) => {
+            let error = ApiError::from(error);
+            let status = error.status();
+            let problem = error.public_detail();
+            let mut page = page(state, &user, Some(id), None)
+                .await
+                .map_err(|e| e.within(layout))?;
+            let verb = match decision {
+                CalibrationDecision::Approve => "approved",
+                CalibrationDecision::Reject => "rejected",
+            };
+            page.layout.notice = Some(Notice {
+                level: "error".into(),
+                text: format!("Not {verb}: {problem}"),
+            });
+            page.form_error = Some(problem);
+            Ok((status, page).into_response())
+        }
+    }
+}
+
+/// The import form: the calibration file's text (pasted, or read from a file by the page's
+/// script) and a note.
+#[derive(Debug, Deserialize)]
+pub struct ImportForm {
+    #[serde(default)]
+    content: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /calibrations`: imports a calibration as `POST /api/v1/calibrations` does (the same
+/// checks, stored pending); an error shows the form again with what was typed.
+async fn import(State(state): State<AppState>, form: PageForm<ImportForm>) -> PageResult {
+    let PageForm { user, form } = form;
+    user.require(Permission::ManageCalibrations)?;
+    let layout = user.layout(&state, "Calibration", paths::CALIBRATIONS);
+    let note = Some(form.note.as_str()).filter(|n| !n.trim().is_empty());
+    let imported = match CalibrationImport::parse(&form.content, note) {
+        Ok(import) => {
+            state
+                .ops
+                .import_calibration(&user.requester(), &import)
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    match imported {
+        Ok(stored) => Ok(
+            Redirect::to(&format!("{}?made={}", paths::CALIBRATIONS, stored.id.0)).into_response(),
+        ),
+        Err(error) => {
+            let error = ApiError::from(error);
+            let status = error.status();
+            let problem = error.public_detail();
+            let mut page = page(&state, &user, None, None)
                 .await
                 .map_err(|e| e.within(layout))?;
             page.layout.notice = Some(Notice {
                 level: "error".into(),
-                text: format!("Not activated: {problem}."),
+                text: format!("Not imported: {problem}"),
             });
-            page.form_error = Some(problem);
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+            page.import_error = Some(problem);
+            page.import_content = form.content;
+            page.import_note = form.note;
+            Ok((status, page).into_response())
         }
-        Err(other) => return Err(super::PageError::from(other).within(layout)),
     }
-    Ok(Redirect::to(&format!("{}?activated=1", paths::calibration(id.0))).into_response())
+}
+
+/// The simulated lot's form (no fields besides the CSRF token).
+#[derive(Debug, Deserialize)]
+pub struct NoFields {}
+
+/// `POST /calibrations/simulated`: measures the simulated lot's dilution series on the
+/// simulated board and stores the calibration pending.
+async fn make_simulated(State(state): State<AppState>, form: PageForm<NoFields>) -> PageResult {
+    let PageForm { user, .. } = form;
+    user.require(Permission::ManageCalibrations)?;
+    let layout = user.layout(&state, "Calibration", paths::CALIBRATIONS);
+    let made = state
+        .ops
+        .make_simulated_calibration(&user.requester())
+        .await
+        .map_err(|e| super::PageError::from(e).within(layout))?;
+    Ok(Redirect::to(&format!("{}?made={}", paths::CALIBRATIONS, made.id.0)).into_response())
 }

@@ -1,5 +1,5 @@
-//! Calibration lots: the list, one lot's dilution-series plot with LoB, LoD and LoQ, and the
-//! activation button.
+//! Calibrations: the list (a page at a time), one calibration's dilution-series plot with LoB, LoD
+//! and LoQ, its state and decision, the lab admin's approve/reject form and the import form.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -27,6 +27,40 @@ pub struct CalibrationLotRow {
     pub loq_cells: f64,
     /// True for the lot counts use now.
     pub active: bool,
+    /// `pending`, `approved`, `superseded` or `rejected`.
+    pub state: String,
+}
+
+impl CalibrationLotRow {
+    /// The state in words, as the badge shows it.
+    pub fn state_text(&self) -> &'static str {
+        state_words(&self.state)
+    }
+
+    /// The badge's class.
+    pub fn state_class(&self) -> &'static str {
+        state_class(&self.state)
+    }
+}
+
+/// A state in words.
+pub fn state_words(state: &str) -> &'static str {
+    match state {
+        "approved" => "Approved (in use)",
+        "pending" => "Pending approval",
+        "superseded" => "Superseded",
+        "rejected" => "Rejected",
+        _ => "Unknown",
+    }
+}
+
+fn state_class(state: &str) -> &'static str {
+    match state {
+        "approved" => "status-ok",
+        "pending" => "status-warn",
+        "rejected" => "status-bad",
+        _ => "muted",
+    }
 }
 
 impl CalibrationLotRow {
@@ -51,8 +85,12 @@ pub struct SelectedCalibration {
     pub fit_notes: Vec<String>,
     /// True when this lot is the active one.
     pub active: bool,
-    /// True when this user may activate it (lab admin, not active yet).
-    pub can_activate: bool,
+    /// `pending`, `approved`, `superseded` or `rejected`.
+    pub state: String,
+    /// Who decided, when and why, in words (none while pending).
+    pub decision_text: Option<String>,
+    /// True when this user may approve or reject it (a lab admin; it is pending).
+    pub can_decide: bool,
 }
 
 impl SelectedCalibration {
@@ -61,9 +99,24 @@ impl SelectedCalibration {
         calibration_chart(&self.chart)
     }
 
-    /// The activation form's target.
-    pub fn activate_href(&self) -> String {
-        paths::calibration_activate(self.calibration_id)
+    /// The approval form's target.
+    pub fn approve_href(&self) -> String {
+        paths::calibration_approve(self.calibration_id)
+    }
+
+    /// The rejection form's target.
+    pub fn reject_href(&self) -> String {
+        paths::calibration_reject(self.calibration_id)
+    }
+
+    /// The state in words.
+    pub fn state_text(&self) -> &'static str {
+        state_words(&self.state)
+    }
+
+    /// The badge's class.
+    pub fn state_class(&self) -> &'static str {
+        state_class(&self.state)
     }
 
     /// "1.2 cells" per limit (two decimals below one cell, so a LoB of 0.039 does not read as
@@ -103,10 +156,34 @@ impl SelectedCalibration {
 pub struct CalibrationPage {
     /// Frame.
     pub layout: Layout,
-    /// All lots, newest first.
+    /// This page of calibrations, newest first.
     pub lots: Vec<CalibrationLotRow>,
-    /// The lot shown in detail (the active one by default).
+    /// The next (older) page, when there is one.
+    pub next_href: Option<String>,
+    /// The calibration shown in detail (the approved one by default).
     pub selected: Option<SelectedCalibration>,
-    /// What was wrong with the last activation form.
+    /// What was wrong with the last approval or rejection form.
     pub form_error: Option<String>,
+    /// True when this user may import a calibration (lab admins).
+    pub can_import: bool,
+    /// True when the simulated lot can be calibrated here (simulated board, lab admin).
+    pub can_make_simulated: bool,
+    /// The import form's content as typed (shown again with its error).
+    pub import_content: String,
+    /// The import form's note as typed.
+    pub import_note: String,
+    /// What was wrong with the last import.
+    pub import_error: Option<String>,
+}
+
+impl CalibrationPage {
+    /// The import form's target.
+    pub fn import_href(&self) -> &'static str {
+        paths::CALIBRATIONS
+    }
+
+    /// The simulated lot's calibration form target.
+    pub fn make_simulated_href(&self) -> &'static str {
+        paths::CALIBRATION_SIMULATED
+    }
 }

@@ -115,10 +115,18 @@ pub fn calibration(calibration_id: i64) -> String {
     format!("/calibrations/{calibration_id}")
 }
 
-/// Activation form target (POST).
-pub fn calibration_activate(calibration_id: i64) -> String {
-    format!("/calibrations/{calibration_id}/activate")
+/// Approval form target (POST).
+pub fn calibration_approve(calibration_id: i64) -> String {
+    format!("/calibrations/{calibration_id}/approve")
 }
+
+/// Rejection form target (POST).
+pub fn calibration_reject(calibration_id: i64) -> String {
+    format!("/calibrations/{calibration_id}/reject")
+}
+
+/// Makes the simulated lot's calibration (POST; the simulated board only).
+pub const CALIBRATION_SIMULATED: &str = "/calibrations/simulated";
 
 /// Resends a parked outbox message (POST form, with a reason).
 pub fn outbox_resend(message_id: i64) -> String {

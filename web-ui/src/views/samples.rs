@@ -725,10 +725,12 @@ pub fn calibration() -> CalibrationPage {
         lod_cells: 3.4,
         loq_cells: 8.0,
         active,
+        state: if active { "approved" } else { "pending" }.into(),
     };
     CalibrationPage {
         layout: layout(Role::LabAdmin, "Calibration", &paths::calibration(4)),
-        lots: vec![lot(4, "RL-2611", true), lot(3, "RL-2609", false)],
+        lots: vec![lot(4, "RL-2611", false), lot(3, "RL-2609", true)],
+        next_href: Some(format!("{}?before=3", paths::CALIBRATIONS)),
         selected: Some(SelectedCalibration {
             calibration_id: 4,
             chart: CalibrationChart {
@@ -744,9 +746,16 @@ pub fn calibration() -> CalibrationPage {
             intercept_text: "0.020 ± 0.002 1/s".into(),
             fit_notes: vec!["Weighted least squares, weights 1/variance per level; 19 residual degrees of freedom.".into()],
             active: false,
-            can_activate: true,
+            state: "pending".into(),
+            decision_text: None,
+            can_decide: true,
         }),
         form_error: None,
+        can_import: true,
+        can_make_simulated: true,
+        import_content: String::new(),
+        import_note: String::new(),
+        import_error: None,
     }
 }
 

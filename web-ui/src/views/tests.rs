@@ -526,27 +526,68 @@ fn qc_page_charts_each_lot_marks_violations_and_records_measurements() {
 }
 
 #[test]
-fn calibration_page_plots_the_lot_and_offers_activation() {
+fn calibration_page_plots_the_lot_and_offers_signed_approval_import_and_paging() {
     let html = render(&samples::calibration());
     assert!(html.contains("class=\"chart chart-calibration\""));
     assert_eq!(html.matches("class=\"point\"").count(), 21);
-    assert!(html.contains("action=\"/calibrations/4/activate\""));
-    assert!(html.contains("Activate lot RL-2611"));
+    assert!(html.contains("action=\"/calibrations/4/approve\""));
+    assert!(html.contains("formaction=\"/calibrations/4/reject\""));
+    assert!(html.contains("Approve calibration 4"));
+    assert!(html.contains("Pending approval"), "the state is shown");
+    assert!(html.contains("Approved (in use)"));
     assert!(html.contains("0.00400 ± 0.00008 (1/s) per cell"));
     assert!(html.contains("<dt>LoQ</dt><dd>8.0 cells</dd>"));
     assert!(html.contains("href=\"/calibrations/3\""));
-    assert!(html.contains("name=\"reason\""), "activation asks why");
+    for field in [
+        "name=\"reason\"",
+        "name=\"password\"",
+        "name=\"printed_name\"",
+    ] {
+        assert!(html.contains(field), "approval is signed: {field}");
+    }
+    assert!(
+        html.contains("href=\"/calibrations?before=3\""),
+        "the next page"
+    );
+    assert!(html.contains("action=\"/calibrations\"") && html.contains("name=\"content\""));
+    assert!(
+        html.contains("data-fills=\"import_content\""),
+        "a file can be read in"
+    );
+    assert!(html.contains("action=\"/calibrations/simulated\""));
 
     let mut refused = samples::calibration();
-    refused.form_error = Some("reason: say why".into());
-    assert!(render(&refused).contains("reason: say why"));
+    refused.form_error = Some("password: the password does not match".into());
+    let html = render(&refused);
+    assert!(html.contains("password: the password does not match"));
+    assert!(
+        html.contains(" autofocus>"),
+        "the password field is focused again"
+    );
+
+    let mut decided = samples::calibration();
+    if let Some(selected) = decided.selected.as_mut() {
+        selected.state = "approved".into();
+        selected.can_decide = false;
+        selected.decision_text = Some("Approved 2026-12-02 10:00 UTC by user 3: verified".into());
+    }
+    decided.can_import = false;
+    decided.can_make_simulated = false;
+    let html = render(&decided);
+    assert!(!html.contains("/approve"), "no form once decided");
+    assert!(html.contains("by user 3: verified"));
+    assert!(
+        !html.contains("name=\"content\""),
+        "no import for those who may not"
+    );
 
     let mut empty = samples::calibration();
     empty.lots.clear();
     empty.selected = None;
+    empty.next_href = None;
     let html = render(&empty);
     assert!(html.contains("No calibrations yet."));
-    assert!(!html.contains("/activate"));
+    assert!(!html.contains("/approve"));
 }
 
 #[test]
