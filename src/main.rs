@@ -14,6 +14,7 @@ mod demo;
 mod export;
 mod fit;
 mod fitted_file;
+mod hub;
 mod input_file;
 mod number_arg;
 mod printable;
@@ -72,6 +73,8 @@ enum Command {
     Restore(restore::RestoreArgs),
     /// Run the appliance: the engine on its board and the web face, until SIGTERM.
     Serve(serve::ServeArgs),
+    /// Run the hub for many appliances on PostgreSQL; issue enrolment codes; revoke appliances.
+    Hub(hub::HubArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::BackupKey(args) => backup_key::run(&args),
         Command::Restore(args) => restore::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Hub(args) => hub::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -125,33 +125,41 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let Some(tls) = self.tls else {
-            axum::serve(self.listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await?;
-            return Ok(());
-        };
-        let handle = axum_server::Handle::new();
-        let signal = handle.clone();
-        let watcher = tokio::spawn(async move {
-            shutdown.await;
-            // No deadline here: like plain HTTP, the caller bounds the drain.
-            signal.graceful_shutdown(None);
-        });
-        let served = axum_server::from_tcp_rustls(
-            self.listener.into_std()?,
-            RustlsConfig::from_config(tls),
-        )?
-        .handle(handle)
-        .serve(service)
-        .await;
-        watcher.abort();
-        served?;
-        Ok(())
+        serve_router(self.listener, self.router, self.tls, shutdown).await
     }
+}
+
+/// Serves `router` on `listener` (HTTPS only when `tls` is given, else HTTP) until `shutdown`
+/// completes; then stops accepting connections and waits for the requests in flight. The web
+/// face and the hub (`ferrocount hub`) both serve through it.
+pub async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let Some(tls) = tls else {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        return Ok(());
+    };
+    let handle = axum_server::Handle::new();
+    let signal = handle.clone();
+    let watcher = tokio::spawn(async move {
+        shutdown.await;
+        // No deadline here: like plain HTTP, the caller bounds the drain.
+        signal.graceful_shutdown(None);
+    });
+    let served =
+        axum_server::from_tcp_rustls(listener.into_std()?, RustlsConfig::from_config(tls))?
+            .handle(handle)
+            .serve(service)
+            .await;
+    watcher.abort();
+    served?;
+    Ok(())
 }
 
 /// The rustls server settings from the configured PEM files: the certificate chain (leaf

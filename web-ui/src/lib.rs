@@ -24,6 +24,6 @@ pub mod state;
 pub use operations::throttle;
 pub mod views;
 
-pub use application::{Application, ServeError, router, server_tls_config};
+pub use application::{Application, ServeError, router, serve_router, server_tls_config};
 pub use problem::ApiError;
 pub use state::AppState;

@@ -3,7 +3,8 @@
 //! Every change that matters is recorded (who, what, when, why) in the same transaction as the
 //! change itself, through [`append`]. Each row's `hash` is SHA-256 over a canonical encoding of
 //! the row (id, time, user, actor, action, entity, entity id, reason, detail) followed by the
-//! previous row's hash (64 zeros for the first row). Editing, inserting or deleting a row in the
+//! previous row's hash (64 zeros for the first row): the rule of
+//! `hub_protocol::audit_chain`, which the hub's own trail follows too. Editing, inserting or deleting a row in the
 //! middle therefore breaks the chain at that row or the next, and [`Store::verify_audit_chain`]
 //! names the first broken row.
 //!
@@ -17,16 +18,13 @@
 use serde::Serialize;
 use sqlx::SqliteConnection;
 
-use super::digest::sha256_hex;
 use super::error::SqlxResultExt;
 use super::timestamp::stored;
 use super::{AuditId, JsonReport, Store, StoreError, Timestamp, UserId, db};
+use hub_protocol::audit_chain::{ChainWalk, ChainedFields};
 
 /// The `prev_hash` of the first row.
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// Tag of the canonical encoding, so that a future encoding cannot be confused with this one.
-const CANONICAL_TAG: &[u8] = b"ferrocount-audit-v1";
+pub use hub_protocol::audit_chain::GENESIS_HASH;
 
 /// Rows read per query while verifying.
 const VERIFY_PAGE: i64 = 5_000;
@@ -170,57 +168,6 @@ pub struct ChainBreak {
 impl std::fmt::Display for ChainBreak {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "audit row {}: {}", self.row, self.problem)
-    }
-}
-
-/// The fields that are hashed, in their stored form.
-struct ChainedFields<'a> {
-    id: i64,
-    at: &'a str,
-    user_id: Option<i64>,
-    actor: &'a str,
-    action: &'a str,
-    entity: &'a str,
-    entity_id: Option<&'a str>,
-    reason: Option<&'a str>,
-    detail_json: &'a str,
-    prev_hash: &'a str,
-}
-
-impl ChainedFields<'_> {
-    /// The canonical encoding: a tag, then each field as a presence byte (0 absent, 1 present),
-    /// a little-endian u64 byte length and the UTF-8 bytes (integers as decimal text). Length
-    /// prefixes make the encoding unambiguous whatever the fields contain.
-    fn canonical_bytes(&self) -> Vec<u8> {
-        fn field(out: &mut Vec<u8>, value: Option<&str>) {
-            match value {
-                None => out.push(0),
-                Some(text) => {
-                    out.push(1);
-                    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
-                    out.extend_from_slice(text.as_bytes());
-                }
-            }
-        }
-        let id = self.id.to_string();
-        let user_id = self.user_id.map(|id| id.to_string());
-        let mut out = Vec::with_capacity(256 + self.detail_json.len());
-        out.extend_from_slice(CANONICAL_TAG);
-        field(&mut out, Some(&id));
-        field(&mut out, Some(self.at));
-        field(&mut out, user_id.as_deref());
-        field(&mut out, Some(self.actor));
-        field(&mut out, Some(self.action));
-        field(&mut out, Some(self.entity));
-        field(&mut out, self.entity_id);
-        field(&mut out, self.reason);
-        field(&mut out, Some(self.detail_json));
-        field(&mut out, Some(self.prev_hash));
-        out
-    }
-
-    fn hash(&self) -> String {
-        sha256_hex(&self.canonical_bytes())
     }
 }
 
@@ -421,15 +368,14 @@ impl Store {
 
     /// Walks the whole chain from the first row and names the first row that does not verify.
     pub async fn verify_audit_chain(&self) -> Result<AuditVerification, StoreError> {
-        let mut expected_prev = GENESIS_HASH.to_owned();
-        let mut last_id = 0_i64;
-        let mut rows_checked = 0_u64;
+        let mut walk = ChainWalk::new();
         loop {
+            let after = walk.last_id();
             let page = sqlx::query!(
                 "SELECT id, at, user_id, actor, action, entity, entity_id, reason, detail_json,
                         prev_hash, hash
                  FROM audit_log WHERE id > ? ORDER BY id LIMIT ?",
-                last_id,
+                after,
                 VERIFY_PAGE,
             )
             .fetch_all(&self.pool)
@@ -439,26 +385,7 @@ impl Store {
                 break;
             }
             for row in &page {
-                let broken = |problem: String| {
-                    Ok(AuditVerification::Broken(ChainBreak {
-                        row: AuditId(row.id),
-                        problem,
-                    }))
-                };
-                if row.id != last_id + 1 {
-                    return broken(format!(
-                        "ids jump from {last_id} to {}: rows are missing",
-                        row.id
-                    ));
-                }
-                if row.prev_hash != expected_prev {
-                    return broken(format!(
-                        "its previous-row hash {} does not match the previous row's hash {}: \
-                         the previous row was removed, replaced or altered",
-                        row.prev_hash, expected_prev
-                    ));
-                }
-                let recomputed = ChainedFields {
+                let fields = ChainedFields {
                     id: row.id,
                     at: &row.at,
                     user_id: row.user_id,
@@ -469,23 +396,18 @@ impl Store {
                     reason: row.reason.as_deref(),
                     detail_json: &row.detail_json,
                     prev_hash: &row.prev_hash,
+                };
+                if let Err(problem) = walk.check(&fields, &row.hash) {
+                    return Ok(AuditVerification::Broken(ChainBreak {
+                        row: AuditId(row.id),
+                        problem,
+                    }));
                 }
-                .hash();
-                if recomputed != row.hash {
-                    return broken(format!(
-                        "its content does not match its hash (stored {}, recomputed {}): \
-                         the row was altered",
-                        row.hash, recomputed
-                    ));
-                }
-                expected_prev.clone_from(&row.hash);
-                last_id = row.id;
-                rows_checked += 1;
             }
         }
         Ok(AuditVerification::Intact {
-            rows: rows_checked,
-            head_hash: (rows_checked > 0).then_some(expected_prev),
+            rows: walk.rows(),
+            head_hash: walk.head_hash().map(str::to_owned),
         })
     }
 }

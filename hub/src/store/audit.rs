@@ -1,0 +1,268 @@
+//! The hub's audit trail: append-only, each row chained to the one before by the appliance's
+//! rule (`hub_protocol::audit_chain`), appended in the same transaction as the change it
+//! records. Appenders take the table in SHARE ROW EXCLUSIVE mode, so reading the chain's head
+//! and appending to it cannot interleave; readers are not held up. A trigger refuses UPDATE and
+//! DELETE.
+//!
+//! Not for: the appliances' own trails (they stay on the appliances; the hub never changes
+//! them), or application logging (`tracing`).
+
+use hub_protocol::audit_chain::{ChainWalk, ChainedFields, GENESIS_HASH};
+use sqlx::PgConnection;
+
+use super::{Context, HubError, HubStore, now_text};
+
+/// Rows read per query while verifying.
+const VERIFY_PAGE: i64 = 5_000;
+
+/// Who acted on the hub.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HubActor {
+    /// Whoever runs a `ferrocount hub …` command on the hub's machine (holds its database URL).
+    Console,
+    /// The hub itself (start-up, enrolment over the network).
+    Hub,
+    /// An enrolled appliance, by the hub's id and its serial.
+    Appliance {
+        /// The hub's id for it.
+        id: i64,
+        /// Its serial number.
+        serial: String,
+    },
+}
+
+impl HubActor {
+    /// The text stored in `audit_log.actor`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Console => "console".to_owned(),
+            Self::Hub => "hub".to_owned(),
+            Self::Appliance { id, serial } => format!("appliance:{id}:{serial}"),
+        }
+    }
+}
+
+/// One thing to record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HubAuditEntry {
+    action: String,
+    entity: String,
+    entity_id: Option<String>,
+    reason: Option<String>,
+    detail: serde_json::Value,
+}
+
+impl HubAuditEntry {
+    /// `action` is dotted (`appliance.enrol`); `entity` the kind of record.
+    pub fn new(action: &str, entity: &str) -> Self {
+        Self {
+            action: action.to_owned(),
+            entity: entity.to_owned(),
+            entity_id: None,
+            reason: None,
+            detail: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// The record's id.
+    pub fn id(mut self, entity_id: impl ToString) -> Self {
+        self.entity_id = Some(entity_id.to_string());
+        self
+    }
+
+    /// Why.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// What, as a JSON object.
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+/// A stored audit row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubAuditRecord {
+    /// Position in the chain.
+    pub id: i64,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// To which kind of record.
+    pub entity: String,
+    /// To which record.
+    pub entity_id: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// The detail's JSON text.
+    pub detail_json: String,
+}
+
+/// The outcome of walking the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HubAuditVerification {
+    /// Every row verifies.
+    Intact {
+        /// Rows checked.
+        rows: u64,
+        /// The last row's hash.
+        head_hash: Option<String>,
+    },
+    /// The first row that does not, and why.
+    Broken {
+        /// Its id.
+        row: i64,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// Appends one entry inside the caller's transaction.
+pub(crate) async fn append(
+    conn: &mut PgConnection,
+    actor: &HubActor,
+    entry: &HubAuditEntry,
+) -> Result<i64, HubError> {
+    // A fixed statement without parameters or results: nothing for the query macros to check.
+    sqlx::query("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *conn)
+        .await
+        .context("locking the audit chain's head")?;
+    // Not the appliance's text for the same question: the offline cache names a query's data
+    // by a hash of its text, and both crates' data share `.sqlx/`.
+    let head =
+        sqlx::query!("SELECT id, hash FROM audit_log WHERE id = (SELECT max(id) FROM audit_log)")
+            .fetch_optional(&mut *conn)
+            .await
+            .context("reading the audit chain's head")?;
+    let (last_id, prev_hash) = match head {
+        Some(row) => (row.id, row.hash),
+        None => (0, GENESIS_HASH.to_owned()),
+    };
+    let id = last_id + 1;
+    let at = now_text();
+    let actor_label = actor.label();
+    let detail_json = entry.detail.to_string();
+    let hash = ChainedFields {
+        id,
+        at: &at,
+        user_id: None,
+        actor: &actor_label,
+        action: &entry.action,
+        entity: &entry.entity,
+        entity_id: entry.entity_id.as_deref(),
+        reason: entry.reason.as_deref(),
+        detail_json: &detail_json,
+        prev_hash: &prev_hash,
+    }
+    .hash();
+    sqlx::query!(
+        "INSERT INTO audit_log
+             (id, at, user_id, actor, action, entity, entity_id, reason, detail_json, prev_hash, hash)
+         VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, $10)",
+        id,
+        at,
+        actor_label,
+        entry.action,
+        entry.entity,
+        entry.entity_id,
+        entry.reason,
+        detail_json,
+        prev_hash,
+        hash,
+    )
+    .execute(&mut *conn)
+    .await
+    .context("appending to the audit trail")?;
+    Ok(id)
+}
+
+impl HubStore {
+    /// Records an event in its own transaction.
+    pub async fn record_event(
+        &self,
+        actor: &HubActor,
+        entry: &HubAuditEntry,
+    ) -> Result<i64, HubError> {
+        let mut tx = self.pool.begin().await.context("beginning a transaction")?;
+        let id = append(&mut tx, actor, entry).await?;
+        tx.commit().await.context("committing an audit entry")?;
+        Ok(id)
+    }
+
+    /// The newest `limit` audit rows, newest first.
+    pub async fn audit_entries(&self, limit: i64) -> Result<Vec<HubAuditRecord>, HubError> {
+        let rows = sqlx::query!(
+            "SELECT id, at, actor, action, entity, entity_id, reason, detail_json
+             FROM audit_log ORDER BY id DESC LIMIT $1",
+            limit.clamp(1, 1000),
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("reading the audit trail")?;
+        Ok(rows
+            .into_iter()
+            .map(|row| HubAuditRecord {
+                id: row.id,
+                at: row.at,
+                actor: row.actor,
+                action: row.action,
+                entity: row.entity,
+                entity_id: row.entity_id,
+                reason: row.reason,
+                detail_json: row.detail_json,
+            })
+            .collect())
+    }
+
+    /// Walks the whole chain and names the first row that does not verify.
+    pub async fn verify_audit_chain(&self) -> Result<HubAuditVerification, HubError> {
+        let mut walk = ChainWalk::new();
+        loop {
+            let after = walk.last_id();
+            let page = sqlx::query!(
+                "SELECT id, at, user_id, actor, action, entity, entity_id, reason, detail_json,
+                        prev_hash, hash
+                 FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+                after,
+                VERIFY_PAGE,
+            )
+            .fetch_all(&self.pool)
+            .await
+            .context("reading the audit trail to verify it")?;
+            if page.is_empty() {
+                break;
+            }
+            for row in &page {
+                let fields = ChainedFields {
+                    id: row.id,
+                    at: &row.at,
+                    user_id: row.user_id,
+                    actor: &row.actor,
+                    action: &row.action,
+                    entity: &row.entity,
+                    entity_id: row.entity_id.as_deref(),
+                    reason: row.reason.as_deref(),
+                    detail_json: &row.detail_json,
+                    prev_hash: &row.prev_hash,
+                };
+                if let Err(problem) = walk.check(&fields, &row.hash) {
+                    return Ok(HubAuditVerification::Broken {
+                        row: row.id,
+                        problem,
+                    });
+                }
+            }
+        }
+        Ok(HubAuditVerification::Intact {
+            rows: walk.rows(),
+            head_hash: walk.head_hash().map(str::to_owned),
+        })
+    }
+}
