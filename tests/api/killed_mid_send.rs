@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
+use appliance::assembly::ApplianceBuilder;
+use appliance::config::ApplianceConfig;
+use appliance::store::calibrations::CalibrationDecision;
 use appliance::store::outbox::OutboxState;
 use appliance::store::users::{NewPassword, NewUser, Role, Username};
 use appliance::store::{Actor, PatientId, RunId, Store};
@@ -205,6 +208,28 @@ async fn a_killed_appliance_loses_no_result_and_sends_each_once_in_order() {
     let admin_token = user_with_token(&store, "lars", Role::LabAdmin).await;
     record_passing_qc(&store).await;
     store.close().await;
+    // The simulated lot's calibration, measured by the engine and approved by a lab admin (a
+    // patient run needs an approved calibration), on the same data directory.
+    let appliance = ApplianceBuilder::new(ApplianceConfig {
+        data_dir: data_dir.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..ApplianceConfig::default()
+    })
+    .build()
+    .await
+    .unwrap();
+    let calibration = appliance.engine.calibrate_simulated_lot().await.unwrap();
+    appliance
+        .store
+        .decide_calibration(
+            &Actor::Appliance,
+            calibration.id,
+            CalibrationDecision::Approve,
+            "kill test: the simulated lot's calibration",
+        )
+        .await
+        .unwrap();
+    appliance.shutdown().await;
 
     let mut server = ServeProcess::start(&data_dir, Some(&config)).await;
     let api = |token: &str| Api {
