@@ -20,6 +20,7 @@ use std::time::Instant;
 use appliance::assembly::ApplianceBuilder;
 use appliance::config::ApplianceConfig;
 use appliance::engine::{RunRequest, SimulatedTruth};
+use appliance::store::calibrations::{CalibrationDecision, ReagentLot};
 use appliance::store::example_report::example_report;
 use appliance::store::patients::{BirthDate, Mrn, NewPatient};
 use appliance::store::runs::{NewRun, RunState};
@@ -54,6 +55,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let appliance = ApplianceBuilder::new(config.clone()).build().await?;
     let (store, engine) = (appliance.store.clone(), appliance.engine.clone());
+    // The runs in flight count with the simulated lot's calibration, which a lab admin approves
+    // (here the load test, once per data directory).
+    let lot = ReagentLot::parse("SIM-LOT-1")?;
+    if store
+        .active_calibration(&lot, engine.config().te_us())
+        .await?
+        .is_none()
+    {
+        let made = engine.calibrate_simulated_lot().await?;
+        store
+            .decide_calibration(
+                &Actor::Appliance,
+                made.id,
+                CalibrationDecision::Approve,
+                "load test: the simulated lot's calibration",
+            )
+            .await?;
+    }
     let name = Username::parse("loadtest")?;
     let clinician = match store.user_by_name(&name).await {
         Ok(user) => user,
