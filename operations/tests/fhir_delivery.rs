@@ -17,6 +17,9 @@
 //! (`INTEROP_TEST_NODE_MODULES`, else `target/interop-node/node_modules`); `scripts/test`
 //! installs them.
 
+mod common;
+
+use common::{add_user, released_run};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,14 +30,9 @@ use appliance::config::default_indications;
 use appliance::engine::EngineConfig;
 use appliance::store::example_report::example_report;
 use appliance::store::outbox::{MessageFormat, OutboxState, OutboxTarget};
-use appliance::store::patients::{BirthDate, Mrn, NewPatient};
 use appliance::store::results::{CorrectionReason, SignatureMeaning};
-use appliance::store::runs::{NewRun, RunState};
-use appliance::store::samples::{
-    Accession, BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel,
-};
-use appliance::store::users::{NewPassword, NewUser, Role, User, Username};
-use appliance::store::{Actor, RunId, Store, Timestamp};
+use appliance::store::users::{Role, User};
+use appliance::store::{RunId, Store};
 use nmr_core::assay::{Call, CountCategory, CountReport};
 use operations::fhir::{FhirCourier, FhirDestination};
 use operations::outbox::RetryPolicy;
@@ -91,84 +89,9 @@ fn medplum(dir: &Path, resources: &[(String, Value)]) -> (BTreeMap<String, bool>
     (verdicts, said)
 }
 
-async fn add_user(store: &Store, name: &str, role: Role) -> User {
-    store
-        .add_user(
-            &Actor::Appliance,
-            NewUser {
-                username: Username::parse(name).unwrap(),
-                display_name: name.to_owned(),
-                role,
-                password: NewPassword::parse("correct horse battery").unwrap(),
-            },
-        )
-        .await
-        .unwrap()
-}
-
 /// A count per 7.5 mL with its interval (the example report's cut-off is 5).
 fn report(per_7_5ml: f64, ci95: [f64; 2], category: CountCategory, call: Call) -> CountReport {
     example_report(per_7_5ml, ci95, category, Some(call), false)
-}
-
-async fn released_run(store: &Store, clinician: &User, mrn: &str, report: &CountReport) -> RunId {
-    let actor = Actor::Appliance;
-    let patient = store
-        .patient_by_mrn_or_add(
-            &actor,
-            &NewPatient::new(
-                Mrn::parse(mrn).unwrap(),
-                BirthDate::parse("1961-04-23", time::macros::date!(2026 - 01 - 01)).unwrap(),
-            ),
-        )
-        .await
-        .unwrap();
-    let sample = store
-        .add_sample(
-            &actor,
-            &NewSample {
-                patient_id: patient.id,
-                accession: Accession::parse(&format!("{mrn}-A")).unwrap(),
-                drawn_at: Timestamp::parse("2026-11-20T08:30:00Z").unwrap(),
-                blood: BloodVolume::from_ml(7.5).unwrap(),
-                indication: Some(Indication::parse("breast").unwrap()),
-                indication_override_reason: None,
-                tubes: vec![
-                    NewTube {
-                        kind: TubeKind::Control,
-                        label: TubeLabel::parse(&format!("{mrn}-C")).unwrap(),
-                    },
-                    NewTube {
-                        kind: TubeKind::Quad,
-                        label: TubeLabel::parse(&format!("{mrn}-Q")).unwrap(),
-                    },
-                ],
-            },
-        )
-        .await
-        .unwrap();
-    let run = store
-        .create_run(
-            &actor,
-            &NewRun {
-                sample_id: sample.id,
-                operator_id: None,
-                reagent_lot: Some("LOT-A1".into()),
-                simulated: true,
-            },
-        )
-        .await
-        .unwrap();
-    store
-        .set_run_state(&actor, run.id, RunState::Running, None)
-        .await
-        .unwrap();
-    store.record_result(&actor, run.id, report).await.unwrap();
-    store
-        .sign_result(clinician, run.id, SignatureMeaning::Release)
-        .await
-        .unwrap();
-    run.id
 }
 
 async fn correct_and_release(store: &Store, clinician: &User, run: RunId, report: &CountReport) {

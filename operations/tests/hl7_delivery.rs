@@ -18,6 +18,9 @@
 //! node with ucum-lhc (`INTEROP_TEST_NODE_MODULES`, else `target/interop-node/node_modules`);
 //! `scripts/test` installs both.
 
+mod common;
+
+use common::{add_user, released_run};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -31,12 +34,8 @@ use appliance::store::example_report::example_report;
 use appliance::store::outbox::{MessageFormat, OutboxState, OutboxTarget};
 use appliance::store::patients::{BirthDate, Mrn, NewPatient};
 use appliance::store::results::{CorrectionReason, SignatureMeaning};
-use appliance::store::runs::{NewRun, RunState};
-use appliance::store::samples::{
-    Accession, BloodVolume, Indication, NewSample, NewTube, TubeKind, TubeLabel,
-};
-use appliance::store::users::{NewPassword, NewUser, Role, User, Username};
-use appliance::store::{Actor, RunId, Store, Timestamp};
+use appliance::store::users::Role;
+use appliance::store::{Actor, RunId, Store};
 use nmr_core::assay::{Call, CountCategory};
 use operations::hl7v2::{Hl7Courier, Hl7Destination};
 use operations::outbox::RetryPolicy;
@@ -131,84 +130,6 @@ fn received(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-async fn add_user(store: &Store, name: &str, role: Role) -> User {
-    store
-        .add_user(
-            &Actor::Appliance,
-            NewUser {
-                username: Username::parse(name).unwrap(),
-                display_name: name.to_owned(),
-                role,
-                password: NewPassword::parse("correct horse battery").unwrap(),
-            },
-        )
-        .await
-        .unwrap()
-}
-
-async fn released_run(store: &Store, clinician: &User, mrn: &str, per_7_5ml: f64) -> RunId {
-    let actor = Actor::Appliance;
-    let patient = store
-        .patient_by_mrn_or_add(
-            &actor,
-            &NewPatient::new(
-                Mrn::parse(mrn).unwrap(),
-                BirthDate::parse("1961-04-23", time::macros::date!(2026 - 01 - 01)).unwrap(),
-            ),
-        )
-        .await
-        .unwrap();
-    let sample = store
-        .add_sample(
-            &actor,
-            &NewSample {
-                patient_id: patient.id,
-                accession: Accession::parse(&format!("{mrn}-A")).unwrap(),
-                drawn_at: Timestamp::parse("2026-11-20T08:30:00Z").unwrap(),
-                blood: BloodVolume::from_ml(7.5).unwrap(),
-                indication: Some(Indication::parse("breast").unwrap()),
-                indication_override_reason: None,
-                tubes: vec![
-                    NewTube {
-                        kind: TubeKind::Control,
-                        label: TubeLabel::parse(&format!("{mrn}-C")).unwrap(),
-                    },
-                    NewTube {
-                        kind: TubeKind::Quad,
-                        label: TubeLabel::parse(&format!("{mrn}-Q")).unwrap(),
-                    },
-                ],
-            },
-        )
-        .await
-        .unwrap();
-    let run = store
-        .create_run(
-            &actor,
-            &NewRun {
-                sample_id: sample.id,
-                operator_id: None,
-                reagent_lot: Some("LOT-A1".into()),
-                simulated: true,
-            },
-        )
-        .await
-        .unwrap();
-    store
-        .set_run_state(&actor, run.id, RunState::Running, None)
-        .await
-        .unwrap();
-    store
-        .record_result(&actor, run.id, &report(per_7_5ml))
-        .await
-        .unwrap();
-    store
-        .sign_result(clinician, run.id, SignatureMeaning::Release)
-        .await
-        .unwrap();
-    run.id
-}
-
 fn report(per_7_5ml: f64) -> nmr_core::assay::CountReport {
     example_report(
         per_7_5ml,
@@ -232,7 +153,7 @@ async fn released_results_arrive_once_in_order_through_every_failure() {
     let clinician = add_user(&store, "dr-lis", Role::Clinician).await;
     let admin = Requester::User(add_user(&store, "ada", Role::LabAdmin).await);
     // Patient A: a release (F), then a correction released (C); patients B and C: one each.
-    let a = released_run(&store, &clinician, "LIS-1", 4.28).await;
+    let a = released_run(&store, &clinician, "LIS-1", &report(4.28)).await;
     store
         .correct_result(
             &clinician.actor(),
@@ -246,8 +167,8 @@ async fn released_results_arrive_once_in_order_through_every_failure() {
         .sign_result(&clinician, a, SignatureMeaning::Release)
         .await
         .unwrap();
-    let b = released_run(&store, &clinician, "LIS-2", 12.5).await;
-    let c = released_run(&store, &clinician, "LIS-3", 0.1 + 0.2).await;
+    let b = released_run(&store, &clinician, "LIS-2", &report(12.5)).await;
+    let c = released_run(&store, &clinician, "LIS-3", &report(0.1 + 0.2)).await;
     let mut settings = EngineConfig::new(default_indications().unwrap());
     settings.site.lab_name = "Example Lab & Co".into();
     settings.site.instrument_serial = "FC-TEST-1".into();
@@ -516,7 +437,7 @@ async fn over_tls_only_a_receiver_the_configured_ca_signed_gets_the_results() {
             format: MessageFormat::Hl7v2,
         }]);
     let clinician = add_user(&store, "dr-tls", Role::Clinician).await;
-    released_run(&store, &clinician, "TLS-1", 7.0).await;
+    released_run(&store, &clinician, "TLS-1", &report(7.0)).await;
     let ops = Operations::new(
         store.clone(),
         EngineConfig::new(default_indications().unwrap()),
@@ -599,7 +520,7 @@ async fn messages_carry_the_patients_identifiers_as_released() {
         .patient_by_mrn_or_add(&Actor::Appliance, &registered)
         .await
         .unwrap();
-    let run = released_run(&store, &clinician, "IDS-1", 7.0).await;
+    let run = released_run(&store, &clinician, "IDS-1", &report(7.0)).await;
     // The record changes after the release, before anything was sent.
     sqlx::query("UPDATE patients SET name = 'Roe', birth_date = '1970-01-01' WHERE mrn = 'IDS-1'")
         .execute(store.pool())
