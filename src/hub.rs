@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::hub::HubStore;
-use ::hub::store::audit::{HubActor, HubAuditEntry};
+use ::hub::store::audit::{AuditEntry, HubActor};
 use anyhow::Context;
 use appliance::config::TlsConfig;
 use serde::Deserialize;
@@ -183,7 +183,7 @@ async fn serve(
     store
         .record_event(
             &HubActor::Hub,
-            &HubAuditEntry::new("hub.start", "hub").detail(serde_json::json!({
+            &AuditEntry::new("hub.start", "hub").detail(serde_json::json!({
                 "listen": address.to_string(), "scheme": scheme,
                 "version": env!("CARGO_PKG_VERSION") })),
         )
@@ -213,7 +213,7 @@ async fn serve(
     store
         .record_event(
             &HubActor::Hub,
-            &HubAuditEntry::new("hub.stop", "hub").reason("SIGTERM or SIGINT"),
+            &AuditEntry::new("hub.stop", "hub").reason("SIGTERM or SIGINT"),
         )
         .await?;
     store.close().await;

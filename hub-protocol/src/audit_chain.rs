@@ -7,6 +7,10 @@
 //! a presence byte (0 absent, 1 present), a little-endian u64 byte length and the UTF-8 bytes
 //! (integers as decimal text): length prefixes make it unambiguous whatever the fields contain.
 //!
+//! [`AuditEntry`] is what a caller asks either store to record (what was done to which record,
+//! and why); [`AuditEntry::chained`] gives the fields the rule hashes, so both stores build a row
+//! the same way.
+//!
 //! Not for: storing rows or walking a chain (each store does that over its own table).
 
 use sha2::{Digest, Sha256};
@@ -16,6 +20,100 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 
 /// Tag of the canonical encoding, so that a future encoding cannot be confused with this one.
 pub const CANONICAL_TAG: &[u8] = b"ferrocount-audit-v1";
+
+/// One thing to record in an audit trail (the appliance's or the hub's): what was done to which
+/// record, and why. Who acted and when are the store's to add when it appends the row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEntry {
+    action: String,
+    entity: String,
+    entity_id: Option<String>,
+    reason: Option<String>,
+    detail: serde_json::Value,
+}
+
+impl AuditEntry {
+    /// `action` is dotted (`user.add`, `appliance.enrol`); `entity` is the kind of record
+    /// (`user`, `appliance`).
+    pub fn new(action: &str, entity: &str) -> Self {
+        Self {
+            action: action.to_owned(),
+            entity: entity.to_owned(),
+            entity_id: None,
+            reason: None,
+            detail: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// The affected record's id.
+    pub fn id(mut self, entity_id: impl ToString) -> Self {
+        self.entity_id = Some(entity_id.to_string());
+        self
+    }
+
+    /// Why it was done.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// What was done, as a JSON object (old and new values, parameters).
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+
+    /// The action, as stored in `audit_log.action`.
+    pub fn action_text(&self) -> &str {
+        &self.action
+    }
+
+    /// The kind of record, as stored in `audit_log.entity`.
+    pub fn entity_text(&self) -> &str {
+        &self.entity
+    }
+
+    /// The record's id, as stored in `audit_log.entity_id`.
+    pub fn entity_id_text(&self) -> Option<&str> {
+        self.entity_id.as_deref()
+    }
+
+    /// The reason, as stored in `audit_log.reason`.
+    pub fn reason_text(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// The detail as the JSON text stored in `audit_log.detail_json` (and hashed).
+    pub fn detail_json(&self) -> String {
+        self.detail.to_string()
+    }
+
+    /// The fields the chain's rule hashes for this entry appended as row `id` at `at` by
+    /// `actor` (`user_id` when a user acted) after the row whose hash is `prev_hash`;
+    /// `detail_json` is [`Self::detail_json`]'s text.
+    pub fn chained<'a>(
+        &'a self,
+        id: i64,
+        at: &'a str,
+        user_id: Option<i64>,
+        actor: &'a str,
+        detail_json: &'a str,
+        prev_hash: &'a str,
+    ) -> ChainedFields<'a> {
+        ChainedFields {
+            id,
+            at,
+            user_id,
+            actor,
+            action: &self.action,
+            entity: &self.entity,
+            entity_id: self.entity_id.as_deref(),
+            reason: self.reason.as_deref(),
+            detail_json,
+            prev_hash,
+        }
+    }
+}
 
 /// The fields of one audit row that are hashed, in their stored form.
 #[derive(Clone, Copy, Debug)]

@@ -21,6 +21,7 @@ use sqlx::SqliteConnection;
 use super::error::SqlxResultExt;
 use super::timestamp::stored;
 use super::{AuditId, JsonReport, Store, StoreError, Timestamp, UserId, db};
+pub use hub_protocol::audit_chain::AuditEntry;
 use hub_protocol::audit_chain::{ChainWalk, ChainedFields};
 
 /// The `prev_hash` of the first row.
@@ -71,47 +72,6 @@ impl Actor {
     /// The user id for `*_by` columns (NULL for the appliance).
     pub(crate) fn user_column(&self) -> Option<i64> {
         self.user_id()
-    }
-}
-
-/// One thing to record: what was done to which entity, and why.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AuditEntry {
-    action: String,
-    entity: String,
-    entity_id: Option<String>,
-    reason: Option<String>,
-    detail: serde_json::Value,
-}
-
-impl AuditEntry {
-    /// `action` is dotted (`user.add`, `run.state`); `entity` is the kind of record (`user`).
-    pub fn new(action: &str, entity: &str) -> Self {
-        Self {
-            action: action.to_owned(),
-            entity: entity.to_owned(),
-            entity_id: None,
-            reason: None,
-            detail: serde_json::Value::Object(serde_json::Map::new()),
-        }
-    }
-
-    /// The affected record's id.
-    pub fn id(mut self, entity_id: impl ToString) -> Self {
-        self.entity_id = Some(entity_id.to_string());
-        self
-    }
-
-    /// Why it was done.
-    pub fn reason(mut self, reason: impl Into<String>) -> Self {
-        self.reason = Some(reason.into());
-        self
-    }
-
-    /// What was done, as a JSON object (old and new values, parameters).
-    pub fn detail(mut self, detail: serde_json::Value) -> Self {
-        self.detail = detail;
-        self
     }
 }
 
@@ -204,20 +164,10 @@ pub(crate) async fn append_all(
         let at = Timestamp::now().to_rfc3339();
         let actor_label = actor.label();
         let user_id = actor.user_id();
-        let detail_json = entry.detail.to_string();
-        let hash = ChainedFields {
-            id,
-            at: &at,
-            user_id,
-            actor: &actor_label,
-            action: &entry.action,
-            entity: &entry.entity,
-            entity_id: entry.entity_id.as_deref(),
-            reason: entry.reason.as_deref(),
-            detail_json: &detail_json,
-            prev_hash: &prev_hash,
-        }
-        .hash();
+        let detail_json = entry.detail_json();
+        let hash = entry
+            .chained(id, &at, user_id, &actor_label, &detail_json, &prev_hash)
+            .hash();
         sqlx::query!(
             "INSERT INTO audit_log
              (id, at, user_id, actor, action, entity, entity_id, reason, detail_json, prev_hash, hash)
@@ -226,10 +176,10 @@ pub(crate) async fn append_all(
             at,
             user_id,
             actor_label,
-            entry.action,
-            entry.entity,
-            entry.entity_id,
-            entry.reason,
+            entry.action_text(),
+            entry.entity_text(),
+            entry.entity_id_text(),
+            entry.reason_text(),
             detail_json,
             prev_hash,
             hash,

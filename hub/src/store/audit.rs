@@ -7,6 +7,7 @@
 //! Not for: the appliances' own trails (they stay on the appliances; the hub never changes
 //! them), or application logging (`tracing`).
 
+pub use hub_protocol::audit_chain::AuditEntry;
 use hub_protocol::audit_chain::{ChainWalk, ChainedFields, GENESIS_HASH};
 use sqlx::PgConnection;
 
@@ -39,47 +40,6 @@ impl HubActor {
             Self::Hub => "hub".to_owned(),
             Self::Appliance { id, serial } => format!("appliance:{id}:{serial}"),
         }
-    }
-}
-
-/// One thing to record.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HubAuditEntry {
-    action: String,
-    entity: String,
-    entity_id: Option<String>,
-    reason: Option<String>,
-    detail: serde_json::Value,
-}
-
-impl HubAuditEntry {
-    /// `action` is dotted (`appliance.enrol`); `entity` the kind of record.
-    pub fn new(action: &str, entity: &str) -> Self {
-        Self {
-            action: action.to_owned(),
-            entity: entity.to_owned(),
-            entity_id: None,
-            reason: None,
-            detail: serde_json::Value::Object(serde_json::Map::new()),
-        }
-    }
-
-    /// The record's id.
-    pub fn id(mut self, entity_id: impl ToString) -> Self {
-        self.entity_id = Some(entity_id.to_string());
-        self
-    }
-
-    /// Why.
-    pub fn reason(mut self, reason: impl Into<String>) -> Self {
-        self.reason = Some(reason.into());
-        self
-    }
-
-    /// What, as a JSON object.
-    pub fn detail(mut self, detail: serde_json::Value) -> Self {
-        self.detail = detail;
-        self
     }
 }
 
@@ -127,7 +87,7 @@ pub enum HubAuditVerification {
 pub(crate) async fn append(
     conn: &mut PgConnection,
     actor: &HubActor,
-    entry: &HubAuditEntry,
+    entry: &AuditEntry,
 ) -> Result<i64, HubError> {
     // A fixed statement without parameters or results: nothing for the query macros to check.
     sqlx::query("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
@@ -148,20 +108,10 @@ pub(crate) async fn append(
     let id = last_id + 1;
     let at = now_text();
     let actor_label = actor.label();
-    let detail_json = entry.detail.to_string();
-    let hash = ChainedFields {
-        id,
-        at: &at,
-        user_id: None,
-        actor: &actor_label,
-        action: &entry.action,
-        entity: &entry.entity,
-        entity_id: entry.entity_id.as_deref(),
-        reason: entry.reason.as_deref(),
-        detail_json: &detail_json,
-        prev_hash: &prev_hash,
-    }
-    .hash();
+    let detail_json = entry.detail_json();
+    let hash = entry
+        .chained(id, &at, None, &actor_label, &detail_json, &prev_hash)
+        .hash();
     sqlx::query!(
         "INSERT INTO audit_log
              (id, at, user_id, actor, action, entity, entity_id, reason, detail_json, prev_hash, hash)
@@ -169,10 +119,10 @@ pub(crate) async fn append(
         id,
         at,
         actor_label,
-        entry.action,
-        entry.entity,
-        entry.entity_id,
-        entry.reason,
+        entry.action_text(),
+        entry.entity_text(),
+        entry.entity_id_text(),
+        entry.reason_text(),
         detail_json,
         prev_hash,
         hash,
@@ -188,7 +138,7 @@ impl HubStore {
     pub async fn record_event(
         &self,
         actor: &HubActor,
-        entry: &HubAuditEntry,
+        entry: &AuditEntry,
     ) -> Result<i64, HubError> {
         let mut tx = self.pool.begin().await.context("beginning a transaction")?;
         let id = append(&mut tx, actor, entry).await?;

@@ -13,7 +13,7 @@ use hub_protocol::audit_chain::sha256_hex;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::audit::{HubActor, HubAuditEntry, append};
+use super::audit::{AuditEntry, HubActor, append};
 use super::{Context, HubError, HubStore, random_hex};
 
 /// Letters and digits of an enrolment code: no 0/O, 1/I/L or U, so a code read aloud or typed
@@ -197,7 +197,7 @@ impl HubStore {
         append(
             &mut tx,
             by,
-            &HubAuditEntry::new("enrolment.issue", "enrolment_code")
+            &AuditEntry::new("enrolment.issue", "enrolment_code")
                 .id(row.id)
                 .detail(
                     json!({ "appliance_name": name, "valid_seconds": valid_for.whole_seconds() }),
@@ -256,7 +256,7 @@ impl HubStore {
             append(
                 &mut tx,
                 &HubActor::Hub,
-                &HubAuditEntry::new("enrolment.refuse", "enrolment_code")
+                &AuditEntry::new("enrolment.refuse", "enrolment_code")
                     .id(found.id)
                     .reason(refusal.to_string())
                     .detail(json!({ "serial": serial })),
@@ -294,7 +294,7 @@ impl HubStore {
                 id: appliance_id,
                 serial: serial.clone(),
             },
-            &HubAuditEntry::new("appliance.enrol", "appliance")
+            &AuditEntry::new("appliance.enrol", "appliance")
                 .id(appliance_id)
                 .detail(json!({ "name": found.appliance_name, "serial": serial,
                                 "enrolment_code": found.id })),
@@ -372,7 +372,7 @@ impl HubStore {
         append(
             &mut tx,
             by,
-            &HubAuditEntry::new("appliance.revoke", "appliance")
+            &AuditEntry::new("appliance.revoke", "appliance")
                 .id(row.id)
                 .reason(reason)
                 .detail(json!({ "serial": row.serial, "name": row.name })),

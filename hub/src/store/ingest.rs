@@ -20,7 +20,7 @@ use hub_protocol::message::{
 use serde_json::json;
 use sqlx::PgConnection;
 
-use super::audit::{HubAuditEntry, append};
+use super::audit::{AuditEntry, append};
 use super::fleet::ApplianceIdentity;
 use super::{Context, HubError, HubStore};
 
@@ -100,7 +100,7 @@ impl HubStore {
             append(
                 &mut tx,
                 &appliance.actor(),
-                &HubAuditEntry::new("ingest.batch", "appliance")
+                &AuditEntry::new("ingest.batch", "appliance")
                     .id(appliance.id)
                     .detail(json!({ "stored": stored, "repeated": repeated,
                                     "first_sequence": committed_last + 1,
@@ -133,7 +133,7 @@ impl HubStore {
         refusal: Refusal,
         expected_sequence: u64,
     ) -> Result<IngestRefusal, HubError> {
-        let mut entry = HubAuditEntry::new("ingest.refuse", "appliance")
+        let mut entry = AuditEntry::new("ingest.refuse", "appliance")
             .id(appliance.id)
             .reason(refusal.words.clone());
         if let Some((message_id, sequence)) = &refusal.message {
