@@ -36,7 +36,8 @@ use serde::Deserialize;
 pub struct HubArgs {
     #[command(subcommand)]
     command: Option<HubCommand>,
-    /// The hub's PostgreSQL database, `postgres://user:password@host:port/database`.
+    /// The hub's PostgreSQL database, `postgres://user:password@host:port/database`. On another
+    /// machine only over verified TLS: add `?sslmode=verify-full&sslrootcert=CA.pem`.
     #[arg(long, value_name = "URL", global = true)]
     database_url: Option<String>,
     /// TOML configuration file (database_url, listen, [tls]); must exist when given.

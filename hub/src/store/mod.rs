@@ -35,6 +35,16 @@ pub enum HubError {
     /// An input a person or an appliance gave is not acceptable; the text says why.
     #[error("{0}")]
     Invalid(String),
+    /// The database URL names another machine without a verified TLS link.
+    #[error(
+        "the hub's database at {host} is another machine: the link must be TLS with the server's \
+         certificate checked; add sslmode=verify-full (and sslrootcert=FILE for the hospital's CA) \
+         to the database URL"
+    )]
+    UnprotectedDatabaseLink {
+        /// The server's host as the URL names it.
+        host: String,
+    },
     /// A stored value does not decode.
     #[error("stored {what} does not decode: {detail}")]
     Corrupt {
@@ -43,6 +53,35 @@ pub enum HubError {
         /// Why.
         detail: String,
     },
+}
+
+/// The rule for the hub's link to its database: patient data leaves this machine only over TLS
+/// with the server's certificate verified. A server on this machine (a Unix socket, `localhost`,
+/// a loopback address) may be reached without TLS; any other needs `sslmode=verify-full` or
+/// `verify-ca` (`require` encrypts but would talk to whoever answers, so it is refused too).
+pub fn protected_database_link(options: &PgConnectOptions) -> Result<(), HubError> {
+    use sqlx::postgres::PgSslMode;
+    if options.get_socket().is_some() {
+        return Ok(());
+    }
+    let host = options.get_host();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let on_this_machine = bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+        || bare.starts_with('/');
+    let verified = matches!(
+        options.get_ssl_mode(),
+        PgSslMode::VerifyFull | PgSslMode::VerifyCa
+    );
+    if on_this_machine || verified {
+        Ok(())
+    } else {
+        Err(HubError::UnprotectedDatabaseLink {
+            host: host.to_owned(),
+        })
+    }
 }
 
 /// Attaches what the hub was doing to a database error.
@@ -63,11 +102,14 @@ pub struct HubStore {
 }
 
 impl HubStore {
-    /// Connects to `database_url` (`postgres://…`) and applies the hub's migrations.
+    /// Connects to `database_url` (`postgres://…`) and applies the hub's migrations. A server on
+    /// another machine must be reached over TLS with its certificate verified
+    /// ([`protected_database_link`]).
     pub async fn connect(database_url: &str) -> Result<Self, HubError> {
         let options: PgConnectOptions = database_url
             .parse()
             .context("reading the hub's database URL")?;
+        protected_database_link(&options)?;
         Self::connect_with(options).await
     }
 
