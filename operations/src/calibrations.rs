@@ -136,6 +136,20 @@ impl Operations {
         Ok(self.store.calibration(id).await?)
     }
 
+    /// The printed name of whoever approved or rejected a calibration (`None`: undecided, or
+    /// decided at the appliance's console), for the pages to name them.
+    pub async fn calibration_decider(
+        &self,
+        who: &Requester,
+        calibration: &Calibration,
+    ) -> Result<Option<String>, OperationError> {
+        who.require(Permission::ViewCalibrations)?;
+        match calibration.decided_by {
+            Some(id) => Ok(Some(self.store.user(id).await?.display_name)),
+            None => Ok(None),
+        }
+    }
+
     /// Imports a calibration (lab admins): stored pending, to be approved on its own.
     pub async fn import_calibration(
         &self,

@@ -35,6 +35,8 @@
 //!   released result says, gathered once.
 //! - [`account`]: a person's own account (changing their own password).
 //! - [`audit`]: search the audit trail.
+//! - [`setup`]: the set-up checklist of a fresh instrument (users, QC materials, QC targets, an
+//!   approved calibration): which steps are still open.
 //! - [`sessions`]: sign in (throttled, audited) and out, a lab admin's unlock of a throttled
 //!   user name; [`throttle`]: failed password counts per user name and address together.
 //!
@@ -59,6 +61,7 @@ pub mod requester;
 pub mod results;
 pub mod runs;
 pub mod sessions;
+pub mod setup;
 pub mod signature;
 pub mod text_rule;
 pub mod throttle;

@@ -224,7 +224,8 @@ pub async fn record_passing_qc(store: &Store) {
     record_passing_qc_for(store, "SIM-LOT-1").await;
 }
 
-/// A passing negative and positive control today for `reagent_lot`.
+/// A negative and a positive control material with a lot and its target each (the set-up
+/// checklist's QC steps), and a passing value of each today for `reagent_lot`.
 pub async fn record_passing_qc_for(store: &Store, reagent_lot: &str) {
     use appliance::store::calibrations::ReagentLot;
     use appliance::store::qc::{ControlLevel, NewQcResult, QcMaterialKind, QcVerdict};
@@ -248,6 +249,17 @@ pub async fn record_passing_qc_for(store: &Store, reagent_lot: &str) {
             )
             .await
             .expect("control lot");
+        store
+            .set_qc_target(
+                &actor,
+                lot.id,
+                value,
+                if value > 0.0 { 5.0 } else { 0.5 },
+                appliance::store::qc::TargetSource::Manufacturer,
+                None,
+            )
+            .await
+            .expect("control target");
         store
             .record_qc_result(
                 &actor,

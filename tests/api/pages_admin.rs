@@ -213,6 +213,10 @@ async fn a_user_changes_their_own_password_on_the_account_page() {
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Change your password"));
     assert!(page.contains("href=\"/account\""), "the header links to it");
+    assert!(
+        page.contains("class=\"main-nav\""),
+        "an ordinary visit keeps the navigation"
+    );
     let mismatch = post_form(
         &app,
         &olga,
@@ -674,6 +678,10 @@ async fn a_lab_admin_resets_a_password_and_the_user_changes_it_before_anything_e
     assert!(
         page.contains("A lab admin set a temporary password for you"),
         "{page}"
+    );
+    assert!(
+        !page.contains("class=\"main-nav\"") && !page.contains("href=\"/qc\""),
+        "no navigation to pages that only send her back: {page}"
     );
     for elsewhere in ["/", "/qc", "/runs/new", "/sign-in"] {
         let answer = client()

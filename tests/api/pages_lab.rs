@@ -504,6 +504,10 @@ async fn approving_a_calibration_needs_a_lab_admin_their_signature_a_reason_and_
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("is approved"), "{page}");
     assert!(page.contains("new lot verified"), "who, when and why shown");
+    assert!(
+        page.contains("by lars Tester: new lot verified") && !page.contains("by user "),
+        "the decider by their printed name: {page}"
+    );
     assert_eq!(state_of(second).await, "approved");
     assert_eq!(state_of(first).await, "superseded");
     let reason: Option<String> = sqlx::query_scalar(
@@ -1737,4 +1741,54 @@ async fn a_run_without_an_approved_calibration_is_refused_in_words() {
         )
         .await;
     assert_eq!(started.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_instrument_shows_its_set_up_checklist_until_it_is_done() {
+    // Three users, no QC material, no calibration.
+    let app = spawn_fresh_app(|_| {}).await;
+    let admin = browser(&app, Role::LabAdmin).await;
+    let operator = browser(&app, Role::Operator).await;
+    let (status, dashboard) = get_page(&app, Some(&admin), "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(dashboard.contains("id=\"setup-checklist\""), "{dashboard}");
+    assert!(
+        dashboard.contains("Add a negative and a positive control material")
+            && dashboard.contains("href=\"/qc#setup-heading\"")
+            && dashboard.contains("Import a calibration and have a lab admin approve it")
+            && dashboard.contains("href=\"/calibrations\""),
+        "{dashboard}"
+    );
+    assert!(
+        !dashboard.contains("besides the first lab admin"),
+        "three users are enough: {dashboard}"
+    );
+    // The new-run page names the open steps instead of the form.
+    let (status, new_run) = get_page(&app, Some(&operator), "/runs/new").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        new_run.contains("This instrument is not set up yet")
+            && new_run.contains("Import a calibration and have a lab admin approve it"),
+        "{new_run}"
+    );
+    assert!(!new_run.contains("name=\"patient_mrn\""), "{new_run}");
+
+    // Controls with targets: only the calibration is left.
+    crate::helpers::record_passing_qc(&app.store).await;
+    let (_, dashboard) = get_page(&app, Some(&admin), "/").await;
+    assert!(
+        !dashboard.contains("Add a negative and a positive control material")
+            && dashboard.contains("Import a calibration and have a lab admin approve it"),
+        "{dashboard}"
+    );
+
+    // An approved calibration: set up; the checklist is gone and the form is back.
+    crate::helpers::approve_simulated_calibration(&app).await;
+    let (_, dashboard) = get_page(&app, Some(&admin), "/").await;
+    assert!(!dashboard.contains("id=\"setup-checklist\""), "{dashboard}");
+    let (_, new_run) = get_page(&app, Some(&operator), "/runs/new").await;
+    assert!(
+        new_run.contains("name=\"patient_mrn\"") && !new_run.contains("not set up yet"),
+        "{new_run}"
+    );
 }

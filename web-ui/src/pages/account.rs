@@ -31,7 +31,9 @@ pub fn router() -> Router<AppState> {
 
 /// `GET /account`.
 async fn show(State(state): State<AppState>, user: PageUser) -> PageResult {
-    let layout = user.layout(&state, "Your account", paths::ACCOUNT);
+    let mut layout = user.layout(&state, "Your account", paths::ACCOUNT);
+    // A forced change: nothing else is reachable until it is done, so no navigation.
+    layout.navigation_hidden = user.user.password_change_required;
     Ok(AccountPage {
         layout,
         error: None,
@@ -63,7 +65,8 @@ async fn change_password(
         new: form.new_password,
         repeated: form.new_password_again,
     };
-    let layout = user.layout(&state, "Your account", paths::ACCOUNT);
+    let mut layout = user.layout(&state, "Your account", paths::ACCOUNT);
+    layout.navigation_hidden = user.user.password_change_required;
     match state
         .ops
         .change_own_password(&user.requester(), client.ip(), &change)

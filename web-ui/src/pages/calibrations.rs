@@ -59,15 +59,16 @@ fn lot_row(stored: &Calibration) -> CalibrationLotRow {
 }
 
 /// Who decided, when and why, in words.
-fn decision_text(stored: &Calibration) -> Option<String> {
+fn decision_text(stored: &Calibration, decider: Option<&str>) -> Option<String> {
     let at = stored.decided_at.as_ref()?;
     let verb = match stored.state {
         CalibrationState::Rejected => "Rejected",
         _ => "Approved",
     };
-    let by = match stored.decided_by {
-        Some(id) => format!("user {}", id.0),
-        None => "the appliance's console".to_owned(),
+    let by = match (stored.decided_by, decider) {
+        (Some(_), Some(name)) => name.to_owned(),
+        (Some(id), None) => format!("user {}", id.0),
+        (None, _) => "the appliance's console".to_owned(),
     };
     Some(format!(
         "{verb} {} by {by}: {}",
@@ -90,11 +91,11 @@ fn band_at(c: &nmr_core::assay::Calibration, cells: f64, t: f64) -> [f64; 3] {
 }
 
 /// The detail of one calibration.
-fn selected(stored: &Calibration, user: &PageUser) -> SelectedCalibration {
+fn selected(stored: &Calibration, user: &PageUser, decider: Option<&str>) -> SelectedCalibration {
     let can_decide =
         stored.state == CalibrationState::Pending && user.may(Permission::ManageCalibrations);
     let state = stored.state.as_str().to_owned();
-    let decision = decision_text(stored);
+    let decision = decision_text(stored, decider);
     let parsed = match stored.content.document() {
         Ok(parsed) => parsed,
         Err(error) => {
@@ -267,6 +268,15 @@ async fn page(
         || paths::CALIBRATIONS.to_owned(),
         |id| paths::calibration(id.0),
     );
+    let decider = match &detail {
+        Some(calibration) => {
+            state
+                .ops
+                .calibration_decider(&user.requester(), calibration)
+                .await?
+        }
+        None => None,
+    };
     let manage = user.may(Permission::ManageCalibrations);
     Ok(CalibrationPage {
         layout: user.layout(state, "Calibration", &path),
@@ -274,7 +284,9 @@ async fn page(
         next_href: listed
             .next_before
             .map(|id| format!("{}?before={}", paths::CALIBRATIONS, id.0)),
-        selected: detail.as_ref().map(|c| selected(c, user)),
+        selected: detail
+            .as_ref()
+            .map(|c| selected(c, user, decider.as_deref())),
         form_error: None,
         can_import: manage,
         can_make_simulated: manage && state.ops.is_simulated(),

@@ -13,13 +13,15 @@ use appliance::store::Timestamp;
 use appliance::store::qc::QcVerdict as StoredQcStatus;
 use appliance::store::runs::RunState;
 use operations::runs::{RunSummary, WorklistCursors};
+use operations::setup::SetupStep;
 
 use super::runs::{readable, summary_view};
 use super::{PageResult, PageUser};
 use crate::roles::Permission;
 use crate::state::AppState;
 use crate::views::{
-    DashboardPage, InstrumentStatus, QcToday, QcVerdict, ResultRow, RunInProgress, paths,
+    DashboardPage, InstrumentStatus, QcToday, QcVerdict, ResultRow, RunInProgress, SetupStepView,
+    paths,
 };
 use appliance::site::SiteTimeZone;
 
@@ -155,7 +157,32 @@ async fn build(
             .map(|_| format!("{}#progress-heading", paths::DASHBOARD)),
         may_release: user.may(Permission::ReleaseResults),
         may_start_runs: user.may(Permission::OperateRuns),
+        setup_open: setup_open(state).await?,
     })
+}
+
+/// The open steps of the instrument's set-up (`operations::setup` decides), each with the page
+/// where it is done.
+pub(crate) async fn setup_open(state: &AppState) -> Result<Vec<SetupStepView>, super::PageError> {
+    let checklist = state.ops.setup_checklist().await?;
+    Ok(checklist
+        .open
+        .iter()
+        .map(|step| {
+            let (href, page) = match step {
+                SetupStep::Users => (format!("{}#users-heading", paths::ADMIN), "Users"),
+                SetupStep::QcMaterials | SetupStep::QcTargets => {
+                    (format!("{}#setup-heading", paths::QC), "QC set-up")
+                }
+                SetupStep::Calibration => (paths::CALIBRATIONS.to_owned(), "Calibrations"),
+            };
+            SetupStepView {
+                text: step.words().to_owned(),
+                href,
+                page: page.to_owned(),
+            }
+        })
+        .collect())
 }
 
 /// The engine's snapshot of the instrument, as the dashboard shows it.

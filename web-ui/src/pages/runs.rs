@@ -233,6 +233,7 @@ async fn new_run_page(
         blood_ml_min: BloodVolume::MIN_ML,
         blood_ml_max: BloodVolume::MAX_ML,
         time_zone: state.ops.settings.site.time_zone.name().to_owned(),
+        setup_open: super::dashboard::setup_open(state).await?,
     })
 }
 

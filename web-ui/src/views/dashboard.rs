@@ -139,6 +139,17 @@ impl ResultRow {
     }
 }
 
+/// An open step of the instrument's set-up, in words, with the page where it is done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetupStepView {
+    /// What the step asks for.
+    pub text: String,
+    /// The page where it is done.
+    pub href: String,
+    /// That page's name.
+    pub page: String,
+}
+
 /// The dashboard.
 #[derive(Clone, Debug, Template, WebTemplate)]
 #[template(path = "dashboard.html")]
@@ -167,6 +178,8 @@ pub struct DashboardPage {
     pub may_release: bool,
     /// Whether the reader may start runs (the "start a new run" button).
     pub may_start_runs: bool,
+    /// The open steps of the instrument's set-up (empty once it is set up).
+    pub setup_open: Vec<SetupStepView>,
 }
 
 impl DashboardPage {

@@ -90,6 +90,9 @@ pub struct Layout {
     pub inactivity_timeout_min: u32,
     /// A one-off message.
     pub notice: Option<Notice>,
+    /// No navigation and no patient lookup: the page is the only one the user may reach (a
+    /// password change an administrator asked for).
+    pub navigation_hidden: bool,
 }
 
 impl Layout {
@@ -107,6 +110,7 @@ impl Layout {
             csrf_token: csrf_token.into(),
             inactivity_timeout_min: 15,
             notice: None,
+            navigation_hidden: false,
         }
     }
 
@@ -119,7 +123,7 @@ impl Layout {
 
     /// The links this user's role may follow.
     pub fn nav(&self) -> Vec<NavLink> {
-        let Some(user) = &self.user else {
+        let Some(user) = self.user.as_ref().filter(|_| !self.navigation_hidden) else {
             return Vec::new();
         };
         let links: &[(&'static str, &'static str)] = match user.role {
@@ -190,9 +194,11 @@ impl Layout {
     /// Whether the header offers the patient lookup: clinicians and lab admins browse patients,
     /// operators do not (they would only meet a refusal).
     pub fn shows_patient_search(&self) -> bool {
-        self.user
-            .as_ref()
-            .is_some_and(|user| user.role != Role::Operator)
+        !self.navigation_hidden
+            && self
+                .user
+                .as_ref()
+                .is_some_and(|user| user.role != Role::Operator)
     }
 
     /// The patient lookup's target.

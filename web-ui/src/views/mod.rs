@@ -35,7 +35,7 @@ pub use calibration::{CalibrationLotRow, CalibrationPage, SelectedCalibration};
 pub use clinical_lists::{PatientListPage, PatientListRow, WorklistPage, WorklistRow};
 pub use count_view::CountView;
 pub use dashboard::{
-    DashboardPage, InstrumentStatus, QcToday, QcVerdict, ResultRow, RunInProgress,
+    DashboardPage, InstrumentStatus, QcToday, QcVerdict, ResultRow, RunInProgress, SetupStepView,
 };
 pub use error_page::ErrorPage;
 pub use layout::{Layout, NavLink, Notice, Role, SignedInUser};

@@ -41,7 +41,7 @@ pub struct NewRunPage {
     pub form: NewRunForm,
     /// Configured indications (`breast`, `prostate`, …).
     pub indications: Vec<String>,
-    /// Reagent lots with an active calibration.
+    /// Reagent lots with an approved calibration.
     pub reagent_lots: Vec<String>,
     /// What was wrong with the last submission, one line per field.
     pub errors: Vec<String>,
@@ -56,6 +56,9 @@ pub struct NewRunPage {
     pub blood_ml_max: f64,
     /// The site's time zone (the draw time is local time there): `Europe/Berlin`.
     pub time_zone: String,
+    /// The open steps of the instrument's set-up: while any is open, the page shows them instead
+    /// of the form.
+    pub setup_open: Vec<super::SetupStepView>,
 }
 
 impl NewRunPage {

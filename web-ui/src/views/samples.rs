@@ -143,6 +143,7 @@ pub fn dashboard() -> DashboardPage {
         in_flight_first_href: None,
         may_release: true,
         may_start_runs: true,
+        setup_open: vec![],
     }
 }
 
@@ -171,6 +172,7 @@ pub fn dashboard_empty() -> DashboardPage {
         in_flight_first_href: None,
         may_release: true,
         may_start_runs: true,
+        setup_open: vec![],
     }
 }
 
@@ -192,6 +194,7 @@ pub fn new_run() -> NewRunPage {
         indications: vec!["breast".into(), "prostate".into(), "colorectal".into()],
         reagent_lots: vec!["RL-2611".into(), "RL-2609".into()],
         time_zone: "Europe/Berlin".into(),
+        setup_open: vec![],
         errors: vec![],
         simulation: true,
         qc_warning: Some(

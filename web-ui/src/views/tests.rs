@@ -323,7 +323,7 @@ fn new_run_has_big_fields_for_every_sample_detail() {
     no_lots.simulation = false;
     no_lots.errors = vec!["Blood volume: 55 mL is not within 0.5 to 50 mL.".into()];
     let html = render(&no_lots);
-    assert!(html.contains("No reagent lot has an active calibration"));
+    assert!(html.contains("No reagent lot has an approved calibration"));
     assert!(html.contains("Start run</button>") && html.contains(" disabled>Start run"));
     assert!(html.contains("Blood volume: 55 mL is not within 0.5 to 50 mL."));
     assert!(!html.contains("simulate_cells"));
