@@ -187,6 +187,10 @@ pub const MAX_PATIENT_RUNS_PAGE: u32 = 100;
 /// say.
 pub const DEFAULT_PATIENT_RUNS_PAGE: u32 = 25;
 
+/// The latest points of a patient's trend the patient page's chart shows at most (older ones
+/// are in the trend's CSV and JSON, which the page links to).
+pub const MAX_TREND_SHOWN: u32 = 200;
+
 /// One point of a patient's trend with its result as reported (status, call, printed count):
 /// what the trend's JSON and CSV carry.
 #[derive(Clone, Debug, PartialEq)]
@@ -211,8 +215,10 @@ pub struct PatientRunsPage {
 pub struct PatientRecord {
     /// The patient.
     pub patient: Patient,
-    /// The current version of each run's result, by draw time.
+    /// The current version of each run's result, by draw time: only the latest asked for.
     pub trend: Vec<TrendPoint>,
+    /// Whether older points than those in `trend` exist.
+    pub trend_older: bool,
     /// One page of their runs, newest first.
     pub runs: Vec<PatientRun>,
     /// Where the next (older) page of their runs starts, when there is one.
@@ -399,14 +405,16 @@ impl Operations {
 
     /// Views a patient: one page of their runs (at most `runs_listed`, 0 to
     /// [`MAX_PATIENT_RUNS_PAGE`], newest first, those before the run `runs_before`; none when
-    /// 0) with the current version of each result, read in one query, and their trend;
-    /// audited `patient.view` with `from`.
+    /// 0) with the current version of each result, read in one query, and the latest
+    /// `trend_shown` points of their trend (0 to [`MAX_TREND_SHOWN`]) with their event markers
+    /// (neither read when 0); audited `patient.view` with `from`.
     pub async fn view_patient(
         &self,
         who: &Requester,
         id: PatientId,
         runs_listed: u32,
         runs_before: Option<RunId>,
+        trend_shown: u32,
         from: &str,
     ) -> Result<PatientRecord, OperationError> {
         who.require(Permission::ViewPatients)?;
@@ -416,8 +424,22 @@ impl Operations {
                 format!("{runs_listed} is not within 0 to {MAX_PATIENT_RUNS_PAGE}"),
             ));
         }
-        let (patient, trend) = self.store.patient_with_trend(id).await?;
-        let events = self.store.patient_events(patient.id).await?;
+        if trend_shown > MAX_TREND_SHOWN {
+            return Err(OperationError::invalid(
+                "trend_shown",
+                format!("{trend_shown} is not within 0 to {MAX_TREND_SHOWN}"),
+            ));
+        }
+        let (patient, trend, trend_older, events) = if trend_shown == 0 {
+            (self.store.patient(id).await?, Vec::new(), false, Vec::new())
+        } else {
+            let (patient, trend, older) = self
+                .store
+                .patient_with_latest_trend(id, trend_shown)
+                .await?;
+            let events = self.store.patient_events(patient.id).await?;
+            (patient, trend, older, events)
+        };
         let (runs, runs_next) = if runs_listed == 0 {
             (Vec::new(), None)
         } else {
@@ -456,6 +478,7 @@ impl Operations {
         Ok(PatientRecord {
             patient,
             trend,
+            trend_older,
             runs,
             runs_next,
             cutoff,

@@ -17,7 +17,9 @@ use appliance::store::samples::{
 use appliance::store::users::{NewPassword, NewUser, Role, User, Username};
 use appliance::store::{Actor, PatientId, RunId, Store, Timestamp};
 use nmr_core::assay::{Call, CountCategory, Indications};
-use operations::patients::{EventMarker, MAX_LISTED, MAX_PATIENT_RUNS_PAGE, PatientSearch};
+use operations::patients::{
+    EventMarker, MAX_LISTED, MAX_PATIENT_RUNS_PAGE, MAX_TREND_SHOWN, PatientSearch,
+};
 use operations::reported::{Reported, ResultStatus};
 use operations::runs::{AWAITING_PAGE_SIZE, IN_FLIGHT_PAGE_SIZE, WorklistCursors};
 use operations::worklist::MAX_WORKLIST_PAGE;
@@ -240,10 +242,15 @@ async fn a_marker_needs_a_clinician_a_day_and_words_and_is_audited() {
     assert_eq!(added.recorded_by_name.as_deref(), Some("claire Tester"));
     assert_eq!(audited(&ops, "patient.event_add").await, 1);
     let record = ops
-        .view_patient(&claire, id, 0, None, "test")
+        .view_patient(&claire, id, 0, None, MAX_TREND_SHOWN, "test")
         .await
         .expect("viewed");
     assert_eq!(record.events, vec![added]);
+    let bare = ops
+        .view_patient(&claire, id, 0, None, 0, "test")
+        .await
+        .expect("viewed");
+    assert!(bare.events.is_empty(), "no trend asked: no markers read");
 
     for (wrong, field) in [
         (marker("", "surgery"), "occurred_on"),
@@ -583,7 +590,7 @@ async fn a_patients_runs_are_pages_and_the_trend_reports_each_result_as_its_vers
     let (mut seen, mut sizes, mut before) = (Vec::new(), Vec::new(), None);
     loop {
         let record = ops
-            .view_patient(&claire, patient.id, 25, before, "test")
+            .view_patient(&claire, patient.id, 25, before, 0, "test")
             .await
             .expect("a page");
         sizes.push(record.runs.len());
@@ -608,9 +615,24 @@ async fn a_patients_runs_are_pages_and_the_trend_reports_each_result_as_its_vers
         "newest first, once"
     );
     assert!(matches!(
-        ops.view_patient(&claire, patient.id, MAX_PATIENT_RUNS_PAGE + 1, None, "test")
-            .await,
+        ops.view_patient(
+            &claire,
+            patient.id,
+            MAX_PATIENT_RUNS_PAGE + 1,
+            None,
+            0,
+            "test"
+        )
+        .await,
         Err(OperationError::Invalid { field: "limit", .. })
+    ));
+    assert!(matches!(
+        ops.view_patient(&claire, patient.id, 0, None, MAX_TREND_SHOWN + 1, "test")
+            .await,
+        Err(OperationError::Invalid {
+            field: "trend_shown",
+            ..
+        })
     ));
 
     // The trend reports each result as the rule does from all its versions.
@@ -619,6 +641,29 @@ async fn a_patients_runs_are_pages_and_the_trend_reports_each_result_as_its_vers
         .await
         .expect("trend");
     assert_eq!(trend.len(), 24);
+    // The patient page's trend is bounded: the latest points only, saying older ones exist.
+    let all: Vec<_> = trend.iter().map(|p| p.point.run_id).collect();
+    let latest = ops
+        .view_patient(&claire, patient.id, 0, None, 10, "test")
+        .await
+        .expect("the latest ten");
+    assert_eq!(
+        latest.trend.iter().map(|p| p.run_id).collect::<Vec<_>>(),
+        all[14..],
+        "the latest ten by draw time, oldest of them first"
+    );
+    assert!(latest.trend_older);
+    let whole = ops
+        .view_patient(&claire, patient.id, 0, None, 24, "test")
+        .await
+        .expect("all of it");
+    assert_eq!(whole.trend.len(), 24);
+    assert!(!whole.trend_older, "exactly the bound: nothing older");
+    let none = ops
+        .view_patient(&claire, patient.id, 0, None, 0, "test")
+        .await
+        .expect("no trend");
+    assert!(none.trend.is_empty() && !none.trend_older);
     let mut statuses = Vec::new();
     for point in &trend {
         let run = ops.store.run(point.point.run_id).await.expect("run");

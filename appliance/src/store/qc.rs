@@ -594,6 +594,45 @@ impl Store {
         .collect()
     }
 
+    /// A lot's QC results measured from `from` up to (not including) `until`, oldest first:
+    /// the bounds in the statement, so (but for a second either side) nothing outside them is
+    /// read. The stored text compares as its instant only to the second (`…00Z` sorts after
+    /// `…00.5Z`), so the statement widens the range by a second each way and the exact bounds
+    /// are applied to the few rows read.
+    pub async fn qc_results_between(
+        &self,
+        lot_id: QcLotId,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<QcResult>, StoreError> {
+        let second = time::Duration::seconds(1);
+        let (wide_from, wide_until) = (
+            from.plus(-second).to_rfc3339(),
+            until.plus(second).to_rfc3339(),
+        );
+        sqlx::query_as!(
+            QcResultRow,
+            "SELECT id, lot_id, target_id, value, status, violations_json, measurement_id,
+                    reagent_lot, measured_at, operator_id, comment
+             FROM qc_results WHERE lot_id = ? AND measured_at >= ? AND measured_at < ?
+             ORDER BY measured_at, id",
+            lot_id.0,
+            wide_from,
+            wide_until
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("reading a day's QC results")?
+        .into_iter()
+        .map(QcResultRow::decode)
+        .filter(|decoded| {
+            decoded
+                .as_ref()
+                .map_or(true, |r| from <= r.measured_at && r.measured_at < until)
+        })
+        .collect()
+    }
+
     /// One page of every lot's QC results, newest recorded first, before the result `before`
     /// (none: from the newest), at most `limit` (1 to [`MAX_QC_RESULTS_PAGE`]): ONE statement,
     /// a range of the primary key.
@@ -723,14 +762,15 @@ impl Store {
         let mut values = Vec::new();
         for material in self.qc_materials().await? {
             for lot in self.qc_lots(material.id).await? {
-                for result in self.qc_results(lot.id, midnight).await? {
-                    if result.measured_at < next_midnight {
-                        values.push(QcTodayValue {
-                            material: material.clone(),
-                            lot: lot.clone(),
-                            result,
-                        });
-                    }
+                for result in self
+                    .qc_results_between(lot.id, midnight, next_midnight)
+                    .await?
+                {
+                    values.push(QcTodayValue {
+                        material: material.clone(),
+                        lot: lot.clone(),
+                        result,
+                    });
                 }
             }
         }
@@ -843,7 +883,35 @@ mod tests {
             .qc_results(lot.id, Timestamp::parse("2026-11-21T00:00:00Z").unwrap())
             .await
             .unwrap();
-        assert_eq!(since, vec![warning]);
+        assert_eq!(since, vec![warning.clone()]);
+        // A day's values: exactly those from its midnight (to the microsecond) to the next,
+        // the day's bounds in the statement.
+        let mut edge = Vec::new();
+        for at in [
+            "2026-11-22T23:59:59.5Z",
+            "2026-11-23T00:00:00.25Z",
+            "2026-11-23T23:59:59.999999Z",
+            "2026-11-24T00:00:00Z",
+            "2026-11-24T00:00:00.5Z",
+        ] {
+            edge.push(
+                store
+                    .record_qc_result(&actor, &new(100.0, QcVerdict::Pass, at))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let day = store
+            .qc_between(
+                Timestamp::parse("2026-11-23T00:00:00Z").unwrap(),
+                Timestamp::parse("2026-11-24T00:00:00Z").unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            day.values.into_iter().map(|v| v.result).collect::<Vec<_>>(),
+            edge[1..3]
+        );
         let nan = store
             .record_qc_result(
                 &actor,

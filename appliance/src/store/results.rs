@@ -675,7 +675,7 @@ impl Store {
             .acquire()
             .await
             .context("reading a patient's trend")?;
-        trend_in(&mut conn, patient_id).await
+        trend_in(&mut conn, patient_id, None).await
     }
 
     /// A patient and their trend, read on one connection borrowed once (a trend request's
@@ -690,17 +690,44 @@ impl Store {
             .await
             .context("reading a patient's trend")?;
         let patient = super::patients::patient_in(&mut conn, patient_id).await?;
-        let trend = trend_in(&mut conn, patient_id).await?;
+        let trend = trend_in(&mut conn, patient_id, None).await?;
         Ok((patient, trend))
+    }
+
+    /// A patient and the last `latest` points of their trend (by draw time, oldest of them
+    /// first), read on one connection in one query for the trend, and whether older points
+    /// exist: not found when no patient has the id.
+    pub async fn patient_with_latest_trend(
+        &self,
+        patient_id: PatientId,
+        latest: u32,
+    ) -> Result<(super::patients::Patient, Vec<TrendPoint>, bool), StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .context("reading a patient's trend")?;
+        let patient = super::patients::patient_in(&mut conn, patient_id).await?;
+        // One more than asked tells whether older points exist.
+        let mut trend = trend_in(&mut conn, patient_id, Some(latest.saturating_add(1))).await?;
+        let older = trend.len() > usize::try_from(latest).unwrap_or(usize::MAX);
+        if older {
+            trend.remove(0);
+        }
+        Ok((patient, trend, older))
     }
 }
 
-/// A patient's trend read on `conn` ([`Store::patient_trend`]).
+/// A patient's trend read on `conn` ([`Store::patient_trend`]): by draw time, all of it or
+/// only its `latest` points.
 async fn trend_in(
     conn: &mut sqlx::SqliteConnection,
     patient_id: PatientId,
+    latest: Option<u32>,
 ) -> Result<Vec<TrendPoint>, StoreError> {
-    let rows = sqlx::query!(
+    // Newest first so LIMIT keeps the latest (-1: no limit in SQLite), reversed below.
+    let limit = latest.map_or(-1, i64::from);
+    let mut rows = sqlx::query!(
         r#"SELECT r.id AS "result_id!", ru.id AS "run_id!", s.drawn_at, r.version,
                       r.per_7_5ml, r.per_7_5ml_ci95_low, r.per_7_5ml_ci95_high, r.category,
                       r.call, r.indication, r.cutoff_per_7_5ml,
@@ -719,12 +746,14 @@ async fn trend_in(
                JOIN results r ON r.run_id = ru.id
                WHERE s.patient_id = ?
                  AND r.version = (SELECT MAX(version) FROM results WHERE run_id = ru.id)
-               ORDER BY s.drawn_at, ru.id"#,
-        patient_id.0
+               ORDER BY s.drawn_at DESC, ru.id DESC LIMIT ?"#,
+        patient_id.0,
+        limit
     )
     .fetch_all(&mut *conn)
     .await
     .context("reading a patient's trend")?;
+    rows.reverse();
     rows.into_iter()
         .map(|r| {
             let summary = summary_from(

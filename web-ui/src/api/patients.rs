@@ -213,7 +213,8 @@ pub async fn show(
     caller.require(Permission::ViewPatients)?;
     let record = state
         .ops
-        .view_patient(&caller.requester(), PatientId(id), 0, None, "api")
+        // The patient only: neither runs nor trend nor markers are read.
+        .view_patient(&caller.requester(), PatientId(id), 0, None, 0, "api")
         .await?;
     Ok(Json(record.patient.into()))
 }

@@ -20,7 +20,9 @@ use appliance::site::PatientNamePolicy;
 use appliance::store::runs::RunState;
 use appliance::store::{PatientId, RunId};
 use operations::OperationError;
-use operations::patients::{DEFAULT_LISTED, EventMarker, PatientRecord, PatientRun, PatientSearch};
+use operations::patients::{
+    DEFAULT_LISTED, EventMarker, MAX_TREND_SHOWN, PatientRecord, PatientRun, PatientSearch,
+};
 
 use super::runs::{path_id, readable, summary_view};
 use super::{PageError, PageForm, PageResult, PageUser};
@@ -274,6 +276,7 @@ async fn build(
     let PatientRecord {
         patient,
         trend,
+        trend_older,
         runs,
         runs_next,
         cutoff,
@@ -285,6 +288,7 @@ async fn build(
             PatientId(id),
             RUNS_LISTED,
             runs_before,
+            MAX_TREND_SHOWN,
             "patient page",
         )
         .await?;
@@ -376,6 +380,7 @@ async fn build(
             indication: indication.clone().unwrap_or_default(),
             events: markers,
         },
+        trend_older: trend_older.then_some(MAX_TREND_SHOWN),
         indication,
         runs: rows,
         runs_next_href: runs_next.map(|before| {

@@ -57,6 +57,8 @@ pub struct PatientPage {
     pub indication: Option<String>,
     /// The trend chart's input.
     pub trend: TrendChart,
+    /// When the chart shows only the latest results: how many (older ones are in the CSV).
+    pub trend_older: Option<u32>,
     /// One page of the runs, newest first.
     pub runs: Vec<PatientRunRow>,
     /// The next (older) page of runs, when there is one.

@@ -378,6 +378,10 @@ fn patient_page_shows_trend_runs_and_export() {
     assert_eq!(html.matches("class=\"point point-").count(), 5);
     assert!(html.contains("Cut-off (breast): 5 CTC/7.5 mL"));
     assert!(html.contains("href=\"/api/v1/patients/9/trend?format=csv\""));
+    assert!(
+        html.contains("The chart shows the latest 200 results"),
+        "a bounded chart says so and points at the full export"
+    );
     assert_eq!(
         html.matches("<tr>").count(),
         1 + 6,
@@ -398,6 +402,7 @@ fn patient_page_shows_trend_runs_and_export() {
     assert!(empty.contains("No data yet"));
     assert!(empty.contains("No runs for this patient yet."));
     assert!(empty.contains("No indication recorded"));
+    assert!(!empty.contains("trend-bounded"));
     assert!(!empty.contains("trend?format=csv"), "nothing to export yet");
     assert!(!empty.contains("<figcaption>"), "no key for an empty chart");
     assert!(empty.contains(LONG_MRN));
