@@ -5,8 +5,8 @@
 //!   409, an unacceptable serial 422, each with the reason in words ([`HubError`]).
 //! - `POST /hub/v1/ingest` (`Authorization: Bearer <credential>`, a [`Batch`]): 200
 //!   [`IngestAccepted`]; 409 [`IngestRefusal`] naming the sequence to resend from; 401 for a
-//!   missing, unknown or revoked credential, in words; 422 for a body that is not a batch of
-//!   this protocol.
+//!   missing, unknown or revoked credential, in words, checked before the body is read; 413 for
+//!   a body over [`MAX_BODY_BYTES`]; 422 for a body that is not a batch of this protocol.
 //!
 //! Translation only: every rule is in [`crate::store`]. A database failure is 500 with a
 //! generic text (the detail goes to the log).
@@ -113,10 +113,12 @@ fn bearer(headers: &HeaderMap) -> Result<&str, &'static str> {
         .ok_or("the Authorization header is not \"Bearer <credential>\"")
 }
 
+/// The credential is checked before the body is read: a request without a valid one is answered
+/// 401 without the hub reading (up to [`MAX_BODY_BYTES`] of) what it carries.
 async fn ingest(
     State(store): State<HubStore>,
     headers: HeaderMap,
-    body: Result<Json<Batch>, JsonRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let credential = match bearer(&headers) {
         Ok(credential) => credential,
@@ -129,9 +131,26 @@ async fn ingest(
         }
         Err(failure) => return internal(&failure),
     };
-    let batch = match body {
-        Ok(Json(batch)) => batch,
-        Err(rejection) => return error(StatusCode::UNPROCESSABLE_ENTITY, rejection.body_text()),
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the batch could not be read whole (at most {MAX_BODY_BYTES} bytes); \
+                     send fewer messages per batch"
+                ),
+            );
+        }
+    };
+    let batch: Batch = match serde_json::from_slice(&bytes) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("the body is not a batch of this protocol: {e}"),
+            );
+        }
     };
     match store.ingest(&appliance, &batch).await {
         Ok(IngestOutcome::Accepted(accepted)) => {

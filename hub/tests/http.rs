@@ -129,3 +129,41 @@ async fn an_appliance_enrols_ingests_and_is_refused_once_revoked() {
         5
     );
 }
+
+/// A request without a valid credential is refused before its body is read: a sender without
+/// a credential cannot make the hub read up to 64 MiB.
+#[tokio::test]
+async fn the_credential_is_checked_before_the_body_is_read() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let store = fresh_store().await;
+    let router = hub::http::router(store);
+    for credential in [None, Some("Bearer fch_0000")] {
+        let read = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&read);
+        let body = futures_util::stream::once(async move {
+            flag.store(true, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"{\"protocol\":1}"))
+        });
+        let mut request =
+            Request::post("/hub/v1/ingest").header(header::CONTENT_TYPE, "application/json");
+        if let Some(credential) = credential {
+            request = request.header(header::AUTHORIZATION, credential);
+        }
+        let response = router
+            .clone()
+            .oneshot(request.body(HttpBody::from_stream(body)).expect("request"))
+            .await
+            .expect("the router answers");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{credential:?}"
+        );
+        assert!(
+            !read.load(Ordering::SeqCst),
+            "the body was read before the credential ({credential:?}) was refused"
+        );
+    }
+}

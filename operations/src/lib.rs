@@ -49,6 +49,7 @@ pub mod calibrations;
 pub mod error;
 pub mod fhir;
 pub mod hl7v2;
+pub mod hub_link;
 pub mod outbox;
 pub mod patients;
 pub mod permission;
