@@ -11,6 +11,7 @@ mod calibrate;
 mod count;
 mod data_dir;
 mod demo;
+mod enrol;
 mod export;
 mod fit;
 mod fitted_file;
@@ -73,6 +74,9 @@ enum Command {
     Restore(restore::RestoreArgs),
     /// Run the appliance: the engine on its board and the web face, until SIGTERM.
     Serve(serve::ServeArgs),
+    /// Enrol this appliance with its hub (a one-time code for a credential kept in the data
+    /// directory).
+    Enrol(enrol::EnrolArgs),
     /// Run the hub for many appliances on PostgreSQL; issue enrolment codes; revoke appliances.
     Hub(hub::HubArgs),
 }
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
         Command::BackupKey(args) => backup_key::run(&args),
         Command::Restore(args) => restore::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Enrol(args) => enrol::run(args),
         Command::Hub(args) => hub::run(args),
     };
     match outcome {

@@ -271,3 +271,28 @@ fn a_backup_taken_while_another_process_writes_is_consistent() {
     }
     rt.block_on(store.close());
 }
+
+#[test]
+fn enrol_refuses_a_hub_that_is_not_https_and_stores_no_credential() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let output = run(
+        dir.path(),
+        &[
+            "enrol",
+            "--hub",
+            "http://hub.example:8443",
+            "--code",
+            "ABCD-EFGH",
+            "--serial",
+            "FC-0001",
+        ],
+        "",
+    );
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("is not an https:// URL"),
+        "{}",
+        text(&output)
+    );
+    assert!(!dir.path().join("hub-credential.json").exists());
+}
