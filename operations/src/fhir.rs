@@ -24,6 +24,7 @@ use appliance::store::results::SignatureMeaning;
 use appliance::store::run_list::RunListPage;
 use appliance::store::{AuditEntry, RunId};
 
+use crate::https_client::{HttpsClientError, https_client};
 use crate::outbox::{Answer, Courier, NoAnswer};
 use crate::released::Released;
 use crate::{OperationError, Operations, Permission, Requester};
@@ -266,31 +267,15 @@ impl FhirCourier {
     /// A courier for `destination`: HTTPS only, trusting the hospital's CA (`ca_file`) instead
     /// of the system's roots when one is configured.
     pub fn new(destination: FhirDestination) -> Result<Self, CourierError> {
-        let mut builder = reqwest::Client::builder()
-            .https_only(true)
-            .timeout(destination.timeout)
-            .connect_timeout(destination.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ferrocount/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = &destination.ca_file {
-            let ca_error = |reason: String| CourierError::CaFile {
-                path: path.clone(),
-                reason,
-            };
-            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-            let certificates =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;
-            if certificates.is_empty() {
-                return Err(ca_error("no PEM certificate in it".into()));
-            }
-            builder = builder.tls_built_in_root_certs(false);
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        let client = builder
-            .build()
-            .map_err(|e| CourierError::Client(e.to_string()))?;
+        let client =
+            https_client(destination.timeout, destination.ca_file.as_deref()).map_err(|error| {
+                match error {
+                    HttpsClientError::CaFile { path, reason } => {
+                        CourierError::CaFile { path, reason }
+                    }
+                    HttpsClientError::Build(reason) => CourierError::Client(reason),
+                }
+            })?;
         Ok(Self {
             destination,
             client,

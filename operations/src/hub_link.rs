@@ -22,6 +22,7 @@ use appliance::store::AuditEntry;
 use hub_protocol::message::{EnrolRequest, EnrolResponse, HubError};
 use serde::{Deserialize, Serialize};
 
+use crate::https_client::{HttpsClientError, https_client};
 use crate::{OperationError, Operations, Requester};
 
 /// The credential file in the data directory.
@@ -152,31 +153,12 @@ impl HubLink {
     /// An HTTPS client for `hub_url`, trusting `ca_file` instead of the system's roots when
     /// given.
     pub fn client(ca_file: Option<&Path>) -> Result<reqwest::Client, EnrolError> {
-        let mut builder = reqwest::Client::builder()
-            .https_only(true)
-            .timeout(HUB_TIMEOUT)
-            .connect_timeout(HUB_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ferrocount/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = ca_file {
-            let ca_error = |reason: String| EnrolError::CaFile {
-                path: path.to_owned(),
-                reason,
-            };
-            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-            let certificates =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;
-            if certificates.is_empty() {
-                return Err(ca_error("no PEM certificate in it".into()));
-            }
-            builder = builder.tls_built_in_root_certs(false);
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        builder.build().map_err(|e| EnrolError::Unreachable {
-            url: String::new(),
-            reason: format!("the HTTPS client could not be made: {e}"),
+        https_client(HUB_TIMEOUT, ca_file).map_err(|error| match error {
+            HttpsClientError::CaFile { path, reason } => EnrolError::CaFile { path, reason },
+            HttpsClientError::Build(reason) => EnrolError::Unreachable {
+                url: String::new(),
+                reason: format!("the HTTPS client could not be made: {reason}"),
+            },
         })
     }
 }

@@ -32,7 +32,8 @@
 //! - [`hl7v2`]: an HL7 v2 destination: the ORU^R01 of a released result, sent over MLLP.
 //! - [`fhir`]: a FHIR R4 destination (a transaction Bundle posted over HTTPS with a bearer
 //!   token) and the read-only `/fhir` DiagnosticReports; [`released`]: what every message about a
-//!   released result says, gathered once.
+//!   released result says, gathered once; [`hub_link`]: enrolment with the hub;
+//!   [`https_client`]: the one HTTPS client both use towards other machines.
 //! - [`account`]: a person's own account (changing their own password).
 //! - [`audit`]: search the audit trail.
 //! - [`setup`]: the set-up checklist of a fresh instrument (users, QC materials, QC targets, an
@@ -49,6 +50,7 @@ pub mod calibrations;
 pub mod error;
 pub mod fhir;
 pub mod hl7v2;
+pub mod https_client;
 pub mod hub_link;
 pub mod outbox;
 pub mod patients;
