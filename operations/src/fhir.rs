@@ -24,7 +24,7 @@ use appliance::store::results::SignatureMeaning;
 use appliance::store::run_list::RunListPage;
 use appliance::store::{AuditEntry, RunId};
 
-use crate::https_client::{HttpsClientError, https_client};
+use crate::https_client::{HttpsClientError, error_words, https_client};
 use crate::outbox::{Answer, Courier, NoAnswer};
 use crate::released::Released;
 use crate::{OperationError, Operations, Permission, Requester};
@@ -317,26 +317,14 @@ impl Courier for FhirCourier {
             .body(body)
             .send()
             .await
-            .map_err(|e| NoAnswer(no_answer_words(&e)))?;
+            .map_err(|e| NoAnswer(error_words(&e)))?;
         let status = response.status().as_u16();
         let text = response
             .text()
             .await
-            .map_err(|e| NoAnswer(no_answer_words(&e)))?;
+            .map_err(|e| NoAnswer(error_words(&e)))?;
         judge_status(status, &text)
     }
-}
-
-/// An HTTP error in words, with its causes (reqwest's own text omits them).
-fn no_answer_words(error: &reqwest::Error) -> String {
-    let mut words = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        words.push_str(": ");
-        words.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    words
 }
 
 #[cfg(test)]

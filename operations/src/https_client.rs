@@ -56,3 +56,15 @@ pub fn https_client(
         .build()
         .map_err(|e| HttpsClientError::Build(e.to_string()))
 }
+
+/// An HTTP error in words, with its causes (reqwest's own text omits them).
+pub fn error_words(error: &reqwest::Error) -> String {
+    let mut words = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        words.push_str(": ");
+        words.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    words
+}

@@ -22,7 +22,7 @@ use appliance::store::AuditEntry;
 use hub_protocol::message::{EnrolRequest, EnrolResponse, HubError};
 use serde::{Deserialize, Serialize};
 
-use crate::https_client::{HttpsClientError, https_client};
+use crate::https_client::{HttpsClientError, error_words, https_client};
 use crate::{OperationError, Operations, Requester};
 
 /// The credential file in the data directory.
@@ -161,18 +161,6 @@ impl HubLink {
             },
         })
     }
-}
-
-/// An HTTP error in words, with its causes (reqwest's own text omits them).
-fn error_words(error: &reqwest::Error) -> String {
-    let mut words = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        words.push_str(": ");
-        words.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    words
 }
 
 /// The hub's words from an error answer, or the body as text.
