@@ -4,13 +4,17 @@
 
 use std::time::Duration;
 
+// The users of the other operations tests; this file does not release runs.
+#[allow(dead_code)]
+mod common;
+
 use appliance::assembly::{Appliance, ApplianceBuilder, Simulation};
 use appliance::config::ApplianceConfig;
 use appliance::store::Actor;
 use appliance::store::Timestamp;
 use appliance::store::calibrations::CalibrationDecision;
 use appliance::store::qc::{ControlLevel, QcMaterialKind, TargetSource};
-use appliance::store::users::{NewPassword, NewUser, Role, User, Username};
+use appliance::store::users::{Role, Username};
 use operations::setup::{SetupStep, checklist};
 use operations::{LoginThrottle, Operations, Requester};
 
@@ -35,22 +39,6 @@ async fn fresh() -> (tempfile::TempDir, Appliance, Operations) {
     (dir, appliance, ops)
 }
 
-async fn user(appliance: &Appliance, name: &str, role: Role) -> User {
-    appliance
-        .store
-        .add_user(
-            &Actor::Appliance,
-            NewUser {
-                username: Username::parse(name).expect("name"),
-                display_name: format!("{name} Tester"),
-                role,
-                password: NewPassword::parse("correct horse battery").expect("password"),
-            },
-        )
-        .await
-        .expect("user")
-}
-
 fn date(year: i32) -> time::Date {
     time::Date::from_calendar_date(year, time::Month::June, 30).expect("date")
 }
@@ -66,16 +54,16 @@ async fn each_set_up_step_stays_open_until_it_is_done() {
     assert_eq!(open().await, SetupStep::ALL.to_vec());
 
     // The first lab admin alone is not enough; a second person is; a disabled one is not.
-    let lars = user(&appliance, "lars", Role::LabAdmin).await;
+    let lars = common::add_user(&appliance.store, "lars", Role::LabAdmin).await;
     assert!(open().await.contains(&SetupStep::Users));
-    let olga = user(&appliance, "olga", Role::Operator).await;
+    let olga = common::add_user(&appliance.store, "olga", Role::Operator).await;
     assert!(!open().await.contains(&SetupStep::Users));
     store
         .disable_user(&actor, &Username::parse("olga").expect("name"), "left")
         .await
         .expect("disabled");
     assert!(open().await.contains(&SetupStep::Users), "{olga:?}");
-    user(&appliance, "claire", Role::Clinician).await;
+    common::add_user(&appliance.store, "claire", Role::Clinician).await;
     assert!(!open().await.contains(&SetupStep::Users));
 
     // Materials: a phantom and one level are not enough.

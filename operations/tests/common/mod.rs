@@ -1,4 +1,4 @@
-//! Set-up shared by the delivery tests: users and released runs in a store.
+//! Set-up shared by the operations tests: users and released runs in a store.
 
 use appliance::store::patients::{BirthDate, Mrn, NewPatient};
 use appliance::store::results::SignatureMeaning;
