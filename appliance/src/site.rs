@@ -105,6 +105,15 @@ impl SiteTimeZone {
         }
     }
 
+    /// `at` in local time, short enough for a chart's axis: `2 Dec 09:12` (the page names the
+    /// zone beside the chart).
+    pub fn chart_text(&self, at: Timestamp) -> String {
+        match self.zoned(at) {
+            Ok(zoned) => zoned.strftime("%-d %b %H:%M").to_string(),
+            Err(_) => at.to_rfc3339(),
+        }
+    }
+
     /// `at` in local time for a `datetime-local` field: `2026-12-02T09:12`.
     pub fn field_text(&self, at: Timestamp) -> String {
         match self.zoned(at) {

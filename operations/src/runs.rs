@@ -668,7 +668,9 @@ pub struct Worklist {
     pub in_flight: Vec<RunSummary>,
     /// Where the next page of runs in flight starts, when there are more.
     pub in_flight_next: Option<RunId>,
-    /// The newest runs with a result the requester may open, newest first.
+    /// The latest measured runs with a result the requester may open, ordered by when their
+    /// blood was drawn, latest draw first (a sample drawn yesterday and measured today sorts
+    /// below this morning's; same draw time: the later run first).
     pub recent_results: Vec<RunSummary>,
     /// One page of the runs whose result awaits release, oldest first, at most
     /// [`AWAITING_PAGE_SIZE`] (empty unless the requester may release).
@@ -817,7 +819,7 @@ impl Operations {
     }
 
     /// The worklist (anyone who may view runs): one page of the runs in flight, the `recent`
-    /// newest results the requester may open (at most [`MAX_RECENT_RESULTS`]), and for those
+    /// latest measured results the requester may open (shown by draw time) (at most [`MAX_RECENT_RESULTS`]), and for those
     /// who may release one page of the results awaiting release; `cursors` say where the pages
     /// start. Each list is one query however many runs there are. A list, not a view of one
     /// patient's data: not audited (opening a run or a patient is).
@@ -850,6 +852,9 @@ impl Operations {
             .take(recent)
             .map(RunSummary::from)
             .collect();
+        let mut recent_results = recent_results;
+        recent_results
+            .sort_by(|a, b| (b.sample.drawn_at, b.run.id).cmp(&(a.sample.drawn_at, a.run.id)));
         let (awaiting_release, awaiting_next) = if who.may(Permission::ReleaseResults) {
             run_page(
                 &self.store,
@@ -880,6 +885,33 @@ impl Operations {
     ) -> Result<Vec<appliance::store::instrument_log::LogEntry>, OperationError> {
         who.require(Permission::ViewInstrument)?;
         Ok(self.store.instrument_log(None, limit).await?)
+    }
+
+    /// The instrument's status as pages and the API show it (anyone who may read it): the
+    /// engine's snapshot (none without an engine: a default one), with the last tune's time and
+    /// frequency from the instrument log, so they survive a restart (the engine's snapshot
+    /// starts empty; the log is where every tune is written).
+    pub async fn instrument_status(
+        &self,
+        who: &Requester,
+    ) -> Result<appliance::engine::EngineStatus, OperationError> {
+        who.require(Permission::ViewInstrument)?;
+        let mut status = self
+            .engine
+            .as_ref()
+            .map(|engine| engine.status())
+            .unwrap_or_default();
+        let stored = self
+            .store
+            .instrument_log(Some(appliance::store::instrument_log::LogKind::Tune), 1)
+            .await?;
+        if let Some(tune) = stored.first() {
+            status.last_tune_at = Some(tune.logged_at.to_rfc3339());
+            if status.f0_hz.is_none() {
+                status.f0_hz = tune.freq_hz;
+            }
+        }
+        Ok(status)
     }
 
     /// Whether the database answers (the health check's question; no requester).

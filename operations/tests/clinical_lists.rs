@@ -8,6 +8,7 @@ use std::time::Duration;
 use appliance::engine::EngineConfig;
 use appliance::store::audit::AuditQuery;
 use appliance::store::example_report::example_report;
+use appliance::store::instrument_log::{LogKind, NewLogEntry};
 use appliance::store::patients::{BirthDate, Mrn, NewPatient};
 use appliance::store::results::{CorrectionReason, SignatureMeaning};
 use appliance::store::runs::{NewRun, RunState};
@@ -404,6 +405,17 @@ async fn the_worklist_pages_the_results_awaiting_release_oldest_first() {
 /// A run of patient `mrn` (registered when new) moved to `running`; with `cells`, its result is
 /// recorded too (awaiting release).
 async fn patients_run(ops: &Operations, mrn: &str, n: u32, cells: Option<f64>) -> RunId {
+    patients_run_drawn(ops, mrn, n, cells, "2026-11-20T08:30:00Z").await
+}
+
+/// [`patients_run`] of blood drawn at `drawn` (RFC 3339).
+async fn patients_run_drawn(
+    ops: &Operations,
+    mrn: &str,
+    n: u32,
+    cells: Option<f64>,
+    drawn: &str,
+) -> RunId {
     let store = &ops.store;
     let patient = store
         .patient_by_mrn_or_add(
@@ -418,7 +430,7 @@ async fn patients_run(ops: &Operations, mrn: &str, n: u32, cells: Option<f64>) -
             &NewSample {
                 patient_id: patient.id,
                 accession: Accession::parse(&format!("{mrn}-A{n}")).expect("accession"),
-                drawn_at: Timestamp::parse("2026-11-20T08:30:00Z").expect("time"),
+                drawn_at: Timestamp::parse(drawn).expect("time"),
                 blood: BloodVolume::from_ml(7.5).expect("volume"),
                 indication: Some(Indication::parse("breast").expect("indication")),
                 indication_override_reason: None,
@@ -523,6 +535,59 @@ async fn the_dashboards_lists_are_bounded_pages_whose_cursors_reach_every_run_on
         .expect("worklist");
     assert_eq!(theirs.in_flight.len(), IN_FLIGHT_PAGE_SIZE as usize);
     assert!(theirs.awaiting_release.is_empty() && theirs.awaiting_next.is_none());
+}
+
+#[tokio::test]
+async fn recent_results_are_ordered_by_draw_time_and_the_last_tune_outlives_a_restart() {
+    let (_dir, ops) = ops().await;
+    let claire = user(&ops, "claire", Role::Clinician).await;
+    // Measured in this order; drawn in another (yesterday's sample measured last).
+    let morning = patients_run_drawn(&ops, "DT-1", 0, Some(3.0), "2026-11-20T08:30:00Z").await;
+    let noon = patients_run_drawn(&ops, "DT-2", 0, Some(3.0), "2026-11-20T12:00:00Z").await;
+    let yesterday = patients_run_drawn(&ops, "DT-3", 0, Some(3.0), "2026-11-19T16:45:00Z").await;
+    let also_noon = patients_run_drawn(&ops, "DT-4", 0, Some(3.0), "2026-11-20T12:00:00Z").await;
+    let list = ops
+        .worklist(&claire, 10, WorklistCursors::default())
+        .await
+        .expect("worklist");
+    let order: Vec<RunId> = list.recent_results.iter().map(|r| r.run.id).collect();
+    assert_eq!(
+        order,
+        vec![also_noon, noon, morning, yesterday],
+        "latest draw first; the same draw time: the later run first"
+    );
+
+    // No tune yet: nothing to show. The engine writes each tune to the instrument log; these
+    // operations have no engine (as after a restart, before the first tune): the last tune is
+    // the log's.
+    let status = ops.instrument_status(&claire).await.expect("status");
+    assert_eq!((status.last_tune_at, status.f0_hz), (None, None));
+    for (f0, text) in [(20.1e6, "first"), (20.3e6, "second")] {
+        ops.store
+            .log_instrument(&NewLogEntry {
+                freq_hz: Some(f0),
+                temp_c: Some(36.9),
+                ..NewLogEntry::message(LogKind::Tune, format!("{text} tune"))
+            })
+            .await
+            .expect("logged");
+    }
+    ops.store
+        .log_instrument(&NewLogEntry::message(LogKind::Temperature, "a reading"))
+        .await
+        .expect("logged");
+    let newest = ops
+        .store
+        .instrument_log(Some(LogKind::Tune), 1)
+        .await
+        .expect("log");
+    let status = ops.instrument_status(&claire).await.expect("status");
+    assert_eq!(status.f0_hz, Some(20.3e6), "the newest tune's frequency");
+    assert_eq!(
+        status.last_tune_at,
+        Some(newest[0].logged_at.to_rfc3339()),
+        "the newest tune's time"
+    );
 }
 
 #[tokio::test]

@@ -12,9 +12,11 @@ use crate::store::runs::RunState;
 pub struct EngineStatus {
     /// The board, as last identified.
     pub board: Option<BoardStatus>,
-    /// Larmor frequency found by the last tune, Hz.
+    /// Larmor frequency found by the last tune, Hz (the engine's since it started; the
+    /// operations layer's `instrument_status` falls back on the instrument log).
     pub f0_hz: Option<f64>,
-    /// When the last tune was done, RFC 3339.
+    /// When the last tune was done, RFC 3339 (the engine's since it started; the operations
+    /// layer's `instrument_status` reads it from the instrument log, which outlives a restart).
     pub last_tune_at: Option<String>,
     /// Magnet temperature at the last reading, °C.
     pub magnet_temp_c: Option<f64>,

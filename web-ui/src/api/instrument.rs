@@ -46,7 +46,7 @@ pub async fn show(
     Ok(Json(InstrumentView {
         version: env!("CARGO_PKG_VERSION"),
         simulated: state.engine.is_simulated(),
-        status: state.engine.status(),
+        status: state.ops.instrument_status(&caller.requester()).await?,
         log: state
             .ops
             .instrument_log(&caller.requester(), LOG_ENTRIES)

@@ -27,12 +27,13 @@ use operations::users::{
     ACCOUNTS_PAGE, AccountCursors, ChangeReason, UserOrder, UserRecord, parse_role,
 };
 
-use super::qc::when;
+use super::runs::readable;
 use super::{PageError, PageForm, PageResult, PageUser, view_role};
 use crate::problem::ApiError;
 use crate::roles::Permission;
 use crate::state::AppState;
 use crate::views::{AdminPage, AuditEntry, AuditQuery, LogLine, Notice, TokenRow, UserRow, paths};
+use appliance::site::SiteTimeZone;
 
 /// Instrument log lines shown.
 const LOG_LINES: u32 = 50;
@@ -67,7 +68,7 @@ fn user_label(record_actor: &str) -> String {
     }
 }
 
-fn audit_entry(record: &AuditRecord) -> AuditEntry {
+fn audit_entry(zone: &SiteTimeZone, record: &AuditRecord) -> AuditEntry {
     let mut detail = String::new();
     if let Some(reason) = record.reason.as_deref() {
         detail.push_str("reason: ");
@@ -82,7 +83,7 @@ fn audit_entry(record: &AuditRecord) -> AuditEntry {
         detail.push_str(&value.to_string());
     }
     AuditEntry {
-        at: when(&record.at),
+        at: readable(zone, &record.at),
         user: user_label(&record.actor),
         action: record.action.clone(),
         subject: match &record.entity_id {
@@ -93,9 +94,9 @@ fn audit_entry(record: &AuditRecord) -> AuditEntry {
     }
 }
 
-fn log_line(entry: &LogEntry) -> LogLine {
+fn log_line(zone: &SiteTimeZone, entry: &LogEntry) -> LogLine {
     LogLine {
-        at: when(&entry.logged_at),
+        at: readable(zone, &entry.logged_at),
         level: match entry.kind {
             LogKind::Error => "error",
             _ => "info",
@@ -121,6 +122,7 @@ async fn accounts_page(
     path: &str,
     cursors: &AccountCursors,
 ) -> PageResult<AdminPage> {
+    let zone = &state.ops.settings.site.time_zone;
     let accounts = state
         .ops
         .accounts(&viewer.requester(), cursors, ACCOUNTS_PAGE)
@@ -132,11 +134,11 @@ async fn accounts_page(
             token_id: token.id.0,
             label: format!("{} ({}…)", token.label, token.prefix),
             owner: owner.username,
-            created_at: when(&token.created_at),
+            created_at: readable(zone, &token.created_at),
             last_used: token
                 .last_used_at
                 .as_ref()
-                .map_or_else(|| "never".into(), when),
+                .map_or_else(|| "never".into(), |at| readable(zone, at)),
         })
         .collect();
     // Sign-ins are kept in the audit trail (`session.sign_in`), not on the user's record.
@@ -152,7 +154,7 @@ async fn accounts_page(
             active: !user.disabled,
             last_sign_in: last_sign_in
                 .as_ref()
-                .map_or_else(|| "never".to_owned(), when),
+                .map_or_else(|| "never".to_owned(), |at| readable(zone, at)),
         })
         .collect();
     let instrument_log = if viewer.may(Permission::ViewAuditTrail) {
@@ -161,7 +163,7 @@ async fn accounts_page(
             .instrument_log(&viewer.requester(), LOG_LINES)
             .await?
             .iter()
-            .map(log_line)
+            .map(|entry| log_line(zone, entry))
             .collect()
     } else {
         Vec::new()
@@ -337,6 +339,7 @@ async fn search_audit(
     Query(search): Query<AuditSearch>,
 ) -> PageResult {
     user.require(Permission::ViewAuditTrail)?;
+    let zone = &state.ops.settings.site.time_zone;
     let mut page = page(&state, &user, paths::ADMIN_AUDIT).await?;
     page.audit_query = search.echoed();
     let query = match search.store_query() {
@@ -355,7 +358,13 @@ async fn search_audit(
         .ops
         .audit_trail_page(&user.requester(), &query, AUDIT_PAGE)
         .await?;
-    page.audit_results = Some(found.entries.iter().map(audit_entry).collect());
+    page.audit_results = Some(
+        found
+            .entries
+            .iter()
+            .map(|record| audit_entry(zone, record))
+            .collect(),
+    );
     page.audit_older = found.older.map(|id| id.0);
     page.audit_later_pages = query.before.is_some();
     Ok(page.into_response())

@@ -23,13 +23,14 @@ use nmr_core::assay::quantile::t95;
 use operations::calibrations::{CalibrationImport, DecisionReason};
 use operations::signature::SignatureInput;
 
-use super::qc::when;
+use super::runs::readable;
 use super::{PageForm, PageResult, PageUser};
 use crate::charts::{CalibrationChart, CalibrationLine, CalibrationPoint};
 use crate::problem::ApiError;
 use crate::roles::Permission;
 use crate::state::AppState;
 use crate::views::{CalibrationLotRow, CalibrationPage, Notice, SelectedCalibration, paths};
+use appliance::site::SiteTimeZone;
 
 /// The routes of these pages.
 pub fn router() -> Router<AppState> {
@@ -42,13 +43,13 @@ pub fn router() -> Router<AppState> {
         .route("/calibrations/{id}/reject", post(reject))
 }
 
-fn lot_row(stored: &Calibration) -> CalibrationLotRow {
+fn lot_row(zone: &SiteTimeZone, stored: &Calibration) -> CalibrationLotRow {
     let parsed = stored.content.document().ok();
     let limit = |f: fn(&nmr_core::assay::Calibration) -> f64| parsed.as_ref().map_or(f64::NAN, f);
     CalibrationLotRow {
         calibration_id: stored.id.0,
         lot: stored.reagent_lot.clone(),
-        created_at: when(&stored.created_at),
+        created_at: readable(zone, &stored.created_at),
         te_ms: f64::from(stored.te_us) / 1000.0,
         lob_cells: limit(|c| c.lob_cells),
         lod_cells: limit(|c| c.lod_cells),
@@ -59,7 +60,11 @@ fn lot_row(stored: &Calibration) -> CalibrationLotRow {
 }
 
 /// Who decided, when and why, in words.
-fn decision_text(stored: &Calibration, decider: Option<&str>) -> Option<String> {
+fn decision_text(
+    zone: &SiteTimeZone,
+    stored: &Calibration,
+    decider: Option<&str>,
+) -> Option<String> {
     let at = stored.decided_at.as_ref()?;
     let verb = match stored.state {
         CalibrationState::Rejected => "Rejected",
@@ -72,7 +77,7 @@ fn decision_text(stored: &Calibration, decider: Option<&str>) -> Option<String> 
     };
     Some(format!(
         "{verb} {} by {by}: {}",
-        when(at),
+        readable(zone, at),
         stored
             .decision_reason
             .as_deref()
@@ -91,11 +96,16 @@ fn band_at(c: &nmr_core::assay::Calibration, cells: f64, t: f64) -> [f64; 3] {
 }
 
 /// The detail of one calibration.
-fn selected(stored: &Calibration, user: &PageUser, decider: Option<&str>) -> SelectedCalibration {
+fn selected(
+    zone: &SiteTimeZone,
+    stored: &Calibration,
+    user: &PageUser,
+    decider: Option<&str>,
+) -> SelectedCalibration {
     let can_decide =
         stored.state == CalibrationState::Pending && user.may(Permission::ManageCalibrations);
     let state = stored.state.as_str().to_owned();
-    let decision = decision_text(stored, decider);
+    let decision = decision_text(zone, stored, decider);
     let parsed = match stored.content.document() {
         Ok(parsed) => parsed,
         Err(error) => {
@@ -162,7 +172,7 @@ fn selected(stored: &Calibration, user: &PageUser, decider: Option<&str>) -> Sel
         format!(
             "Echo time {:.2} ms; stored {}{}.",
             parsed.te_ms,
-            when(&stored.created_at),
+            readable(zone, &stored.created_at),
             parsed
                 .samples
                 .map(|n| format!(" from {n} spiked samples"))
@@ -278,15 +288,20 @@ async fn page(
         None => None,
     };
     let manage = user.may(Permission::ManageCalibrations);
+    let zone = &state.ops.settings.site.time_zone;
     Ok(CalibrationPage {
         layout: user.layout(state, "Calibration", &path),
-        lots: listed.calibrations.iter().map(lot_row).collect(),
+        lots: listed
+            .calibrations
+            .iter()
+            .map(|stored| lot_row(zone, stored))
+            .collect(),
         next_href: listed
             .next_before
             .map(|id| format!("{}?before={}", paths::CALIBRATIONS, id.0)),
         selected: detail
             .as_ref()
-            .map(|c| selected(c, user, decider.as_deref())),
+            .map(|c| selected(zone, c, user, decider.as_deref())),
         form_error: None,
         can_import: manage,
         can_make_simulated: manage && state.ops.is_simulated(),

@@ -142,7 +142,7 @@ async fn build(
     }
     Ok(DashboardPage {
         layout: user.layout(state, "Dashboard", paths::DASHBOARD),
-        instrument: instrument(state),
+        instrument: instrument(state, user).await?,
         qc_today,
         runs_in_progress,
         recent_results,
@@ -185,9 +185,13 @@ pub(crate) async fn setup_open(state: &AppState) -> Result<Vec<SetupStepView>, s
         .collect())
 }
 
-/// The engine's snapshot of the instrument, as the dashboard shows it.
-fn instrument(state: &AppState) -> InstrumentStatus {
-    let status = state.engine.status();
+/// The instrument's status (`Operations::instrument_status`: the engine's snapshot, the last
+/// tune from the instrument log), as the dashboard shows it.
+async fn instrument(
+    state: &AppState,
+    user: &PageUser,
+) -> Result<InstrumentStatus, super::PageError> {
+    let status = state.ops.instrument_status(&user.requester()).await?;
     let board = match &status.board {
         Some(board) if board.simulated => {
             format!(
@@ -202,7 +206,7 @@ fn instrument(state: &AppState) -> InstrumentStatus {
         None if state.engine.is_simulated() => "Simulated board".to_owned(),
         None => "Front-end board (not identified yet)".to_owned(),
     };
-    InstrumentStatus {
+    Ok(InstrumentStatus {
         board,
         board_ok: !status.stopped && (status.board.is_some() || state.engine.is_simulated()),
         f0_hz: status.f0_hz,
@@ -212,7 +216,7 @@ fn instrument(state: &AppState) -> InstrumentStatus {
             .as_deref()
             .and_then(|text| Timestamp::parse(text).ok())
             .map(|at| readable(&state.ops.settings.site.time_zone, &at)),
-    }
+    })
 }
 
 /// A run's state in words, for a run the engine is not measuring right now.

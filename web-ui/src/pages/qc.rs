@@ -24,6 +24,7 @@ use operations::qc::{
 };
 use operations::qc_statistics::{MAX_RANGE_DAYS, QcRange};
 
+use super::runs::readable;
 use super::{PageForm, PageResult, PageUser};
 use crate::charts::{LeveyJenningsChart, LjPoint, LjViolation};
 use crate::roles::Permission;
@@ -53,31 +54,6 @@ pub fn router() -> Router<AppState> {
             "/qc/results/{id}/corrective-actions",
             post(record_corrective_action),
         )
-}
-
-/// "2026-11-24 08:05 UTC": the pages' way of writing a stored instant.
-pub(crate) fn when(at: &Timestamp) -> String {
-    let t = at.datetime();
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute()
-    )
-}
-
-/// "11-24 08:05", short enough for a chart's x axis.
-fn tick_label(at: &Timestamp) -> String {
-    let t = at.datetime();
-    format!(
-        "{:02}-{:02} {:02}:{:02}",
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute()
-    )
 }
 
 fn lj_violations(result: &QcResult) -> Vec<LjViolation> {
@@ -177,6 +153,7 @@ async fn page(
     setup_error: Option<String>,
     confirm: Confirm,
 ) -> PageResult<QcPage> {
+    let zone = &state.ops.settings.site.time_zone;
     let recorded = confirm.recorded;
     let mut notice = None;
     let mut setup_materials = Vec::new();
@@ -260,7 +237,7 @@ async fn page(
                     material.name,
                     figure(result.value),
                     lot.lot,
-                    when(&result.measured_at)
+                    readable(zone, &result.measured_at)
                 ));
             }
             materials.push(QcMaterialOption {
@@ -281,7 +258,7 @@ async fn page(
                     phantom_history.push((
                         result.measured_at,
                         PhantomRow {
-                            measured_at: when(&result.measured_at),
+                            measured_at: readable(zone, &result.measured_at),
                             phantom: format!("{} · lot {}", material.name, lot.lot),
                             t2_ms: result.value,
                             expected_t2_ms: target.as_ref().map_or(f64::NAN, |t| t.mean),
@@ -340,7 +317,7 @@ async fn page(
                             || r.comment.as_deref().is_some_and(|c| !c.trim().is_empty())
                     })
                     .map(|r| QcNote {
-                        measured_at: when(&r.measured_at),
+                        measured_at: readable(zone, &r.measured_at),
                         value: format!("{} {unit}", figure(r.value)),
                         verdict: match r.status {
                             QcVerdict::Pass => "Pass",
@@ -365,7 +342,7 @@ async fn page(
                             .map(|a| {
                                 format!(
                                     "{} · {}: {}",
-                                    when(&a.recorded_at),
+                                    readable(zone, &a.recorded_at),
                                     a.recorded_by_name.as_deref().unwrap_or("instrument"),
                                     a.action
                                 )
@@ -385,7 +362,7 @@ async fn page(
                 points: results
                     .iter()
                     .map(|r| LjPoint {
-                        measured_at: tick_label(&r.measured_at),
+                        measured_at: zone.chart_text(r.measured_at),
                         value: r.value,
                         violations: lj_violations(r),
                     })
