@@ -88,6 +88,42 @@ impl SiteTimeZone {
         Ok((instant(&start)?, instant(&next)?))
     }
 
+    /// The site's calendar date holding `at`.
+    pub fn date_of(&self, at: Timestamp) -> Result<time::Date, SiteError> {
+        let date = self.zoned(at)?.date();
+        let month = time::Month::try_from(u8::try_from(date.month()).unwrap_or(0))
+            .map_err(|e| SiteError::Time(e.to_string()))?;
+        time::Date::from_calendar_date(i32::from(date.year()), month, date.day().unsigned_abs())
+            .map_err(|e| SiteError::Time(e.to_string()))
+    }
+
+    /// The site's calendar days `first` to `last` (both included) as instants: the local
+    /// midnight starting `first` and the one ending `last`.
+    pub fn days(
+        &self,
+        first: time::Date,
+        last: time::Date,
+    ) -> Result<(Timestamp, Timestamp), SiteError> {
+        let civil = |date: time::Date| {
+            jiff::civil::Date::new(
+                i16::try_from(date.year()).map_err(|e| SiteError::Time(e.to_string()))?,
+                i8::try_from(u8::from(date.month())).map_err(|e| SiteError::Time(e.to_string()))?,
+                i8::try_from(date.day()).map_err(|e| SiteError::Time(e.to_string()))?,
+            )
+            .map_err(SiteError::time)
+        };
+        let start = civil(first)?
+            .to_zoned(self.zone.clone())
+            .and_then(|zoned| zoned.start_of_day())
+            .map_err(SiteError::time)?;
+        let end = civil(last)?
+            .tomorrow()
+            .and_then(|day| day.to_zoned(self.zone.clone()))
+            .and_then(|zoned| zoned.start_of_day())
+            .map_err(SiteError::time)?;
+        Ok((instant(&start)?, instant(&end)?))
+    }
+
     /// `at` in local time with the zone's abbreviation: `2026-12-02 09:12 CET`.
     pub fn local_text(&self, at: Timestamp) -> String {
         match self.zoned(at) {
@@ -316,6 +352,29 @@ impl SiteError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn site_days_are_local_midnights_across_a_dst_change() {
+        let berlin: SiteTimeZone = "Europe/Berlin".parse().unwrap();
+        let date = |text: &str| {
+            time::Date::parse(
+                text,
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .unwrap()
+        };
+        // 29 March 2026 has 23 hours in Berlin (CET → CEST).
+        let (start, end) = berlin.days(date("2026-03-28"), date("2026-03-29")).unwrap();
+        assert_eq!(start.to_rfc3339(), "2026-03-27T23:00:00Z");
+        assert_eq!(end.to_rfc3339(), "2026-03-29T22:00:00Z");
+        // 23:30 UTC on the 28th is already the 29th in Berlin.
+        let late = Timestamp::parse("2026-03-28T23:30:00Z").unwrap();
+        assert_eq!(berlin.date_of(late).unwrap(), date("2026-03-29"));
+        assert_eq!(
+            SiteTimeZone::utc().date_of(late).unwrap(),
+            date("2026-03-28")
+        );
+    }
 
     #[test]
     fn local_times_resolve_across_the_dst_changes_without_guessing() {

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use appliance::store::calibrations::ReagentLot;
 use appliance::store::qc::{
-    ControlLevel, NewQcResult, QcLot, QcMaterial, QcMaterialKind, QcResult, QcTarget, QcToday,
-    QcVerdict, TargetSource,
+    ControlLevel, NewQcResult, QcLot, QcLotEntry, QcMaterial, QcMaterialKind, QcRangeValues,
+    QcResult, QcTarget, QcToday, QcVerdict, TargetSource,
 };
 use appliance::store::qc_corrective::CorrectiveAction;
 use appliance::store::{QcLotId, QcMaterialId, QcResultId, StoreError, Timestamp, UserId};
@@ -24,6 +24,11 @@ use crate::{OperationError, Operations, Permission, Requester};
 /// The analytes the appliance records and charts (the unit is the name's suffix).
 pub const ANALYTES: [&str; 2] = ["t2_ms", "cells"];
 
+/// Most values of one lot the review reads over its range (its latest): a chart of a thousand
+/// points is already denser than a screen shows, and the page stays bounded however long the
+/// range.
+pub const MAX_REVIEW_VALUES: u32 = 1000;
+
 /// Fewest values a target established on this instrument rests on (CLSI C24).
 pub const MIN_ESTABLISHING_VALUES: u32 = 20;
 
@@ -34,8 +39,12 @@ pub struct QcLotRecord {
     pub lot: QcLot,
     /// Its current target, if set.
     pub target: Option<QcTarget>,
-    /// Its results since the overview's start (or in the review's range), oldest first.
+    /// Its values in the review's range (its latest [`MAX_REVIEW_VALUES`]), oldest first; none
+    /// in the set-up overview.
     pub results: Vec<QcResult>,
+    /// Whether the range holds more of its values than [`MAX_REVIEW_VALUES`] (the earliest
+    /// are left out: a shorter range shows them).
+    pub more_in_range: bool,
     /// Their observed statistics.
     pub statistics: LotStatistics,
     /// The corrective actions recorded against those of them that were rejected, oldest first.
@@ -416,18 +425,30 @@ impl Operations {
         Ok(self.store.record_qc_result(&who.actor(), &new).await?)
     }
 
-    /// Today's QC (the UTC day's control values and their worst verdict): `Store::qc_today`, the
-    /// one reading the engine's pre-run check uses too.
+    /// Today's QC (the site's calendar day's control values and their worst verdict):
+    /// `Store::qc_between` over the day `SiteTimeZone::day_of` names, the one reading the QC
+    /// gate and the engine's pre-run check use too.
     pub async fn qc_today(&self, who: &Requester) -> Result<QcToday, OperationError> {
         who.require(Permission::ViewQc)?;
-        Ok(self.store.qc_today(Timestamp::now()).await?)
+        self.qc_day(Timestamp::now()).await
+    }
+
+    /// The control values of the site's calendar day holding `at`.
+    async fn qc_day(&self, at: Timestamp) -> Result<QcToday, OperationError> {
+        let (midnight, next) = self
+            .settings
+            .site
+            .time_zone
+            .day_of(at)
+            .map_err(|e| OperationError::invalid("time", e.to_string()))?;
+        Ok(self.store.qc_between(midnight, next).await?)
     }
 
     /// The QC set-up: today's QC, and every material's lots with their current target, without
-    /// results (those come a page at a time: [`Operations::qc_results_page`]). Materials and
-    /// lots are what a lab admin defines (a handful), read a material and a lot at a time.
+    /// results (those come a page at a time: [`Operations::qc_results_page`]). Two statements
+    /// however many materials and lots there are.
     pub async fn qc_setup(&self, who: &Requester) -> Result<QcOverview, OperationError> {
-        self.overview(who, None, None).await
+        self.overview(who, None).await
     }
 
     /// One page of every lot's QC results, newest recorded first, before the result `before`:
@@ -460,74 +481,84 @@ impl Operations {
         })
     }
 
-    /// The lab manager's review: the QC overview with every value of `range` (all of them, for
-    /// the Levey–Jennings charts and their statistics) instead of the last days'.
+    /// The lab manager's review: the QC overview with the values of `range` (the site's
+    /// calendar days) for the Levey–Jennings charts and their statistics: each lot's latest
+    /// [`MAX_REVIEW_VALUES`] of the range, the lots with more named
+    /// ([`QcLotRecord::more_in_range`]), the corrective actions recorded against them and who
+    /// recorded what. Four statements however many materials, lots and values there are.
     pub async fn qc_review(
         &self,
         who: &Requester,
         range: QcRange,
     ) -> Result<QcOverview, OperationError> {
-        self.overview(
-            who,
-            Some(Timestamp::from_datetime(range.start())),
-            Some(range),
-        )
-        .await
+        self.overview(who, Some(range)).await
     }
 
-    /// Today's QC and every material's lots with their target, and (`since`: from then on,
-    /// within `range` when given) their results, statistics and corrective actions.
+    /// Today's QC and every material's lots with their target, and (with `range`) their values
+    /// in the range, statistics and corrective actions.
     async fn overview(
         &self,
         who: &Requester,
-        since: Option<Timestamp>,
         range: Option<QcRange>,
     ) -> Result<QcOverview, OperationError> {
         who.require(Permission::ViewQc)?;
-        let now = Timestamp::now();
-        let today = self.store.qc_today(now).await?;
-        let mut materials = Vec::new();
-        for material in self.store.qc_materials().await? {
-            let mut lots = Vec::new();
-            for lot in self.store.qc_lots(material.id).await? {
-                let target = self.store.current_qc_target(lot.id).await?;
-                let mut results = match since {
-                    Some(since) => self.store.qc_results(lot.id, since).await?,
-                    None => Vec::new(),
-                };
-                if let Some(range) = range {
-                    results.retain(|r| range.contains(r.measured_at.datetime()));
-                }
-                let statistics = LotStatistics::of(&results);
-                let mut corrective_actions = match since {
-                    Some(_) => self.store.corrective_actions_of_lot(lot.id).await?,
-                    None => Vec::new(),
-                };
-                corrective_actions.retain(|a| results.iter().any(|r| r.id == a.qc_result_id));
-                lots.push(QcLotRecord {
-                    lot,
-                    target,
-                    results,
-                    statistics,
-                    corrective_actions,
-                });
+        let today = self.qc_day(Timestamp::now()).await?;
+        let catalogue = self.store.qc_catalogue().await?;
+        let (mut values, actions) = match range {
+            Some(range) => {
+                let (from, until) = range.bounds(&self.settings.site.time_zone)?;
+                let values = self
+                    .store
+                    .qc_values_between(from, until, MAX_REVIEW_VALUES)
+                    .await?;
+                let rejected: Vec<QcResultId> = values
+                    .by_lot
+                    .values()
+                    .flatten()
+                    .filter(|r| r.status == QcVerdict::Reject)
+                    .map(|r| r.id)
+                    .collect();
+                let actions = self.store.corrective_actions_of(&rejected).await?;
+                (values, actions)
             }
-            materials.push(QcMaterialRecord { material, lots });
-        }
-        let operators = match since {
-            Some(_) => self
-                .store
-                .users()
-                .await?
-                .into_iter()
-                .map(|user| (user.id, user.display_name))
-                .collect(),
-            None => BTreeMap::new(),
+            None => (QcRangeValues::default(), Vec::new()),
         };
+        let mut actions_of: BTreeMap<QcResultId, Vec<CorrectiveAction>> = BTreeMap::new();
+        for action in actions {
+            actions_of
+                .entry(action.qc_result_id)
+                .or_default()
+                .push(action);
+        }
+        let materials = catalogue
+            .into_iter()
+            .map(|entry| QcMaterialRecord {
+                material: entry.material,
+                lots: entry
+                    .lots
+                    .into_iter()
+                    .map(|QcLotEntry { lot, target }| {
+                        let results = values.by_lot.remove(&lot.id).unwrap_or_default();
+                        let corrective_actions = results
+                            .iter()
+                            .flat_map(|r| actions_of.remove(&r.id).unwrap_or_default())
+                            .collect();
+                        QcLotRecord {
+                            more_in_range: values.more.contains(&lot.id),
+                            statistics: LotStatistics::of(&results),
+                            lot,
+                            target,
+                            results,
+                            corrective_actions,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
         Ok(QcOverview {
             today,
             materials,
-            operators,
+            operators: values.operators,
         })
     }
 

@@ -16,7 +16,7 @@ pub const MAX_RANGE_DAYS: i64 = 3660;
 /// Days the review covers when no start is given (the last month).
 pub const DEFAULT_RANGE_DAYS: i64 = 31;
 
-/// A range of whole days, both ends included (UTC days, as QC values are stored).
+/// A range of whole days of the site's calendar, both ends included ([`QcRange::bounds`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QcRange {
     /// The first day.
@@ -68,15 +68,14 @@ impl QcRange {
         Ok(Self { from, to })
     }
 
-    /// Whether a value measured at `at` falls in the range.
-    pub fn contains(&self, at: time::OffsetDateTime) -> bool {
-        let day = at.to_offset(time::UtcOffset::UTC).date();
-        self.from <= day && day <= self.to
-    }
-
-    /// The start of the first day (UTC).
-    pub fn start(&self) -> time::OffsetDateTime {
-        self.from.midnight().assume_utc()
+    /// The range as instants: the site's local midnight starting its first day and the one
+    /// ending its last.
+    pub fn bounds(
+        &self,
+        zone: &appliance::site::SiteTimeZone,
+    ) -> Result<(appliance::store::Timestamp, appliance::store::Timestamp), OperationError> {
+        zone.days(self.from, self.to)
+            .map_err(|e| OperationError::invalid("from", e.to_string()))
     }
 }
 
@@ -182,8 +181,11 @@ mod tests {
         assert_eq!(last_month.to, today);
         assert_eq!(last_month.from, time::macros::date!(2026 - 11 - 02));
         let chosen = QcRange::parse("2026-01-01", "2026-06-30", today).expect("chosen");
-        assert!(chosen.contains(time::macros::datetime!(2026-06-30 23:59 UTC)));
-        assert!(!chosen.contains(time::macros::datetime!(2026-07-01 00:00 UTC)));
+        let berlin: appliance::site::SiteTimeZone = "Europe/Berlin".parse().expect("zone");
+        let (start, end) = chosen.bounds(&berlin).expect("bounds");
+        // Local midnights: CET on 1 January, CEST on 30 June.
+        assert_eq!(start.to_rfc3339(), "2025-12-31T23:00:00Z");
+        assert_eq!(end.to_rfc3339(), "2026-06-30T22:00:00Z");
         for (from, to, field) in [
             ("2026-02-30", "", "from"),
             ("", "tomorrow", "to"),

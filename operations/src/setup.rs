@@ -86,11 +86,12 @@ impl SetupChecklist {
 pub async fn checklist(store: &Store, now: Timestamp) -> Result<SetupChecklist, OperationError> {
     let users = store.users().await?;
     let enabled = users.iter().filter(|user| !user.disabled).count();
-    let materials = store.qc_materials().await?;
+    let catalogue = store.qc_catalogue().await?;
     let today = now.datetime().date();
     let mut material_levels = Vec::new();
     let mut target_levels = Vec::new();
-    for material in &materials {
+    for entry in &catalogue {
+        let material = &entry.material;
         let Some(level) = material.control_level else {
             continue;
         };
@@ -98,14 +99,12 @@ pub async fn checklist(store: &Store, now: Timestamp) -> Result<SetupChecklist, 
             continue;
         }
         material_levels.push(level);
-        if target_levels.contains(&level) {
-            continue;
-        }
-        for lot in store.qc_lots(material.id).await? {
-            if lot.expires_on >= today && store.current_qc_target(lot.id).await?.is_some() {
-                target_levels.push(level);
-                break;
-            }
+        if entry
+            .lots
+            .iter()
+            .any(|lot| lot.lot.expires_on >= today && lot.target.is_some())
+        {
+            target_levels.push(level);
         }
     }
     let both = |levels: &[ControlLevel]| {

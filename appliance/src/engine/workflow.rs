@@ -87,7 +87,20 @@ impl Worker {
     /// (`operations::qc_gate`), the one home of that rule.
     fn check_qc_today(&self, job: &Job) -> Result<(), Stop> {
         self.step("checking today's QC");
-        let today = self.db(self.store.qc_today(Timestamp::now()))?;
+        // The site's calendar day, as the QC gate reads it.
+        let (midnight, next) = match self.shared.config.site.time_zone.day_of(Timestamp::now()) {
+            Ok(day) => day,
+            Err(error) => {
+                self.check_event(
+                    job,
+                    "qc_today",
+                    true,
+                    &format!("today's QC not shown: the site's day is unknown ({error})"),
+                );
+                return Ok(());
+            }
+        };
+        let today = self.db(self.store.qc_between(midnight, next))?;
         let recorded = today.values.len();
         let mut warnings = Vec::new();
         let mut rejected = Vec::new();

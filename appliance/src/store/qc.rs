@@ -288,27 +288,7 @@ impl Store {
         .await
         .context("listing QC materials")?;
         rows.into_iter()
-            .map(|r| {
-                Ok(QcMaterial {
-                    id: QcMaterialId(r.id),
-                    kind: QcMaterialKind::parse(&r.kind).ok_or_else(|| StoreError::Corrupt {
-                        what: "QC material kind",
-                        row: r.id,
-                        reason: format!("{:?}", r.kind),
-                    })?,
-                    control_level: r
-                        .control_level
-                        .map(|level| level.parse::<ControlLevel>())
-                        .transpose()
-                        .map_err(|e| StoreError::Corrupt {
-                            what: "QC control level",
-                            row: r.id,
-                            reason: e.to_string(),
-                        })?,
-                    name: r.name,
-                    analyte: r.analyte,
-                })
-            })
+            .map(|r| material_from(r.id, r.name, &r.kind, r.control_level.as_deref(), r.analyte))
             .collect()
     }
 
@@ -679,7 +659,8 @@ struct QcResultRow {
 }
 
 impl QcResultRow {
-    fn decode(r: Self) -> Result<QcResult, StoreError> {
+    fn decode(self) -> Result<QcResult, StoreError> {
+        let r = self;
         Ok(QcResult {
             id: QcResultId(r.id),
             lot_id: QcLotId(r.lot_id),
@@ -717,9 +698,9 @@ impl QcResultRow {
     }
 }
 
-/// Today's QC: every control value recorded on the UTC day of a given instant, with its material
-/// and lot. The one reading of "today's QC" that the engine's pre-run check, the dashboard and
-/// `GET /api/v1/qc` all use.
+/// A day's QC: every control value recorded on one of the site's calendar days, with its
+/// material and lot ([`Store::qc_between`]). The one reading of "today's QC" that the QC gate,
+/// the engine's pre-run check, the dashboard and `GET /api/v1/qc` all use.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QcToday {
     /// Today's values, by material, lot and time.
@@ -745,37 +726,288 @@ impl QcToday {
 }
 
 impl Store {
-    /// Today's QC: the values measured on the UTC day of `now` (from its midnight to the next).
-    pub async fn qc_today(&self, now: Timestamp) -> Result<QcToday, StoreError> {
-        let midnight = Timestamp::from_datetime(now.datetime().replace_time(time::Time::MIDNIGHT));
-        self.qc_between(midnight, midnight.plus(time::Duration::days(1)))
-            .await
-    }
-
-    /// The control values measured from `midnight` up to (not including) `next_midnight`: a
-    /// site's calendar day (`appliance::site::SiteTimeZone::day_of`).
+    /// The control values measured from `midnight` up to (not including) `next_midnight` (a
+    /// site's calendar day: `appliance::site::SiteTimeZone::day_of`), by material name, lot
+    /// (newest first) and time: ONE statement, each lot's values read from its
+    /// `(lot_id, measured_at)` index. The stored text compares as its instant only to the
+    /// second, so the statement widens the day by a second each way and the exact bounds are
+    /// applied to the rows read.
     pub async fn qc_between(
         &self,
         midnight: Timestamp,
         next_midnight: Timestamp,
     ) -> Result<QcToday, StoreError> {
-        let mut values = Vec::new();
-        for material in self.qc_materials().await? {
-            for lot in self.qc_lots(material.id).await? {
-                for result in self
-                    .qc_results_between(lot.id, midnight, next_midnight)
-                    .await?
-                {
-                    values.push(QcTodayValue {
-                        material: material.clone(),
-                        lot: lot.clone(),
-                        result,
-                    });
-                }
+        let second = time::Duration::seconds(1);
+        let (wide_from, wide_until) = (
+            midnight.plus(-second).to_rfc3339(),
+            next_midnight.plus(second).to_rfc3339(),
+        );
+        let rows = sqlx::query!(
+            r#"SELECT m.id AS "material_id!", m.name, m.kind, m.control_level, m.analyte,
+                      l.lot, l.expires_on,
+                      q.id AS "id!", q.lot_id, q.target_id, q.value, q.status, q.violations_json,
+                      q.measurement_id, q.reagent_lot, q.measured_at, q.operator_id, q.comment
+               FROM qc_materials m
+               JOIN qc_lots l ON l.material_id = m.id
+               JOIN qc_results q ON q.lot_id = l.id AND q.measured_at >= ?1
+                                AND q.measured_at < ?2
+               ORDER BY m.name, m.id, l.id DESC, q.measured_at, q.id"#,
+            wide_from,
+            wide_until
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("reading a day's QC")?;
+        let mut values = Vec::with_capacity(rows.len());
+        for r in rows {
+            let material = material_from(
+                r.material_id,
+                r.name,
+                &r.kind,
+                r.control_level.as_deref(),
+                r.analyte,
+            )?;
+            let lot = QcLot {
+                id: QcLotId(r.lot_id),
+                material_id: material.id,
+                expires_on: parse_date(&r.expires_on, r.lot_id)?,
+                lot: r.lot,
+            };
+            let result = QcResultRow {
+                id: r.id,
+                lot_id: r.lot_id,
+                target_id: r.target_id,
+                value: r.value,
+                status: r.status,
+                violations_json: r.violations_json,
+                measurement_id: r.measurement_id,
+                reagent_lot: r.reagent_lot,
+                measured_at: r.measured_at,
+                operator_id: r.operator_id,
+                comment: r.comment,
+            }
+            .decode()?;
+            if midnight <= result.measured_at && result.measured_at < next_midnight {
+                values.push(QcTodayValue {
+                    material,
+                    lot,
+                    result,
+                });
             }
         }
         Ok(QcToday { values })
     }
+
+    /// Every QC material (by name) with its lots (newest first), each with its current target:
+    /// ONE statement however many materials and lots there are.
+    pub async fn qc_catalogue(&self) -> Result<Vec<QcMaterialEntry>, StoreError> {
+        let rows = sqlx::query!(
+            r#"SELECT m.id AS "material_id!", m.name, m.kind, m.control_level, m.analyte,
+                      l.id AS "lot_id?", l.lot AS "lot?", l.expires_on AS "expires_on?",
+                      t.id AS "target_id?", t.mean AS "mean?", t.sd AS "sd?",
+                      t.source AS "source?", t.n_values AS "n_values?",
+                      t.created_at AS "target_created_at?"
+               FROM qc_materials m
+               LEFT JOIN qc_lots l ON l.material_id = m.id
+               LEFT JOIN qc_targets t
+                 ON t.id = (SELECT MAX(x.id) FROM qc_targets x WHERE x.lot_id = l.id)
+               ORDER BY m.name, m.id, l.id DESC"#
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("listing QC materials and lots")?;
+        let mut catalogue: Vec<QcMaterialEntry> = Vec::new();
+        for r in rows {
+            if catalogue
+                .last()
+                .is_none_or(|m| m.material.id.0 != r.material_id)
+            {
+                catalogue.push(QcMaterialEntry {
+                    material: material_from(
+                        r.material_id,
+                        r.name,
+                        &r.kind,
+                        r.control_level.as_deref(),
+                        r.analyte,
+                    )?,
+                    lots: Vec::new(),
+                });
+            }
+            let (Some(lot_id), Some(lot), Some(expires_on)) = (r.lot_id, r.lot, r.expires_on)
+            else {
+                continue;
+            };
+            let target = match (r.target_id, r.mean, r.sd, r.source, r.target_created_at) {
+                (Some(id), Some(mean), Some(sd), Some(source), Some(created_at)) => {
+                    Some(QcTarget {
+                        id: QcTargetId(id),
+                        lot_id: QcLotId(lot_id),
+                        mean,
+                        sd,
+                        source: TargetSource::parse(&source).ok_or_else(|| {
+                            StoreError::Corrupt {
+                                what: "QC target source",
+                                row: id,
+                                reason: format!("{source:?}"),
+                            }
+                        })?,
+                        n_values: r.n_values.and_then(|n| u32::try_from(n).ok()),
+                        created_at: stored(&created_at, "QC target time", id)?,
+                    })
+                }
+                _ => None,
+            };
+            if let Some(entry) = catalogue.last_mut() {
+                entry.lots.push(QcLotEntry {
+                    lot: QcLot {
+                        id: QcLotId(lot_id),
+                        material_id: entry.material.id,
+                        expires_on: parse_date(&expires_on, lot_id)?,
+                        lot,
+                    },
+                    target,
+                });
+            }
+        }
+        Ok(catalogue)
+    }
+
+    /// The QC values measured from `from` up to (not including) `until`, at most `per_lot` of
+    /// each lot (its latest), oldest first within a lot, with the printed name of who recorded
+    /// each: ONE statement, each lot's values read from its `(lot_id, measured_at)` index and
+    /// cut at `per_lot` + 1 in the statement, so a range of years reads a bounded number of rows.
+    /// A lot with more values in the range than `per_lot` is named in
+    /// [`QcRangeValues::more`]. (The range is widened by a second each way for the text
+    /// comparison and cut exactly afterwards; a few rows of slack keep that from hiding a lot's
+    /// `per_lot + 1`-th value.)
+    pub async fn qc_values_between(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+        per_lot: u32,
+    ) -> Result<QcRangeValues, StoreError> {
+        const SLACK: i64 = 8;
+        let per_lot = per_lot.max(1);
+        let read = i64::from(per_lot) + 1 + SLACK;
+        let second = time::Duration::seconds(1);
+        let (wide_from, wide_until) = (
+            from.plus(-second).to_rfc3339(),
+            until.plus(second).to_rfc3339(),
+        );
+        let rows = sqlx::query!(
+            r#"SELECT q.id AS "id!", q.lot_id, q.target_id, q.value, q.status, q.violations_json,
+                      q.measurement_id, q.reagent_lot, q.measured_at, q.operator_id, q.comment,
+                      u.display_name AS "operator_name?"
+               FROM qc_lots l
+               JOIN qc_results q ON q.id IN (
+                   SELECT r.id FROM qc_results r
+                   WHERE r.lot_id = l.id AND r.measured_at >= ?1 AND r.measured_at < ?2
+                   ORDER BY r.measured_at DESC, r.id DESC LIMIT ?3)
+               LEFT JOIN users u ON u.id = q.operator_id
+               ORDER BY q.lot_id, q.measured_at, q.id"#,
+            wide_from,
+            wide_until,
+            read
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("reading a range of QC values")?;
+        let mut by_lot: std::collections::BTreeMap<QcLotId, Vec<QcResult>> =
+            std::collections::BTreeMap::new();
+        let mut operators = std::collections::BTreeMap::new();
+        for r in rows {
+            if let (Some(id), Some(name)) = (r.operator_id, r.operator_name) {
+                operators.insert(UserId(id), name);
+            }
+            let result = QcResultRow {
+                id: r.id,
+                lot_id: r.lot_id,
+                target_id: r.target_id,
+                value: r.value,
+                status: r.status,
+                violations_json: r.violations_json,
+                measurement_id: r.measurement_id,
+                reagent_lot: r.reagent_lot,
+                measured_at: r.measured_at,
+                operator_id: r.operator_id,
+                comment: r.comment,
+            }
+            .decode()?;
+            if from <= result.measured_at && result.measured_at < until {
+                by_lot.entry(result.lot_id).or_default().push(result);
+            }
+        }
+        let mut more = std::collections::BTreeSet::new();
+        for (lot, results) in &mut by_lot {
+            let keep = per_lot as usize;
+            if results.len() > keep {
+                more.insert(*lot);
+                results.drain(..results.len() - keep);
+            }
+        }
+        Ok(QcRangeValues {
+            by_lot,
+            operators,
+            more,
+        })
+    }
+}
+
+/// A QC lot with its current target ([`Store::qc_catalogue`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcLotEntry {
+    /// The lot.
+    pub lot: QcLot,
+    /// Its current (newest) target, if one is set.
+    pub target: Option<QcTarget>,
+}
+
+/// A QC material with its lots ([`Store::qc_catalogue`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QcMaterialEntry {
+    /// The material.
+    pub material: QcMaterial,
+    /// Its lots, newest first.
+    pub lots: Vec<QcLotEntry>,
+}
+
+/// A range's QC values ([`Store::qc_values_between`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QcRangeValues {
+    /// Each lot's values in the range (its latest, at most the asked number), oldest first.
+    pub by_lot: std::collections::BTreeMap<QcLotId, Vec<QcResult>>,
+    /// The printed names of the users who recorded them.
+    pub operators: std::collections::BTreeMap<UserId, String>,
+    /// The lots with more values in the range than were read.
+    pub more: std::collections::BTreeSet<QcLotId>,
+}
+
+/// A material from its stored columns.
+fn material_from(
+    id: i64,
+    name: String,
+    kind: &str,
+    control_level: Option<&str>,
+    analyte: String,
+) -> Result<QcMaterial, StoreError> {
+    Ok(QcMaterial {
+        id: QcMaterialId(id),
+        kind: QcMaterialKind::parse(kind).ok_or_else(|| StoreError::Corrupt {
+            what: "QC material kind",
+            row: id,
+            reason: format!("{kind:?}"),
+        })?,
+        control_level: control_level
+            .map(|level| level.parse::<ControlLevel>())
+            .transpose()
+            .map_err(|e| StoreError::Corrupt {
+                what: "QC control level",
+                row: id,
+                reason: e.to_string(),
+            })?,
+        name,
+        analyte,
+    })
 }
 
 #[cfg(test)]
@@ -789,6 +1021,118 @@ mod tests {
             time::macros::format_description!("[year]-[month]-[day]"),
         )
         .unwrap()
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn the_catalogue_and_a_range_of_values_are_single_bounded_reads(pool: SqlitePool) {
+        let store = Store::from_pool(pool.clone());
+        let actor = Actor::Appliance;
+        let olga =
+            crate::store::test_fixtures::user(&store, "olga", crate::store::users::Role::Operator)
+                .await;
+        let mut levels = Vec::new();
+        for (name, level) in [
+            ("Positive", ControlLevel::Positive),
+            ("Negative", ControlLevel::Negative),
+        ] {
+            levels.push(
+                store
+                    .add_qc_material(&actor, name, QcMaterialKind::Control, Some(level), "cells")
+                    .await
+                    .unwrap(),
+            );
+        }
+        let (positive, negative) = (levels[0].clone(), levels[1].clone());
+        let empty = store
+            .add_qc_material(&actor, "Phantom", QcMaterialKind::Phantom, None, "t2_ms")
+            .await
+            .unwrap();
+        let old = store
+            .add_qc_lot(&actor, positive.id, "P-1", date("2027-01-31"))
+            .await
+            .unwrap();
+        let new = store
+            .add_qc_lot(&actor, positive.id, "P-2", date("2027-06-30"))
+            .await
+            .unwrap();
+        let neg = store
+            .add_qc_lot(&actor, negative.id, "N-1", date("2027-06-30"))
+            .await
+            .unwrap();
+        store
+            .set_qc_target(&actor, new.id, 9.0, 1.0, TargetSource::Manufacturer, None)
+            .await
+            .unwrap();
+        let current = store
+            .set_qc_target(&actor, new.id, 10.0, 1.0, TargetSource::Manufacturer, None)
+            .await
+            .unwrap();
+
+        // Materials by name, lots newest first, each with its newest target.
+        let catalogue = store.qc_catalogue().await.unwrap();
+        let names: Vec<&str> = catalogue.iter().map(|m| m.material.name.as_str()).collect();
+        assert_eq!(names, ["Negative", "Phantom", "Positive"]);
+        assert_eq!(catalogue[1].material, empty);
+        assert!(catalogue[1].lots.is_empty(), "a material without lots");
+        let lots: Vec<(&str, Option<f64>)> = catalogue[2]
+            .lots
+            .iter()
+            .map(|l| (l.lot.lot.as_str(), l.target.as_ref().map(|t| t.mean)))
+            .collect();
+        assert_eq!(lots, [("P-2", Some(10.0)), ("P-1", None)]);
+        assert_eq!(catalogue[2].lots[0].target, Some(current));
+
+        // Twelve values of one lot, three of another, one outside the range.
+        let at = |day: u32| Timestamp::parse(&format!("2026-11-{day:02}T08:00:00Z")).unwrap();
+        let value = |lot: QcLotId, v: f64, day: u32| NewQcResult {
+            lot_id: lot,
+            value: v,
+            status: QcVerdict::Pass,
+            violations: Vec::new(),
+            measurement_id: None,
+            reagent_lot: None,
+            measured_at: at(day),
+            comment: None,
+        };
+        for day in 1..=12 {
+            store
+                .record_qc_result(&olga.actor(), &value(new.id, f64::from(day), day))
+                .await
+                .unwrap();
+        }
+        for day in 1..=3 {
+            store
+                .record_qc_result(&actor, &value(neg.id, 0.0, day))
+                .await
+                .unwrap();
+        }
+        store
+            .record_qc_result(&actor, &value(old.id, 5.0, 20))
+            .await
+            .unwrap();
+        let range = store.qc_values_between(at(1), at(13), 10).await.unwrap();
+        let values = |lot: QcLotId| -> Vec<f64> {
+            range
+                .by_lot
+                .get(&lot)
+                .map_or_else(Vec::new, |r| r.iter().map(|r| r.value).collect())
+        };
+        assert_eq!(
+            values(new.id),
+            (3..=12).map(f64::from).collect::<Vec<_>>(),
+            "the latest ten, oldest first"
+        );
+        assert_eq!(values(neg.id).len(), 3);
+        assert!(values(old.id).is_empty(), "outside the range");
+        assert_eq!(range.more.iter().copied().collect::<Vec<_>>(), [new.id]);
+        assert_eq!(
+            range.operators.get(&olga.id).map(String::as_str),
+            Some(olga.display_name.as_str()),
+            "who recorded them, named"
+        );
+        assert_eq!(range.operators.len(), 1, "the appliance is nobody");
+        let exact = store.qc_values_between(at(1), at(13), 12).await.unwrap();
+        assert!(exact.more.is_empty(), "twelve of twelve: nothing more");
     }
 
     #[sqlx::test(migrations = "../migrations")]

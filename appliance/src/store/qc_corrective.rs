@@ -102,6 +102,49 @@ impl Store {
         })
     }
 
+    /// The corrective actions recorded against the QC results `results`, oldest first: ONE
+    /// statement (the ids travel as one JSON array), each result's actions read from its index.
+    pub async fn corrective_actions_of(
+        &self,
+        results: &[QcResultId],
+    ) -> Result<Vec<CorrectiveAction>, StoreError> {
+        if results.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = format!(
+            "[{}]",
+            results
+                .iter()
+                .map(|id| id.0.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let rows = sqlx::query!(
+            r#"SELECT a.id AS "id!", a.qc_result_id, a.action, a.recorded_at, a.recorded_by,
+                      u.display_name AS "recorded_by_name?"
+               FROM qc_corrective_actions a
+               LEFT JOIN users u ON u.id = a.recorded_by
+               WHERE a.qc_result_id IN (SELECT value FROM json_each(?1))
+               ORDER BY a.id"#,
+            ids
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("reading QC results' corrective actions")?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(CorrectiveAction {
+                    id: r.id,
+                    qc_result_id: QcResultId(r.qc_result_id),
+                    action: r.action,
+                    recorded_at: stored(&r.recorded_at, "corrective action time", r.id)?,
+                    recorded_by: r.recorded_by.map(UserId),
+                    recorded_by_name: r.recorded_by_name,
+                })
+            })
+            .collect()
+    }
+
     /// The corrective actions recorded against the results of a QC lot, oldest first.
     pub async fn corrective_actions_of_lot(
         &self,

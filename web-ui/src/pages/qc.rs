@@ -19,8 +19,8 @@ use appliance::store::{QcLotId, QcResultId, Timestamp};
 use nmr_core::qc::Severity;
 use operations::OperationError;
 use operations::qc::{
-    CorrectiveActionText, QcLotOrder, QcLotRecord, QcMaterialOrder, QcMaterialRecord,
-    QcTargetOrder, number,
+    CorrectiveActionText, MAX_REVIEW_VALUES, QcLotOrder, QcLotRecord, QcMaterialOrder,
+    QcMaterialRecord, QcTargetOrder, number,
 };
 use operations::qc_statistics::{MAX_RANGE_DAYS, QcRange};
 
@@ -158,7 +158,9 @@ async fn page(
     let mut notice = None;
     let mut setup_materials = Vec::new();
     let mut setup_lots = Vec::new();
-    let today = Timestamp::now().datetime().date();
+    let today = zone
+        .date_of(Timestamp::now())
+        .map_err(|e| OperationError::invalid("time", e.to_string()))?;
     let (range, range_error) = match QcRange::parse(&confirm.from, &confirm.to, today) {
         Ok(range) => (range, None),
         Err(OperationError::Invalid { field, reason }) => (
@@ -200,6 +202,7 @@ async fn page(
             results,
             statistics,
             corrective_actions,
+            more_in_range,
         } in lots
         {
             if confirm.lot == Some(lot.id.0) {
@@ -297,6 +300,13 @@ async fn page(
                 value.map_or_else(|| "—".to_owned(), |v| format!("{} {unit}", figure(v)))
             };
             reviews.push(QcLotReview {
+                more: more_in_range.then(|| {
+                    format!(
+                        "The range holds more than {MAX_REVIEW_VALUES} values of this lot: the \
+                         latest {MAX_REVIEW_VALUES} are charted and counted; choose a shorter \
+                         range for the earlier ones."
+                    )
+                }),
                 title: format!("{}{level} · lot {}", material.name, lot.lot),
                 values: statistics.values,
                 rejected: statistics.rejected,
@@ -392,6 +402,7 @@ async fn page(
         layout,
         charts,
         reviews,
+        zone_name: zone.name().to_owned(),
         range_from: day(range.from),
         range_to: day(range.to),
         range_error,
@@ -571,7 +582,13 @@ async fn record_corrective_action(
     match recorded {
         Ok(_) => {
             // Back to the same range (as parsed: dates only), at the value.
-            let today = Timestamp::now().datetime().date();
+            let today = state
+                .ops
+                .settings
+                .site
+                .time_zone
+                .date_of(Timestamp::now())
+                .map_err(|e| OperationError::invalid("time", e.to_string()))?;
             let range = QcRange::parse(&form.from, &form.to, today)
                 .map(|range| format!("from={}&to={}&", range.from, range.to))
                 .unwrap_or_default();

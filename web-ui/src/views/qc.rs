@@ -180,6 +180,8 @@ pub struct QcLotReview {
     pub target: String,
     /// Rejections, warnings and comments, oldest first.
     pub notes: Vec<QcNote>,
+    /// Said when the range holds more of the lot's values than the review reads.
+    pub more: Option<String>,
 }
 
 /// The QC page.
@@ -192,6 +194,8 @@ pub struct QcPage {
     pub charts: Vec<LeveyJenningsChart>,
     /// Each chart's review (same order as `charts`; empty in a page built without one).
     pub reviews: Vec<QcLotReview>,
+    /// The site's time zone, whose calendar days the range counts ("Europe/Berlin").
+    pub zone_name: String,
     /// The range's first day as typed or chosen, `YYYY-MM-DD`.
     pub range_from: String,
     /// The range's last day.

@@ -610,6 +610,7 @@ pub fn qc() -> QcPage {
             ),
             lj_chart("Spiked control low", "SC-07", "CTC/7.5 mL", 10.0, 1.2, &[]),
         ],
+        zone_name: "UTC".into(),
         reviews: vec![QcLotReview {
             title: "Phantom T2 high · lot PH-24".into(),
             values: 10,
@@ -619,7 +620,8 @@ pub fn qc() -> QcPage {
             sd: "1.01 ms".into(),
             cv: "0.8 %".into(),
             target: "120 ± 1.5 ms".into(),
-            notes: vec![QcNote {
+            more: None,
+                notes: vec![QcNote {
                 measured_at: "Tue 1 Dec 2026, 07:40 UTC".into(),
                 value: "124.9 ms".into(),
                 verdict: "Reject".into(),
