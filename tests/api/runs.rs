@@ -475,6 +475,18 @@ async fn a_result_is_corrected_through_the_api_and_the_run_page() {
     assert_eq!(run["result"]["blood_ml"], 5.0);
     let versions = run["versions"].as_array().expect("versions");
     assert_eq!(versions.len(), 2);
+    // Each version carries its call as reported: indeterminate when its interval contains the
+    // cut-off, else the stored point-estimate call; the current one's is the result's call.
+    for version in versions {
+        let spans = version["summary"]["interval_spans_cutoff"] == true;
+        let expected = if spans {
+            Value::from("indeterminate")
+        } else {
+            version["report"]["call"].clone()
+        };
+        assert_eq!(version["reported_call"], expected, "{version}");
+    }
+    assert_eq!(versions[1]["reported_call"], run["result"]["call"]);
     assert_eq!(
         versions[0]["report"]["blood_ml"], 7.5,
         "the original is kept"

@@ -172,6 +172,18 @@ pub struct CurrentResult {
     pub report: nmr_core::assay::CountReport,
 }
 
+/// A stored version of a run's result, with its call as reported.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionView {
+    /// The stored version: its regulated values, the whole count report (with the stored
+    /// point-estimate call), its reason and signatures.
+    #[serde(flatten)]
+    pub version: ResultVersion,
+    /// The version's call as reported (`operations::reported::reported_call`):
+    /// `indeterminate` when its 95 % interval contains the cut-off; `null` without a cut-off.
+    pub reported_call: Option<nmr_core::assay::Call>,
+}
+
 /// One replicate reading of the run: its tube, its fit (or why there is none), the QC flags it
 /// raised and the T2 distribution computed when it was measured. (The raw train stays on the
 /// appliance.)
@@ -208,8 +220,10 @@ pub struct RunView {
     /// `version`, `corrected`), once computed.
     pub result: Option<CurrentResult>,
     /// Every version of the result, oldest first, with their signatures: a correction is a new
-    /// version with its reason, the original kept.
-    pub versions: Vec<ResultVersion>,
+    /// version with its reason, the original kept. Each carries `reported_call`, its call as
+    /// reported (`indeterminate` when its interval contains the cut-off), beside the stored
+    /// point-estimate call in its report.
+    pub versions: Vec<VersionView>,
     /// The replicate readings, in the order they were measured.
     pub readings: Vec<ReadingView>,
 }
@@ -277,7 +291,14 @@ pub async fn show(
         state: record.run.state,
         run: record.run,
         result,
-        versions: record.versions,
+        versions: record
+            .versions
+            .into_iter()
+            .map(|version| VersionView {
+                reported_call: operations::reported::reported_call(&version.summary),
+                version,
+            })
+            .collect(),
         readings,
     }))
 }
