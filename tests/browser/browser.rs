@@ -266,6 +266,37 @@ impl Browser {
             .with_context(|| format!("clicking `{css}`"))
     }
 
+    /// Every table cell of the page's tables is shown (nothing hidden by CSS) and the page does
+    /// not scroll sideways as a whole at the current window's width (a wide table scrolls in
+    /// its own box).
+    pub async fn no_hidden_columns(&self) -> Result<()> {
+        let hidden = self
+            .execute(
+                "return [...document.querySelectorAll('main td, main th')]\
+                 .filter(c => getComputedStyle(c).display === 'none' || getComputedStyle(c).visibility === 'hidden').length;",
+            )
+            .await?;
+        if hidden != json!(0) {
+            bail!(
+                "{hidden} table cells are hidden on {}",
+                self.path_or_unknown().await
+            );
+        }
+        let width = self
+            .execute("return document.documentElement.scrollWidth;")
+            .await?
+            .as_u64()
+            .unwrap_or(0);
+        if width > u64::from(self.viewport.width) {
+            bail!(
+                "{} is {width} px wide on a {} px screen",
+                self.path_or_unknown().await,
+                self.viewport.width
+            );
+        }
+        Ok(())
+    }
+
     /// Runs a script in the page and returns its value.
     pub async fn execute(&self, script: &str) -> Result<Value> {
         Ok(self.client.execute(script, vec![]).await?)

@@ -8,7 +8,7 @@
 use anyhow::{Context, Result, ensure};
 use serde_json::json;
 
-use crate::browser::{Browser, DESKTOP, TABLET, Viewport};
+use crate::browser::{Browser, DESKTOP, TABLET};
 use crate::chromedriver::Chromedriver;
 use crate::helpers::{self, As, PASSWORD, TestApp};
 
@@ -95,29 +95,6 @@ async fn sign_in(browser: &mut Browser, username: &str) -> Result<()> {
     Ok(())
 }
 
-/// Every table cell of the page's tables is inside the viewport's width or its scroll box
-/// (nothing hidden by CSS), and the page does not scroll sideways as a whole.
-async fn no_hidden_columns(browser: &Browser, viewport: Viewport) -> Result<()> {
-    let hidden = browser
-        .execute(
-            "return [...document.querySelectorAll('main td, main th')]\
-             .filter(c => getComputedStyle(c).display === 'none' || getComputedStyle(c).visibility === 'hidden').length;",
-        )
-        .await?;
-    ensure!(hidden == json!(0), "{hidden} table cells are hidden");
-    let width = browser
-        .execute("return document.documentElement.scrollWidth;")
-        .await?
-        .as_u64()
-        .unwrap_or(0);
-    ensure!(
-        width <= u64::from(viewport.width),
-        "the page is {width} px wide on a {} px screen",
-        viewport.width
-    );
-    Ok(())
-}
-
 async fn flow(browser: &mut Browser, patient: i64) -> Result<()> {
     sign_in(browser, "claire").await?;
     for (viewport, name) in [(DESKTOP, "desktop"), (TABLET, "tablet")] {
@@ -135,7 +112,7 @@ async fn flow(browser: &mut Browser, patient: i64) -> Result<()> {
             browser.find_all("a[rel=next]").await?.len() == 1,
             "31 patients: a next page"
         );
-        no_hidden_columns(browser, viewport).await?;
+        browser.no_hidden_columns().await?;
         browser.step(&format!("patient-list-{name}")).await?;
         browser.click("a[rel=next]").await?;
         browser.wait_for("a[rel=first]").await?;
@@ -177,7 +154,7 @@ async fn flow(browser: &mut Browser, patient: i64) -> Result<()> {
         browser.wait_for("table.worklist").await?;
         let text = browser.main_text().await?;
         ensure!(text.contains("CLIN-0001-A0"), "the accession: {text}");
-        no_hidden_columns(browser, viewport).await?;
+        browser.no_hidden_columns().await?;
         browser.step(&format!("worklist-{name}")).await?;
     }
 
@@ -215,7 +192,7 @@ async fn flow(browser: &mut Browser, patient: i64) -> Result<()> {
     browser.use_viewport(TABLET).await?;
     browser.goto(&format!("/patients/{patient}")).await?;
     browser.wait_for("svg.chart-trend").await?;
-    no_hidden_columns(browser, TABLET).await?;
+    browser.no_hidden_columns().await?;
     browser.step("trend-tablet").await?;
 
     // The lab manager's QC review and the account page, on the desktop.

@@ -35,6 +35,11 @@ pub async fn bedside_to_release(browser: &mut Browser, _app: &TestApp) -> Result
 
     let run_id = start_run(browser).await?;
     follow_live_run(browser).await?;
+    // Back on the dashboard, the run among the operator's results: every column on the tablet.
+    browser.goto("/").await?;
+    browser.wait_for("main#main h1").await?;
+    browser.no_hidden_columns().await?;
+    browser.step("dashboard-operator-after-run").await?;
     sign_out(browser).await?;
     browser.step("signed-out").await?;
 
@@ -282,12 +287,27 @@ async fn release(browser: &mut Browser, run_id: i64) -> Result<()> {
     Ok(())
 }
 
-/// QC, calibration (the list and the first lot) and admin, as the lab admin.
+/// The page as it is on the tablet too: every table column shown, nothing wider than the
+/// screen; then back at the desk.
+async fn on_the_tablet_too(browser: &mut Browser, name: &str) -> Result<()> {
+    browser.use_viewport(TABLET).await?;
+    browser
+        .no_hidden_columns()
+        .await
+        .with_context(|| format!("{name} on the tablet"))?;
+    browser.step(&format!("{name}-tablet")).await?;
+    browser.use_viewport(DESKTOP).await
+}
+
+/// QC, calibration (the list and the first lot) and admin, as the lab admin, at the desk and
+/// on the tablet.
 async fn lab_pages(browser: &mut Browser) -> Result<()> {
     browser.goto("/qc").await?;
     browser.step("qc").await?;
+    on_the_tablet_too(browser, "qc").await?;
     browser.goto("/calibrations").await?;
     browser.step("calibrations").await?;
+    on_the_tablet_too(browser, "calibrations").await?;
     if let Some(lot) = browser
         .find_all("main a[href^='/calibrations/']")
         .await?
@@ -300,5 +320,6 @@ async fn lab_pages(browser: &mut Browser) -> Result<()> {
     }
     browser.goto("/admin").await?;
     browser.step("admin").await?;
+    on_the_tablet_too(browser, "admin").await?;
     Ok(())
 }

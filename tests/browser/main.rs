@@ -6,7 +6,8 @@
 //! chromedriver's log) go to `target/browser-artifacts/<flow>/`; each test prints its directory.
 //! Flows: `flow` (the bedside run to its release), `report` (issue 11's report: preliminary,
 //! indeterminate, the PDF link, a wrong password at release) and `lab_manager` (a corrective
-//! action against a rejected QC, a password reset changed at the next sign-in).
+//! action against a rejected QC, a password reset changed at the next sign-in) and `setup` (a
+//! fresh instrument set up by following the dashboard's checklist).
 
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
@@ -21,6 +22,7 @@ mod flow;
 mod lab_manager;
 mod outbox;
 mod report;
+mod setup;
 
 use std::path::PathBuf;
 
@@ -129,6 +131,33 @@ async fn a_lab_manager_records_a_corrective_action_and_resets_a_password_in_chro
     app.engine.shutdown().await;
     if let Err(error) = outcome {
         panic!("the lab manager's flow failed: {error:#}");
+    }
+    closed.expect("the WebDriver session closes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_instrument_is_set_up_by_following_its_checklist_in_chromium() {
+    let artefacts = artefact_dir("set-up");
+    let app = helpers::spawn_fresh_app(|_| {}).await;
+    let driver = Chromedriver::start(&artefacts.join("chromedriver.log"))
+        .await
+        .unwrap_or_else(|message| panic!("{message}"));
+    let mut browser = Browser::open(&driver.url(), format!("http://{}", app.address), &artefacts)
+        .await
+        .expect("a headless Chromium session");
+    let outcome = setup::set_up_flow(&mut browser, &app).await;
+    if outcome.is_err() {
+        match browser.shot("FAILED").await {
+            Ok(file) => eprintln!("screenshot of the failure: {}", file.display()),
+            Err(error) => eprintln!("no screenshot of the failure: {error:#}"),
+        }
+    }
+    println!("browser artefacts: {}", artefacts.display());
+    let closed = browser.close().await;
+    drop(driver);
+    app.engine.shutdown().await;
+    if let Err(error) = outcome {
+        panic!("the set-up flow failed: {error:#}");
     }
     closed.expect("the WebDriver session closes");
 }

@@ -14,6 +14,18 @@
   // opened at a fragment (browsers skip autofocus then), so the signer types again in place.
   var again = document.querySelector("input[autofocus]");
   if (again) { again.focus({ preventScroll: true }); }
+  // A link to a place inside a closed disclosure (the set-up checklist's "/qc#setup-heading")
+  // opens it, so the reader lands on what the link named rather than on a folded heading.
+  function openTarget() {
+    var id = window.location.hash.slice(1);
+    var target = id && document.getElementById(decodeURIComponent(id));
+    for (var node = target; node; node = node.parentElement) {
+      if (node.tagName === "DETAILS") { node.open = true; }
+    }
+    if (target) { target.scrollIntoView(); }
+  }
+  openTarget();
+  window.addEventListener("hashchange", openTarget);
   // The replicate charts are collapsed on screen (<details>); a printout shows them all.
   window.addEventListener("beforeprint", function () {
     Array.prototype.forEach.call(document.querySelectorAll("details.charts-details"), function (details) {

@@ -116,7 +116,7 @@ fn draw(
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .margin(16)
-        .margin_right(90)
+        .margin_right(130)
         .caption(
             format!("{} — lot {}", input.material, input.lot),
             (FONT, CAPTION_PT).into_font().color(&palette::INK),

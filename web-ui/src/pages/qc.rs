@@ -32,6 +32,7 @@ use crate::state::AppState;
 use crate::views::{
     Notice, PhantomRow, QcChoice, QcLotReview, QcMaterialOption, QcNote, QcPage, QcSetup, paths,
 };
+use operations::setup::SetupStep;
 
 /// A value as the review prints it: at most three decimals, no trailing zeros.
 fn figure(value: f64) -> String {
@@ -389,11 +390,18 @@ async fn page(
     if !can_record {
         materials.clear();
     }
-    let setup = user.may(Permission::ManageQc).then_some(QcSetup {
-        materials: setup_materials,
-        lots: setup_lots,
-        error: setup_error,
-    });
+    let setup = if user.may(Permission::ManageQc) {
+        let checklist = state.ops.setup_checklist().await?;
+        Some(QcSetup {
+            materials: setup_materials,
+            lots: setup_lots,
+            error: setup_error,
+            checklist_open: checklist.is_open(SetupStep::QcMaterials)
+                || checklist.is_open(SetupStep::QcTargets),
+        })
+    } else {
+        None
+    };
     let mut layout = user.layout(state, "Quality control", paths::QC);
     layout.notice = notice;
     let day = |d: time::Date| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());

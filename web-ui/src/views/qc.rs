@@ -110,12 +110,19 @@ pub struct QcSetup {
     pub lots: Vec<QcChoice>,
     /// What was wrong with the last set-up form (it opens the section).
     pub error: Option<String>,
+    /// Whether the instrument's set-up checklist still has a QC step open (materials of both
+    /// levels, a lot with a target of each): the checklist links here, so the section opens.
+    pub checklist_open: bool,
 }
 
 impl QcSetup {
-    /// The section starts open when there is nothing to do QC with yet, or a form was refused.
+    /// The section starts open when there is nothing to do QC with yet, when the set-up
+    /// checklist has a QC step open, or when a form was refused.
     pub fn open(&self) -> bool {
-        self.materials.is_empty() || self.lots.is_empty() || self.error.is_some()
+        self.materials.is_empty()
+            || self.lots.is_empty()
+            || self.checklist_open
+            || self.error.is_some()
     }
 
     /// The material form's target.
@@ -268,6 +275,7 @@ mod tests {
             materials: (1..=materials as i64).map(choice).collect(),
             lots: (1..=lots as i64).map(choice).collect(),
             error: None,
+            checklist_open: false,
         }
     }
 

@@ -692,6 +692,7 @@ pub fn qc() -> QcPage {
                 label: "Phantom T2 high · lot PH-24, expires 2027-03-31 — target 120 ± 1.5 ms"
                     .into(),
             }],
+            checklist_open: false,
             error: None,
         }),
         corrective_error: None,
