@@ -853,8 +853,7 @@ impl Operations {
             .map(RunSummary::from)
             .collect();
         let mut recent_results = recent_results;
-        recent_results
-            .sort_by(|a, b| (b.sample.drawn_at, b.run.id).cmp(&(a.sample.drawn_at, a.run.id)));
+        recent_results.sort_by_key(|s| std::cmp::Reverse((s.sample.drawn_at, s.run.id)));
         let (awaiting_release, awaiting_next) = if who.may(Permission::ReleaseResults) {
             run_page(
                 &self.store,
