@@ -166,6 +166,30 @@ async fn serve(config: ApplianceConfig) -> anyhow::Result<()> {
                 .await;
         }));
     }
+    // The hub sender (issue 15), when this appliance is enrolled (`ferrocount enrol`).
+    match operations::hub_link::HubLink::load(&config.data_dir) {
+        Ok(Some(link)) => {
+            let client = operations::hub_link::HubLink::client(link.ca_file.as_deref())
+                .context("the hub link (hub-credential.json)")?;
+            let ops = ops_for_sender();
+            tracing::info!(
+                hub = link.hub_url,
+                serial = link.serial,
+                "hub sender started"
+            );
+            senders.push(tokio::spawn(async move {
+                ops.run_hub_sender(
+                    link,
+                    client,
+                    operations::hub_sync::HubSyncPolicy::default(),
+                    std::future::pending(),
+                )
+                .await;
+            }));
+        }
+        Ok(None) => {}
+        Err(words) => anyhow::bail!("the hub link (hub-credential.json): {words}"),
+    }
     let application = web_ui::Application::build(&config, store.clone(), engine.clone()).await?;
     let address = application.local_addr();
     let scheme = if application.is_tls() {

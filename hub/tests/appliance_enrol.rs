@@ -7,7 +7,6 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use appliance::config::{HttpConfig, default_indications};
 use appliance::engine::EngineConfig;
@@ -17,37 +16,7 @@ use appliance::store::audit::AuditQuery;
 use hub::store::audit::HubActor;
 use operations::hub_link::{EnrolError, HubLink};
 use operations::{LoginThrottle, Operations, Requester};
-use support::fresh_store;
-
-/// Serves `router` over HTTPS on 127.0.0.1 with a new self-signed certificate: its URL and the
-/// certificate (PEM).
-fn serve_https(router: axum::Router) -> (String, String) {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .expect("certificate");
-    let cert_pem = certified.cert.pem();
-    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocols")
-    .with_no_client_auth()
-    .with_single_cert(vec![certified.cert.der().clone()], key)
-    .expect("server config");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let port = listener.local_addr().expect("address").port();
-    let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
-    tokio::spawn(async move {
-        axum_server::from_tcp_rustls(listener, tls)
-            .expect("server")
-            .serve(router.into_make_service())
-            .await
-            .expect("serving");
-    });
-    (format!("https://127.0.0.1:{port}"), cert_pem)
-}
+use support::{fresh_store, serve_https};
 
 fn operations(store: Store) -> Operations {
     Operations::new(

@@ -52,6 +52,7 @@ pub mod fhir;
 pub mod hl7v2;
 pub mod https_client;
 pub mod hub_link;
+pub mod hub_sync;
 pub mod outbox;
 pub mod patients;
 pub mod permission;

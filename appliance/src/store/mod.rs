@@ -30,6 +30,7 @@ pub(crate) mod digest;
 mod error;
 pub mod example_report;
 pub mod export;
+pub mod hub_sync;
 mod ids;
 pub mod instrument_log;
 mod json_report;
