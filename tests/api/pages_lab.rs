@@ -1116,7 +1116,12 @@ async fn on_a_fresh_instrument_a_lab_admin_defines_material_lot_and_target_then_
     assert_eq!(target, format!("/qc?target={lot_id}"));
     let (_, body) = get_page(&app, Some(&admin), &target).await;
     assert!(body.contains("Target for Phantom T2 mid · lot PH-88 set: mean 100 ms, SD 2 ms"));
-    assert!(body.contains("<details>"), "collapsed once materials exist");
+    // A phantom is not a control: the set-up checklist still asks for a negative and a positive
+    // control, so the set-up section stays open (the checklist links to it).
+    assert!(
+        body.contains("<details open>"),
+        "open while the checklist asks for controls"
+    );
 
     // Stored as given, by the lab admin, and audited.
     let (mean, sd, source, n_values): (f64, f64, String, Option<i64>) =

@@ -126,6 +126,8 @@ async fn flow(browser: &mut Browser, patient: i64) -> Result<()> {
         browser
             .click("form.search-form button[type=submit]")
             .await?;
+        // The unsearched list's table is still there until the search's page replaces it.
+        browser.wait_for_path("/patients?").await?;
         browser.wait_for("table.patient-list").await?;
         let rows = browser.find_all("table.patient-list tbody tr").await?;
         ensure!(
