@@ -9,28 +9,11 @@ use anyhow::{Context, Result, ensure};
 use serde_json::json;
 
 use crate::browser::{Browser, DESKTOP, TABLET};
-use crate::chromedriver::Chromedriver;
 use crate::helpers::{self, As, PASSWORD, TestApp};
 
 use appliance::store::RunId;
 use appliance::store::users::Role;
 use reqwest::Method;
-
-/// `target/browser-artifacts-clinician` (beside the bedside flow's directory, which that test
-/// empties when it starts), emptied of an earlier run's files.
-fn artefact_dir() -> std::path::PathBuf {
-    let target = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_owned()))
-        .filter(|dir| dir.file_name().is_some_and(|name| name == "target"))
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("browser-artifacts-clinician");
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).expect("an earlier run's artefacts can be removed");
-    }
-    std::fs::create_dir_all(&dir).expect("the artefact directory can be created");
-    dir
-}
 
 /// A patient with two runs awaiting release (one drawn the same day as the other), and more
 /// patients than one page of the list holds.
@@ -220,7 +203,6 @@ async fn flow(browser: &mut Browser, patient: i64) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clinician_searches_patients_works_the_worklist_and_marks_the_trend_in_chromium() {
-    let artefacts = artefact_dir();
     let app = helpers::spawn_app_with(|config| {
         config.destinations = vec![crate::outbox::quiet_destination()];
     })
@@ -229,25 +211,11 @@ async fn a_clinician_searches_patients_works_the_worklist_and_marks_the_trend_in
     crate::outbox::seed_parked(&app)
         .await
         .expect("a parked outbox message");
-    let driver = Chromedriver::start(&artefacts.join("chromedriver.log"))
-        .await
-        .unwrap_or_else(|message| panic!("{message}"));
-    let mut browser = Browser::open(&driver.url(), format!("http://{}", app.address), &artefacts)
-        .await
-        .expect("a headless Chromium session");
-    let outcome = flow(&mut browser, patient).await;
-    if outcome.is_err() {
-        match browser.shot("FAILED").await {
-            Ok(file) => eprintln!("screenshot of the failure: {}", file.display()),
-            Err(error) => eprintln!("no screenshot of the failure: {error:#}"),
-        }
-    }
-    println!("browser artefacts: {}", artefacts.display());
-    let closed = browser.close().await;
-    drop(driver);
-    app.engine.shutdown().await;
-    if let Err(error) = outcome {
-        panic!("the clinician's browser flow failed: {error:#}");
-    }
-    closed.expect("the WebDriver session closes");
+    crate::in_chromium(
+        "clinician",
+        "the clinician's browser flow",
+        &app,
+        move |browser, _| Box::pin(flow(browser, patient)),
+    )
+    .await;
 }

@@ -60,7 +60,8 @@ async fn rejected_qc(app: &TestApp) -> Result<i64> {
     Ok(id)
 }
 
-async fn sign_in(browser: &mut Browser, username: &str, password: &str) -> Result<()> {
+/// Signs in through the form and waits for the signed-in page (shared with `setup`).
+pub(crate) async fn sign_in(browser: &mut Browser, username: &str, password: &str) -> Result<()> {
     browser.goto("/sign-in").await?;
     browser.fill("#username", username).await?;
     browser.fill("#password", password).await?;
@@ -71,7 +72,8 @@ async fn sign_in(browser: &mut Browser, username: &str, password: &str) -> Resul
     Ok(())
 }
 
-async fn sign_out(browser: &mut Browser) -> Result<()> {
+/// Signs out and waits for the sign-in page (shared with `setup`).
+pub(crate) async fn sign_out(browser: &mut Browser) -> Result<()> {
     browser.click(".user-box form.sign-out button").await?;
     browser.wait_for("body.signed-out #username").await?;
     Ok(())

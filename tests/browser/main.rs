@@ -46,18 +46,27 @@ fn artefact_dir(flow: &str) -> PathBuf {
     dir
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_simulated_sample_goes_from_the_bedside_to_a_released_result_in_chromium() {
-    let artefacts = artefact_dir("bedside");
-    let app = helpers::spawn_app().await;
+/// A flow's future, borrowing the browser and the app.
+pub(crate) type FlowFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
+
+/// Drives `flow` in a headless Chromium session against `app`, with its artefacts in
+/// `target/browser-artifacts/<name>`: on a failure a screenshot of the page as it was, then
+/// the session closed, the engine stopped, and the test failed naming `what` failed.
+pub(crate) async fn in_chromium(
+    name: &str,
+    what: &str,
+    app: &helpers::TestApp,
+    flow: impl for<'a> FnOnce(&'a mut Browser, &'a helpers::TestApp) -> FlowFuture<'a>,
+) {
+    let artefacts = artefact_dir(name);
     let driver = Chromedriver::start(&artefacts.join("chromedriver.log"))
         .await
         .unwrap_or_else(|message| panic!("{message}"));
     let mut browser = Browser::open(&driver.url(), format!("http://{}", app.address), &artefacts)
         .await
         .expect("a headless Chromium session");
-
-    let outcome = flow::bedside_to_release(&mut browser, &app).await;
+    let outcome = flow(&mut browser, app).await;
     if outcome.is_err() {
         // The page as it was when the flow went wrong, before anything else happens.
         match browser.shot("FAILED").await {
@@ -73,91 +82,49 @@ async fn a_simulated_sample_goes_from_the_bedside_to_a_released_result_in_chromi
     drop(driver);
     app.engine.shutdown().await;
     if let Err(error) = outcome {
-        panic!("the browser flow failed: {error:#}");
+        panic!("{what} failed: {error:#}");
     }
     closed.expect("the WebDriver session closes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_sample_goes_from_the_bedside_to_a_released_result_in_chromium() {
+    let app = helpers::spawn_app().await;
+    in_chromium("bedside", "the browser flow", &app, |browser, app| {
+        Box::pin(flow::bedside_to_release(browser, app))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_flow_is_honest_preliminary_and_keeps_the_release_form_in_view_in_chromium() {
-    let artefacts = artefact_dir("report");
     let app = helpers::spawn_app_with(|config| {
         config.site.time_zone = "Europe/Berlin".parse().expect("a zone");
     })
     .await;
-    let driver = Chromedriver::start(&artefacts.join("chromedriver.log"))
-        .await
-        .unwrap_or_else(|message| panic!("{message}"));
-    let mut browser = Browser::open(&driver.url(), format!("http://{}", app.address), &artefacts)
-        .await
-        .expect("a headless Chromium session");
-    let outcome = report::report_flow(&mut browser, &app).await;
-    if outcome.is_err() {
-        match browser.shot("FAILED").await {
-            Ok(file) => eprintln!("screenshot of the failure: {}", file.display()),
-            Err(error) => eprintln!("no screenshot of the failure: {error:#}"),
-        }
-    }
-    println!("browser artefacts: {}", artefacts.display());
-    let closed = browser.close().await;
-    drop(driver);
-    app.engine.shutdown().await;
-    if let Err(error) = outcome {
-        panic!("the report flow failed: {error:#}");
-    }
-    closed.expect("the WebDriver session closes");
+    in_chromium("report", "the report flow", &app, |browser, app| {
+        Box::pin(report::report_flow(browser, app))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lab_manager_records_a_corrective_action_and_resets_a_password_in_chromium() {
-    let artefacts = artefact_dir("lab-manager");
     let app = helpers::spawn_app().await;
-    let driver = Chromedriver::start(&artefacts.join("chromedriver.log"))
-        .await
-        .unwrap_or_else(|message| panic!("{message}"));
-    let mut browser = Browser::open(&driver.url(), format!("http://{}", app.address), &artefacts)
-        .await
-        .expect("a headless Chromium session");
-    let outcome = lab_manager::lab_manager_flow(&mut browser, &app).await;
-    if outcome.is_err() {
-        match browser.shot("FAILED").await {
-            Ok(file) => eprintln!("screenshot of the failure: {}", file.display()),
-            Err(error) => eprintln!("no screenshot of the failure: {error:#}"),
-        }
-    }
-    println!("browser artefacts: {}", artefacts.display());
-    let closed = browser.close().await;
-    drop(driver);
-    app.engine.shutdown().await;
-    if let Err(error) = outcome {
-        panic!("the lab manager's flow failed: {error:#}");
-    }
-    closed.expect("the WebDriver session closes");
+    in_chromium(
+        "lab-manager",
+        "the lab manager's flow",
+        &app,
+        |browser, app| Box::pin(lab_manager::lab_manager_flow(browser, app)),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_instrument_is_set_up_by_following_its_checklist_in_chromium() {
-    let artefacts = artefact_dir("set-up");
     let app = helpers::spawn_fresh_app(|_| {}).await;
-    let driver = Chromedriver::start(&artefacts.join("chromedriver.log"))
-        .await
-        .unwrap_or_else(|message| panic!("{message}"));
-    let mut browser = Browser::open(&driver.url(), format!("http://{}", app.address), &artefacts)
-        .await
-        .expect("a headless Chromium session");
-    let outcome = setup::set_up_flow(&mut browser, &app).await;
-    if outcome.is_err() {
-        match browser.shot("FAILED").await {
-            Ok(file) => eprintln!("screenshot of the failure: {}", file.display()),
-            Err(error) => eprintln!("no screenshot of the failure: {error:#}"),
-        }
-    }
-    println!("browser artefacts: {}", artefacts.display());
-    let closed = browser.close().await;
-    drop(driver);
-    app.engine.shutdown().await;
-    if let Err(error) = outcome {
-        panic!("the set-up flow failed: {error:#}");
-    }
-    closed.expect("the WebDriver session closes");
+    in_chromium("set-up", "the set-up flow", &app, |browser, app| {
+        Box::pin(setup::set_up_flow(browser, app))
+    })
+    .await;
 }

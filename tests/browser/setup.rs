@@ -10,23 +10,7 @@ use serde_json::Value;
 
 use crate::browser::{Browser, DESKTOP, TABLET};
 use crate::helpers::{PASSWORD, TestApp};
-
-async fn sign_in(browser: &mut Browser, username: &str) -> Result<()> {
-    browser.goto("/sign-in").await?;
-    browser.fill("#username", username).await?;
-    browser.fill("#password", PASSWORD).await?;
-    browser
-        .click("form.stacked-form button[type=submit]")
-        .await?;
-    browser.wait_for(".user-box .user-name").await?;
-    Ok(())
-}
-
-async fn sign_out(browser: &mut Browser) -> Result<()> {
-    browser.click(".user-box form.sign-out button").await?;
-    browser.wait_for("body.signed-out #username").await?;
-    Ok(())
-}
+use crate::lab_manager::{sign_in, sign_out};
 
 /// The checklist's open steps as the dashboard lists them (empty: no checklist).
 async fn open_steps(browser: &Browser) -> Result<Vec<String>> {
@@ -74,7 +58,7 @@ async fn submit_setup(browser: &Browser, action: &str, expect: &str) -> Result<(
 
 pub async fn set_up_flow(browser: &mut Browser, _app: &TestApp) -> Result<()> {
     browser.use_viewport(DESKTOP).await?;
-    sign_in(browser, "lars").await?;
+    sign_in(browser, "lars", PASSWORD).await?;
     browser.wait_for("#setup-checklist").await?;
     let steps = open_steps(browser).await?;
     ensure!(
@@ -182,7 +166,7 @@ pub async fn set_up_flow(browser: &mut Browser, _app: &TestApp) -> Result<()> {
 
     // The operator on the tablet: the new-run form, no open steps.
     browser.use_viewport(TABLET).await?;
-    sign_in(browser, "olga").await?;
+    sign_in(browser, "olga", PASSWORD).await?;
     browser.goto("/runs/new").await?;
     browser.wait_for("#patient_mrn").await?;
     let text = browser.main_text().await?;

@@ -643,6 +643,26 @@ impl Store {
 /// Most QC results one page of [`Store::qc_results_page`] holds.
 pub const MAX_QC_RESULTS_PAGE: u32 = 500;
 
+/// A [`QcResultRow`] from a query's record that selected the `qc_results` columns under their
+/// own names (with other columns beside them).
+macro_rules! qc_result_row {
+    ($r:expr) => {
+        QcResultRow {
+            id: $r.id,
+            lot_id: $r.lot_id,
+            target_id: $r.target_id,
+            value: $r.value,
+            status: $r.status,
+            violations_json: $r.violations_json,
+            measurement_id: $r.measurement_id,
+            reagent_lot: $r.reagent_lot,
+            measured_at: $r.measured_at,
+            operator_id: $r.operator_id,
+            comment: $r.comment,
+        }
+    };
+}
+
 /// A `qc_results` row as stored.
 struct QcResultRow {
     id: i64,
@@ -773,20 +793,7 @@ impl Store {
                 expires_on: parse_date(&r.expires_on, r.lot_id)?,
                 lot: r.lot,
             };
-            let result = QcResultRow {
-                id: r.id,
-                lot_id: r.lot_id,
-                target_id: r.target_id,
-                value: r.value,
-                status: r.status,
-                violations_json: r.violations_json,
-                measurement_id: r.measurement_id,
-                reagent_lot: r.reagent_lot,
-                measured_at: r.measured_at,
-                operator_id: r.operator_id,
-                comment: r.comment,
-            }
-            .decode()?;
+            let result = qc_result_row!(r).decode()?;
             if midnight <= result.measured_at && result.measured_at < next_midnight {
                 values.push(QcTodayValue {
                     material,
@@ -919,20 +926,7 @@ impl Store {
             if let (Some(id), Some(name)) = (r.operator_id, r.operator_name) {
                 operators.insert(UserId(id), name);
             }
-            let result = QcResultRow {
-                id: r.id,
-                lot_id: r.lot_id,
-                target_id: r.target_id,
-                value: r.value,
-                status: r.status,
-                violations_json: r.violations_json,
-                measurement_id: r.measurement_id,
-                reagent_lot: r.reagent_lot,
-                measured_at: r.measured_at,
-                operator_id: r.operator_id,
-                comment: r.comment,
-            }
-            .decode()?;
+            let result = qc_result_row!(r).decode()?;
             if from <= result.measured_at && result.measured_at < until {
                 by_lot.entry(result.lot_id).or_default().push(result);
             }

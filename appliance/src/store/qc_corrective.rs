@@ -13,7 +13,7 @@ use super::audit::append;
 use super::error::{SqlxResultExt, found};
 use super::qc::QcVerdict;
 use super::timestamp::stored;
-use super::{Actor, AuditEntry, QcLotId, QcResultId, Store, StoreError, Timestamp, UserId, db};
+use super::{Actor, AuditEntry, QcResultId, Store, StoreError, Timestamp, UserId, db};
 
 /// A corrective action recorded against a rejected QC result.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -144,38 +144,6 @@ impl Store {
             })
             .collect()
     }
-
-    /// The corrective actions recorded against the results of a QC lot, oldest first.
-    pub async fn corrective_actions_of_lot(
-        &self,
-        lot_id: QcLotId,
-    ) -> Result<Vec<CorrectiveAction>, StoreError> {
-        let rows = sqlx::query!(
-            r#"SELECT a.id AS "id!", a.qc_result_id, a.action, a.recorded_at, a.recorded_by,
-                      u.display_name AS "recorded_by_name?"
-               FROM qc_corrective_actions a
-               JOIN qc_results r ON r.id = a.qc_result_id
-               LEFT JOIN users u ON u.id = a.recorded_by
-               WHERE r.lot_id = ?
-               ORDER BY a.id"#,
-            lot_id.0
-        )
-        .fetch_all(&self.pool)
-        .await
-        .context("reading a QC lot's corrective actions")?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(CorrectiveAction {
-                    id: r.id,
-                    qc_result_id: QcResultId(r.qc_result_id),
-                    action: r.action,
-                    recorded_at: stored(&r.recorded_at, "corrective action time", r.id)?,
-                    recorded_by: r.recorded_by.map(UserId),
-                    recorded_by_name: r.recorded_by_name,
-                })
-            })
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -247,13 +215,8 @@ mod tests {
             matches!(unknown, Err(StoreError::NotFound { .. })),
             "{unknown:?}"
         );
-        assert!(
-            store
-                .corrective_actions_of_lot(lot.id)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        let all = [passed.id, warned.id, rejected.id];
+        assert!(store.corrective_actions_of(&all).await.unwrap().is_empty());
 
         let action = store
             .add_corrective_action(&actor, rejected.id, "new control vial, rerun: pass")
@@ -262,8 +225,16 @@ mod tests {
         assert_eq!(action.recorded_by, Some(olga.id));
         assert_eq!(action.recorded_by_name.as_deref(), Some("olga (printed)"));
         assert_eq!(
-            store.corrective_actions_of_lot(lot.id).await.unwrap(),
-            [action]
+            store.corrective_actions_of(&all).await.unwrap(),
+            std::slice::from_ref(&action)
+        );
+        assert!(
+            store
+                .corrective_actions_of(&[passed.id])
+                .await
+                .unwrap()
+                .is_empty(),
+            "only the results asked for"
         );
         let audited: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM audit_log WHERE action = 'qc.corrective_action'",
