@@ -3,7 +3,7 @@
 //! wrong search said in words, the worklist of results awaiting release, a patient's trend on
 //! its logarithmic axis with a preliminary result and a treatment marker added through the form.
 //! Then the lab admin resends a parked outbox message (`outbox`).
-//! Every step is a full-page screenshot in `target/browser-artifacts-clinician/`.
+//! Every step is a full-page screenshot in `target/browser-artifacts/clinician/`.
 
 use anyhow::{Context, Result, ensure};
 use serde_json::json;
