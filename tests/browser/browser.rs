@@ -257,13 +257,44 @@ impl Browser {
         Ok(())
     }
 
-    /// Clicks the element and, when that leaves the page, waits for the next one to be there.
+    /// Clicks the element (WebDriver does not wait for a page the click may load: see
+    /// [`Self::submit`]).
     pub async fn click(&self, css: &str) -> Result<()> {
         self.find(css)
             .await?
             .click()
             .await
             .with_context(|| format!("clicking `{css}`"))
+    }
+
+    /// Clicks a button that loads a new page (a form's submit) and waits until the new page is
+    /// there: the old page is marked before the click and the wait ends when a page without
+    /// the mark has its `main`. (Waiting for an element instead can find it on the old page,
+    /// which is then replaced under the test's hands.)
+    pub async fn submit(&self, css: &str) -> Result<()> {
+        self.execute("document.documentElement.dataset.leaving = '1'; return null;")
+            .await?;
+        self.click(css).await?;
+        let started = std::time::Instant::now();
+        loop {
+            let arrived = self
+                .execute(
+                    "return document.documentElement.dataset.leaving === undefined \
+                     && document.readyState === 'complete' \
+                     && document.querySelector('main#main') !== null;",
+                )
+                .await
+                // A page being replaced may refuse the script for a moment: ask again.
+                .map(|value| value.as_bool() == Some(true))
+                .unwrap_or(false);
+            if arrived {
+                return Ok(());
+            }
+            if started.elapsed() > WAIT_AT_MOST {
+                bail!("no new page after submitting `{css}` in {WAIT_AT_MOST:?}");
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
     }
 
     /// Every table cell of the page's tables is shown (nothing hidden by CSS) and the page does

@@ -103,7 +103,7 @@ pub async fn lab_manager_flow(browser: &mut Browser, app: &TestApp) -> Result<()
         .fill(&field, "New control vial opened; rerun at 09:10 passed")
         .await?;
     browser
-        .click(&format!(
+        .submit(&format!(
             "form[action='/qc/results/{rejected}/corrective-actions'] button[type=submit]"
         ))
         .await?;

@@ -102,7 +102,7 @@ pub async fn resend_step(browser: &mut Browser) -> Result<()> {
         )
         .await?;
     browser
-        .click("tr[data-state=parked] form button[type=submit]")
+        .submit("tr[data-state=parked] form button[type=submit]")
         .await?;
     browser.wait_for(".notice-success").await?;
     let text = browser.main_text().await?;

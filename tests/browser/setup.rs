@@ -48,7 +48,7 @@ async fn choose(browser: &Browser, css: &str, text: &str) -> Result<()> {
 /// with its notice.
 async fn submit_setup(browser: &Browser, action: &str, expect: &str) -> Result<()> {
     browser
-        .click(&format!("form[action='{action}'] button[type=submit]"))
+        .submit(&format!("form[action='{action}'] button[type=submit]"))
         .await?;
     browser.wait_for(".notice-success").await?;
     let notice = browser.find(".notice-success").await?.text().await?;
@@ -127,7 +127,7 @@ pub async fn set_up_flow(browser: &mut Browser, _app: &TestApp) -> Result<()> {
         .fill("#import_note", "dilution series of the new lot")
         .await?;
     browser.step("calibration-import-desktop").await?;
-    browser.click("#import-form button[type=submit]").await?;
+    browser.submit("#import-form button[type=submit]").await?;
     browser.wait_for("#decision-form").await?;
     let text = browser.main_text().await?;
     ensure!(
@@ -146,7 +146,7 @@ pub async fn set_up_flow(browser: &mut Browser, _app: &TestApp) -> Result<()> {
         .await?;
     browser.fill("#decision_password", PASSWORD).await?;
     browser
-        .click("#decision-form button.button-primary")
+        .submit("#decision-form button.button-primary")
         .await?;
     browser.wait_for(".notice-success").await?;
     let text = browser.main_text().await?;
