@@ -8,6 +8,8 @@
 //! - `ferrocount hub enrolment-code --name NAME [--valid-hours H]` issues a one-time code (shown
 //!   once) for an appliance to enrol with.
 //! - `ferrocount hub revoke --serial SERIAL --reason TEXT` revokes an appliance's credential.
+//! - `ferrocount hub audit verify` walks the hub's audit chain (exit status 0 intact, 1 broken),
+//!   as `ferrocount audit verify` does on an appliance.
 //!
 //! The lab admin's two actions are console commands, not an HTTP admin API, for now: the hub has
 //! no users or sign-in yet (they come with its pages), and whoever may run a command with the
@@ -25,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::hub::HubStore;
-use ::hub::store::audit::{AuditEntry, HubActor};
+use ::hub::store::audit::{AuditEntry, HubActor, HubAuditVerification};
 use anyhow::Context;
 use appliance::config::TlsConfig;
 use serde::Deserialize;
@@ -68,6 +70,17 @@ enum HubCommand {
         #[arg(long)]
         reason: String,
     },
+    /// The hub's audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: HubAuditCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum HubAuditCommand {
+    /// Check that no row of the hub's audit trail was altered, inserted or removed.
+    Verify,
 }
 
 /// The hub's configuration file.
@@ -147,6 +160,29 @@ pub fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
                 revoked.serial, revoked.name
             );
         }
+        Some(HubCommand::Audit {
+            command: HubAuditCommand::Verify,
+        }) => {
+            let verification = runtime.block_on(async {
+                let store = HubStore::connect(&database_url).await?;
+                let verification = store.verify_audit_chain().await;
+                store.close().await;
+                verification
+            })?;
+            return Ok(match verification {
+                HubAuditVerification::Intact { rows, head_hash } => {
+                    println!(
+                        "hub audit trail intact: {rows} rows, head hash {}",
+                        head_hash.as_deref().unwrap_or("(empty trail)")
+                    );
+                    ExitCode::SUCCESS
+                }
+                HubAuditVerification::Broken { row, problem } => {
+                    println!("hub audit trail BROKEN at row {row}: {problem}");
+                    ExitCode::FAILURE
+                }
+            });
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -157,6 +193,7 @@ fn init_logging() -> anyhow::Result<()> {
         .context("log filter")?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init()
         .map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))

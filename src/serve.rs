@@ -79,8 +79,10 @@ fn init_logging(config: &ApplianceConfig) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.filter))
         .with_context(|| format!("log filter {:?}", config.log.filter))?;
+    // Colours only on a terminal: a log file or the journal gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let installed = match config.log.format {
         LogFormat::Text => builder.try_init(),
