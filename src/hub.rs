@@ -10,6 +10,10 @@
 //! - `ferrocount hub revoke --serial SERIAL --reason TEXT` revokes an appliance's credential.
 //! - `ferrocount hub audit verify` walks the hub's audit chain (exit status 0 intact, 1 broken),
 //!   as `ferrocount audit verify` does on an appliance.
+//! - `ferrocount hub user add NAME --role ROLE [--display-name TEXT]` (the password from standard
+//!   input, or prompted for twice), `hub user disable NAME --reason TEXT`, `hub user list`: the
+//!   hub's own people (lab admins, lab managers, clinicians), as `ferrocount user` on an
+//!   appliance.
 //!
 //! The lab admin's two actions are console commands, not an HTTP admin API, for now: the hub has
 //! no users or sign-in yet (they come with its pages), and whoever may run a command with the
@@ -28,6 +32,7 @@ use std::time::Duration;
 
 use ::hub::HubStore;
 use ::hub::store::audit::{AuditEntry, HubActor, HubAuditVerification};
+use ::hub::store::people::{HubRole, NewHubUser};
 use anyhow::Context;
 use appliance::config::TlsConfig;
 use serde::Deserialize;
@@ -75,6 +80,37 @@ enum HubCommand {
         #[command(subcommand)]
         command: HubAuditCommand,
     },
+    /// The hub's own people (not the appliances' users).
+    User {
+        #[command(subcommand)]
+        command: HubUserCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum HubUserCommand {
+    /// Add one of the hub's people (the password is read from standard input, or prompted for).
+    Add {
+        /// Sign-in name.
+        name: String,
+        /// What they do: lab-admin (users, enrolment, everything), lab-manager (the fleet, no
+        /// patient data), clinician (patients' results).
+        #[arg(long, value_parser = ["lab-admin", "lab-manager", "clinician"])]
+        role: String,
+        /// The name pages show (default: the sign-in name).
+        #[arg(long, default_value = "")]
+        display_name: String,
+    },
+    /// Disable a user: they cannot sign in, their sessions end; the audit trail keeps them.
+    Disable {
+        /// Sign-in name.
+        name: String,
+        /// Why (recorded in the hub's audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+    /// List the hub's people and their roles.
+    List,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -183,8 +219,62 @@ pub fn run(args: HubArgs) -> anyhow::Result<ExitCode> {
                 }
             });
         }
+        Some(HubCommand::User { command }) => {
+            runtime.block_on(user_command(&database_url, command))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn user_command(database_url: &str, command: HubUserCommand) -> anyhow::Result<()> {
+    // The password is asked for before the database is opened (a prompt waits for a person).
+    let password = match &command {
+        HubUserCommand::Add { .. } => Some(
+            credentials::NewPassword::parse(&crate::user::read_new_password()?)
+                .context("password")?,
+        ),
+        _ => None,
+    };
+    let store = HubStore::connect(database_url).await?;
+    let done = match (command, password) {
+        (
+            HubUserCommand::Add {
+                name,
+                role,
+                display_name,
+            },
+            Some(password),
+        ) => {
+            let new = NewHubUser {
+                username: name,
+                display_name,
+                role: HubRole::parse(&role)?,
+                password,
+            };
+            store
+                .add_user(&HubActor::Console, &new)
+                .await
+                .map(|user| println!("added {} ({}) to the hub", user.username, user.role.label()))
+        }
+        (HubUserCommand::Disable { name, reason }, _) => store
+            .disable_user(&HubActor::Console, &name, &reason)
+            .await
+            .map(|user| println!("disabled {}; their sessions are ended", user.username)),
+        (HubUserCommand::List, _) => store.users().await.map(|users| {
+            for user in users {
+                println!(
+                    "{}\t{}\t{}{}",
+                    user.username,
+                    user.role.label(),
+                    crate::printable::printable(&user.display_name, false),
+                    if user.disabled { "\t(disabled)" } else { "" }
+                );
+            }
+        }),
+        (HubUserCommand::Add { .. }, None) => Ok(()),
+    };
+    store.close().await;
+    Ok(done?)
 }
 
 fn init_logging() -> anyhow::Result<()> {

@@ -112,7 +112,7 @@ fn operations(store: Store) -> anyhow::Result<Operations> {
 }
 
 /// A new password: one line of standard input when it is not a terminal, else prompted twice.
-fn read_new_password() -> anyhow::Result<String> {
+pub(crate) fn read_new_password() -> anyhow::Result<String> {
     if std::io::stdin().is_terminal() {
         let first = password_line("New password: ")?;
         let second = password_line("Again: ")?;

@@ -575,6 +575,34 @@ async fn three_appliances_sync_to_one_hub_through_a_hub_crash_an_outage_a_duplic
             "ferrocount enrol",
         );
     }
+    // The hub's own people are added on its console, the password from standard input.
+    let mut add = ferrocount()
+        .args(["hub", "user", "add", "lena", "--role", "lab-manager"])
+        .args([
+            "--display-name",
+            "Lena Lab",
+            "--database-url",
+            &database_url,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hub user add starts");
+    std::io::Write::write_all(
+        &mut add.stdin.take().expect("piped stdin"),
+        b"a long lab password\n",
+    )
+    .expect("writing the password");
+    let added = add.wait_with_output().expect("hub user add runs");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let users = hub.console(&["user", "list"]);
+    assert_eq!(users, "lena\tLab manager\tLena Lab\n");
+
     let pool = PgPool::connect_with(PgConnectOptions::from_str(&database_url).expect("URL"))
         .await
         .expect("reading the hub's database");

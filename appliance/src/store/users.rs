@@ -10,11 +10,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::LazyLock;
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use serde::Serialize;
 use sqlx::SqliteConnection;
 
@@ -135,42 +131,23 @@ impl fmt::Display for Username {
     }
 }
 
-/// A new password: 10 to 1024 characters, not all whitespace. Its `Debug` hides it.
-#[derive(Clone)]
-pub struct NewPassword(String);
+/// A new password, by the policy shared with the hub ([`credentials::NewPassword`]: 10 to 1024
+/// characters, not all whitespace). Its `Debug` hides it.
+#[derive(Clone, Debug)]
+pub struct NewPassword(credentials::NewPassword);
 
 impl NewPassword {
     /// Shortest accepted password, in characters.
-    pub const MIN_CHARS: usize = 10;
+    pub const MIN_CHARS: usize = credentials::NewPassword::MIN_CHARS;
 
-    /// Checks a new password's length.
+    /// Checks a new password against the policy.
     pub fn parse(text: &str) -> Result<Self, StoreError> {
-        let chars = text.chars().count();
-        if chars < Self::MIN_CHARS {
-            return Err(StoreError::Invalid {
+        credentials::NewPassword::parse(text)
+            .map(Self)
+            .map_err(|error| StoreError::Invalid {
                 field: "password",
-                reason: format!("must be at least {} characters", Self::MIN_CHARS),
-            });
-        }
-        if chars > 1024 {
-            return Err(StoreError::Invalid {
-                field: "password",
-                reason: "must be at most 1024 characters".into(),
-            });
-        }
-        if text.trim().is_empty() {
-            return Err(StoreError::Invalid {
-                field: "password",
-                reason: "must not be only whitespace".into(),
-            });
-        }
-        Ok(Self(text.to_owned()))
-    }
-}
-
-impl fmt::Debug for NewPassword {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("NewPassword(<hidden>)")
+                reason: error.to_string(),
+            })
     }
 }
 
@@ -260,37 +237,8 @@ pub const MAX_ACCOUNTS_PAGE: u32 = 500;
 /// Prefix of every API token, so that a leaked one is recognisable in logs and scanners.
 pub const API_TOKEN_PREFIX: &str = "fct_";
 
-/// An argon2id hash of a password nobody has, verified against when a user name is unknown so
-/// that the answer takes as long as for a known user.
-static DUMMY_HASH: LazyLock<Option<String>> = LazyLock::new(|| {
-    Argon2::default()
-        .hash_password(b"no user has this password")
-        .ok()
-        .map(|hash| hash.to_string())
-});
-
-fn hash_password(password: &NewPassword) -> Result<String, StoreError> {
-    Argon2::default()
-        .hash_password(password.0.as_bytes())
-        .map(|hash| hash.to_string())
-        .map_err(|error| StoreError::PasswordHash(error.to_string()))
-}
-
-fn password_matches(password: &str, stored_hash: &str) -> Result<bool, StoreError> {
-    let parsed = PasswordHash::new(stored_hash)
-        .map_err(|error| StoreError::PasswordHash(error.to_string()))?;
-    Ok(Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok())
-}
-
-/// Runs argon2 off the async executor (it takes tens of milliseconds by design).
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| StoreError::PasswordHash(format!("hashing task failed: {error}")))?
+fn password_error(error: credentials::PasswordError) -> StoreError {
+    StoreError::PasswordHash(error.to_string())
 }
 
 struct UserRow {
@@ -425,8 +373,9 @@ async fn refuse_last_lab_admin(
 impl Store {
     /// Creates a user. The name must be new.
     pub async fn add_user(&self, actor: &Actor, new: NewUser) -> Result<User, StoreError> {
-        let password = new.password.clone();
-        let password_hash = blocking(move || hash_password(&password)).await?;
+        let password_hash = credentials::hash(&new.password.0)
+            .await
+            .map_err(password_error)?;
         let display_name = match new.display_name.trim() {
             "" => new.username.as_str().to_owned(),
             name => name.to_owned(),
@@ -560,20 +509,16 @@ impl Store {
             }
             None => None,
         };
-        let password = password.to_owned();
         match row {
             None => {
-                // Spend the same time as for a real user (the dummy hash is made off the
-                // executor too, the first time).
-                blocking(move || match DUMMY_HASH.as_deref() {
-                    Some(dummy) => password_matches(&password, dummy),
-                    None => Ok(false),
-                })
-                .await?;
+                // Spend the same time as for a real user.
+                credentials::spend_a_check(password).await;
                 Ok(None)
             }
             Some((row, hash)) => {
-                let matches = blocking(move || password_matches(&password, &hash)).await?;
+                let matches = credentials::matches(password, &hash)
+                    .await
+                    .map_err(password_error)?;
                 let user = row.into_user()?;
                 Ok((matches && !user.disabled).then_some(user))
             }
@@ -617,7 +562,9 @@ impl Store {
         password: NewPassword,
         reset_reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        let password_hash = blocking(move || hash_password(&password)).await?;
+        let password_hash = credentials::hash(&password.0)
+            .await
+            .map_err(password_error)?;
         let now = Timestamp::now().to_rfc3339();
         let name = username.as_str();
         let temporary = reset_reason.is_some();

@@ -30,6 +30,13 @@ pub enum HubActor {
         /// Its serial number.
         serial: String,
     },
+    /// One of the hub's people, signed in (or signing in).
+    User {
+        /// Their user id (also the row's `user_id`).
+        id: i64,
+        /// Their user name.
+        username: String,
+    },
 }
 
 impl HubActor {
@@ -39,6 +46,16 @@ impl HubActor {
             Self::Console => "console".to_owned(),
             Self::Hub => "hub".to_owned(),
             Self::Appliance { id, serial } => format!("appliance:{id}:{serial}"),
+            Self::User { username, .. } => format!("user:{username}"),
+        }
+    }
+
+    /// The user id stored with the row: a person's, none for the console, the hub or an
+    /// appliance.
+    pub fn user_id(&self) -> Option<i64> {
+        match self {
+            Self::User { id, .. } => Some(*id),
+            _ => None,
         }
     }
 }
@@ -109,15 +126,17 @@ pub(crate) async fn append(
     let at = now_text();
     let actor_label = actor.label();
     let detail_json = entry.detail_json();
+    let user_id = actor.user_id();
     let hash = entry
-        .chained(id, &at, None, &actor_label, &detail_json, &prev_hash)
+        .chained(id, &at, user_id, &actor_label, &detail_json, &prev_hash)
         .hash();
     sqlx::query!(
         "INSERT INTO audit_log
              (id, at, user_id, actor, action, entity, entity_id, reason, detail_json, prev_hash, hash)
-         VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, $10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         id,
         at,
+        user_id,
         actor_label,
         entry.action_text(),
         entry.entity_text(),

@@ -2,7 +2,8 @@
 //!
 //! - [`audit`]: the hub's audit trail, hash-chained by the appliance's rule;
 //! - [`fleet`]: enrolment codes, appliances, their credentials and revocation;
-//! - [`ingest`]: the sync messages, stored once each, in order, as sent.
+//! - [`ingest`]: the sync messages, stored once each, in order, as sent;
+//! - [`people`]: the hub's own users, their roles and browser sessions.
 //!
 //! Times the hub makes are `TIMESTAMPTZ`; times an appliance sent are kept as the RFC 3339 text
 //! it sent (bit for bit). Queries are checked at compile time against `hub/migrations/` (the
@@ -11,6 +12,7 @@
 pub mod audit;
 pub mod fleet;
 pub mod ingest;
+pub mod people;
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -29,6 +31,9 @@ pub enum HubError {
     /// The schema could not be brought up to date.
     #[error("migrating the hub's database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A password could not be hashed.
+    #[error("password hash: {0}")]
+    PasswordHash(String),
     /// The operating system's random source failed.
     #[error("no random bytes from the operating system: {0}")]
     Random(String),
